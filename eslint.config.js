@@ -1,0 +1,50 @@
+// Type-checked lint for the whole repo; `no-restricted-imports` holds the layer boundaries of
+// packages/server/src (api → pool → interpreter | sandbox → OS; store and observability are leaves).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import globals from 'globals';
+
+const layer = (files, forbidden, why) => ({
+  files,
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      { patterns: forbidden.map((group) => ({ group: [group], message: why })) },
+    ],
+  },
+});
+
+export default tseslint.config(
+  { ignores: ['**/dist/**', '**/node_modules/**', 'interpreter/**', 'images/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      globals: globals.node,
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/no-confusing-void-expression': 'off',
+    },
+  },
+  layer(
+    ['packages/server/src/sandbox/**'],
+    ['**/pool/*', '**/interpreter/*', '**/api/*'],
+    'sandbox/ sits below pool, interpreter and api',
+  ),
+  layer(
+    ['packages/server/src/interpreter/**'],
+    ['**/pool/*', '**/sandbox/*', '**/api/*'],
+    'interpreter/ knows neither the pool nor the sandbox runtime',
+  ),
+  layer(
+    ['packages/server/src/pool/**'],
+    ['**/api/*', '**/oci/*'],
+    'pool/ uses the SandboxDriver interface, never a runtime, and knows nothing of HTTP',
+  ),
+  { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.test.ts', 'bench/**'], rules: { '@typescript-eslint/no-floating-promises': 'off' } },
+);

@@ -1,0 +1,315 @@
+"""Sandpool's Python interpreter agent.
+
+Runs inside a sandbox as the child of the container's init. It listens on a unix socket in the
+sandbox's state directory and executes code sent by the host in one persistent namespace, the way a
+notebook kernel does. Messages are JSON lines (see interpreter/PROTOCOL.md). User output is captured at
+the file-descriptor level and never shares a channel with the protocol.
+
+Standard library only: it must start in milliseconds and cost little memory while idle.
+"""
+
+import ast
+import base64
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+
+PROTOCOL_VERSION = 1
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# A reader keeps at most this many bytes per character of the cap (UTF-8 needs up to 4).
+BYTES_PER_CHAR = 4
+# After the code finishes, how long to wait for output still in flight from its child processes.
+DRAIN_SECONDS = 0.05
+MPL_CACHE_SOURCE = "/etc/sandpool/matplotlib"
+
+
+class StreamCapture:
+    """Points one file descriptor at a pipe for the duration of an execution and keeps a bounded prefix."""
+
+    def __init__(self, fd, max_chars):
+        self.fd = fd
+        self.max_bytes = max_chars * BYTES_PER_CHAR
+        self.max_chars = max_chars
+        self.chunks = []
+        self.kept = 0
+        self.total = 0
+        read_end, write_end = os.pipe()
+        self.read_end = read_end
+        self.saved = os.dup(fd)
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        while True:
+            try:
+                chunk = os.read(self.read_end, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.total += len(chunk)
+            room = self.max_bytes - self.kept
+            if room > 0:
+                self.chunks.append(chunk[:room])
+                self.kept += min(room, len(chunk))
+
+    def finish(self):
+        """Restores the descriptor and returns (text, truncated)."""
+        os.dup2(self.saved, self.fd)
+        os.close(self.saved)
+        # Child processes that outlive the code may still hold the write end; stop waiting for them.
+        self.thread.join(DRAIN_SECONDS)
+        text = b"".join(self.chunks).decode("utf-8", errors="replace")
+        truncated = self.total > self.kept or len(text) > self.max_chars
+        if self.thread.is_alive():
+            threading.Thread(target=self._drain_and_close, daemon=True).start()
+        else:
+            os.close(self.read_end)
+        return text[: self.max_chars], truncated
+
+    def _drain_and_close(self):
+        self.thread.join()
+        os.close(self.read_end)
+
+
+def json_value(value):
+    """The value of the last expression as JSON: primitives as themselves, anything else as its repr."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.generic) and value.ndim == 0:
+        value = value.item()
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else repr(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    return repr(value)
+
+
+def png_of_figures():
+    """Renders every open matplotlib figure as PNG and closes it."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return []
+    import io
+
+    images = []
+    for number in plt.get_fignums():
+        figure = plt.figure(number)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+        images.append({"type": "image", "format": "png", "base64_data": base64.b64encode(buffer.getvalue()).decode()})
+    plt.close("all")
+    return images
+
+
+def png_of_value(value):
+    """A PIL image as the last expression is shown as a picture, as notebooks do."""
+    pil = sys.modules.get("PIL.Image")
+    if pil is None or not isinstance(value, pil.Image):
+        return None
+    import io
+
+    buffer = io.BytesIO()
+    value.save(buffer, format="PNG")
+    return {"type": "image", "format": "png", "base64_data": base64.b64encode(buffer.getvalue()).decode()}
+
+
+def is_matplotlib_object(value):
+    module = type(value).__module__ or ""
+    if module.startswith("matplotlib."):
+        return True
+    return isinstance(value, list) and bool(value) and all((type(v).__module__ or "").startswith("matplotlib.") for v in value)
+
+
+class Interpreter:
+    def __init__(self):
+        self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.executions = 0
+        self.running_user_code = False
+
+    def on_interrupt(self, signum, frame):
+        # An interrupt that lands between executions, or while a reply is sent, has nothing to stop.
+        if self.running_user_code:
+            raise KeyboardInterrupt
+
+    def compile(self, code):
+        """Splits the code into a body and an optional trailing expression whose value is returned."""
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        tree = ast.parse(code, filename="<cell>", mode="exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        body = compile(tree, "<cell>", "exec", flags=flags)
+        tail = compile(last, "<cell>", "eval", flags=flags) if last is not None else None
+        return body, tail
+
+    def run(self, code_object):
+        result = eval(code_object, self.namespace)
+        if code_object.co_flags & 0x80:  # CO_COROUTINE: the code used top-level await
+            import asyncio
+
+            result = asyncio.new_event_loop().run_until_complete(result)
+        return result
+
+    def execute(self, code, max_output_chars):
+        self.executions += 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stdout = StreamCapture(1, max_output_chars)
+        stderr = StreamCapture(2, max_output_chars)
+        started = time.monotonic()
+        value = None
+        error = None
+        interrupted = False
+        try:
+            body, tail = self.compile(code)
+            self.running_user_code = True
+            try:
+                self.run(body)
+                if tail is not None:
+                    value = self.run(tail)
+            finally:
+                self.running_user_code = False
+        except KeyboardInterrupt:
+            interrupted = True
+            error = {"name": "KeyboardInterrupt", "message": "execution interrupted", "traceback": ""}
+        except BaseException as exc:  # the user's code may raise anything, SystemExit included
+            error = {
+                "name": type(exc).__name__,
+                "message": str(exc),
+                "traceback": "".join(traceback.format_exception(type(exc), exc, user_frames(exc.__traceback__))),
+            }
+        duration_ms = (time.monotonic() - started) * 1000
+        images = []
+        try:
+            images = png_of_figures()
+            image_value = png_of_value(value)
+            if image_value is not None:
+                images.insert(0, image_value)
+                value = None
+            elif images and is_matplotlib_object(value):
+                value = None
+        except Exception as exc:
+            print(f"sandpool: could not render images: {exc!r}", file=sys.stderr)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        stdout_text, stdout_truncated = stdout.finish()
+        stderr_text, stderr_truncated = stderr.finish()
+        return {
+            "status": "failed" if error else "succeeded",
+            "interrupted": interrupted,
+            "stdout": stdout_text,
+            "stderr": stderr_text,
+            "stdoutTruncated": stdout_truncated,
+            "stderrTruncated": stderr_truncated,
+            "result": json_value(value),
+            "images": images,
+            "error": error,
+            "durationMs": round(duration_ms, 3),
+        }
+
+
+def user_frames(tb):
+    """Drops the agent's own frames so a traceback starts at the user's code."""
+    while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
+        tb = tb.tb_next
+    return tb
+
+
+class Connection:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = b""
+
+    def read_message(self):
+        while b"\n" not in self.buffer:
+            if len(self.buffer) > MAX_REQUEST_BYTES:
+                raise ValueError("request too large")
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def send(self, message):
+        self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+
+def handle(interpreter, connection, request):
+    op = request.get("op")
+    reply = {"id": request.get("id")}
+    if op == "ping":
+        reply.update(ok=True, executions=interpreter.executions)
+    elif op == "execute":
+        code = request.get("code")
+        max_chars = request.get("maxOutputChars", 4096)
+        if not isinstance(code, str) or not isinstance(max_chars, int) or max_chars < 0:
+            reply.update(ok=False, error={"code": "BadRequest", "message": "execute needs code (string) and maxOutputChars (int >= 0)"})
+        else:
+            reply.update(ok=True, **interpreter.execute(code, max_chars))
+    else:
+        reply.update(ok=False, error={"code": "UnknownOperation", "message": f"unknown op {op!r}"})
+    connection.send(reply)
+
+
+def prepare_environment():
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    mpl_dir = os.path.join(os.environ.get("HOME", "/tmp"), ".config", "matplotlib")
+    if "MPLCONFIGDIR" not in os.environ and os.path.isdir(MPL_CACHE_SOURCE):
+        os.makedirs(mpl_dir, exist_ok=True)
+        for name in os.listdir(MPL_CACHE_SOURCE):
+            with open(os.path.join(MPL_CACHE_SOURCE, name), "rb") as src, open(os.path.join(mpl_dir, name), "wb") as dst:
+                dst.write(src.read())
+        os.environ["MPLCONFIGDIR"] = mpl_dir
+
+
+def serve(socket_path):
+    prepare_environment()
+    interpreter = Interpreter()
+    # SIGINT raises KeyboardInterrupt in the main thread, which is where user code runs.
+    signal.signal(signal.SIGINT, interpreter.on_interrupt)
+    try:
+        os.unlink(socket_path)
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path + ".tmp")
+    os.chmod(socket_path + ".tmp", 0o600)
+    # Renamed into place only once listening, so the host never connects to a half-ready socket.
+    listener.listen(4)
+    os.rename(socket_path + ".tmp", socket_path)
+    hello = {"op": "hello", "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "python": sys.version.split()[0]}
+    while True:
+        sock, _ = listener.accept()
+        connection = Connection(sock)
+        try:
+            connection.send(hello)
+            while True:
+                request = connection.read_message()
+                if request is None:
+                    break
+                handle(interpreter, connection, request)
+        except (OSError, ValueError) as exc:
+            print(f"sandpool agent: connection closed: {exc!r}", file=sys.stderr)
+        finally:
+            sock.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: agent.py SOCKET_PATH", file=sys.stderr)
+        sys.exit(2)
+    serve(sys.argv[1])

@@ -1,0 +1,301 @@
+/**
+ * @module interpreter/agent-client
+ * The host's end of one agent connection: JSON lines over the unix socket the agent created in the
+ * sandbox's state directory. Time limits are enforced here, not trusted to the agent: when an
+ * execution overruns, the client interrupts it (SIGINT through {@link AgentControl}), and if the agent
+ * does not answer within the grace period, kills the sandbox and reports the session lost.
+ */
+
+import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+
+import { AppError, ErrorCode } from '../errors.js';
+import {
+  MalformedMessageError,
+  parseAgentMessage,
+  parseHello,
+  type AgentHello,
+  type AgentReply,
+  type ExecutionReply,
+  type PingReply,
+} from './protocol.js';
+
+/** Linux's O_PATH: opens a name without following or reading it (Node does not export the flag). */
+const O_PATH = 0o10000000;
+const MAX_LINE_BYTES = 64 * 1024 * 1024;
+const POLL_MS = 2;
+
+/** How the client reaches the process behind the socket when words are not enough. */
+export interface AgentControl {
+  interrupt(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+export interface ExecuteOptions {
+  code: string;
+  /** Wall-clock limit; on expiry the code is interrupted. */
+  timeoutMs: number;
+  /** stdout and stderr are each cut to this many characters. */
+  maxOutputChars: number;
+}
+
+export interface ExecutionOutcome extends ExecutionReply {
+  /** The time limit ran out and the code was interrupted. */
+  timedOut: boolean;
+}
+
+export interface AgentClientOptions {
+  /** How long to wait for the agent's socket to appear and greet. */
+  connectTimeoutMs: number;
+  /** After an interrupt, how long the agent has to answer before the sandbox is killed. */
+  interruptGraceMs: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Connects without following a symlink at the socket's name: the directory belongs to the sandbox,
+ * which could otherwise point the host at any socket on the host.
+ */
+function connectNoFollow(path: string): Socket {
+  const fd = openSync(path, O_PATH | fsConstants.O_NOFOLLOW);
+  try {
+    if (!fstatSync(fd).isSocket()) {
+      throw new AppError(ErrorCode.AgentProtocolError, `${path} is not a socket`);
+    }
+    return connect(`/proc/self/fd/${fd}`);
+  } finally {
+    // connect() resolves the path synchronously in libuv; the descriptor is not needed afterwards.
+    setImmediate(() => closeSync(fd));
+  }
+}
+
+async function waitForSocket(path: string, deadline: number): Promise<void> {
+  for (;;) {
+    try {
+      if (lstatSync(path).isSocket()) return;
+    } catch {
+      // not there yet
+    }
+    if (Date.now() > deadline) {
+      throw new AppError(ErrorCode.AgentUnavailable, `the agent did not create ${path} in time`);
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+interface Pending {
+  id: number;
+  resolve: (reply: AgentReply) => void;
+  reject: (error: Error) => void;
+}
+
+export class AgentClient {
+  private buffer: Buffer[] = [];
+  private buffered = 0;
+  private nextId = 1;
+  private pending: Pending | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closeError: Error | undefined;
+  private readonly closeListeners: ((error: Error) => void)[] = [];
+
+  private constructor(
+    private readonly socket: Socket,
+    readonly hello: AgentHello,
+    private readonly control: AgentControl,
+    private readonly options: AgentClientOptions,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error) =>
+      this.fail(new AppError(ErrorCode.AgentUnavailable, `agent connection failed: ${error.message}`)),
+    );
+    socket.on('close', () =>
+      this.fail(new AppError(ErrorCode.AgentUnavailable, 'the agent closed its connection')),
+    );
+  }
+
+  /** Waits for the agent's socket, connects and reads its greeting. */
+  static async connect(
+    socketPath: string,
+    control: AgentControl,
+    options: AgentClientOptions,
+  ): Promise<AgentClient> {
+    const deadline = Date.now() + options.connectTimeoutMs;
+    await waitForSocket(socketPath, deadline);
+    const socket = connectNoFollow(socketPath);
+    const hello = await new Promise<AgentHello>((resolve, reject) => {
+      let received = '';
+      const timer = setTimeout(
+        () => done(new AppError(ErrorCode.AgentUnavailable, 'the agent did not greet in time')),
+        Math.max(0, deadline - Date.now()),
+      );
+      const done = (error?: Error, value?: AgentHello) => {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('error', onError);
+        socket.off('close', onClose);
+        if (error) {
+          socket.destroy();
+          reject(error);
+        } else {
+          resolve(value!);
+        }
+      };
+      const onData = (chunk: Buffer) => {
+        received += chunk.toString();
+        const end = received.indexOf('\n');
+        if (end < 0) return;
+        socket.pause();
+        const rest = received.slice(end + 1);
+        try {
+          done(undefined, parseHello(received.slice(0, end)));
+          if (rest) socket.unshift(Buffer.from(rest));
+        } catch (error) {
+          done(new AppError(ErrorCode.AgentProtocolError, (error as Error).message, { cause: error }));
+        }
+      };
+      const onError = (error: Error) =>
+        done(new AppError(ErrorCode.AgentUnavailable, `cannot reach the agent: ${error.message}`));
+      const onClose = () =>
+        done(new AppError(ErrorCode.AgentUnavailable, 'the agent closed its connection before greeting'));
+      socket.on('data', onData);
+      socket.on('error', onError);
+      socket.on('close', onClose);
+    });
+    const client = new AgentClient(socket, hello, control, options);
+    socket.resume();
+    return client;
+  }
+
+  get closed(): boolean {
+    return this.closeError !== undefined;
+  }
+
+  /** Called once when the connection ends for any reason other than {@link close}. */
+  onClose(listener: (error: Error) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  close(): void {
+    this.closeListeners.length = 0;
+    this.socket.destroy();
+  }
+
+  private fail(error: Error): void {
+    if (this.closeError) return;
+    this.closeError = error;
+    this.socket.destroy();
+    this.pending?.reject(error);
+    this.pending = undefined;
+    for (const listener of this.closeListeners) listener(error);
+  }
+
+  private onData(chunk: Buffer): void {
+    let start = 0;
+    for (let newline = chunk.indexOf(10); newline >= 0; newline = chunk.indexOf(10, start)) {
+      this.buffer.push(chunk.subarray(start, newline));
+      const line = Buffer.concat(this.buffer).toString();
+      this.buffer = [];
+      this.buffered = 0;
+      start = newline + 1;
+      this.onLine(line);
+    }
+    if (start < chunk.length) {
+      this.buffer.push(chunk.subarray(start));
+      this.buffered += chunk.length - start;
+      if (this.buffered > MAX_LINE_BYTES) {
+        this.fail(
+          new AppError(ErrorCode.AgentProtocolError, `agent message exceeds ${MAX_LINE_BYTES} bytes`),
+        );
+      }
+    }
+  }
+
+  private onLine(line: string): void {
+    let reply: AgentReply;
+    try {
+      reply = parseAgentMessage(line);
+    } catch (error) {
+      const message = error instanceof MalformedMessageError ? error.message : String(error);
+      this.fail(new AppError(ErrorCode.AgentProtocolError, message, { cause: error }));
+      return;
+    }
+    const pending = this.pending;
+    if (!pending || reply.id !== pending.id) {
+      this.fail(
+        new AppError(
+          ErrorCode.AgentProtocolError,
+          `agent answered request ${String(reply.id)}, which is not pending`,
+        ),
+      );
+      return;
+    }
+    this.pending = undefined;
+    pending.resolve(reply);
+  }
+
+  /** Requests run one at a time, in call order. */
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work, work);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private send(message: Record<string, unknown>): { id: number; reply: Promise<AgentReply> } {
+    if (this.closeError) throw this.closeError;
+    const id = this.nextId++;
+    const reply = new Promise<AgentReply>((resolve, reject) => {
+      this.pending = { id, resolve, reject };
+    });
+    this.socket.write(`${JSON.stringify({ ...message, id })}\n`);
+    return { id, reply };
+  }
+
+  ping(): Promise<PingReply> {
+    return this.serialized(async () => {
+      const reply = await this.send({ op: 'ping' }).reply;
+      if (!reply.ok || !('executions' in reply)) throw this.unexpected(reply);
+      return reply;
+    });
+  }
+
+  execute(options: ExecuteOptions): Promise<ExecutionOutcome> {
+    return this.serialized(async () => {
+      const { reply } = this.send({
+        op: 'execute',
+        code: options.code,
+        maxOutputChars: options.maxOutputChars,
+      });
+      let timedOut = false;
+      let timer: NodeJS.Timeout | undefined;
+      const overrun = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          void this.control.interrupt().catch(() => undefined);
+          timer = setTimeout(() => {
+            void this.control.kill().catch(() => undefined);
+            reject(
+              new AppError(
+                ErrorCode.SessionLost,
+                `execution exceeded ${options.timeoutMs} ms and ignored the interrupt for ${this.options.interruptGraceMs} ms; the sandbox was killed`,
+              ),
+            );
+          }, this.options.interruptGraceMs);
+        }, options.timeoutMs);
+      });
+      try {
+        const answer = await Promise.race([reply, overrun]);
+        if (!answer.ok || !('status' in answer)) throw this.unexpected(answer);
+        return { ...answer, timedOut };
+      } finally {
+        clearTimeout(timer);
+      }
+    });
+  }
+
+  private unexpected(reply: AgentReply): AppError {
+    if (!reply.ok)
+      return new AppError(ErrorCode.InvalidAgentRequest, `${reply.error.code}: ${reply.error.message}`);
+    return new AppError(ErrorCode.AgentProtocolError, 'agent reply does not match the request');
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * @module interpreter/protocol
+ * Types of the host↔agent protocol; interpreter/PROTOCOL.md is the normative description.
+ * Everything an agent sends is untrusted (the sandbox's code can write to the socket), so
+ * {@link parseAgentMessage} checks each message's shape before anyone reads it.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+export interface AgentHello {
+  op: 'hello';
+  protocol: number;
+  pid: number;
+  python?: string;
+}
+
+export interface ImageOutput {
+  type: 'image';
+  format: 'png';
+  base64_data: string;
+}
+
+export interface ExecutionError {
+  name: string;
+  message: string;
+  traceback: string;
+}
+
+export interface ExecutionReply {
+  id: number;
+  ok: true;
+  status: 'succeeded' | 'failed';
+  interrupted: boolean;
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  /** The value of the last expression: a JSON primitive, or the repr of anything else. */
+  result: string | number | boolean | null;
+  images: ImageOutput[];
+  error: ExecutionError | null;
+  durationMs: number;
+}
+
+export interface PingReply {
+  id: number;
+  ok: true;
+  executions: number;
+}
+
+export interface FailureReply {
+  id: number | null;
+  ok: false;
+  error: { code: string; message: string };
+}
+
+export type AgentReply = ExecutionReply | PingReply | FailureReply;
+
+export class MalformedMessageError extends Error {}
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isImage(value: unknown): value is ImageOutput {
+  return (
+    isObject(value) &&
+    value.type === 'image' &&
+    value.format === 'png' &&
+    typeof value.base64_data === 'string'
+  );
+}
+
+function isExecutionError(value: unknown): value is ExecutionError {
+  return (
+    isObject(value) &&
+    typeof value.name === 'string' &&
+    typeof value.message === 'string' &&
+    typeof value.traceback === 'string'
+  );
+}
+
+function isExecutionReply(m: Json): boolean {
+  return (
+    (m.status === 'succeeded' || m.status === 'failed') &&
+    typeof m.interrupted === 'boolean' &&
+    typeof m.stdout === 'string' &&
+    typeof m.stderr === 'string' &&
+    typeof m.stdoutTruncated === 'boolean' &&
+    typeof m.stderrTruncated === 'boolean' &&
+    (m.result === null || ['string', 'number', 'boolean'].includes(typeof m.result)) &&
+    Array.isArray(m.images) &&
+    m.images.every(isImage) &&
+    (m.error === null || isExecutionError(m.error)) &&
+    typeof m.durationMs === 'number'
+  );
+}
+
+export function parseHello(line: string): AgentHello {
+  const message: unknown = JSON.parse(line);
+  if (
+    !isObject(message) ||
+    message.op !== 'hello' ||
+    typeof message.protocol !== 'number' ||
+    typeof message.pid !== 'number'
+  ) {
+    throw new MalformedMessageError('the agent did not greet with a hello message');
+  }
+  if (message.protocol !== PROTOCOL_VERSION) {
+    throw new MalformedMessageError(
+      `agent speaks protocol ${message.protocol}, the host ${PROTOCOL_VERSION}`,
+    );
+  }
+  return message as unknown as AgentHello;
+}
+
+export function parseAgentMessage(line: string): AgentReply {
+  let message: unknown;
+  try {
+    message = JSON.parse(line);
+  } catch (cause) {
+    throw new MalformedMessageError('agent sent a line that is not JSON', { cause });
+  }
+  if (
+    !isObject(message) ||
+    typeof message.ok !== 'boolean' ||
+    !(typeof message.id === 'number' || message.id === null)
+  ) {
+    throw new MalformedMessageError('agent reply lacks id or ok');
+  }
+  if (!message.ok) {
+    const error = message.error;
+    if (!isObject(error) || typeof error.code !== 'string' || typeof error.message !== 'string') {
+      throw new MalformedMessageError('agent failure reply lacks error.code or error.message');
+    }
+    return message as unknown as FailureReply;
+  }
+  if (typeof message.executions === 'number') return message as unknown as PingReply;
+  if (isExecutionReply(message)) return message as unknown as ExecutionReply;
+  throw new MalformedMessageError('agent reply has an unknown shape');
+}

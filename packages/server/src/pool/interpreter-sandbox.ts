@@ -1,0 +1,150 @@
+/**
+ * @module pool/interpreter-sandbox
+ * One code-interpreter sandbox: a sandbox from the driver with the Python agent running in it, and the
+ * host's connection to that agent. Executions that outlive their time limit are interrupted; a session
+ * whose interpreter dies is reported lost with the reason the driver found, never silently replaced.
+ */
+
+import { AppError, ErrorCode } from '../errors.js';
+import {
+  AgentClient,
+  type AgentClientOptions,
+  type ExecuteOptions,
+  type ExecutionOutcome,
+} from '../interpreter/agent-client.js';
+import type {
+  RuntimeName,
+  Sandbox,
+  SandboxDriver,
+  SandboxResources,
+  SandboxState,
+} from '../sandbox/driver.js';
+
+/** Where the agent's code and socket appear inside the sandbox. */
+const AGENT_CODE_DIR = '/opt/sandpool/agent';
+const AGENT_SOCKET = '/run/sandpool/agent.sock';
+
+export interface PythonImage {
+  /** Host path of the PythonLTS rootfs (images/python/build.sh). */
+  rootfs: string;
+  /** Host path of interpreter/python, bound read-only into every sandbox. */
+  agentDir: string;
+}
+
+export interface InterpreterSandboxOptions {
+  id: string;
+  runtime: RuntimeName;
+  image: PythonImage;
+  resources: SandboxResources;
+  agent: AgentClientOptions;
+}
+
+/** The container's command: tini reaps orphans and forwards signals; the agent is its only child. */
+export const PYTHON_AGENT_COMMAND = [
+  '/usr/bin/tini',
+  '--',
+  '/usr/bin/python3',
+  '-I',
+  `${AGENT_CODE_DIR}/agent.py`,
+  AGENT_SOCKET,
+];
+
+export type EndState = Exclude<SandboxState, { status: 'running' }>;
+
+export class InterpreterSandbox {
+  private ended: EndState | undefined;
+
+  private constructor(
+    readonly sandbox: Sandbox,
+    private readonly agent: AgentClient,
+    private readonly driver: SandboxDriver,
+  ) {}
+
+  /** Creates the sandbox and waits until its agent answers. */
+  static async start(driver: SandboxDriver, options: InterpreterSandboxOptions): Promise<InterpreterSandbox> {
+    const sandbox = await driver.create({
+      id: options.id,
+      runtime: options.runtime,
+      rootfs: options.image.rootfs,
+      command: PYTHON_AGENT_COMMAND,
+      env: { MPLBACKEND: 'Agg', PYTHONUNBUFFERED: '1' },
+      resources: options.resources,
+      readOnlyBinds: [{ source: options.image.agentDir, destination: AGENT_CODE_DIR }],
+    });
+    try {
+      return await InterpreterSandbox.attach(driver, sandbox, options.agent);
+    } catch (error) {
+      await driver.destroy(sandbox.id).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Connects to the agent of a sandbox that already runs, e.g. after a server restart. */
+  static async attach(
+    driver: SandboxDriver,
+    sandbox: Sandbox,
+    agent: AgentClientOptions,
+  ): Promise<InterpreterSandbox> {
+    const client = await AgentClient.connect(
+      sandbox.agentSocketPath,
+      {
+        interrupt: () => driver.signal(sandbox.id, 'SIGINT'),
+        kill: () => driver.signal(sandbox.id, 'SIGKILL'),
+      },
+      agent,
+    );
+    return new InterpreterSandbox(sandbox, client, driver);
+  }
+
+  get id(): string {
+    return this.sandbox.id;
+  }
+
+  /** How the sandbox ended, once it has. */
+  get endState(): EndState | undefined {
+    return this.ended;
+  }
+
+  async execute(options: ExecuteOptions): Promise<ExecutionOutcome> {
+    if (this.ended) throw this.lostError(this.ended);
+    try {
+      return await this.agent.execute(options);
+    } catch (error) {
+      if (
+        error instanceof AppError &&
+        (error.code === ErrorCode.AgentUnavailable || error.code === ErrorCode.SessionLost)
+      ) {
+        const state = await this.driver.inspect(this.id).catch((): EndState => ({ status: 'unknown' }));
+        if (state.status !== 'running') {
+          this.ended = state;
+          throw this.lostError(state, error);
+        }
+      }
+      throw error;
+    }
+  }
+
+  private lostError(state: EndState, cause?: unknown): AppError {
+    const why = state.status === 'exited' ? state.cause : 'unknown';
+    return new AppError(
+      ErrorCode.SessionLost,
+      `the session's interpreter ended (${why}); its state is gone`,
+      {
+        cause,
+        details:
+          state.status === 'exited'
+            ? { reason: state.cause, exitCode: state.exitCode, signal: state.signal }
+            : { reason: 'unknown' },
+      },
+    );
+  }
+
+  ping(): Promise<{ executions: number }> {
+    return this.agent.ping();
+  }
+
+  async destroy(): Promise<void> {
+    this.agent.close();
+    await this.driver.destroy(this.id);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * @module sandbox/driver
+ * The contract between the pool layer and whatever isolates code. A driver creates sandboxes that run
+ * detached from the server process, reports how each one ended, and lists what is on the host so a
+ * restarted server can reattach or clean up. Nothing above this module knows which runtime is used.
+ */
+
+/** The OCI runtime a pool runs on, chosen per pool like a Kubernetes RuntimeClass. */
+export type RuntimeName = 'runc' | 'crun' | 'runsc';
+
+export interface SandboxResources {
+  /** CPU cores (0.25 = a quarter of one core), enforced as a CFS quota. */
+  cpu: number;
+  /** Memory limit in bytes, swap included; exceeding it OOM-kills inside the sandbox. */
+  memoryBytes: number;
+  /** Maximum number of processes and threads. */
+  pids: number;
+  /** Size cap of `/mnt/data`. */
+  dataBytes: number;
+  /** Size cap of `/tmp`. */
+  tmpBytes: number;
+}
+
+export interface SandboxSpec {
+  /** Unique among live sandboxes: lower-case letters, digits and dashes, at most 63 characters. */
+  id: string;
+  runtime: RuntimeName;
+  /** Host path of a read-only root filesystem. */
+  rootfs: string;
+  /** The container's main process (after the image's init). */
+  command: string[];
+  env: Record<string, string>;
+  resources: SandboxResources;
+  /** Host directories made visible read-only inside, e.g. the interpreter agent's code. */
+  readOnlyBinds: { source: string; destination: string }[];
+}
+
+/** Defaults match Azure's smallest session size. */
+export const DEFAULT_RESOURCES: SandboxResources = {
+  cpu: 0.25,
+  memoryBytes: 512 * 1024 * 1024,
+  pids: 256,
+  dataBytes: 1024 * 1024 * 1024,
+  tmpBytes: 256 * 1024 * 1024,
+};
+
+/** Why a sandbox stopped existing, as far as the sandbox layer can tell. */
+export type ExitCause =
+  /** The kernel's OOM killer ran inside the sandbox's memory cgroup. */
+  | 'oom'
+  /** The main process died of a signal it caused (SIGSEGV, SIGABRT…) or exited non-zero. */
+  | 'crashed'
+  /** Something outside Sandpool killed it (kill -9 from the host, a runtime `kill`). */
+  | 'killed'
+  /** The main process exited with status 0. */
+  | 'exited'
+  /** Sandpool destroyed it. */
+  | 'destroyed';
+
+export type SandboxState =
+  | { status: 'running'; pid: number }
+  | { status: 'exited'; cause: ExitCause; exitCode: number | null; signal: string | null }
+  /** The driver knows the id but cannot tell what happened (state lost with the host). */
+  | { status: 'unknown' };
+
+export interface Sandbox {
+  id: string;
+  runtime: RuntimeName;
+  /** Host path of the unix socket the in-sandbox agent listens on. */
+  agentSocketPath: string;
+  /** Host path of the directory the sandbox sees as `/mnt/data`. */
+  dataDir: string;
+  createdAt: Date;
+}
+
+export interface SandboxDriver {
+  /** Starts a sandbox and returns once its main process runs. */
+  create(spec: SandboxSpec): Promise<Sandbox>;
+  /** Current state; for an ended sandbox, how it ended. */
+  inspect(id: string): Promise<SandboxState>;
+  /** Sends a signal to the sandbox's main process (e.g. SIGINT to interrupt the interpreter). */
+  signal(id: string, signal: 'SIGINT' | 'SIGKILL'): Promise<void>;
+  /** Kills every process and removes every trace: cgroups, mounts, namespaces, directories. */
+  destroy(id: string): Promise<void>;
+  /** Every sandbox this driver has on the host, live or not, for reconciliation after a restart. */
+  list(): Promise<Sandbox[]>;
+}

@@ -1,0 +1,76 @@
+/**
+ * @module sandbox/oci/cgroups
+ * Reads and cleans the cgroups a runtime made for a sandbox, on cgroup v1 (one hierarchy per
+ * controller, as on this machine type's hybrid layout) and on a pure v2 host. Runtimes killed from
+ * outside leave empty cgroup directories behind; {@link removeCgroups} is the reaper for them.
+ */
+
+import { readFile, readdir, rmdir, lstat, access } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const CGROUP_ROOT = '/sys/fs/cgroup';
+
+export interface CgroupLayout {
+  version: 1 | 2;
+  /** Directories that hold this layout's hierarchies (v1: one per mounted controller; v2: the root). */
+  hierarchies: string[];
+}
+
+export async function detectCgroupLayout(root = CGROUP_ROOT): Promise<CgroupLayout> {
+  const pureV2 = await access(join(root, 'cgroup.controllers')).then(
+    () => true,
+    () => false,
+  );
+  if (pureV2) return { version: 2, hierarchies: [root] };
+  const hierarchies: string[] = [];
+  for (const name of await readdir(root)) {
+    const path = join(root, name);
+    // Combined controllers (cpu,cpuacct) appear once as a directory and again as symlinks.
+    if ((await lstat(path)).isDirectory()) hierarchies.push(path);
+  }
+  return { version: 1, hierarchies };
+}
+
+/** How many times the kernel's OOM killer ran in the cgroup; 0 when it cannot be read. */
+export async function readOomKills(layout: CgroupLayout, cgroupPath: string): Promise<number> {
+  const file =
+    layout.version === 2
+      ? join(CGROUP_ROOT, cgroupPath, 'memory.events')
+      : join(CGROUP_ROOT, 'memory', cgroupPath, 'memory.oom_control');
+  try {
+    const match = /^oom_kill (\d+)$/m.exec(await readFile(file, 'utf8'));
+    return match ? Number(match[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Removes the sandbox's cgroup from every hierarchy; returns the paths that could not be removed. */
+export async function removeCgroups(layout: CgroupLayout, cgroupPath: string): Promise<string[]> {
+  const left: string[] = [];
+  for (const hierarchy of layout.hierarchies) {
+    const dir = join(hierarchy, cgroupPath);
+    try {
+      await rmdir(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') left.push(dir);
+    }
+  }
+  return left;
+}
+
+/** Every hierarchy's directory for this cgroup path that still exists. */
+export async function existingCgroups(layout: CgroupLayout, cgroupPath: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const hierarchy of layout.hierarchies) {
+    const dir = join(hierarchy, cgroupPath);
+    if (
+      await access(dir).then(
+        () => true,
+        () => false,
+      )
+    )
+      found.push(dir);
+  }
+  return found;
+}

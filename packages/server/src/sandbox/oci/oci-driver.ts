@@ -1,0 +1,446 @@
+/**
+ * @module sandbox/oci/oci-driver
+ * The OCI sandbox driver: a hardened bundle per sandbox, started by an OCI runtime (runc by default)
+ * under conmon. conmon is the per-sandbox monitor: it stays the parent of the sandbox's init, survives
+ * server restarts, and records the exit status, which is how an OOM kill, a crash and an external kill
+ * are told apart after the fact.
+ *
+ * Host layout of one sandbox, `<stateDir>/<id>/`:
+ *   sandbox.json   what list() reports after a restart
+ *   bundle/        config.json (rootfs is the image, read-only)
+ *   data/          a size-capped tmpfs, the sandbox's /mnt/data
+ *   agent/         the sandbox's /run/sandpool, where the agent's socket lives
+ *   exit/<id>      the exit status, written by conmon
+ *   init.pid, conmon.pid, conmon.log, console.log
+ */
+
+import { existsSync, readFileSync } from 'node:fs';
+import { chown, mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { constants as osConstants, release } from 'node:os';
+import { join } from 'node:path';
+import { realpath } from 'node:fs/promises';
+
+import type { Config } from '../../config.js';
+import { AppError, ErrorCode } from '../../errors.js';
+import { runChecked, runCommand, type CommandRunner } from '../command.js';
+import type { ExitCause, RuntimeName, Sandbox, SandboxDriver, SandboxSpec, SandboxState } from '../driver.js';
+import {
+  detectCgroupLayout,
+  existingCgroups,
+  readOomKills,
+  removeCgroups,
+  type CgroupLayout,
+} from './cgroups.js';
+import { ID_RANGE_SIZE, SANDBOX_GID, SANDBOX_UID, buildOciConfig } from './oci-spec.js';
+import { toOciSeccomp, type ContainersSeccompProfile, type OciSeccomp } from './seccomp.js';
+
+export const SANDBOX_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const AGENT_SOCKET_NAME = 'agent.sock';
+const SIGKILL_EXIT = 128 + osConstants.signals.SIGKILL;
+const CONSOLE_LOG_MAX_BYTES = 1024 * 1024;
+const WAIT_STEP_MS = 5;
+const SYNC_MESSAGE = /\{[^}]*\}/;
+
+export interface RuntimeCommand {
+  path: string;
+  /** Global flags placed before the runtime's subcommand. */
+  args: string[];
+}
+
+export interface OciDriverOptions {
+  /** Parent directory of every sandbox's state directory. */
+  stateDir: string;
+  /** Parent directory of the runtimes' own state (`--root`), one subdirectory per runtime. */
+  runtimeStateDir: string;
+  /** cgroup parent below each hierarchy's root. */
+  cgroupParent: string;
+  seccompProfilePath: string;
+  conmonPath: string;
+  /** First host uid of the id ranges; sandbox n gets [base + n·65536, base + (n+1)·65536). */
+  idBase: number;
+  /** Upper bound on live sandboxes, which bounds the host id ranges in use. */
+  maxSandboxes: number;
+  runtimes: Partial<Record<RuntimeName, RuntimeCommand>>;
+  run?: CommandRunner;
+}
+
+interface SandboxRecord {
+  id: string;
+  runtime: RuntimeName;
+  slot: number;
+  createdAt: string;
+}
+
+/** Host paths where Debian installs each runtime, and the flags this machine type needs. */
+export function defaultRuntimes(runtimeStateDir: string): Record<RuntimeName, RuntimeCommand> {
+  return {
+    runc: { path: '/usr/sbin/runc', args: ['--root', join(runtimeStateDir, 'runc')] },
+    crun: { path: '/usr/bin/crun', args: ['--root', join(runtimeStateDir, 'crun')] },
+    runsc: {
+      path: '/usr/bin/runsc',
+      args: ['--root', join(runtimeStateDir, 'runsc'), '--platform=ptrace', '--network=none'],
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * conmon answers on its sync pipe with `{"data": <init pid>}` once the runtime has created the
+ * container, or a negative value and a message when it could not. It keeps the pipe open afterwards,
+ * so the first complete message is the answer.
+ */
+function readSyncMessage(pipe: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve) => {
+    let received = '';
+    const finish = () => {
+      pipe.removeAllListeners('data');
+      (pipe as NodeJS.ReadableStream & { destroy(): void }).destroy();
+      resolve(SYNC_MESSAGE.exec(received)?.[0] ?? '');
+    };
+    pipe.on('data', (chunk: Buffer) => {
+      received += chunk.toString();
+      if (SYNC_MESSAGE.test(received)) finish();
+    });
+    pipe.on('end', finish);
+    pipe.on('error', finish);
+  });
+}
+
+function signalName(exitCode: number): string | null {
+  if (exitCode <= 128) return null;
+  const entry = Object.entries(osConstants.signals).find(([, n]) => n === exitCode - 128);
+  return entry ? entry[0] : null;
+}
+
+/** The ways an init can end, from its exit status and the cgroup's OOM counter. */
+export function classifyExit(exitCode: number, oomKills: number): ExitCause {
+  if (oomKills > 0) return 'oom';
+  if (exitCode === 0) return 'exited';
+  if (exitCode === SIGKILL_EXIT) return 'killed';
+  return 'crashed';
+}
+
+export class OciDriver implements SandboxDriver {
+  private readonly run: CommandRunner;
+  private readonly seccomp: OciSeccomp;
+  private readonly usedSlots = new Set<number>();
+  private cgroups: CgroupLayout | undefined;
+  private loaded: Promise<void> | undefined;
+
+  static fromConfig(config: Config, run?: CommandRunner): OciDriver {
+    return new OciDriver({
+      stateDir: config.paths.stateDir,
+      runtimeStateDir: config.paths.runtimeStateDir,
+      cgroupParent: config.cgroupParent,
+      seccompProfilePath: config.seccompProfile,
+      conmonPath: config.conmonPath,
+      idBase: config.idBase,
+      maxSandboxes: config.maxSandboxes,
+      runtimes: defaultRuntimes(config.paths.runtimeStateDir),
+      ...(run ? { run } : {}),
+    });
+  }
+
+  constructor(private readonly options: OciDriverOptions) {
+    this.run = options.run ?? runCommand;
+    const profile = JSON.parse(readFileSync(options.seccompProfilePath, 'utf8')) as ContainersSeccompProfile;
+    const [major = '0', minor = '0'] = release().split('.');
+    this.seccomp = toOciSeccomp(profile, {
+      nodeArch: process.arch,
+      capabilities: [],
+      kernel: `${major}.${minor}`,
+    });
+  }
+
+  private dir(id: string): string {
+    return join(this.options.stateDir, id);
+  }
+
+  private cgroupPath(id: string): string {
+    return `/${this.options.cgroupParent}/${id}`;
+  }
+
+  private runtime(name: RuntimeName): RuntimeCommand {
+    const runtime = this.options.runtimes[name];
+    if (!runtime || !existsSync(runtime.path)) {
+      throw new AppError(ErrorCode.RuntimeUnavailable, `runtime ${name} is not installed on this host`);
+    }
+    return runtime;
+  }
+
+  /** Loads what is already on the host once: cgroup layout and the id ranges of existing sandboxes. */
+  private async load(): Promise<void> {
+    this.loaded ??= (async () => {
+      this.cgroups = await detectCgroupLayout();
+      await mkdir(this.options.stateDir, { recursive: true, mode: 0o711 });
+      for (const record of await this.records()) this.usedSlots.add(record.slot);
+    })();
+    await this.loaded;
+  }
+
+  private async records(): Promise<SandboxRecord[]> {
+    const records: SandboxRecord[] = [];
+    for (const id of await readdir(this.options.stateDir).catch(() => [])) {
+      try {
+        records.push(JSON.parse(await readFile(join(this.dir(id), 'sandbox.json'), 'utf8')) as SandboxRecord);
+      } catch {
+        // A directory without a record is a create that died before writing it; destroy() removes it.
+        records.push({ id, runtime: 'runc', slot: -1, createdAt: new Date(0).toISOString() });
+      }
+    }
+    return records;
+  }
+
+  private toSandbox(record: SandboxRecord): Sandbox {
+    return {
+      id: record.id,
+      runtime: record.runtime,
+      agentSocketPath: join(this.dir(record.id), 'agent', AGENT_SOCKET_NAME),
+      dataDir: join(this.dir(record.id), 'data'),
+      createdAt: new Date(record.createdAt),
+    };
+  }
+
+  private allocateSlot(): number {
+    for (let slot = 0; slot < this.options.maxSandboxes; slot++) {
+      if (!this.usedSlots.has(slot)) {
+        this.usedSlots.add(slot);
+        return slot;
+      }
+    }
+    throw new AppError(
+      ErrorCode.SandboxStartFailed,
+      `host limit of ${this.options.maxSandboxes} sandboxes reached`,
+    );
+  }
+
+  async create(spec: SandboxSpec): Promise<Sandbox> {
+    if (!SANDBOX_ID_PATTERN.test(spec.id)) {
+      throw new AppError(
+        ErrorCode.InvalidSandboxSpec,
+        `sandbox id ${JSON.stringify(spec.id)} must match ${SANDBOX_ID_PATTERN}`,
+      );
+    }
+    const runtime = this.runtime(spec.runtime);
+    await this.load();
+    const dir = this.dir(spec.id);
+    try {
+      await mkdir(dir, { mode: 0o711 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new AppError(ErrorCode.SandboxAlreadyExists, `sandbox ${spec.id} already exists`);
+      }
+      throw error;
+    }
+    const slot = this.allocateSlot();
+    const record: SandboxRecord = {
+      id: spec.id,
+      runtime: spec.runtime,
+      slot,
+      createdAt: new Date().toISOString(),
+    };
+    try {
+      await this.start(spec, record, runtime);
+    } catch (error) {
+      await this.destroy(spec.id).catch(() => undefined);
+      if (error instanceof AppError) throw error;
+      throw new AppError(
+        ErrorCode.SandboxStartFailed,
+        `sandbox ${spec.id} failed to start: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return this.toSandbox(record);
+  }
+
+  private async start(spec: SandboxSpec, record: SandboxRecord, runtime: RuntimeCommand): Promise<void> {
+    const dir = this.dir(spec.id);
+    const idBase = this.options.idBase + record.slot * ID_RANGE_SIZE;
+    const uid = idBase + SANDBOX_UID;
+    const gid = idBase + SANDBOX_GID;
+    await writeFile(join(dir, 'sandbox.json'), JSON.stringify(record));
+    const dataDir = join(dir, 'data');
+    const agentDir = join(dir, 'agent');
+    await Promise.all(
+      ['bundle', 'data', 'agent', 'exit', 'persist', 'attach'].map((d) => mkdir(join(dir, d))),
+    );
+    await chown(agentDir, uid, gid);
+    await runChecked(this.run, 'mount', [
+      '-t',
+      'tmpfs',
+      '-o',
+      `size=${spec.resources.dataBytes},mode=0755,uid=${uid},gid=${gid},nosuid,nodev`,
+      'tmpfs',
+      dataDir,
+    ]);
+    const config = buildOciConfig(
+      { ...spec, rootfs: await realpath(spec.rootfs) },
+      { dataDir, agentSocketDir: agentDir, idBase, cgroupsPath: this.cgroupPath(spec.id) },
+      this.seccomp,
+    );
+    await writeFile(join(dir, 'bundle', 'config.json'), JSON.stringify(config));
+    await this.launchMonitor(spec.id, runtime);
+    await runChecked(this.run, runtime.path, [...runtime.args, 'start', spec.id]);
+  }
+
+  /** Starts conmon, which runs `<runtime> create` and stays behind as the sandbox's monitor. */
+  private async launchMonitor(id: string, runtime: RuntimeCommand): Promise<void> {
+    const dir = this.dir(id);
+    const args = [
+      '--api-version', '1',
+      '-c', id, '-u', id, '-n', id,
+      '-r', runtime.path,
+      ...runtime.args.flatMap((a) => ['--runtime-arg', a]),
+      '-b', join(dir, 'bundle'),
+      '-p', join(dir, 'init.pid'),
+      '-P', join(dir, 'conmon.pid'),
+      '--exit-dir', join(dir, 'exit'),
+      '-0', join(dir, 'persist'),
+      '--socket-dir-path', join(dir, 'attach'),
+      '-l', `k8s-file:${join(dir, 'console.log')}`,
+      '--log-size-max', String(CONSOLE_LOG_MAX_BYTES),
+      '--log-level', 'error',
+    ]; // prettier-ignore
+    const log = await open(join(dir, 'conmon.log'), 'a');
+    let report: Promise<string> = Promise.resolve('');
+    try {
+      const result = await this.run(this.options.conmonPath, args, {
+        logFd: log.fd,
+        extraPipes: 1,
+        env: { ...process.env, _OCI_SYNCPIPE: '3' },
+        onPipes: ([syncPipe]) => {
+          if (syncPipe) report = readSyncMessage(syncPipe);
+        },
+      });
+      if (result.code !== 0) throw new Error(`conmon exited with ${String(result.code)}`);
+    } finally {
+      await log.close();
+    }
+    const message = await report;
+    const parsed = message ? (JSON.parse(message) as { data?: number; message?: string }) : {};
+    if (!parsed.data || parsed.data < 0) {
+      const conmonLog = await readFile(join(dir, 'conmon.log'), 'utf8').catch(() => '');
+      throw new Error(parsed.message ?? (conmonLog.trim() || 'conmon reported no container pid'));
+    }
+  }
+
+  private async readPid(id: string, file: 'init.pid' | 'conmon.pid'): Promise<number | undefined> {
+    const text = await readFile(join(this.dir(id), file), 'utf8').catch(() => '');
+    const pid = Number.parseInt(text, 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  }
+
+  /** The init's host pid, only while that pid still belongs to this sandbox's cgroup. */
+  private async livePid(id: string): Promise<number | undefined> {
+    const pid = await this.readPid(id, 'init.pid');
+    if (pid === undefined || !isAlive(pid)) return undefined;
+    const cgroup = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+    return cgroup.includes(this.cgroupPath(id)) ? pid : undefined;
+  }
+
+  private async exitCode(id: string): Promise<number | undefined> {
+    const text = await readFile(join(this.dir(id), 'exit', id), 'utf8').catch(() => undefined);
+    return text === undefined ? undefined : Number.parseInt(text, 10);
+  }
+
+  async inspect(id: string): Promise<SandboxState> {
+    await this.load();
+    if (!existsSync(join(this.dir(id), 'sandbox.json'))) {
+      throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} does not exist`);
+    }
+    const pid = await this.livePid(id);
+    if (pid !== undefined) return { status: 'running', pid };
+    // The init is gone; conmon writes the exit file a moment after reaping it.
+    const conmon = await this.readPid(id, 'conmon.pid');
+    let code = await this.exitCode(id);
+    for (
+      let waited = 0;
+      code === undefined && conmon && isAlive(conmon) && waited < 2000;
+      waited += WAIT_STEP_MS
+    ) {
+      await sleep(WAIT_STEP_MS);
+      code = await this.exitCode(id);
+    }
+    if (code === undefined || Number.isNaN(code)) return { status: 'unknown' };
+    const oomKills = await readOomKills(this.cgroups!, this.cgroupPath(id));
+    const oomFile = existsSync(join(this.dir(id), 'persist', 'oom'));
+    return {
+      status: 'exited',
+      cause: classifyExit(code, oomFile ? Math.max(1, oomKills) : oomKills),
+      exitCode: code,
+      signal: signalName(code),
+    };
+  }
+
+  async signal(id: string, signal: 'SIGINT' | 'SIGKILL'): Promise<void> {
+    const pid = await this.livePid(id);
+    if (pid === undefined) throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} is not running`);
+    process.kill(pid, signal);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.load();
+    const dir = this.dir(id);
+    if (!existsSync(dir)) return;
+    const record = JSON.parse(
+      await readFile(join(dir, 'sandbox.json'), 'utf8').catch(() => '{}'),
+    ) as Partial<SandboxRecord>;
+    const runtime = this.options.runtimes[record.runtime ?? 'runc'];
+    const pid = await this.livePid(id);
+    if (pid !== undefined) process.kill(pid, 'SIGKILL');
+    const conmon = await this.readPid(id, 'conmon.pid');
+    for (let waited = 0; conmon && isAlive(conmon) && waited < 2000; waited += WAIT_STEP_MS)
+      await sleep(WAIT_STEP_MS);
+    if (conmon && isAlive(conmon)) process.kill(conmon, 'SIGKILL');
+    if (runtime) await this.run(runtime.path, [...runtime.args, 'delete', '--force', id]);
+    const cgroupPath = this.cgroupPath(id);
+    let left = await removeCgroups(this.cgroups!, cgroupPath);
+    for (let tries = 0; left.length > 0 && tries < 100; tries++) {
+      await sleep(WAIT_STEP_MS);
+      left = await removeCgroups(this.cgroups!, cgroupPath);
+    }
+    await this.unmountBelow(dir);
+    await rm(dir, { recursive: true, force: true });
+    if (record.slot !== undefined) this.usedSlots.delete(record.slot);
+    if (left.length > 0) {
+      throw new AppError(
+        ErrorCode.SandboxRuntimeError,
+        `sandbox ${id}: cgroups could not be removed: ${left.join(', ')}`,
+      );
+    }
+  }
+
+  /** Unmounts everything under `dir`, deepest first, so removing it never reaches into a mount. */
+  private async unmountBelow(dir: string): Promise<void> {
+    const mounts = (await readFile('/proc/self/mounts', 'utf8'))
+      .split('\n')
+      .map((line) => line.split(' ')[1] ?? '')
+      .filter((target) => target.startsWith(`${dir}/`))
+      .sort()
+      .reverse();
+    for (const target of mounts) await runChecked(this.run, 'umount', ['-l', target]);
+  }
+
+  async list(): Promise<Sandbox[]> {
+    await this.load();
+    return (await this.records()).map((r) => this.toSandbox(r));
+  }
+
+  /** Leftover cgroup directories of a sandbox id (for tests and the reconciler). */
+  async leftoverCgroups(id: string): Promise<string[]> {
+    await this.load();
+    return existingCgroups(this.cgroups!, this.cgroupPath(id));
+  }
+}

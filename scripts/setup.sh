@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian host (root, Node 20+, npm, apt reachable) for Sandpool: system packages,
+# npm dependencies and the PythonLTS image. Idempotent and quick when everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: Sandpool manages namespaces, cgroups and mounts; run as root" >&2
+  exit 1
+fi
+
+# runc: the default OCI runtime (works on hybrid cgroup v1 unchanged); conmon: the per-sandbox monitor;
+# golang-github-containers-common: the default seccomp profile; mmdebstrap: builds the images;
+# tini: the image's init (installed inside the image, listed here for hosts that build other images);
+# iproute2, util-linux: netns, mount and nsenter used by the runtime and the tests.
+packages=(runc conmon golang-github-containers-common mmdebstrap iproute2 util-linux ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+stamp=node_modules/.sandpool-lock-hash
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  npm ci --no-audit --no-fund
+  echo "$want" > "$stamp"
+fi
+
+images/python/build.sh

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Quick start, command one: set up the host, then run Sandpool.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+exec node --import tsx packages/server/src/main.ts "$@"

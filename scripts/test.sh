@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Quick start, command two: set up the host, then type-check, lint and run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+npx tsc -b
+npx eslint .
+npx prettier --check .
+node scripts/run-tests.mjs "$@"
