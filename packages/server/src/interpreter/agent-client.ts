@@ -273,13 +273,17 @@ export class AgentClient {
           timedOut = true;
           void this.control.interrupt().catch(() => undefined);
           timer = setTimeout(() => {
-            void this.control.kill().catch(() => undefined);
-            reject(
-              new AppError(
-                ErrorCode.SessionLost,
-                `execution exceeded ${options.timeoutMs} ms and ignored the interrupt for ${this.options.interruptGraceMs} ms; the sandbox was killed`,
-              ),
-            );
+            void this.control
+              .kill()
+              .catch(() => undefined)
+              .then(() =>
+                reject(
+                  new AppError(
+                    ErrorCode.SessionLost,
+                    `execution exceeded ${options.timeoutMs} ms and ignored the interrupt for ${this.options.interruptGraceMs} ms; the sandbox was killed`,
+                  ),
+                ),
+              );
           }, this.options.interruptGraceMs);
         }, options.timeoutMs);
       });

@@ -23,6 +23,9 @@ import type {
 /** Where the agent's code and socket appear inside the sandbox. */
 const AGENT_CODE_DIR = '/opt/sandpool/agent';
 const AGENT_SOCKET = '/run/sandpool/agent.sock';
+/** A closed agent connection means the sandbox is dying; how long to wait for it to be gone. */
+const END_WAIT_MS = 2_000;
+const END_POLL_MS = 10;
 
 export interface PythonImage {
   /** Host path of the PythonLTS rootfs (images/python/build.sh). */
@@ -114,13 +117,22 @@ export class InterpreterSandbox {
         error instanceof AppError &&
         (error.code === ErrorCode.AgentUnavailable || error.code === ErrorCode.SessionLost)
       ) {
-        const state = await this.driver.inspect(this.id).catch((): EndState => ({ status: 'unknown' }));
+        const state = await this.waitForEnd();
         if (state.status !== 'running') {
           this.ended = state;
           throw this.lostError(state, error);
         }
       }
       throw error;
+    }
+  }
+
+  /** The driver's view once the sandbox has stopped, or `running` if it outlives the wait. */
+  private async waitForEnd(): Promise<SandboxState> {
+    for (let waited = 0; ; waited += END_POLL_MS) {
+      const state = await this.driver.inspect(this.id).catch((): EndState => ({ status: 'unknown' }));
+      if (state.status !== 'running' || waited >= END_WAIT_MS) return state;
+      await new Promise((resolve) => setTimeout(resolve, END_POLL_MS));
     }
   }
 

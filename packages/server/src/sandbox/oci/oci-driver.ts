@@ -32,7 +32,12 @@ import {
   type CgroupLayout,
 } from './cgroups.js';
 import { ID_RANGE_SIZE, SANDBOX_GID, SANDBOX_UID, buildOciConfig } from './oci-spec.js';
-import { toOciSeccomp, type ContainersSeccompProfile, type OciSeccomp } from './seccomp.js';
+import {
+  forbidNamespaceCreation,
+  toOciSeccomp,
+  type ContainersSeccompProfile,
+  type OciSeccomp,
+} from './seccomp.js';
 
 export const SANDBOX_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const AGENT_SOCKET_NAME = 'agent.sock';
@@ -155,11 +160,12 @@ export class OciDriver implements SandboxDriver {
     this.run = options.run ?? runCommand;
     const profile = JSON.parse(readFileSync(options.seccompProfilePath, 'utf8')) as ContainersSeccompProfile;
     const [major = '0', minor = '0'] = release().split('.');
-    this.seccomp = toOciSeccomp(profile, {
+    const derived = toOciSeccomp(profile, {
       nodeArch: process.arch,
       capabilities: [],
       kernel: `${major}.${minor}`,
     });
+    this.seccomp = forbidNamespaceCreation(derived);
   }
 
   private dir(id: string): string {
@@ -312,6 +318,7 @@ export class OciDriver implements SandboxDriver {
       '-l', `k8s-file:${join(dir, 'console.log')}`,
       '--log-size-max', String(CONSOLE_LOG_MAX_BYTES),
       '--log-level', 'error',
+      '--no-sync-log',
     ]; // prettier-ignore
     const log = await open(join(dir, 'conmon.log'), 'a');
     let report: Promise<string> = Promise.resolve('');
@@ -400,9 +407,13 @@ export class OciDriver implements SandboxDriver {
     const runtime = this.options.runtimes[record.runtime ?? 'runc'];
     const pid = await this.livePid(id);
     if (pid !== undefined) process.kill(pid, 'SIGKILL');
+    // conmon records the exit status as soon as it reaps the init, then lingers for a second or two
+    // on its own shutdown; once the status is written its work for this sandbox is done.
     const conmon = await this.readPid(id, 'conmon.pid');
-    for (let waited = 0; conmon && isAlive(conmon) && waited < 2000; waited += WAIT_STEP_MS)
+    for (let waited = 0; conmon && isAlive(conmon) && waited < 2000; waited += WAIT_STEP_MS) {
+      if ((await this.exitCode(id)) !== undefined) break;
       await sleep(WAIT_STEP_MS);
+    }
     if (conmon && isAlive(conmon)) process.kill(conmon, 'SIGKILL');
     if (runtime) await this.run(runtime.path, [...runtime.args, 'delete', '--force', id]);
     const cgroupPath = this.cgroupPath(id);

@@ -70,6 +70,45 @@ function applies(rule: ProfileRule, goArches: string[], target: SeccompTarget): 
   return true;
 }
 
+/** Every CLONE_NEW* flag: mount, cgroup, uts, ipc, user, pid, net (and time, for unshare). */
+const CLONE_NAMESPACE_FLAGS = 0x7e020000;
+const CLONE_NEWTIME = 0x80;
+const ENOSYS = 38;
+
+/**
+ * Forbids creating namespaces from inside the sandbox. The containers profile allows `clone`,
+ * `clone3` and `unshare` with any flags and leaves the check to capabilities, but an unprivileged
+ * process may still create a user namespace, and with it reach kernel code (netfilter, mounts of
+ * filesystem types) that is otherwise closed to it. Docker's default profile draws the same line:
+ * `clone`/`unshare` only without namespace flags; `clone3`, whose flags seccomp cannot read, fails
+ * with ENOSYS so that libc falls back to `clone`.
+ */
+export function forbidNamespaceCreation(seccomp: OciSeccomp): OciSeccomp {
+  const restricted = new Set(['clone', 'clone3', 'unshare']);
+  const syscalls = seccomp.syscalls
+    .map((rule) => ({ ...rule, names: rule.names.filter((n) => !restricted.has(n)) }))
+    .filter((rule) => rule.names.length > 0);
+  return {
+    ...seccomp,
+    syscalls: [
+      ...syscalls,
+      {
+        names: ['clone'],
+        action: 'SCMP_ACT_ALLOW',
+        args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
+      },
+      {
+        names: ['unshare'],
+        action: 'SCMP_ACT_ALLOW',
+        args: [
+          { index: 0, value: CLONE_NAMESPACE_FLAGS | CLONE_NEWTIME, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' },
+        ],
+      },
+      { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
+    ],
+  };
+}
+
 export function toOciSeccomp(profile: ContainersSeccompProfile, target: SeccompTarget): OciSeccomp {
   const arch = ARCHES[target.nodeArch];
   if (!arch) throw new UnsupportedArchitectureError(`no seccomp architecture mapping for ${target.nodeArch}`);

@@ -1,0 +1,89 @@
+/**
+ * @module sandbox/fake/fake-driver
+ * An in-memory {@link SandboxDriver} for unit tests of the layers above: it keeps the bookkeeping of a
+ * real driver (ids, states, signals, end causes) and starts nothing. It passes the same contract
+ * suite as the OCI driver; tests end a sandbox with {@link FakeDriver.end} to play out failures.
+ */
+
+import { AppError, ErrorCode } from '../../errors.js';
+import type { ExitCause, Sandbox, SandboxDriver, SandboxSpec, SandboxState } from '../driver.js';
+import { SANDBOX_ID_PATTERN } from '../oci/oci-driver.js';
+
+interface FakeSandbox {
+  sandbox: Sandbox;
+  spec: SandboxSpec;
+  state: SandboxState;
+}
+
+export class FakeDriver implements SandboxDriver {
+  private readonly sandboxes = new Map<string, FakeSandbox>();
+  private nextPid = 1000;
+  /** Every signal sent, in order, for assertions. */
+  readonly signals: { id: string; signal: string }[] = [];
+
+  create(spec: SandboxSpec): Promise<Sandbox> {
+    if (!SANDBOX_ID_PATTERN.test(spec.id)) {
+      return Promise.reject(
+        new AppError(ErrorCode.InvalidSandboxSpec, `sandbox id ${JSON.stringify(spec.id)} is invalid`),
+      );
+    }
+    if (this.sandboxes.has(spec.id)) {
+      return Promise.reject(
+        new AppError(ErrorCode.SandboxAlreadyExists, `sandbox ${spec.id} already exists`),
+      );
+    }
+    const sandbox: Sandbox = {
+      id: spec.id,
+      runtime: spec.runtime,
+      agentSocketPath: `/fake/${spec.id}/agent/agent.sock`,
+      dataDir: `/fake/${spec.id}/data`,
+      createdAt: new Date(),
+    };
+    this.sandboxes.set(spec.id, { sandbox, spec, state: { status: 'running', pid: this.nextPid++ } });
+    return Promise.resolve(sandbox);
+  }
+
+  private get(id: string): FakeSandbox {
+    const entry = this.sandboxes.get(id);
+    if (!entry) throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} does not exist`);
+    return entry;
+  }
+
+  inspect(id: string): Promise<SandboxState> {
+    try {
+      return Promise.resolve(this.get(id).state);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  signal(id: string, signal: 'SIGINT' | 'SIGKILL'): Promise<void> {
+    const entry = this.sandboxes.get(id);
+    if (entry?.state.status !== 'running') {
+      return Promise.reject(new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} is not running`));
+    }
+    this.signals.push({ id, signal });
+    if (signal === 'SIGKILL')
+      entry.state = { status: 'exited', cause: 'killed', exitCode: 137, signal: 'SIGKILL' };
+    return Promise.resolve();
+  }
+
+  destroy(id: string): Promise<void> {
+    this.sandboxes.delete(id);
+    return Promise.resolve();
+  }
+
+  list(): Promise<Sandbox[]> {
+    return Promise.resolve([...this.sandboxes.values()].map((e) => e.sandbox));
+  }
+
+  /** Ends a running sandbox the way a real one can end. */
+  end(id: string, cause: ExitCause, exitCode: number, signal: string | null = null): void {
+    this.get(id).state = { status: 'exited', cause, exitCode, signal };
+  }
+
+  /** The spec a sandbox was created with. */
+  specOf(id: string): SandboxSpec {
+    return this.get(id).spec;
+  }
+}

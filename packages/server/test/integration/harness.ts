@@ -1,0 +1,115 @@
+/**
+ * Real sandboxes for integration tests: each test file gets its own state directory, runtime root,
+ * cgroup parent and host id range, so files run in parallel and never touch a running server's
+ * sandboxes. The PythonLTS image must exist (scripts/setup.sh builds it).
+ */
+
+import { existsSync, mkdtempSync, chmodSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { after } from 'node:test';
+import { join } from 'node:path';
+
+import { loadConfig } from '../../src/config.js';
+import { DEFAULT_RESOURCES, type SandboxResources } from '../../src/sandbox/driver.js';
+import { OciDriver, defaultRuntimes, type OciDriverOptions } from '../../src/sandbox/oci/oci-driver.js';
+import { InterpreterSandbox } from '../../src/pool/interpreter-sandbox.js';
+
+const config = loadConfig();
+
+/** Why these tests cannot run here, or undefined when they can. */
+export const skipReason: string | undefined =
+  process.getuid?.() !== 0
+    ? 'integration tests manage namespaces, cgroups and mounts: run them as root'
+    : undefined;
+
+if (!skipReason && !existsSync(join(config.paths.pythonRootfs, 'etc/sandpool/image.json'))) {
+  throw new Error(`no PythonLTS image at ${config.paths.pythonRootfs}: run scripts/setup.sh first`);
+}
+
+export const image = { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir };
+export const agentOptions = { connectTimeoutMs: 15_000, interruptGraceMs: 1_500 };
+const SANDBOXES_PER_FILE = 16;
+
+export function driverOptions(name: string): OciDriverOptions {
+  const stateDir = mkdtempSync(`/var/tmp/sandpool-test-${name}-`);
+  chmodSync(stateDir, 0o711);
+  const runtimeStateDir = join('/run', `sandpool-test-${name}-${process.pid}`);
+  const options: OciDriverOptions = {
+    stateDir,
+    runtimeStateDir,
+    cgroupParent: 'sandpool-test',
+    seccompProfilePath: config.seccompProfile,
+    conmonPath: config.conmonPath,
+    idBase: 1_500_000_000 + (process.pid % 2000) * 65_536 * SANDBOXES_PER_FILE,
+    maxSandboxes: SANDBOXES_PER_FILE,
+    runtimes: defaultRuntimes(runtimeStateDir),
+  };
+  // Whatever a failing test left running is destroyed too, so one failure does not leak into the host.
+  after(async () => {
+    const driver = new OciDriver(options);
+    for (const sandbox of await driver.list()) await driver.destroy(sandbox.id);
+    rmSync(stateDir, { recursive: true });
+    rmSync(runtimeStateDir, { recursive: true, force: true });
+  });
+  return options;
+}
+
+export function testDriver(name: string): OciDriver {
+  return new OciDriver(driverOptions(name));
+}
+
+let counter = 0;
+export function uniqueId(label: string): string {
+  return `${label}-${process.pid}-${counter++}`;
+}
+
+export function startPython(
+  driver: OciDriver,
+  label: string,
+  resources: Partial<SandboxResources> = {},
+): Promise<InterpreterSandbox> {
+  return InterpreterSandbox.start(driver, {
+    id: uniqueId(label),
+    runtime: 'runc',
+    image,
+    resources: { ...DEFAULT_RESOURCES, ...resources },
+    agent: agentOptions,
+  });
+}
+
+/** Runs code and returns its last expression's value, failing the test on any error. */
+export async function value(session: InterpreterSandbox, code: string, timeoutMs = 30_000): Promise<unknown> {
+  const outcome = await session.execute({ code, timeoutMs, maxOutputChars: 65_536 });
+  if (outcome.error)
+    throw new Error(`${outcome.error.name}: ${outcome.error.message}\n${outcome.error.traceback}`);
+  return outcome.result;
+}
+
+/** Host pids whose network namespace is the given one. */
+export function processesInNetns(netns: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readlinkSync(`/proc/${pid}/ns/net`) === netns;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+export function mountsBelow(dir: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((target) => target.startsWith(dir));
+}
+
+/** The host pids of an init's direct children. */
+export function childrenOf(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number);
+}
