@@ -46,5 +46,8 @@ export default tseslint.config(
     'pool/ uses the SandboxDriver interface, never a runtime, and knows nothing of HTTP',
   ),
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
-  { files: ['**/*.test.ts', 'packages/*/test/**', 'bench/**'], rules: { '@typescript-eslint/no-floating-promises': 'off' } },
+  {
+    files: ['**/*.test.ts', 'packages/*/test/**', 'bench/**'],
+    rules: { '@typescript-eslint/no-floating-promises': 'off' },
+  },
 );

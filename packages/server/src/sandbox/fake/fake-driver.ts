@@ -50,11 +50,7 @@ export class FakeDriver implements SandboxDriver {
   }
 
   inspect(id: string): Promise<SandboxState> {
-    try {
-      return Promise.resolve(this.get(id).state);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
+    return Promise.resolve().then(() => this.get(id).state);
   }
 
   signal(id: string, signal: 'SIGINT' | 'SIGKILL'): Promise<void> {
