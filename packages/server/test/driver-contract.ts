@@ -73,6 +73,7 @@ export function driverContract(subject: ContractSubject): void {
       }
       assert.deepEqual(state, { status: 'exited', cause: 'killed', exitCode: 137, signal: 'SIGKILL' });
       await rejectsWith(driver.signal(sandboxId, 'SIGINT'), ErrorCode.SandboxNotFound);
+      await rejectsWith(driver.setCpuLimit(sandboxId, 0.5), ErrorCode.SandboxNotFound);
     });
 
     it('destroys an unknown id without error (destroy is idempotent)', async () => {

@@ -26,6 +26,12 @@ const AGENT_SOCKET = '/run/sandpool/agent.sock';
 /** A closed agent connection means the sandbox is dying; how long to wait for it to be gone. */
 const END_WAIT_MS = 2_000;
 const END_POLL_MS = 10;
+/**
+ * CPU the sandbox may use while the interpreter boots. Python's start-up is ~50 ms of CPU; under a
+ * 0.25-core quota that stretches over several 100 ms CFS periods. The boot runs only Sandpool's
+ * agent, so it gets a full core, and the pool's limit is set before the sandbox is handed out.
+ */
+const BOOT_CPU = 1;
 
 export interface PythonImage {
   /** Host path of the PythonLTS rootfs (images/python/build.sh). */
@@ -71,11 +77,14 @@ export class InterpreterSandbox {
       rootfs: options.image.rootfs,
       command: PYTHON_AGENT_COMMAND,
       env: { MPLBACKEND: 'Agg', PYTHONUNBUFFERED: '1' },
-      resources: options.resources,
+      resources: { ...options.resources, cpu: Math.max(options.resources.cpu, BOOT_CPU) },
       readOnlyBinds: [{ source: options.image.agentDir, destination: AGENT_CODE_DIR }],
     });
     try {
-      return await InterpreterSandbox.attach(driver, sandbox, options.agent);
+      const session = await InterpreterSandbox.attach(driver, sandbox, options.agent);
+      // Only the agent has run so far; the pool's own limit applies before any user code does.
+      await driver.setCpuLimit(sandbox.id, options.resources.cpu);
+      return session;
     } catch (error) {
       await driver.destroy(sandbox.id).catch(() => undefined);
       throw error;

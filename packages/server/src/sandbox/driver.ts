@@ -78,6 +78,8 @@ export interface SandboxDriver {
   create(spec: SandboxSpec): Promise<Sandbox>;
   /** Current state; for an ended sandbox, how it ended. */
   inspect(id: string): Promise<SandboxState>;
+  /** Changes the sandbox's CPU limit (cores) while it runs. */
+  setCpuLimit(id: string, cpu: number): Promise<void>;
   /** Sends a signal to the sandbox's main process (e.g. SIGINT to interrupt the interpreter). */
   signal(id: string, signal: 'SIGINT' | 'SIGKILL'): Promise<void>;
   /** Kills every process and removes every trace: cgroups, mounts, namespaces, directories. */

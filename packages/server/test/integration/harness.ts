@@ -4,16 +4,14 @@
  * sandboxes. The PythonLTS image must exist (scripts/setup.sh builds it).
  */
 
-import { existsSync, mkdtempSync, chmodSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { after } from 'node:test';
 import { join } from 'node:path';
 
-import { loadConfig } from '../../src/config.js';
 import { DEFAULT_RESOURCES, type SandboxResources } from '../../src/sandbox/driver.js';
-import { OciDriver, defaultRuntimes, type OciDriverOptions } from '../../src/sandbox/oci/oci-driver.js';
+import { OciDriver, type OciDriverOptions } from '../../src/sandbox/oci/oci-driver.js';
+import { config, isolatedDriverOptions, removeIsolatedDriver } from '../isolated-driver.js';
 import { InterpreterSandbox } from '../../src/pool/interpreter-sandbox.js';
-
-const config = loadConfig();
 
 /** Why these tests cannot run here, or undefined when they can. */
 export const skipReason: string | undefined =
@@ -30,26 +28,9 @@ export const agentOptions = { connectTimeoutMs: 15_000, interruptGraceMs: 1_500 
 const SANDBOXES_PER_FILE = 16;
 
 export function driverOptions(name: string): OciDriverOptions {
-  const stateDir = mkdtempSync(`/var/tmp/sandpool-test-${name}-`);
-  chmodSync(stateDir, 0o711);
-  const runtimeStateDir = join('/run', `sandpool-test-${name}-${process.pid}`);
-  const options: OciDriverOptions = {
-    stateDir,
-    runtimeStateDir,
-    cgroupParent: 'sandpool-test',
-    seccompProfilePath: config.seccompProfile,
-    conmonPath: config.conmonPath,
-    idBase: 1_500_000_000 + (process.pid % 2000) * 65_536 * SANDBOXES_PER_FILE,
-    maxSandboxes: SANDBOXES_PER_FILE,
-    runtimes: defaultRuntimes(runtimeStateDir),
-  };
+  const options = isolatedDriverOptions(name, SANDBOXES_PER_FILE);
   // Whatever a failing test left running is destroyed too, so one failure does not leak into the host.
-  after(async () => {
-    const driver = new OciDriver(options);
-    for (const sandbox of await driver.list()) await driver.destroy(sandbox.id);
-    rmSync(stateDir, { recursive: true });
-    rmSync(runtimeStateDir, { recursive: true, force: true });
-  });
+  after(() => removeIsolatedDriver(options));
   return options;
 }
 

@@ -50,6 +50,19 @@ describe('sandbox isolation (runc)', { skip: skipReason }, () => {
     assert.ok(hostUid >= 1_000_000, `sandbox runs as host uid ${hostUid}`);
   });
 
+  it('boots at a full core, then holds the pool’s CPU limit before any user code runs', async () => {
+    const quota = readFileSync(`/sys/fs/cgroup/cpu/sandpool-test/${a.id}/cpu.cfs_quota_us`, 'utf8').trim();
+    assert.equal(quota, '25000', 'default 0.25 CPU = 25 ms per 100 ms period');
+    const spin = await value(
+      a,
+      'import time\nstart = time.monotonic(); cpu = time.process_time()\nwhile time.monotonic() - start < 1.0: pass\nround(time.process_time() - cpu, 2)',
+    );
+    assert.ok(
+      (spin as number) < 0.4,
+      `a one-second spin got ${String(spin)} s of CPU under a 0.25-core limit`,
+    );
+  });
+
   it('gives each sandbox its own host id range', async () => {
     const hostUid = async (s: InterpreterSandbox) => {
       const { pid } = (await driver.inspect(s.id)) as { pid: number };

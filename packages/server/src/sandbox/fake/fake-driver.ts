@@ -53,6 +53,15 @@ export class FakeDriver implements SandboxDriver {
     return Promise.resolve().then(() => this.get(id).state);
   }
 
+  setCpuLimit(id: string, cpu: number): Promise<void> {
+    return Promise.resolve().then(() => {
+      const entry = this.get(id);
+      if (entry.state.status !== 'running')
+        throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} is not running`);
+      entry.spec = { ...entry.spec, resources: { ...entry.spec.resources, cpu } };
+    });
+  }
+
   signal(id: string, signal: 'SIGINT' | 'SIGKILL'): Promise<void> {
     const entry = this.sandboxes.get(id);
     if (entry?.state.status !== 'running') {

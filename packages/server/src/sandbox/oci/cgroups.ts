@@ -5,7 +5,7 @@
  * outside leave empty cgroup directories behind; {@link removeCgroups} is the reaper for them.
  */
 
-import { readFile, readdir, rmdir, lstat, access } from 'node:fs/promises';
+import { readFile, readdir, rmdir, lstat, access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -73,4 +73,19 @@ export async function existingCgroups(layout: CgroupLayout, cgroupPath: string):
       found.push(dir);
   }
   return found;
+}
+
+/** Sets the CFS quota of a running cgroup: `cpu` cores per `periodUs`. */
+export async function writeCpuLimit(
+  layout: CgroupLayout,
+  cgroupPath: string,
+  cpu: number,
+  periodUs: number,
+): Promise<void> {
+  const quota = Math.round(cpu * periodUs);
+  if (layout.version === 2) {
+    await writeFile(join(CGROUP_ROOT, cgroupPath, 'cpu.max'), `${quota} ${periodUs}`);
+  } else {
+    await writeFile(join(CGROUP_ROOT, 'cpu', cgroupPath, 'cpu.cfs_quota_us'), String(quota));
+  }
 }

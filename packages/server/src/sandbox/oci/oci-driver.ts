@@ -29,9 +29,10 @@ import {
   existingCgroups,
   readOomKills,
   removeCgroups,
+  writeCpuLimit,
   type CgroupLayout,
 } from './cgroups.js';
-import { ID_RANGE_SIZE, SANDBOX_GID, SANDBOX_UID, buildOciConfig } from './oci-spec.js';
+import { CPU_PERIOD_US, ID_RANGE_SIZE, SANDBOX_GID, SANDBOX_UID, buildOciConfig } from './oci-spec.js';
 import {
   forbidNamespaceCreation,
   toOciSeccomp,
@@ -389,6 +390,14 @@ export class OciDriver implements SandboxDriver {
       exitCode: code,
       signal: signalName(code),
     };
+  }
+
+  async setCpuLimit(id: string, cpu: number): Promise<void> {
+    await this.load();
+    if ((await this.livePid(id)) === undefined) {
+      throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} is not running`);
+    }
+    await writeCpuLimit(this.cgroups!, this.cgroupPath(id), cpu, CPU_PERIOD_US);
   }
 
   async signal(id: string, signal: 'SIGINT' | 'SIGKILL'): Promise<void> {

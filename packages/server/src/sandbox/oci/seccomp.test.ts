@@ -16,6 +16,7 @@ const profile: ContainersSeccompProfile = {
   syscalls: [
     { names: ['read', 'write'], action: 'SCMP_ACT_ALLOW' },
     { names: ['arch_prctl'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['amd64', 'x32'] } },
+    { names: ['x86_only'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['x86'] } },
     { names: ['s390_pci_mmio_read'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['s390x'] } },
     { names: ['bpf'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] } },
     { names: ['bpf'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, excludes: { caps: ['CAP_SYS_ADMIN'] } },
@@ -29,7 +30,7 @@ describe('toOciSeccomp', () => {
 
   it('keeps unconditional rules, this architecture, and rules for the missing capabilities', () => {
     const oci = toOciSeccomp(profile, target);
-    assert.deepEqual(oci.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
+    assert.deepEqual(oci.architectures, ['SCMP_ARCH_X86_64'], 'compat ABIs are not admitted');
     assert.equal(oci.defaultAction, 'SCMP_ACT_ERRNO');
     assert.equal(oci.defaultErrnoRet, 38);
     assert.deepEqual(oci.syscalls, [
