@@ -55,12 +55,12 @@ function summary(samples: number[]): { p50: number; p99: number; min: number; n:
 let counter = 0;
 const nextId = (label: string) => `bench-${label}-${counter++}`;
 
-function start(label: string): Promise<InterpreterSandbox> {
+function start(label: string, cpu = DEFAULT_RESOURCES.cpu): Promise<InterpreterSandbox> {
   return InterpreterSandbox.start(driver, {
     id: nextId(label),
     runtime: 'runc',
     image,
-    resources: DEFAULT_RESOURCES,
+    resources: { ...DEFAULT_RESOURCES, cpu },
     agent,
   });
 }
@@ -108,8 +108,8 @@ async function runtimeFloor(): Promise<number[]> {
   return samples;
 }
 
-async function warmExecution(): Promise<number[]> {
-  const session = await start('warm');
+async function warmExecution(cpu: number): Promise<number[]> {
+  const session = await start('warm', cpu);
   const samples: number[] = [];
   for (let i = 0; i < WARM_RUNS + 100; i++) {
     const began = performance.now();
@@ -167,7 +167,8 @@ async function main(): Promise<void> {
   console.error('runtime floor…');
   const floor = summary(await runtimeFloor());
   console.error('warm execution…');
-  const warm = summary(await warmExecution());
+  const warm = summary(await warmExecution(DEFAULT_RESOURCES.cpu));
+  const warmOneCore = summary(await warmExecution(1));
   console.error(`idle memory with ${IDLE_SANDBOXES} sandboxes…`);
   const memory = await idleMemory();
   const idle = summary(memory.idle);
@@ -183,6 +184,7 @@ async function main(): Promise<void> {
     `| cold start: create → agent answers \`1+1\` | ${cold.n} | ${fmt(cold.p50)} ms | ${fmt(cold.p99)} ms | p50 ≤ 100 ms |`,
     `| floor: \`runc run\` of \`python3 -c pass\`, same image and bundle | ${floor.n} | ${fmt(floor.p50)} ms | ${fmt(floor.p99)} ms | — |`,
     `| warm execution round trip of \`1+1\` | ${warm.n} | ${fmt(warm.p50)} ms | ${fmt(warm.p99)} ms | p50 ≤ 2 ms |`,
+    `| same, sandbox with 1 CPU (no CFS throttling in a tight loop) | ${warmOneCore.n} | ${fmt(warmOneCore.p50)} ms | ${fmt(warmOneCore.p99)} ms | — |`,
     `| idle PSS per sandbox, ${IDLE_SANDBOXES} up (agent, tini, conmon) | ${idle.n} | ${fmt(idle.p50)} MiB | ${fmt(idle.p99)} MiB | ≤ 15 MiB (mean ${fmt(mean(memory.idle))}) |`,
     `| PSS per sandbox after \`import pandas\` | ${pandas.n} | ${fmt(pandas.p50)} MiB | ${fmt(pandas.p99)} MiB | — (mean ${fmt(mean(memory.pandas))}) |`,
   ].join('\n');

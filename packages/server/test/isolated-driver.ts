@@ -8,9 +8,19 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadConfig } from '../src/config.js';
-import { OciDriver, defaultRuntimes, type OciDriverOptions } from '../src/sandbox/oci/oci-driver.js';
+import {
+  MAX_HOST_ID,
+  OciDriver,
+  defaultRuntimes,
+  type OciDriverOptions,
+} from '../src/sandbox/oci/oci-driver.js';
+import { ID_RANGE_SIZE } from '../src/sandbox/oci/oci-spec.js';
 
 export const config = loadConfig();
+
+/** Tests take host ids from 1.5e9 up, apart from a server's default range, one block per process. */
+const TEST_ID_BASE = 1_500_000_000;
+const TEST_ID_SLOTS = Math.floor((MAX_HOST_ID - TEST_ID_BASE) / ID_RANGE_SIZE);
 
 export function isolatedDriverOptions(name: string, maxSandboxes: number): OciDriverOptions {
   const stateDir = mkdtempSync(`/var/tmp/sandpool-test-${name}-`);
@@ -22,7 +32,8 @@ export function isolatedDriverOptions(name: string, maxSandboxes: number): OciDr
     cgroupParent: 'sandpool-test',
     seccompProfilePath: config.seccompProfile,
     conmonPath: config.conmonPath,
-    idBase: 1_500_000_000 + (process.pid % 1000) * 65_536 * maxSandboxes,
+    idBase:
+      TEST_ID_BASE + (process.pid % Math.floor(TEST_ID_SLOTS / maxSandboxes)) * ID_RANGE_SIZE * maxSandboxes,
     maxSandboxes,
     runtimes: defaultRuntimes(runtimeStateDir),
   };

@@ -41,6 +41,8 @@ import {
 } from './seccomp.js';
 
 export const SANDBOX_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** The largest valid host uid/gid: (uid_t)-1 means "no change" to the kernel. */
+export const MAX_HOST_ID = 2 ** 32 - 2;
 const AGENT_SOCKET_NAME = 'agent.sock';
 const SIGKILL_EXIT = 128 + osConstants.signals.SIGKILL;
 const CONSOLE_LOG_MAX_BYTES = 1024 * 1024;
@@ -158,6 +160,13 @@ export class OciDriver implements SandboxDriver {
   }
 
   constructor(private readonly options: OciDriverOptions) {
+    const lastId = options.idBase + options.maxSandboxes * ID_RANGE_SIZE - 1;
+    if (options.idBase < ID_RANGE_SIZE || lastId > MAX_HOST_ID) {
+      throw new AppError(
+        ErrorCode.InvalidSandboxSpec,
+        `host id ranges ${options.idBase}..${lastId} for ${options.maxSandboxes} sandboxes must lie within ${ID_RANGE_SIZE}..${MAX_HOST_ID}`,
+      );
+    }
     this.run = options.run ?? runCommand;
     const profile = JSON.parse(readFileSync(options.seccompProfilePath, 'utf8')) as ContainersSeccompProfile;
     const [major = '0', minor = '0'] = release().split('.');
