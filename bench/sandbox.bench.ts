@@ -4,8 +4,9 @@
  *
  *   node --import tsx bench/sandbox.bench.ts [--cold 30] [--warm 2000] [--idle 100]
  *
- * - cold start: driver.create() → the agent answers `1+1`, beside the floor: the same runtime
- *   running `python3 -c pass` in the same image and hardened bundle, with no monitor or agent.
+ * - cold start: driver.create() → the agent answers `1+1`, with runc and with gVisor, beside the
+ *   floor: runc running `python3 -c pass` in the same image and hardened bundle, with no monitor or
+ *   agent.
  * - warm execution: round trip of `1+1` through the agent client on a running sandbox.
  * - idle memory: PSS of every process of a sandbox (its conmon included) with N sandboxes up, and
  *   again after `import pandas` in some of them.
@@ -18,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { InterpreterSandbox } from '../packages/server/src/pool/interpreter-sandbox.js';
-import { DEFAULT_RESOURCES } from '../packages/server/src/sandbox/driver.js';
+import { DEFAULT_RESOURCES, type RuntimeName } from '../packages/server/src/sandbox/driver.js';
 import { OciDriver } from '../packages/server/src/sandbox/oci/oci-driver.js';
 import {
   config,
@@ -55,21 +56,25 @@ function summary(samples: number[]): { p50: number; p99: number; min: number; n:
 let counter = 0;
 const nextId = (label: string) => `bench-${label}-${counter++}`;
 
-function start(label: string, cpu = DEFAULT_RESOURCES.cpu): Promise<InterpreterSandbox> {
+function start(
+  label: string,
+  cpu = DEFAULT_RESOURCES.cpu,
+  runtime: RuntimeName = 'runc',
+): Promise<InterpreterSandbox> {
   return InterpreterSandbox.start(driver, {
     id: nextId(label),
-    runtime: 'runc',
+    runtime,
     image,
     resources: { ...DEFAULT_RESOURCES, cpu },
     agent,
   });
 }
 
-async function coldStart(): Promise<number[]> {
+async function coldStart(runtime: RuntimeName, runs: number): Promise<number[]> {
   const samples: number[] = [];
-  for (let i = 0; i < COLD_RUNS; i++) {
+  for (let i = 0; i < runs; i++) {
     const began = performance.now();
-    const session = await start('cold');
+    const session = await start('cold', DEFAULT_RESOURCES.cpu, runtime);
     const outcome = await session.execute({ code: '1+1', timeoutMs: 10_000, maxOutputChars: 100 });
     samples.push(performance.now() - began);
     if (outcome.result !== 2) throw new Error(`cold start answered ${JSON.stringify(outcome.result)}`);
@@ -163,7 +168,9 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} vCPU (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB, kernel ${release()}, Node ${process.version}, ${execFileSync('/usr/sbin/runc', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
   console.error(`machine: ${machine}`);
   console.error('cold start…');
-  const cold = summary(await coldStart());
+  const cold = summary(await coldStart('runc', COLD_RUNS));
+  console.error('cold start under gVisor…');
+  const coldGvisor = summary(await coldStart('runsc', Math.min(COLD_RUNS, 10)));
   console.error('runtime floor…');
   const floor = summary(await runtimeFloor());
   console.error('warm execution…');
@@ -177,11 +184,12 @@ async function main(): Promise<void> {
 
   const table = [
     `Sandbox benchmark, ${new Date().toISOString().slice(0, 10)}. Machine: ${machine}.`,
-    `Sandboxes at the default size (${DEFAULT_RESOURCES.cpu} CPU, ${DEFAULT_RESOURCES.memoryBytes / 2 ** 20} MiB), runc, PythonLTS image.`,
+    `Sandboxes at the default size (${DEFAULT_RESOURCES.cpu} CPU, ${DEFAULT_RESOURCES.memoryBytes / 2 ** 20} MiB), PythonLTS image, runc unless a row says otherwise.`,
     '',
     '| measurement | n | p50 | p99 | target |',
     '|---|---|---|---|---|',
     `| cold start: create → agent answers \`1+1\` | ${cold.n} | ${fmt(cold.p50)} ms | ${fmt(cold.p99)} ms | p50 ≤ 100 ms |`,
+    `| cold start under gVisor (runsc, ptrace platform) | ${coldGvisor.n} | ${fmt(coldGvisor.p50)} ms | ${fmt(coldGvisor.p99)} ms | — |`,
     `| floor: \`runc run\` of \`python3 -c pass\`, same image and bundle | ${floor.n} | ${fmt(floor.p50)} ms | ${fmt(floor.p99)} ms | — |`,
     `| warm execution round trip of \`1+1\` | ${warm.n} | ${fmt(warm.p50)} ms | ${fmt(warm.p99)} ms | p50 ≤ 2 ms |`,
     `| same, sandbox with 1 CPU (no CFS throttling in a tight loop) | ${warmOneCore.n} | ${fmt(warmOneCore.p50)} ms | ${fmt(warmOneCore.p99)} ms | — |`,

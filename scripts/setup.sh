@@ -11,9 +11,9 @@ fi
 
 # runc: the default OCI runtime (works on hybrid cgroup v1 unchanged); conmon: the per-sandbox monitor;
 # golang-github-containers-common: the default seccomp profile; mmdebstrap: builds the images;
-# tini: the image's init (installed inside the image, listed here for hosts that build other images);
+# runsc: gVisor, the stronger-isolation runtime (a user-space kernel; --platform=ptrace on this host);
 # iproute2, util-linux: netns, mount and nsenter used by the runtime and the tests.
-packages=(runc conmon golang-github-containers-common mmdebstrap iproute2 util-linux ca-certificates)
+packages=(runc conmon golang-github-containers-common mmdebstrap runsc iproute2 util-linux ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

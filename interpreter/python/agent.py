@@ -286,11 +286,11 @@ def serve(socket_path):
     except FileNotFoundError:
         pass
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(socket_path + ".tmp")
-    os.chmod(socket_path + ".tmp", 0o600)
-    # Renamed into place only once listening, so the host never connects to a half-ready socket.
+    # The host made the socket's directory 0700 for this sandbox's user alone, so the socket needs no
+    # chmod; and it is bound at its final name, because gVisor allows neither on a host socket. A host
+    # that connects between bind() and listen() is refused and tries again.
+    listener.bind(socket_path)
     listener.listen(4)
-    os.rename(socket_path + ".tmp", socket_path)
     hello = {"op": "hello", "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "python": sys.version.split()[0]}
     while True:
         sock, _ = listener.accept()

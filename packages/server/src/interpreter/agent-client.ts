@@ -84,6 +84,28 @@ async function waitForSocket(path: string, deadline: number): Promise<void> {
   }
 }
 
+/**
+ * Connects once the agent listens. The agent binds its socket and then listens; a connection in
+ * between is refused, and so is one to a socket left by an agent that died, so refusals are retried
+ * until the deadline.
+ */
+async function connectWhenListening(path: string, deadline: number): Promise<Socket> {
+  for (;;) {
+    await waitForSocket(path, deadline);
+    const socket = connectNoFollow(path);
+    const refused = await new Promise<Error | undefined>((resolve) => {
+      socket.once('connect', () => resolve(undefined));
+      socket.once('error', resolve);
+    });
+    if (!refused) return socket;
+    socket.destroy();
+    if ((refused as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() > deadline) {
+      throw new AppError(ErrorCode.AgentUnavailable, `cannot reach the agent: ${refused.message}`);
+    }
+    await sleep(POLL_MS);
+  }
+}
+
 interface Pending {
   id: number;
   resolve: (reply: AgentReply) => void;
@@ -121,8 +143,7 @@ export class AgentClient {
     options: AgentClientOptions,
   ): Promise<AgentClient> {
     const deadline = Date.now() + options.connectTimeoutMs;
-    await waitForSocket(socketPath, deadline);
-    const socket = connectNoFollow(socketPath);
+    const socket = await connectWhenListening(socketPath, deadline);
     const hello = await new Promise<AgentHello>((resolve, reject) => {
       let received = '';
       const timer = setTimeout(

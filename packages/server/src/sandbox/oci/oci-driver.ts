@@ -15,7 +15,7 @@
  */
 
 import { existsSync, readFileSync } from 'node:fs';
-import { chown, mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants, release } from 'node:os';
 import { join } from 'node:path';
 import { realpath } from 'node:fs/promises';
@@ -46,6 +46,11 @@ export const MAX_HOST_ID = 2 ** 32 - 2;
 const AGENT_SOCKET_NAME = 'agent.sock';
 const SIGKILL_EXIT = 128 + osConstants.signals.SIGKILL;
 const CONSOLE_LOG_MAX_BYTES = 1024 * 1024;
+/**
+ * gVisor's sentry runs its own threads inside the sandbox's pids cgroup; below this it cannot boot
+ * (measured: 64 panics, 1024 boots). Processes inside gVisor are then bounded by memory, not pids.
+ */
+const RUNSC_MIN_PIDS = 1024;
 const WAIT_STEP_MS = 5;
 const SYNC_MESSAGE = /\{[^}]*\}/;
 
@@ -86,7 +91,13 @@ export function defaultRuntimes(runtimeStateDir: string): Record<RuntimeName, Ru
     crun: { path: '/usr/bin/crun', args: ['--root', join(runtimeStateDir, 'crun')] },
     runsc: {
       path: '/usr/bin/runsc',
-      args: ['--root', join(runtimeStateDir, 'runsc'), '--platform=ptrace', '--network=none'],
+      args: [
+        '--root',
+        join(runtimeStateDir, 'runsc'),
+        '--platform=ptrace',
+        '--network=none',
+        '--host-uds=create',
+      ],
     },
   };
 }
@@ -269,6 +280,7 @@ export class OciDriver implements SandboxDriver {
       await this.start(spec, record, runtime);
     } catch (error) {
       await this.destroy(spec.id).catch(() => undefined);
+      this.usedSlots.delete(slot);
       if (error instanceof AppError) throw error;
       throw new AppError(
         ErrorCode.SandboxStartFailed,
@@ -292,6 +304,8 @@ export class OciDriver implements SandboxDriver {
     await Promise.all(
       ['bundle', 'data', 'agent', 'exit', 'persist', 'attach'].map((d) => mkdir(join(dir, d))),
     );
+    // Only the sandbox's user (and host root) may reach the agent's socket.
+    await chmod(agentDir, 0o700);
     await chown(agentDir, uid, gid);
     await runChecked(this.run, 'mount', [
       '-t',
@@ -301,8 +315,12 @@ export class OciDriver implements SandboxDriver {
       'tmpfs',
       dataDir,
     ]);
+    const resources =
+      spec.runtime === 'runsc'
+        ? { ...spec.resources, pids: Math.max(spec.resources.pids, RUNSC_MIN_PIDS) }
+        : spec.resources;
     const config = buildOciConfig(
-      { ...spec, rootfs: await realpath(spec.rootfs) },
+      { ...spec, resources, rootfs: await realpath(spec.rootfs) },
       { dataDir, agentSocketDir: agentDir, idBase, cgroupsPath: this.cgroupPath(spec.id) },
       this.seccomp,
     );
