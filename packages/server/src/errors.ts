@@ -13,7 +13,6 @@ export const ErrorCode = {
   SandboxNotFound: 'SandboxNotFound',
   // 409
   SandboxAlreadyExists: 'SandboxAlreadyExists',
-  ExecutionInProgress: 'ExecutionInProgress',
   // 410: the session's sandbox is gone; its state cannot be recovered
   SessionLost: 'SessionLost',
   // 500
@@ -24,8 +23,6 @@ export const ErrorCode = {
   RuntimeUnavailable: 'RuntimeUnavailable',
   // 503
   AgentUnavailable: 'AgentUnavailable',
-  // 504
-  AgentTimeout: 'AgentTimeout',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -35,18 +32,17 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   InvalidAgentRequest: 400,
   SandboxNotFound: 404,
   SandboxAlreadyExists: 409,
-  ExecutionInProgress: 409,
   SessionLost: 410,
   SandboxStartFailed: 500,
   SandboxRuntimeError: 500,
   AgentProtocolError: 500,
   RuntimeUnavailable: 501,
   AgentUnavailable: 503,
-  AgentTimeout: 504,
 };
 
 export class AppError extends Error {
   readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
 
   constructor(
     readonly code: ErrorCode,
@@ -57,12 +53,5 @@ export class AppError extends Error {
     this.name = 'AppError';
     this.status = HTTP_STATUS[code];
     this.details = options.details;
-  }
-
-  readonly details: Record<string, unknown> | undefined;
-
-  /** A caller's mistake (4xx) rather than Sandpool's (5xx). */
-  get isUserError(): boolean {
-    return this.status < 500;
   }
 }

@@ -20,7 +20,7 @@ import { constants as osConstants, release } from 'node:os';
 import { join } from 'node:path';
 import { realpath } from 'node:fs/promises';
 
-import type { Config } from '../../config.js';
+import { ConfigError, type Config } from '../../config.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import { runChecked, runCommand, type CommandRunner } from '../command.js';
 import type { ExitCause, RuntimeName, Sandbox, SandboxDriver, SandboxSpec, SandboxState } from '../driver.js';
@@ -173,8 +173,7 @@ export class OciDriver implements SandboxDriver {
   constructor(private readonly options: OciDriverOptions) {
     const lastId = options.idBase + options.maxSandboxes * ID_RANGE_SIZE - 1;
     if (options.idBase < ID_RANGE_SIZE || lastId > MAX_HOST_ID) {
-      throw new AppError(
-        ErrorCode.InvalidSandboxSpec,
+      throw new ConfigError(
         `host id ranges ${options.idBase}..${lastId} for ${options.maxSandboxes} sandboxes must lie within ${ID_RANGE_SIZE}..${MAX_HOST_ID}`,
       );
     }
