@@ -76,7 +76,7 @@ export class InterpreterSandbox {
       runtime: options.runtime,
       rootfs: options.image.rootfs,
       command: PYTHON_AGENT_COMMAND,
-      env: { MPLBACKEND: 'Agg', PYTHONUNBUFFERED: '1' },
+      env: { MPLBACKEND: 'Agg' },
       resources: { ...options.resources, cpu: Math.max(options.resources.cpu, BOOT_CPU) },
       readOnlyBinds: [{ source: options.image.agentDir, destination: AGENT_CODE_DIR }],
     });

@@ -132,6 +132,11 @@ describe('sandbox lifecycle (runc)', { skip: skipReason }, () => {
     assert.equal((await restarted.inspect(id)).status, 'running');
     const session = await InterpreterSandbox.attach(restarted, found, agentOptions);
     try {
+      assert.deepEqual(
+        await session.ping(),
+        { id: 1, ok: true, executions: 1 },
+        'the same interpreter, one execution in',
+      );
       assert.equal(await value(session, 'survivor'), 'state from before the restart');
     } finally {
       await session.destroy();
