@@ -1,7 +1,7 @@
 /**
  * @module sandbox/fake/fake-driver
  * An in-memory {@link SandboxDriver} for unit tests of the layers above: it keeps the bookkeeping of a
- * real driver (ids, states, signals, end causes) and starts nothing. It passes the same contract
+ * real driver (ids, states, end causes) and starts nothing. It passes the same contract
  * suite as the OCI driver; tests end a sandbox with {@link FakeDriver.end} to play out failures.
  */
 
@@ -11,15 +11,12 @@ import { SANDBOX_ID_PATTERN } from '../oci/oci-driver.js';
 
 interface FakeSandbox {
   sandbox: Sandbox;
-  spec: SandboxSpec;
   state: SandboxState;
 }
 
 export class FakeDriver implements SandboxDriver {
   private readonly sandboxes = new Map<string, FakeSandbox>();
   private nextPid = 1000;
-  /** Every signal sent, in order, for assertions. */
-  readonly signals: { id: string; signal: string }[] = [];
 
   create(spec: SandboxSpec): Promise<Sandbox> {
     if (!SANDBOX_ID_PATTERN.test(spec.id)) {
@@ -39,7 +36,7 @@ export class FakeDriver implements SandboxDriver {
       dataDir: `/fake/${spec.id}/data`,
       createdAt: new Date(),
     };
-    this.sandboxes.set(spec.id, { sandbox, spec, state: { status: 'running', pid: this.nextPid++ } });
+    this.sandboxes.set(spec.id, { sandbox, state: { status: 'running', pid: this.nextPid++ } });
     return Promise.resolve(sandbox);
   }
 
@@ -53,12 +50,11 @@ export class FakeDriver implements SandboxDriver {
     return Promise.resolve().then(() => this.get(id).state);
   }
 
-  setCpuLimit(id: string, cpu: number): Promise<void> {
+  setCpuLimit(id: string): Promise<void> {
     return Promise.resolve().then(() => {
-      const entry = this.get(id);
-      if (entry.state.status !== 'running')
+      if (this.get(id).state.status !== 'running') {
         throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} is not running`);
-      entry.spec = { ...entry.spec, resources: { ...entry.spec.resources, cpu } };
+      }
     });
   }
 
@@ -67,7 +63,6 @@ export class FakeDriver implements SandboxDriver {
     if (entry?.state.status !== 'running') {
       return Promise.reject(new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} is not running`));
     }
-    this.signals.push({ id, signal });
     if (signal === 'SIGKILL')
       entry.state = { status: 'exited', cause: 'killed', exitCode: 137, signal: 'SIGKILL' };
     return Promise.resolve();
@@ -85,10 +80,5 @@ export class FakeDriver implements SandboxDriver {
   /** Ends a running sandbox the way a real one can end. */
   end(id: string, cause: ExitCause, exitCode: number, signal: string | null = null): void {
     this.get(id).state = { status: 'exited', cause, exitCode, signal };
-  }
-
-  /** The spec a sandbox was created with. */
-  specOf(id: string): SandboxSpec {
-    return this.get(id).spec;
   }
 }

@@ -52,6 +52,7 @@ const CONSOLE_LOG_MAX_BYTES = 1024 * 1024;
  */
 const RUNSC_MIN_PIDS = 1024;
 const WAIT_STEP_MS = 5;
+const EXIT_WAIT_MS = 2000;
 const SYNC_MESSAGE = /\{[^}]*\}/;
 
 export interface RuntimeCommand {
@@ -389,6 +390,19 @@ export class OciDriver implements SandboxDriver {
     return text === undefined ? undefined : Number.parseInt(text, 10);
   }
 
+  /**
+   * The exit status once conmon has written it: conmon writes it a moment after reaping the init.
+   * Undefined if conmon is gone without writing one, or takes longer than the wait.
+   */
+  private async awaitExitCode(id: string): Promise<number | undefined> {
+    const conmon = await this.readPid(id, 'conmon.pid');
+    for (let waited = 0; ; waited += WAIT_STEP_MS) {
+      const code = await this.exitCode(id);
+      if (code !== undefined || !conmon || !isAlive(conmon) || waited >= EXIT_WAIT_MS) return code;
+      await sleep(WAIT_STEP_MS);
+    }
+  }
+
   async inspect(id: string): Promise<SandboxState> {
     await this.load();
     if (!existsSync(join(this.dir(id), 'sandbox.json'))) {
@@ -397,16 +411,7 @@ export class OciDriver implements SandboxDriver {
     const pid = await this.livePid(id);
     if (pid !== undefined) return { status: 'running', pid };
     // The init is gone; conmon writes the exit file a moment after reaping it.
-    const conmon = await this.readPid(id, 'conmon.pid');
-    let code = await this.exitCode(id);
-    for (
-      let waited = 0;
-      code === undefined && conmon && isAlive(conmon) && waited < 2000;
-      waited += WAIT_STEP_MS
-    ) {
-      await sleep(WAIT_STEP_MS);
-      code = await this.exitCode(id);
-    }
+    const code = await this.awaitExitCode(id);
     if (code === undefined || Number.isNaN(code)) return { status: 'unknown' };
     const oomKills = await readOomKills(this.cgroups!, this.cgroupPath(id));
     const oomFile = existsSync(join(this.dir(id), 'persist', 'oom'));
@@ -442,13 +447,9 @@ export class OciDriver implements SandboxDriver {
     const runtime = this.options.runtimes[record.runtime ?? 'runc'];
     const pid = await this.livePid(id);
     if (pid !== undefined) process.kill(pid, 'SIGKILL');
-    // conmon records the exit status as soon as it reaps the init, then lingers for a second or two
-    // on its own shutdown; once the status is written its work for this sandbox is done.
+    // conmon lingers for a second or two after writing the exit status; its work is done by then.
+    await this.awaitExitCode(id);
     const conmon = await this.readPid(id, 'conmon.pid');
-    for (let waited = 0; conmon && isAlive(conmon) && waited < 2000; waited += WAIT_STEP_MS) {
-      if ((await this.exitCode(id)) !== undefined) break;
-      await sleep(WAIT_STEP_MS);
-    }
     if (conmon && isAlive(conmon)) process.kill(conmon, 'SIGKILL');
     if (runtime) await this.run(runtime.path, [...runtime.args, 'delete', '--force', id]);
     const cgroupPath = this.cgroupPath(id);
