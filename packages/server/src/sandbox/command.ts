@@ -15,6 +15,8 @@ export interface CommandResult {
 
 export interface CommandOptions {
   timeoutMs?: number;
+  /** Working directory; the server's own by default. */
+  cwd?: string;
   env?: NodeJS.ProcessEnv;
   /**
    * Sends stdout and stderr to this open file instead of capturing them, and resolves as soon as the
@@ -61,6 +63,7 @@ export const runCommand: CommandRunner = (file, args, options = {}) =>
     const child = spawn(file, args, {
       stdio: ['ignore', output, output, ...extra],
       env: options.env ?? process.env,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
       timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       killSignal: 'SIGKILL',
     });

@@ -41,6 +41,11 @@ describe('sandbox lifecycle (runc)', { skip: skipReason }, () => {
         lostWith('oom'),
       );
       assert.equal(session.endState?.status, 'exited');
+      assert.equal(
+        existsSync(join(process.cwd(), 'oom')),
+        false,
+        'conmon writes its oom marker in the sandbox dir',
+      );
     } finally {
       await session.destroy();
     }

@@ -352,6 +352,8 @@ export class OciDriver implements SandboxDriver {
     let report: Promise<string> = Promise.resolve('');
     try {
       const result = await this.run(this.options.conmonPath, args, {
+        // conmon writes files such as `oom` into its working directory: the sandbox's own.
+        cwd: dir,
         logFd: log.fd,
         extraPipes: 1,
         env: { ...process.env, _OCI_SYNCPIPE: '3' },
