@@ -1,83 +1,242 @@
 /**
  * @module config
- * Sandpool's configuration, read in one place. Every value has a default that works on a fresh host
- * set up by scripts/setup.sh; each can be overridden through the environment variable named beside it.
- * Nothing else in the server reads `process.env`.
+ * Sandpool's configuration: one TypeBox schema, read in one place. Each setting can come from a JSON
+ * file (`--config` / SANDPOOL_CONFIG), the environment (SANDPOOL_ + the name in upper snake case) or a
+ * flag (`--` + the name in kebab case); flags win over the environment, which wins over the file.
+ * Every default works on a fresh host set up by scripts/setup.sh. Nothing else reads `process.env`.
  */
 
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-import type { RuntimeName } from './sandbox/driver.js';
+import Type, { type Static } from 'typebox';
+import Value from 'typebox/value';
 
-export interface Config {
-  /** SANDPOOL_HOME: images and sandbox state. */
-  home: string;
-  /** SANDPOOL_RUN_DIR: runtime state that must not outlive a reboot. */
-  runDir: string;
-  /** SANDPOOL_RUNTIME: the OCI runtime for new sandboxes. */
-  runtime: RuntimeName;
-  /** SANDPOOL_SECCOMP_PROFILE: the containers-format profile to derive the sandbox filter from. */
-  seccompProfile: string;
-  /** SANDPOOL_CONMON: the per-sandbox monitor binary. */
-  conmonPath: string;
-  /** SANDPOOL_ID_BASE: first host uid/gid handed to sandboxes (65536 per sandbox). */
-  idBase: number;
-  /** SANDPOOL_MAX_SANDBOXES: live sandboxes per host. */
-  maxSandboxes: number;
-  /** SANDPOOL_CGROUP_PARENT: cgroup directory that holds every sandbox's cgroup. */
-  cgroupParent: string;
+const OidcIssuer = Type.Object({
+  /** Must equal the token's `iss`. */
+  issuer: Type.String({ minLength: 1 }),
+  /** Where the issuer publishes its signing keys. */
+  jwksUri: Type.String({ minLength: 1 }),
+  /** The claim that lists the caller's role grants (see auth/roles). */
+  rolesClaim: Type.String({ default: 'roles' }),
+});
+
+export const ConfigSchema = Type.Object({
+  home: Type.String({ default: '/var/lib/sandpool', description: 'Images, sandbox state and the store.' }),
+  runDir: Type.String({ default: '/run/sandpool', description: 'State that must not outlive a reboot.' }),
+  runtime: Type.Union([Type.Literal('runc'), Type.Literal('crun'), Type.Literal('runsc')], {
+    default: 'runc',
+    description: 'The OCI runtime for new sandboxes.',
+  }),
+  seccompProfile: Type.String({
+    default: '/usr/share/containers/seccomp.json',
+    description: 'The containers-format profile the sandbox filter derives from.',
+  }),
+  conmonPath: Type.String({ default: '/usr/bin/conmon', description: 'The per-sandbox monitor.' }),
+  idBase: Type.Integer({
+    default: 1_000_000_000,
+    minimum: 65_536,
+    maximum: 3_000_000_000,
+    description: 'First host uid/gid handed to sandboxes (65536 per sandbox).',
+  }),
+  maxSandboxes: Type.Integer({ default: 2000, minimum: 1, maximum: 16_000, description: 'Per host.' }),
+  cgroupParent: Type.String({
+    default: 'sandpool',
+    pattern: '^[a-z0-9][a-z0-9_-]*$',
+    description: 'The cgroup directory holding every sandbox cgroup.',
+  }),
+  host: Type.String({ default: '127.0.0.1', description: 'Address the API listens on.' }),
+  port: Type.Integer({ default: 8443, minimum: 0, maximum: 65_535, description: '0 picks a free port.' }),
+  tls: Type.Union([Type.Literal('auto'), Type.Literal('off')], {
+    default: 'auto',
+    description: 'auto: HTTPS with tlsCert/tlsKey, or a generated self-signed pair; off: plain HTTP.',
+  }),
+  tlsCert: Type.String({ default: '', description: 'PEM certificate file.' }),
+  tlsKey: Type.String({ default: '', description: 'PEM private key file.' }),
+  publicUrl: Type.String({
+    default: '',
+    description: 'Base URL clients use to reach this server (default: from host and port).',
+  }),
+  database: Type.String({ default: '', description: 'SQLite file (default: <home>/sandpool.db).' }),
+  logLevel: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  maxSessionsPerPool: Type.Integer({
+    default: 600,
+    minimum: 1,
+    maximum: 16_000,
+    description: 'Upper bound of a pool’s maxConcurrentSessions.',
+  }),
+  poolFullStatus: Type.Union([Type.Literal(429), Type.Literal(404)], {
+    default: 429,
+    description: 'HTTP status when a pool is full (Azure documents 404, users observe 429).',
+  }),
+  uploadMaxBytes: Type.Integer({ default: 128 * 1024 * 1024, minimum: 1, description: 'Per file.' }),
+  refillParallelism: Type.Integer({
+    default: 2,
+    minimum: 1,
+    maximum: 64,
+    description: 'Sandboxes a pool starts at once while refilling its warm set.',
+  }),
+  reaperIntervalMs: Type.Integer({ default: 1000, minimum: 10, description: 'How often expiry is checked.' }),
+  defaultPool: Type.String({
+    default: 'default',
+    description: 'PythonLTS pool created on first start ("" for none).',
+  }),
+  defaultSubscription: Type.String({ default: '00000000-0000-0000-0000-000000000000' }),
+  defaultResourceGroup: Type.String({ default: 'sandpool' }),
+  bootstrapApiKey: Type.String({
+    default: '',
+    description: 'Admin API key to register on first start instead of generating one.',
+  }),
+  audiences: Type.Array(Type.String(), {
+    default: ['https://dynamicsessions.io', 'https://acasessions.io'],
+    description: 'Token audiences accepted (with or without a trailing slash).',
+  }),
+  oidcIssuers: Type.Array(OidcIssuer, { default: [], description: 'External JWT issuers (JSON).' }),
+});
+
+export type Settings = Static<typeof ConfigSchema>;
+export type OidcIssuerConfig = Static<typeof OidcIssuer>;
+
+export interface Config extends Settings {
   /** Derived: where each piece lives. */
-  paths: { stateDir: string; runtimeStateDir: string; pythonRootfs: string; pythonAgentDir: string };
+  paths: {
+    stateDir: string;
+    runtimeStateDir: string;
+    pythonRootfs: string;
+    pythonAgentDir: string;
+    database: string;
+    tlsDir: string;
+  };
 }
 
 export type LookupEnv = (name: string) => string | undefined;
 
-export class ConfigError extends Error {}
-
-const RUNTIMES: readonly RuntimeName[] = ['runc', 'crun', 'runsc'];
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-
-function integer(lookup: LookupEnv, name: string, fallback: number, min: number, max: number): number {
-  const raw = lookup(name);
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  }
-  return value;
+export interface ConfigSources {
+  /** Command-line arguments after the command name, e.g. `['--port', '9000']`. */
+  argv?: readonly string[];
+  lookupEnv?: LookupEnv;
+  readFile?: (path: string) => string;
 }
 
-export function loadConfig(lookup: LookupEnv = (name) => process.env[name]): Config {
-  const home = lookup('SANDPOOL_HOME') || '/var/lib/sandpool';
-  const runDir = lookup('SANDPOOL_RUN_DIR') || '/run/sandpool';
-  const runtime = (lookup('SANDPOOL_RUNTIME') || 'runc') as RuntimeName;
-  if (!RUNTIMES.includes(runtime)) {
+export class ConfigError extends Error {}
+
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+type Key = keyof Settings;
+const KEYS = Object.keys(ConfigSchema.properties) as Key[];
+
+const envName = (key: string) => `SANDPOOL_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** Text from the environment or a flag, typed by the setting's schema (JSON for lists). */
+function fromText(key: Key, text: string, source: string): unknown {
+  const schema = ConfigSchema.properties[key] as { type?: string };
+  if (schema.type === 'array') {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new ConfigError(`${source} must be a JSON array, got ${JSON.stringify(text)}`);
+    }
+  }
+  if (schema.type === 'integer' || key === 'poolFullStatus') {
+    return text.trim() === '' ? Number.NaN : Number(text);
+  }
+  return text;
+}
+
+function parseFlags(argv: readonly string[]): { flags: Map<string, string>; configFile?: string } {
+  const flags = new Map<string, string>();
+  let configFile: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (!name.startsWith('--') || value === undefined) {
+      throw new ConfigError(`expected --name value, got ${JSON.stringify(arg)}`);
+    }
+    if (name === '--config') configFile = value;
+    else flags.set(name, value);
+  }
+  return configFile === undefined ? { flags } : { flags, configFile };
+}
+
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const lookupEnv = sources.lookupEnv ?? ((name: string) => process.env[name]);
+  const readFile = sources.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  const { flags, configFile } = parseFlags(sources.argv ?? []);
+  const known = new Set(KEYS.map(flagName));
+  for (const flag of flags.keys()) {
+    if (!known.has(flag)) throw new ConfigError(`unknown option ${flag}`);
+  }
+
+  const merged: Record<string, unknown> = {};
+  const origin = new Map<string, string>();
+  const filePath = configFile ?? lookupEnv('SANDPOOL_CONFIG');
+  if (filePath) {
+    let file: unknown;
+    try {
+      file = JSON.parse(readFile(filePath));
+    } catch (cause) {
+      throw new ConfigError(`cannot read config file ${filePath}: ${(cause as Error).message}`);
+    }
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) {
+      throw new ConfigError(`config file ${filePath} must hold a JSON object`);
+    }
+    for (const [key, value] of Object.entries(file)) {
+      if (!KEYS.includes(key as Key)) throw new ConfigError(`${filePath}: unknown setting ${key}`);
+      merged[key] = value;
+      origin.set(key, `${filePath}: ${key}`);
+    }
+  }
+  for (const key of KEYS) {
+    const fromEnv = lookupEnv(envName(key));
+    if (fromEnv !== undefined && fromEnv !== '') {
+      merged[key] = fromText(key, fromEnv, envName(key));
+      origin.set(key, envName(key));
+    }
+    const fromFlag = flags.get(flagName(key));
+    if (fromFlag !== undefined) {
+      merged[key] = fromText(key, fromFlag, flagName(key));
+      origin.set(key, flagName(key));
+    }
+  }
+
+  const settings = Value.Default(ConfigSchema, merged) as Record<string, unknown>;
+  const [first] = Value.Errors(ConfigSchema, settings);
+  if (first) {
+    const key = first.instancePath.split('/')[1] ?? '';
+    const where = origin.get(key) ?? key;
     throw new ConfigError(
-      `SANDPOOL_RUNTIME must be one of ${RUNTIMES.join(', ')}, got ${JSON.stringify(runtime)}`,
+      `${where} ${first.message}, got ${JSON.stringify(settings[key])}${first.instancePath.split('/').length > 2 ? ` (at ${first.instancePath})` : ''}`,
     );
   }
-  const cgroupParent = lookup('SANDPOOL_CGROUP_PARENT') || 'sandpool';
-  if (!/^[a-z0-9][a-z0-9_-]*$/.test(cgroupParent)) {
-    throw new ConfigError(
-      `SANDPOOL_CGROUP_PARENT must be a single lower-case name, got ${JSON.stringify(cgroupParent)}`,
-    );
-  }
+  const valid = settings as Settings;
   return {
-    home,
-    runDir,
-    runtime,
-    seccompProfile: lookup('SANDPOOL_SECCOMP_PROFILE') || '/usr/share/containers/seccomp.json',
-    conmonPath: lookup('SANDPOOL_CONMON') || '/usr/bin/conmon',
-    // Above the ranges that useradd and subuid hand out, and 65536-aligned.
-    idBase: integer(lookup, 'SANDPOOL_ID_BASE', 1_000_000_000, 65_536, 3_000_000_000),
-    maxSandboxes: integer(lookup, 'SANDPOOL_MAX_SANDBOXES', 2000, 1, 16_000),
-    cgroupParent,
+    ...valid,
     paths: {
-      stateDir: join(home, 'sandboxes'),
-      runtimeStateDir: join(runDir, 'runtime'),
-      pythonRootfs: join(home, 'images', 'python-lts', 'rootfs'),
+      stateDir: join(valid.home, 'sandboxes'),
+      runtimeStateDir: join(valid.runDir, 'runtime'),
+      pythonRootfs: join(valid.home, 'images', 'python-lts', 'rootfs'),
       pythonAgentDir: join(REPO_ROOT, 'interpreter', 'python'),
+      database: valid.database || join(valid.home, 'sandpool.db'),
+      tlsDir: join(valid.home, 'tls'),
     },
   };
+}
+
+/** Each setting with its sources and default, for `--help` and docs. */
+export function describeSettings(): { key: string; env: string; flag: string; description: string }[] {
+  return KEYS.map((key) => {
+    const schema = ConfigSchema.properties[key] as { description?: string; default?: unknown };
+    return {
+      key,
+      env: envName(key),
+      flag: flagName(key),
+      description: `${schema.description ?? ''} (default ${JSON.stringify(schema.default)})`.trim(),
+    };
+  });
 }

@@ -9,13 +9,45 @@ export const ErrorCode = {
   // 400
   InvalidSandboxSpec: 'InvalidSandboxSpec',
   InvalidAgentRequest: 'InvalidAgentRequest',
+  /** The body is not valid JSON or not of the expected shape. */
+  InvalidRequestContent: 'InvalidRequestContent',
+  /** A value is out of range or of the wrong type; `target` names it. */
+  InvalidParameter: 'InvalidParameter',
+  MissingApiVersionParameter: 'MissingApiVersionParameter',
+  InvalidApiVersionParameter: 'InvalidApiVersionParameter',
+  InvalidIdentifier: 'InvalidIdentifier',
+  InvalidFileName: 'InvalidFileName',
+  ContainerTypeImmutable: 'ContainerTypeImmutable',
+  // 401
+  AuthenticationFailed: 'AuthenticationFailed',
+  // 403
+  AuthorizationFailed: 'AuthorizationFailed',
   // 404
   SandboxNotFound: 'SandboxNotFound',
+  /** No such session pool. */
+  ResourceNotFound: 'ResourceNotFound',
+  RouteNotFound: 'RouteNotFound',
+  OperationNotFound: 'OperationNotFound',
+  ExecutionNotFound: 'ExecutionNotFound',
+  FileNotFound: 'FileNotFound',
+  SessionNotFound: 'SessionNotFound',
+  ApiKeyNotFound: 'ApiKeyNotFound',
   // 409
   SandboxAlreadyExists: 'SandboxAlreadyExists',
-  // 410: the session's sandbox is gone; its state cannot be recovered
+  /** The pool is being deleted or has an operation running. */
+  SessionPoolBusy: 'SessionPoolBusy',
+  // 410
+  /** The session's sandbox is gone; its state cannot be recovered. */
   SessionLost: 'SessionLost',
+  // 413
+  PayloadTooLarge: 'PayloadTooLarge',
+  // 415
+  UnsupportedMediaType: 'UnsupportedMediaType',
+  // 429
+  /** Every slot of the pool is allocated (404 under poolFullStatus=404). */
+  SessionPoolFull: 'SessionPoolFull',
   // 500
+  InternalServerError: 'InternalServerError',
   SandboxStartFailed: 'SandboxStartFailed',
   SandboxRuntimeError: 'SandboxRuntimeError',
   AgentProtocolError: 'AgentProtocolError',
@@ -23,6 +55,10 @@ export const ErrorCode = {
   RuntimeUnavailable: 'RuntimeUnavailable',
   // 503
   AgentUnavailable: 'AgentUnavailable',
+  ServiceShuttingDown: 'ServiceShuttingDown',
+  // 507
+  /** The session's /mnt/data is full. */
+  SessionStorageFull: 'SessionStorageFull',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -30,28 +66,54 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 export const HTTP_STATUS: Record<ErrorCode, number> = {
   InvalidSandboxSpec: 400,
   InvalidAgentRequest: 400,
+  InvalidRequestContent: 400,
+  InvalidParameter: 400,
+  MissingApiVersionParameter: 400,
+  InvalidApiVersionParameter: 400,
+  InvalidIdentifier: 400,
+  InvalidFileName: 400,
+  ContainerTypeImmutable: 400,
+  AuthenticationFailed: 401,
+  AuthorizationFailed: 403,
   SandboxNotFound: 404,
+  ResourceNotFound: 404,
+  RouteNotFound: 404,
+  OperationNotFound: 404,
+  ExecutionNotFound: 404,
+  FileNotFound: 404,
+  SessionNotFound: 404,
+  ApiKeyNotFound: 404,
   SandboxAlreadyExists: 409,
+  SessionPoolBusy: 409,
   SessionLost: 410,
+  PayloadTooLarge: 413,
+  UnsupportedMediaType: 415,
+  SessionPoolFull: 429,
+  InternalServerError: 500,
   SandboxStartFailed: 500,
   SandboxRuntimeError: 500,
   AgentProtocolError: 500,
   RuntimeUnavailable: 501,
   AgentUnavailable: 503,
+  ServiceShuttingDown: 503,
+  SessionStorageFull: 507,
 };
 
 export class AppError extends Error {
   readonly status: number;
   readonly details: Record<string, unknown> | undefined;
+  /** The request field the error is about, e.g. `properties.scaleConfiguration.maxConcurrentSessions`. */
+  readonly target: string | undefined;
 
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+    options: { cause?: unknown; details?: Record<string, unknown>; target?: string } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.status = HTTP_STATUS[code];
     this.details = options.details;
+    this.target = options.target;
   }
 }

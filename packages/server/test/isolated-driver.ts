@@ -16,7 +16,7 @@ import {
 } from '../src/sandbox/oci/oci-driver.js';
 import { ID_RANGE_SIZE } from '../src/sandbox/oci/oci-spec.js';
 
-export const config = loadConfig();
+export const config = loadConfig({ argv: [] });
 
 /** Tests take host ids from 1.5e9 up, apart from a server's default range, one block per process. */
 const TEST_ID_BASE = 1_500_000_000;

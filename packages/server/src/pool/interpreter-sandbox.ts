@@ -62,12 +62,15 @@ export type EndState = Exclude<SandboxState, { status: 'running' }>;
 
 export class InterpreterSandbox {
   private ended: EndState | undefined;
+  private readonly endListeners: ((state: EndState) => void)[] = [];
 
   private constructor(
     readonly sandbox: Sandbox,
     private readonly agent: AgentClient,
     private readonly driver: SandboxDriver,
-  ) {}
+  ) {
+    agent.onClose(() => void this.noticeEnd());
+  }
 
   /** Creates the sandbox and waits until its agent answers. */
   static async start(driver: SandboxDriver, options: InterpreterSandboxOptions): Promise<InterpreterSandbox> {
@@ -115,6 +118,21 @@ export class InterpreterSandbox {
   /** How the sandbox ended, once it has. */
   get endState(): EndState | undefined {
     return this.ended;
+  }
+
+  /**
+   * Called once if the sandbox ends by itself (its agent's connection closes), with how it ended.
+   * Not called for {@link destroy}.
+   */
+  onEnd(listener: (state: EndState) => void): void {
+    this.endListeners.push(listener);
+  }
+
+  private async noticeEnd(): Promise<void> {
+    const state = await this.waitForEnd();
+    // An agent that hung up while its sandbox still runs is as good as gone.
+    this.ended ??= state.status === 'running' ? { status: 'unknown' } : state;
+    for (const listener of this.endListeners.splice(0)) listener(this.ended);
   }
 
   async execute(options: ExecuteOptions): Promise<ExecutionOutcome> {
@@ -165,6 +183,7 @@ export class InterpreterSandbox {
   }
 
   async destroy(): Promise<void> {
+    this.endListeners.length = 0;
     this.agent.close();
     await this.driver.destroy(this.id);
   }

@@ -70,6 +70,8 @@ export interface Sandbox {
   agentSocketPath: string;
   /** Host path of the directory the sandbox sees as `/mnt/data`. */
   dataDir: string;
+  /** Host uid and gid of the sandbox's user: files the host puts in `dataDir` belong to them. */
+  dataOwner: { uid: number; gid: number };
   createdAt: Date;
 }
 

@@ -34,6 +34,7 @@ export class FakeDriver implements SandboxDriver {
       runtime: spec.runtime,
       agentSocketPath: `/fake/${spec.id}/agent/agent.sock`,
       dataDir: `/fake/${spec.id}/data`,
+      dataOwner: { uid: 1000, gid: 1000 },
       createdAt: new Date(),
     };
     this.sandboxes.set(spec.id, { sandbox, state: { status: 'running', pid: this.nextPid++ } });

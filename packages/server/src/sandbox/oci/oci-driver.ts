@@ -234,8 +234,14 @@ export class OciDriver implements SandboxDriver {
       runtime: record.runtime,
       agentSocketPath: join(this.dir(record.id), 'agent', AGENT_SOCKET_NAME),
       dataDir: join(this.dir(record.id), 'data'),
+      dataOwner: this.sandboxUser(record.slot),
       createdAt: new Date(record.createdAt),
     };
+  }
+
+  private sandboxUser(slot: number): { uid: number; gid: number } {
+    const idBase = this.options.idBase + slot * ID_RANGE_SIZE;
+    return { uid: idBase + SANDBOX_UID, gid: idBase + SANDBOX_GID };
   }
 
   private allocateSlot(): number {
@@ -296,8 +302,7 @@ export class OciDriver implements SandboxDriver {
   private async start(spec: SandboxSpec, record: SandboxRecord, runtime: RuntimeCommand): Promise<void> {
     const dir = this.dir(spec.id);
     const idBase = this.options.idBase + record.slot * ID_RANGE_SIZE;
-    const uid = idBase + SANDBOX_UID;
-    const gid = idBase + SANDBOX_GID;
+    const { uid, gid } = this.sandboxUser(record.slot);
     await writeFile(join(dir, 'sandbox.json'), JSON.stringify(record));
     const dataDir = join(dir, 'data');
     const agentDir = join(dir, 'agent');

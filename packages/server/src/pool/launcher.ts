@@ -1,0 +1,86 @@
+/**
+ * @module pool/launcher
+ * How a pool gets sandboxes: start one from the pool's template, reattach one that outlived a server
+ * restart, or remove one by id. The pool manager sees only {@link SessionSandbox}; the interpreter
+ * launcher backs it with a real sandbox and its agent, and unit tests back it with an in-memory fake.
+ */
+
+import type { AgentClientOptions, ExecuteOptions, ExecutionOutcome } from '../interpreter/agent-client.js';
+import type { SandboxDriver } from '../sandbox/driver.js';
+import { InterpreterSandbox, type EndState, type PythonImage } from './interpreter-sandbox.js';
+import type { PoolSpec } from './pool-spec.js';
+
+export type { EndState } from './interpreter-sandbox.js';
+
+export interface SessionSandbox {
+  readonly id: string;
+  /** Host path of the sandbox's `/mnt/data`. */
+  readonly dataDir: string;
+  readonly dataOwner: { uid: number; gid: number };
+  execute(options: ExecuteOptions): Promise<ExecutionOutcome>;
+  /** Called once if the sandbox ends by itself. */
+  onEnd(listener: (state: EndState) => void): void;
+  destroy(): Promise<void>;
+}
+
+export interface SandboxLauncher {
+  start(id: string, spec: PoolSpec): Promise<SessionSandbox>;
+  /** The live sandbox with this id, or how it ended. */
+  attach(id: string): Promise<SessionSandbox | EndState>;
+  /** Ids of every sandbox on the host, live or not. */
+  hostSandboxIds(): Promise<string[]>;
+  destroy(id: string): Promise<void>;
+}
+
+/** Code-interpreter sandboxes: the PythonLTS image with the agent in it. */
+export class InterpreterLauncher implements SandboxLauncher {
+  constructor(
+    private readonly driver: SandboxDriver,
+    private readonly image: PythonImage,
+    private readonly agent: AgentClientOptions,
+    /** Per-sandbox limits the pool spec does not set. */
+    private readonly limits: { pids: number; dataBytes: number; tmpBytes: number },
+  ) {}
+
+  async start(id: string, spec: PoolSpec): Promise<SessionSandbox> {
+    const session = await InterpreterSandbox.start(this.driver, {
+      id,
+      runtime: spec.runtime,
+      image: this.image,
+      resources: { cpu: spec.cpu, memoryBytes: spec.memoryBytes, ...this.limits },
+      agent: this.agent,
+    });
+    return adapt(session);
+  }
+
+  async attach(id: string): Promise<SessionSandbox | EndState> {
+    const sandbox = (await this.driver.list()).find((s) => s.id === id);
+    if (!sandbox) return { status: 'unknown' };
+    const state = await this.driver.inspect(id);
+    if (state.status !== 'running') return state;
+    try {
+      return adapt(await InterpreterSandbox.attach(this.driver, sandbox, this.agent));
+    } catch {
+      return { status: 'unknown' };
+    }
+  }
+
+  async hostSandboxIds(): Promise<string[]> {
+    return (await this.driver.list()).map((s) => s.id);
+  }
+
+  destroy(id: string): Promise<void> {
+    return this.driver.destroy(id);
+  }
+}
+
+function adapt(session: InterpreterSandbox): SessionSandbox {
+  return {
+    id: session.id,
+    dataDir: session.sandbox.dataDir,
+    dataOwner: session.sandbox.dataOwner,
+    execute: (options) => session.execute(options),
+    onEnd: (listener) => session.onEnd(listener),
+    destroy: () => session.destroy(),
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * @module pool/policy
+ * The pool's rules as pure functions of their inputs and the time: when a session expires, how many
+ * ready sandboxes a pool keeps, how long to wait after failing starts. The pool manager only applies
+ * them; tests table them.
+ */
+
+import type { EndReason, Lifecycle, PoolSpec } from './pool-spec.js';
+
+export interface SessionTimes {
+  /** Epoch milliseconds. */
+  allocatedAt: number;
+  /** Start or end of the latest request, whichever is later. */
+  lastAccessedAt: number;
+  /** A request is being served right now. */
+  busy: boolean;
+}
+
+/** When the session ends by itself, and why. */
+export function sessionExpiry(
+  lifecycle: Lifecycle,
+  times: SessionTimes,
+): { at: number; reason: Extract<EndReason, 'cooldown' | 'maxAlive'> } {
+  switch (lifecycle.type) {
+    case 'Timed':
+      return { at: times.lastAccessedAt + lifecycle.cooldownSeconds * 1000, reason: 'cooldown' };
+    case 'OnContainerExit':
+      return { at: times.allocatedAt + lifecycle.maxAliveSeconds * 1000, reason: 'maxAlive' };
+  }
+}
+
+/**
+ * The reason to end the session now, if any. A request in progress keeps a `Timed` session alive
+ * (the cooldown counts from its end); `maxAlive` is a hard limit.
+ */
+export function expiredReason(
+  lifecycle: Lifecycle,
+  times: SessionTimes,
+  now: number,
+): Extract<EndReason, 'cooldown' | 'maxAlive'> | undefined {
+  const expiry = sessionExpiry(lifecycle, times);
+  if (now < expiry.at) return undefined;
+  if (expiry.reason === 'cooldown' && times.busy) return undefined;
+  return expiry.reason;
+}
+
+/** Ready sandboxes to keep: the configured number, never pushing the pool past its maximum. */
+export function warmTarget(spec: PoolSpec, allocated: number): number {
+  return Math.max(0, Math.min(spec.readySessionInstances, spec.maxConcurrentSessions - allocated));
+}
+
+const BACKOFF_BASE_MS = 1000;
+const BACKOFF_MAX_MS = 60_000;
+
+/** Delay before the next start after `failures` consecutive failed starts (0 means no delay). */
+export function startBackoffMs(failures: number): number {
+  if (failures <= 0) return 0;
+  return Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1));
+}

@@ -1,0 +1,490 @@
+/**
+ * @module pool/pool-manager
+ * One pool's sandboxes: the warm set kept at its target, the identifier → session map, allocation
+ * (single-flight per identifier, bounded by `maxConcurrentSessions`), executions serialized per
+ * session, and every end recorded with its reason. The rules themselves live in pool/policy; this
+ * class applies them and keeps the store in step.
+ */
+
+import type { Logger } from 'pino';
+
+import { AppError, ErrorCode } from '../errors.js';
+import type { JsonObject, PoolRow, SessionRow, Store } from '../store/store.js';
+import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
+import { expiredReason, sessionExpiry, startBackoffMs, warmTarget, type SessionTimes } from './policy.js';
+import type { EndReason, PoolSpec } from './pool-spec.js';
+
+export interface PoolManagerDeps {
+  store: Store;
+  launcher: SandboxLauncher;
+  log: Logger;
+  now: () => number;
+  newSandboxId: (poolName: string) => string;
+  refillParallelism: number;
+}
+
+export interface Session {
+  readonly identifier: string;
+  readonly sandbox: SessionSandbox;
+  readonly createdAt: number;
+  readonly allocatedAt: number;
+  lastAccessedAt: number;
+  /** Requests being served. */
+  busy: number;
+  ended: EndReason | undefined;
+  /** Executions run one after another. */
+  queue: Promise<unknown>;
+  row: SessionRow;
+}
+
+export interface Allocation {
+  /** The request created the session. */
+  created: boolean;
+  /** It came from the warm set (false: started on demand). */
+  warm: boolean;
+  durationMs: number;
+  /** How the identifier's previous session ended, when this request replaced it. */
+  previous: { reason: string; endedAt: string } | undefined;
+}
+
+export interface PoolStatus {
+  ready: number;
+  allocated: number;
+  starting: number;
+  consecutiveStartFailures: number;
+  lastStartError: string | null;
+}
+
+interface ReadySandbox {
+  sandbox: SessionSandbox;
+  row: SessionRow;
+}
+
+/** Maps how a sandbox ended by itself to the session's end reason. */
+function reasonFor(state: EndState): EndReason {
+  if (state.status === 'unknown') return 'hostLost';
+  switch (state.cause) {
+    case 'oom':
+      return 'oom';
+    case 'crashed':
+      return 'crashed';
+    case 'killed':
+      return 'killed';
+    case 'exited':
+      return 'containerExit';
+    case 'destroyed':
+      return 'hostLost';
+  }
+}
+
+const times = (session: Session): SessionTimes => ({
+  allocatedAt: session.allocatedAt,
+  lastAccessedAt: session.lastAccessedAt,
+  busy: session.busy > 0,
+});
+
+function endDetails(state: EndState): JsonObject | null {
+  return state.status === 'exited' ? { exitCode: state.exitCode, signal: state.signal } : null;
+}
+
+export class PoolManager {
+  private readonly ready: ReadySandbox[] = [];
+  private readonly sessions = new Map<string, Session>();
+  private readonly allocating = new Map<string, Promise<{ session: Session; allocation: Allocation }>>();
+  private readonly starts = new Set<Promise<void>>();
+  private failures = 0;
+  private lastStartError: string | null = null;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private draining = false;
+  private warmWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+
+  constructor(
+    private pool: PoolRow,
+    private spec: PoolSpec,
+    private readonly deps: PoolManagerDeps,
+  ) {}
+
+  get id(): string {
+    return this.pool.id;
+  }
+
+  get name(): string {
+    return this.pool.name;
+  }
+
+  get currentSpec(): PoolSpec {
+    return this.spec;
+  }
+
+  status(): PoolStatus {
+    return {
+      ready: this.ready.length,
+      allocated: this.sessions.size,
+      starting: this.starts.size,
+      consecutiveStartFailures: this.failures,
+      lastStartError: this.lastStartError,
+    };
+  }
+
+  /** Sessions bound to identifiers, oldest first. */
+  listSessions(): Session[] {
+    return [...this.sessions.values()].sort((a, b) => a.allocatedAt - b.allocatedAt);
+  }
+
+  getSession(identifier: string): Session | undefined {
+    return this.sessions.get(identifier);
+  }
+
+  /** When a session will end by itself under the pool's lifecycle. */
+  expiresAt(session: Session): number {
+    return sessionExpiry(this.spec.lifecycle, times(session)).at;
+  }
+
+  /** Adopts sandboxes that outlived a restart (from the store, reattached by the launcher). */
+  adopt(ready: ReadySandbox[], allocated: { sandbox: SessionSandbox; row: SessionRow }[]): void {
+    for (const entry of ready) {
+      this.ready.push(entry);
+      this.watchReady(entry);
+    }
+    for (const { sandbox, row } of allocated) {
+      const session = this.bind(row.identifier!, sandbox, row);
+      this.watchSession(session);
+    }
+  }
+
+  /**
+   * Runs `work` against the identifier's session, allocating one if needed, and keeps the session
+   * alive meanwhile: the cooldown restarts when the work starts and when it ends. With `serialize`,
+   * work on one session runs one at a time (executions).
+   */
+  async withSession<T>(
+    identifier: string,
+    work: (session: Session) => Promise<T>,
+    options: { serialize: boolean },
+  ): Promise<{ value: T; session: Session; allocation: Allocation }> {
+    const { session, allocation } = await this.acquire(identifier);
+    session.busy++;
+    this.touch(session);
+    try {
+      const run = () => work(session);
+      let value: T;
+      if (options.serialize) {
+        const result = session.queue.then(run, run);
+        session.queue = result.catch(() => undefined);
+        value = await result;
+      } else {
+        value = await run();
+      }
+      return { value, session, allocation };
+    } finally {
+      session.busy--;
+      this.touch(session);
+    }
+  }
+
+  /** The identifier's session, allocated on first use; concurrent first requests share one. */
+  acquire(identifier: string): Promise<{ session: Session; allocation: Allocation }> {
+    const existing = this.sessions.get(identifier);
+    if (existing) {
+      return Promise.resolve({
+        session: existing,
+        allocation: { created: false, warm: true, durationMs: 0, previous: undefined },
+      });
+    }
+    const inFlight = this.allocating.get(identifier);
+    if (inFlight) return inFlight;
+    if (this.draining) {
+      return Promise.reject(
+        new AppError(ErrorCode.SessionPoolBusy, `session pool ${this.name} is being deleted`),
+      );
+    }
+    if (this.sessions.size + this.allocating.size >= this.spec.maxConcurrentSessions) {
+      return Promise.reject(
+        new AppError(
+          ErrorCode.SessionPoolFull,
+          `session pool ${this.name} has all ${this.spec.maxConcurrentSessions} sessions allocated; end one (DELETE session) or raise maxConcurrentSessions`,
+          { details: { maxConcurrentSessions: this.spec.maxConcurrentSessions } },
+        ),
+      );
+    }
+    const allocation = this.allocate(identifier).finally(() => this.allocating.delete(identifier));
+    this.allocating.set(identifier, allocation);
+    return allocation;
+  }
+
+  private async allocate(identifier: string): Promise<{ session: Session; allocation: Allocation }> {
+    const started = this.deps.now();
+    const previous = this.deps.store.lastEndedSession(this.pool.id, identifier).catch(() => undefined);
+    let taken = this.ready.shift();
+    const warm = taken !== undefined;
+    if (!taken) {
+      const id = this.deps.newSandboxId(this.name);
+      const sandbox = await this.deps.launcher.start(id, this.spec);
+      taken = { sandbox, row: this.newRow(id) };
+    }
+    const now = this.deps.now();
+    const row: SessionRow = {
+      ...taken.row,
+      identifier,
+      state: 'allocated',
+      allocatedAt: new Date(now).toISOString(),
+      lastAccessedAt: new Date(now).toISOString(),
+    };
+    const session = this.bind(identifier, taken.sandbox, row);
+    try {
+      await this.deps.store.putSession(row);
+    } catch (error) {
+      this.sessions.delete(identifier);
+      await taken.sandbox.destroy().catch(() => undefined);
+      throw error;
+    }
+    this.watchSession(session);
+    this.refill();
+    this.event('allocated', { sessionId: row.id, identifier, details: { warm } });
+    const before = await previous;
+    return {
+      session,
+      allocation: {
+        created: true,
+        warm,
+        durationMs: this.deps.now() - started,
+        previous: before && { reason: before.endReason ?? 'unknown', endedAt: before.endedAt ?? '' },
+      },
+    };
+  }
+
+  private bind(identifier: string, sandbox: SessionSandbox, row: SessionRow): Session {
+    const session: Session = {
+      identifier,
+      sandbox,
+      createdAt: Date.parse(row.createdAt),
+      allocatedAt: Date.parse(row.allocatedAt ?? row.createdAt),
+      lastAccessedAt: Date.parse(row.lastAccessedAt ?? row.allocatedAt ?? row.createdAt),
+      busy: 0,
+      ended: undefined,
+      queue: Promise.resolve(),
+      row,
+    };
+    this.sessions.set(identifier, session);
+    return session;
+  }
+
+  private touch(session: Session): void {
+    session.lastAccessedAt = Math.max(session.lastAccessedAt, this.deps.now());
+  }
+
+  private watchSession(session: Session): void {
+    session.sandbox.onEnd((state) => {
+      void this.end(session, reasonFor(state), endDetails(state));
+    });
+  }
+
+  private watchReady(entry: ReadySandbox): void {
+    entry.sandbox.onEnd((state) => {
+      const index = this.ready.indexOf(entry);
+      if (index === -1) return;
+      this.ready.splice(index, 1);
+      void this.retire(entry, reasonFor(state), endDetails(state));
+      this.refill();
+    });
+  }
+
+  /** Ends a session: its sandbox is destroyed and the end recorded with its reason. */
+  async end(session: Session, reason: EndReason, details: JsonObject | null = null): Promise<void> {
+    if (session.ended) return;
+    session.ended = reason;
+    if (this.sessions.get(session.identifier) === session) this.sessions.delete(session.identifier);
+    await this.retire(session, reason, details);
+    this.refill();
+  }
+
+  /** Ends the identifier's session, if it has one. */
+  async stop(identifier: string): Promise<boolean> {
+    const session = this.sessions.get(identifier);
+    if (!session) return false;
+    await this.end(session, 'stopped');
+    return true;
+  }
+
+  private async retire(
+    entry: { sandbox: SessionSandbox; row: SessionRow },
+    reason: EndReason,
+    details: JsonObject | null,
+  ) {
+    const endedAt = new Date(this.deps.now()).toISOString();
+    const row: SessionRow = { ...entry.row, state: 'ended', endedAt, endReason: reason, endDetails: details };
+    entry.row = row;
+    await entry.sandbox
+      .destroy()
+      .catch((error: unknown) =>
+        this.deps.log.error({ err: error, sandbox: row.id }, 'sandbox.destroy failed'),
+      );
+    await this.deps.store
+      .putSession(row)
+      .catch((error: unknown) =>
+        this.deps.log.error({ err: error, sandbox: row.id }, 'session.end not stored'),
+      );
+    this.event('ended', {
+      sessionId: row.id,
+      identifier: row.identifier,
+      reason,
+      details: details ?? (row.identifier === null ? { ready: true } : null),
+    });
+  }
+
+  /** Ends sessions whose time is up and stores when the others were last used. */
+  async reap(): Promise<void> {
+    const now = this.deps.now();
+    const ends: Promise<void>[] = [];
+    for (const session of this.sessions.values()) {
+      const reason = expiredReason(this.spec.lifecycle, times(session), now);
+      if (reason) {
+        ends.push(this.end(session, reason));
+        continue;
+      }
+      const stored = Date.parse(session.row.lastAccessedAt ?? '');
+      if (session.lastAccessedAt !== stored) {
+        session.row = { ...session.row, lastAccessedAt: new Date(session.lastAccessedAt).toISOString() };
+        ends.push(this.deps.store.putSession(session.row));
+      }
+    }
+    await Promise.all(ends);
+  }
+
+  /**
+   * Applies a changed pool: a new template replaces the ready sandboxes (allocated sessions keep
+   * theirs until they end); a smaller warm target retires the surplus.
+   */
+  async update(pool: PoolRow, spec: PoolSpec, templateChanged: boolean): Promise<void> {
+    this.pool = pool;
+    this.spec = spec;
+    const surplus = templateChanged
+      ? this.ready.splice(0)
+      : this.ready.splice(warmTarget(spec, this.sessions.size));
+    this.resetBackoff();
+    await Promise.all(surplus.map((entry) => this.retire(entry, 'poolUpdated', null)));
+    this.refill();
+  }
+
+  /** Ends everything, for a deleted pool. Nothing starts afterwards. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    clearTimeout(this.retryTimer);
+    await Promise.allSettled([...this.allocating.values(), ...this.starts]);
+    const ready = this.ready.splice(0);
+    await Promise.all([
+      ...ready.map((entry) => this.retire(entry, 'poolDeleted', null)),
+      ...[...this.sessions.values()].map((session) => this.end(session, 'poolDeleted')),
+    ]);
+    for (const waiter of this.warmWaiters.splice(0)) waiter.reject(new Error('the pool was deleted'));
+  }
+
+  /** Stops background work without touching sandboxes, for a server shutting down. */
+  detach(): void {
+    this.draining = true;
+    clearTimeout(this.retryTimer);
+  }
+
+  /** Resolves once the warm set reaches its target; rejects when the latest start failed or the next one fails. */
+  whenWarm(): Promise<void> {
+    if (this.ready.length >= warmTarget(this.spec, this.sessions.size)) return Promise.resolve();
+    if (this.lastStartError !== null) return Promise.reject(new Error(this.lastStartError));
+    return new Promise((resolve, reject) => this.warmWaiters.push({ resolve, reject }));
+  }
+
+  private resetBackoff(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.failures = 0;
+    this.lastStartError = null;
+  }
+
+  /** Starts sandboxes until the warm set (with those starting) reaches its target. */
+  refill(): void {
+    if (this.draining || this.retryTimer) return;
+    const target = warmTarget(this.spec, this.sessions.size + this.allocating.size);
+    if (this.ready.length >= target) {
+      for (const waiter of this.warmWaiters.splice(0)) waiter.resolve();
+      return;
+    }
+    while (this.ready.length + this.starts.size < target && this.starts.size < this.deps.refillParallelism) {
+      const start: Promise<void> = this.startReady().finally(() => {
+        this.starts.delete(start);
+        this.refill();
+      });
+      this.starts.add(start);
+    }
+  }
+
+  private newRow(id: string): SessionRow {
+    return {
+      id,
+      poolId: this.pool.id,
+      identifier: null,
+      state: 'ready',
+      generation: this.pool.generation,
+      createdAt: new Date(this.deps.now()).toISOString(),
+      allocatedAt: null,
+      lastAccessedAt: null,
+      endedAt: null,
+      endReason: null,
+      endDetails: null,
+    };
+  }
+
+  private async startReady(): Promise<void> {
+    const id = this.deps.newSandboxId(this.name);
+    const generation = this.pool.generation;
+    let sandbox: SessionSandbox;
+    try {
+      sandbox = await this.deps.launcher.start(id, this.spec);
+    } catch (error) {
+      this.failures++;
+      this.lastStartError = (error as Error).message;
+      const retryInMs = startBackoffMs(this.failures);
+      this.deps.log.warn({ pool: this.name, err: error, retryInMs }, 'sandbox.start failed');
+      this.event('startFailed', {
+        sessionId: id,
+        reason: error instanceof AppError ? error.code : 'SandboxStartFailed',
+        details: { message: this.lastStartError, retryInMs, consecutiveFailures: this.failures },
+      });
+      for (const waiter of this.warmWaiters.splice(0)) waiter.reject(error as Error);
+      if (!this.draining && !this.retryTimer) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.refill();
+        }, retryInMs);
+        this.retryTimer.unref();
+      }
+      return;
+    }
+    this.failures = 0;
+    this.lastStartError = null;
+    const entry = { sandbox, row: this.newRow(id) };
+    if (this.draining || generation !== this.pool.generation) {
+      await this.retire(entry, this.draining ? 'poolDeleted' : 'poolUpdated', null);
+      return;
+    }
+    await this.deps.store.putSession(entry.row);
+    this.ready.push(entry);
+    this.watchReady(entry);
+    this.event('ready', { sessionId: id });
+  }
+
+  private event(
+    type: string,
+    fields: { sessionId?: string; identifier?: string | null; reason?: string; details?: JsonObject | null },
+  ): void {
+    this.deps.store
+      .appendEvent({
+        poolId: this.pool.id,
+        sessionId: fields.sessionId ?? null,
+        identifier: fields.identifier ?? null,
+        type,
+        reason: fields.reason ?? null,
+        details: fields.details ?? null,
+        at: new Date(this.deps.now()).toISOString(),
+      })
+      .catch((error: unknown) => this.deps.log.error({ err: error, type }, 'event not stored'));
+  }
+}

@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import pino from 'pino';
+
+import { FakeLauncher } from '../../test/fake-launcher.js';
+import { AppError, ErrorCode } from '../errors.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import type { PoolSpec } from './pool-spec.js';
+import { PoolService, poolId, type PoolDefinition } from './pool-service.js';
+
+const spec = (overrides: Partial<PoolSpec> = {}): PoolSpec => ({
+  containerType: 'PythonLTS',
+  maxConcurrentSessions: 4,
+  readySessionInstances: 2,
+  lifecycle: { type: 'Timed', cooldownSeconds: 300 },
+  egress: 'EgressDisabled',
+  cpu: 0.25,
+  memoryBytes: 512 * 1024 * 1024,
+  runtime: 'runc',
+  secrets: [],
+  ...overrides,
+});
+
+const definition = (overrides: Partial<PoolSpec> = {}): PoolDefinition => ({
+  subscription: 'sub',
+  resourceGroup: 'rg',
+  name: 'pool',
+  location: 'local',
+  tags: {},
+  spec: spec(overrides),
+});
+
+const ID = poolId('sub', 'rg', 'pool');
+
+async function setup(overrides: Partial<PoolSpec> = {}) {
+  const store = await SqliteStore.open(':memory:');
+  const launcher = new FakeLauncher();
+  const clock = { now: Date.parse('2026-11-26T12:00:00Z') };
+  const service = new PoolService({
+    store,
+    launcher,
+    log: pino({ level: 'silent' }),
+    now: () => clock.now,
+    refillParallelism: 2,
+    reaperIntervalMs: 60_000,
+  });
+  await service.start();
+  await service.put(definition(overrides));
+  await service.settled(ID);
+  return { store, launcher, clock, service, manager: service.manager(ID)! };
+}
+
+const isCode = (code: string) => (e: unknown) => e instanceof AppError && e.code === code;
+
+describe('PoolService and PoolManager', () => {
+  it('fills the warm set and succeeds the create operation', async () => {
+    const { store, launcher, manager } = await setup();
+    assert.equal(manager.status().ready, 2);
+    assert.equal(launcher.live().length, 2);
+    assert.equal((await store.getPool(ID))?.provisioningState, 'Succeeded');
+    assert.equal((await store.listSessions(ID, ['ready'])).length, 2);
+  });
+
+  it('gives concurrent first requests for one identifier one session', async () => {
+    const { manager, launcher } = await setup();
+    const [a, b] = await Promise.all([manager.acquire('user-1'), manager.acquire('user-1')]);
+    assert.equal(a.session, b.session);
+    assert.equal(manager.status().allocated, 1);
+    assert.equal(a.allocation.warm, true);
+    assert.equal(launcher.live().length, 3, 'the taken sandbox is replaced');
+  });
+
+  it('answers SessionPoolFull past maxConcurrentSessions and frees the slot on stop', async () => {
+    const { manager } = await setup({ maxConcurrentSessions: 2, readySessionInstances: 1 });
+    await manager.acquire('a');
+    await manager.acquire('b');
+    await assert.rejects(manager.acquire('c'), isCode(ErrorCode.SessionPoolFull));
+    assert.equal(await manager.stop('a'), true);
+    await manager.acquire('c');
+  });
+
+  it('starts on demand when the warm set is empty', async () => {
+    const { manager } = await setup({ readySessionInstances: 0 });
+    const { allocation } = await manager.acquire('cold');
+    assert.equal(allocation.warm, false);
+    assert.equal(allocation.created, true);
+  });
+
+  it('backs off after failing starts instead of retrying in a loop, and says why', async () => {
+    const { manager, launcher, store, service } = await setup({ readySessionInstances: 1 });
+    launcher.failWith = new AppError(ErrorCode.SandboxStartFailed, 'image missing');
+    const before = launcher.starts;
+    await manager.acquire('x').catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(launcher.starts - before <= 2, `${launcher.starts - before} starts in 100 ms`);
+    assert.equal(manager.status().lastStartError, 'image missing');
+    const events = await store.listEvents(ID, { limit: 100 });
+    assert.ok(events.some((e) => e.type === 'startFailed' && e.reason === 'SandboxStartFailed'));
+    await service.put(definition({ readySessionInstances: 2 }));
+    await assert.doesNotReject(service.settled(ID), 'a failed operation is recorded, not thrown');
+    assert.equal((await store.getPool(ID))?.provisioningState, 'Failed');
+  });
+
+  it('ends idle Timed sessions after the cooldown and tells the next request why', async () => {
+    const { manager, clock, store } = await setup();
+    const first = await manager.acquire('user-1');
+    clock.now += 299_000;
+    await manager.reap();
+    assert.equal(manager.getSession('user-1'), first.session, 'still alive before the cooldown');
+    await manager.withSession('user-1', () => Promise.resolve(), { serialize: true });
+    clock.now += 299_000;
+    await manager.reap();
+    assert.ok(manager.getSession('user-1'), 'the request reset the cooldown');
+    clock.now += 2_000;
+    await manager.reap();
+    assert.equal(manager.getSession('user-1'), undefined);
+    const second = await manager.acquire('user-1');
+    assert.deepEqual(second.allocation.previous?.reason, 'cooldown');
+    const ended = await store.listEvents(ID, { limit: 100 });
+    assert.ok(ended.some((e) => e.type === 'ended' && e.reason === 'cooldown' && e.identifier === 'user-1'));
+  });
+
+  it('keeps a session busy with a long request alive past its cooldown', async () => {
+    const { manager, clock, launcher } = await setup();
+    let release!: () => void;
+    launcher.run = () => new Promise((resolve) => (release = () => resolve('done')));
+    const running = manager.withSession(
+      'u',
+      (s) => s.sandbox.execute({ code: '', timeoutMs: 1, maxOutputChars: 1 }),
+      {
+        serialize: true,
+      },
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    clock.now += 3_600_000;
+    await manager.reap();
+    assert.ok(manager.getSession('u'));
+    release();
+    await running;
+  });
+
+  it('runs executions of one session one at a time', async () => {
+    const { manager, launcher } = await setup();
+    launcher.run = (code) => new Promise((resolve) => setTimeout(() => resolve(code), 5));
+    const results = await Promise.all(
+      ['1', '2', '3'].map((code) =>
+        manager.withSession('u', (s) => s.sandbox.execute({ code, timeoutMs: 1, maxOutputChars: 1 }), {
+          serialize: true,
+        }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.value.stdout),
+      ['1', '2', '3'],
+    );
+    assert.equal(launcher.sandboxes.get(results[0]!.session.sandbox.id)?.maxRunning, 1);
+  });
+
+  it('records how a sandbox that died ended', async () => {
+    const { manager, launcher, store } = await setup();
+    const { session } = await manager.acquire('u');
+    launcher.sandboxes
+      .get(session.sandbox.id)!
+      .die({ status: 'exited', cause: 'oom', exitCode: 137, signal: 'SIGKILL' });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(manager.getSession('u'), undefined);
+    const row = (await store.listSessions(ID)).find((s) => s.id === session.sandbox.id);
+    assert.equal(row?.endReason, 'oom');
+    assert.deepEqual(row?.endDetails, { exitCode: 137, signal: 'SIGKILL' });
+  });
+
+  it('replaces ready sandboxes on a template change and leaves allocated ones alone', async () => {
+    const { manager, launcher, service } = await setup();
+    const { session } = await manager.acquire('u');
+    await service.settled(ID);
+    const readyBefore = launcher.live().filter((s) => s.id !== session.sandbox.id);
+    await service.put(definition({ cpu: 0.5 }));
+    await service.settled(ID);
+    assert.ok(readyBefore.every((s) => s.destroyed));
+    assert.equal(manager.getSession('u'), session);
+    assert.equal(launcher.live().filter((s) => s.spec.cpu === 0.5).length, 2);
+  });
+
+  it('drains a deleted pool', async () => {
+    const { service, launcher, store } = await setup();
+    await service.manager(ID)!.acquire('u');
+    const operation = await service.delete(ID);
+    await service.settled(ID);
+    assert.equal((await store.getOperation(operation!.id))?.status, 'Succeeded');
+    assert.equal(launcher.live().length, 0);
+    assert.equal(service.manager(ID), undefined);
+    assert.equal(await store.getPool(ID), undefined);
+  });
+
+  it('reattaches live sandboxes after a restart and records the dead ones', async () => {
+    const { store, launcher, service } = await setup();
+    const manager = service.manager(ID)!;
+    const alive = (await manager.acquire('alive')).session.sandbox.id;
+    const dead = (await manager.acquire('dead')).session.sandbox.id;
+    await service.stop();
+    launcher.sandboxes.get(dead)!.destroyed = true;
+    const orphan = await launcher.start('orphan-1', spec());
+
+    const restarted = new PoolService({
+      store,
+      launcher,
+      log: pino({ level: 'silent' }),
+      now: () => Date.now(),
+      refillParallelism: 2,
+      reaperIntervalMs: 60_000,
+    });
+    await restarted.start();
+    const again = restarted.manager(ID)!;
+    assert.equal(again.getSession('alive')?.sandbox.id, alive);
+    assert.equal(again.getSession('dead'), undefined);
+    assert.equal((await store.lastEndedSession(ID, 'dead'))?.endReason, 'hostLost');
+    assert.equal(launcher.sandboxes.get(orphan.id)?.destroyed, true);
+    await restarted.stop();
+  });
+});

@@ -1,0 +1,330 @@
+/**
+ * @module pool/pool-service
+ * Every pool on this server: creating, updating and deleting them as long-running operations,
+ * reconciling the store with the host after a restart (reattach what lives, record what died, remove
+ * what nobody owns), and the reaper loop that applies expiry.
+ */
+
+import { randomBytes, randomUUID } from 'node:crypto';
+
+import type { Logger } from 'pino';
+
+import { AppError, ErrorCode } from '../errors.js';
+import type { JsonObject, OperationKind, OperationRow, PoolRow, Store } from '../store/store.js';
+import type { SandboxLauncher, SessionSandbox } from './launcher.js';
+import { PoolManager } from './pool-manager.js';
+import { sameTemplate, type PoolSpec } from './pool-spec.js';
+
+export interface PoolServiceDeps {
+  store: Store;
+  launcher: SandboxLauncher;
+  log: Logger;
+  now: () => number;
+  refillParallelism: number;
+  reaperIntervalMs: number;
+}
+
+export interface PoolDefinition {
+  subscription: string;
+  resourceGroup: string;
+  name: string;
+  location: string;
+  tags: Record<string, string>;
+  spec: PoolSpec;
+}
+
+/** The ARM id of a pool, lower-cased: ARM ids compare case-insensitively. */
+export function poolId(subscription: string, resourceGroup: string, name: string): string {
+  return `/subscriptions/${subscription}/resourceGroups/${resourceGroup}/providers/Microsoft.App/sessionPools/${name}`.toLowerCase();
+}
+
+/** Sandbox ids: the pool's name (for people reading `runc list`) and enough randomness to be unique. */
+function newSandboxId(poolName: string): string {
+  return `${poolName.slice(0, 40)}-${randomBytes(6).toString('hex')}`;
+}
+
+const specOf = (row: PoolRow) => row.spec as unknown as PoolSpec;
+
+export class PoolService {
+  private readonly managers = new Map<string, PoolManager>();
+  /** The operation running on each pool, so a delete waits for nothing and a create for nothing else. */
+  private readonly running = new Map<string, Promise<void>>();
+  private reaper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deps: PoolServiceDeps) {}
+
+  /** Reconciles the store with the host, resumes interrupted operations and starts the reaper. */
+  async start(): Promise<void> {
+    const owned = new Set<string>();
+    for (const pool of await this.deps.store.listPools()) {
+      const manager = this.manage(pool);
+      const rows = await this.deps.store.listSessions(pool.id, ['ready', 'allocated']);
+      const ready: { sandbox: SessionSandbox; row: (typeof rows)[number] }[] = [];
+      const allocated: typeof ready = [];
+      for (const row of rows) {
+        owned.add(row.id);
+        const attached = await this.deps.launcher.attach(row.id);
+        if ('execute' in attached) {
+          (row.state === 'ready' ? ready : allocated).push({ sandbox: attached, row });
+          continue;
+        }
+        const reason = attached.status === 'exited' && attached.cause === 'oom' ? 'oom' : 'hostLost';
+        const details: JsonObject | null =
+          attached.status === 'exited'
+            ? { cause: attached.cause, exitCode: attached.exitCode, signal: attached.signal }
+            : null;
+        await this.deps.launcher.destroy(row.id).catch(() => undefined);
+        await this.deps.store.putSession({
+          ...row,
+          state: 'ended',
+          endedAt: new Date(this.deps.now()).toISOString(),
+          endReason: reason,
+          endDetails: details,
+        });
+        await this.deps.store.appendEvent({
+          poolId: pool.id,
+          sessionId: row.id,
+          identifier: row.identifier,
+          type: 'ended',
+          reason,
+          details: { ...details, duringRestart: true },
+          at: new Date(this.deps.now()).toISOString(),
+        });
+      }
+      manager.adopt(ready, allocated);
+      this.deps.log.info(
+        {
+          pool: pool.name,
+          ready: ready.length,
+          allocated: allocated.length,
+          lost: rows.length - ready.length - allocated.length,
+        },
+        'pool.reconcile',
+      );
+    }
+    for (const id of await this.deps.launcher.hostSandboxIds()) {
+      if (owned.has(id)) continue;
+      this.deps.log.warn({ sandbox: id }, 'removing a sandbox no pool owns');
+      await this.deps.launcher
+        .destroy(id)
+        .catch((error: unknown) =>
+          this.deps.log.error({ err: error, sandbox: id }, 'sandbox.destroy failed'),
+        );
+    }
+    for (const operation of await this.deps.store.listOperations({ status: 'InProgress' })) {
+      this.resume(operation);
+    }
+    for (const manager of this.managers.values()) manager.refill();
+    this.reaper = setInterval(() => void this.reap(), this.deps.reaperIntervalMs);
+    this.reaper.unref();
+  }
+
+  /** Stops background work and waits for running operations; sandboxes keep running for the next start. */
+  async stop(): Promise<void> {
+    clearInterval(this.reaper);
+    await Promise.allSettled(this.running.values());
+    await this.reap();
+    for (const manager of this.managers.values()) manager.detach();
+  }
+
+  async reap(): Promise<void> {
+    await Promise.all(
+      [...this.managers.values()].map((m) =>
+        m
+          .reap()
+          .catch((error: unknown) => this.deps.log.error({ err: error, pool: m.name }, 'pool.reap failed')),
+      ),
+    );
+  }
+
+  manager(id: string): PoolManager | undefined {
+    return this.managers.get(id);
+  }
+
+  /** The pool's manager, or ResourceNotFound in ARM's words. */
+  require(id: string, name: string): PoolManager {
+    const manager = this.managers.get(id);
+    if (!manager) {
+      throw new AppError(
+        ErrorCode.ResourceNotFound,
+        `The Resource 'Microsoft.App/sessionPools/${name}' was not found.`,
+      );
+    }
+    return manager;
+  }
+
+  listPools(filter: { subscription?: string; resourceGroup?: string }): Promise<PoolRow[]> {
+    return this.deps.store.listPools(filter);
+  }
+
+  getPool(id: string): Promise<PoolRow | undefined> {
+    return this.deps.store.getPool(id);
+  }
+
+  getOperation(id: string): Promise<OperationRow | undefined> {
+    return this.deps.store.getOperation(id);
+  }
+
+  /**
+   * Creates the pool or updates it in place. Returns at once; the operation completes when the warm
+   * set has reached its target (or a sandbox fails to start).
+   */
+  async put(
+    definition: PoolDefinition,
+  ): Promise<{ pool: PoolRow; operation: OperationRow; created: boolean }> {
+    const id = poolId(definition.subscription, definition.resourceGroup, definition.name);
+    const existing = await this.deps.store.getPool(id);
+    if (existing?.provisioningState === 'Deleting') {
+      throw new AppError(ErrorCode.SessionPoolBusy, `session pool ${definition.name} is being deleted`);
+    }
+    if (existing && specOf(existing).containerType !== definition.spec.containerType) {
+      throw new AppError(ErrorCode.ContainerTypeImmutable, 'containerType cannot change after creation', {
+        target: 'properties.containerType',
+      });
+    }
+    const now = new Date(this.deps.now()).toISOString();
+    const templateChanged = existing !== undefined && !sameTemplate(specOf(existing), definition.spec);
+    const pool: PoolRow = {
+      id,
+      subscription: existing?.subscription ?? definition.subscription,
+      resourceGroup: existing?.resourceGroup ?? definition.resourceGroup,
+      name: existing?.name ?? definition.name,
+      location: definition.location,
+      tags: definition.tags,
+      spec: definition.spec as unknown as JsonObject,
+      provisioningState: 'InProgress',
+      generation: (existing?.generation ?? 0) + (templateChanged || !existing ? 1 : 0),
+      statusMessage: null,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    };
+    await this.deps.store.putPool(pool);
+    const operation = await this.newOperation(id, existing ? 'update' : 'create');
+    const manager = this.managers.get(id);
+    if (manager) await manager.update(pool, definition.spec, templateChanged);
+    else this.manage(pool).refill();
+    this.run(operation, () => this.settle(id));
+    return { pool, operation, created: !existing };
+  }
+
+  /** Deletes the pool: every session ends with reason `poolDeleted`. Undefined if there is no such pool. */
+  async delete(id: string): Promise<OperationRow | undefined> {
+    const pool = await this.deps.store.getPool(id);
+    if (!pool) return undefined;
+    await this.deps.store.putPool({
+      ...pool,
+      provisioningState: 'Deleting',
+      updatedAt: new Date(this.deps.now()).toISOString(),
+    });
+    const operation = await this.newOperation(id, 'delete');
+    this.run(operation, () => this.remove(id));
+    return operation;
+  }
+
+  /** Waits until the operation running on a pool has finished (tests, shutdown). */
+  async settled(id: string): Promise<void> {
+    await this.running.get(id);
+  }
+
+  private manage(pool: PoolRow): PoolManager {
+    const manager = new PoolManager(pool, specOf(pool), {
+      store: this.deps.store,
+      launcher: this.deps.launcher,
+      log: this.deps.log.child({ pool: pool.name }),
+      now: this.deps.now,
+      newSandboxId,
+      refillParallelism: this.deps.refillParallelism,
+    });
+    this.managers.set(pool.id, manager);
+    return manager;
+  }
+
+  private async newOperation(poolId: string, kind: OperationKind): Promise<OperationRow> {
+    const operation: OperationRow = {
+      id: randomUUID(),
+      poolId,
+      kind,
+      status: 'InProgress',
+      error: null,
+      startedAt: new Date(this.deps.now()).toISOString(),
+      endedAt: null,
+    };
+    await this.deps.store.putOperation(operation);
+    return operation;
+  }
+
+  private resume(operation: OperationRow): void {
+    this.run(operation, () =>
+      operation.kind === 'delete' ? this.remove(operation.poolId) : this.settle(operation.poolId),
+    );
+  }
+
+  /** Runs an operation after whatever runs on the same pool, and records how it ended. */
+  private run(operation: OperationRow, work: () => Promise<void>): void {
+    const previous = this.running.get(operation.poolId) ?? Promise.resolve();
+    const done = previous.then(async () => {
+      let error: { code: string; message: string } | null = null;
+      try {
+        await work();
+      } catch (cause) {
+        error = {
+          code: cause instanceof AppError ? cause.code : ErrorCode.SandboxStartFailed,
+          message: (cause as Error).message,
+        };
+      }
+      await this.deps.store.putOperation({
+        ...operation,
+        status: error ? 'Failed' : 'Succeeded',
+        error,
+        endedAt: new Date(this.deps.now()).toISOString(),
+      });
+      this.deps.log.info(
+        {
+          operation: `pool.${operation.kind}`,
+          poolId: operation.poolId,
+          outcome: error ? 'failed' : 'succeeded',
+          error,
+        },
+        'pool.operation',
+      );
+    });
+    const tracked = done.finally(() => {
+      if (this.running.get(operation.poolId) === tracked) this.running.delete(operation.poolId);
+    });
+    this.running.set(operation.poolId, tracked);
+  }
+
+  /** Waits for the warm set and records the pool's provisioning state. */
+  private async settle(id: string): Promise<void> {
+    const manager = this.managers.get(id);
+    const pool = await this.deps.store.getPool(id);
+    if (!manager || !pool) return;
+    try {
+      await manager.whenWarm();
+      await this.deps.store.putPool({ ...pool, provisioningState: 'Succeeded', statusMessage: null });
+    } catch (error) {
+      const current = await this.deps.store.getPool(id);
+      if (current && current.provisioningState !== 'Deleting') {
+        await this.deps.store.putPool({
+          ...current,
+          provisioningState: 'Failed',
+          statusMessage: (error as Error).message,
+        });
+      }
+      throw new AppError(
+        ErrorCode.SandboxStartFailed,
+        `the pool's sandboxes fail to start: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
+  private async remove(id: string): Promise<void> {
+    const manager = this.managers.get(id);
+    this.managers.delete(id);
+    await manager?.drain();
+    await this.deps.store.deletePool(id);
+  }
+}

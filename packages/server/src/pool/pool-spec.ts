@@ -1,0 +1,46 @@
+/**
+ * @module pool/pool-spec
+ * A pool's template and scale settings in Sandpool's own terms, independent of any API generation's
+ * JSON shape (api/ translates). Stored as JSON in the pool's row.
+ */
+
+import type { RuntimeName } from '../sandbox/driver.js';
+
+export type ContainerType = 'PythonLTS';
+
+export type Lifecycle =
+  { type: 'Timed'; cooldownSeconds: number } | { type: 'OnContainerExit'; maxAliveSeconds: number };
+
+export interface PoolSpec {
+  containerType: ContainerType;
+  maxConcurrentSessions: number;
+  readySessionInstances: number;
+  lifecycle: Lifecycle;
+  egress: 'EgressEnabled' | 'EgressDisabled';
+  /** Cores per session. */
+  cpu: number;
+  /** Memory per session, bytes. */
+  memoryBytes: number;
+  runtime: RuntimeName;
+  secrets: { name: string; value: string }[];
+}
+
+/** Why a session ended; stored with the session and its `ended` event. */
+export type EndReason =
+  | 'cooldown'
+  | 'maxAlive'
+  | 'containerExit'
+  | 'stopped'
+  | 'oom'
+  | 'crashed'
+  | 'killed'
+  | 'poolDeleted'
+  | 'poolUpdated'
+  | 'hostLost';
+
+/** Whether two specs start identical sandboxes (a change replaces the warm set). */
+export function sameTemplate(a: PoolSpec, b: PoolSpec): boolean {
+  const template = (s: PoolSpec) =>
+    JSON.stringify([s.containerType, s.egress, s.cpu, s.memoryBytes, s.runtime, s.secrets]);
+  return template(a) === template(b);
+}

@@ -1,0 +1,119 @@
+/**
+ * @module store/migrations
+ * The store's schema as Kysely migrations, written with the schema builder rather than SQL text so a
+ * PostgreSQL store can reuse them. Migrations only ever get appended; the Migrator records which ran.
+ */
+
+import { sql, type Kysely, type Migration } from 'kysely';
+
+export const migrations: Record<string, Migration> = {
+  '0001-initial': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('pools')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('subscription', 'text', (c) => c.notNull())
+        .addColumn('resource_group', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('location', 'text', (c) => c.notNull())
+        .addColumn('tags', 'text', (c) => c.notNull())
+        .addColumn('spec', 'text', (c) => c.notNull())
+        .addColumn('provisioning_state', 'text', (c) => c.notNull())
+        .addColumn('generation', 'integer', (c) => c.notNull())
+        .addColumn('status_message', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('operations')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('pool_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('error', 'text')
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('ended_at', 'text')
+        .execute();
+      await db.schema.createIndex('operations_by_status').on('operations').column('status').execute();
+
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('pool_id', 'text', (c) => c.notNull())
+        .addColumn('identifier', 'text')
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('generation', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('allocated_at', 'text')
+        .addColumn('last_accessed_at', 'text')
+        .addColumn('ended_at', 'text')
+        .addColumn('end_reason', 'text')
+        .addColumn('end_details', 'text')
+        .execute();
+      await db.schema
+        .createIndex('sessions_by_pool_state')
+        .on('sessions')
+        .columns(['pool_id', 'state'])
+        .execute();
+      await db.schema
+        .createIndex('sessions_by_identifier')
+        .on('sessions')
+        .columns(['pool_id', 'identifier', 'ended_at'])
+        .execute();
+      // At most one live session per identifier: the store refuses what single-flight must prevent.
+      await db.schema
+        .createIndex('one_live_session_per_identifier')
+        .on('sessions')
+        .columns(['pool_id', 'identifier'])
+        .unique()
+        .where(sql.ref('state'), '=', 'allocated')
+        .execute();
+
+      await db.schema
+        .createTable('executions')
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('pool_id', 'text', (c) => c.notNull())
+        .addColumn('identifier', 'text', (c) => c.notNull())
+        .addColumn('session_id', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('principal', 'text', (c) => c.notNull())
+        .addColumn('code_bytes', 'integer', (c) => c.notNull())
+        .addColumn('code_sha256', 'text', (c) => c.notNull())
+        .addColumn('resource', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('ended_at', 'text')
+        .addPrimaryKeyConstraint('executions_pk', ['pool_id', 'identifier', 'id'])
+        .execute();
+
+      await db.schema
+        .createTable('events')
+        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('pool_id', 'text', (c) => c.notNull())
+        .addColumn('session_id', 'text')
+        .addColumn('identifier', 'text')
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('details', 'text')
+        .addColumn('at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('events_by_pool').on('events').columns(['pool_id', 'seq']).execute();
+
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('secret_hash', 'text', (c) => c.notNull())
+        .addColumn('roles', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'text')
+        .execute();
+
+      await db.schema
+        .createTable('settings')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+};

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { SqliteStore } from './sqlite-store.js';
+import type { PoolRow, SessionRow } from './store.js';
+
+const at = '2026-11-26T12:00:00.000Z';
+
+const pool = (name: string, resourceGroup = 'rg'): PoolRow => ({
+  id: `/subscriptions/s/resourcegroups/${resourceGroup}/providers/microsoft.app/sessionpools/${name}`,
+  subscription: 's',
+  resourceGroup,
+  name,
+  location: 'local',
+  tags: { costCenter: 'ml' },
+  spec: { containerType: 'PythonLTS', scale: { max: 10 } },
+  provisioningState: 'Succeeded',
+  generation: 1,
+  statusMessage: null,
+  createdAt: at,
+  updatedAt: at,
+});
+
+const session = (
+  id: string,
+  poolId: string,
+  identifier: string | null,
+  state: SessionRow['state'],
+): SessionRow => ({
+  id,
+  poolId,
+  identifier,
+  state,
+  generation: 1,
+  createdAt: at,
+  allocatedAt: state === 'ready' ? null : at,
+  lastAccessedAt: null,
+  endedAt: state === 'ended' ? at : null,
+  endReason: state === 'ended' ? 'cooldown' : null,
+  endDetails: null,
+});
+
+describe('SqliteStore', () => {
+  it('keeps pools with their JSON intact and filters by resource group', async () => {
+    const store = await SqliteStore.open(':memory:');
+    await store.putPool(pool('a'));
+    await store.putPool(pool('b', 'other'));
+    await store.putPool({ ...pool('a'), generation: 2 });
+    assert.equal((await store.listPools()).length, 2);
+    assert.deepEqual(
+      (await store.listPools({ subscription: 's', resourceGroup: 'rg' })).map((p) => p.name),
+      ['a'],
+    );
+    const a = await store.getPool(pool('a').id);
+    assert.equal(a?.generation, 2);
+    assert.deepEqual(a?.spec, pool('a').spec);
+    assert.deepEqual(a?.tags, { costCenter: 'ml' });
+    await store.deletePool(pool('a').id);
+    assert.equal(await store.getPool(pool('a').id), undefined);
+    await store.close();
+  });
+
+  it('refuses a second live session for one identifier', async () => {
+    const store = await SqliteStore.open(':memory:');
+    const poolId = pool('a').id;
+    await store.putSession(session('s1', poolId, 'user-1', 'allocated'));
+    await assert.rejects(store.putSession(session('s2', poolId, 'user-1', 'allocated')), /UNIQUE/);
+    await store.putSession(session('s1', poolId, 'user-1', 'ended'));
+    await store.putSession(session('s2', poolId, 'user-1', 'allocated'));
+    assert.deepEqual(
+      (await store.listSessions(poolId, ['allocated', 'ready'])).map((s) => s.id),
+      ['s2'],
+    );
+    assert.equal((await store.lastEndedSession(poolId, 'user-1'))?.endReason, 'cooldown');
+    await store.close();
+  });
+
+  it('pages events in order', async () => {
+    const store = await SqliteStore.open(':memory:');
+    for (let i = 0; i < 5; i++) {
+      await store.appendEvent({
+        poolId: 'p',
+        sessionId: null,
+        identifier: null,
+        type: 'test',
+        reason: String(i),
+        details: { i },
+        at,
+      });
+    }
+    const first = await store.listEvents('p', { limit: 2 });
+    const next = await store.listEvents('p', { afterSeq: first.at(-1)!.seq, limit: 10 });
+    assert.deepEqual(
+      [...first, ...next].map((e) => e.reason),
+      ['0', '1', '2', '3', '4'],
+    );
+    assert.deepEqual(next[0]?.details, { i: 2 });
+    await store.close();
+  });
+
+  it('survives kill -9 of a writer in the middle of its writes', async () => {
+    const dir = mkdtempSync('/var/tmp/sandpool-store-');
+    after(() => rmSync(dir, { recursive: true }));
+    const path = join(dir, 'store.db');
+    const writer = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        new URL('../../test/fixtures/write-events-forever.ts', import.meta.url).pathname,
+        path,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    // The writer prints once it has written a first batch; kill it while it keeps writing.
+    await new Promise((resolve) => writer.stdout.once('data', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    writer.kill('SIGKILL');
+    await new Promise((resolve) => writer.once('exit', resolve));
+
+    const store = await SqliteStore.open(path);
+    assert.equal(store.integrityCheck(), 'ok');
+    const events = await store.listEvents('p', { limit: 1_000_000 });
+    assert.ok(events.length >= 100, `only ${events.length} events survived`);
+    events.forEach((e, i) => assert.equal(e.seq, i + 1, 'events are contiguous'));
+    await store.close();
+  });
+});

@@ -1,0 +1,243 @@
+/**
+ * @module store/sqlite-store
+ * The embedded store: one SQLite file through Kysely. WAL mode keeps readers off the writer's back
+ * and makes a kill -9 lose at most the transaction in flight, never the file's consistency.
+ */
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+import SQLite from 'better-sqlite3';
+import { CamelCasePlugin, Kysely, Migrator, SqliteDialect, type Selectable } from 'kysely';
+
+import { migrations } from './migrations.js';
+import type {
+  ApiKeyRow,
+  EventRow,
+  ExecutionRow,
+  JsonObject,
+  NewEvent,
+  OperationRow,
+  OperationStatus,
+  PoolRow,
+  SessionRow,
+  SessionState,
+  Store,
+} from './store.js';
+
+/** Rows as stored: JSON columns are text. */
+interface Tables {
+  pools: Omit<PoolRow, 'tags' | 'spec'> & { tags: string; spec: string };
+  operations: Omit<OperationRow, 'error'> & { error: string | null };
+  sessions: Omit<SessionRow, 'endDetails'> & { endDetails: string | null };
+  executions: Omit<ExecutionRow, 'resource'> & { resource: string };
+  events: Omit<EventRow, 'details' | 'seq'> & { details: string | null; seq: number | undefined };
+  apiKeys: Omit<ApiKeyRow, 'roles'> & { roles: string };
+  settings: { key: string; value: string };
+}
+
+const json = (value: unknown): string => JSON.stringify(value);
+const parse = <T>(text: string): T => JSON.parse(text) as T;
+const parseOrNull = <T>(text: string | null): T | null => (text === null ? null : parse<T>(text));
+
+export class SqliteStore implements Store {
+  private constructor(
+    private readonly db: Kysely<Tables>,
+    private readonly sqlite: SQLite.Database,
+  ) {}
+
+  /** Opens (creating if needed) the database at `path`, or an in-memory one for `:memory:`. */
+  static async open(path: string): Promise<SqliteStore> {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const sqlite = new SQLite(path);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('busy_timeout = 5000');
+    const db = new Kysely<Tables>({
+      dialect: new SqliteDialect({ database: sqlite }),
+      plugins: [new CamelCasePlugin()],
+    });
+    const { error } = await new Migrator({
+      db,
+      provider: { getMigrations: () => Promise.resolve(migrations) },
+    }).migrateToLatest();
+    if (error) {
+      await db.destroy();
+      throw new Error(`cannot migrate the store at ${path}`, { cause: error });
+    }
+    return new SqliteStore(db, sqlite);
+  }
+
+  /** SQLite's own integrity check; "ok" when the file is sound. */
+  integrityCheck(): string {
+    return String(this.sqlite.pragma('integrity_check', { simple: true }));
+  }
+
+  async listPools(filter: { subscription?: string; resourceGroup?: string } = {}): Promise<PoolRow[]> {
+    let query = this.db.selectFrom('pools').selectAll().orderBy('id');
+    if (filter.subscription !== undefined) query = query.where('subscription', '=', filter.subscription);
+    if (filter.resourceGroup !== undefined) query = query.where('resourceGroup', '=', filter.resourceGroup);
+    return (await query.execute()).map(toPool);
+  }
+
+  async getPool(id: string): Promise<PoolRow | undefined> {
+    const row = await this.db.selectFrom('pools').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toPool(row);
+  }
+
+  async putPool(pool: PoolRow): Promise<void> {
+    const row = { ...pool, tags: json(pool.tags), spec: json(pool.spec) };
+    await this.db
+      .insertInto('pools')
+      .values(row)
+      .onConflict((c) => c.column('id').doUpdateSet(row))
+      .execute();
+  }
+
+  async deletePool(id: string): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('pools').where('id', '=', id).execute();
+      await tx.deleteFrom('sessions').where('poolId', '=', id).where('state', '!=', 'ended').execute();
+    });
+  }
+
+  async putOperation(operation: OperationRow): Promise<void> {
+    const row = { ...operation, error: operation.error && json(operation.error) };
+    await this.db
+      .insertInto('operations')
+      .values(row)
+      .onConflict((c) => c.column('id').doUpdateSet(row))
+      .execute();
+  }
+
+  async getOperation(id: string): Promise<OperationRow | undefined> {
+    const row = await this.db.selectFrom('operations').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && { ...row, error: parseOrNull(row.error) };
+  }
+
+  async listOperations(filter: { status: OperationStatus }): Promise<OperationRow[]> {
+    const rows = await this.db
+      .selectFrom('operations')
+      .selectAll()
+      .where('status', '=', filter.status)
+      .orderBy('startedAt')
+      .execute();
+    return rows.map((row) => ({ ...row, error: parseOrNull(row.error) }));
+  }
+
+  async putSession(session: SessionRow): Promise<void> {
+    const row = { ...session, endDetails: session.endDetails && json(session.endDetails) };
+    await this.db
+      .insertInto('sessions')
+      .values(row)
+      .onConflict((c) => c.column('id').doUpdateSet(row))
+      .execute();
+  }
+
+  async listSessions(poolId: string, states?: SessionState[]): Promise<SessionRow[]> {
+    let query = this.db.selectFrom('sessions').selectAll().where('poolId', '=', poolId);
+    if (states) query = query.where('state', 'in', states);
+    return (await query.orderBy('createdAt').execute()).map(toSession);
+  }
+
+  async lastEndedSession(poolId: string, identifier: string): Promise<SessionRow | undefined> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('poolId', '=', poolId)
+      .where('identifier', '=', identifier)
+      .where('state', '=', 'ended')
+      .orderBy('endedAt', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row && toSession(row);
+  }
+
+  async putExecution(execution: ExecutionRow): Promise<void> {
+    const row = { ...execution, resource: json(execution.resource) };
+    await this.db
+      .insertInto('executions')
+      .values(row)
+      .onConflict((c) => c.columns(['poolId', 'identifier', 'id']).doUpdateSet(row))
+      .execute();
+  }
+
+  async getExecution(poolId: string, identifier: string, id: string): Promise<ExecutionRow | undefined> {
+    const row = await this.db
+      .selectFrom('executions')
+      .selectAll()
+      .where('poolId', '=', poolId)
+      .where('identifier', '=', identifier)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row && { ...row, resource: parse<JsonObject>(row.resource) };
+  }
+
+  async appendEvent(event: NewEvent): Promise<number> {
+    const result = await this.db
+      .insertInto('events')
+      .values({ ...event, seq: undefined, details: event.details && json(event.details) })
+      .executeTakeFirstOrThrow();
+    return Number(result.insertId);
+  }
+
+  async listEvents(poolId: string, options: { afterSeq?: number; limit: number }): Promise<EventRow[]> {
+    const rows = await this.db
+      .selectFrom('events')
+      .selectAll()
+      .where('poolId', '=', poolId)
+      .where('seq', '>', options.afterSeq ?? 0)
+      .orderBy('seq')
+      .limit(options.limit)
+      .execute();
+    return rows.map((row) => ({ ...row, seq: row.seq!, details: parseOrNull<JsonObject>(row.details) }));
+  }
+
+  async putApiKey(key: ApiKeyRow): Promise<void> {
+    const row = { ...key, roles: json(key.roles) };
+    await this.db
+      .insertInto('apiKeys')
+      .values(row)
+      .onConflict((c) => c.column('id').doUpdateSet(row))
+      .execute();
+  }
+
+  async getApiKey(id: string): Promise<ApiKeyRow | undefined> {
+    const row = await this.db.selectFrom('apiKeys').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && { ...row, roles: parse<string[]>(row.roles) };
+  }
+
+  async listApiKeys(): Promise<ApiKeyRow[]> {
+    const rows = await this.db.selectFrom('apiKeys').selectAll().orderBy('createdAt').execute();
+    return rows.map((row) => ({ ...row, roles: parse<string[]>(row.roles) }));
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('settings')
+      .select('value')
+      .where('key', '=', key)
+      .executeTakeFirst();
+    return row?.value;
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    await this.db
+      .insertInto('settings')
+      .values({ key, value })
+      .onConflict((c) => c.column('key').doUpdateSet({ value }))
+      .execute();
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}
+
+function toPool(row: Selectable<Tables['pools']>): PoolRow {
+  return { ...row, tags: parse(row.tags), spec: parse(row.spec) };
+}
+
+function toSession(row: Selectable<Tables['sessions']>): SessionRow {
+  return { ...row, endDetails: parseOrNull(row.endDetails) };
+}

@@ -1,0 +1,137 @@
+/**
+ * @module store/store
+ * What Sandpool keeps across restarts, behind one interface: pools, their long-running operations,
+ * sessions (ready sandboxes included, so a restarted server can reattach them), executions, lifecycle
+ * events, API keys and server settings. The embedded implementation is SQLite ({@link SqliteStore});
+ * a PostgreSQL one fills the same interface for several nodes. Rows carry plain JSON; the layers above
+ * own its meaning.
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+export type ProvisioningState = 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled' | 'Deleting';
+
+export interface PoolRow {
+  /** The ARM resource id, lower-cased: unique per server. */
+  id: string;
+  subscription: string;
+  resourceGroup: string;
+  name: string;
+  location: string;
+  tags: Record<string, string>;
+  /** The pool's template and scale settings (pool/pool-spec). */
+  spec: JsonObject;
+  provisioningState: ProvisioningState;
+  /** Grows with every template change; sandboxes of older generations are replaced. */
+  generation: number;
+  /** Why the pool cannot reach its warm target, if it cannot. */
+  statusMessage: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type OperationKind = 'create' | 'update' | 'delete';
+export type OperationStatus = 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled';
+
+export interface OperationRow {
+  id: string;
+  poolId: string;
+  kind: OperationKind;
+  status: OperationStatus;
+  error: { code: string; message: string } | null;
+  startedAt: string;
+  endedAt: string | null;
+}
+
+export type SessionState = 'ready' | 'allocated' | 'ended';
+
+export interface SessionRow {
+  /** The sandbox id. */
+  id: string;
+  poolId: string;
+  /** Null while the sandbox waits in the warm set. */
+  identifier: string | null;
+  state: SessionState;
+  generation: number;
+  createdAt: string;
+  allocatedAt: string | null;
+  lastAccessedAt: string | null;
+  endedAt: string | null;
+  endReason: string | null;
+  /** What the sandbox layer knew about the end (exit code, signal). */
+  endDetails: JsonObject | null;
+}
+
+export type ExecutionStatus = 'Running' | 'Succeeded' | 'Failed' | 'Canceled';
+
+export interface ExecutionRow {
+  id: string;
+  poolId: string;
+  identifier: string;
+  sessionId: string;
+  status: ExecutionStatus;
+  principal: string;
+  codeBytes: number;
+  codeSha256: string;
+  /** The wire resource as served by `GET executions/{id}`. */
+  resource: JsonObject;
+  createdAt: string;
+  endedAt: string | null;
+}
+
+export interface EventRow {
+  seq: number;
+  poolId: string;
+  sessionId: string | null;
+  identifier: string | null;
+  type: string;
+  reason: string | null;
+  details: JsonObject | null;
+  at: string;
+}
+
+export type NewEvent = Omit<EventRow, 'seq'>;
+
+export interface ApiKeyRow {
+  id: string;
+  name: string;
+  /** SHA-256 of the secret part, hex. */
+  secretHash: string;
+  /** Role grants, e.g. `Contributor` or `SessionExecutor:mypool`. */
+  roles: string[];
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface Store {
+  listPools(filter?: { subscription?: string; resourceGroup?: string }): Promise<PoolRow[]>;
+  getPool(id: string): Promise<PoolRow | undefined>;
+  putPool(pool: PoolRow): Promise<void>;
+  deletePool(id: string): Promise<void>;
+
+  putOperation(operation: OperationRow): Promise<void>;
+  getOperation(id: string): Promise<OperationRow | undefined>;
+  listOperations(filter: { status: OperationStatus }): Promise<OperationRow[]>;
+
+  putSession(session: SessionRow): Promise<void>;
+  /** Sessions of a pool in the given states (all states when omitted). */
+  listSessions(poolId: string, states?: SessionState[]): Promise<SessionRow[]>;
+  /** The most recently ended session that had this identifier. */
+  lastEndedSession(poolId: string, identifier: string): Promise<SessionRow | undefined>;
+
+  putExecution(execution: ExecutionRow): Promise<void>;
+  getExecution(poolId: string, identifier: string, id: string): Promise<ExecutionRow | undefined>;
+
+  appendEvent(event: NewEvent): Promise<number>;
+  listEvents(poolId: string, options: { afterSeq?: number; limit: number }): Promise<EventRow[]>;
+
+  putApiKey(key: ApiKeyRow): Promise<void>;
+  getApiKey(id: string): Promise<ApiKeyRow | undefined>;
+  listApiKeys(): Promise<ApiKeyRow[]>;
+
+  getSetting(key: string): Promise<string | undefined>;
+  putSetting(key: string, value: string): Promise<void>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,101 @@
+/**
+ * An in-memory {@link SandboxLauncher} for unit tests of the pool layer: sandboxes start at once (or
+ * fail, when told to), run "code" by calling a test-supplied function, and can be made to die.
+ */
+
+import type { ExecuteOptions, ExecutionOutcome } from '../src/interpreter/agent-client.js';
+import type { EndState, SandboxLauncher, SessionSandbox } from '../src/pool/launcher.js';
+import type { PoolSpec } from '../src/pool/pool-spec.js';
+
+export class FakeSandbox implements SessionSandbox {
+  readonly dataDir: string;
+  readonly dataOwner = { uid: 1000, gid: 1000 };
+  destroyed = false;
+  running = 0;
+  maxRunning = 0;
+  private readonly listeners: ((state: EndState) => void)[] = [];
+
+  constructor(
+    readonly id: string,
+    readonly spec: PoolSpec,
+    private readonly run: (code: string) => Promise<string>,
+  ) {
+    this.dataDir = `/fake/${id}`;
+  }
+
+  async execute(options: ExecuteOptions): Promise<ExecutionOutcome> {
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    try {
+      const stdout = await this.run(options.code);
+      return {
+        id: 1,
+        ok: true,
+        status: 'succeeded',
+        interrupted: false,
+        stdout,
+        stderr: '',
+        stdoutTruncated: false,
+        stderrTruncated: false,
+        result: null,
+        images: [],
+        error: null,
+        durationMs: 0,
+        timedOut: false,
+      };
+    } finally {
+      this.running--;
+    }
+  }
+
+  onEnd(listener: (state: EndState) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Simulates the sandbox ending by itself. */
+  die(state: EndState): void {
+    for (const listener of this.listeners.splice(0)) listener(state);
+  }
+
+  destroy(): Promise<void> {
+    this.destroyed = true;
+    this.listeners.length = 0;
+    return Promise.resolve();
+  }
+}
+
+export class FakeLauncher implements SandboxLauncher {
+  readonly sandboxes = new Map<string, FakeSandbox>();
+  starts = 0;
+  /** When set, starts reject with it. */
+  failWith: Error | undefined;
+  /** Resolves each start; tests replace it to hold starts back. */
+  gate: () => Promise<void> = () => Promise.resolve();
+  run: (code: string) => Promise<string> = (code) => Promise.resolve(code);
+
+  async start(id: string, spec: PoolSpec): Promise<SessionSandbox> {
+    this.starts++;
+    await this.gate();
+    if (this.failWith) throw this.failWith;
+    const sandbox = new FakeSandbox(id, spec, (code) => this.run(code));
+    this.sandboxes.set(id, sandbox);
+    return sandbox;
+  }
+
+  attach(id: string): Promise<SessionSandbox | EndState> {
+    const sandbox = this.sandboxes.get(id);
+    return Promise.resolve(sandbox && !sandbox.destroyed ? sandbox : { status: 'unknown' });
+  }
+
+  hostSandboxIds(): Promise<string[]> {
+    return Promise.resolve([...this.sandboxes.values()].filter((s) => !s.destroyed).map((s) => s.id));
+  }
+
+  destroy(id: string): Promise<void> {
+    return this.sandboxes.get(id)?.destroy() ?? Promise.resolve();
+  }
+
+  live(): FakeSandbox[] {
+    return [...this.sandboxes.values()].filter((s) => !s.destroyed);
+  }
+}
