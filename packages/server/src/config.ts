@@ -46,6 +46,10 @@ export const ConfigSchema = Type.Object({
     pattern: '^[a-z0-9][a-z0-9_-]*$',
     description: 'The cgroup directory holding every sandbox cgroup.',
   }),
+  pythonRootfs: Type.String({
+    default: '',
+    description: 'The PythonLTS image (default: <home>/images/python-lts/rootfs, built by setup).',
+  }),
   host: Type.String({ default: '127.0.0.1', description: 'Address the API listens on.' }),
   port: Type.Integer({ default: 8443, minimum: 0, maximum: 65_535, description: '0 picks a free port.' }),
   tls: Type.Union([Type.Literal('auto'), Type.Literal('off')], {
@@ -220,7 +224,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     paths: {
       stateDir: join(valid.home, 'sandboxes'),
       runtimeStateDir: join(valid.runDir, 'runtime'),
-      pythonRootfs: join(valid.home, 'images', 'python-lts', 'rootfs'),
+      pythonRootfs: valid.pythonRootfs || join(valid.home, 'images', 'python-lts', 'rootfs'),
       pythonAgentDir: join(REPO_ROOT, 'interpreter', 'python'),
       database: valid.database || join(valid.home, 'sandpool.db'),
       tlsDir: join(valid.home, 'tls'),

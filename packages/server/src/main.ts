@@ -1,50 +1,54 @@
 /**
  * @module main
- * Composition root. Until the HTTP server lands, `sandpool` starts one PythonLTS sandbox, runs the
- * snippet given as arguments (or a default one) in it, prints the result as JSON and removes it.
+ * `sandpool serve [--flag value …]`: starts the server with the configuration from flags, environment
+ * and file, prints where it listens (and, on first start, the admin key), and shuts down gracefully
+ * on SIGINT/SIGTERM, leaving sandboxes running for the next start.
  */
 
-import { randomBytes } from 'node:crypto';
+import closeWithGrace from 'close-with-grace';
 
-import { loadConfig } from './config.js';
-import { DEFAULT_RESOURCES } from './sandbox/driver.js';
-import { OciDriver } from './sandbox/oci/oci-driver.js';
-import { InterpreterSandbox } from './pool/interpreter-sandbox.js';
+import { ConfigError, describeSettings, loadConfig } from './config.js';
+import { startServer } from './server.js';
 
-const DEFAULT_SNIPPET = [
-  'import sys, numpy as np',
-  'print(f"Python {sys.version.split()[0]} in a Sandpool sandbox")',
-  'np.arange(10).sum()',
-].join('\n');
+const SHUTDOWN_GRACE_MS = 10_000;
+
+function usage(): string {
+  const lines = describeSettings().map((s) => `  ${s.flag.padEnd(26)} ${s.env.padEnd(32)} ${s.description}`);
+  return ['usage: sandpool serve [--config file.json] [--setting value …]', '', ...lines, ''].join('\n');
+}
 
 async function main(): Promise<void> {
-  const config = loadConfig();
-  const code = process.argv.slice(2).join(' ') || DEFAULT_SNIPPET;
-  const driver = OciDriver.fromConfig(config);
-  const started = performance.now();
-  const session = await InterpreterSandbox.start(driver, {
-    id: `run-${randomBytes(4).toString('hex')}`,
-    runtime: config.runtime,
-    image: { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir },
-    resources: DEFAULT_RESOURCES,
-    agent: { connectTimeoutMs: 10_000, interruptGraceMs: 2_000 },
-  });
-  const ready = performance.now();
-  try {
-    const outcome = await session.execute({ code, timeoutMs: 60_000, maxOutputChars: 4096 });
-    const images = outcome.images.map((i) => ({
-      ...i,
-      base64_data: `<${i.base64_data.length} base64 chars>`,
-    }));
-    const report = { sandboxReadyMs: Math.round(ready - started), ...outcome, images };
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    process.exitCode = outcome.status === 'succeeded' ? 0 : 1;
-  } finally {
-    await session.destroy();
+  const args = process.argv.slice(2);
+  if (args[0] === 'serve') args.shift();
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(usage());
+    return;
   }
+  const config = loadConfig({ argv: args });
+  const server = await startServer(config);
+
+  const poolEndpoint = `${server.url}/subscriptions/${config.defaultSubscription}/resourceGroups/${config.defaultResourceGroup}/sessionPools/${config.defaultPool}`;
+  const banner = [
+    `Sandpool is listening on ${server.url}`,
+    ...(server.tlsFingerprint ? [`TLS certificate SHA-256: ${server.tlsFingerprint}`] : []),
+    ...(config.defaultPool ? [`Default pool endpoint: ${poolEndpoint}`] : []),
+    ...(server.bootstrapKey ? [`Admin API key (shown once, stored hashed): ${server.bootstrapKey}`] : []),
+  ];
+  process.stderr.write(`\n${banner.join('\n')}\n\n`);
+
+  closeWithGrace({ delay: SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+    if (err) server.app.log.error({ err }, 'shutting down after an error');
+    else server.app.log.info({ signal }, 'shutting down');
+    await server.close();
+  });
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`sandpool: ${error.message}\n\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
   console.error(error);
   process.exitCode = 1;
 });

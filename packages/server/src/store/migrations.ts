@@ -80,7 +80,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn('principal', 'text', (c) => c.notNull())
         .addColumn('code_bytes', 'integer', (c) => c.notNull())
         .addColumn('code_sha256', 'text', (c) => c.notNull())
-        .addColumn('resource', 'text', (c) => c.notNull())
+        .addColumn('outcome', 'text', (c) => c.notNull())
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addColumn('ended_at', 'text')
         .addPrimaryKeyConstraint('executions_pk', ['pool_id', 'identifier', 'id'])

@@ -15,6 +15,7 @@ import type {
   ApiKeyRow,
   EventRow,
   ExecutionRow,
+  ExecutionStatus,
   JsonObject,
   NewEvent,
   OperationRow,
@@ -30,7 +31,7 @@ interface Tables {
   pools: Omit<PoolRow, 'tags' | 'spec'> & { tags: string; spec: string };
   operations: Omit<OperationRow, 'error'> & { error: string | null };
   sessions: Omit<SessionRow, 'endDetails'> & { endDetails: string | null };
-  executions: Omit<ExecutionRow, 'resource'> & { resource: string };
+  executions: Omit<ExecutionRow, 'outcome'> & { outcome: string };
   events: Omit<EventRow, 'details' | 'seq'> & { details: string | null; seq: number | undefined };
   apiKeys: Omit<ApiKeyRow, 'roles'> & { roles: string };
   settings: { key: string; value: string };
@@ -154,12 +155,21 @@ export class SqliteStore implements Store {
   }
 
   async putExecution(execution: ExecutionRow): Promise<void> {
-    const row = { ...execution, resource: json(execution.resource) };
+    const row = { ...execution, outcome: json(execution.outcome) };
     await this.db
       .insertInto('executions')
       .values(row)
       .onConflict((c) => c.columns(['poolId', 'identifier', 'id']).doUpdateSet(row))
       .execute();
+  }
+
+  async listExecutions(filter: { status: ExecutionStatus }): Promise<ExecutionRow[]> {
+    const rows = await this.db
+      .selectFrom('executions')
+      .selectAll()
+      .where('status', '=', filter.status)
+      .execute();
+    return rows.map((row) => ({ ...row, outcome: parse<JsonObject>(row.outcome) }));
   }
 
   async getExecution(poolId: string, identifier: string, id: string): Promise<ExecutionRow | undefined> {
@@ -170,7 +180,7 @@ export class SqliteStore implements Store {
       .where('identifier', '=', identifier)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row && { ...row, resource: parse<JsonObject>(row.resource) };
+    return row && { ...row, outcome: parse<JsonObject>(row.outcome) };
   }
 
   async appendEvent(event: NewEvent): Promise<number> {

@@ -74,8 +74,8 @@ export interface ExecutionRow {
   principal: string;
   codeBytes: number;
   codeSha256: string;
-  /** The wire resource as served by `GET executions/{id}`. */
-  resource: JsonObject;
+  /** What the execution produced (api/data/executions renders it per API generation). */
+  outcome: JsonObject;
   createdAt: string;
   endedAt: string | null;
 }
@@ -122,6 +122,7 @@ export interface Store {
 
   putExecution(execution: ExecutionRow): Promise<void>;
   getExecution(poolId: string, identifier: string, id: string): Promise<ExecutionRow | undefined>;
+  listExecutions(filter: { status: ExecutionStatus }): Promise<ExecutionRow[]>;
 
   appendEvent(event: NewEvent): Promise<number>;
   listEvents(poolId: string, options: { afterSeq?: number; limit: number }): Promise<EventRow[]>;

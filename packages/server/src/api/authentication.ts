@@ -1,0 +1,26 @@
+/**
+ * @module api/authentication
+ * Every route needs a credential (the health probe excepted): the hook resolves the bearer token to
+ * a principal before routing reaches a handler; handlers authorize their action with auth/roles.
+ */
+
+import type { FastifyInstance } from 'fastify';
+
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Principal } from '../auth/roles.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal;
+  }
+}
+
+const PUBLIC_PATHS = new Set(['/healthz']);
+
+export function registerAuthentication(app: FastifyInstance, authenticator: Authenticator): void {
+  app.decorateRequest('principal', null as unknown as Principal);
+  app.addHook('onRequest', async (request) => {
+    if (PUBLIC_PATHS.has(request.url.split('?')[0] ?? '')) return;
+    request.principal = await authenticator.authenticate(request.headers.authorization);
+  });
+}

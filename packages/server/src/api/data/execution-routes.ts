@@ -1,0 +1,75 @@
+/**
+ * @module api/data/execution-routes
+ * `POST executions` (sync answers 200 with the result, async 202 with `Operation-Location`) and
+ * `GET executions/{id}`.
+ */
+
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+
+import { AppError, ErrorCode } from '../../errors.js';
+import type { PoolService } from '../../pool/pool-service.js';
+import type { Store } from '../../store/store.js';
+import {
+  executionResource,
+  operationIdFrom,
+  parseExecutionRequest,
+  runExecution,
+  type ExecutionRecord,
+} from './executions.js';
+import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders } from './pool-endpoint.js';
+
+export function registerExecutionRoutes(
+  app: FastifyInstance,
+  deps: { pools: PoolService; store: Store; log: Logger; now: () => number; publicUrl: () => string },
+): void {
+  app.post(`${POOL_ENDPOINT}/executions`, async (request, reply) => {
+    const receivedAt = performance.now();
+    const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
+    const identifier = requireIdentifier(query.identifier);
+    const executionRequest = parseExecutionRequest(request.body);
+    const operationId = operationIdFrom(request.headers['operation-id']);
+    const run = await runExecution(deps, manager, {
+      identifier,
+      operationId,
+      principal: request.principal.id,
+      request: executionRequest,
+    });
+    if (run.session && run.allocation) {
+      sessionHeaders(
+        reply,
+        { session: run.session, allocation: run.allocation },
+        { receivedAt, executionMs: run.executionMs },
+      );
+    }
+    const location = `${deps.publicUrl()}${request.url.split('?')[0] ?? ''}/${encodeURIComponent(operationId)}?api-version=${query['api-version'] ?? ''}&identifier=${encodeURIComponent(identifier)}`;
+    request.log.info(
+      {
+        operation: 'code.execute',
+        pool: manager.name,
+        status: run.record.status,
+        codeBytes: Buffer.byteLength(executionRequest.code),
+      },
+      'code.execute',
+    );
+    return reply
+      .status(run.record.status === 'Running' ? 202 : 200)
+      .header('operation-id', operationId)
+      .header('operation-location', location)
+      .send(executionResource(run.record));
+  });
+
+  app.get(`${POOL_ENDPOINT}/executions/:executionId`, async (request) => {
+    const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
+    const identifier = requireIdentifier(query.identifier);
+    const { executionId } = request.params as { executionId: string };
+    const row = await deps.store.getExecution(manager.id, identifier, executionId);
+    if (!row) {
+      throw new AppError(
+        ErrorCode.ExecutionNotFound,
+        `No execution ${executionId} exists for this identifier in this pool.`,
+      );
+    }
+    return executionResource(row.outcome as unknown as ExecutionRecord);
+  });
+}

@@ -1,0 +1,293 @@
+/**
+ * @module api/data/executions
+ * Code executions in a session: the request as clients send it (flat or wrapped in `properties`,
+ * enums in any case), the run itself (serialized per session, recorded in the store, sync or async),
+ * and the record rendered as the current generation's `SessionCodeExecutionResource`. The legacy
+ * generations render the same {@link ExecutionRecord} in their own envelopes.
+ */
+
+import { createHash, randomUUID } from 'node:crypto';
+
+import type { Logger } from 'pino';
+
+import { AppError, ErrorCode } from '../../errors.js';
+import type { ExecutionOutcome } from '../../interpreter/agent-client.js';
+import type { ImageOutput } from '../../interpreter/protocol.js';
+import type { Allocation, PoolManager, Session } from '../../pool/pool-manager.js';
+import type { ExecutionRow, JsonObject, Store } from '../../store/store.js';
+import { field, isRecord, optionalEnum, optionalInteger, optionalString, type JsonRecord } from '../wire.js';
+
+const MAX_TIMEOUT_SECONDS = 220;
+const DEFAULT_TIMEOUT_SECONDS = 120;
+const DEFAULT_OUTPUT_CHARS = 4096;
+const MAX_OUTPUT_CHARS = 1_000_000;
+const MAX_CODE_CHARS = 4 * 1024 * 1024;
+const OPERATION_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+export interface ExecutionRequest {
+  code: string;
+  executionType: 'Synchronous' | 'Asynchronous';
+  timeoutSeconds: number;
+  outputStreamsMaxLength: number;
+}
+
+/** What an execution produced, independent of any API generation. */
+export interface ExecutionRecord {
+  id: string;
+  identifier: string;
+  executionType: 'Synchronous' | 'Asynchronous';
+  status: 'Running' | 'Succeeded' | 'Failed';
+  stdout: string;
+  stderr: string;
+  /** The value of the last expression. */
+  value: string | number | boolean | null;
+  images: ImageOutput[];
+  executionTimeInMilliseconds: number;
+  outputStreamsMaxLength: number;
+  error: { code: string; message: string } | null;
+}
+
+/** Reads an execution request; `codeField` is `code` today and `pythonCode` in the v0 generation. */
+export function parseExecutionRequest(body: unknown, codeField = 'code'): ExecutionRequest {
+  if (!isRecord(body)) {
+    throw new AppError(
+      ErrorCode.InvalidRequestContent,
+      'The request body must be a JSON object with the code to run.',
+    );
+  }
+  // The CLI and some SDKs wrap the fields in `properties`, even on /executions.
+  const wrapped = field(body, 'properties');
+  const request: JsonRecord = isRecord(wrapped) ? { ...body, ...wrapped } : body;
+  if (field(request, 'shellCommand') !== undefined && field(request, codeField) === undefined) {
+    throw new AppError(ErrorCode.InvalidParameter, 'shellCommand is for Shell pools; send Python in code', {
+      target: 'shellCommand',
+    });
+  }
+  const rawCode = optionalString(field(request, codeField), codeField, MAX_CODE_CHARS);
+  if (rawCode === undefined) {
+    throw new AppError(ErrorCode.InvalidParameter, `${codeField} is required`, { target: codeField });
+  }
+  const inputType =
+    optionalEnum(field(request, 'codeInputType'), 'codeInputType', [
+      'Inline',
+      'InlineBase64',
+      'InlineText',
+    ] as const) ?? 'Inline';
+  let code = rawCode;
+  if (inputType === 'InlineBase64') {
+    if (!/^[A-Za-z0-9+/\r\n]*={0,2}\s*$/.test(rawCode)) {
+      throw new AppError(ErrorCode.InvalidParameter, 'code is not valid base64', { target: codeField });
+    }
+    code = Buffer.from(rawCode, 'base64').toString('utf8');
+  }
+  return {
+    code,
+    executionType:
+      optionalEnum(field(request, 'executionType'), 'executionType', [
+        'Synchronous',
+        'Asynchronous',
+      ] as const) ?? 'Synchronous',
+    timeoutSeconds:
+      optionalInteger(field(request, 'timeoutInSeconds'), 'timeoutInSeconds', {
+        min: 1,
+        max: MAX_TIMEOUT_SECONDS,
+      }) ?? DEFAULT_TIMEOUT_SECONDS,
+    outputStreamsMaxLength:
+      optionalInteger(field(request, 'outputStreamsMaxLength'), 'outputStreamsMaxLength', {
+        min: 1,
+        max: MAX_OUTPUT_CHARS,
+      }) ?? DEFAULT_OUTPUT_CHARS,
+  };
+}
+
+export function operationIdFrom(header: unknown): string {
+  if (header === undefined || header === '') return randomUUID();
+  if (typeof header !== 'string' || !OPERATION_ID.test(header)) {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      'the operation-id header must be 1 to 128 letters, digits, dots, dashes or underscores',
+      { target: 'operation-id' },
+    );
+  }
+  return header;
+}
+
+function cut(text: string, max: number): string {
+  return text.length > max ? text.slice(0, max) : text;
+}
+
+function record(
+  base: Pick<ExecutionRecord, 'id' | 'identifier' | 'executionType' | 'outputStreamsMaxLength'>,
+  outcome: ExecutionOutcome,
+): ExecutionRecord {
+  let error: ExecutionRecord['error'] = null;
+  let stderr = outcome.stderr;
+  if (outcome.timedOut) {
+    error = {
+      code: 'ExecutionTimeout',
+      message: 'the execution ran past timeoutInSeconds and was interrupted',
+    };
+  } else if (outcome.error) {
+    error = { code: 'ExecutionError', message: `${outcome.error.name}: ${outcome.error.message}` };
+    // Clients show stderr to users and models; the traceback belongs there, as in Jupyter.
+    stderr = cut(stderr + outcome.error.traceback, base.outputStreamsMaxLength);
+  }
+  return {
+    ...base,
+    status: outcome.status === 'succeeded' && !outcome.timedOut ? 'Succeeded' : 'Failed',
+    stdout: outcome.stdout,
+    stderr,
+    value: outcome.result,
+    images: outcome.images,
+    executionTimeInMilliseconds: Math.round(outcome.durationMs),
+    error,
+  };
+}
+
+export interface ExecutionRun {
+  record: ExecutionRecord;
+  session: Session | undefined;
+  allocation: Allocation | undefined;
+  /** Milliseconds spent running the code (sync runs). */
+  executionMs: number;
+}
+
+/**
+ * Runs an execution and stores it. Sync runs resolve with the final record; async runs resolve at
+ * once with a `Running` record, and the final one is stored when the run ends.
+ */
+export async function runExecution(
+  deps: { store: Store; log: Logger; now: () => number },
+  manager: PoolManager,
+  input: { identifier: string; operationId: string; principal: string; request: ExecutionRequest },
+): Promise<ExecutionRun> {
+  const { identifier, operationId, request } = input;
+  const existing = await deps.store.getExecution(manager.id, identifier, operationId);
+  if (existing) {
+    // A retried request with the same operation-id gets the first run's record, not a second run.
+    return {
+      record: existing.outcome as unknown as ExecutionRecord,
+      session: undefined,
+      allocation: undefined,
+      executionMs: 0,
+    };
+  }
+  const base = {
+    id: operationId,
+    identifier,
+    executionType: request.executionType,
+    outputStreamsMaxLength: request.outputStreamsMaxLength,
+  };
+  const row: ExecutionRow = {
+    id: operationId,
+    poolId: manager.id,
+    identifier,
+    sessionId: '',
+    status: 'Running',
+    principal: input.principal,
+    codeBytes: Buffer.byteLength(request.code),
+    codeSha256: createHash('sha256').update(request.code).digest('hex'),
+    outcome: {},
+    createdAt: new Date(deps.now()).toISOString(),
+    endedAt: null,
+  };
+  const store = (final: ExecutionRecord, sessionId: string) =>
+    deps.store.putExecution({
+      ...row,
+      sessionId,
+      status: final.status === 'Running' ? 'Running' : final.status,
+      outcome: final as unknown as JsonObject,
+      endedAt: final.status === 'Running' ? null : new Date(deps.now()).toISOString(),
+    });
+
+  const run = async () => {
+    let executionStarted = 0;
+    const result = await manager.withSession(
+      identifier,
+      async (session) => {
+        executionStarted = performance.now();
+        try {
+          const outcome = await session.sandbox.execute({
+            code: request.code,
+            timeoutMs: request.timeoutSeconds * 1000,
+            maxOutputChars: request.outputStreamsMaxLength,
+          });
+          return record(base, outcome);
+        } catch (error) {
+          if (!(error instanceof AppError) || error.code !== ErrorCode.SessionLost) throw error;
+          return {
+            ...base,
+            status: 'Failed' as const,
+            stdout: '',
+            stderr: '',
+            value: null,
+            images: [],
+            executionTimeInMilliseconds: Math.round(performance.now() - executionStarted),
+            error: { code: ErrorCode.SessionLost, message: error.message },
+          };
+        }
+      },
+      { serialize: true },
+    );
+    const executionMs = performance.now() - executionStarted;
+    await store(result.value, result.session.sandbox.id);
+    return { record: result.value, session: result.session, allocation: result.allocation, executionMs };
+  };
+
+  if (request.executionType === 'Synchronous') return run();
+
+  const running: ExecutionRecord = {
+    ...base,
+    status: 'Running',
+    stdout: '',
+    stderr: '',
+    value: null,
+    images: [],
+    executionTimeInMilliseconds: 0,
+    error: null,
+  };
+  // Allocation errors (pool full, bad identifier) belong to the request, so they surface here.
+  const { session, allocation } = await manager.acquire(identifier);
+  await store(running, session.sandbox.id);
+  run().catch(async (error: unknown) => {
+    deps.log.error({ err: error, operationId }, 'async execution failed');
+    const message = error instanceof Error ? error.message : String(error);
+    await store(
+      {
+        ...running,
+        status: 'Failed',
+        error: { code: error instanceof AppError ? error.code : 'InternalServerError', message },
+      },
+      session.sandbox.id,
+    ).catch(() => undefined);
+  });
+  return { record: running, session, allocation, executionMs: 0 };
+}
+
+/** The value clients read as `executionResult`: the last expression, else the first image. */
+export function executionResult(record: ExecutionRecord): unknown {
+  if (record.value !== null) return record.value;
+  return record.images[0] ?? null;
+}
+
+/** The current generation's `SessionCodeExecutionResource`. */
+export function executionResource(record: ExecutionRecord): JsonRecord {
+  return {
+    id: record.id,
+    identifier: record.identifier,
+    executionType: record.executionType,
+    status: record.status,
+    result:
+      record.status === 'Running'
+        ? null
+        : {
+            stdout: record.stdout,
+            stderr: record.stderr,
+            executionResult: executionResult(record),
+            executionTimeInMilliseconds: record.executionTimeInMilliseconds,
+            outputStreamsMaxLength: record.outputStreamsMaxLength,
+            images: record.images,
+          },
+    ...(record.error && { error: record.error }),
+  };
+}

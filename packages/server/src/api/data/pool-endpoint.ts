@@ -1,0 +1,81 @@
+/**
+ * @module api/data/pool-endpoint
+ * What every data-plane route shares: the pool endpoint's path, resolving the pool and checking the
+ * api-version, the caller's role and the identifier, and the response headers that say how the
+ * session was reached (Azure's per-stage timings, and whether an earlier session ended and why).
+ */
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+import { authorize, type Action } from '../../auth/roles.js';
+import { AppError, ErrorCode } from '../../errors.js';
+import type { Allocation, PoolManager, Session } from '../../pool/pool-manager.js';
+import { poolId, type PoolService } from '../../pool/pool-service.js';
+import { DATA_VERSIONS, requireApiVersion } from '../api-version.js';
+
+export const POOL_ENDPOINT = '/subscriptions/:subscription/resourceGroups/:resourceGroup/sessionPools/:pool';
+
+export type Query = Record<string, string | undefined>;
+
+/** Azure's 2025-10-02-preview rule, widened to the 1–256 length the 2025-02-02-preview rule allows. */
+const IDENTIFIER = /^[a-zA-Z0-9_|}{[\]:";'<>?/.,@#$%^&*()\-+=!~`]{1,256}$/;
+
+export function requireIdentifier(value: unknown): string {
+  if (typeof value !== 'string' || value === '') {
+    throw new AppError(
+      ErrorCode.InvalidIdentifier,
+      'The identifier query parameter is required: it names the session.',
+      {
+        target: 'identifier',
+      },
+    );
+  }
+  if (!IDENTIFIER.test(value)) {
+    throw new AppError(
+      ErrorCode.InvalidIdentifier,
+      'The identifier must be 1 to 256 letters, digits or ASCII punctuation (no spaces or control characters).',
+      { target: 'identifier' },
+    );
+  }
+  return value;
+}
+
+/** Resolves the pool of a data-plane request after checking its api-version and the caller's role. */
+export function poolFor(
+  pools: PoolService,
+  request: FastifyRequest,
+  action: Action,
+): { manager: PoolManager; query: Query } {
+  const params = request.params as { subscription: string; resourceGroup: string; pool: string };
+  const query = request.query as Query;
+  requireApiVersion(query['api-version'], DATA_VERSIONS);
+  authorize(request.principal, action, params.pool);
+  const manager = pools.require(poolId(params.subscription, params.resourceGroup, params.pool), params.pool);
+  return { manager, query };
+}
+
+/** Headers telling the client how its session was reached and how long each stage took. */
+export function sessionHeaders(
+  reply: FastifyReply,
+  reached: { session: Session; allocation: Allocation },
+  timings: { receivedAt: number; executionMs?: number },
+): void {
+  const { session, allocation } = reached;
+  const overall = performance.now() - timings.receivedAt;
+  const execution = timings.executionMs ?? 0;
+  void reply
+    .header('x-ms-session-guid', session.sandbox.id)
+    .header('x-ms-allocation-time', Math.round(allocation.durationMs))
+    .header('x-ms-preparation-time', Math.max(0, Math.round(overall - allocation.durationMs - execution)))
+    .header('x-ms-execution-request-time', Math.round(execution))
+    .header('x-ms-overall-execution-time', Math.round(overall))
+    .header(
+      'x-sandpool-session',
+      allocation.created ? (allocation.warm ? 'created-warm' : 'created-cold') : 'existing',
+    );
+  if (allocation.previous) {
+    void reply
+      .header('x-sandpool-previous-session-ended', allocation.previous.reason)
+      .header('x-sandpool-previous-session-ended-at', allocation.previous.endedAt);
+  }
+}

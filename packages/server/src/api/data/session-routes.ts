@@ -1,0 +1,80 @@
+/**
+ * @module api/data/session-routes
+ * The session itself (`GET` / `DELETE session`), every session of the pool (`listSessions`) and the
+ * pool's runtime (`metadata`).
+ */
+
+import type { FastifyInstance } from 'fastify';
+
+import { AppError, ErrorCode } from '../../errors.js';
+import type { PoolManager, Session } from '../../pool/pool-manager.js';
+import type { PoolService } from '../../pool/pool-service.js';
+import { optionalInteger } from '../wire.js';
+import { POOL_ENDPOINT, poolFor, requireIdentifier } from './pool-endpoint.js';
+
+const PAGE_SIZE = 100;
+
+export interface ImageMetadata {
+  runtimes: { name: string; version: string }[];
+  preInstalledPackages: { name: string; version: string }[];
+}
+
+function sessionResource(manager: PoolManager, session: Session) {
+  return {
+    identifier: session.identifier,
+    createdAt: new Date(session.allocatedAt).toISOString(),
+    lastAccessedAt: new Date(session.lastAccessedAt).toISOString(),
+    expireAt: new Date(manager.expiresAt(session)).toISOString(),
+    etag: session.sandbox.id,
+  };
+}
+
+export function registerSessionRoutes(
+  app: FastifyInstance,
+  deps: { pools: PoolService; publicUrl: () => string; imageMetadata: () => Promise<ImageMetadata> },
+): void {
+  app.get(`${POOL_ENDPOINT}/session`, (request) => {
+    const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
+    const identifier = requireIdentifier(query.identifier);
+    const session = manager.getSession(identifier);
+    if (!session)
+      throw new AppError(
+        ErrorCode.SessionNotFound,
+        `No live session has the identifier ${JSON.stringify(identifier)}.`,
+      );
+    return sessionResource(manager, session);
+  });
+
+  // Ending a session frees its slot at once; ending one that does not exist is not an error.
+  app.delete(`${POOL_ENDPOINT}/session`, async (request, reply) => {
+    const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
+    await manager.stop(requireIdentifier(query.identifier));
+    return reply.status(204).send();
+  });
+
+  app.get(`${POOL_ENDPOINT}/listSessions`, (request) => {
+    const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
+    const skip = optionalInteger(query.skip, 'skip', { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
+    const all = manager.listSessions();
+    const page = all.slice(skip, skip + PAGE_SIZE).map((s) => sessionResource(manager, s));
+    const path = request.url.split('?')[0] ?? '';
+    return {
+      sessions: page,
+      ...(skip + PAGE_SIZE < all.length && {
+        nextLink: `${deps.publicUrl()}${path}?api-version=${query['api-version'] ?? ''}&skip=${skip + PAGE_SIZE}`,
+      }),
+    };
+  });
+
+  app.get(`${POOL_ENDPOINT}/metadata`, async (request) => {
+    const { manager } = poolFor(deps.pools, request, 'sessions/read');
+    const pool = await deps.pools.getPool(manager.id);
+    const image = await deps.imageMetadata();
+    return {
+      runtimes: image.runtimes,
+      preInstalledPackages: image.preInstalledPackages,
+      createdAt: pool?.createdAt,
+      lastUpdatedAt: pool?.updatedAt,
+    };
+  });
+}

@@ -1,0 +1,78 @@
+/**
+ * @module api/errors
+ * The one error handler: every failure leaves as Azure's error body, `{ error: { code, message,
+ * target?, additionalInfo? } }`, with the `x-ms-error-code` header. Client errors are logged at info,
+ * server errors at error with their stack; a 5xx never carries internal details to the client.
+ */
+
+import type { FastifyError, FastifyInstance } from 'fastify';
+
+import { AppError, ErrorCode, HTTP_STATUS, type ErrorCode as Code } from '../errors.js';
+
+export interface WireError {
+  status: number;
+  code: Code;
+  message: string;
+  target?: string;
+  details?: Record<string, unknown>;
+}
+
+/** Fastify's own errors (parsing, limits) mapped onto the registry. */
+function fromFastify(error: FastifyError): WireError | undefined {
+  const status = error.statusCode;
+  if (status === undefined || status < 400 || status >= 500) return undefined;
+  const code: Code =
+    status === 413
+      ? ErrorCode.PayloadTooLarge
+      : status === 415
+        ? ErrorCode.UnsupportedMediaType
+        : ErrorCode.InvalidRequestContent;
+  return { status: HTTP_STATUS[code], code, message: error.message };
+}
+
+export function toWireError(error: unknown): WireError {
+  if (error instanceof AppError) {
+    return {
+      status: error.status,
+      code: error.code,
+      message: error.message,
+      ...(error.target !== undefined && { target: error.target }),
+      ...(error.details !== undefined && { details: error.details }),
+    };
+  }
+  const fastify = fromFastify(error as FastifyError);
+  if (fastify) return fastify;
+  return {
+    status: 500,
+    code: ErrorCode.InternalServerError,
+    message: 'The server failed to process the request; the failure is logged with its request id.',
+  };
+}
+
+export function registerErrorHandling(app: FastifyInstance, options: { poolFullStatus: 429 | 404 }): void {
+  app.setErrorHandler((error, request, reply) => {
+    const wire = toWireError(error);
+    const status = wire.code === ErrorCode.SessionPoolFull ? options.poolFullStatus : wire.status;
+    if (status >= 500) request.log.error({ err: error, code: wire.code }, 'request failed');
+    else request.log.info({ code: wire.code, status }, wire.message);
+    if (status === 401) void reply.header('www-authenticate', 'Bearer realm="sandpool"');
+    if (status === 429 || status === 503) void reply.header('retry-after', '1');
+    return reply
+      .status(status)
+      .header('x-ms-error-code', wire.code)
+      .send({
+        error: {
+          code: wire.code,
+          message: wire.message,
+          ...(wire.target !== undefined && { target: wire.target }),
+          ...(wire.details !== undefined && { additionalInfo: [{ type: 'Details', info: wire.details }] }),
+        },
+      });
+  });
+  app.setNotFoundHandler((request) => {
+    throw new AppError(
+      ErrorCode.RouteNotFound,
+      `No route serves ${request.method} ${request.url.split('?')[0] ?? ''}.`,
+    );
+  });
+}

@@ -1,0 +1,294 @@
+/**
+ * @module api/management/pool-resource
+ * The `Microsoft.App/sessionPools` resource in its current ARM shape (api-version 2025-01-01 and
+ * later), read into a {@link PoolDefinition} and written back from a stored pool. Beyond Azure, two
+ * optional properties: `sessionResources` (cpu and memory per session) and `sandboxRuntime`
+ * (`runc`, or `runsc` for gVisor).
+ */
+
+import { AppError, ErrorCode } from '../../errors.js';
+import type { PoolStatus } from '../../pool/pool-manager.js';
+import type { PoolDefinition } from '../../pool/pool-service.js';
+import type { Lifecycle, PoolSpec } from '../../pool/pool-spec.js';
+import type { PoolRow } from '../../store/store.js';
+import {
+  field,
+  firstField,
+  isRecord,
+  optionalEnum,
+  optionalInteger,
+  optionalNumber,
+  optionalObject,
+  optionalString,
+  type JsonRecord,
+} from '../wire.js';
+
+export const POOL_NAME = /^[a-z][a-z0-9]{2,62}$/;
+const SECRET_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+const GIB = 1024 ** 3;
+
+export interface PoolLimits {
+  maxSessionsPerPool: number;
+}
+
+export function validatePoolName(name: string): void {
+  if (!POOL_NAME.test(name)) {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      `The session pool name '${name}' is invalid: use 3 to 63 lower-case letters and digits, starting with a letter.`,
+      { target: 'sessionPoolName' },
+    );
+  }
+}
+
+/** Memory as Kubernetes-style text (`0.5Gi`, `512Mi`, `1G`) → bytes. */
+function parseMemory(value: unknown, target: string): number | undefined {
+  const text = optionalString(value, target, 32);
+  if (text === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)\s*(Gi|Mi|G|M)?$/i.exec(text.trim());
+  if (!match)
+    throw new AppError(ErrorCode.InvalidParameter, `${target} must look like 0.5Gi or 512Mi`, { target });
+  const unit = (match[2] ?? 'Gi').toLowerCase();
+  const factor = { gi: GIB, g: 1e9, mi: 1024 ** 2, m: 1e6 }[unit]!;
+  const bytes = Math.round(Number(match[1]) * factor);
+  if (bytes < 0.5 * GIB || bytes > 4 * GIB) {
+    throw new AppError(ErrorCode.InvalidParameter, `${target} must be from 0.5Gi to 4Gi, got ${text}`, {
+      target,
+    });
+  }
+  return bytes;
+}
+
+const formatMemory = (bytes: number) => `${Number((bytes / GIB).toFixed(3))}Gi`;
+
+function parseLifecycle(dynamic: JsonRecord | undefined): Lifecycle {
+  const target = 'properties.dynamicPoolConfiguration.lifecycleConfiguration';
+  const lifecycle = optionalObject(field(dynamic, 'lifecycleConfiguration'), target);
+  const type =
+    optionalEnum(firstField(lifecycle, ['lifecycleType', 'type']), `${target}.lifecycleType`, [
+      'Timed',
+      'OnContainerExit',
+    ] as const) ?? 'Timed';
+  if (type === 'OnContainerExit') {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      'lifecycleType OnContainerExit applies to CustomContainer pools only; code interpreter pools are Timed',
+      { target: `${target}.lifecycleType` },
+    );
+  }
+  const cooldown = optionalInteger(
+    firstField(lifecycle, ['cooldownPeriodInSeconds']) ?? field(dynamic, 'cooldownPeriodInSeconds'),
+    `${target}.cooldownPeriodInSeconds`,
+    { min: 300, max: 3600 },
+  );
+  return { type: 'Timed', cooldownSeconds: cooldown ?? 300 };
+}
+
+function parseSecrets(value: unknown): { name: string; value: string }[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    throw new AppError(ErrorCode.InvalidParameter, 'properties.secrets must be an array', {
+      target: 'properties.secrets',
+    });
+  }
+  const seen = new Set<string>();
+  return value.map((entry, i) => {
+    const target = `properties.secrets[${i}]`;
+    const secret = optionalObject(entry, target);
+    const name = optionalString(field(secret, 'name'), `${target}.name`, 253) ?? '';
+    if (!SECRET_NAME.test(name)) {
+      throw new AppError(
+        ErrorCode.InvalidParameter,
+        `${target}.name must be lower-case letters, digits, '-' and '.'`,
+        {
+          target: `${target}.name`,
+        },
+      );
+    }
+    if (seen.has(name)) {
+      throw new AppError(ErrorCode.InvalidParameter, `secret ${name} is listed twice`, {
+        target: `${target}.name`,
+      });
+    }
+    seen.add(name);
+    return { name, value: optionalString(field(secret, 'value'), `${target}.value`, 65_536) ?? '' };
+  });
+}
+
+/**
+ * Reads a PUT body (or a PATCH merged onto the current resource). `previous` supplies write-only
+ * values the client does not send back, such as secret values.
+ */
+export function parsePoolResource(
+  body: unknown,
+  at: { subscription: string; resourceGroup: string; name: string },
+  limits: PoolLimits,
+  previous?: PoolSpec,
+): PoolDefinition {
+  validatePoolName(at.name);
+  if (!isRecord(body)) {
+    throw new AppError(
+      ErrorCode.InvalidRequestContent,
+      'The request body must be a JSON object describing the session pool.',
+    );
+  }
+  const location = optionalString(field(body, 'location'), 'location', 90);
+  if (!location) {
+    throw new AppError(ErrorCode.InvalidParameter, 'location is required', { target: 'location' });
+  }
+  const tagsValue = optionalObject(field(body, 'tags'), 'tags') ?? {};
+  const tags: Record<string, string> = {};
+  for (const [key, value] of Object.entries(tagsValue)) {
+    tags[key] = optionalString(value, `tags.${key}`, 256) ?? '';
+  }
+
+  const properties = optionalObject(field(body, 'properties'), 'properties') ?? {};
+  const containerType =
+    optionalEnum(field(properties, 'containerType'), 'properties.containerType', [
+      'PythonLTS',
+      'NodeLTS',
+      'Shell',
+      'CustomContainer',
+    ] as const) ?? 'PythonLTS';
+  if (containerType !== 'PythonLTS') {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      `containerType ${containerType} is not available on this server yet; use PythonLTS`,
+      { target: 'properties.containerType' },
+    );
+  }
+  const management = optionalEnum(field(properties, 'poolManagementType'), 'properties.poolManagementType', [
+    'Dynamic',
+    'Manual',
+  ] as const);
+  if (management === 'Manual') {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      'poolManagementType Manual is not supported; use Dynamic',
+      {
+        target: 'properties.poolManagementType',
+      },
+    );
+  }
+
+  const scale = optionalObject(field(properties, 'scaleConfiguration'), 'properties.scaleConfiguration');
+  const maxConcurrentSessions =
+    optionalInteger(
+      field(scale, 'maxConcurrentSessions'),
+      'properties.scaleConfiguration.maxConcurrentSessions',
+      {
+        min: 1,
+        max: limits.maxSessionsPerPool,
+      },
+    ) ?? 10;
+  const readySessionInstances =
+    optionalInteger(
+      field(scale, 'readySessionInstances'),
+      'properties.scaleConfiguration.readySessionInstances',
+      {
+        min: 0,
+        max: limits.maxSessionsPerPool,
+      },
+    ) ?? Math.min(5, maxConcurrentSessions);
+  if (readySessionInstances > maxConcurrentSessions) {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      `readySessionInstances (${readySessionInstances}) must not exceed maxConcurrentSessions (${maxConcurrentSessions})`,
+      { target: 'properties.scaleConfiguration.readySessionInstances' },
+    );
+  }
+
+  const dynamic = optionalObject(
+    field(properties, 'dynamicPoolConfiguration'),
+    'properties.dynamicPoolConfiguration',
+  );
+  const network = optionalObject(
+    field(properties, 'sessionNetworkConfiguration'),
+    'properties.sessionNetworkConfiguration',
+  );
+  const egress =
+    optionalEnum(field(network, 'status'), 'properties.sessionNetworkConfiguration.status', [
+      'EgressEnabled',
+      'EgressDisabled',
+    ] as const) ?? 'EgressDisabled';
+  if (egress === 'EgressEnabled') {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      'EgressEnabled is not available on this server yet: sessions have no network beyond loopback',
+      { target: 'properties.sessionNetworkConfiguration.status' },
+    );
+  }
+
+  const resources = optionalObject(field(properties, 'sessionResources'), 'properties.sessionResources');
+  const secrets = parseSecrets(field(properties, 'secrets')).map((secret) => ({
+    name: secret.name,
+    value: secret.value || (previous?.secrets.find((s) => s.name === secret.name)?.value ?? ''),
+  }));
+
+  const spec: PoolSpec = {
+    containerType,
+    maxConcurrentSessions,
+    readySessionInstances,
+    lifecycle: parseLifecycle(dynamic),
+    egress,
+    cpu:
+      optionalNumber(field(resources, 'cpu'), 'properties.sessionResources.cpu', { min: 0.25, max: 2 }) ??
+      0.25,
+    memoryBytes: parseMemory(field(resources, 'memory'), 'properties.sessionResources.memory') ?? 0.5 * GIB,
+    runtime:
+      optionalEnum(field(properties, 'sandboxRuntime'), 'properties.sandboxRuntime', [
+        'runc',
+        'runsc',
+      ] as const) ?? 'runc',
+    secrets,
+  };
+  return { ...at, location, tags, spec };
+}
+
+/** The ARM resource as GET returns it. Secret values are write-only and never returned. */
+export function poolResource(
+  pool: PoolRow,
+  endpointBase: string,
+  status: PoolStatus | undefined,
+): JsonRecord {
+  const spec = pool.spec as unknown as PoolSpec;
+  const resourceId = `/subscriptions/${pool.subscription}/resourceGroups/${pool.resourceGroup}/providers/Microsoft.App/sessionPools/${pool.name}`;
+  return {
+    id: resourceId,
+    name: pool.name,
+    type: 'Microsoft.App/sessionPools',
+    location: pool.location,
+    tags: pool.tags,
+    systemData: { createdAt: pool.createdAt, lastModifiedAt: pool.updatedAt },
+    properties: {
+      containerType: spec.containerType,
+      poolManagementType: 'Dynamic',
+      nodeCount: 1,
+      scaleConfiguration: {
+        maxConcurrentSessions: spec.maxConcurrentSessions,
+        readySessionInstances: spec.readySessionInstances,
+      },
+      secrets: spec.secrets.map((s) => ({ name: s.name })),
+      dynamicPoolConfiguration: {
+        lifecycleConfiguration:
+          spec.lifecycle.type === 'Timed'
+            ? { lifecycleType: 'Timed', cooldownPeriodInSeconds: spec.lifecycle.cooldownSeconds }
+            : { lifecycleType: 'OnContainerExit', maxAlivePeriodInSeconds: spec.lifecycle.maxAliveSeconds },
+      },
+      sessionNetworkConfiguration: { status: spec.egress },
+      sessionResources: { cpu: spec.cpu, memory: formatMemory(spec.memoryBytes) },
+      sandboxRuntime: spec.runtime,
+      poolManagementEndpoint: `${endpointBase}/subscriptions/${pool.subscription}/resourceGroups/${pool.resourceGroup}/sessionPools/${pool.name}`,
+      provisioningState: pool.provisioningState,
+      ...(status && {
+        sessionStatus: {
+          readySessionCount: status.ready,
+          allocatedSessionCount: status.allocated,
+          startingSessionCount: status.starting,
+          consecutiveStartFailures: status.consecutiveStartFailures,
+          lastStartError: status.lastStartError ?? pool.statusMessage,
+        },
+      }),
+    },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * @module api/management/session-pools
+ * The ARM-shaped management plane: `Microsoft.App/sessionPools` CRUD with long-running operations.
+ * PUT answers 201 (or 200) with `Azure-AsyncOperation`; PATCH and DELETE answer 202 with `Location`;
+ * both URLs are served here, so ARM clients poll this server as they would poll Azure.
+ */
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+import { authorize } from '../../auth/roles.js';
+import { AppError, ErrorCode } from '../../errors.js';
+import { poolId, type PoolService } from '../../pool/pool-service.js';
+import type { PoolSpec } from '../../pool/pool-spec.js';
+import type { OperationRow, PoolRow } from '../../store/store.js';
+import { MANAGEMENT_VERSIONS, requireApiVersion } from '../api-version.js';
+import { mergePatch, optionalInteger } from '../wire.js';
+import { parsePoolResource, poolResource, validatePoolName, type PoolLimits } from './pool-resource.js';
+
+export interface ManagementDeps {
+  pools: PoolService;
+  limits: PoolLimits;
+  /** Base URL of this server as clients reach it. */
+  publicUrl: () => string;
+}
+
+type PoolParams = { subscription: string; resourceGroup: string; name: string };
+type Query = Record<string, string | undefined>;
+
+const PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 1000;
+const POOLS =
+  '/subscriptions/:subscription/resourceGroups/:resourceGroup/providers/Microsoft.App/sessionPools';
+const OPERATIONS = '/subscriptions/:subscription/providers/Microsoft.App/locations/:location';
+
+export function registerSessionPoolRoutes(app: FastifyInstance, deps: ManagementDeps): void {
+  const { pools, publicUrl } = deps;
+
+  const render = (pool: PoolRow) => poolResource(pool, publicUrl(), pools.manager(pool.id)?.status());
+
+  const operationUrl = (
+    kind: 'Statuses' | 'Results',
+    pool: PoolRow,
+    operation: OperationRow,
+    apiVersion: string,
+  ) =>
+    `${publicUrl()}/subscriptions/${pool.subscription}/providers/Microsoft.App/locations/${encodeURIComponent(pool.location)}/sessionPoolOperation${kind}/${operation.id}?api-version=${apiVersion}`;
+
+  async function loadPool(params: PoolParams): Promise<PoolRow> {
+    const pool = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
+    if (!pool) {
+      throw new AppError(
+        ErrorCode.ResourceNotFound,
+        `The Resource 'Microsoft.App/sessionPools/${params.name}' under resource group '${params.resourceGroup}' was not found.`,
+      );
+    }
+    return pool;
+  }
+
+  async function list(request: FastifyRequest, filter: { subscription: string; resourceGroup?: string }) {
+    const query = request.query as Query;
+    const apiVersion = requireApiVersion(query['api-version'], MANAGEMENT_VERSIONS);
+    authorize(request.principal, 'pools/read');
+    const top = optionalInteger(query.$top, '$top', { min: 1, max: MAX_PAGE_SIZE }) ?? PAGE_SIZE;
+    const skip =
+      optionalInteger(query.$skipToken, '$skipToken', { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
+    // ARM compares ids case-insensitively.
+    const same = (a: string, b: string | undefined) => b === undefined || a.toLowerCase() === b.toLowerCase();
+    const all = (await pools.listPools({})).filter(
+      (p) => same(p.subscription, filter.subscription) && same(p.resourceGroup, filter.resourceGroup),
+    );
+    const page = all.slice(skip, skip + top);
+    const base = `${publicUrl()}${request.url.split('?')[0] ?? ''}`;
+    return {
+      value: page.map(render),
+      ...(skip + top < all.length && {
+        nextLink: `${base}?api-version=${apiVersion}&$top=${top}&$skipToken=${skip + top}`,
+      }),
+    };
+  }
+
+  app.get('/subscriptions/:subscription/providers/Microsoft.App/sessionPools', (request) => {
+    const { subscription } = request.params as { subscription: string };
+    return list(request, { subscription });
+  });
+
+  app.get(POOLS, (request) => {
+    const { subscription, resourceGroup } = request.params as PoolParams;
+    return list(request, { subscription, resourceGroup });
+  });
+
+  app.get(`${POOLS}/:name`, async (request) => {
+    requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
+    const params = request.params as PoolParams;
+    authorize(request.principal, 'pools/read', params.name);
+    return render(await loadPool(params));
+  });
+
+  app.put(`${POOLS}/:name`, async (request, reply) => {
+    const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
+    const params = request.params as PoolParams;
+    validatePoolName(params.name);
+    authorize(request.principal, 'pools/write', params.name);
+    const current = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
+    const definition = parsePoolResource(
+      request.body,
+      params,
+      deps.limits,
+      current?.spec as unknown as PoolSpec | undefined,
+    );
+    const { pool, operation, created } = await pools.put(definition);
+    return reply
+      .status(created ? 201 : 200)
+      .header('azure-asyncoperation', operationUrl('Statuses', pool, operation, apiVersion))
+      .header('retry-after', '1')
+      .send(render(pool));
+  });
+
+  app.patch(`${POOLS}/:name`, async (request, reply) => {
+    const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
+    const params = request.params as PoolParams;
+    authorize(request.principal, 'pools/write', params.name);
+    const current = await loadPool(params);
+    const patch = request.body;
+    if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
+      throw new AppError(
+        ErrorCode.InvalidRequestContent,
+        'The PATCH body must be a JSON object (a JSON merge patch).',
+      );
+    }
+    const merged = mergePatch(render(current), patch);
+    const definition = parsePoolResource(
+      merged,
+      { subscription: current.subscription, resourceGroup: current.resourceGroup, name: current.name },
+      deps.limits,
+      current.spec as unknown as PoolSpec,
+    );
+    const { pool, operation } = await pools.put(definition);
+    return reply
+      .status(202)
+      .header('location', operationUrl('Results', pool, operation, apiVersion))
+      .header('azure-asyncoperation', operationUrl('Statuses', pool, operation, apiVersion))
+      .header('retry-after', '1')
+      .send(render(pool));
+  });
+
+  app.delete(`${POOLS}/:name`, async (request, reply) => {
+    const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
+    const params = request.params as PoolParams;
+    authorize(request.principal, 'pools/write', params.name);
+    const pool = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
+    if (!pool) return reply.status(204).send();
+    const operation = (await pools.delete(pool.id))!;
+    return reply
+      .status(202)
+      .header('location', operationUrl('Results', pool, operation, apiVersion))
+      .header('azure-asyncoperation', operationUrl('Statuses', pool, operation, apiVersion))
+      .header('retry-after', '1')
+      .send();
+  });
+
+  async function loadOperation(request: FastifyRequest): Promise<OperationRow> {
+    requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
+    authorize(request.principal, 'pools/read');
+    const { operationId } = request.params as { operationId: string };
+    const operation = await pools.getOperation(operationId);
+    if (!operation) throw new AppError(ErrorCode.OperationNotFound, `No operation ${operationId} is known.`);
+    return operation;
+  }
+
+  // Azure-AsyncOperation: the operation's status document.
+  app.get(`${OPERATIONS}/sessionPoolOperationStatuses/:operationId`, async (request) => {
+    const operation = await loadOperation(request);
+    return {
+      id: `${publicUrl()}${request.url.split('?')[0] ?? ''}`,
+      name: operation.id,
+      status: operation.status,
+      startTime: operation.startedAt,
+      ...(operation.endedAt && { endTime: operation.endedAt }),
+      ...(operation.error && { error: operation.error }),
+    };
+  });
+
+  // Location: 202 while running; then the final result (the pool, or nothing for a delete).
+  app.get(`${OPERATIONS}/sessionPoolOperationResults/:operationId`, async (request, reply: FastifyReply) => {
+    const operation = await loadOperation(request);
+    if (operation.status === 'InProgress') {
+      return reply
+        .status(202)
+        .header('location', `${publicUrl()}${request.url}`)
+        .header('retry-after', '1')
+        .send();
+    }
+    if (operation.status === 'Failed') {
+      throw new AppError(
+        operation.error?.code === ErrorCode.SandboxStartFailed
+          ? ErrorCode.SandboxStartFailed
+          : ErrorCode.InternalServerError,
+        operation.error?.message ?? 'the operation failed',
+      );
+    }
+    if (operation.kind === 'delete') return reply.status(204).send();
+    const pool = await pools.getPool(operation.poolId);
+    return pool ? render(pool) : reply.status(204).send();
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * @module api/wire
+ * Reading Azure-shaped JSON the way Azure does: property names match case-insensitively, enums match
+ * in any case and come back in their canonical spelling, unknown properties are ignored, and every
+ * bad value is an InvalidParameter error whose `target` names the property.
+ */
+
+import { AppError, ErrorCode } from '../errors.js';
+
+export type JsonRecord = Record<string, unknown>;
+
+export const isRecord = (value: unknown): value is JsonRecord =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The value of `name` in `record`, whatever the case of its key. */
+export function field(record: JsonRecord | undefined, name: string): unknown {
+  if (!record) return undefined;
+  if (name in record) return record[name];
+  const lower = name.toLowerCase();
+  for (const key of Object.keys(record)) if (key.toLowerCase() === lower) return record[key];
+  return undefined;
+}
+
+/** The first of several spellings of one property that is present (legacy and current names). */
+export function firstField(record: JsonRecord | undefined, names: string[]): unknown {
+  for (const name of names) {
+    const value = field(record, name);
+    if (value !== undefined) return value;
+  }
+  return undefined;
+}
+
+function invalid(target: string, message: string): AppError {
+  return new AppError(ErrorCode.InvalidParameter, `${target} ${message}`, { target });
+}
+
+export function optionalObject(value: unknown, target: string): JsonRecord | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isRecord(value)) throw invalid(target, 'must be an object');
+  return value;
+}
+
+export function optionalString(value: unknown, target: string, maxLength = 4096): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalid(target, 'must be a string');
+  if (value.length > maxLength) throw invalid(target, `must be at most ${maxLength} characters`);
+  return value;
+}
+
+export function optionalInteger(
+  value: unknown,
+  target: string,
+  range: { min: number; max: number },
+): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  // Some clients send numbers as strings; ARM accepts them.
+  const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isInteger(number)) throw invalid(target, 'must be an integer');
+  if (number < range.min || number > range.max) {
+    throw invalid(target, `must be from ${range.min} to ${range.max}, got ${number}`);
+  }
+  return number;
+}
+
+export function optionalNumber(
+  value: unknown,
+  target: string,
+  range: { min: number; max: number },
+): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isFinite(number)) throw invalid(target, 'must be a number');
+  if (number < range.min || number > range.max) {
+    throw invalid(target, `must be from ${range.min} to ${range.max}, got ${number}`);
+  }
+  return number;
+}
+
+/** One of `allowed`, matched case-insensitively and returned in its canonical spelling. */
+export function optionalEnum<T extends string>(
+  value: unknown,
+  target: string,
+  allowed: readonly T[],
+): T | undefined {
+  if (value === undefined || value === null) return undefined;
+  const match =
+    typeof value === 'string' ? allowed.find((a) => a.toLowerCase() === value.toLowerCase()) : undefined;
+  if (match === undefined)
+    throw invalid(target, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  return match;
+}
+
+export function optionalBoolean(value: unknown, target: string): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (value === true || value === 'true' || value === 'True') return true;
+  if (value === false || value === 'false' || value === 'False') return false;
+  throw invalid(target, 'must be true or false');
+}
+
+/** JSON merge patch (RFC 7396) with keys matched case-insensitively against the target's. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isRecord(patch)) return patch;
+  const result: JsonRecord = isRecord(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    const existing = Object.keys(result).find((k) => k.toLowerCase() === key.toLowerCase()) ?? key;
+    if (value === null) delete result[existing];
+    else result[existing] = mergePatch(result[existing], value);
+  }
+  return result;
+}

@@ -1,0 +1,100 @@
+/**
+ * @module app
+ * Builds the HTTP application from its dependencies without listening, so tests drive it through
+ * `inject()` or a real socket and main.ts decides where it listens.
+ */
+
+import fastifyMultipart from '@fastify/multipart';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+
+import { registerAuthentication } from './api/authentication.js';
+import { registerExecutionRoutes } from './api/data/execution-routes.js';
+import { registerFileRoutes } from './api/data/file-routes.js';
+import { registerSessionRoutes, type ImageMetadata } from './api/data/session-routes.js';
+import { registerErrorHandling } from './api/errors.js';
+import { registerAccessRoutes } from './api/management/access-routes.js';
+import { registerSessionPoolRoutes } from './api/management/session-pools.js';
+import type { ApiKeys } from './auth/api-keys.js';
+import type { Authenticator } from './auth/authenticator.js';
+import type { Tokens } from './auth/tokens.js';
+import type { Config } from './config.js';
+import type { PoolService } from './pool/pool-service.js';
+import type { Store } from './store/store.js';
+
+export interface AppDeps {
+  config: Pick<Config, 'poolFullStatus' | 'uploadMaxBytes' | 'maxSessionsPerPool'>;
+  /** Base URL clients reach this server at (endpoints and poll URLs are built from it). */
+  publicUrl: () => string;
+  logger: Logger;
+  store: Store;
+  pools: PoolService;
+  authenticator: Authenticator;
+  apiKeys: ApiKeys;
+  tokens: Tokens;
+  imageMetadata: () => Promise<ImageMetadata>;
+  now: () => number;
+  /** TLS key and certificate; plain HTTP without. */
+  https?: { key: Buffer; cert: Buffer };
+}
+
+/** JSON bodies (code included) are capped; file uploads have their own, larger limit. */
+const JSON_BODY_LIMIT = 8 * 1024 * 1024;
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: JSON_BODY_LIMIT,
+    ...(deps.https && { https: deps.https }),
+    // Azure clients put operation ids in headers of their own; requests get ours.
+    requestIdHeader: 'x-ms-client-request-id',
+    // Clients append a slash to the endpoint, or not.
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
+  }) as unknown as FastifyInstance;
+
+  await app.register(fastifyMultipart, {
+    limits: { fileSize: deps.config.uploadMaxBytes, files: 1, fields: 16, parts: 32, fieldSize: 64 * 1024 },
+  });
+  registerErrorHandling(app, { poolFullStatus: deps.config.poolFullStatus });
+  registerAuthentication(app, deps.authenticator);
+
+  app.addHook('onSend', async (request, reply) => {
+    void reply.header('x-ms-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        route: request.routeOptions.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        principal: (request.principal as typeof request.principal | null)?.id,
+      },
+      'http.request',
+    );
+  });
+
+  app.get('/healthz', () => ({ status: 'ok' }));
+
+  registerSessionPoolRoutes(app, {
+    pools: deps.pools,
+    limits: { maxSessionsPerPool: deps.config.maxSessionsPerPool },
+    publicUrl: deps.publicUrl,
+  });
+  registerAccessRoutes(app, { apiKeys: deps.apiKeys, tokens: deps.tokens });
+  registerExecutionRoutes(app, {
+    pools: deps.pools,
+    store: deps.store,
+    log: deps.logger,
+    now: deps.now,
+    publicUrl: deps.publicUrl,
+  });
+  registerFileRoutes(app, { pools: deps.pools });
+  registerSessionRoutes(app, {
+    pools: deps.pools,
+    publicUrl: deps.publicUrl,
+    imageMetadata: deps.imageMetadata,
+  });
+  return app;
+}

@@ -1,0 +1,154 @@
+/**
+ * @module auth/tokens
+ * Bearer JWTs, verified with jose: those this server issues itself (ES256, key kept in the store) and
+ * those of configured OIDC issuers (keys fetched from their JWKS). A token must carry one of the
+ * accepted audiences (Azure's `https://dynamicsessions.io` and the legacy `https://acasessions.io` by
+ * default); its `roles` claim lists grants in the `Role[:pool]` form.
+ */
+
+import {
+  SignJWT,
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeJwt,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  jwtVerify,
+  type JWK,
+  type JWTVerifyGetKey,
+} from 'jose';
+
+import type { OidcIssuerConfig } from '../config.js';
+import { AppError, ErrorCode } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { formatGrant, parseGrant, type Grant, type Principal } from './roles.js';
+
+export const LOCAL_ISSUER = 'sandpool';
+const SIGNING_KEY_SETTING = 'tokens.signingKey';
+const MAX_TTL_SECONDS = 24 * 3600;
+
+type SigningKey = Awaited<ReturnType<typeof importJWK>>;
+
+interface Issuer {
+  keys: JWTVerifyGetKey;
+  rolesClaim: string;
+}
+
+function grantsFrom(claim: unknown): Grant[] {
+  const values = Array.isArray(claim) ? claim : typeof claim === 'string' ? claim.split(/[ ,]+/) : [];
+  const grants: Grant[] = [];
+  for (const value of values) {
+    // Other applications' roles may share the claim; they grant nothing here.
+    if (typeof value !== 'string') continue;
+    try {
+      grants.push(parseGrant(value));
+    } catch {
+      continue;
+    }
+  }
+  return grants;
+}
+
+export class Tokens {
+  private constructor(
+    private readonly signingKey: SigningKey,
+    private readonly issuers: Map<string, Issuer>,
+    private readonly audiences: string[],
+    private readonly now: () => number,
+  ) {}
+
+  static async create(options: {
+    store: Store;
+    audiences: string[];
+    oidcIssuers: OidcIssuerConfig[];
+    now: () => number;
+  }): Promise<Tokens> {
+    let privateJwk: JWK;
+    const stored = await options.store.getSetting(SIGNING_KEY_SETTING);
+    if (stored) {
+      privateJwk = JSON.parse(stored) as JWK;
+    } else {
+      const pair = await generateKeyPair('ES256', { extractable: true });
+      privateJwk = await exportJWK(pair.privateKey);
+      await options.store.putSetting(SIGNING_KEY_SETTING, JSON.stringify(privateJwk));
+    }
+    const signingKey = await importJWK({ ...privateJwk, alg: 'ES256' }, 'ES256');
+    const { d: _private, ...publicJwk } = privateJwk;
+    const issuers = new Map<string, Issuer>([
+      [
+        LOCAL_ISSUER,
+        { keys: createLocalJWKSet({ keys: [{ ...publicJwk, alg: 'ES256' }] }), rolesClaim: 'roles' },
+      ],
+    ]);
+    for (const oidc of options.oidcIssuers) {
+      issuers.set(oidc.issuer, {
+        keys: createRemoteJWKSet(new URL(oidc.jwksUri)),
+        rolesClaim: oidc.rolesClaim,
+      });
+    }
+    // Clients spell audiences with and without a trailing slash.
+    const audiences = options.audiences.flatMap((a) => [a.replace(/\/+$/, ''), `${a.replace(/\/+$/, '')}/`]);
+    return new Tokens(signingKey, issuers, audiences, options.now);
+  }
+
+  /** A short-lived token for `subject` carrying `grants`, signed by this server. */
+  async issue(
+    subject: string,
+    grants: Grant[],
+    ttlSeconds: number,
+  ): Promise<{ token: string; expiresAt: string }> {
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 60 || ttlSeconds > MAX_TTL_SECONDS) {
+      throw new AppError(
+        ErrorCode.InvalidParameter,
+        `expiresInSeconds must be an integer from 60 to ${MAX_TTL_SECONDS}`,
+        {
+          target: 'expiresInSeconds',
+        },
+      );
+    }
+    const issuedAt = Math.floor(this.now() / 1000);
+    const token = await new SignJWT({ roles: grants.map(formatGrant) })
+      .setProtectedHeader({ alg: 'ES256', typ: 'JWT' })
+      .setIssuer(LOCAL_ISSUER)
+      .setSubject(subject)
+      .setAudience(this.audiences[0]!)
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(issuedAt + ttlSeconds)
+      .sign(this.signingKey);
+    return { token, expiresAt: new Date((issuedAt + ttlSeconds) * 1000).toISOString() };
+  }
+
+  async verify(token: string): Promise<Principal> {
+    let issuerName: string | undefined;
+    try {
+      issuerName = decodeJwt(token).iss;
+    } catch {
+      throw new AppError(ErrorCode.AuthenticationFailed, 'The access token is not a valid JWT or API key.');
+    }
+    const issuer = issuerName === undefined ? undefined : this.issuers.get(issuerName);
+    if (!issuer) {
+      throw new AppError(
+        ErrorCode.AuthenticationFailed,
+        `The access token's issuer ${JSON.stringify(issuerName)} is not trusted by this server.`,
+      );
+    }
+    try {
+      const { payload } = await jwtVerify(token, issuer.keys, {
+        issuer: issuerName!,
+        audience: this.audiences,
+        currentDate: new Date(this.now()),
+      });
+      return {
+        id: `${issuerName!}#${payload.sub ?? 'unknown'}`,
+        grants: grantsFrom(payload[issuer.rolesClaim]),
+      };
+    } catch (cause) {
+      throw new AppError(
+        ErrorCode.AuthenticationFailed,
+        `The access token is invalid: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+  }
+}

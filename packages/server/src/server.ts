@@ -1,0 +1,212 @@
+/**
+ * @module server
+ * Assembles a running Sandpool from its configuration: store, sandbox driver, pools, credentials and
+ * the HTTP app, listening. Shared by main.ts and the end-to-end tests, which start real servers.
+ */
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+
+import type { ImageMetadata } from './api/data/session-routes.js';
+import { buildApp } from './app.js';
+import { ApiKeys } from './auth/api-keys.js';
+import { Authenticator } from './auth/authenticator.js';
+import { parseGrant } from './auth/roles.js';
+import { Tokens } from './auth/tokens.js';
+import type { Config } from './config.js';
+import { InterpreterLauncher, type SandboxLauncher } from './pool/launcher.js';
+import { PoolService, poolId } from './pool/pool-service.js';
+import { DEFAULT_RESOURCES } from './sandbox/driver.js';
+import { OciDriver } from './sandbox/oci/oci-driver.js';
+import { runCommand } from './sandbox/command.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import type { Store } from './store/store.js';
+import { loadTls } from './tls.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  store: Store;
+  pools: PoolService;
+  /** The bootstrap admin key when this start created it (shown once). */
+  bootstrapKey: string | undefined;
+  tlsFingerprint: string | undefined;
+  /** Stops serving; sandboxes keep running for the next start. */
+  close(): Promise<void>;
+}
+
+export interface ServerOverrides {
+  logger?: Logger;
+  now?: () => number;
+  launcher?: SandboxLauncher;
+}
+
+const BOOTSTRAPPED = 'server.bootstrapped';
+const ADMIN_GRANTS = ['Contributor', 'SessionExecutor', 'Reader'].map(parseGrant);
+
+/** Records executions that were running when the previous server process died. */
+async function failInterruptedExecutions(store: Store, now: () => number): Promise<void> {
+  for (const row of await store.listExecutions({ status: 'Running' })) {
+    await store.putExecution({
+      ...row,
+      status: 'Failed',
+      outcome: {
+        ...row.outcome,
+        status: 'Failed',
+        error: {
+          code: 'ServerRestarted',
+          message: 'the server restarted while this execution ran; its result is lost',
+        },
+      },
+      endedAt: new Date(now()).toISOString(),
+    });
+  }
+}
+
+export async function startServer(config: Config, overrides: ServerOverrides = {}): Promise<RunningServer> {
+  const now = overrides.now ?? Date.now;
+  const logger =
+    overrides.logger ??
+    pino({
+      level: config.logLevel,
+      redact: ['req.headers.authorization', '*.authorization', '*.secret', '*.apiKey', '*.token', '*.value'],
+    });
+  const store = await SqliteStore.open(config.paths.database);
+  await failInterruptedExecutions(store, now);
+
+  const launcher =
+    overrides.launcher ??
+    new InterpreterLauncher(
+      OciDriver.fromConfig(config),
+      { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir },
+      { connectTimeoutMs: 10_000, interruptGraceMs: 2_000 },
+      {
+        pids: DEFAULT_RESOURCES.pids,
+        dataBytes: DEFAULT_RESOURCES.dataBytes,
+        tmpBytes: DEFAULT_RESOURCES.tmpBytes,
+      },
+    );
+  const pools = new PoolService({
+    store,
+    launcher,
+    log: logger,
+    now,
+    refillParallelism: config.refillParallelism,
+    reaperIntervalMs: config.reaperIntervalMs,
+  });
+  await pools.start();
+
+  const apiKeys = new ApiKeys(store, now);
+  const tokens = await Tokens.create({
+    store,
+    audiences: config.audiences,
+    oidcIssuers: config.oidcIssuers,
+    now,
+  });
+  const firstStart = (await store.getSetting(BOOTSTRAPPED)) === undefined;
+  let bootstrapKey: string | undefined;
+  if (firstStart) {
+    const { secret } = await apiKeys.create(
+      'bootstrap admin',
+      ADMIN_GRANTS,
+      config.bootstrapApiKey || undefined,
+    );
+    bootstrapKey = secret;
+    if (config.defaultPool) {
+      await pools.put({
+        subscription: config.defaultSubscription,
+        resourceGroup: config.defaultResourceGroup,
+        name: config.defaultPool,
+        location: 'local',
+        tags: {},
+        spec: {
+          containerType: 'PythonLTS',
+          maxConcurrentSessions: 10,
+          readySessionInstances: 2,
+          lifecycle: { type: 'Timed', cooldownSeconds: 300 },
+          egress: 'EgressDisabled',
+          cpu: 0.25,
+          memoryBytes: 512 * 1024 * 1024,
+          runtime: config.runtime,
+          secrets: [],
+        },
+      });
+    }
+    await store.putSetting(BOOTSTRAPPED, new Date(now()).toISOString());
+  }
+
+  const tls =
+    config.tls === 'off'
+      ? undefined
+      : await loadTls(
+          {
+            certFile: config.tlsCert,
+            keyFile: config.tlsKey,
+            dir: config.paths.tlsDir,
+            hostnames: ['localhost', '127.0.0.1', '::1', config.host],
+          },
+          runCommand,
+        );
+  let metadata: Promise<ImageMetadata> | undefined;
+  const imageMetadata = () =>
+    (metadata ??= readFile(join(config.paths.pythonRootfs, 'etc', 'sandpool', 'image.json'), 'utf8').then(
+      (text) => JSON.parse(text) as ImageMetadata,
+    ));
+
+  const base = { url: config.publicUrl.replace(/\/+$/, '') };
+  const app = await buildApp({
+    config,
+    publicUrl: () => base.url,
+    logger,
+    store,
+    pools,
+    authenticator: new Authenticator(apiKeys, tokens),
+    apiKeys,
+    tokens,
+    imageMetadata,
+    now,
+    ...(tls && { https: { key: tls.key, cert: tls.cert } }),
+  });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':')
+    ? `[${config.host}]`
+    : config.host === '0.0.0.0'
+      ? '127.0.0.1'
+      : config.host;
+  const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
+  base.url ||= url;
+
+  const defaultPool = config.defaultPool
+    ? await store.getPool(poolId(config.defaultSubscription, config.defaultResourceGroup, config.defaultPool))
+    : undefined;
+  logger.info(
+    {
+      url: base.url,
+      management: `${base.url}/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools/{name}?api-version=2025-07-01`,
+      defaultPoolEndpoint:
+        defaultPool &&
+        `${base.url}/subscriptions/${defaultPool.subscription}/resourceGroups/${defaultPool.resourceGroup}/sessionPools/${defaultPool.name}`,
+      tlsFingerprint: tls?.fingerprint,
+    },
+    'sandpool.ready',
+  );
+
+  return {
+    app,
+    url: base.url,
+    store,
+    pools,
+    bootstrapKey,
+    tlsFingerprint: tls?.fingerprint,
+    async close() {
+      await app.close();
+      await pools.stop();
+      await store.close();
+    },
+  };
+}
