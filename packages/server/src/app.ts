@@ -90,7 +90,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     now: deps.now,
     publicUrl: deps.publicUrl,
   });
-  registerFileRoutes(app, { pools: deps.pools });
+  registerFileRoutes(app, { pools: deps.pools, uploadMaxBytes: deps.config.uploadMaxBytes });
   registerSessionRoutes(app, {
     pools: deps.pools,
     publicUrl: deps.publicUrl,

@@ -3,13 +3,17 @@
  * fail, when told to), run "code" by calling a test-supplied function, and can be made to die.
  */
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import type { ExecuteOptions, ExecutionOutcome } from '../src/interpreter/agent-client.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from '../src/pool/launcher.js';
 import type { PoolSpec } from '../src/pool/pool-spec.js';
 
 export class FakeSandbox implements SessionSandbox {
   readonly dataDir: string;
-  readonly dataOwner = { uid: 1000, gid: 1000 };
+  readonly dataOwner = { uid: process.getuid!(), gid: process.getgid!() };
   destroyed = false;
   running = 0;
   maxRunning = 0;
@@ -20,7 +24,7 @@ export class FakeSandbox implements SessionSandbox {
     readonly spec: PoolSpec,
     private readonly run: (code: string) => Promise<string>,
   ) {
-    this.dataDir = `/fake/${id}`;
+    this.dataDir = mkdtempSync(join(tmpdir(), `sandpool-fake-${id}-`));
   }
 
   async execute(options: ExecuteOptions): Promise<ExecutionOutcome> {
@@ -60,6 +64,7 @@ export class FakeSandbox implements SessionSandbox {
   destroy(): Promise<void> {
     this.destroyed = true;
     this.listeners.length = 0;
+    rmSync(this.dataDir, { recursive: true, force: true });
     return Promise.resolve();
   }
 }

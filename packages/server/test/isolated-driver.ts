@@ -22,6 +22,13 @@ export const config = loadConfig({ argv: [] });
 const TEST_ID_BASE = 1_500_000_000;
 const TEST_ID_SLOTS = Math.floor((MAX_HOST_ID - TEST_ID_BASE) / ID_RANGE_SIZE);
 
+/** A host id range for this process that no other test process or server uses. */
+export function testIdBase(maxSandboxes: number): number {
+  return (
+    TEST_ID_BASE + (process.pid % Math.floor(TEST_ID_SLOTS / maxSandboxes)) * ID_RANGE_SIZE * maxSandboxes
+  );
+}
+
 export function isolatedDriverOptions(name: string, maxSandboxes: number): OciDriverOptions {
   const stateDir = mkdtempSync(`/var/tmp/sandpool-test-${name}-`);
   chmodSync(stateDir, 0o711);
@@ -32,8 +39,7 @@ export function isolatedDriverOptions(name: string, maxSandboxes: number): OciDr
     cgroupParent: 'sandpool-test',
     seccompProfilePath: config.seccompProfile,
     conmonPath: config.conmonPath,
-    idBase:
-      TEST_ID_BASE + (process.pid % Math.floor(TEST_ID_SLOTS / maxSandboxes)) * ID_RANGE_SIZE * maxSandboxes,
+    idBase: testIdBase(maxSandboxes),
     maxSandboxes,
     runtimes: defaultRuntimes(runtimeStateDir),
   };

@@ -28,7 +28,11 @@ export function fileResource(file: DataFile): JsonRecord {
 const joinPath = (directory: string | undefined, name: string) =>
   directory ? `${directory.replace(/\/+$/, '')}/${name}` : name;
 
-export function registerFileRoutes(app: FastifyInstance, deps: { pools: PoolService }): void {
+export function registerFileRoutes(
+  app: FastifyInstance,
+  deps: { pools: PoolService; uploadMaxBytes: number },
+): void {
+  const { uploadMaxBytes } = deps;
   /** Runs `work` on the identifier's `/mnt/data`, with the session headers set. */
   async function withFiles<T>(
     request: FastifyRequest,
@@ -76,8 +80,32 @@ export function registerFileRoutes(app: FastifyInstance, deps: { pools: PoolServ
         );
       }
       if (!part.filename) throw new AppError(ErrorCode.InvalidFileName, 'The uploaded part has no filename.');
-      const file = await data.write(query.path ?? '', part.filename, part.file);
-      return fileResource(file);
+      const tooLarge = () =>
+        new AppError(ErrorCode.PayloadTooLarge, `Uploads are limited to ${uploadMaxBytes} bytes per file.`);
+      // Errors of the upload stream itself are the client's: too large, or cut off mid-body.
+      let clientError: AppError | undefined;
+      part.file.once('limit', () => {
+        clientError = tooLarge();
+        part.file.destroy(clientError);
+      });
+      part.file.once('error', (error) => {
+        clientError ??= new AppError(
+          ErrorCode.InvalidRequestContent,
+          `The multipart body is malformed: ${error.message}`,
+        );
+      });
+      let written;
+      try {
+        written = await data.write(query.path ?? '', part.filename, part.file);
+      } catch (error) {
+        throw clientError ?? error;
+      }
+      // A small body can be parsed, and cut at the limit, before the listener above is attached.
+      if (part.file.truncated) {
+        await data.remove(joinPath(query.path, part.filename));
+        throw tooLarge();
+      }
+      return fileResource(written);
     }),
   );
 

@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { FakeLauncher } from '../fake-launcher.js';
+import { DATA, createPool, poolPath, pythonPool, startTestServer } from '../server-harness.js';
+
+const upload = (name: string, content: string | Uint8Array, field = 'file') => {
+  const form = new FormData();
+  form.append(field, new Blob([content]), name);
+  return form;
+};
+
+describe('data plane: every bad input is a 4xx with a stable code', async () => {
+  const server = await startTestServer('inputs', {
+    launcher: new FakeLauncher(),
+    env: { SANDPOOL_UPLOAD_MAX_BYTES: '1024' },
+  });
+  await createPool(server, 'pool', pythonPool({ max: 2, ready: 0 }));
+  const at = (path: string, identifier = 'user-1') =>
+    `${poolPath('pool')}/${path}?${DATA}&identifier=${encodeURIComponent(identifier)}`;
+
+  const cases: [
+    string,
+    () => Promise<{ status: number; json: { error?: { code: string } } }>,
+    number,
+    string,
+  ][] = [
+    [
+      'a missing identifier',
+      () => server.request('POST', `${poolPath('pool')}/executions?${DATA}`, { body: { code: '1' } }),
+      400,
+      'InvalidIdentifier',
+    ],
+    [
+      'an identifier with a space',
+      () => server.request('POST', at('executions', 'a b'), { body: { code: '1' } }),
+      400,
+      'InvalidIdentifier',
+    ],
+    [
+      'an identifier with a control character',
+      () => server.request('POST', at('executions', 'a\u0001b'), { body: { code: '1' } }),
+      400,
+      'InvalidIdentifier',
+    ],
+    [
+      'an identifier over 256 characters',
+      () => server.request('POST', at('executions', 'x'.repeat(257)), { body: { code: '1' } }),
+      400,
+      'InvalidIdentifier',
+    ],
+    [
+      'a missing api-version',
+      () => server.request('POST', `${poolPath('pool')}/executions?identifier=u`, { body: { code: '1' } }),
+      400,
+      'MissingApiVersionParameter',
+    ],
+    [
+      'an unknown api-version',
+      () =>
+        server.request('POST', `${poolPath('pool')}/executions?api-version=1999-01-01&identifier=u`, {
+          body: { code: '1' },
+        }),
+      400,
+      'InvalidApiVersionParameter',
+    ],
+    [
+      'an unknown pool',
+      () =>
+        server.request('POST', `${poolPath('nosuchpool')}/executions?${DATA}&identifier=u`, {
+          body: { code: '1' },
+        }),
+      404,
+      'ResourceNotFound',
+    ],
+    [
+      'malformed JSON',
+      () =>
+        server.request('POST', at('executions'), {
+          raw: '{"code": ',
+          headers: { 'content-type': 'application/json' },
+        }),
+      400,
+      'InvalidRequestContent',
+    ],
+    [
+      'a JSON array body',
+      () => server.request('POST', at('executions'), { body: [1] }),
+      400,
+      'InvalidRequestContent',
+    ],
+    [
+      'no code',
+      () => server.request('POST', at('executions'), { body: { executionType: 'Synchronous' } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'code that is a number',
+      () => server.request('POST', at('executions'), { body: { code: 5 } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'a timeout over 220 s',
+      () => server.request('POST', at('executions'), { body: { code: '1', timeoutInSeconds: 221 } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'a negative output limit',
+      () => server.request('POST', at('executions'), { body: { code: '1', outputStreamsMaxLength: -1 } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'an unknown execution type',
+      () => server.request('POST', at('executions'), { body: { code: '1', executionType: 'Eventually' } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'invalid base64 code',
+      () =>
+        server.request('POST', at('executions'), { body: { code: '!!!', codeInputType: 'InlineBase64' } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'a shell command on a Python pool',
+      () => server.request('POST', at('executions'), { body: { shellCommand: 'ls' } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'an invalid operation-id',
+      () =>
+        server.request('POST', at('executions'), { body: { code: '1' }, headers: { 'operation-id': 'a/b' } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'an unsupported content type',
+      () =>
+        server.request('POST', at('executions'), { raw: 'code', headers: { 'content-type': 'text/csv' } }),
+      415,
+      'UnsupportedMediaType',
+    ],
+    ['an unknown execution id', () => server.request('GET', at('executions/nope')), 404, 'ExecutionNotFound'],
+    [
+      'a traversing file name',
+      () => server.request('GET', at('files/..%2F..%2Fetc%2Fpasswd/content')),
+      400,
+      'InvalidFileName',
+    ],
+    [
+      'a traversing directory',
+      () => server.request('GET', `${at('files')}&path=..%2F..`),
+      400,
+      'InvalidFileName',
+    ],
+    ['a missing file', () => server.request('GET', at('files/nothing.txt')), 404, 'FileNotFound'],
+    [
+      'an upload that is not multipart',
+      () => server.request('POST', at('files'), { body: { file: 'x' } }),
+      400,
+      'InvalidRequestContent',
+    ],
+    [
+      'an upload in the wrong field',
+      () => server.request('POST', at('files'), { raw: upload('a.txt', 'x', 'document') }),
+      400,
+      'InvalidRequestContent',
+    ],
+    [
+      'an upload past the size cap',
+      () => server.request('POST', at('files'), { raw: upload('big.bin', new Uint8Array(4096)) }),
+      413,
+      'PayloadTooLarge',
+    ],
+    [
+      'an upload named ..',
+      () => server.request('POST', at('files'), { raw: upload('..', 'x') }),
+      400,
+      'InvalidFileName',
+    ],
+    [
+      'a truncated multipart body',
+      () =>
+        server.request('POST', at('files'), {
+          raw: '--XYZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc',
+          headers: { 'content-type': 'multipart/form-data; boundary=XYZ' },
+        }),
+      400,
+      'InvalidRequestContent',
+    ],
+    [
+      'GET session of an identifier with none',
+      () => server.request('GET', at('session', 'nobody')),
+      404,
+      'SessionNotFound',
+    ],
+    [
+      'a negative listSessions skip',
+      () => server.request('GET', `${poolPath('pool')}/listSessions?${DATA}&skip=-1`),
+      400,
+      'InvalidParameter',
+    ],
+  ];
+  for (const [what, send, status, code] of cases) {
+    it(`answers ${what} with ${status} ${code}`, async () => {
+      const response = await send();
+      assert.equal(response.status, status, JSON.stringify(response.json));
+      assert.equal(response.json.error?.code, code);
+    });
+  }
+
+  it('leaves nothing behind from a refused upload', async () => {
+    const listed = await server.request('GET', at('files'));
+    assert.deepEqual(listed.json.value, []);
+  });
+
+  it('answers a full pool with 429 SessionPoolFull and a Retry-After', async () => {
+    await server.request('POST', at('executions', 'a'), { body: { code: '1' } });
+    await server.request('POST', at('executions', 'b'), { body: { code: '1' } });
+    const full = await server.request('POST', at('executions', 'c'), { body: { code: '1' } });
+    assert.equal(full.status, 429);
+    assert.equal(full.json.error.code, 'SessionPoolFull');
+    assert.equal(full.headers.get('retry-after'), '1');
+    assert.equal((await server.request('DELETE', at('session', 'a'))).status, 204);
+    assert.equal((await server.request('POST', at('executions', 'c'), { body: { code: '1' } })).status, 200);
+  });
+});
+
+describe('strict Azure parity for a full pool', async () => {
+  const server = await startTestServer('parity', {
+    launcher: new FakeLauncher(),
+    env: { SANDPOOL_POOL_FULL_STATUS: '404' },
+  });
+  await createPool(server, 'pool', pythonPool({ max: 1, ready: 0 }));
+
+  it('answers 404 with the same code when configured', async () => {
+    const at = (id: string) => `${poolPath('pool')}/executions?${DATA}&identifier=${id}`;
+    assert.equal((await server.request('POST', at('a'), { body: { code: '1' } })).status, 200);
+    const full = await server.request('POST', at('b'), { body: { code: '1' } });
+    assert.equal(full.status, 404);
+    assert.equal(full.json.error.code, 'SessionPoolFull');
+  });
+});

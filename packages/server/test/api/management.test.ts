@@ -1,0 +1,278 @@
+import assert from 'node:assert/strict';
+import { request as httpsRequest } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+import { FakeLauncher } from '../fake-launcher.js';
+import {
+  ADMIN_KEY,
+  MGMT,
+  SUBSCRIPTION,
+  armPath,
+  createPool,
+  pollAsyncOperation,
+  pythonPool,
+  startTestServer,
+  type TestServer,
+} from '../server-harness.js';
+
+async function pollLocation(server: TestServer, url: string) {
+  const path = url.slice(server.url.length);
+  for (let i = 0; i < 200; i++) {
+    const response = await server.request('GET', path);
+    if (response.status !== 202) return response;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error('operation did not finish');
+}
+
+describe('management plane (ARM sessionPools)', async () => {
+  const launcher = new FakeLauncher();
+  const server = await startTestServer('mgmt', { launcher });
+
+  it('creates a pool as a long-running operation and serves it back', async () => {
+    const created = await server.request('PUT', `${armPath('alpha')}?${MGMT}`, {
+      body: { ...pythonPool({ max: 6, ready: 2 }), tags: { costCenter: 'ml' } },
+    });
+    assert.equal(created.status, 201);
+    assert.equal(created.json.properties.provisioningState, 'InProgress');
+    const asyncOperation = created.headers.get('azure-asyncoperation')!;
+    assert.match(asyncOperation, /sessionPoolOperationStatuses\/[0-9a-f-]+\?api-version=2025-07-01$/);
+    assert.equal(await pollAsyncOperation(server, asyncOperation), 'Succeeded');
+
+    const pool = await server.request('GET', `${armPath('alpha')}?${MGMT}`);
+    assert.equal(pool.status, 200);
+    assert.equal(pool.json.id, armPath('alpha'));
+    assert.equal(pool.json.type, 'Microsoft.App/sessionPools');
+    assert.deepEqual(pool.json.tags, { costCenter: 'ml' });
+    const properties = pool.json.properties;
+    assert.equal(properties.provisioningState, 'Succeeded');
+    assert.deepEqual(properties.scaleConfiguration, { maxConcurrentSessions: 6, readySessionInstances: 2 });
+    assert.deepEqual(properties.dynamicPoolConfiguration.lifecycleConfiguration, {
+      lifecycleType: 'Timed',
+      cooldownPeriodInSeconds: 300,
+    });
+    assert.equal(
+      properties.poolManagementEndpoint,
+      `${server.url}/subscriptions/${SUBSCRIPTION}/resourceGroups/tests/sessionPools/alpha`,
+    );
+    assert.equal(properties.sessionStatus.readySessionCount, 2);
+  });
+
+  it('reads keys and enums in any case and ignores unknown properties', async () => {
+    const body = {
+      LOCATION: 'local',
+      Properties: {
+        containertype: 'pythonlts',
+        ScaleConfiguration: { MaxConcurrentSessions: 3, readysessioninstances: 0 },
+        dynamicPoolConfiguration: { lifecycleConfiguration: { type: 'timed', coolDownPeriodInSeconds: 600 } },
+        sessionNetworkConfiguration: { status: 'egressdisabled' },
+        someFutureProperty: { x: 1 },
+      },
+    };
+    assert.equal(await createPool(server, 'casing', body), 'Succeeded');
+    const pool = await server.request('GET', `${armPath('casing')}?${MGMT}`);
+    assert.equal(pool.json.properties.containerType, 'PythonLTS');
+    assert.equal(pool.json.properties.scaleConfiguration.maxConcurrentSessions, 3);
+    assert.equal(
+      pool.json.properties.dynamicPoolConfiguration.lifecycleConfiguration.cooldownPeriodInSeconds,
+      600,
+    );
+    assert.equal(pool.json.properties.someFutureProperty, undefined);
+  });
+
+  it('lists by resource group and by subscription with nextLink paging', async () => {
+    await createPool(server, 'beta');
+    await createPool(server, 'gamma');
+    const names: string[] = [];
+    let next: string | undefined =
+      `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.App/sessionPools?${MGMT}&$top=2`;
+    while (next) {
+      const page = await server.request('GET', next);
+      assert.equal(page.status, 200);
+      assert.ok(page.json.value.length <= 2);
+      names.push(...page.json.value.map((p: { name: string }) => p.name));
+      next = page.json.nextLink?.slice(server.url.length);
+    }
+    assert.deepEqual(names.sort(), ['alpha', 'beta', 'casing', 'gamma']);
+    const byGroup = await server.request(
+      'GET',
+      `/subscriptions/${SUBSCRIPTION}/resourceGroups/tests/providers/Microsoft.App/sessionPools?${MGMT}`,
+    );
+    assert.equal(byGroup.json.value.length, 4);
+    const otherGroup = await server.request(
+      'GET',
+      `/subscriptions/${SUBSCRIPTION}/resourceGroups/other/providers/Microsoft.App/sessionPools?${MGMT}`,
+    );
+    assert.deepEqual(otherGroup.json.value, []);
+  });
+
+  it('merges a PATCH and answers 202 with a Location to poll', async () => {
+    const patched = await server.request('PATCH', `${armPath('beta')}?${MGMT}`, {
+      body: { properties: { scaleConfiguration: { maxConcurrentSessions: 8 } }, tags: { team: 'a' } },
+    });
+    assert.equal(patched.status, 202);
+    const final = await pollLocation(server, patched.headers.get('location')!);
+    assert.equal(final.status, 200);
+    assert.equal(final.json.properties.scaleConfiguration.maxConcurrentSessions, 8);
+    assert.equal(final.json.properties.scaleConfiguration.readySessionInstances, 1, 'untouched fields stay');
+    assert.deepEqual(final.json.tags, { team: 'a' });
+  });
+
+  it('keeps write-only secret values across updates', async () => {
+    const body = pythonPool();
+    await createPool(server, 'secrets', {
+      ...body,
+      properties: { ...body.properties, secrets: [{ name: 'token', value: 's3cret' }] },
+    });
+    const pool = await server.request('GET', `${armPath('secrets')}?${MGMT}`);
+    assert.deepEqual(pool.json.properties.secrets, [{ name: 'token' }]);
+    assert.ok(!pool.text.includes('s3cret'));
+    await server.request('PUT', `${armPath('secrets')}?${MGMT}`, { body: pool.json });
+    const stored = await server.server.store.getPool(`${armPath('secrets')}`.toLowerCase());
+    assert.deepEqual((stored?.spec as { secrets: unknown }).secrets, [{ name: 'token', value: 's3cret' }]);
+  });
+
+  it('deletes a pool as a long-running operation, draining its sessions', async () => {
+    const before = launcher.live().length;
+    const deleted = await server.request('DELETE', `${armPath('gamma')}?${MGMT}`);
+    assert.equal(deleted.status, 202);
+    const final = await pollLocation(server, deleted.headers.get('location')!);
+    assert.equal(final.status, 204);
+    assert.equal(launcher.live().length, before - 1, 'the ready sandbox was destroyed');
+    const gone = await server.request('GET', `${armPath('gamma')}?${MGMT}`);
+    assert.equal(gone.status, 404);
+    assert.equal(gone.json.error.code, 'ResourceNotFound');
+    assert.equal(gone.headers.get('x-ms-error-code'), 'ResourceNotFound');
+    assert.equal((await server.request('DELETE', `${armPath('gamma')}?${MGMT}`)).status, 204);
+  });
+
+  const invalid: [string, string, unknown, string, string | undefined][] = [
+    ['an upper-case pool name', 'BadName', pythonPool(), 'InvalidParameter', 'sessionPoolName'],
+    ['a too-short pool name', 'ab', pythonPool(), 'InvalidParameter', 'sessionPoolName'],
+    ['a pool name with a dash', 'my-pool', pythonPool(), 'InvalidParameter', 'sessionPoolName'],
+    ['no location', 'valid', { properties: {} }, 'InvalidParameter', 'location'],
+    ['a body that is not an object', 'valid', [1, 2], 'InvalidRequestContent', undefined],
+    [
+      'a cooldown under 300',
+      'valid',
+      pythonPool({ cooldown: 299 }),
+      'InvalidParameter',
+      'properties.dynamicPoolConfiguration.lifecycleConfiguration.cooldownPeriodInSeconds',
+    ],
+    [
+      'a cooldown over 3600',
+      'valid',
+      pythonPool({ cooldown: 3601 }),
+      'InvalidParameter',
+      'properties.dynamicPoolConfiguration.lifecycleConfiguration.cooldownPeriodInSeconds',
+    ],
+    [
+      'more ready than max sessions',
+      'valid',
+      pythonPool({ max: 2, ready: 3 }),
+      'InvalidParameter',
+      'properties.scaleConfiguration.readySessionInstances',
+    ],
+    [
+      'max sessions over the server limit',
+      'valid',
+      pythonPool({ max: 601, ready: 0 }),
+      'InvalidParameter',
+      'properties.scaleConfiguration.maxConcurrentSessions',
+    ],
+    [
+      'max sessions as a fraction',
+      'valid',
+      pythonPool({ max: 2.5 }),
+      'InvalidParameter',
+      'properties.scaleConfiguration.maxConcurrentSessions',
+    ],
+    [
+      'an unknown container type',
+      'valid',
+      { location: 'l', properties: { containerType: 'Cobol' } },
+      'InvalidParameter',
+      'properties.containerType',
+    ],
+    [
+      'cpu out of range',
+      'valid',
+      { location: 'l', properties: { sessionResources: { cpu: 8 } } },
+      'InvalidParameter',
+      'properties.sessionResources.cpu',
+    ],
+    [
+      'memory out of range',
+      'valid',
+      { location: 'l', properties: { sessionResources: { memory: '16Gi' } } },
+      'InvalidParameter',
+      'properties.sessionResources.memory',
+    ],
+    [
+      'Manual pool management',
+      'valid',
+      { location: 'l', properties: { poolManagementType: 'Manual' } },
+      'InvalidParameter',
+      'properties.poolManagementType',
+    ],
+  ];
+  for (const [what, name, body, code, target] of invalid) {
+    it(`rejects ${what} with ${code}`, async () => {
+      const response = await server.request('PUT', `${armPath(name)}?${MGMT}`, { body });
+      assert.equal(response.status, 400, response.text);
+      assert.equal(response.json.error.code, code);
+      assert.equal(response.json.error.target, target);
+      assert.ok(response.json.error.message.length > 10);
+    });
+  }
+
+  it('requires a known api-version', async () => {
+    const missing = await server.request('GET', armPath('alpha'));
+    assert.equal(missing.status, 400);
+    assert.equal(missing.json.error.code, 'MissingApiVersionParameter');
+    const unknown = await server.request('GET', `${armPath('alpha')}?api-version=2019-01-01`);
+    assert.equal(unknown.json.error.code, 'InvalidApiVersionParameter');
+  });
+
+  it('refuses to change the container type', async () => {
+    const response = await server.request('PUT', `${armPath('alpha')}?${MGMT}`, {
+      body: { location: 'l', properties: { containerType: 'CustomContainer' } },
+    });
+    assert.equal(response.status, 400);
+  });
+
+  it('answers unknown routes with a coded 404', async () => {
+    const response = await server.request('GET', '/nothing/here');
+    assert.equal(response.status, 404);
+    assert.equal(response.json.error.code, 'RouteNotFound');
+  });
+});
+
+describe('HTTPS', async () => {
+  const server = await startTestServer('tls', {
+    launcher: new FakeLauncher(),
+    env: { SANDPOOL_TLS: 'auto' },
+  });
+
+  it('serves over a generated self-signed certificate that clients can pin', async () => {
+    assert.ok(server.url.startsWith('https://127.0.0.1:'));
+    const ca = readFileSync(join(server.config.paths.tlsDir, 'self-signed.crt'));
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = httpsRequest(
+        `${server.url}${armPath('alpha')}?${MGMT}`,
+        { ca, headers: { authorization: `Bearer ${ADMIN_KEY}` } },
+        (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve(`${res.statusCode} ${text}`));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    assert.match(body, /^404 .*ResourceNotFound/);
+    assert.match(server.server.tlsFingerprint ?? '', /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  });
+});

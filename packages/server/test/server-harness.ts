@@ -1,0 +1,192 @@
+/**
+ * Real Sandpool servers for end-to-end tests: each gets its own home (store, TLS), runtime root,
+ * cgroup parent and host id range, listens on a free loopback port, and is torn down with every
+ * sandbox it made. With a {@link FakeLauncher} the same server runs without sandboxes, for fast
+ * tests of the API layers.
+ */
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { after } from 'node:test';
+
+import pino from 'pino';
+
+import { loadConfig, type Config } from '../src/config.js';
+import { OciDriver } from '../src/sandbox/oci/oci-driver.js';
+import { startServer, type RunningServer } from '../src/server.js';
+import type { FakeLauncher } from './fake-launcher.js';
+import { config as hostConfig, testIdBase } from './isolated-driver.js';
+
+export const ADMIN_KEY = `sp_0123456789ab_${'A'.repeat(43)}`;
+const SANDBOXES_PER_SERVER = 24;
+
+export const SUBSCRIPTION = '11111111-2222-3333-4444-555555555555';
+export const RESOURCE_GROUP = 'tests';
+
+export interface TestServer {
+  url: string;
+  config: Config;
+  server: RunningServer;
+  /** Environment that starts the same server again (for child processes). */
+  env: Record<string, string>;
+  request(method: string, path: string, options?: RequestOptions): Promise<TestResponse>;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  key?: string | null;
+  headers?: Record<string, string>;
+  raw?: RequestInit['body'];
+}
+
+export interface TestResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read wire JSON freely
+  json: any;
+}
+
+/** Environment for a server of its own under `home`. */
+export function testServerEnv(
+  name: string,
+  home: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    SANDPOOL_HOME: home,
+    SANDPOOL_RUN_DIR: `/run/sandpool-test-${name}-${process.pid}`,
+    SANDPOOL_CGROUP_PARENT: 'sandpool-test',
+    SANDPOOL_ID_BASE: String(testIdBase(SANDBOXES_PER_SERVER)),
+    SANDPOOL_MAX_SANDBOXES: String(SANDBOXES_PER_SERVER),
+    SANDPOOL_PYTHON_ROOTFS: hostConfig.paths.pythonRootfs,
+    SANDPOOL_HOST: '127.0.0.1',
+    SANDPOOL_PORT: '0',
+    SANDPOOL_TLS: 'off',
+    SANDPOOL_LOG_LEVEL: 'silent',
+    SANDPOOL_BOOTSTRAP_API_KEY: ADMIN_KEY,
+    SANDPOOL_REAPER_INTERVAL_MS: '200',
+    ...extra,
+  };
+}
+
+export function testConfig(env: Record<string, string>): Config {
+  // No default pool: each test creates the pools it needs.
+  return loadConfig({ argv: ['--default-pool', ''], lookupEnv: (name) => env[name] });
+}
+
+/** Destroys every sandbox a test server left and removes its directories. */
+export async function removeServerState(config: Config): Promise<void> {
+  const driver = OciDriver.fromConfig(config);
+  for (const sandbox of await driver.list()) await driver.destroy(sandbox.id).catch(() => undefined);
+  rmSync(config.runDir, { recursive: true, force: true });
+  rmSync(config.home, { recursive: true, force: true });
+}
+
+export async function startTestServer(
+  name: string,
+  options: { launcher?: FakeLauncher; env?: Record<string, string>; now?: () => number } = {},
+): Promise<TestServer> {
+  const home = mkdtempSync(`/var/tmp/sandpool-test-${name}-`);
+  const env = testServerEnv(name, home, options.env);
+  const config = testConfig(env);
+  const server = await startServer(config, {
+    logger: pino({ level: 'silent' }),
+    ...(options.launcher && { launcher: options.launcher }),
+    ...(options.now && { now: options.now }),
+  });
+  after(async () => {
+    await server.close();
+    if (options.launcher) rmSync(home, { recursive: true, force: true });
+    else await removeServerState(config);
+  });
+  const request = async (method: string, path: string, opts: RequestOptions = {}): Promise<TestResponse> => {
+    const headers: Record<string, string> = { ...opts.headers };
+    const key = opts.key === undefined ? ADMIN_KEY : opts.key;
+    if (key !== null) headers.authorization = `Bearer ${key}`;
+    let body: RequestInit['body'] | undefined = opts.raw;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined && { body }),
+    });
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: response.status, headers: response.headers, text, json };
+  };
+  return { url: server.url, config, server, env, request };
+}
+
+export const armPath = (name: string, resourceGroup = RESOURCE_GROUP) =>
+  `/subscriptions/${SUBSCRIPTION}/resourceGroups/${resourceGroup}/providers/Microsoft.App/sessionPools/${name}`;
+
+export const poolPath = (name: string, resourceGroup = RESOURCE_GROUP) =>
+  `/subscriptions/${SUBSCRIPTION}/resourceGroups/${resourceGroup}/sessionPools/${name}`;
+
+export const MGMT = 'api-version=2025-07-01';
+export const DATA = 'api-version=2025-02-02-preview';
+
+export function pythonPool(overrides: { max?: number; ready?: number; cooldown?: number } = {}) {
+  return {
+    location: 'local',
+    properties: {
+      containerType: 'PythonLTS',
+      poolManagementType: 'Dynamic',
+      scaleConfiguration: {
+        maxConcurrentSessions: overrides.max ?? 4,
+        readySessionInstances: overrides.ready ?? 1,
+      },
+      dynamicPoolConfiguration: {
+        lifecycleConfiguration: {
+          lifecycleType: 'Timed',
+          cooldownPeriodInSeconds: overrides.cooldown ?? 300,
+        },
+      },
+      sessionNetworkConfiguration: { status: 'EgressDisabled' },
+    },
+  };
+}
+
+/** Creates a pool and waits for its create operation to finish; returns the final operation status. */
+export async function createPool(
+  server: TestServer,
+  name: string,
+  body: unknown = pythonPool(),
+): Promise<string> {
+  const created = await server.request('PUT', `${armPath(name)}?${MGMT}`, { body });
+  if (created.status !== 201 && created.status !== 200)
+    throw new Error(`PUT ${name}: ${created.status} ${created.text}`);
+  return pollAsyncOperation(server, created.headers.get('azure-asyncoperation')!);
+}
+
+export async function pollAsyncOperation(server: TestServer, url: string): Promise<string> {
+  const path = url.slice(server.url.length);
+  for (let i = 0; i < 600; i++) {
+    const status = await server.request('GET', path);
+    if (status.json?.status !== 'InProgress') return status.json?.status as string;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`operation ${url} did not finish`);
+}
+
+export function execute(
+  server: TestServer,
+  pool: string,
+  identifier: string,
+  code: string,
+  extra: object = {},
+) {
+  return server.request(
+    'POST',
+    `${poolPath(pool)}/executions?${DATA}&identifier=${encodeURIComponent(identifier)}`,
+    { body: { code, codeInputType: 'Inline', executionType: 'Synchronous', ...extra } },
+  );
+}
