@@ -37,7 +37,7 @@ export const ConfigSchema = Type.Object({
   idBase: Type.Integer({
     default: 1_000_000_000,
     minimum: 65_536,
-    maximum: 3_000_000_000,
+    maximum: 4_294_901_760,
     description: 'First host uid/gid handed to sandboxes (65536 per sandbox).',
   }),
   maxSandboxes: Type.Integer({ default: 2000, minimum: 1, maximum: 16_000, description: 'Per host.' }),

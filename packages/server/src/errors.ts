@@ -17,7 +17,6 @@ export const ErrorCode = {
   InvalidApiVersionParameter: 'InvalidApiVersionParameter',
   InvalidIdentifier: 'InvalidIdentifier',
   InvalidFileName: 'InvalidFileName',
-  ContainerTypeImmutable: 'ContainerTypeImmutable',
   // 401
   AuthenticationFailed: 'AuthenticationFailed',
   // 403
@@ -72,7 +71,6 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   InvalidApiVersionParameter: 400,
   InvalidIdentifier: 400,
   InvalidFileName: 400,
-  ContainerTypeImmutable: 400,
   AuthenticationFailed: 401,
   AuthorizationFailed: 403,
   SandboxNotFound: 404,

@@ -15,6 +15,7 @@ export class FakeSandbox implements SessionSandbox {
   readonly dataDir: string;
   readonly dataOwner = { uid: process.getuid!(), gid: process.getgid!() };
   destroyed = false;
+  endState: EndState | undefined;
   running = 0;
   maxRunning = 0;
   private readonly listeners: ((state: EndState) => void)[] = [];
@@ -58,6 +59,7 @@ export class FakeSandbox implements SessionSandbox {
 
   /** Simulates the sandbox ending by itself. */
   die(state: EndState): void {
+    this.endState = state;
     for (const listener of this.listeners.splice(0)) listener(state);
   }
 

@@ -22,11 +22,16 @@ export const config = loadConfig({ argv: [] });
 const TEST_ID_BASE = 1_500_000_000;
 const TEST_ID_SLOTS = Math.floor((MAX_HOST_ID - TEST_ID_BASE) / ID_RANGE_SIZE);
 
-/** A host id range for this process that no other test process or server uses. */
-export function testIdBase(maxSandboxes: number): number {
-  return (
-    TEST_ID_BASE + (process.pid % Math.floor(TEST_ID_SLOTS / maxSandboxes)) * ID_RANGE_SIZE * maxSandboxes
-  );
+const BLOCKS_PER_PROCESS = 4;
+
+/**
+ * A host id range no other test process uses: each process owns a few blocks (one per driver or
+ * server it starts), chosen by its pid.
+ */
+export function testIdBase(maxSandboxes: number, block = 0): number {
+  const blocks = Math.floor(TEST_ID_SLOTS / (maxSandboxes * BLOCKS_PER_PROCESS));
+  const index = (process.pid % blocks) * BLOCKS_PER_PROCESS + (block % BLOCKS_PER_PROCESS);
+  return TEST_ID_BASE + index * maxSandboxes * ID_RANGE_SIZE;
 }
 
 export function isolatedDriverOptions(name: string, maxSandboxes: number): OciDriverOptions {

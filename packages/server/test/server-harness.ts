@@ -42,9 +42,10 @@ export interface TestResponse {
   status: number;
   headers: Headers;
   text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read wire JSON freely
   json: any;
 }
+
+let serversStarted = 0;
 
 /** Environment for a server of its own under `home`. */
 export function testServerEnv(
@@ -56,7 +57,7 @@ export function testServerEnv(
     SANDPOOL_HOME: home,
     SANDPOOL_RUN_DIR: `/run/sandpool-test-${name}-${process.pid}`,
     SANDPOOL_CGROUP_PARENT: 'sandpool-test',
-    SANDPOOL_ID_BASE: String(testIdBase(SANDBOXES_PER_SERVER)),
+    SANDPOOL_ID_BASE: String(testIdBase(SANDBOXES_PER_SERVER, serversStarted++)),
     SANDPOOL_MAX_SANDBOXES: String(SANDBOXES_PER_SERVER),
     SANDPOOL_PYTHON_ROOTFS: hostConfig.paths.pythonRootfs,
     SANDPOOL_HOST: '127.0.0.1',

@@ -103,8 +103,7 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   const result: JsonRecord = isRecord(target) ? { ...target } : {};
   for (const [key, value] of Object.entries(patch)) {
     const existing = Object.keys(result).find((k) => k.toLowerCase() === key.toLowerCase()) ?? key;
-    if (value === null) delete result[existing];
-    else result[existing] = mergePatch(result[existing], value);
+    result[existing] = value === null ? undefined : mergePatch(result[existing], value);
   }
-  return result;
+  return Object.fromEntries(Object.entries(result).filter(([, value]) => value !== undefined));
 }

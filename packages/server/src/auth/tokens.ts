@@ -74,7 +74,8 @@ export class Tokens {
       await options.store.putSetting(SIGNING_KEY_SETTING, JSON.stringify(privateJwk));
     }
     const signingKey = await importJWK({ ...privateJwk, alg: 'ES256' }, 'ES256');
-    const { d: _private, ...publicJwk } = privateJwk;
+    // The public half: the same JWK without its private scalar `d`.
+    const publicJwk = Object.fromEntries(Object.entries(privateJwk).filter(([name]) => name !== 'd')) as JWK;
     const issuers = new Map<string, Issuer>([
       [
         LOCAL_ISSUER,

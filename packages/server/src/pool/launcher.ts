@@ -18,6 +18,8 @@ export interface SessionSandbox {
   readonly dataDir: string;
   readonly dataOwner: { uid: number; gid: number };
   execute(options: ExecuteOptions): Promise<ExecutionOutcome>;
+  /** How the sandbox ended, once the host knows it has. */
+  readonly endState: EndState | undefined;
   /** Called once if the sandbox ends by itself. */
   onEnd(listener: (state: EndState) => void): void;
   destroy(): Promise<void>;
@@ -79,6 +81,9 @@ function adapt(session: InterpreterSandbox): SessionSandbox {
     id: session.id,
     dataDir: session.sandbox.dataDir,
     dataOwner: session.sandbox.dataOwner,
+    get endState() {
+      return session.endState;
+    },
     execute: (options) => session.execute(options),
     onEnd: (listener) => session.onEnd(listener),
     destroy: () => session.destroy(),

@@ -61,7 +61,7 @@ interface ReadySandbox {
 }
 
 /** Maps how a sandbox ended by itself to the session's end reason. */
-function reasonFor(state: EndState): EndReason {
+export function reasonFor(state: EndState): EndReason {
   if (state.status === 'unknown') return 'hostLost';
   switch (state.cause) {
     case 'oom':
@@ -83,7 +83,7 @@ const times = (session: Session): SessionTimes => ({
   busy: session.busy > 0,
 });
 
-function endDetails(state: EndState): JsonObject | null {
+export function endDetails(state: EndState): JsonObject | null {
   return state.status === 'exited' ? { exitCode: state.exitCode, signal: state.signal } : null;
 }
 
@@ -179,6 +179,10 @@ export class PoolManager {
     } finally {
       session.busy--;
       this.touch(session);
+      // A sandbox found dead while serving ends its session before the response leaves, so the
+      // next request gets a fresh one.
+      const state = session.sandbox.endState;
+      if (state) await this.end(session, reasonFor(state), endDetails(state));
     }
   }
 
@@ -314,15 +318,16 @@ export class PoolManager {
     const endedAt = new Date(this.deps.now()).toISOString();
     const row: SessionRow = { ...entry.row, state: 'ended', endedAt, endReason: reason, endDetails: details };
     entry.row = row;
-    await entry.sandbox
-      .destroy()
-      .catch((error: unknown) =>
-        this.deps.log.error({ err: error, sandbox: row.id }, 'sandbox.destroy failed'),
-      );
+    // The row first: a new session for the same identifier may be stored before the destroy ends.
     await this.deps.store
       .putSession(row)
       .catch((error: unknown) =>
         this.deps.log.error({ err: error, sandbox: row.id }, 'session.end not stored'),
+      );
+    await entry.sandbox
+      .destroy()
+      .catch((error: unknown) =>
+        this.deps.log.error({ err: error, sandbox: row.id }, 'sandbox.destroy failed'),
       );
     this.event('ended', {
       sessionId: row.id,

@@ -165,9 +165,9 @@ describe('PoolService and PoolManager', () => {
       .die({ status: 'exited', cause: 'oom', exitCode: 137, signal: 'SIGKILL' });
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(manager.getSession('u'), undefined);
-    const row = (await store.listSessions(ID)).find((s) => s.id === session.sandbox.id);
-    assert.equal(row?.endReason, 'oom');
-    assert.deepEqual(row?.endDetails, { exitCode: 137, signal: 'SIGKILL' });
+    const row = (await store.listSessions(ID)).find((s) => s.id === session.sandbox.id)!;
+    assert.equal(row.endReason, 'oom');
+    assert.deepEqual(row.endDetails, { exitCode: 137, signal: 'SIGKILL' });
   });
 
   it('replaces ready sandboxes on a template change and leaves allocated ones alone', async () => {

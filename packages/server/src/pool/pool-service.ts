@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, OperationKind, OperationRow, PoolRow, Store } from '../store/store.js';
 import type { SandboxLauncher, SessionSandbox } from './launcher.js';
-import { PoolManager } from './pool-manager.js';
+import { PoolManager, endDetails, reasonFor } from './pool-manager.js';
 import { sameTemplate, type PoolSpec } from './pool-spec.js';
 
 export interface PoolServiceDeps {
@@ -68,11 +68,8 @@ export class PoolService {
           (row.state === 'ready' ? ready : allocated).push({ sandbox: attached, row });
           continue;
         }
-        const reason = attached.status === 'exited' && attached.cause === 'oom' ? 'oom' : 'hostLost';
-        const details: JsonObject | null =
-          attached.status === 'exited'
-            ? { cause: attached.cause, exitCode: attached.exitCode, signal: attached.signal }
-            : null;
+        const reason = reasonFor(attached);
+        const details = endDetails(attached);
         await this.deps.launcher.destroy(row.id).catch(() => undefined);
         await this.deps.store.putSession({
           ...row,
@@ -87,7 +84,7 @@ export class PoolService {
           identifier: row.identifier,
           type: 'ended',
           reason,
-          details: { ...details, duringRestart: true },
+          details: { ...details, whileServerWasDown: true },
           at: new Date(this.deps.now()).toISOString(),
         });
       }
@@ -176,11 +173,6 @@ export class PoolService {
     const existing = await this.deps.store.getPool(id);
     if (existing?.provisioningState === 'Deleting') {
       throw new AppError(ErrorCode.SessionPoolBusy, `session pool ${definition.name} is being deleted`);
-    }
-    if (existing && specOf(existing).containerType !== definition.spec.containerType) {
-      throw new AppError(ErrorCode.ContainerTypeImmutable, 'containerType cannot change after creation', {
-        target: 'properties.containerType',
-      });
     }
     const now = new Date(this.deps.now()).toISOString();
     const templateChanged = existing !== undefined && !sameTemplate(specOf(existing), definition.spec);

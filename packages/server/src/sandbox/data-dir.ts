@@ -135,7 +135,7 @@ export class DataDirectory {
 
   /** Maps the errors a hostile or full directory produces to the API's codes. */
   private translate(error: unknown, path: string): unknown {
-    switch ((error as NodeJS.ErrnoException).code) {
+    switch ((error as NodeJS.ErrnoException).code ?? '') {
       case 'ENOENT':
         return notFound(path);
       case 'ELOOP':

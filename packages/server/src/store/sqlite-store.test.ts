@@ -54,10 +54,10 @@ describe('SqliteStore', () => {
       (await store.listPools({ subscription: 's', resourceGroup: 'rg' })).map((p) => p.name),
       ['a'],
     );
-    const a = await store.getPool(pool('a').id);
-    assert.equal(a?.generation, 2);
-    assert.deepEqual(a?.spec, pool('a').spec);
-    assert.deepEqual(a?.tags, { costCenter: 'ml' });
+    const a = (await store.getPool(pool('a').id))!;
+    assert.equal(a.generation, 2);
+    assert.deepEqual(a.spec, pool('a').spec);
+    assert.deepEqual(a.tags, { costCenter: 'ml' });
     await store.deletePool(pool('a').id);
     assert.equal(await store.getPool(pool('a').id), undefined);
     await store.close();

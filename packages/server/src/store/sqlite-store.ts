@@ -38,8 +38,8 @@ interface Tables {
 }
 
 const json = (value: unknown): string => JSON.stringify(value);
-const parse = <T>(text: string): T => JSON.parse(text) as T;
-const parseOrNull = <T>(text: string | null): T | null => (text === null ? null : parse<T>(text));
+const parse = (text: string): unknown => JSON.parse(text);
+const parseOrNull = (text: string | null): unknown => (text === null ? null : parse(text));
 
 export class SqliteStore implements Store {
   private constructor(
@@ -113,7 +113,7 @@ export class SqliteStore implements Store {
 
   async getOperation(id: string): Promise<OperationRow | undefined> {
     const row = await this.db.selectFrom('operations').selectAll().where('id', '=', id).executeTakeFirst();
-    return row && { ...row, error: parseOrNull(row.error) };
+    return row && { ...row, error: parseOrNull(row.error) as OperationRow['error'] };
   }
 
   async listOperations(filter: { status: OperationStatus }): Promise<OperationRow[]> {
@@ -123,7 +123,7 @@ export class SqliteStore implements Store {
       .where('status', '=', filter.status)
       .orderBy('startedAt')
       .execute();
-    return rows.map((row) => ({ ...row, error: parseOrNull(row.error) }));
+    return rows.map((row) => ({ ...row, error: parseOrNull(row.error) as OperationRow['error'] }));
   }
 
   async putSession(session: SessionRow): Promise<void> {
@@ -169,7 +169,7 @@ export class SqliteStore implements Store {
       .selectAll()
       .where('status', '=', filter.status)
       .execute();
-    return rows.map((row) => ({ ...row, outcome: parse<JsonObject>(row.outcome) }));
+    return rows.map((row) => ({ ...row, outcome: parse(row.outcome) as JsonObject }));
   }
 
   async getExecution(poolId: string, identifier: string, id: string): Promise<ExecutionRow | undefined> {
@@ -180,7 +180,7 @@ export class SqliteStore implements Store {
       .where('identifier', '=', identifier)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row && { ...row, outcome: parse<JsonObject>(row.outcome) };
+    return row && { ...row, outcome: parse(row.outcome) as JsonObject };
   }
 
   async appendEvent(event: NewEvent): Promise<number> {
@@ -200,7 +200,11 @@ export class SqliteStore implements Store {
       .orderBy('seq')
       .limit(options.limit)
       .execute();
-    return rows.map((row) => ({ ...row, seq: row.seq!, details: parseOrNull<JsonObject>(row.details) }));
+    return rows.map((row) => ({
+      ...row,
+      seq: row.seq!,
+      details: parseOrNull(row.details) as JsonObject | null,
+    }));
   }
 
   async putApiKey(key: ApiKeyRow): Promise<void> {
@@ -214,12 +218,12 @@ export class SqliteStore implements Store {
 
   async getApiKey(id: string): Promise<ApiKeyRow | undefined> {
     const row = await this.db.selectFrom('apiKeys').selectAll().where('id', '=', id).executeTakeFirst();
-    return row && { ...row, roles: parse<string[]>(row.roles) };
+    return row && { ...row, roles: parse(row.roles) as string[] };
   }
 
   async listApiKeys(): Promise<ApiKeyRow[]> {
     const rows = await this.db.selectFrom('apiKeys').selectAll().orderBy('createdAt').execute();
-    return rows.map((row) => ({ ...row, roles: parse<string[]>(row.roles) }));
+    return rows.map((row) => ({ ...row, roles: parse(row.roles) as string[] }));
   }
 
   async getSetting(key: string): Promise<string | undefined> {
@@ -245,9 +249,9 @@ export class SqliteStore implements Store {
 }
 
 function toPool(row: Selectable<Tables['pools']>): PoolRow {
-  return { ...row, tags: parse(row.tags), spec: parse(row.spec) };
+  return { ...row, tags: parse(row.tags) as PoolRow['tags'], spec: parse(row.spec) as JsonObject };
 }
 
 function toSession(row: Selectable<Tables['sessions']>): SessionRow {
-  return { ...row, endDetails: parseOrNull(row.endDetails) };
+  return { ...row, endDetails: parseOrNull(row.endDetails) as JsonObject | null };
 }

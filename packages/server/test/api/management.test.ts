@@ -130,7 +130,7 @@ describe('management plane (ARM sessionPools)', async () => {
     assert.deepEqual(pool.json.properties.secrets, [{ name: 'token' }]);
     assert.ok(!pool.text.includes('s3cret'));
     await server.request('PUT', `${armPath('secrets')}?${MGMT}`, { body: pool.json });
-    const stored = await server.server.store.getPool(`${armPath('secrets')}`.toLowerCase());
+    const stored = await server.server.store.getPool(armPath('secrets').toLowerCase());
     assert.deepEqual((stored?.spec as { secrets: unknown }).secrets, [{ name: 'token', value: 's3cret' }]);
   });
 
@@ -236,7 +236,7 @@ describe('management plane (ARM sessionPools)', async () => {
     assert.equal(unknown.json.error.code, 'InvalidApiVersionParameter');
   });
 
-  it('refuses to change the container type', async () => {
+  it('refuses container types this server does not run', async () => {
     const response = await server.request('PUT', `${armPath('alpha')}?${MGMT}`, {
       body: { location: 'l', properties: { containerType: 'CustomContainer' } },
     });
