@@ -12,11 +12,12 @@
  *   again after `import pandas` in some of them.
  */
 
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { cpus, totalmem, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+
+import { fmt, machine, summary, writeReport } from './report.js';
 
 import { InterpreterSandbox } from '../packages/server/src/pool/interpreter-sandbox.js';
 import { DEFAULT_RESOURCES, type RuntimeName } from '../packages/server/src/sandbox/driver.js';
@@ -43,15 +44,6 @@ const image = { rootfs: config.paths.pythonRootfs, agentDir: config.paths.python
 const agent = { connectTimeoutMs: 30_000, interruptGraceMs: 2_000 };
 const options = isolatedDriverOptions('bench', IDLE_SANDBOXES + 4);
 const driver = new OciDriver(options);
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function summary(samples: number[]): { p50: number; p99: number; min: number; n: number } {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), min: sorted[0]!, n: sorted.length };
-}
 
 let counter = 0;
 const nextId = (label: string) => `bench-${label}-${counter++}`;
@@ -161,12 +153,9 @@ async function idleMemory(): Promise<{ idle: number[]; pandas: number[] }> {
   return { idle, pandas };
 }
 
-const fmt = (n: number) => (n < 10 ? n.toFixed(2) : n.toFixed(1));
-
 async function main(): Promise<void> {
-  const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  const machine = `${cpus().length} vCPU (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB, kernel ${release()}, Node ${process.version}, ${execFileSync('/usr/sbin/runc', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
-  console.error(`machine: ${machine}`);
+  const host = machine();
+  console.error(`machine: ${host}`);
   console.error('cold start…');
   const cold = summary(await coldStart('runc', COLD_RUNS));
   console.error('cold start under gVisor…');
@@ -183,7 +172,7 @@ async function main(): Promise<void> {
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
   const table = [
-    `Sandbox benchmark, ${new Date().toISOString().slice(0, 10)}. Machine: ${machine}.`,
+    `Sandbox benchmark, ${new Date().toISOString().slice(0, 10)}. Machine: ${host}.`,
     `Sandboxes at the default size (${DEFAULT_RESOURCES.cpu} CPU, ${DEFAULT_RESOURCES.memoryBytes / 2 ** 20} MiB), PythonLTS image, runc unless a row says otherwise.`,
     '',
     '| measurement | n | p50 | p99 | target |',
@@ -196,12 +185,7 @@ async function main(): Promise<void> {
     `| idle PSS per sandbox, ${IDLE_SANDBOXES} up (agent, tini, conmon) | ${idle.n} | ${fmt(idle.p50)} MiB | ${fmt(idle.p99)} MiB | ≤ 15 MiB (mean ${fmt(mean(memory.idle))}) |`,
     `| PSS per sandbox after \`import pandas\` | ${pandas.n} | ${fmt(pandas.p50)} MiB | ${fmt(pandas.p99)} MiB | — (mean ${fmt(mean(memory.pandas))}) |`,
   ].join('\n');
-  console.log(table);
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  writeFileSync(
-    new URL(`./results/sandbox-${new Date().toISOString().slice(0, 10)}.md`, import.meta.url),
-    `${table}\n`,
-  );
+  writeReport('sandbox', table);
 }
 
 try {

@@ -53,6 +53,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
   }) as unknown as FastifyInstance;
 
+  // Some clients label bodiless requests (DELETE session) as JSON; an empty body is no body.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body.toString();
+    if (text === '') done(null, undefined);
+    else void parseJson(request, text, done);
+  });
   await app.register(fastifyMultipart, {
     limits: { fileSize: deps.config.uploadMaxBytes, files: 1, fields: 16, parts: 32, fieldSize: 64 * 1024 },
   });

@@ -63,6 +63,10 @@ export class FakeSandbox implements SessionSandbox {
     for (const listener of this.listeners.splice(0)) listener(state);
   }
 
+  release(): void {
+    this.listeners.length = 0;
+  }
+
   destroy(): Promise<void> {
     this.destroyed = true;
     this.listeners.length = 0;

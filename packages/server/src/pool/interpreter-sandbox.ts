@@ -182,6 +182,12 @@ export class InterpreterSandbox {
     return this.agent.ping();
   }
 
+  /** Closes the host's connection and forgets the listeners; the sandbox runs on. */
+  release(): void {
+    this.endListeners.length = 0;
+    this.agent.close();
+  }
+
   async destroy(): Promise<void> {
     this.endListeners.length = 0;
     this.agent.close();

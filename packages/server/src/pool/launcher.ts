@@ -23,6 +23,8 @@ export interface SessionSandbox {
   /** Called once if the sandbox ends by itself. */
   onEnd(listener: (state: EndState) => void): void;
   destroy(): Promise<void>;
+  /** Lets go of the sandbox without ending it (server shutdown): it keeps running for the next start. */
+  release(): void;
 }
 
 export interface SandboxLauncher {
@@ -87,5 +89,6 @@ function adapt(session: InterpreterSandbox): SessionSandbox {
     execute: (options) => session.execute(options),
     onEnd: (listener) => session.onEnd(listener),
     destroy: () => session.destroy(),
+    release: () => session.release(),
   };
 }

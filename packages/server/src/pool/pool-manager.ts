@@ -384,10 +384,11 @@ export class PoolManager {
     for (const waiter of this.warmWaiters.splice(0)) waiter.reject(new Error('the pool was deleted'));
   }
 
-  /** Stops background work without touching sandboxes, for a server shutting down. */
+  /** Stops background work and lets go of every sandbox without ending it, for a server shutting down. */
   detach(): void {
     this.draining = true;
     clearTimeout(this.retryTimer);
+    for (const { sandbox } of [...this.ready, ...this.sessions.values()]) sandbox.release();
   }
 
   /** Resolves once the warm set reaches its target; rejects when the latest start failed or the next one fails. */

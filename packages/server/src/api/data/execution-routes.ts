@@ -32,6 +32,7 @@ export function registerExecutionRoutes(
     const run = await runExecution(deps, manager, {
       identifier,
       operationId,
+      callerChoseId: request.headers['operation-id'] !== undefined,
       principal: request.principal.id,
       request: executionRequest,
     });

@@ -159,10 +159,19 @@ export interface ExecutionRun {
 export async function runExecution(
   deps: { store: Store; log: Logger; now: () => number },
   manager: PoolManager,
-  input: { identifier: string; operationId: string; principal: string; request: ExecutionRequest },
+  input: {
+    identifier: string;
+    operationId: string;
+    /** The client sent the id (operation-id), so a retry may repeat it. */
+    callerChoseId: boolean;
+    principal: string;
+    request: ExecutionRequest;
+  },
 ): Promise<ExecutionRun> {
   const { identifier, operationId, request } = input;
-  const existing = await deps.store.getExecution(manager.id, identifier, operationId);
+  const existing = input.callerChoseId
+    ? await deps.store.getExecution(manager.id, identifier, operationId)
+    : undefined;
   if (existing) {
     // A retried request with the same operation-id gets the first run's record, not a second run.
     return {

@@ -1,0 +1,224 @@
+/**
+ * Server benchmarks (issue: session pools). Not a test: it measures over HTTP with auth on loopback,
+ * prints a Markdown table and keeps it in bench/results/. Run as root after scripts/setup.sh:
+ *
+ *   node --import tsx bench/server.bench.ts [--sequential 60] [--rounds 10] [--warm 1000] [--seconds 10]
+ *
+ * - new identifier → first result of `print(1)`, warm pool, one client at a time and 16 at once;
+ * - `print(1)` on an existing session;
+ * - sustained trivial executions per second across 100 sessions;
+ * - beside them, the baseline a self-hoster would otherwise run: a Jupyter kernel on the host driven
+ *   by jupyter_client (Debian's python3-jupyter-client and python3-ipykernel), no sandbox at all.
+ */
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { parseArgs } from 'node:util';
+
+import pino from 'pino';
+
+import { loadConfig } from '../packages/server/src/config.js';
+import { poolId } from '../packages/server/src/pool/pool-service.js';
+import { OciDriver } from '../packages/server/src/sandbox/oci/oci-driver.js';
+import { startServer } from '../packages/server/src/server.js';
+import { config as hostConfig, testIdBase } from '../packages/server/test/isolated-driver.js';
+import { fmt, machine, summary, writeReport } from './report.js';
+
+const { values: args } = parseArgs({
+  options: {
+    sequential: { type: 'string', default: '60' },
+    rounds: { type: 'string', default: '10' },
+    warm: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '10' },
+    jupyter: { type: 'string', default: '10' },
+  },
+});
+const CONCURRENT = 16;
+const LOAD_SESSIONS = 100;
+const LOAD_CLIENTS = 32;
+const KEY = `sp_0123456789ab_${'B'.repeat(43)}`;
+const SUBSCRIPTION = '00000000-0000-0000-0000-00000000bench';
+const MAX_SANDBOXES = 160;
+
+const home = mkdtempSync('/var/tmp/sandpool-bench-server-');
+const env: Record<string, string> = {
+  SANDPOOL_HOME: home,
+  SANDPOOL_RUN_DIR: `/run/sandpool-bench-${process.pid}`,
+  SANDPOOL_CGROUP_PARENT: 'sandpool-test',
+  SANDPOOL_ID_BASE: String(testIdBase(MAX_SANDBOXES)),
+  SANDPOOL_MAX_SANDBOXES: String(MAX_SANDBOXES),
+  SANDPOOL_PYTHON_ROOTFS: hostConfig.paths.pythonRootfs,
+  SANDPOOL_PORT: '0',
+  SANDPOOL_TLS: 'off',
+  SANDPOOL_BOOTSTRAP_API_KEY: KEY,
+};
+const config = loadConfig({ argv: ['--default-pool', ''], lookupEnv: (name) => env[name] });
+const server = await startServer(config, { logger: pino({ level: 'warn' }) });
+
+const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
+// node:http with keep-alive, as a service calling Sandpool would; Node 20's fetch adds about 1 ms a call.
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+function call(method: string, url: string, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+const armUrl = (pool: string) =>
+  `${server.url}/subscriptions/${SUBSCRIPTION}/resourceGroups/bench/providers/Microsoft.App/sessionPools/${pool}?api-version=2025-07-01`;
+const dataUrl = (pool: string, path: string, identifier: string) =>
+  `${server.url}/subscriptions/${SUBSCRIPTION}/resourceGroups/bench/sessionPools/${pool}/${path}?api-version=2025-02-02-preview&identifier=${identifier}`;
+
+async function createPool(name: string, max: number, ready: number): Promise<void> {
+  const body = {
+    location: 'local',
+    properties: { scaleConfiguration: { maxConcurrentSessions: max, readySessionInstances: ready } },
+  };
+  const response = await call('PUT', armUrl(name), JSON.stringify(body));
+  if (response.status !== 201) throw new Error(`create ${name}: ${response.status} ${response.text}`);
+  await warm(name, ready);
+}
+
+/** Waits until the pool's warm set holds `ready` sandboxes (not measured). */
+async function warm(name: string, ready: number): Promise<void> {
+  const manager = server.pools.manager(poolId(SUBSCRIPTION, 'bench', name))!;
+  while (manager.status().ready < ready) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+/** `print(1)` for an identifier; resolves with the round trip in milliseconds. */
+async function printOne(pool: string, identifier: string): Promise<number> {
+  const began = performance.now();
+  const response = await call('POST', dataUrl(pool, 'executions', identifier), '{"code":"print(1)"}');
+  const elapsed = performance.now() - began;
+  const result = JSON.parse(response.text) as { status?: string; result?: { stdout?: string } };
+  if (result.status !== 'Succeeded' || result.result?.stdout !== '1\n') {
+    throw new Error(`print(1) answered ${response.status} ${JSON.stringify(result)}`);
+  }
+  return elapsed;
+}
+
+async function endSession(pool: string, identifier: string): Promise<void> {
+  const response = await call('DELETE', dataUrl(pool, 'session', identifier));
+  if (response.status !== 204) throw new Error(`DELETE session answered ${response.status} ${response.text}`);
+}
+
+let counter = 0;
+const newIdentifier = () => `bench-${process.pid}-${counter++}`;
+
+async function newIdentifierSequential(runs: number): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    await warm('alloc', CONCURRENT);
+    const identifier = newIdentifier();
+    samples.push(await printOne('alloc', identifier));
+    await endSession('alloc', identifier);
+  }
+  return samples;
+}
+
+async function newIdentifierConcurrent(rounds: number): Promise<number[]> {
+  const samples: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    await warm('alloc', CONCURRENT);
+    const identifiers = Array.from({ length: CONCURRENT }, newIdentifier);
+    samples.push(...(await Promise.all(identifiers.map((id) => printOne('alloc', id)))));
+    await Promise.all(identifiers.map((id) => endSession('alloc', id)));
+  }
+  return samples;
+}
+
+async function warmExecutions(runs: number): Promise<number[]> {
+  const identifier = newIdentifier();
+  await printOne('alloc', identifier);
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) samples.push(await printOne('alloc', identifier));
+  await endSession('alloc', identifier);
+  return samples;
+}
+
+/** Executions per second with LOAD_CLIENTS clients over LOAD_SESSIONS live sessions. */
+async function throughput(seconds: number): Promise<{ perSecond: number; latency: number[] }> {
+  await createPool('load', LOAD_SESSIONS, LOAD_SESSIONS);
+  const identifiers = Array.from({ length: LOAD_SESSIONS }, newIdentifier);
+  await Promise.all(identifiers.map((id) => printOne('load', id)));
+  const latency: number[] = [];
+  const deadline = performance.now() + seconds * 1000;
+  const began = performance.now();
+  await Promise.all(
+    Array.from({ length: LOAD_CLIENTS }, async (_, client) => {
+      for (let i = client; performance.now() < deadline; i += LOAD_CLIENTS) {
+        latency.push(await printOne('load', identifiers[i % LOAD_SESSIONS]!));
+      }
+    }),
+  );
+  return { perSecond: latency.length / ((performance.now() - began) / 1000), latency };
+}
+
+function jupyterBaseline(coldRuns: number, warmRuns: number): { cold: number[]; warm: number[] } {
+  const run = spawnSync(
+    '/usr/bin/python3',
+    [new URL('./jupyter-baseline.py', import.meta.url).pathname, String(coldRuns), String(warmRuns)],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, PYDEVD_DISABLE_FILE_VALIDATION: '1' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  if (run.status !== 0) throw new Error(`jupyter baseline failed with ${run.status}`);
+  return JSON.parse(run.stdout) as { cold: number[]; warm: number[] };
+}
+
+async function main(): Promise<void> {
+  const host = machine();
+  console.error(`machine: ${host}`);
+  const began = performance.now();
+  const phase = (what: string) =>
+    console.error(`[${((performance.now() - began) / 1000).toFixed(1)} s] ${what}`);
+  await createPool('alloc', 200, 20);
+  phase('new identifier, one client…');
+  const sequential = summary(await newIdentifierSequential(Number(args.sequential)));
+  phase(`new identifier, ${CONCURRENT} clients…`);
+  const concurrent = summary(await newIdentifierConcurrent(Number(args.rounds)));
+  phase('existing session…');
+  const existing = summary(await warmExecutions(Number(args.warm)));
+  phase(`throughput over ${LOAD_SESSIONS} sessions…`);
+  const load = await throughput(Number(args.seconds));
+  const loadLatency = summary(load.latency);
+  phase('Jupyter baseline…');
+  const jupyter = jupyterBaseline(Number(args.jupyter), Number(args.warm));
+  const jupyterCold = summary(jupyter.cold);
+  const jupyterWarm = summary(jupyter.warm);
+
+  const table = [
+    `Server benchmark, ${new Date().toISOString().slice(0, 10)}. Machine: ${host}.`,
+    'HTTP/1.1 on loopback with an API key, PythonLTS sessions of 0.25 CPU and 512 MiB under runc; the Jupyter baseline runs ipykernel directly on the host (no isolation).',
+    '',
+    '| measurement | n | p50 | p99 | target | Jupyter baseline (p50 / p99) |',
+    '|---|---|---|---|---|---|',
+    `| new identifier → result of \`print(1)\`, warm pool, 1 client | ${sequential.n} | ${fmt(sequential.p50)} ms | ${fmt(sequential.p99)} ms | p50 ≤ 15, p99 ≤ 50 ms | start kernel → result: ${fmt(jupyterCold.p50)} / ${fmt(jupyterCold.p99)} ms |`,
+    `| same, ${CONCURRENT} clients at once | ${concurrent.n} | ${fmt(concurrent.p50)} ms | ${fmt(concurrent.p99)} ms | p99 ≤ 100 ms | — |`,
+    `| \`print(1)\` on an existing session | ${existing.n} | ${fmt(existing.p50)} ms | ${fmt(existing.p99)} ms | p50 ≤ 3 ms | ${fmt(jupyterWarm.p50)} / ${fmt(jupyterWarm.p99)} ms |`,
+    `| sustained: ${LOAD_CLIENTS} clients over ${LOAD_SESSIONS} sessions for ${args.seconds} s | ${loadLatency.n} | ${fmt(loadLatency.p50)} ms | ${fmt(loadLatency.p99)} ms | ≥ 500 executions/s | — |`,
+    '',
+    `Sustained throughput: **${Math.round(load.perSecond)} executions/s**.`,
+  ].join('\n');
+  writeReport('server', table);
+}
+
+try {
+  await main();
+} finally {
+  agent.destroy();
+  await server.close();
+  const driver = OciDriver.fromConfig(config);
+  for (const sandbox of await driver.list()) await driver.destroy(sandbox.id).catch(() => undefined);
+  rmSync(home, { recursive: true, force: true });
+  rmSync(config.runDir, { recursive: true, force: true });
+}
