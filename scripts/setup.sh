@@ -12,8 +12,11 @@ fi
 # runc: the default OCI runtime (works on hybrid cgroup v1 unchanged); conmon: the per-sandbox monitor;
 # golang-github-containers-common: the default seccomp profile; mmdebstrap: builds the images;
 # runsc: gVisor, the stronger-isolation runtime (a user-space kernel; --platform=ptrace on this host);
-# iproute2, util-linux: netns, mount and nsenter used by the runtime and the tests.
-packages=(runc conmon golang-github-containers-common mmdebstrap runsc iproute2 util-linux ca-certificates)
+# iproute2, util-linux: netns, mount and nsenter used by the runtime and the tests;
+# openssl: the self-signed certificate for local HTTPS;
+# python3-jupyter-client, python3-ipykernel: the Jupyter baseline the server benchmark compares with.
+packages=(runc conmon golang-github-containers-common mmdebstrap runsc iproute2 util-linux ca-certificates
+  openssl python3-jupyter-client python3-ipykernel)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { ConfigError, loadConfig } from './config.js';
+import { readFileSync } from 'node:fs';
+
+import { ConfigError, loadConfig, settingsTable } from './config.js';
 
 const env = (values: Record<string, string>) => (name: string) => values[name];
 
@@ -60,5 +62,14 @@ describe('loadConfig', () => {
     rejects({ argv: ['--port'] }, 'expected --name value');
     rejects({ lookupEnv: env({ SANDPOOL_AUDIENCES: 'x' }) }, 'JSON array');
     rejects({ argv: ['--config', '/x'], readFile: () => '{"colour":1}' }, 'unknown setting colour');
+  });
+});
+
+describe('README', () => {
+  it('documents every setting as the schema describes it', () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    for (const row of settingsTable()) {
+      assert.ok(readme.includes(row), `README.md lacks the row (regenerate the table):\n${row}`);
+    }
   });
 });

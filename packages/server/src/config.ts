@@ -40,7 +40,12 @@ export const ConfigSchema = Type.Object({
     maximum: 4_294_901_760,
     description: 'First host uid/gid handed to sandboxes (65536 per sandbox).',
   }),
-  maxSandboxes: Type.Integer({ default: 2000, minimum: 1, maximum: 16_000, description: 'Per host.' }),
+  maxSandboxes: Type.Integer({
+    default: 2000,
+    minimum: 1,
+    maximum: 16_000,
+    description: 'Live sandboxes on this host.',
+  }),
   cgroupParent: Type.String({
     default: 'sandpool',
     pattern: '^[a-z0-9][a-z0-9_-]*$',
@@ -65,7 +70,7 @@ export const ConfigSchema = Type.Object({
   database: Type.String({ default: '', description: 'SQLite file (default: <home>/sandpool.db).' }),
   logLevel: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-    { default: 'info' },
+    { default: 'info', description: 'pino log level of the JSON logs on stdout.' },
   ),
   maxSessionsPerPool: Type.Integer({
     default: 600,
@@ -77,7 +82,11 @@ export const ConfigSchema = Type.Object({
     default: 429,
     description: 'HTTP status when a pool is full (Azure documents 404, users observe 429).',
   }),
-  uploadMaxBytes: Type.Integer({ default: 128 * 1024 * 1024, minimum: 1, description: 'Per file.' }),
+  uploadMaxBytes: Type.Integer({
+    default: 128 * 1024 * 1024,
+    minimum: 1,
+    description: 'Largest file upload in bytes (413 above).',
+  }),
   refillParallelism: Type.Integer({
     default: 2,
     minimum: 1,
@@ -89,8 +98,14 @@ export const ConfigSchema = Type.Object({
     default: 'default',
     description: 'PythonLTS pool created on first start ("" for none).',
   }),
-  defaultSubscription: Type.String({ default: '00000000-0000-0000-0000-000000000000' }),
-  defaultResourceGroup: Type.String({ default: 'sandpool' }),
+  defaultSubscription: Type.String({
+    default: '00000000-0000-0000-0000-000000000000',
+    description: 'Subscription id of the default pool.',
+  }),
+  defaultResourceGroup: Type.String({
+    default: 'sandpool',
+    description: 'Resource group of the default pool.',
+  }),
   bootstrapApiKey: Type.String({
     default: '',
     description: 'Admin API key to register on first start instead of generating one.',
@@ -230,6 +245,13 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       tlsDir: join(valid.home, 'tls'),
     },
   };
+}
+
+/** The README's configuration table, one row per setting. */
+export function settingsTable(): string[] {
+  return describeSettings().map(
+    (s) => `| \`${s.flag}\` | \`${s.env}\` | ${s.description.replace(/\|/g, '\\|')} |`,
+  );
 }
 
 /** Each setting with its sources and default, for `--help` and docs. */

@@ -71,8 +71,11 @@ export function testServerEnv(
 }
 
 export function testConfig(env: Record<string, string>): Config {
-  // No default pool: each test creates the pools it needs.
-  return loadConfig({ argv: ['--default-pool', ''], lookupEnv: (name) => env[name] });
+  // No default pool unless the test asks for one: each test creates the pools it needs.
+  return loadConfig({
+    argv: ['--default-pool', env.SANDPOOL_DEFAULT_POOL ?? ''],
+    lookupEnv: (name) => env[name],
+  });
 }
 
 /** Destroys every sandbox a test server left and removes its directories. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -250,6 +250,35 @@ describe('management plane (ARM sessionPools)', async () => {
   });
 });
 
+describe('first start', async () => {
+  const server = await startTestServer('first', {
+    launcher: new FakeLauncher(),
+    env: { SANDPOOL_DEFAULT_POOL: 'default' },
+  });
+
+  it('creates the default pool and registers the admin key hashed', async () => {
+    const pool = await server.request(
+      'GET',
+      `/subscriptions/${server.config.defaultSubscription}/resourceGroups/${server.config.defaultResourceGroup}/providers/Microsoft.App/sessionPools/default?${MGMT}`,
+    );
+    assert.equal(pool.status, 200);
+    assert.equal(pool.json.properties.containerType, 'PythonLTS');
+    assert.equal(server.server.bootstrapKey, ADMIN_KEY);
+    const keys = await server.server.store.listApiKeys();
+    assert.equal(keys.length, 1);
+    assert.deepEqual(keys[0]!.roles, ['Contributor', 'SessionExecutor', 'Reader']);
+    const secret = ADMIN_KEY.split('_')[2]!;
+    assert.notEqual(keys[0]!.secretHash, secret);
+    for (const file of ['sandpool.db', 'sandpool.db-wal']) {
+      const path = join(server.config.home, file);
+      assert.ok(
+        !existsSync(path) || !readFileSync(path).includes(secret),
+        `${file} holds no key in the clear`,
+      );
+    }
+  });
+});
+
 describe('HTTPS', async () => {
   const server = await startTestServer('tls', {
     launcher: new FakeLauncher(),
@@ -274,5 +303,19 @@ describe('HTTPS', async () => {
     });
     assert.match(body, /^404 .*ResourceNotFound/);
     assert.match(server.server.tlsFingerprint ?? '', /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  });
+
+  it('uses the operator’s certificate and key when given', async () => {
+    const dir = server.config.paths.tlsDir;
+    const given = await startTestServer('tls-given', {
+      launcher: new FakeLauncher(),
+      env: {
+        SANDPOOL_TLS: 'auto',
+        SANDPOOL_TLS_CERT: join(dir, 'self-signed.crt'),
+        SANDPOOL_TLS_KEY: join(dir, 'self-signed.key'),
+      },
+    });
+    assert.equal(given.server.tlsFingerprint, server.server.tlsFingerprint);
+    assert.ok(!existsSync(given.config.paths.tlsDir), 'nothing was generated');
   });
 });
