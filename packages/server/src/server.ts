@@ -19,6 +19,7 @@ import { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { InterpreterLauncher, type SandboxLauncher } from './pool/launcher.js';
 import { PoolService, poolId } from './pool/pool-service.js';
+import { pythonPoolSpec } from './pool/pool-spec.js';
 import { DEFAULT_RESOURCES } from './sandbox/driver.js';
 import { OciDriver } from './sandbox/oci/oci-driver.js';
 import { runCommand } from './sandbox/command.js';
@@ -122,17 +123,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         name: config.defaultPool,
         location: 'local',
         tags: {},
-        spec: {
-          containerType: 'PythonLTS',
-          maxConcurrentSessions: 10,
-          readySessionInstances: 2,
-          lifecycle: { type: 'Timed', cooldownSeconds: 300 },
-          egress: 'EgressDisabled',
-          cpu: 0.25,
-          memoryBytes: 512 * 1024 * 1024,
-          runtime: config.runtime,
-          secrets: [],
-        },
+        spec: pythonPoolSpec({ runtime: config.runtime }),
       });
     }
     await store.putSetting(BOOTSTRAPPED, new Date(now()).toISOString());

@@ -47,33 +47,30 @@ export function optionalString(value: unknown, target: string, maxLength = 4096)
   return value;
 }
 
-export function optionalInteger(
+/** A number in `range`; numbers sent as strings are accepted, as ARM accepts them. */
+export function optionalNumber(
   value: unknown,
   target: string,
-  range: { min: number; max: number },
+  range: { min: number; max: number; integer?: boolean },
 ): number | undefined {
   if (value === undefined || value === null) return undefined;
-  // Some clients send numbers as strings; ARM accepts them.
   const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (typeof number !== 'number' || !Number.isInteger(number)) throw invalid(target, 'must be an integer');
+  const kind = range.integer ? 'an integer' : 'a number';
+  if (typeof number !== 'number' || !(range.integer ? Number.isInteger(number) : Number.isFinite(number))) {
+    throw invalid(target, `must be ${kind}`);
+  }
   if (number < range.min || number > range.max) {
     throw invalid(target, `must be from ${range.min} to ${range.max}, got ${number}`);
   }
   return number;
 }
 
-export function optionalNumber(
+export function optionalInteger(
   value: unknown,
   target: string,
   range: { min: number; max: number },
 ): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (typeof number !== 'number' || !Number.isFinite(number)) throw invalid(target, 'must be a number');
-  if (number < range.min || number > range.max) {
-    throw invalid(target, `must be from ${range.min} to ${range.max}, got ${number}`);
-  }
-  return number;
+  return optionalNumber(value, target, { ...range, integer: true });
 }
 
 /** One of `allowed`, matched case-insensitively and returned in its canonical spelling. */

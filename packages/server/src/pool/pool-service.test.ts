@@ -6,21 +6,11 @@ import pino from 'pino';
 import { FakeLauncher } from '../../test/fake-launcher.js';
 import { AppError, ErrorCode } from '../errors.js';
 import { SqliteStore } from '../store/sqlite-store.js';
-import type { PoolSpec } from './pool-spec.js';
+import { pythonPoolSpec, type PoolSpec } from './pool-spec.js';
 import { PoolService, poolId, type PoolDefinition } from './pool-service.js';
 
-const spec = (overrides: Partial<PoolSpec> = {}): PoolSpec => ({
-  containerType: 'PythonLTS',
-  maxConcurrentSessions: 4,
-  readySessionInstances: 2,
-  lifecycle: { type: 'Timed', cooldownSeconds: 300 },
-  egress: 'EgressDisabled',
-  cpu: 0.25,
-  memoryBytes: 512 * 1024 * 1024,
-  runtime: 'runc',
-  secrets: [],
-  ...overrides,
-});
+const spec = (overrides: Partial<PoolSpec> = {}): PoolSpec =>
+  pythonPoolSpec({ maxConcurrentSessions: 4, ...overrides });
 
 const definition = (overrides: Partial<PoolSpec> = {}): PoolDefinition => ({
   subscription: 'sub',

@@ -25,6 +25,25 @@ export interface PoolSpec {
   secrets: { name: string; value: string }[];
 }
 
+/**
+ * A PythonLTS pool with Azure's defaults where the reference gives them (the CLI's 10 sessions and
+ * 300 s cooldown; its smallest session size), 2 ready sandboxes, no network.
+ */
+export function pythonPoolSpec(overrides: Partial<PoolSpec> = {}): PoolSpec {
+  return {
+    containerType: 'PythonLTS',
+    maxConcurrentSessions: 10,
+    readySessionInstances: 2,
+    lifecycle: { type: 'Timed', cooldownSeconds: 300 },
+    egress: 'EgressDisabled',
+    cpu: 0.25,
+    memoryBytes: 512 * 1024 * 1024,
+    runtime: 'runc',
+    secrets: [],
+    ...overrides,
+  };
+}
+
 /** Why a session ended; stored with the session and its `ended` event. */
 export type EndReason =
   | 'cooldown'

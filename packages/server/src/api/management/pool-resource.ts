@@ -9,7 +9,7 @@
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolStatus } from '../../pool/pool-manager.js';
 import type { PoolDefinition } from '../../pool/pool-service.js';
-import type { Lifecycle, PoolSpec } from '../../pool/pool-spec.js';
+import { pythonPoolSpec, type Lifecycle, type PoolSpec } from '../../pool/pool-spec.js';
 import type { PoolRow } from '../../store/store.js';
 import {
   field,
@@ -26,6 +26,8 @@ import {
 export const POOL_NAME = /^[a-z][a-z0-9]{2,62}$/;
 const SECRET_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 const GIB = 1024 ** 3;
+/** What a PUT that leaves a property out gets. */
+const DEFAULTS = pythonPoolSpec();
 
 export interface PoolLimits {
   maxSessionsPerPool: number;
@@ -81,7 +83,7 @@ function parseLifecycle(dynamic: JsonRecord | undefined): Lifecycle {
     `${target}.cooldownPeriodInSeconds`,
     { min: 300, max: 3600 },
   );
-  return { type: 'Timed', cooldownSeconds: cooldown ?? 300 };
+  return cooldown === undefined ? DEFAULTS.lifecycle : { type: 'Timed', cooldownSeconds: cooldown };
 }
 
 function parseSecrets(value: unknown): { name: string; value: string }[] {
@@ -180,7 +182,7 @@ export function parsePoolResource(
         min: 1,
         max: limits.maxSessionsPerPool,
       },
-    ) ?? 10;
+    ) ?? DEFAULTS.maxConcurrentSessions;
   const readySessionInstances =
     optionalInteger(
       field(scale, 'readySessionInstances'),
@@ -233,13 +235,14 @@ export function parsePoolResource(
     egress,
     cpu:
       optionalNumber(field(resources, 'cpu'), 'properties.sessionResources.cpu', { min: 0.25, max: 2 }) ??
-      0.25,
-    memoryBytes: parseMemory(field(resources, 'memory'), 'properties.sessionResources.memory') ?? 0.5 * GIB,
+      DEFAULTS.cpu,
+    memoryBytes:
+      parseMemory(field(resources, 'memory'), 'properties.sessionResources.memory') ?? DEFAULTS.memoryBytes,
     runtime:
       optionalEnum(field(properties, 'sandboxRuntime'), 'properties.sandboxRuntime', [
         'runc',
         'runsc',
-      ] as const) ?? 'runc',
+      ] as const) ?? DEFAULTS.runtime,
     secrets,
   };
   return { ...at, location, tags, spec };

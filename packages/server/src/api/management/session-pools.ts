@@ -45,6 +45,14 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   ) =>
     `${publicUrl()}/subscriptions/${pool.subscription}/providers/Microsoft.App/locations/${encodeURIComponent(pool.location)}/sessionPoolOperation${kind}/${operation.id}?api-version=${apiVersion}`;
 
+  /** 202 Accepted for a PATCH or DELETE: where to poll, both ways ARM clients do. */
+  const accepted = (reply: FastifyReply, pool: PoolRow, operation: OperationRow, apiVersion: string) =>
+    reply
+      .status(202)
+      .header('location', operationUrl('Results', pool, operation, apiVersion))
+      .header('azure-asyncoperation', operationUrl('Statuses', pool, operation, apiVersion))
+      .header('retry-after', '1');
+
   async function loadPool(params: PoolParams): Promise<PoolRow> {
     const pool = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
     if (!pool) {
@@ -135,12 +143,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
       current.spec as unknown as PoolSpec,
     );
     const { pool, operation } = await pools.put(definition);
-    return reply
-      .status(202)
-      .header('location', operationUrl('Results', pool, operation, apiVersion))
-      .header('azure-asyncoperation', operationUrl('Statuses', pool, operation, apiVersion))
-      .header('retry-after', '1')
-      .send(render(pool));
+    return accepted(reply, pool, operation, apiVersion).send(render(pool));
   });
 
   app.delete(`${POOLS}/:name`, async (request, reply) => {
@@ -150,12 +153,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     const pool = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
     if (!pool) return reply.status(204).send();
     const operation = (await pools.delete(pool.id))!;
-    return reply
-      .status(202)
-      .header('location', operationUrl('Results', pool, operation, apiVersion))
-      .header('azure-asyncoperation', operationUrl('Statuses', pool, operation, apiVersion))
-      .header('retry-after', '1')
-      .send();
+    return accepted(reply, pool, operation, apiVersion).send();
   });
 
   async function loadOperation(request: FastifyRequest): Promise<OperationRow> {
