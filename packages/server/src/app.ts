@@ -4,6 +4,8 @@
  * `inject()` or a real socket and main.ts decides where it listens.
  */
 
+import { randomUUID } from 'node:crypto';
+
 import fastifyMultipart from '@fastify/multipart';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -49,6 +51,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.https && { https: deps.https }),
     // Azure clients put operation ids in headers of their own; requests get ours.
     requestIdHeader: 'x-ms-client-request-id',
+    genReqId: () => randomUUID(),
     // Clients append a slash to the endpoint, or not.
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
   }) as unknown as FastifyInstance;

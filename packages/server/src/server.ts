@@ -46,6 +46,7 @@ export interface ServerOverrides {
 }
 
 const BOOTSTRAPPED = 'server.bootstrapped';
+const PRUNE_INTERVAL_MS = 60_000;
 const ADMIN_GRANTS = ['Contributor', 'SessionExecutor', 'Reader'].map(parseGrant);
 
 /** Records executions that were running when the previous server process died. */
@@ -147,6 +148,15 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       (text) => JSON.parse(text) as ImageMetadata,
     ));
 
+  // Execution records hold output and images; they are kept for the retention period only.
+  const pruneExecutions = setInterval(() => {
+    const cutoff = new Date(now() - config.executionRetentionHours * 3_600_000).toISOString();
+    store
+      .deleteExecutionsEndedBefore(cutoff)
+      .catch((error: unknown) => logger.error({ err: error }, 'execution pruning failed'));
+  }, PRUNE_INTERVAL_MS);
+  pruneExecutions.unref();
+
   const base = { url: config.publicUrl.replace(/\/+$/, '') };
   const app = await buildApp({
     config,
@@ -195,6 +205,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     bootstrapKey,
     tlsFingerprint: tls?.fingerprint,
     async close() {
+      clearInterval(pruneExecutions);
       await app.close();
       await pools.stop();
       await store.close();

@@ -172,6 +172,18 @@ describe('PoolService and PoolManager', () => {
     assert.equal(launcher.live().filter((s) => s.spec.cpu === 0.5).length, 2);
   });
 
+  it('creates one manager for concurrent PUTs of a new pool', async () => {
+    const { service, launcher } = await setup({ readySessionInstances: 0 });
+    const other = { ...definition({ readySessionInstances: 1 }), name: 'twin' };
+    const results = await Promise.all([service.put(other), service.put(other), service.put(other)]);
+    assert.deepEqual(
+      results.map((r) => r.created),
+      [true, false, false],
+    );
+    await service.settled(poolId('sub', 'rg', 'twin'));
+    assert.equal(launcher.live().length, 1, 'one warm sandbox, not one per PUT');
+  });
+
   it('drains a deleted pool', async () => {
     const { service, launcher, store } = await setup();
     await service.manager(ID)!.acquire('u');

@@ -49,6 +49,7 @@ export class PoolService {
   private readonly managers = new Map<string, PoolManager>();
   /** The operation running on each pool, so a delete waits for nothing and a create for nothing else. */
   private readonly running = new Map<string, Promise<void>>();
+  private readonly changing = new Map<string, Promise<void>>();
   private reaper: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: PoolServiceDeps) {}
@@ -166,10 +167,15 @@ export class PoolService {
    * Creates the pool or updates it in place. Returns at once; the operation completes when the warm
    * set has reached its target (or a sandbox fails to start).
    */
-  async put(
+  put(definition: PoolDefinition): Promise<{ pool: PoolRow; operation: OperationRow; created: boolean }> {
+    const id = poolId(definition.subscription, definition.resourceGroup, definition.name);
+    return this.exclusive(id, () => this.apply(id, definition));
+  }
+
+  private async apply(
+    id: string,
     definition: PoolDefinition,
   ): Promise<{ pool: PoolRow; operation: OperationRow; created: boolean }> {
-    const id = poolId(definition.subscription, definition.resourceGroup, definition.name);
     const existing = await this.deps.store.getPool(id);
     if (existing?.provisioningState === 'Deleting') {
       throw new AppError(ErrorCode.SessionPoolBusy, `session pool ${definition.name} is being deleted`);
@@ -200,7 +206,11 @@ export class PoolService {
   }
 
   /** Deletes the pool: every session ends with reason `poolDeleted`. Undefined if there is no such pool. */
-  async delete(id: string): Promise<OperationRow | undefined> {
+  delete(id: string): Promise<OperationRow | undefined> {
+    return this.exclusive(id, () => this.markDeleted(id));
+  }
+
+  private async markDeleted(id: string): Promise<OperationRow | undefined> {
     const pool = await this.deps.store.getPool(id);
     if (!pool) return undefined;
     await this.deps.store.putPool({
@@ -211,6 +221,23 @@ export class PoolService {
     const operation = await this.newOperation(id, 'delete');
     this.run(operation, () => this.remove(id));
     return operation;
+  }
+
+  /**
+   * Runs changes to one pool one after another, so two concurrent PUTs of a new pool create one
+   * manager, not two that each own sandboxes.
+   */
+  private exclusive<T>(id: string, change: () => Promise<T>): Promise<T> {
+    const result = (this.changing.get(id) ?? Promise.resolve()).then(change, change);
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.changing.set(id, settled);
+    void settled.then(() => {
+      if (this.changing.get(id) === settled) this.changing.delete(id);
+    });
+    return result;
   }
 
   /** Waits until the operation running on a pool has finished (tests, shutdown). */

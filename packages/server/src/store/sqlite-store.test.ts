@@ -78,6 +78,31 @@ describe('SqliteStore', () => {
     await store.close();
   });
 
+  it('forgets executions that ended before the cutoff, never running ones', async () => {
+    const store = await SqliteStore.open(':memory:');
+    const execution = (id: string, endedAt: string | null) => ({
+      id,
+      poolId: 'p',
+      identifier: 'u',
+      sessionId: 's',
+      status: endedAt ? ('Succeeded' as const) : ('Running' as const),
+      principal: 'key:x',
+      codeBytes: 1,
+      codeSha256: 'x',
+      outcome: {},
+      createdAt: at,
+      endedAt,
+    });
+    await store.putExecution(execution('old', '2026-11-25T00:00:00.000Z'));
+    await store.putExecution(execution('new', '2026-11-26T11:00:00.000Z'));
+    await store.putExecution(execution('running', null));
+    assert.equal(await store.deleteExecutionsEndedBefore('2026-11-26T00:00:00.000Z'), 1);
+    assert.equal(await store.getExecution('p', 'u', 'old'), undefined);
+    assert.ok(await store.getExecution('p', 'u', 'new'));
+    assert.ok(await store.getExecution('p', 'u', 'running'));
+    await store.close();
+  });
+
   it('pages events in order', async () => {
     const store = await SqliteStore.open(':memory:');
     for (let i = 0; i < 5; i++) {

@@ -172,6 +172,14 @@ export class SqliteStore implements Store {
     return rows.map((row) => ({ ...row, outcome: parse(row.outcome) as JsonObject }));
   }
 
+  async deleteExecutionsEndedBefore(endedBefore: string): Promise<number> {
+    const result = await this.db
+      .deleteFrom('executions')
+      .where('endedAt', '<', endedBefore)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async getExecution(poolId: string, identifier: string, id: string): Promise<ExecutionRow | undefined> {
     const row = await this.db
       .selectFrom('executions')

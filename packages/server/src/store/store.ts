@@ -123,6 +123,8 @@ export interface Store {
   putExecution(execution: ExecutionRow): Promise<void>;
   getExecution(poolId: string, identifier: string, id: string): Promise<ExecutionRow | undefined>;
   listExecutions(filter: { status: ExecutionStatus }): Promise<ExecutionRow[]>;
+  /** Forgets executions that ended before `endedBefore` (ISO time); returns how many. */
+  deleteExecutionsEndedBefore(endedBefore: string): Promise<number>;
 
   appendEvent(event: NewEvent): Promise<number>;
   listEvents(poolId: string, options: { afterSeq?: number; limit: number }): Promise<EventRow[]>;
