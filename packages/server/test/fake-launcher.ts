@@ -93,13 +93,8 @@ export class FakeLauncher implements SandboxLauncher {
     return sandbox;
   }
 
-  attach(id: string): Promise<SessionSandbox | EndState> {
-    const sandbox = this.sandboxes.get(id);
-    return Promise.resolve(sandbox && !sandbox.destroyed ? sandbox : { status: 'unknown' });
-  }
-
-  hostSandboxIds(): Promise<string[]> {
-    return Promise.resolve([...this.sandboxes.values()].filter((s) => !s.destroyed).map((s) => s.id));
+  attachAll(): Promise<Map<string, SessionSandbox | EndState>> {
+    return Promise.resolve(new Map(this.live().map((sandbox) => [sandbox.id, sandbox])));
   }
 
   destroy(id: string): Promise<void> {

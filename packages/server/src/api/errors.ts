@@ -9,7 +9,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 
 import { AppError, ErrorCode, HTTP_STATUS, type ErrorCode as Code } from '../errors.js';
 
-export interface WireError {
+interface WireError {
   status: number;
   code: Code;
   message: string;
@@ -30,7 +30,7 @@ function fromFastify(error: FastifyError): WireError | undefined {
   return { status: HTTP_STATUS[code], code, message: error.message };
 }
 
-export function toWireError(error: unknown): WireError {
+function toWireError(error: unknown): WireError {
   if (error instanceof AppError) {
     return {
       status: error.status,

@@ -67,7 +67,7 @@ export const formatGrant = (grant: Grant) =>
   grant.scope === '*' ? grant.role : `${grant.role}:${grant.scope}`;
 
 /** Whether the principal may perform `action` on `pool` (on every pool when `pool` is omitted). */
-export function allows(principal: Principal, action: Action, pool?: string): boolean {
+function allows(principal: Principal, action: Action, pool?: string): boolean {
   return principal.grants.some(
     (grant) =>
       PERMISSIONS[grant.role].includes(action) &&

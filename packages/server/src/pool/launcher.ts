@@ -29,10 +29,8 @@ export interface SessionSandbox {
 
 export interface SandboxLauncher {
   start(id: string, spec: PoolSpec): Promise<SessionSandbox>;
-  /** The live sandbox with this id, or how it ended. */
-  attach(id: string): Promise<SessionSandbox | EndState>;
-  /** Ids of every sandbox on the host, live or not. */
-  hostSandboxIds(): Promise<string[]>;
+  /** Every sandbox on the host: reattached if it lives, else how it ended (after a server restart). */
+  attachAll(): Promise<Map<string, SessionSandbox | EndState>>;
   destroy(id: string): Promise<void>;
 }
 
@@ -57,20 +55,24 @@ export class InterpreterLauncher implements SandboxLauncher {
     return adapt(session);
   }
 
-  async attach(id: string): Promise<SessionSandbox | EndState> {
-    const sandbox = (await this.driver.list()).find((s) => s.id === id);
-    if (!sandbox) return { status: 'unknown' };
-    const state = await this.driver.inspect(id);
-    if (state.status !== 'running') return state;
-    try {
-      return adapt(await InterpreterSandbox.attach(this.driver, sandbox, this.agent));
-    } catch {
-      return { status: 'unknown' };
-    }
-  }
-
-  async hostSandboxIds(): Promise<string[]> {
-    return (await this.driver.list()).map((s) => s.id);
+  async attachAll(): Promise<Map<string, SessionSandbox | EndState>> {
+    const found = new Map<string, SessionSandbox | EndState>();
+    await Promise.all(
+      (await this.driver.list()).map(async (sandbox) => {
+        const state = await this.driver.inspect(sandbox.id);
+        if (state.status !== 'running') {
+          found.set(sandbox.id, state);
+          return;
+        }
+        try {
+          found.set(sandbox.id, adapt(await InterpreterSandbox.attach(this.driver, sandbox, this.agent)));
+        } catch {
+          // Running, but its agent does not answer: as good as lost.
+          found.set(sandbox.id, { status: 'unknown' });
+        }
+      }),
+    );
+    return found;
   }
 
   destroy(id: string): Promise<void> {

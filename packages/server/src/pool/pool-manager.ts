@@ -26,7 +26,6 @@ export interface PoolManagerDeps {
 export interface Session {
   readonly identifier: string;
   readonly sandbox: SessionSandbox;
-  readonly createdAt: number;
   readonly allocatedAt: number;
   lastAccessedAt: number;
   /** Requests being served. */
@@ -110,10 +109,6 @@ export class PoolManager {
 
   get name(): string {
     return this.pool.name;
-  }
-
-  get currentSpec(): PoolSpec {
-    return this.spec;
   }
 
   status(): PoolStatus {
@@ -261,7 +256,6 @@ export class PoolManager {
     const session: Session = {
       identifier,
       sandbox,
-      createdAt: Date.parse(row.createdAt),
       allocatedAt: Date.parse(row.allocatedAt ?? row.createdAt),
       lastAccessedAt: Date.parse(row.lastAccessedAt ?? row.allocatedAt ?? row.createdAt),
       busy: 0,

@@ -10,8 +10,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
-import type { JsonObject, OperationKind, OperationRow, PoolRow, Store } from '../store/store.js';
-import type { SandboxLauncher, SessionSandbox } from './launcher.js';
+import type { JsonObject, OperationKind, OperationRow, PoolRow, SessionRow, Store } from '../store/store.js';
+import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
 import { PoolManager, endDetails, reasonFor } from './pool-manager.js';
 import { sameTemplate, type PoolSpec } from './pool-spec.js';
 
@@ -56,38 +56,20 @@ export class PoolService {
 
   /** Reconciles the store with the host, resumes interrupted operations and starts the reaper. */
   async start(): Promise<void> {
-    const owned = new Set<string>();
+    const onHost = await this.deps.launcher.attachAll();
     for (const pool of await this.deps.store.listPools()) {
       const manager = this.manage(pool);
       const rows = await this.deps.store.listSessions(pool.id, ['ready', 'allocated']);
       const ready: { sandbox: SessionSandbox; row: (typeof rows)[number] }[] = [];
       const allocated: typeof ready = [];
       for (const row of rows) {
-        owned.add(row.id);
-        const attached = await this.deps.launcher.attach(row.id);
-        if ('execute' in attached) {
-          (row.state === 'ready' ? ready : allocated).push({ sandbox: attached, row });
+        const found = onHost.get(row.id) ?? { status: 'unknown' };
+        onHost.delete(row.id);
+        if ('execute' in found) {
+          (row.state === 'ready' ? ready : allocated).push({ sandbox: found, row });
           continue;
         }
-        const reason = reasonFor(attached);
-        const details = endDetails(attached);
-        await this.deps.launcher.destroy(row.id).catch(() => undefined);
-        await this.deps.store.putSession({
-          ...row,
-          state: 'ended',
-          endedAt: new Date(this.deps.now()).toISOString(),
-          endReason: reason,
-          endDetails: details,
-        });
-        await this.deps.store.appendEvent({
-          poolId: pool.id,
-          sessionId: row.id,
-          identifier: row.identifier,
-          type: 'ended',
-          reason,
-          details: { ...details, whileServerWasDown: true },
-          at: new Date(this.deps.now()).toISOString(),
-        });
+        await this.recordLost(pool.id, row, found);
       }
       manager.adopt(ready, allocated);
       this.deps.log.info(
@@ -100,9 +82,10 @@ export class PoolService {
         'pool.reconcile',
       );
     }
-    for (const id of await this.deps.launcher.hostSandboxIds()) {
-      if (owned.has(id)) continue;
+    // What is left on the host belongs to no pool: a create the crash interrupted, a deleted pool.
+    for (const [id, found] of onHost) {
       this.deps.log.warn({ sandbox: id }, 'removing a sandbox no pool owns');
+      if ('release' in found) found.release();
       await this.deps.launcher
         .destroy(id)
         .catch((error: unknown) =>
@@ -115,6 +98,30 @@ export class PoolService {
     for (const manager of this.managers.values()) manager.refill();
     this.reaper = setInterval(() => void this.reap(), this.deps.reaperIntervalMs);
     this.reaper.unref();
+  }
+
+  /** Records a session whose sandbox died while no server watched it, and removes what is left of it. */
+  private async recordLost(poolId: string, row: SessionRow, state: EndState): Promise<void> {
+    const reason = reasonFor(state);
+    const details = endDetails(state);
+    await this.deps.launcher.destroy(row.id).catch(() => undefined);
+    const at = new Date(this.deps.now()).toISOString();
+    await this.deps.store.putSession({
+      ...row,
+      state: 'ended',
+      endedAt: at,
+      endReason: reason,
+      endDetails: details,
+    });
+    await this.deps.store.appendEvent({
+      poolId,
+      sessionId: row.id,
+      identifier: row.identifier,
+      type: 'ended',
+      reason,
+      details: { ...details, whileServerWasDown: true },
+      at,
+    });
   }
 
   /** Stops background work and waits for running operations; sandboxes keep running for the next start. */

@@ -243,6 +243,17 @@ describe('management plane (ARM sessionPools)', async () => {
     assert.equal(response.status, 400);
   });
 
+  it('answers through inject() as through a socket', async () => {
+    const injected = await server.server.app.inject({
+      method: 'GET',
+      url: `${armPath('alpha')}?${MGMT}`,
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    assert.equal(injected.statusCode, 200);
+    assert.equal(injected.json<{ name: string }>().name, 'alpha');
+    assert.equal((await server.server.app.inject({ url: '/healthz' })).statusCode, 200);
+  });
+
   it('answers unknown routes with a coded 404', async () => {
     const response = await server.request('GET', '/nothing/here');
     assert.equal(response.status, 404);

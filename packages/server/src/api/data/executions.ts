@@ -274,7 +274,7 @@ export async function runExecution(
 }
 
 /** The value clients read as `executionResult`: the last expression, else the first image. */
-export function executionResult(record: ExecutionRecord): unknown {
+function executionResult(record: ExecutionRecord): unknown {
   if (record.value !== null) return record.value;
   return record.images[0] ?? null;
 }
