@@ -195,6 +195,38 @@ describe('data plane: every bad input is a 4xx with a stable code', async () => 
       'InvalidRequestContent',
     ],
     [
+      'a legacy execute without code',
+      () =>
+        server.request(
+          'POST',
+          `${poolPath('pool')}/code/execute?api-version=2024-02-02-preview&identifier=user-1`,
+          {
+            body: { properties: { codeInputType: 'inline' } },
+          },
+        ),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'a pre-release execute without an identifier anywhere',
+      () =>
+        server.request('POST', `${poolPath('pool')}/python/execute?api-version=2024-02-02-preview`, {
+          body: { properties: { pythonCode: '1' } },
+        }),
+      400,
+      'InvalidIdentifier',
+    ],
+    [
+      'a pre-release download without a filename',
+      () =>
+        server.request(
+          'GET',
+          `${poolPath('pool')}/python/downloadFile?api-version=2024-02-02-preview&identifier=user-1`,
+        ),
+      400,
+      'InvalidFileName',
+    ],
+    [
       'GET session of an identifier with none',
       () => server.request('GET', at('session', 'nobody')),
       404,

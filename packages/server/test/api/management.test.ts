@@ -228,6 +228,69 @@ describe('management plane (ARM sessionPools)', async () => {
     });
   }
 
+  it('reads and answers the 2024-02-02-preview shape', async () => {
+    const v = 'api-version=2024-02-02-preview';
+    const body = {
+      location: 'local',
+      properties: {
+        containerType: 'JupyterPython',
+        maxConcurrentSessions: 7,
+        dynamicPoolConfiguration: { executionType: 'Timed', coolDownPeriodInSecond: 400 },
+      },
+    };
+    const created = await server.request('PUT', `${armPath('legacy')}?${v}`, { body });
+    assert.equal(created.status, 201, created.text);
+    await pollAsyncOperation(server, created.headers.get('azure-asyncoperation')!);
+    const old = (await server.request('GET', `${armPath('legacy')}?${v}`)).json.properties;
+    assert.equal(old.containerType, 'JupyterPython');
+    assert.equal(old.maxConcurrentSessions, 7);
+    assert.deepEqual(old.dynamicPoolConfiguration, { executionType: 'Timed', coolDownPeriodInSecond: 400 });
+    const current = (await server.request('GET', `${armPath('legacy')}?${MGMT}`)).json.properties;
+    assert.equal(current.containerType, 'PythonLTS');
+    assert.equal(current.scaleConfiguration.maxConcurrentSessions, 7);
+    assert.equal(current.dynamicPoolConfiguration.lifecycleConfiguration.cooldownPeriodInSeconds, 400);
+
+    const patched = await server.request('PATCH', `${armPath('legacy')}?${v}`, {
+      body: { properties: { maxConcurrentSessions: 9 } },
+    });
+    assert.equal(patched.status, 202);
+    assert.equal(patched.json.properties.maxConcurrentSessions, 9);
+    const after = (await server.request('GET', `${armPath('legacy')}?${MGMT}`)).json.properties;
+    assert.deepEqual(after.scaleConfiguration, {
+      maxConcurrentSessions: 9,
+      readySessionInstances: current.scaleConfiguration.readySessionInstances,
+    });
+    assert.equal(after.dynamicPoolConfiguration.lifecycleConfiguration.cooldownPeriodInSeconds, 400);
+  });
+
+  it('reads and answers the 2024-08 and 2024-10 preview shape', async () => {
+    const body = {
+      location: 'local',
+      properties: {
+        containerType: 'PythonLTS',
+        scaleConfiguration: { maxConcurrentSessions: 5, readySessionInstances: 1 },
+        dynamicPoolConfiguration: { executionType: 'Timed', cooldownPeriodInSeconds: 500 },
+      },
+    };
+    await server.request('PUT', `${armPath('preview')}?api-version=2024-08-02-preview`, { body });
+    const old = (await server.request('GET', `${armPath('preview')}?api-version=2024-10-02-preview`)).json
+      .properties;
+    assert.deepEqual(old.dynamicPoolConfiguration, { executionType: 'Timed', cooldownPeriodInSeconds: 500 });
+    assert.deepEqual(old.scaleConfiguration, { maxConcurrentSessions: 5, readySessionInstances: 1 });
+    const current = (await server.request('GET', `${armPath('preview')}?${MGMT}`)).json.properties;
+    assert.deepEqual(current.dynamicPoolConfiguration, {
+      lifecycleConfiguration: { lifecycleType: 'Timed', cooldownPeriodInSeconds: 500 },
+    });
+    const bad = await server.request('PUT', `${armPath('preview')}?api-version=2024-08-02-preview`, {
+      body: {
+        ...body,
+        properties: { ...body.properties, dynamicPoolConfiguration: { executionType: 'Forever' } },
+      },
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.target, 'properties.dynamicPoolConfiguration.executionType');
+  });
+
   it('requires a known api-version', async () => {
     const missing = await server.request('GET', armPath('alpha'));
     assert.equal(missing.status, 400);

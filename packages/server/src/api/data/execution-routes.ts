@@ -4,14 +4,19 @@
  * `GET executions/{id}`.
  */
 
-import type { FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import type { Store } from '../../store/store.js';
+import { field, isRecord, type JsonRecord } from '../wire.js';
 import {
   executionResource,
+  legacyExecutionResource,
+  preReleaseExecutionResource,
   operationIdFrom,
   parseExecutionRequest,
   runExecution,
@@ -59,6 +64,40 @@ export function registerExecutionRoutes(
       .header('operation-location', location)
       .send(executionResource(run.record));
   });
+
+  /**
+   * The legacy generations: always synchronous, `code` (or `pythonCode`) inside `properties`, and
+   * the identifier in the query or, for pre-release clients, in the body.
+   */
+  const legacyExecute =
+    (codeField: 'code' | 'pythonCode', render: (record: ExecutionRecord) => JsonRecord) =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      const receivedAt = performance.now();
+      const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
+      const properties = isRecord(request.body) ? field(request.body, 'properties') : undefined;
+      const identifier = requireIdentifier(
+        query.identifier ?? (isRecord(properties) ? field(properties, 'identifier') : undefined),
+      );
+      const executionRequest = {
+        ...parseExecutionRequest(request.body, codeField),
+        executionType: 'Synchronous' as const,
+      };
+      const run = await runExecution(deps, manager, {
+        identifier,
+        operationId: randomUUID(),
+        callerChoseId: false,
+        principal: request.principal.id,
+        request: executionRequest,
+      });
+      sessionHeaders(
+        reply,
+        { session: run.session!, allocation: run.allocation! },
+        { receivedAt, executionMs: run.executionMs },
+      );
+      return reply.status(200).send(render(run.record));
+    };
+  app.post(`${POOL_ENDPOINT}/code/execute`, legacyExecute('code', legacyExecutionResource));
+  app.post(`${POOL_ENDPOINT}/python/execute`, legacyExecute('pythonCode', preReleaseExecutionResource));
 
   app.get(`${POOL_ENDPOINT}/executions/:executionId`, async (request) => {
     const { manager, query } = poolFor(deps.pools, request, 'sessions/read');

@@ -279,6 +279,31 @@ function executionResult(record: ExecutionRecord): unknown {
   return record.images[0] ?? null;
 }
 
+/** The fields the legacy generations return, in their `Success`/`Failure` words. */
+function legacyFields(record: ExecutionRecord): JsonRecord {
+  const result = executionResult(record);
+  return {
+    status: record.status === 'Succeeded' ? 'Success' : 'Failure',
+    stdout: record.stdout,
+    stderr: record.stderr,
+    // Learn's tutorials read `executionResult`, LangChain, SK, AutoGen and LlamaIndex read `result`.
+    result,
+    executionResult: result,
+    executionTimeInMilliseconds: record.executionTimeInMilliseconds,
+    ...(record.error && { error: record.error }),
+  };
+}
+
+/** The legacy generation's (`code/execute`) answer: `$id`-numbered `properties` envelope. */
+export function legacyExecutionResource(record: ExecutionRecord): JsonRecord {
+  return { $id: '1', properties: { $id: '2', ...legacyFields(record) } };
+}
+
+/** The pre-release generation's (`python/execute`) answer: the fields at the top level. */
+export function preReleaseExecutionResource(record: ExecutionRecord): JsonRecord {
+  return legacyFields(record);
+}
+
 /** The current generation's `SessionCodeExecutionResource`. */
 export function executionResource(record: ExecutionRecord): JsonRecord {
   return {

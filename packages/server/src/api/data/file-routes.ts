@@ -1,17 +1,21 @@
 /**
  * @module api/data/file-routes
- * The session's files under `/mnt/data`: list (`path`, `recursive`), upload (multipart field `file`,
- * a bare name or `/mnt/data/<name>`), metadata, content and delete. Each request reaches (or
- * allocates) the identifier's session like Azure's do, and resets its cooldown.
+ * The session's files under `/mnt/data`, in every API generation: list (`path`, `recursive`),
+ * upload (multipart field `file`, a bare name or `/mnt/data/<name>`), metadata, content and delete.
+ * The current generation answers flat `SessionResourceFile`s; the legacy one (`files/upload`,
+ * `files/content/{name}`, and `files` under a 2024 api-version) its `$id`/`properties` envelopes;
+ * the pre-release one (`python/uploadFile`, `python/downloadFile`) the same. Each request reaches
+ * (or allocates) the identifier's session, like Azure's do, and resets its cooldown.
  */
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolService } from '../../pool/pool-service.js';
-import { DataDirectory, type DataFile } from '../../sandbox/data-dir.js';
+import { DataDirectory, dataPathSegments, type DataFile } from '../../sandbox/data-dir.js';
+import type { DataGeneration } from '../api-version.js';
 import { optionalBoolean, type JsonRecord } from '../wire.js';
-import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders } from './pool-endpoint.js';
+import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders, type Query } from './pool-endpoint.js';
 
 /** The current generation's `SessionResourceFile`. */
 export function fileResource(file: DataFile): JsonRecord {
@@ -25,114 +29,188 @@ export function fileResource(file: DataFile): JsonRecord {
   };
 }
 
+/** The legacy generation's file list: `$id`-numbered envelopes around `properties`. */
+function legacyFileList(files: DataFile[]): JsonRecord {
+  let id = 1;
+  return {
+    $id: String(id++),
+    value: files.map((file) => ({
+      $id: String(id++),
+      properties: {
+        $id: String(id++),
+        filename: file.directory === '' ? file.name : `${file.directory}/${file.name}`,
+        size: file.sizeInBytes,
+        lastModifiedTime: file.lastModifiedAt,
+      },
+    })),
+  };
+}
+
 const joinPath = (directory: string | undefined, name: string) =>
   directory ? `${directory.replace(/\/+$/, '')}/${name}` : name;
+
+interface FileContext {
+  data: DataDirectory;
+  query: Query;
+  generation: DataGeneration;
+}
 
 export function registerFileRoutes(
   app: FastifyInstance,
   deps: { pools: PoolService; uploadMaxBytes: number },
 ): void {
   const { uploadMaxBytes } = deps;
+
   /** Runs `work` on the identifier's `/mnt/data`, with the session headers set. */
   async function withFiles<T>(
     request: FastifyRequest,
-    reply: import('fastify').FastifyReply,
-    work: (data: DataDirectory, query: Record<string, string | undefined>) => Promise<T>,
+    reply: FastifyReply,
+    work: (context: FileContext) => Promise<T>,
   ): Promise<T> {
     const receivedAt = performance.now();
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
+    const { manager, query, generation } = poolFor(deps.pools, request, 'sessions/execute');
     const identifier = requireIdentifier(query.identifier);
     const { value, session, allocation } = await manager.withSession(
       identifier,
-      (s) => work(new DataDirectory(s.sandbox.dataDir, s.sandbox.dataOwner), query),
+      (s) => work({ data: new DataDirectory(s.sandbox.dataDir, s.sandbox.dataOwner), query, generation }),
       { serialize: false },
     );
     sessionHeaders(reply, { session, allocation }, { receivedAt });
     return value;
   }
 
-  app.get(`${POOL_ENDPOINT}/files`, (request, reply) =>
-    withFiles(request, reply, async (data, query) => {
-      const recursive = optionalBoolean(query.recursive, 'recursive') ?? false;
-      return { value: (await data.list(query.path ?? '', recursive)).map(fileResource) };
-    }),
-  );
-
-  app.post(`${POOL_ENDPOINT}/files`, (request, reply) =>
-    withFiles(request, reply, async (data, query) => {
-      if (!request.isMultipart()) {
-        throw new AppError(
-          ErrorCode.InvalidRequestContent,
-          'Upload files as multipart/form-data with the field "file".',
-        );
-      }
-      const part = await request.file();
-      if (!part)
-        throw new AppError(
-          ErrorCode.InvalidRequestContent,
-          'The multipart body holds no file; send it in the field "file".',
-        );
-      if (part.fieldname !== 'file') {
-        part.file.resume();
-        throw new AppError(
-          ErrorCode.InvalidRequestContent,
-          `Send the file in the multipart field "file", not "${part.fieldname}".`,
-        );
-      }
-      if (!part.filename) throw new AppError(ErrorCode.InvalidFileName, 'The uploaded part has no filename.');
-      const tooLarge = () =>
-        new AppError(ErrorCode.PayloadTooLarge, `Uploads are limited to ${uploadMaxBytes} bytes per file.`);
-      // Errors of the upload stream itself are the client's: too large, or cut off mid-body.
-      let clientError: AppError | undefined;
-      part.file.once('limit', () => {
-        clientError = tooLarge();
-        part.file.destroy(clientError);
-      });
-      part.file.once('error', (error) => {
-        clientError ??= new AppError(
-          ErrorCode.InvalidRequestContent,
-          `The multipart body is malformed: ${error.message}`,
-        );
-      });
-      let written;
-      try {
-        written = await data.write(query.path ?? '', part.filename, part.file);
-      } catch (error) {
-        throw clientError ?? error;
-      }
-      // A small body can be parsed, and cut at the limit, before the listener above is attached.
-      if (part.file.truncated) {
-        await data.remove(joinPath(query.path, part.filename));
-        throw tooLarge();
-      }
-      return fileResource(written);
-    }),
-  );
-
-  app.get(`${POOL_ENDPOINT}/files/:name`, (request, reply) =>
-    withFiles(request, reply, async (data, query) => {
-      const { name } = request.params as { name: string };
-      return fileResource(await data.stat(joinPath(query.path, name)));
-    }),
-  );
-
-  app.get(`${POOL_ENDPOINT}/files/:name/content`, async (request, reply) => {
-    const { file, stream } = await withFiles(request, reply, (data, query) => {
-      const { name } = request.params as { name: string };
-      return data.open(joinPath(query.path, name));
+  /** Stores the request's multipart `file` part in `directory`; never leaves a partial file. */
+  async function receiveUpload(
+    request: FastifyRequest,
+    data: DataDirectory,
+    directory: string,
+  ): Promise<DataFile> {
+    if (!request.isMultipart()) {
+      throw new AppError(
+        ErrorCode.InvalidRequestContent,
+        'Upload files as multipart/form-data with the field "file".',
+      );
+    }
+    const part = await request.file();
+    if (!part) {
+      throw new AppError(
+        ErrorCode.InvalidRequestContent,
+        'The multipart body holds no file; send it in the field "file".',
+      );
+    }
+    if (part.fieldname !== 'file') {
+      part.file.resume();
+      throw new AppError(
+        ErrorCode.InvalidRequestContent,
+        `Send the file in the multipart field "file", not "${part.fieldname}".`,
+      );
+    }
+    if (!part.filename) throw new AppError(ErrorCode.InvalidFileName, 'The uploaded part has no filename.');
+    const tooLarge = () =>
+      new AppError(ErrorCode.PayloadTooLarge, `Uploads are limited to ${uploadMaxBytes} bytes per file.`);
+    // Errors of the upload stream itself are the client's: too large, or cut off mid-body.
+    let clientError: AppError | undefined;
+    part.file.once('limit', () => {
+      clientError = tooLarge();
+      part.file.destroy(clientError);
     });
+    part.file.once('error', (error) => {
+      clientError ??= new AppError(
+        ErrorCode.InvalidRequestContent,
+        `The multipart body is malformed: ${error.message}`,
+      );
+    });
+    let written;
+    try {
+      written = await data.write(directory, part.filename, part.file);
+    } catch (error) {
+      throw clientError ?? error;
+    }
+    // A small body can be parsed, and cut at the limit, before the listener above is attached.
+    if (part.file.truncated) {
+      await data.remove(joinPath(directory, part.filename));
+      throw tooLarge();
+    }
+    return written;
+  }
+
+  /** Answers with the raw bytes of the file at `pathOf(query)`; headers are set once it is open. */
+  async function sendContent(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    pathOf: (query: Query) => string,
+  ): Promise<FastifyReply> {
+    // A bad name is refused before a session is allocated for it.
+    const path = pathOf(request.query as Query);
+    dataPathSegments(path);
+    const { file, stream } = await withFiles(request, reply, ({ data }) => data.open(path));
     return reply
       .header('content-type', file.contentType)
       .header('content-length', file.sizeInBytes)
       .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`)
       .send(stream);
-  });
+  }
+
+  const nameParam = (request: FastifyRequest) => (request.params as { name: string }).name;
+
+  app.get(`${POOL_ENDPOINT}/files`, (request, reply) =>
+    withFiles(request, reply, async ({ data, query, generation }) => {
+      const recursive = optionalBoolean(query.recursive, 'recursive') ?? false;
+      const files = await data.list(query.path ?? '', recursive);
+      return generation === 'v1' ? legacyFileList(files) : { value: files.map(fileResource) };
+    }),
+  );
+
+  app.post(`${POOL_ENDPOINT}/files`, (request, reply) =>
+    withFiles(request, reply, async ({ data, query, generation }) => {
+      const file = await receiveUpload(request, data, query.path ?? '');
+      return generation === 'v1' ? legacyFileList([file]) : fileResource(file);
+    }),
+  );
+
+  for (const legacyUpload of ['files/upload', 'python/uploadFile']) {
+    app.post(`${POOL_ENDPOINT}/${legacyUpload}`, (request, reply) =>
+      withFiles(request, reply, async ({ data, query }) =>
+        legacyFileList([await receiveUpload(request, data, query.path ?? '')]),
+      ),
+    );
+  }
+
+  app.get(`${POOL_ENDPOINT}/files/:name`, (request, reply) =>
+    withFiles(request, reply, async ({ data, query, generation }) => {
+      const file = await data.stat(joinPath(query.path, nameParam(request)));
+      return generation === 'v1' ? legacyFileList([file]) : fileResource(file);
+    }),
+  );
+
+  for (const contentPath of ['files/:name/content', 'files/content/:name']) {
+    app.get(`${POOL_ENDPOINT}/${contentPath}`, (request, reply) =>
+      sendContent(request, reply, (query) => joinPath(query.path, nameParam(request))),
+    );
+  }
+
+  app.get(`${POOL_ENDPOINT}/python/downloadFile`, (request, reply) =>
+    sendContent(request, reply, (query) => {
+      if (!query.filename) {
+        throw new AppError(
+          ErrorCode.InvalidFileName,
+          'The filename query parameter names the file to download.',
+          {
+            target: 'filename',
+          },
+        );
+      }
+      return query.filename;
+    }),
+  );
 
   app.delete(`${POOL_ENDPOINT}/files/:name`, async (request, reply) => {
-    await withFiles(request, reply, (data, query) => {
-      const { name } = request.params as { name: string };
-      return data.remove(joinPath(query.path, name));
+    const generation = await withFiles(request, reply, async ({ data, query, generation }) => {
+      await data.remove(joinPath(query.path, nameParam(request)));
+      return generation;
     });
-    return reply.status(204).send();
+    return generation === 'v1'
+      ? reply.status(200).send({ message: 'file deleted successfully' })
+      : reply.status(204).send();
   });
 }

@@ -11,7 +11,7 @@ import { authorize, type Action } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { Allocation, PoolManager, Session } from '../../pool/pool-manager.js';
 import { poolId, type PoolService } from '../../pool/pool-service.js';
-import { DATA_VERSIONS, requireApiVersion } from '../api-version.js';
+import { DATA_VERSIONS, dataGeneration, requireApiVersion, type DataGeneration } from '../api-version.js';
 
 export const POOL_ENDPOINT = '/subscriptions/:subscription/resourceGroups/:resourceGroup/sessionPools/:pool';
 
@@ -45,13 +45,13 @@ export function poolFor(
   pools: PoolService,
   request: FastifyRequest,
   action: Action,
-): { manager: PoolManager; query: Query } {
+): { manager: PoolManager; query: Query; generation: DataGeneration } {
   const params = request.params as { subscription: string; resourceGroup: string; pool: string };
   const query = request.query as Query;
-  requireApiVersion(query['api-version'], DATA_VERSIONS);
+  const generation = dataGeneration(requireApiVersion(query['api-version'], DATA_VERSIONS));
   authorize(request.principal, action, params.pool);
   const manager = pools.require(poolId(params.subscription, params.resourceGroup, params.pool), params.pool);
-  return { manager, query };
+  return { manager, query, generation };
 }
 
 /** Headers telling the client how its session was reached and how long each stage took. */

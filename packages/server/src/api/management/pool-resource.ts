@@ -11,6 +11,7 @@ import type { PoolStatus } from '../../pool/pool-manager.js';
 import type { PoolDefinition } from '../../pool/pool-service.js';
 import { pythonPoolSpec, type Lifecycle, type PoolSpec } from '../../pool/pool-spec.js';
 import type { PoolRow } from '../../store/store.js';
+import type { ManagementShape } from '../api-version.js';
 import {
   field,
   firstField,
@@ -79,7 +80,7 @@ function parseLifecycle(dynamic: JsonRecord | undefined): Lifecycle {
     );
   }
   const cooldown = optionalInteger(
-    firstField(lifecycle, ['cooldownPeriodInSeconds']) ?? field(dynamic, 'cooldownPeriodInSeconds'),
+    field(lifecycle, 'cooldownPeriodInSeconds'),
     `${target}.cooldownPeriodInSeconds`,
     { min: 300, max: 3600 },
   );
@@ -117,8 +118,73 @@ function parseSecrets(value: unknown): { name: string; value: string }[] {
   });
 }
 
+/** A copy of `record` with `name` (matched case-insensitively) set to `value`, or removed when undefined. */
+function withField(record: JsonRecord, name: string, value: unknown): JsonRecord {
+  const rest = Object.entries(record).filter(([key]) => key.toLowerCase() !== name.toLowerCase());
+  return Object.fromEntries(value === undefined ? rest : [...rest, [name, value]]);
+}
+
 /**
- * Reads a PUT body (or a PATCH merged onto the current resource). `previous` supplies write-only
+ * Moves the settings of the pre-2025 api-versions to where the current shape has them:
+ * `properties.maxConcurrentSessions` (2024-02-02-preview) into `scaleConfiguration`,
+ * `dynamicPoolConfiguration.executionType` + `coolDownPeriodInSecond` / `cooldownPeriodInSeconds`
+ * (2024 previews) into `lifecycleConfiguration`, and `JupyterPython` to `PythonLTS`. A body of any
+ * version then reads the same way, and a PATCH in an old shape merges onto the current resource.
+ */
+export function toCurrentShape(body: unknown): unknown {
+  if (!isRecord(body)) return body;
+  const properties = field(body, 'properties');
+  if (!isRecord(properties)) return body;
+  let result = properties;
+  const max = field(result, 'maxConcurrentSessions');
+  if (max !== undefined) {
+    const scale = optionalObject(field(result, 'scaleConfiguration'), 'properties.scaleConfiguration') ?? {};
+    result = withField(withField(result, 'maxConcurrentSessions', undefined), 'scaleConfiguration', {
+      ...scale,
+      maxConcurrentSessions: max,
+    });
+  }
+  const dynamic = optionalObject(
+    field(result, 'dynamicPoolConfiguration'),
+    'properties.dynamicPoolConfiguration',
+  );
+  if (dynamic) {
+    const executionType = optionalEnum(
+      field(dynamic, 'executionType'),
+      'properties.dynamicPoolConfiguration.executionType',
+      ['Timed'] as const,
+    );
+    const cooldown = firstField(dynamic, ['cooldownPeriodInSeconds', 'coolDownPeriodInSecond']);
+    let moved = withField(
+      withField(dynamic, 'executionType', undefined),
+      'cooldownPeriodInSeconds',
+      undefined,
+    );
+    moved = withField(moved, 'coolDownPeriodInSecond', undefined);
+    if (executionType !== undefined || cooldown !== undefined) {
+      const lifecycle =
+        optionalObject(
+          field(moved, 'lifecycleConfiguration'),
+          'properties.dynamicPoolConfiguration.lifecycleConfiguration',
+        ) ?? {};
+      moved = withField(moved, 'lifecycleConfiguration', {
+        ...lifecycle,
+        lifecycleType: 'Timed',
+        ...(cooldown !== undefined && { cooldownPeriodInSeconds: cooldown }),
+      });
+    }
+    result = withField(result, 'dynamicPoolConfiguration', moved);
+  }
+  const containerType = field(result, 'containerType');
+  if (typeof containerType === 'string' && containerType.toLowerCase() === 'jupyterpython') {
+    result = withField(result, 'containerType', 'PythonLTS');
+  }
+  return withField(body, 'properties', result);
+}
+
+/**
+ * Reads a PUT body (or a PATCH merged onto the current resource), in the current shape (see
+ * {@link toCurrentShape}). `previous` supplies write-only
  * values the client does not send back, such as secret values.
  */
 export function parsePoolResource(
@@ -151,6 +217,7 @@ export function parsePoolResource(
       'NodeLTS',
       'Shell',
       'CustomContainer',
+      'FunctionsPython',
     ] as const) ?? 'PythonLTS';
   if (containerType !== 'PythonLTS') {
     throw new AppError(
@@ -253,8 +320,38 @@ export function poolResource(
   pool: PoolRow,
   endpointBase: string,
   status: PoolStatus | undefined,
+  shape: ManagementShape,
 ): JsonRecord {
   const spec = pool.spec as unknown as PoolSpec;
+  const cooldownSeconds = spec.lifecycle.type === 'Timed' ? spec.lifecycle.cooldownSeconds : undefined;
+  // Each api-version's clients read the scale and lifecycle settings where that version put them.
+  const versioned =
+    shape === 'preview-2024-02'
+      ? {
+          // That version called the Python code interpreter JupyterPython.
+          containerType: 'JupyterPython',
+          maxConcurrentSessions: spec.maxConcurrentSessions,
+          dynamicPoolConfiguration: { executionType: 'Timed', coolDownPeriodInSecond: cooldownSeconds },
+        }
+      : {
+          containerType: spec.containerType,
+          scaleConfiguration: {
+            maxConcurrentSessions: spec.maxConcurrentSessions,
+            readySessionInstances: spec.readySessionInstances,
+          },
+          dynamicPoolConfiguration:
+            shape === 'preview-2024-08'
+              ? { executionType: 'Timed', cooldownPeriodInSeconds: cooldownSeconds }
+              : {
+                  lifecycleConfiguration:
+                    spec.lifecycle.type === 'Timed'
+                      ? { lifecycleType: 'Timed', cooldownPeriodInSeconds: spec.lifecycle.cooldownSeconds }
+                      : {
+                          lifecycleType: 'OnContainerExit',
+                          maxAlivePeriodInSeconds: spec.lifecycle.maxAliveSeconds,
+                        },
+                },
+        };
   const resourceId = `/subscriptions/${pool.subscription}/resourceGroups/${pool.resourceGroup}/providers/Microsoft.App/sessionPools/${pool.name}`;
   return {
     id: resourceId,
@@ -264,20 +361,10 @@ export function poolResource(
     tags: pool.tags,
     systemData: { createdAt: pool.createdAt, lastModifiedAt: pool.updatedAt },
     properties: {
-      containerType: spec.containerType,
+      ...versioned,
       poolManagementType: 'Dynamic',
       nodeCount: 1,
-      scaleConfiguration: {
-        maxConcurrentSessions: spec.maxConcurrentSessions,
-        readySessionInstances: spec.readySessionInstances,
-      },
       secrets: spec.secrets.map((s) => ({ name: s.name })),
-      dynamicPoolConfiguration: {
-        lifecycleConfiguration:
-          spec.lifecycle.type === 'Timed'
-            ? { lifecycleType: 'Timed', cooldownPeriodInSeconds: spec.lifecycle.cooldownSeconds }
-            : { lifecycleType: 'OnContainerExit', maxAlivePeriodInSeconds: spec.lifecycle.maxAliveSeconds },
-      },
       sessionNetworkConfiguration: { status: spec.egress },
       sessionResources: { cpu: spec.cpu, memory: formatMemory(spec.memoryBytes) },
       sandboxRuntime: spec.runtime,

@@ -12,9 +12,15 @@ import { AppError, ErrorCode } from '../../errors.js';
 import { poolId, type PoolService } from '../../pool/pool-service.js';
 import type { PoolSpec } from '../../pool/pool-spec.js';
 import type { OperationRow, PoolRow } from '../../store/store.js';
-import { MANAGEMENT_VERSIONS, requireApiVersion } from '../api-version.js';
+import { MANAGEMENT_VERSIONS, managementShape, requireApiVersion } from '../api-version.js';
 import { mergePatch, optionalInteger } from '../wire.js';
-import { parsePoolResource, poolResource, validatePoolName, type PoolLimits } from './pool-resource.js';
+import {
+  parsePoolResource,
+  poolResource,
+  toCurrentShape,
+  validatePoolName,
+  type PoolLimits,
+} from './pool-resource.js';
 
 export interface ManagementDeps {
   pools: PoolService;
@@ -27,6 +33,8 @@ type PoolParams = { subscription: string; resourceGroup: string; name: string };
 type Query = Record<string, string | undefined>;
 
 const PAGE_SIZE = 100;
+/** PATCH merges onto the resource in the current shape, whatever the request's version. */
+const CURRENT_SHAPE_VERSION = '2025-07-01';
 const MAX_PAGE_SIZE = 1000;
 const POOLS =
   '/subscriptions/:subscription/resourceGroups/:resourceGroup/providers/Microsoft.App/sessionPools';
@@ -35,7 +43,9 @@ const OPERATIONS = '/subscriptions/:subscription/providers/Microsoft.App/locatio
 export function registerSessionPoolRoutes(app: FastifyInstance, deps: ManagementDeps): void {
   const { pools, publicUrl } = deps;
 
-  const render = (pool: PoolRow) => poolResource(pool, publicUrl(), pools.manager(pool.id)?.status());
+  /** The pool as the request's api-version shapes it. */
+  const render = (pool: PoolRow, apiVersion: string) =>
+    poolResource(pool, publicUrl(), pools.manager(pool.id)?.status(), managementShape(apiVersion));
 
   const operationUrl = (
     kind: 'Statuses' | 'Results',
@@ -79,7 +89,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     const page = all.slice(skip, skip + top);
     const base = `${publicUrl()}${request.url.split('?')[0] ?? ''}`;
     return {
-      value: page.map(render),
+      value: page.map((pool) => render(pool, apiVersion)),
       ...(skip + top < all.length && {
         nextLink: `${base}?api-version=${apiVersion}&$top=${top}&$skipToken=${skip + top}`,
       }),
@@ -97,10 +107,10 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   });
 
   app.get(`${POOLS}/:name`, async (request) => {
-    requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
+    const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
     authorize(request.principal, 'pools/read', params.name);
-    return render(await loadPool(params));
+    return render(await loadPool(params), apiVersion);
   });
 
   app.put(`${POOLS}/:name`, async (request, reply) => {
@@ -110,7 +120,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     authorize(request.principal, 'pools/write', params.name);
     const current = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
     const definition = parsePoolResource(
-      request.body,
+      toCurrentShape(request.body),
       params,
       deps.limits,
       current?.spec as unknown as PoolSpec | undefined,
@@ -120,7 +130,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
       .status(created ? 201 : 200)
       .header('azure-asyncoperation', operationUrl('Statuses', pool, operation, apiVersion))
       .header('retry-after', '1')
-      .send(render(pool));
+      .send(render(pool, apiVersion));
   });
 
   app.patch(`${POOLS}/:name`, async (request, reply) => {
@@ -135,7 +145,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
         'The PATCH body must be a JSON object (a JSON merge patch).',
       );
     }
-    const merged = mergePatch(render(current), patch);
+    const merged = mergePatch(render(current, CURRENT_SHAPE_VERSION), toCurrentShape(patch));
     const definition = parsePoolResource(
       merged,
       { subscription: current.subscription, resourceGroup: current.resourceGroup, name: current.name },
@@ -143,7 +153,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
       current.spec as unknown as PoolSpec,
     );
     const { pool, operation } = await pools.put(definition);
-    return accepted(reply, pool, operation, apiVersion).send(render(pool));
+    return accepted(reply, pool, operation, apiVersion).send(render(pool, apiVersion));
   });
 
   app.delete(`${POOLS}/:name`, async (request, reply) => {
@@ -156,13 +166,13 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     return accepted(reply, pool, operation, apiVersion).send();
   });
 
-  async function loadOperation(request: FastifyRequest): Promise<OperationRow> {
-    requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
+  async function loadOperation(request: FastifyRequest): Promise<OperationRow & { apiVersion: string }> {
+    const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     authorize(request.principal, 'pools/read');
     const { operationId } = request.params as { operationId: string };
     const operation = await pools.getOperation(operationId);
     if (!operation) throw new AppError(ErrorCode.OperationNotFound, `No operation ${operationId} is known.`);
-    return operation;
+    return { ...operation, apiVersion };
   }
 
   // Azure-AsyncOperation: the operation's status document.
@@ -198,6 +208,6 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     }
     if (operation.kind === 'delete') return reply.status(204).send();
     const pool = await pools.getPool(operation.poolId);
-    return pool ? render(pool) : reply.status(204).send();
+    return pool ? render(pool, operation.apiVersion) : reply.status(204).send();
   });
 }
