@@ -5,7 +5,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { createPool, poolPath, pythonPool, startTestServer, type TestServer } from '../server-harness.js';
+import { AzureDynamicSessionTool } from '@llamaindex/azure';
+
+import {
+  ADMIN_KEY,
+  createPool,
+  poolPath,
+  pythonPool,
+  startTestServer,
+  type TestServer,
+} from '../server-harness.js';
 import { skipReason } from './harness.js';
 
 const V1 = 'api-version=2024-02-02-preview';
@@ -218,5 +227,38 @@ describe('third-party clients, replayed', { skip: skipReason }, async () => {
       '{"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": "1"}}',
     );
     assert.equal(run.json.properties.result, 1);
+  });
+
+  it('@llamaindex/azure AzureDynamicSessionTool itself (npm): runs code, uploads, lists and downloads files', async (t) => {
+    // The tool logs every payload to the console; the test output stays readable without it.
+    t.mock.method(console, 'log', () => undefined);
+    const tool = new AzureDynamicSessionTool({
+      poolManagementEndpoint: `${server.url}${endpoint}/`,
+      sessionId: 'llamaindex-npm',
+      azureADTokenProvider: () => Promise.resolve(ADMIN_KEY),
+    });
+    const run = (await tool.call({ code: 'x = 6 * 7\nprint(x)' })) as {
+      stdout: string;
+      stderr: string;
+      result: unknown;
+    };
+    assert.equal(run.stdout, '42\n');
+    assert.equal(run.stderr, '');
+    const value = (await tool.call({ code: 'x' })) as { result: unknown };
+    assert.equal(value.result, 42);
+    const uploaded = await tool.uploadFile({
+      data: new Blob(['hello from llamaindex']),
+      remoteFilename: 'greeting.txt',
+    });
+    assert.equal((uploaded as { filename: string }).filename, 'greeting.txt');
+    const files = (await tool.listFiles()) as { filename: string; size: number }[];
+    assert.deepEqual(
+      files.map((f) => [f.filename, f.size]),
+      [['greeting.txt', 21]],
+    );
+    const stream = (await tool.downloadFile({
+      remoteFilename: 'greeting.txt',
+    })) as ReadableStream<Uint8Array>;
+    assert.equal(await new Response(stream).text(), 'hello from llamaindex');
   });
 });

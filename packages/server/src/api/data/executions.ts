@@ -281,7 +281,9 @@ function executionResult(record: ExecutionRecord): unknown {
 
 /** The fields the legacy generations return, in their `Success`/`Failure` words. */
 function legacyFields(record: ExecutionRecord): JsonRecord {
-  const result = executionResult(record);
+  // Legacy clients read `result.type` when `result` is not a string (LlamaIndex TS throws on null),
+  // so "no value" is the empty string there.
+  const result = executionResult(record) ?? '';
   return {
     status: record.status === 'Succeeded' ? 'Success' : 'Failure',
     stdout: record.stdout,
