@@ -247,6 +247,16 @@ describe('data plane: every bad input is a 4xx with a stable code', async () => 
     });
   }
 
+  it('accepts, URL-encoded, every character the 2025-10-02-preview identifier rule allows', async () => {
+    const identifier = 'a_|}{[]:";\'<>?/.,@#$%^&*()-+=!~`Z9';
+    const run = await server.request('POST', at('executions', identifier), { body: { code: '1' } });
+    assert.equal(run.status, 200, run.text);
+    assert.equal(run.json.identifier, identifier);
+    const session = await server.request('GET', at('session', identifier));
+    assert.equal(session.json.identifier, identifier);
+    await server.request('DELETE', at('session', identifier));
+  });
+
   it('leaves nothing behind from a refused upload', async () => {
     const listed = await server.request('GET', at('files'));
     assert.deepEqual(listed.json.value, []);
