@@ -94,11 +94,12 @@ export const ConfigSchema = Type.Object({
     description: 'Sandboxes a pool starts at once while refilling its warm set.',
   }),
   reaperIntervalMs: Type.Integer({ default: 1000, minimum: 10, description: 'How often expiry is checked.' }),
-  executionRetentionHours: Type.Integer({
+  retentionHours: Type.Integer({
     default: 24,
     minimum: 1,
     maximum: 24 * 365,
-    description: 'How long a finished execution stays readable through GET executions/{id}.',
+    description:
+      'How long finished executions (GET executions/{id}) and ended sessions (the previous-session header) are kept.',
   }),
   defaultPool: Type.String({
     default: 'default',

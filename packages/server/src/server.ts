@@ -148,14 +148,15 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       (text) => JSON.parse(text) as ImageMetadata,
     ));
 
-  // Execution records hold output and images; they are kept for the retention period only.
-  const pruneExecutions = setInterval(() => {
-    const cutoff = new Date(now() - config.executionRetentionHours * 3_600_000).toISOString();
-    store
-      .deleteExecutionsEndedBefore(cutoff)
-      .catch((error: unknown) => logger.error({ err: error }, 'execution pruning failed'));
+  // Execution records hold output and images, ended sessions only answer "how did my last one end":
+  // both are kept for the retention period.
+  const prune = setInterval(() => {
+    const cutoff = new Date(now() - config.retentionHours * 3_600_000).toISOString();
+    Promise.all([store.deleteExecutionsEndedBefore(cutoff), store.deleteSessionsEndedBefore(cutoff)]).catch(
+      (error: unknown) => logger.error({ err: error }, 'pruning failed'),
+    );
   }, PRUNE_INTERVAL_MS);
-  pruneExecutions.unref();
+  prune.unref();
 
   const base = { url: config.publicUrl.replace(/\/+$/, '') };
   const app = await buildApp({
@@ -205,7 +206,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     bootstrapKey,
     tlsFingerprint: tls?.fingerprint,
     async close() {
-      clearInterval(pruneExecutions);
+      clearInterval(prune);
       await app.close();
       await pools.stop();
       await store.close();

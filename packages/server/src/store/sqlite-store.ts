@@ -141,6 +141,15 @@ export class SqliteStore implements Store {
     return (await query.orderBy('createdAt').execute()).map(toSession);
   }
 
+  async deleteSessionsEndedBefore(endedBefore: string): Promise<number> {
+    const result = await this.db
+      .deleteFrom('sessions')
+      .where('state', '=', 'ended')
+      .where('endedAt', '<', endedBefore)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async lastEndedSession(poolId: string, identifier: string): Promise<SessionRow | undefined> {
     const row = await this.db
       .selectFrom('sessions')

@@ -117,6 +117,8 @@ export interface Store {
   putSession(session: SessionRow): Promise<void>;
   /** Sessions of a pool in the given states (all states when omitted). */
   listSessions(poolId: string, states?: SessionState[]): Promise<SessionRow[]>;
+  /** Forgets sessions that ended before `endedBefore` (ISO time); returns how many. */
+  deleteSessionsEndedBefore(endedBefore: string): Promise<number>;
   /** The most recently ended session that had this identifier. */
   lastEndedSession(poolId: string, identifier: string): Promise<SessionRow | undefined>;
 
