@@ -200,7 +200,7 @@ export async function runExecution(
     createdAt: new Date(deps.now()).toISOString(),
     endedAt: null,
   };
-  const store = (final: ExecutionRecord, sessionId: string) =>
+  const save = (final: ExecutionRecord, sessionId: string) =>
     deps.store.putExecution({
       ...row,
       sessionId,
@@ -239,7 +239,7 @@ export async function runExecution(
       { serialize: true },
     );
     const executionMs = performance.now() - executionStarted;
-    await store(result.value, result.session.sandbox.id);
+    await save(result.value, result.session.sandbox.id);
     return { record: result.value, session: result.session, allocation: result.allocation, executionMs };
   };
 
@@ -257,11 +257,11 @@ export async function runExecution(
   };
   // Allocation errors (pool full, bad identifier) belong to the request, so they surface here.
   const { session, allocation } = await manager.acquire(identifier);
-  await store(running, session.sandbox.id);
+  await save(running, session.sandbox.id);
   run().catch(async (error: unknown) => {
     deps.log.error({ err: error, operationId }, 'async execution failed');
     const message = error instanceof Error ? error.message : String(error);
-    await store(
+    await save(
       {
         ...running,
         status: 'Failed',
