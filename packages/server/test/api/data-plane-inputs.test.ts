@@ -247,6 +247,16 @@ describe('data plane: every bad input is a 4xx with a stable code', async () => 
     });
   }
 
+  it('reads execution bodies with keys and enums in any case, ignoring unknown fields', async () => {
+    const run = await server.request('POST', at('executions', 'casing'), {
+      body: { CODE: 'print(1)', ExecutionType: 'SYNCHRONOUS', codeinputtype: 'INLINE', clientHint: { x: 1 } },
+    });
+    assert.equal(run.status, 200, run.text);
+    assert.equal(run.json.status, 'Succeeded');
+    assert.equal(run.json.executionType, 'Synchronous');
+    await server.request('DELETE', at('session', 'casing'));
+  });
+
   it('accepts, URL-encoded, every character the 2025-10-02-preview identifier rule allows', async () => {
     const identifier = 'a_|}{[]:";\'<>?/.,@#$%^&*()-+=!~`Z9';
     const run = await server.request('POST', at('executions', identifier), { body: { code: '1' } });
