@@ -159,7 +159,9 @@ const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowe
 
 /** Text from the environment or a flag, typed by the setting's schema (JSON for lists). */
 function fromText(key: Key, text: string, source: string): unknown {
-  const schema = ConfigSchema.properties[key] as { type?: string };
+  const schema = ConfigSchema.properties[key] as { type?: string; anyOf?: { const?: unknown }[] };
+  const numeric =
+    schema.type === 'integer' || (schema.anyOf?.every((member) => typeof member.const === 'number') ?? false);
   if (schema.type === 'array') {
     try {
       return JSON.parse(text) as unknown;
@@ -167,7 +169,7 @@ function fromText(key: Key, text: string, source: string): unknown {
       throw new ConfigError(`${source} must be a JSON array, got ${JSON.stringify(text)}`);
     }
   }
-  if (schema.type === 'integer' || key === 'poolFullStatus') {
+  if (numeric) {
     return text.trim() === '' ? Number.NaN : Number(text);
   }
   return text;

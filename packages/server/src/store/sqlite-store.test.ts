@@ -54,6 +54,11 @@ describe('SqliteStore', () => {
       (await store.listPools({ subscription: 's', resourceGroup: 'rg' })).map((p) => p.name),
       ['a'],
     );
+    assert.deepEqual(
+      (await store.listPools({ subscription: 'S', resourceGroup: 'RG' })).map((p) => p.name),
+      ['a'],
+      'names compare case-insensitively, as in ARM',
+    );
     const a = (await store.getPool(pool('a').id))!;
     assert.equal(a.generation, 2);
     assert.deepEqual(a.spec, pool('a').spec);

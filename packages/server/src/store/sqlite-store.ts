@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import SQLite from 'better-sqlite3';
-import { CamelCasePlugin, Kysely, Migrator, SqliteDialect, type Selectable } from 'kysely';
+import { CamelCasePlugin, Kysely, Migrator, SqliteDialect, sql, type Selectable } from 'kysely';
 
 import { migrations } from './migrations.js';
 import type {
@@ -76,8 +76,13 @@ export class SqliteStore implements Store {
 
   async listPools(filter: { subscription?: string; resourceGroup?: string } = {}): Promise<PoolRow[]> {
     let query = this.db.selectFrom('pools').selectAll().orderBy('id');
-    if (filter.subscription !== undefined) query = query.where('subscription', '=', filter.subscription);
-    if (filter.resourceGroup !== undefined) query = query.where('resourceGroup', '=', filter.resourceGroup);
+    // ARM compares subscription and resource group names case-insensitively.
+    if (filter.subscription !== undefined) {
+      query = query.where(sql<string>`lower(subscription)`, '=', filter.subscription.toLowerCase());
+    }
+    if (filter.resourceGroup !== undefined) {
+      query = query.where(sql<string>`lower(resource_group)`, '=', filter.resourceGroup.toLowerCase());
+    }
     return (await query.execute()).map(toPool);
   }
 

@@ -105,6 +105,7 @@ export interface ApiKeyRow {
 }
 
 export interface Store {
+  /** Pools, filtered by subscription and resource group compared case-insensitively. */
   listPools(filter?: { subscription?: string; resourceGroup?: string }): Promise<PoolRow[]>;
   getPool(id: string): Promise<PoolRow | undefined>;
   putPool(pool: PoolRow): Promise<void>;

@@ -81,11 +81,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     const top = optionalInteger(query.$top, '$top', { min: 1, max: MAX_PAGE_SIZE }) ?? PAGE_SIZE;
     const skip =
       optionalInteger(query.$skipToken, '$skipToken', { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
-    // ARM compares ids case-insensitively.
-    const same = (a: string, b: string | undefined) => b === undefined || a.toLowerCase() === b.toLowerCase();
-    const all = (await pools.listPools({})).filter(
-      (p) => same(p.subscription, filter.subscription) && same(p.resourceGroup, filter.resourceGroup),
-    );
+    const all = await pools.listPools(filter);
     const page = all.slice(skip, skip + top);
     const base = `${publicUrl()}${request.url.split('?')[0] ?? ''}`;
     return {
