@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 # A reader keeps at most this many bytes per character of the cap (UTF-8 needs up to 4).
 BYTES_PER_CHAR = 4
+SHELLS = {"bash": "/bin/bash", "sh": "/bin/sh"}
 # After the code finishes, how long to wait for output still in flight from its child processes.
 DRAIN_SECONDS = 0.05
 MPL_CACHE_SOURCE = "/etc/sandpool/matplotlib"
@@ -220,6 +222,55 @@ class Interpreter:
             "durationMs": round(duration_ms, 3),
         }
 
+    def shell(self, command, shell_name, max_output_chars):
+        """Runs one command line in a fresh shell in /mnt/data; files persist between commands, shell state does not."""
+        self.executions += 1
+        stdout = StreamCapture(1, max_output_chars)
+        stderr = StreamCapture(2, max_output_chars)
+        started = time.monotonic()
+        exit_code = None
+        error = None
+        interrupted = False
+        process = None
+        try:
+            self.running_user_code = True
+            try:
+                # Its own process group, so an interrupt can stop the command and everything it started.
+                process = subprocess.Popen([SHELLS[shell_name], "-c", command], stdin=subprocess.DEVNULL, start_new_session=True)
+                exit_code = process.wait()
+            finally:
+                self.running_user_code = False
+        except KeyboardInterrupt:
+            interrupted = True
+            error = {"name": "ExecutionTimeout", "message": "command interrupted", "traceback": ""}
+        except OSError as exc:
+            error = {"name": "CommandStartError", "message": str(exc), "traceback": ""}
+        if interrupted and process is not None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+            exit_code = None
+        if exit_code is not None and exit_code < 0:
+            exit_code = 128 - exit_code  # killed by a signal: the shell's own convention
+        duration_ms = (time.monotonic() - started) * 1000
+        stdout_text, stdout_truncated = stdout.finish()
+        stderr_text, stderr_truncated = stderr.finish()
+        return {
+            "status": "succeeded" if exit_code == 0 else "failed",
+            "interrupted": interrupted,
+            "stdout": stdout_text,
+            "stderr": stderr_text,
+            "stdoutTruncated": stdout_truncated,
+            "stderrTruncated": stderr_truncated,
+            "result": None,
+            "images": [],
+            "error": error,
+            "exitCode": exit_code,
+            "durationMs": round(duration_ms, 3),
+        }
+
 
 def user_frames(tb):
     """Drops the agent's own frames so a traceback starts at the user's code."""
@@ -260,6 +311,14 @@ def handle(interpreter, connection, request):
             reply.update(ok=False, error={"code": "BadRequest", "message": "execute needs code (string) and maxOutputChars (int >= 0)"})
         else:
             reply.update(ok=True, **interpreter.execute(code, max_chars))
+    elif op == "shell":
+        command = request.get("command")
+        shell_name = request.get("shell", "bash")
+        max_chars = request.get("maxOutputChars", 4096)
+        if not isinstance(command, str) or shell_name not in SHELLS or not isinstance(max_chars, int) or max_chars < 0:
+            reply.update(ok=False, error={"code": "BadRequest", "message": "shell needs command (string), shell (bash or sh) and maxOutputChars (int >= 0)"})
+        else:
+            reply.update(ok=True, **interpreter.shell(command, shell_name, max_chars))
     else:
         reply.update(ok=False, error={"code": "UnknownOperation", "message": f"unknown op {op!r}"})
     connection.send(reply)

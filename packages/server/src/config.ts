@@ -53,7 +53,8 @@ export const ConfigSchema = Type.Object({
   }),
   pythonRootfs: Type.String({
     default: '',
-    description: 'The PythonLTS image (default: <home>/images/python-lts/rootfs, built by setup).',
+    description:
+      'The code-interpreter image for PythonLTS and Shell pools (default: <home>/images/python-lts/rootfs, built by setup).',
   }),
   host: Type.String({ default: '127.0.0.1', description: 'Address the API listens on.' }),
   port: Type.Integer({ default: 8443, minimum: 0, maximum: 65_535, description: '0 picks a free port.' }),

@@ -138,11 +138,14 @@ export const poolPath = (name: string, resourceGroup = RESOURCE_GROUP) =>
 export const MGMT = 'api-version=2025-07-01';
 export const DATA = 'api-version=2025-02-02-preview';
 
-export function pythonPool(overrides: { max?: number; ready?: number; cooldown?: number } = {}) {
+/** A code-interpreter pool's PUT body (PythonLTS unless `containerType` says Shell). */
+export function interpreterPool(
+  overrides: { max?: number; ready?: number; cooldown?: number; containerType?: 'PythonLTS' | 'Shell' } = {},
+) {
   return {
     location: 'local',
     properties: {
-      containerType: 'PythonLTS',
+      containerType: overrides.containerType ?? 'PythonLTS',
       poolManagementType: 'Dynamic',
       scaleConfiguration: {
         maxConcurrentSessions: overrides.max ?? 4,
@@ -163,7 +166,7 @@ export function pythonPool(overrides: { max?: number; ready?: number; cooldown?:
 export async function createPool(
   server: TestServer,
   name: string,
-  body: unknown = pythonPool(),
+  body: unknown = interpreterPool(),
 ): Promise<string> {
   const created = await server.request('PUT', `${armPath(name)}?${MGMT}`, { body });
   if (created.status !== 201 && created.status !== 200)

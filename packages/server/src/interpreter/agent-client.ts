@@ -31,8 +31,13 @@ export interface AgentControl {
   kill(): Promise<void>;
 }
 
+/** `python` runs in the interpreter's persistent namespace; `bash` and `sh` run one command line. */
+export type Language = 'python' | 'bash' | 'sh';
+
 export interface ExecuteOptions {
   code: string;
+  /** Default `python`. */
+  language?: Language;
   /** Wall-clock limit; on expiry the code is interrupted. */
   timeoutMs: number;
   /** stdout and stderr are each cut to this many characters. */
@@ -282,11 +287,12 @@ export class AgentClient {
 
   execute(options: ExecuteOptions): Promise<ExecutionOutcome> {
     return this.serialized(async () => {
-      const { reply } = this.send({
-        op: 'execute',
-        code: options.code,
-        maxOutputChars: options.maxOutputChars,
-      });
+      const language = options.language ?? 'python';
+      const { reply } = this.send(
+        language === 'python'
+          ? { op: 'execute', code: options.code, maxOutputChars: options.maxOutputChars }
+          : { op: 'shell', command: options.code, shell: language, maxOutputChars: options.maxOutputChars },
+      );
       let timedOut = false;
       let timer: NodeJS.Timeout | undefined;
       const overrun = new Promise<never>((_, reject) => {

@@ -39,6 +39,8 @@ export interface ExecutionReply {
   result: string | number | boolean | null;
   images: ImageOutput[];
   error: ExecutionError | null;
+  /** A `shell` command's exit status (null when it was interrupted or did not start); absent for Python. */
+  exitCode?: number | null;
   durationMs: number;
 }
 
@@ -94,6 +96,7 @@ function isExecutionReply(m: Json): boolean {
     Array.isArray(m.images) &&
     m.images.every(isImage) &&
     (m.error === null || isExecutionError(m.error)) &&
+    (m.exitCode === undefined || m.exitCode === null || Number.isInteger(m.exitCode)) &&
     typeof m.durationMs === 'number'
   );
 }

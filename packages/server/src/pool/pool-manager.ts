@@ -12,7 +12,7 @@ import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, PoolRow, SessionRow, Store } from '../store/store.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
 import { expiredReason, sessionExpiry, startBackoffMs, warmTarget, type SessionTimes } from './policy.js';
-import type { EndReason, PoolSpec } from './pool-spec.js';
+import type { ContainerType, EndReason, PoolSpec } from './pool-spec.js';
 
 export interface PoolManagerDeps {
   store: Store;
@@ -109,6 +109,10 @@ export class PoolManager {
 
   get name(): string {
     return this.pool.name;
+  }
+
+  get containerType(): ContainerType {
+    return this.spec.containerType;
   }
 
   status(): PoolStatus {

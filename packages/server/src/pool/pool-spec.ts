@@ -6,7 +6,8 @@
 
 import type { RuntimeName } from '../sandbox/driver.js';
 
-export type ContainerType = 'PythonLTS';
+/** `PythonLTS` runs Python in a persistent interpreter; `Shell` runs command lines (same image, same agent). */
+export type ContainerType = 'PythonLTS' | 'Shell';
 
 export type Lifecycle =
   { type: 'Timed'; cooldownSeconds: number } | { type: 'OnContainerExit'; maxAliveSeconds: number };

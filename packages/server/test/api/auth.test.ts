@@ -5,7 +5,15 @@ import { after, describe, it } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 
 import { FakeLauncher } from '../fake-launcher.js';
-import { DATA, MGMT, armPath, createPool, poolPath, pythonPool, startTestServer } from '../server-harness.js';
+import {
+  DATA,
+  MGMT,
+  armPath,
+  createPool,
+  poolPath,
+  interpreterPool,
+  startTestServer,
+} from '../server-harness.js';
 
 /** An OIDC issuer on loopback: its JWKS and a way to sign tokens with its key. */
 async function startIssuer() {
@@ -37,8 +45,8 @@ describe('authentication and roles', async () => {
     launcher: new FakeLauncher(),
     env: { SANDPOOL_OIDC_ISSUERS: JSON.stringify([{ issuer: idp.issuer, jwksUri: idp.jwksUri }]) },
   });
-  await createPool(server, 'one', pythonPool({ ready: 0 }));
-  await createPool(server, 'two', pythonPool({ ready: 0 }));
+  await createPool(server, 'one', interpreterPool({ ready: 0 }));
+  await createPool(server, 'two', interpreterPool({ ready: 0 }));
 
   const newKey = async (roles: string[]) => {
     const created = await server.request('POST', '/sandpool/apiKeys', {
@@ -55,7 +63,7 @@ describe('authentication and roles', async () => {
   const getPool = (pool: string, key: string | null) =>
     server.request('GET', `${armPath(pool)}?${MGMT}`, { key });
   const putPool = (pool: string, key: string | null) =>
-    server.request('PUT', `${armPath(pool)}?${MGMT}`, { body: pythonPool({ ready: 0 }), key });
+    server.request('PUT', `${armPath(pool)}?${MGMT}`, { body: interpreterPool({ ready: 0 }), key });
 
   it('answers 401 in the ARM shape without a valid credential', async () => {
     for (const key of [

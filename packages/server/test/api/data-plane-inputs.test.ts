@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { FakeLauncher } from '../fake-launcher.js';
-import { DATA, createPool, poolPath, pythonPool, startTestServer } from '../server-harness.js';
+import { DATA, createPool, poolPath, interpreterPool, startTestServer } from '../server-harness.js';
 
 const upload = (name: string, content: string | Uint8Array, field = 'file') => {
   const form = new FormData();
@@ -15,7 +15,9 @@ describe('data plane: every bad input is a 4xx with a stable code', async () => 
     launcher: new FakeLauncher(),
     env: { SANDPOOL_UPLOAD_MAX_BYTES: '1024' },
   });
-  await createPool(server, 'pool', pythonPool({ max: 2, ready: 0 }));
+  await createPool(server, 'pool', interpreterPool({ max: 2, ready: 0 }));
+  await createPool(server, 'shell', interpreterPool({ max: 2, ready: 0, containerType: 'Shell' }));
+  const atShell = (path: string) => `${poolPath('shell')}/${path}?${DATA}&identifier=user-1`;
   const at = (path: string, identifier = 'user-1') =>
     `${poolPath('pool')}/${path}?${DATA}&identifier=${encodeURIComponent(identifier)}`;
 
@@ -129,6 +131,44 @@ describe('data plane: every bad input is a 4xx with a stable code', async () => 
     [
       'a shell command on a Python pool',
       () => server.request('POST', at('executions'), { body: { shellCommand: 'ls' } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'Python code on a Shell pool',
+      () => server.request('POST', atShell('executions'), { body: { code: 'print(1)' } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'a Shell execution without shellCommand',
+      () => server.request('POST', atShell('executions'), { body: { timeoutInSeconds: 5 } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'a shellCommand that is not a string',
+      () => server.request('POST', atShell('executions'), { body: { shellCommand: ['ls'] } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'an unknown shellType',
+      () =>
+        server.request('POST', atShell('executions'), { body: { shellCommand: 'ls', shellType: 'fish' } }),
+      400,
+      'InvalidParameter',
+    ],
+    [
+      'a legacy code/execute call on a Shell pool',
+      () =>
+        server.request(
+          'POST',
+          `${poolPath('shell')}/code/execute?api-version=2024-02-02-preview&identifier=u`,
+          {
+            body: { properties: { code: '1' } },
+          },
+        ),
       400,
       'InvalidParameter',
     ],
@@ -293,7 +333,7 @@ describe('strict Azure parity for a full pool', async () => {
     launcher: new FakeLauncher(),
     env: { SANDPOOL_POOL_FULL_STATUS: '404' },
   });
-  await createPool(server, 'pool', pythonPool({ max: 1, ready: 0 }));
+  await createPool(server, 'pool', interpreterPool({ max: 1, ready: 0 }));
 
   it('answers 404 with the same code when configured', async () => {
     const at = (id: string) => `${poolPath('pool')}/executions?${DATA}&identifier=${id}`;

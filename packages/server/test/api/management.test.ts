@@ -12,7 +12,7 @@ import {
   armPath,
   createPool,
   pollAsyncOperation,
-  pythonPool,
+  interpreterPool,
   startTestServer,
   type TestServer,
 } from '../server-harness.js';
@@ -33,7 +33,7 @@ describe('management plane (ARM sessionPools)', async () => {
 
   it('creates a pool as a long-running operation and serves it back', async () => {
     const created = await server.request('PUT', `${armPath('alpha')}?${MGMT}`, {
-      body: { ...pythonPool({ max: 6, ready: 2 }), tags: { costCenter: 'ml' } },
+      body: { ...interpreterPool({ max: 6, ready: 2 }), tags: { costCenter: 'ml' } },
     });
     assert.equal(created.status, 201);
     assert.equal(created.json.properties.provisioningState, 'InProgress');
@@ -121,7 +121,7 @@ describe('management plane (ARM sessionPools)', async () => {
   });
 
   it('keeps write-only secret values across updates', async () => {
-    const body = pythonPool();
+    const body = interpreterPool();
     await createPool(server, 'secrets', {
       ...body,
       properties: { ...body.properties, secrets: [{ name: 'token', value: 's3cret' }] },
@@ -149,43 +149,43 @@ describe('management plane (ARM sessionPools)', async () => {
   });
 
   const invalid: [string, string, unknown, string, string | undefined][] = [
-    ['an upper-case pool name', 'BadName', pythonPool(), 'InvalidParameter', 'sessionPoolName'],
-    ['a too-short pool name', 'ab', pythonPool(), 'InvalidParameter', 'sessionPoolName'],
-    ['a pool name with a dash', 'my-pool', pythonPool(), 'InvalidParameter', 'sessionPoolName'],
+    ['an upper-case pool name', 'BadName', interpreterPool(), 'InvalidParameter', 'sessionPoolName'],
+    ['a too-short pool name', 'ab', interpreterPool(), 'InvalidParameter', 'sessionPoolName'],
+    ['a pool name with a dash', 'my-pool', interpreterPool(), 'InvalidParameter', 'sessionPoolName'],
     ['no location', 'valid', { properties: {} }, 'InvalidParameter', 'location'],
     ['a body that is not an object', 'valid', [1, 2], 'InvalidRequestContent', undefined],
     [
       'a cooldown under 300',
       'valid',
-      pythonPool({ cooldown: 299 }),
+      interpreterPool({ cooldown: 299 }),
       'InvalidParameter',
       'properties.dynamicPoolConfiguration.lifecycleConfiguration.cooldownPeriodInSeconds',
     ],
     [
       'a cooldown over 3600',
       'valid',
-      pythonPool({ cooldown: 3601 }),
+      interpreterPool({ cooldown: 3601 }),
       'InvalidParameter',
       'properties.dynamicPoolConfiguration.lifecycleConfiguration.cooldownPeriodInSeconds',
     ],
     [
       'more ready than max sessions',
       'valid',
-      pythonPool({ max: 2, ready: 3 }),
+      interpreterPool({ max: 2, ready: 3 }),
       'InvalidParameter',
       'properties.scaleConfiguration.readySessionInstances',
     ],
     [
       'max sessions over the server limit',
       'valid',
-      pythonPool({ max: 601, ready: 0 }),
+      interpreterPool({ max: 601, ready: 0 }),
       'InvalidParameter',
       'properties.scaleConfiguration.maxConcurrentSessions',
     ],
     [
       'max sessions as a fraction',
       'valid',
-      pythonPool({ max: 2.5 }),
+      interpreterPool({ max: 2.5 }),
       'InvalidParameter',
       'properties.scaleConfiguration.maxConcurrentSessions',
     ],

@@ -11,7 +11,7 @@ import {
   ADMIN_KEY,
   createPool,
   poolPath,
-  pythonPool,
+  interpreterPool,
   startTestServer,
   type TestServer,
 } from '../server-harness.js';
@@ -28,7 +28,7 @@ const multipart = (filename: string, content: string, type = 'application/octet-
 
 describe('third-party clients, replayed', { skip: skipReason }, async () => {
   const server: TestServer = await startTestServer('clients');
-  await createPool(server, 'clients', pythonPool({ max: 12, ready: 2 }));
+  await createPool(server, 'clients', interpreterPool({ max: 12, ready: 2 }));
   const endpoint = poolPath('clients');
   const post = (path: string, body: string) =>
     server.request('POST', `${endpoint}/${path}`, {
@@ -95,6 +95,47 @@ describe('third-party clients, replayed', { skip: skipReason }, async () => {
       '{"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": "open(\\"/mnt/data/notes.txt\\").read()", "timeoutInSeconds": 100}}',
     );
     assert.equal(read.json.properties.result, 'hello');
+  });
+
+  it('LangChain SessionsBashTool (Shell pool: executions with shellCommand, flat files, DELETE session)', async () => {
+    await createPool(server, 'bash', interpreterPool({ max: 2, ready: 1, containerType: 'Shell' }));
+    const bash = poolPath('bash');
+    const id = 'langchain-bash-7e21';
+    const query = `identifier=${id}&api-version=2025-02-02-preview`;
+    const run = await server.request('POST', `${bash}/executions?${query}`, {
+      raw: '{"shellCommand": "echo hello; ls /mnt/data | wc -l"}',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(run.status, 200, run.text);
+    // The tool reads int(status) as the exit code, and result.stdout / result.stderr.
+    assert.equal(Number.parseInt(run.json.status, 10), 0);
+    assert.equal(run.json.result.stdout, 'hello\n0\n');
+    assert.equal(run.json.result.stderr, '');
+    const failing = await server.request('POST', `${bash}/executions?${query}`, {
+      raw: '{"shellCommand": "exit 2"}',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(Number.parseInt(failing.json.status, 10), 2);
+    const uploaded = await server.request('POST', `${bash}/files?${query}&path=/mnt/data`, {
+      raw: multipart('notes.txt', 'abc'),
+    });
+    assert.equal(uploaded.json.name, 'notes.txt');
+    assert.equal(uploaded.json.sizeInBytes, 3);
+    const content = await server.request(
+      'GET',
+      `${bash}/files/${encodeURIComponent('notes.txt')}/content?${query}`,
+    );
+    assert.equal(content.text, 'abc');
+    const listed = await server.request('GET', `${bash}/files?${query}`);
+    assert.deepEqual(
+      listed.json.value.map((f: any) => [f.name, f.sizeInBytes]),
+      [['notes.txt', 3]],
+    );
+    const deleted = await server.request(
+      'DELETE',
+      `${bash}/session?identifier=${id}&api-version=2025-10-02-preview`,
+    );
+    assert.equal(deleted.status, 204);
   });
 
   it('Semantic Kernel .NET SessionsPythonPlugin, new (executions, flat files)', async () => {

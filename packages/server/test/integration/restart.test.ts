@@ -18,7 +18,7 @@ import {
   MGMT,
   armPath,
   poolPath,
-  pythonPool,
+  interpreterPool,
   removeServerState,
   testConfig,
   testServerEnv,
@@ -86,7 +86,12 @@ describe('restart without loss', { skip: skipReason }, () => {
   it('keeps live sessions across kill -9 of the server and records what died meanwhile', async () => {
     const first = await startChild(env);
     children.push(first.process);
-    const created = await call(first, 'PUT', `${armPath('keep')}?${MGMT}`, pythonPool({ max: 4, ready: 1 }));
+    const created = await call(
+      first,
+      'PUT',
+      `${armPath('keep')}?${MGMT}`,
+      interpreterPool({ max: 4, ready: 1 }),
+    );
     assert.equal(created.status, 201);
     const kept = await run(first, 'kept', 'counter = 41');
     assert.equal(kept.json.status, 'Succeeded');

@@ -9,7 +9,7 @@ import {
   createPool,
   execute,
   poolPath,
-  pythonPool,
+  interpreterPool,
   startTestServer,
   type TestServer,
 } from '../server-harness.js';
@@ -26,7 +26,7 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 
 describe('server with real sandboxes', { skip: skipReason }, async () => {
   const clock = { offsetMs: 0 };
   const server: TestServer = await startTestServer('server', { now: () => Date.now() + clock.offsetMs });
-  assert.equal(await createPool(server, 'pyt', pythonPool({ max: 16, ready: 2 })), 'Succeeded');
+  assert.equal(await createPool(server, 'pyt', interpreterPool({ max: 16, ready: 2 })), 'Succeeded');
   const at = (path: string, identifier: string) =>
     `${poolPath('pyt')}/${path}?${DATA}&identifier=${encodeURIComponent(identifier)}`;
 
@@ -207,7 +207,7 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
 
 describe('pool limits, updates and deletion with real sandboxes', { skip: skipReason }, async () => {
   const server = await startTestServer('limits');
-  await createPool(server, 'small', pythonPool({ max: 2, ready: 1 }));
+  await createPool(server, 'small', interpreterPool({ max: 2, ready: 1 }));
   const status = async () =>
     (await server.request('GET', `${armPath('small')}?${MGMT}`)).json.properties.sessionStatus;
 

@@ -14,7 +14,7 @@ import type { PoolService } from '../../pool/pool-service.js';
 import type { Store } from '../../store/store.js';
 import { field, isRecord, type JsonRecord } from '../wire.js';
 import {
-  executionResource,
+  executionRendererFor,
   legacyExecutionResource,
   preReleaseExecutionResource,
   operationIdFrom,
@@ -32,7 +32,7 @@ export function registerExecutionRoutes(
     const receivedAt = performance.now();
     const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
     const identifier = requireIdentifier(query.identifier);
-    const executionRequest = parseExecutionRequest(request.body);
+    const executionRequest = parseExecutionRequest(request.body, manager.containerType);
     const operationId = operationIdFrom(request.headers['operation-id']);
     const run = await runExecution(deps, manager, {
       identifier,
@@ -62,7 +62,7 @@ export function registerExecutionRoutes(
       .status(run.record.status === 'Running' ? 202 : 200)
       .header('operation-id', operationId)
       .header('operation-location', location)
-      .send(executionResource(run.record));
+      .send(executionRendererFor(manager.containerType)(run.record));
   });
 
   /**
@@ -74,12 +74,18 @@ export function registerExecutionRoutes(
     async (request: FastifyRequest, reply: FastifyReply) => {
       const receivedAt = performance.now();
       const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
+      if (manager.containerType !== 'PythonLTS') {
+        throw new AppError(
+          ErrorCode.InvalidParameter,
+          `session pool ${manager.name} is a ${manager.containerType} pool; send its commands to POST executions`,
+        );
+      }
       const properties = isRecord(request.body) ? field(request.body, 'properties') : undefined;
       const identifier = requireIdentifier(
         query.identifier ?? (isRecord(properties) ? field(properties, 'identifier') : undefined),
       );
       const executionRequest = {
-        ...parseExecutionRequest(request.body, codeField),
+        ...parseExecutionRequest(request.body, 'PythonLTS', codeField),
         executionType: 'Synchronous' as const,
       };
       const run = await runExecution(deps, manager, {
@@ -110,6 +116,6 @@ export function registerExecutionRoutes(
         `No execution ${executionId} exists for this identifier in this pool.`,
       );
     }
-    return executionResource(row.outcome as unknown as ExecutionRecord);
+    return executionRendererFor(manager.containerType)(row.outcome as unknown as ExecutionRecord);
   });
 }

@@ -11,21 +11,29 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../../errors.js';
-import type { ExecutionOutcome } from '../../interpreter/agent-client.js';
+import type { ExecutionOutcome, Language } from '../../interpreter/agent-client.js';
 import type { ImageOutput } from '../../interpreter/protocol.js';
 import type { Allocation, PoolManager, Session } from '../../pool/pool-manager.js';
+import type { ContainerType } from '../../pool/pool-spec.js';
 import type { ExecutionRow, JsonObject, Store } from '../../store/store.js';
 import { field, isRecord, optionalEnum, optionalInteger, optionalString, type JsonRecord } from '../wire.js';
 
 const MAX_TIMEOUT_SECONDS = 220;
-const DEFAULT_TIMEOUT_SECONDS = 120;
+/** The container-internal defaults the reference gives: Python 120 s, Shell 180 s. */
+const DEFAULT_TIMEOUT_SECONDS: Record<ContainerType, number> = { PythonLTS: 120, Shell: 180 };
+/** GNU timeout's status, reported for a command stopped at its time limit. */
+const TIMED_OUT_EXIT_CODE = 124;
+/** A shell's status for a command it could not run. */
+const COMMAND_NOT_RUN_EXIT_CODE = 127;
 const DEFAULT_OUTPUT_CHARS = 4096;
 const MAX_OUTPUT_CHARS = 1_000_000;
 const MAX_CODE_CHARS = 4 * 1024 * 1024;
 const OPERATION_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 export interface ExecutionRequest {
+  /** Python code, or a command line for a Shell pool. */
   code: string;
+  language: Language;
   executionType: 'Synchronous' | 'Asynchronous';
   timeoutSeconds: number;
   outputStreamsMaxLength: number;
@@ -45,10 +53,20 @@ export interface ExecutionRecord {
   executionTimeInMilliseconds: number;
   outputStreamsMaxLength: number;
   error: { code: string; message: string } | null;
+  /** A shell command's exit status; null for Python, and for a command that was stopped or never started. */
+  exitCode: number | null;
 }
 
-/** Reads an execution request; `codeField` is `code` today and `pythonCode` in the v0 generation. */
-export function parseExecutionRequest(body: unknown, codeField = 'code'): ExecutionRequest {
+/**
+ * Reads an execution request for a pool of `containerType`. Code-interpreter pools take Python in
+ * `codeField` (`code` today, `pythonCode` in the v0 generation); Shell pools take `shellCommand` and
+ * an optional `shellType` (`bash` or `sh`).
+ */
+export function parseExecutionRequest(
+  body: unknown,
+  containerType: ContainerType,
+  codeField = 'code',
+): ExecutionRequest {
   if (!isRecord(body)) {
     throw new AppError(
       ErrorCode.InvalidRequestContent,
@@ -58,15 +76,24 @@ export function parseExecutionRequest(body: unknown, codeField = 'code'): Execut
   // The CLI and some SDKs wrap the fields in `properties`, even on /executions.
   const wrapped = field(body, 'properties');
   const request: JsonRecord = isRecord(wrapped) ? { ...body, ...wrapped } : body;
-  if (field(request, 'shellCommand') !== undefined && field(request, codeField) === undefined) {
-    throw new AppError(ErrorCode.InvalidParameter, 'shellCommand is for Shell pools; send Python in code', {
-      target: 'shellCommand',
-    });
+  const shell = containerType === 'Shell';
+  const [expected, other] = shell ? ['shellCommand', codeField] : [codeField, 'shellCommand'];
+  if (field(request, other) !== undefined && field(request, expected) === undefined) {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      shell
+        ? `this is a Shell pool: send the command line in shellCommand, not ${other}`
+        : 'shellCommand is for Shell pools; send Python in code',
+      { target: other },
+    );
   }
-  const rawCode = optionalString(field(request, codeField), codeField, MAX_CODE_CHARS);
+  const rawCode = optionalString(field(request, expected), expected, MAX_CODE_CHARS);
   if (rawCode === undefined) {
-    throw new AppError(ErrorCode.InvalidParameter, `${codeField} is required`, { target: codeField });
+    throw new AppError(ErrorCode.InvalidParameter, `${expected} is required`, { target: expected });
   }
+  const language: Language = shell
+    ? (optionalEnum(field(request, 'shellType'), 'shellType', ['bash', 'sh'] as const) ?? 'bash')
+    : 'python';
   const inputType =
     optionalEnum(field(request, 'codeInputType'), 'codeInputType', [
       'Inline',
@@ -76,12 +103,13 @@ export function parseExecutionRequest(body: unknown, codeField = 'code'): Execut
   let code = rawCode;
   if (inputType === 'InlineBase64') {
     if (!/^[A-Za-z0-9+/\r\n]*={0,2}\s*$/.test(rawCode)) {
-      throw new AppError(ErrorCode.InvalidParameter, 'code is not valid base64', { target: codeField });
+      throw new AppError(ErrorCode.InvalidParameter, `${expected} is not valid base64`, { target: expected });
     }
     code = Buffer.from(rawCode, 'base64').toString('utf8');
   }
   return {
     code,
+    language,
     executionType:
       optionalEnum(field(request, 'executionType'), 'executionType', [
         'Synchronous',
@@ -91,7 +119,7 @@ export function parseExecutionRequest(body: unknown, codeField = 'code'): Execut
       optionalInteger(field(request, 'timeoutInSeconds'), 'timeoutInSeconds', {
         min: 1,
         max: MAX_TIMEOUT_SECONDS,
-      }) ?? DEFAULT_TIMEOUT_SECONDS,
+      }) ?? DEFAULT_TIMEOUT_SECONDS[containerType],
     outputStreamsMaxLength:
       optionalInteger(field(request, 'outputStreamsMaxLength'), 'outputStreamsMaxLength', {
         min: 1,
@@ -141,6 +169,7 @@ function record(
     images: outcome.images,
     executionTimeInMilliseconds: Math.round(outcome.durationMs),
     error,
+    exitCode: outcome.exitCode ?? null,
   };
 }
 
@@ -218,6 +247,7 @@ export async function runExecution(
         try {
           const outcome = await session.sandbox.execute({
             code: request.code,
+            language: request.language,
             timeoutMs: request.timeoutSeconds * 1000,
             maxOutputChars: request.outputStreamsMaxLength,
           });
@@ -233,6 +263,7 @@ export async function runExecution(
             images: [],
             executionTimeInMilliseconds: Math.round(performance.now() - executionStarted),
             error: { code: ErrorCode.SessionLost, message: error.message },
+            exitCode: null,
           };
         }
       },
@@ -254,6 +285,7 @@ export async function runExecution(
     images: [],
     executionTimeInMilliseconds: 0,
     error: null,
+    exitCode: null,
   };
   // Allocation errors (pool full, bad identifier) belong to the request, so they surface here.
   const { session, allocation } = await manager.acquire(identifier);
@@ -326,4 +358,37 @@ export function executionResource(record: ExecutionRecord): JsonRecord {
           },
     ...(record.error && { error: record.error }),
   };
+}
+
+/**
+ * A Shell pool's answer: Azure puts the exit status in `status`, as a string ("0"), and clients
+ * (LangChain's SessionsBashTool) read it with `int(status)`. A command stopped at its time limit
+ * reports 124, as GNU timeout does; one that never started, 127, as a shell does.
+ */
+export function shellExecutionResource(record: ExecutionRecord): JsonRecord {
+  const exitCode =
+    record.exitCode ??
+    (record.error?.code === 'ExecutionTimeout' ? TIMED_OUT_EXIT_CODE : COMMAND_NOT_RUN_EXIT_CODE);
+  return {
+    id: record.id,
+    identifier: record.identifier,
+    executionType: record.executionType,
+    status: record.status === 'Running' ? 'Running' : String(exitCode),
+    result:
+      record.status === 'Running'
+        ? null
+        : {
+            stdout: record.stdout,
+            stderr: record.stderr,
+            exitCode,
+            executionTimeInMilliseconds: record.executionTimeInMilliseconds,
+            outputStreamsMaxLength: record.outputStreamsMaxLength,
+          },
+    ...(record.error && { error: record.error }),
+  };
+}
+
+/** How a pool of `containerType` renders an execution on `POST executions` and `GET executions/{id}`. */
+export function executionRendererFor(containerType: ContainerType): (record: ExecutionRecord) => JsonRecord {
+  return containerType === 'Shell' ? shellExecutionResource : executionResource;
 }

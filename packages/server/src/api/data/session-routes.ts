@@ -71,6 +71,7 @@ export function registerSessionRoutes(
     const pool = await deps.pools.getPool(manager.id);
     const image = await deps.imageMetadata();
     return {
+      containerType: manager.containerType,
       runtimes: image.runtimes,
       preInstalledPackages: image.preInstalledPackages,
       createdAt: pool?.createdAt,

@@ -184,8 +184,9 @@ export function toCurrentShape(body: unknown): unknown {
 
 /**
  * Reads a PUT body (or a PATCH merged onto the current resource), in the current shape (see
- * {@link toCurrentShape}). `previous` supplies write-only
- * values the client does not send back, such as secret values.
+ * {@link toCurrentShape}). `previous`, the pool as it is, supplies write-only values the client
+ * does not send back (secret values) and the container type a body may leave out; that type cannot
+ * change.
  */
 export function parsePoolResource(
   body: unknown,
@@ -218,11 +219,20 @@ export function parsePoolResource(
       'Shell',
       'CustomContainer',
       'FunctionsPython',
-    ] as const) ?? 'PythonLTS';
-  if (containerType !== 'PythonLTS') {
+    ] as const) ??
+    previous?.containerType ??
+    'PythonLTS';
+  if (containerType !== 'PythonLTS' && containerType !== 'Shell') {
     throw new AppError(
       ErrorCode.InvalidParameter,
-      `containerType ${containerType} is not available on this server yet; use PythonLTS`,
+      `containerType ${containerType} is not available on this server yet; use PythonLTS or Shell`,
+      { target: 'properties.containerType' },
+    );
+  }
+  if (previous && previous.containerType !== containerType) {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      `a pool's containerType cannot change (${previous.containerType} to ${containerType}); create a new pool instead`,
       { target: 'properties.containerType' },
     );
   }
@@ -329,7 +339,7 @@ export function poolResource(
     shape === 'preview-2024-02'
       ? {
           // That version called the Python code interpreter JupyterPython.
-          containerType: 'JupyterPython',
+          containerType: spec.containerType === 'PythonLTS' ? 'JupyterPython' : spec.containerType,
           maxConcurrentSessions: spec.maxConcurrentSessions,
           dynamicPoolConfiguration: { executionType: 'Timed', coolDownPeriodInSecond: cooldownSeconds },
         }
