@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import fastifyMultipart from '@fastify/multipart';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { Type } from 'typebox';
 
 import { registerAuthentication } from './api/authentication.js';
 import { registerExecutionRoutes } from './api/data/execution-routes.js';
@@ -16,6 +17,9 @@ import { registerFileRoutes } from './api/data/file-routes.js';
 import { registerSessionRoutes, type ImageMetadata } from './api/data/session-routes.js';
 import { registerErrorHandling } from './api/errors.js';
 import { registerAccessRoutes } from './api/management/access-routes.js';
+import { registerOpenApi, SHARED_SCHEMAS } from './api/openapi.js';
+import { checkResponses } from './api/response-contract.js';
+import { route } from './api/schemas/common.js';
 import { registerSessionPoolRoutes } from './api/management/session-pools.js';
 import type { ApiKeys } from './auth/api-keys.js';
 import type { Authenticator } from './auth/authenticator.js';
@@ -23,6 +27,7 @@ import type { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
+import { SANDPOOL_VERSION } from './version.js';
 
 export interface AppDeps {
   config: Pick<Config, 'poolFullStatus' | 'uploadMaxBytes' | 'maxSessionsPerPool'>;
@@ -38,6 +43,8 @@ export interface AppDeps {
   now: () => number;
   /** TLS key and certificate; plain HTTP without. */
   https?: { key: Buffer; cert: Buffer };
+  /** When set, every JSON response is checked against its route's schema and each mismatch reported. */
+  onContractViolation?: (violation: string) => void;
 }
 
 /** JSON bodies (code included) are capped; file uploads have their own, larger limit. */
@@ -64,6 +71,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (text === '') done(null, undefined);
     else void parseJson(request, text, done);
   });
+  // Schemas document the contract and do not validate requests (see api/schemas/common.ts); replies
+  // are plain JSON.stringify, so a schema never drops a field the handler sent.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  await registerOpenApi(app, SANDPOOL_VERSION);
+  if (deps.onContractViolation) checkResponses(app, SHARED_SCHEMAS, deps.onContractViolation);
+
   await app.register(fastifyMultipart, {
     limits: { fileSize: deps.config.uploadMaxBytes, files: 1, fields: 16, parts: 32, fieldSize: 64 * 1024 },
   });
@@ -86,7 +100,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     );
   });
 
-  app.get('/healthz', () => ({ status: 'ok' }));
+  app.get(
+    '/healthz',
+    route({
+      operationId: 'Health_Get',
+      summary: 'The process is up (no credential needed)',
+      tag: 'Health',
+      response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+    }),
+    () => ({ status: 'ok' }),
+  );
 
   registerSessionPoolRoutes(app, {
     pools: deps.pools,

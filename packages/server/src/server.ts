@@ -43,6 +43,8 @@ export interface ServerOverrides {
   logger?: Logger;
   now?: () => number;
   launcher?: SandboxLauncher;
+  /** Checks every JSON response against its documented schema and reports mismatches (tests). */
+  onContractViolation?: (violation: string) => void;
 }
 
 const BOOTSTRAPPED = 'server.bootstrapped';
@@ -171,6 +173,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     imageMetadata,
     now,
     ...(tls && { https: { key: tls.key, cert: tls.cert } }),
+    ...(overrides.onContractViolation && { onContractViolation: overrides.onContractViolation }),
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

@@ -5,6 +5,7 @@
  * tests of the API layers.
  */
 
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { after } from 'node:test';
 
@@ -93,13 +94,17 @@ export async function startTestServer(
   const home = mkdtempSync(`/var/tmp/sandpool-test-${name}-`);
   const env = testServerEnv(name, home, options.env);
   const config = testConfig(env);
+  // Every response of every test is checked against the OpenAPI schemas; the suite fails on any mismatch.
+  const violations: string[] = [];
   const server = await startServer(config, {
     logger: pino({ level: 'silent' }),
+    onContractViolation: (violation) => violations.push(violation),
     ...(options.launcher && { launcher: options.launcher }),
     ...(options.now && { now: options.now }),
   });
   after(async () => {
     await server.close();
+    assert.deepEqual(violations, [], 'responses that break their documented schema');
     if (options.launcher) rmSync(home, { recursive: true, force: true });
     else await removeServerState(config);
   });

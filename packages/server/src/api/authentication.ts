@@ -1,6 +1,6 @@
 /**
  * @module api/authentication
- * Every route needs a credential (the health probe excepted): the hook resolves the bearer token to
+ * Every route needs a credential (the health probe and the OpenAPI document excepted): the hook resolves the bearer token to
  * a principal before routing reaches a handler; handlers authorize their action with auth/roles.
  */
 
@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../auth/roles.js';
+import { OPENAPI_PATH } from './openapi.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,7 +16,8 @@ declare module 'fastify' {
   }
 }
 
-const PUBLIC_PATHS = new Set(['/healthz']);
+/** The health probe and the API's own description need no credential. */
+const PUBLIC_PATHS = new Set(['/healthz', OPENAPI_PATH]);
 
 export function registerAuthentication(app: FastifyInstance, authenticator: Authenticator): void {
   app.decorateRequest('principal', null as unknown as Principal);

@@ -23,12 +23,13 @@ import {
   type ExecutionRecord,
 } from './executions.js';
 import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders } from './pool-endpoint.js';
+import { dataRoutes, legacyRoutes } from '../schemas/data.js';
 
 export function registerExecutionRoutes(
   app: FastifyInstance,
   deps: { pools: PoolService; store: Store; log: Logger; now: () => number; publicUrl: () => string },
 ): void {
-  app.post(`${POOL_ENDPOINT}/executions`, async (request, reply) => {
+  app.post(`${POOL_ENDPOINT}/executions`, dataRoutes.execute, async (request, reply) => {
     const receivedAt = performance.now();
     const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
     const identifier = requireIdentifier(query.identifier);
@@ -102,10 +103,18 @@ export function registerExecutionRoutes(
       );
       return reply.status(200).send(render(run.record));
     };
-  app.post(`${POOL_ENDPOINT}/code/execute`, legacyExecute('code', legacyExecutionResource));
-  app.post(`${POOL_ENDPOINT}/python/execute`, legacyExecute('pythonCode', preReleaseExecutionResource));
+  app.post(
+    `${POOL_ENDPOINT}/code/execute`,
+    legacyRoutes.codeExecute,
+    legacyExecute('code', legacyExecutionResource),
+  );
+  app.post(
+    `${POOL_ENDPOINT}/python/execute`,
+    legacyRoutes.pythonExecute,
+    legacyExecute('pythonCode', preReleaseExecutionResource),
+  );
 
-  app.get(`${POOL_ENDPOINT}/executions/:executionId`, async (request) => {
+  app.get(`${POOL_ENDPOINT}/executions/:executionId`, dataRoutes.getExecution, async (request) => {
     const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
     const identifier = requireIdentifier(query.identifier);
     const { executionId } = request.params as { executionId: string };

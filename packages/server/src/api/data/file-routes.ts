@@ -16,6 +16,7 @@ import { DataDirectory, dataPathSegments, type DataFile } from '../../sandbox/da
 import type { DataGeneration } from '../api-version.js';
 import { optionalBoolean, type JsonRecord } from '../wire.js';
 import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders, type Query } from './pool-endpoint.js';
+import { dataRoutes, legacyRoutes } from '../schemas/data.js';
 
 /** The current generation's `SessionResourceFile`. */
 export function fileResource(file: DataFile): JsonRecord {
@@ -153,7 +154,7 @@ export function registerFileRoutes(
 
   const nameParam = (request: FastifyRequest) => (request.params as { name: string }).name;
 
-  app.get(`${POOL_ENDPOINT}/files`, (request, reply) =>
+  app.get(`${POOL_ENDPOINT}/files`, dataRoutes.listFiles, (request, reply) =>
     withFiles(request, reply, async ({ data, query, generation }) => {
       const recursive = optionalBoolean(query.recursive, 'recursive') ?? false;
       const files = await data.list(query.path ?? '', recursive);
@@ -161,35 +162,41 @@ export function registerFileRoutes(
     }),
   );
 
-  app.post(`${POOL_ENDPOINT}/files`, (request, reply) =>
+  app.post(`${POOL_ENDPOINT}/files`, dataRoutes.upload, (request, reply) =>
     withFiles(request, reply, async ({ data, query, generation }) => {
       const file = await receiveUpload(request, data, query.path ?? '');
       return generation === 'v1' ? legacyFileList([file]) : fileResource(file);
     }),
   );
 
-  for (const legacyUpload of ['files/upload', 'python/uploadFile']) {
-    app.post(`${POOL_ENDPOINT}/${legacyUpload}`, (request, reply) =>
+  for (const [legacyUpload, doc] of [
+    ['files/upload', legacyRoutes.upload],
+    ['python/uploadFile', legacyRoutes.uploadFile],
+  ] as const) {
+    app.post(`${POOL_ENDPOINT}/${legacyUpload}`, doc, (request, reply) =>
       withFiles(request, reply, async ({ data, query }) =>
         legacyFileList([await receiveUpload(request, data, query.path ?? '')]),
       ),
     );
   }
 
-  app.get(`${POOL_ENDPOINT}/files/:name`, (request, reply) =>
+  app.get(`${POOL_ENDPOINT}/files/:name`, dataRoutes.getFile, (request, reply) =>
     withFiles(request, reply, async ({ data, query, generation }) => {
       const file = await data.stat(joinPath(query.path, nameParam(request)));
       return generation === 'v1' ? legacyFileList([file]) : fileResource(file);
     }),
   );
 
-  for (const contentPath of ['files/:name/content', 'files/content/:name']) {
-    app.get(`${POOL_ENDPOINT}/${contentPath}`, (request, reply) =>
+  for (const [contentPath, doc] of [
+    ['files/:name/content', dataRoutes.fileContent],
+    ['files/content/:name', legacyRoutes.fileContent],
+  ] as const) {
+    app.get(`${POOL_ENDPOINT}/${contentPath}`, doc, (request, reply) =>
       sendContent(request, reply, (query) => joinPath(query.path, nameParam(request))),
     );
   }
 
-  app.get(`${POOL_ENDPOINT}/python/downloadFile`, (request, reply) =>
+  app.get(`${POOL_ENDPOINT}/python/downloadFile`, legacyRoutes.downloadFile, (request, reply) =>
     sendContent(request, reply, (query) => {
       if (!query.filename) {
         throw new AppError(
@@ -204,7 +211,7 @@ export function registerFileRoutes(
     }),
   );
 
-  app.delete(`${POOL_ENDPOINT}/files/:name`, async (request, reply) => {
+  app.delete(`${POOL_ENDPOINT}/files/:name`, dataRoutes.deleteFile, async (request, reply) => {
     const generation = await withFiles(request, reply, async ({ data, query, generation }) => {
       await data.remove(joinPath(query.path, nameParam(request)));
       return generation;

@@ -11,6 +11,7 @@ import type { PoolManager, Session } from '../../pool/pool-manager.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { optionalInteger } from '../wire.js';
 import { POOL_ENDPOINT, poolFor, requireIdentifier } from './pool-endpoint.js';
+import { dataRoutes } from '../schemas/data.js';
 
 const PAGE_SIZE = 100;
 
@@ -33,7 +34,7 @@ export function registerSessionRoutes(
   app: FastifyInstance,
   deps: { pools: PoolService; publicUrl: () => string; imageMetadata: () => Promise<ImageMetadata> },
 ): void {
-  app.get(`${POOL_ENDPOINT}/session`, (request) => {
+  app.get(`${POOL_ENDPOINT}/session`, dataRoutes.getSession, (request) => {
     const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
     const identifier = requireIdentifier(query.identifier);
     const session = manager.getSession(identifier);
@@ -46,13 +47,13 @@ export function registerSessionRoutes(
   });
 
   // Ending a session frees its slot at once; ending one that does not exist is not an error.
-  app.delete(`${POOL_ENDPOINT}/session`, async (request, reply) => {
+  app.delete(`${POOL_ENDPOINT}/session`, dataRoutes.deleteSession, async (request, reply) => {
     const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
     await manager.stop(requireIdentifier(query.identifier));
     return reply.status(204).send();
   });
 
-  app.get(`${POOL_ENDPOINT}/listSessions`, (request) => {
+  app.get(`${POOL_ENDPOINT}/listSessions`, dataRoutes.listSessions, (request) => {
     const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
     const skip = optionalInteger(query.skip, 'skip', { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
     const all = manager.listSessions();
@@ -66,7 +67,7 @@ export function registerSessionRoutes(
     };
   });
 
-  app.get(`${POOL_ENDPOINT}/metadata`, async (request) => {
+  app.get(`${POOL_ENDPOINT}/metadata`, dataRoutes.metadata, async (request) => {
     const { manager } = poolFor(deps.pools, request, 'sessions/read');
     const pool = await deps.pools.getPool(manager.id);
     const image = await deps.imageMetadata();

@@ -13,6 +13,7 @@ import type { Tokens } from '../../auth/tokens.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { ApiKeyRow } from '../../store/store.js';
 import { field, isRecord, optionalInteger, optionalString } from '../wire.js';
+import { accessRoutes } from '../schemas/access.js';
 
 const keyResource = (key: ApiKeyRow) => ({
   id: key.id,
@@ -37,7 +38,7 @@ function grantsFrom(body: unknown): Grant[] {
 }
 
 export function registerAccessRoutes(app: FastifyInstance, deps: { apiKeys: ApiKeys; tokens: Tokens }): void {
-  app.post('/sandpool/apiKeys', async (request, reply) => {
+  app.post('/sandpool/apiKeys', accessRoutes.createKey, async (request, reply) => {
     authorize(request.principal, 'keys/write');
     const grants = grantsFrom(request.body);
     if (!canDelegate(request.principal, grants)) {
@@ -50,18 +51,18 @@ export function registerAccessRoutes(app: FastifyInstance, deps: { apiKeys: ApiK
     return reply.status(201).send({ ...keyResource(key), key: secret });
   });
 
-  app.get('/sandpool/apiKeys', async (request) => {
+  app.get('/sandpool/apiKeys', accessRoutes.listKeys, async (request) => {
     authorize(request.principal, 'keys/write');
     return { value: (await deps.apiKeys.list()).map(keyResource) };
   });
 
-  app.delete('/sandpool/apiKeys/:id', async (request) => {
+  app.delete('/sandpool/apiKeys/:id', accessRoutes.revokeKey, async (request) => {
     authorize(request.principal, 'keys/write');
     const { id } = request.params as { id: string };
     return keyResource(await deps.apiKeys.revoke(id));
   });
 
-  app.post('/sandpool/tokens', async (request, reply) => {
+  app.post('/sandpool/tokens', accessRoutes.createToken, async (request, reply) => {
     const body = request.body ?? {};
     const grants =
       isRecord(body) && field(body, 'roles') !== undefined ? grantsFrom(body) : request.principal.grants;

@@ -21,6 +21,7 @@ import {
   validatePoolName,
   type PoolLimits,
 } from './pool-resource.js';
+import { poolRoutes } from '../schemas/pools.js';
 
 export interface ManagementDeps {
   pools: PoolService;
@@ -92,24 +93,28 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     };
   }
 
-  app.get('/subscriptions/:subscription/providers/Microsoft.App/sessionPools', (request) => {
-    const { subscription } = request.params as { subscription: string };
-    return list(request, { subscription });
-  });
+  app.get(
+    '/subscriptions/:subscription/providers/Microsoft.App/sessionPools',
+    poolRoutes.listBySubscription,
+    (request) => {
+      const { subscription } = request.params as { subscription: string };
+      return list(request, { subscription });
+    },
+  );
 
-  app.get(POOLS, (request) => {
+  app.get(POOLS, poolRoutes.listByResourceGroup, (request) => {
     const { subscription, resourceGroup } = request.params as PoolParams;
     return list(request, { subscription, resourceGroup });
   });
 
-  app.get(`${POOLS}/:name`, async (request) => {
+  app.get(`${POOLS}/:name`, poolRoutes.get, async (request) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
     authorize(request.principal, 'pools/read', params.name);
     return render(await loadPool(params), apiVersion);
   });
 
-  app.put(`${POOLS}/:name`, async (request, reply) => {
+  app.put(`${POOLS}/:name`, poolRoutes.createOrUpdate, async (request, reply) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
     validatePoolName(params.name);
@@ -129,7 +134,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
       .send(render(pool, apiVersion));
   });
 
-  app.patch(`${POOLS}/:name`, async (request, reply) => {
+  app.patch(`${POOLS}/:name`, poolRoutes.update, async (request, reply) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
     authorize(request.principal, 'pools/write', params.name);
@@ -152,7 +157,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     return accepted(reply, pool, operation, apiVersion).send(render(pool, apiVersion));
   });
 
-  app.delete(`${POOLS}/:name`, async (request, reply) => {
+  app.delete(`${POOLS}/:name`, poolRoutes.delete, async (request, reply) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
     authorize(request.principal, 'pools/write', params.name);
@@ -172,38 +177,46 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   }
 
   // Azure-AsyncOperation: the operation's status document.
-  app.get(`${OPERATIONS}/sessionPoolOperationStatuses/:operationId`, async (request) => {
-    const operation = await loadOperation(request);
-    return {
-      id: `${publicUrl()}${request.url.split('?')[0] ?? ''}`,
-      name: operation.id,
-      status: operation.status,
-      startTime: operation.startedAt,
-      ...(operation.endedAt && { endTime: operation.endedAt }),
-      ...(operation.error && { error: operation.error }),
-    };
-  });
+  app.get(
+    `${OPERATIONS}/sessionPoolOperationStatuses/:operationId`,
+    poolRoutes.operationStatus,
+    async (request) => {
+      const operation = await loadOperation(request);
+      return {
+        id: `${publicUrl()}${request.url.split('?')[0] ?? ''}`,
+        name: operation.id,
+        status: operation.status,
+        startTime: operation.startedAt,
+        ...(operation.endedAt && { endTime: operation.endedAt }),
+        ...(operation.error && { error: operation.error }),
+      };
+    },
+  );
 
   // Location: 202 while running; then the final result (the pool, or nothing for a delete).
-  app.get(`${OPERATIONS}/sessionPoolOperationResults/:operationId`, async (request, reply: FastifyReply) => {
-    const operation = await loadOperation(request);
-    if (operation.status === 'InProgress') {
-      return reply
-        .status(202)
-        .header('location', `${publicUrl()}${request.url}`)
-        .header('retry-after', '1')
-        .send();
-    }
-    if (operation.status === 'Failed') {
-      throw new AppError(
-        operation.error?.code === ErrorCode.SandboxStartFailed
-          ? ErrorCode.SandboxStartFailed
-          : ErrorCode.InternalServerError,
-        operation.error?.message ?? 'the operation failed',
-      );
-    }
-    if (operation.kind === 'delete') return reply.status(204).send();
-    const pool = await pools.getPool(operation.poolId);
-    return pool ? render(pool, operation.apiVersion) : reply.status(204).send();
-  });
+  app.get(
+    `${OPERATIONS}/sessionPoolOperationResults/:operationId`,
+    poolRoutes.operationResult,
+    async (request, reply: FastifyReply) => {
+      const operation = await loadOperation(request);
+      if (operation.status === 'InProgress') {
+        return reply
+          .status(202)
+          .header('location', `${publicUrl()}${request.url}`)
+          .header('retry-after', '1')
+          .send();
+      }
+      if (operation.status === 'Failed') {
+        throw new AppError(
+          operation.error?.code === ErrorCode.SandboxStartFailed
+            ? ErrorCode.SandboxStartFailed
+            : ErrorCode.InternalServerError,
+          operation.error?.message ?? 'the operation failed',
+        );
+      }
+      if (operation.kind === 'delete') return reply.status(204).send();
+      const pool = await pools.getPool(operation.poolId);
+      return pool ? render(pool, operation.apiVersion) : reply.status(204).send();
+    },
+  );
 }

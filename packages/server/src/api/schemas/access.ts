@@ -1,0 +1,67 @@
+/**
+ * @module api/schemas/access
+ * Sandpool's own credential routes (no Azure counterpart): API keys and short-lived tokens.
+ */
+
+import { Type } from 'typebox';
+
+import { route } from './common.js';
+
+const Roles = Type.Array(
+  Type.String({
+    description: '`Role` or `Role:pool`; roles are SessionExecutor, Contributor and Reader.',
+    examples: ['SessionExecutor:default'],
+  }),
+  { minItems: 1 },
+);
+
+export const ApiKey = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    roles: Type.Array(Type.String()),
+    createdAt: Type.String(),
+    revokedAt: Type.Union([Type.String(), Type.Null()]),
+  },
+  { $id: 'ApiKey' },
+);
+
+const tag = 'Access' as const;
+
+export const accessRoutes = {
+  createKey: route({
+    operationId: 'ApiKeys_Create',
+    summary: 'Create an API key (its secret is shown once)',
+    tag,
+    body: Type.Object({ name: Type.Optional(Type.String({ maxLength: 128 })), roles: Roles }),
+    response: {
+      201: Type.Object({
+        ...ApiKey.properties,
+        key: Type.String({ description: 'The secret: `sp_<id>_<random>`.' }),
+      }),
+    },
+  }),
+  listKeys: route({
+    operationId: 'ApiKeys_List',
+    summary: 'List API keys (never their secrets)',
+    tag,
+    response: { 200: Type.Object({ value: Type.Array(Type.Ref('ApiKey')) }) },
+  }),
+  revokeKey: route({
+    operationId: 'ApiKeys_Revoke',
+    summary: 'Revoke an API key',
+    tag,
+    params: Type.Object({ id: Type.String() }),
+    response: { 200: Type.Ref('ApiKey') },
+  }),
+  createToken: route({
+    operationId: 'Tokens_Create',
+    summary: 'Mint a short-lived token with some or all of the caller’s roles',
+    tag,
+    body: Type.Object({
+      roles: Type.Optional(Roles),
+      expiresInSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 86_400, default: 3600 })),
+    }),
+    response: { 201: Type.Object({ token: Type.String(), expiresAt: Type.String() }) },
+  }),
+};

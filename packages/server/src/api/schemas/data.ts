@@ -1,0 +1,336 @@
+/**
+ * @module api/schemas/data
+ * The pool endpoint (data plane): executions, files and sessions in the current generation's shapes
+ * (api-version 2024-10-02-preview and later), plus the legacy routes older clients still call.
+ */
+
+import { Type, type TSchema } from 'typebox';
+
+import { DataQuery, NoContent, PoolEndpointParams, route } from './common.js';
+
+const Query = Type.Object(DataQuery);
+const Image = Type.Object({
+  type: Type.Literal('image'),
+  format: Type.Literal('png'),
+  base64_data: Type.String(),
+});
+const ExecutionError = Type.Object({ code: Type.String(), message: Type.String() });
+const Primitive = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
+const ExecutionType = Type.Union([Type.Literal('Synchronous'), Type.Literal('Asynchronous')]);
+
+export const ExecutionRequest = Type.Object(
+  {
+    code: Type.Optional(Type.String({ description: 'Python code (code-interpreter pools).' })),
+    shellCommand: Type.Optional(
+      Type.String({ description: 'A command line (Shell pools), run with `bash -c` in /mnt/data.' }),
+    ),
+    shellType: Type.Optional(Type.Union([Type.Literal('bash'), Type.Literal('sh')])),
+    codeInputType: Type.Optional(
+      Type.String({ enum: ['Inline', 'InlineBase64', 'InlineText'], description: 'Any case.' }),
+    ),
+    executionType: Type.Optional(
+      Type.String({ enum: ['Synchronous', 'Asynchronous'], description: 'Any case.' }),
+    ),
+    timeoutInSeconds: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 220, description: 'Default 120 (Python) or 180 (Shell).' }),
+    ),
+    outputStreamsMaxLength: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        description: 'stdout and stderr are each cut to this length; default 4096.',
+      }),
+    ),
+  },
+  {
+    $id: 'ExecutionRequest',
+    additionalProperties: true,
+    description: 'Flat, or wrapped in `properties` as the az CLI sends it.',
+  },
+);
+
+/** A code-interpreter pool's `SessionCodeExecutionResource`. */
+export const Execution = Type.Object(
+  {
+    id: Type.String(),
+    identifier: Type.String(),
+    executionType: ExecutionType,
+    status: Type.Union([Type.Literal('Running'), Type.Literal('Succeeded'), Type.Literal('Failed')]),
+    result: Type.Union([
+      Type.Null(),
+      Type.Object({
+        stdout: Type.String(),
+        stderr: Type.String(),
+        executionResult: Type.Union([Primitive, Image], {
+          description: 'The last expression’s value, else the first image.',
+        }),
+        executionTimeInMilliseconds: Type.Integer(),
+        outputStreamsMaxLength: Type.Integer(),
+        images: Type.Array(Image),
+      }),
+    ]),
+    error: Type.Optional(ExecutionError),
+  },
+  { $id: 'Execution' },
+);
+
+/** A Shell pool's execution: the exit status, as a string, in `status`. */
+export const ShellExecution = Type.Object(
+  {
+    id: Type.String(),
+    identifier: Type.String(),
+    executionType: ExecutionType,
+    status: Type.String({
+      description: '`Running`, else the exit status as a string ("0"); 124 after a timeout.',
+    }),
+    result: Type.Union([
+      Type.Null(),
+      Type.Object({
+        stdout: Type.String(),
+        stderr: Type.String(),
+        exitCode: Type.Integer(),
+        executionTimeInMilliseconds: Type.Integer(),
+        outputStreamsMaxLength: Type.Integer(),
+      }),
+    ]),
+    error: Type.Optional(ExecutionError),
+  },
+  { $id: 'ShellExecution' },
+);
+
+const AnyExecution = Type.Union([Type.Ref('Execution'), Type.Ref('ShellExecution')]);
+
+export const File = Type.Object(
+  {
+    name: Type.String(),
+    type: Type.Union([Type.Literal('File'), Type.Literal('Directory')]),
+    contentType: Type.String(),
+    sizeInBytes: Type.Integer(),
+    lastModifiedAt: Type.String(),
+    directory: Type.String({ examples: ['/mnt/data'] }),
+  },
+  { $id: 'File' },
+);
+
+/**
+ * The legacy generation's file list. Each object also carries a `$id` counter, left out here because
+ * JSON Schema reads a property named `$id` as a schema id.
+ */
+const LegacyFileList = Type.Object({
+  value: Type.Array(
+    Type.Object({
+      properties: Type.Object({
+        filename: Type.String(),
+        size: Type.Integer(),
+        lastModifiedTime: Type.String(),
+      }),
+    }),
+  ),
+});
+
+const FileList = Type.Object({ value: Type.Array(Type.Ref('File')) });
+
+/** Current shape, or the legacy envelope when the api-version is 2024-02-02-preview or 2024-08-02-preview. */
+const inGeneration = (current: TSchema) =>
+  Type.Union([current, LegacyFileList], {
+    description:
+      'The legacy `$id`/`properties` envelope under api-version 2024-02-02-preview and 2024-08-02-preview.',
+  });
+
+export const Session = Type.Object(
+  {
+    identifier: Type.String(),
+    createdAt: Type.String(),
+    lastAccessedAt: Type.String(),
+    expireAt: Type.String({ description: 'When the cooldown (or maxAlivePeriod) ends the session.' }),
+    etag: Type.String({ description: 'The sandbox’s id; a new session has a new one.' }),
+  },
+  { $id: 'Session' },
+);
+
+const FileParams = Type.Object({ ...PoolEndpointParams.properties, name: Type.String() });
+const PathQuery = Type.Object({
+  ...DataQuery,
+  path: Type.Optional(Type.String({ description: 'A directory under /mnt/data.' })),
+});
+const Content = {
+  200: {
+    description: 'The file’s bytes.',
+    content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } },
+  },
+};
+
+export const dataRoutes = {
+  execute: route({
+    operationId: 'Executions_Execute',
+    summary: 'Run code (or a Shell pool’s command line) in the identifier’s session',
+    description:
+      'Synchronous runs answer 200 with the result; asynchronous ones 202 with `Operation-Location`. An `operation-id` header makes retries idempotent.',
+    tag: 'Executions',
+    params: PoolEndpointParams,
+    querystring: Query,
+    body: Type.Ref('ExecutionRequest'),
+    response: { 200: AnyExecution, 202: AnyExecution },
+  }),
+  getExecution: route({
+    operationId: 'Executions_Get',
+    summary: 'Get an execution',
+    tag: 'Executions',
+    params: Type.Object({ ...PoolEndpointParams.properties, executionId: Type.String() }),
+    querystring: Query,
+    response: { 200: AnyExecution },
+  }),
+  listFiles: route({
+    operationId: 'Files_List',
+    summary: 'List the files in /mnt/data',
+    tag: 'Files',
+    params: PoolEndpointParams,
+    querystring: Type.Object({ ...PathQuery.properties, recursive: Type.Optional(Type.Boolean()) }),
+    response: { 200: inGeneration(FileList) },
+  }),
+  upload: route({
+    operationId: 'Files_Upload',
+    summary: 'Upload a file (multipart part `file`; the filename may be `/mnt/data/<name>`)',
+    tag: 'Files',
+    multipart: true,
+    params: PoolEndpointParams,
+    querystring: PathQuery,
+    response: { 200: inGeneration(Type.Ref('File')) },
+  }),
+  getFile: route({
+    operationId: 'Files_Get',
+    summary: 'Get a file’s metadata',
+    tag: 'Files',
+    params: FileParams,
+    querystring: PathQuery,
+    response: { 200: inGeneration(Type.Ref('File')) },
+  }),
+  fileContent: route({
+    operationId: 'Files_GetContent',
+    summary: 'Download a file',
+    tag: 'Files',
+    params: FileParams,
+    querystring: PathQuery,
+    response: Content,
+  }),
+  deleteFile: route({
+    operationId: 'Files_Delete',
+    summary: 'Delete a file or an empty directory',
+    tag: 'Files',
+    params: FileParams,
+    querystring: PathQuery,
+    response: {
+      200: Type.Object({ message: Type.String() }, { description: 'Legacy api-versions.' }),
+      204: NoContent('Deleted.'),
+    },
+  }),
+  getSession: route({
+    operationId: 'Sessions_Get',
+    summary: 'Get the identifier’s live session',
+    tag: 'Sessions',
+    params: PoolEndpointParams,
+    querystring: Query,
+    response: { 200: Type.Ref('Session') },
+  }),
+  deleteSession: route({
+    operationId: 'Sessions_Delete',
+    summary: 'End the identifier’s session and free its slot (no error if there is none)',
+    tag: 'Sessions',
+    params: PoolEndpointParams,
+    querystring: Query,
+    response: { 204: NoContent('Ended, or there was none.') },
+  }),
+  listSessions: route({
+    operationId: 'Sessions_List',
+    summary: 'List the pool’s live sessions, oldest first',
+    tag: 'Sessions',
+    params: PoolEndpointParams,
+    querystring: Type.Object({
+      'api-version': DataQuery['api-version'],
+      skip: Type.Optional(Type.Integer({ minimum: 0 })),
+    }),
+    response: {
+      200: Type.Object({ sessions: Type.Array(Type.Ref('Session')), nextLink: Type.Optional(Type.String()) }),
+    },
+  }),
+  metadata: route({
+    operationId: 'Pool_Metadata',
+    summary: 'The pool’s runtime and pre-installed packages',
+    tag: 'Sessions',
+    params: PoolEndpointParams,
+    querystring: Type.Object({ 'api-version': DataQuery['api-version'] }),
+    response: {
+      200: Type.Object({
+        containerType: Type.String(),
+        runtimes: Type.Array(Type.Object({ name: Type.String(), version: Type.String() })),
+        preInstalledPackages: Type.Array(Type.Object({ name: Type.String(), version: Type.String() })),
+        createdAt: Type.Optional(Type.String()),
+        lastUpdatedAt: Type.Optional(Type.String()),
+      }),
+    },
+  }),
+};
+
+function legacyUpload(operationId: string, summary: string) {
+  return route({
+    operationId,
+    summary,
+    tag: 'Legacy',
+    deprecated: true,
+    multipart: true,
+    params: PoolEndpointParams,
+    querystring: PathQuery,
+    response: { 200: LegacyFileList },
+  });
+}
+
+/** Routes older clients call; answers in those generations' envelopes. */
+export const legacyRoutes = {
+  codeExecute: route({
+    operationId: 'Legacy_CodeExecute',
+    summary: 'v1 (2024-02-02-preview): run code; `properties` body and `$id`/`properties` answer',
+    tag: 'Legacy',
+    deprecated: true,
+    params: PoolEndpointParams,
+    querystring: Query,
+    body: Type.Object({ properties: Type.Ref('ExecutionRequest') }),
+    response: {
+      200: Type.Object({
+        properties: Type.Object({ status: Type.String() }, { additionalProperties: true }),
+      }),
+    },
+  }),
+  pythonExecute: route({
+    operationId: 'Legacy_PythonExecute',
+    summary: 'v0: run `pythonCode`; the identifier may sit in the body',
+    tag: 'Legacy',
+    deprecated: true,
+    params: PoolEndpointParams,
+    querystring: Type.Object({
+      'api-version': DataQuery['api-version'],
+      identifier: Type.Optional(DataQuery.identifier),
+    }),
+    body: Type.Object({ properties: Type.Object({}, { additionalProperties: true }) }),
+    response: { 200: Type.Object({ status: Type.String() }, { additionalProperties: true }) },
+  }),
+  upload: legacyUpload('Legacy_Upload', 'v1 upload (`files/upload`)'),
+  uploadFile: legacyUpload('Legacy_UploadFile', 'v0 upload (`python/uploadFile`)'),
+  fileContent: route({
+    operationId: 'Legacy_FileContent',
+    summary: 'v1 download (`files/content/{name}`)',
+    tag: 'Legacy',
+    deprecated: true,
+    params: FileParams,
+    querystring: PathQuery,
+    response: Content,
+  }),
+  downloadFile: route({
+    operationId: 'Legacy_DownloadFile',
+    summary: 'v0 download (`python/downloadFile?filename=`)',
+    tag: 'Legacy',
+    deprecated: true,
+    params: PoolEndpointParams,
+    querystring: Type.Object({ ...DataQuery, filename: Type.String() }),
+    response: Content,
+  }),
+};

@@ -1,0 +1,209 @@
+/**
+ * @module api/schemas/pools
+ * The `Microsoft.App/sessionPools` resource and its long-running operations, as of the current
+ * api-versions. Older api-versions move a few fields (see management/pool-resource.ts), so fields
+ * that moved are optional here.
+ */
+
+import { Type } from 'typebox';
+
+import { POOL_NAME } from '../management/pool-resource.js';
+import { ManagementQuery, NoContent, route } from './common.js';
+
+const Lifecycle = Type.Object({
+  lifecycleType: Type.Union([Type.Literal('Timed'), Type.Literal('OnContainerExit')]),
+  cooldownPeriodInSeconds: Type.Optional(Type.Integer()),
+  maxAlivePeriodInSeconds: Type.Optional(Type.Integer()),
+});
+
+const PoolProperties = Type.Object(
+  {
+    containerType: Type.Optional(
+      Type.String({ description: '`PythonLTS` or `Shell` (`JupyterPython` in 2024-02-02-preview).' }),
+    ),
+    poolManagementType: Type.Optional(Type.Literal('Dynamic')),
+    scaleConfiguration: Type.Optional(
+      Type.Object({
+        maxConcurrentSessions: Type.Integer({ minimum: 1 }),
+        readySessionInstances: Type.Optional(Type.Integer({ minimum: 0 })),
+      }),
+    ),
+    maxConcurrentSessions: Type.Optional(Type.Integer({ description: 'Where 2024-02-02-preview puts it.' })),
+    dynamicPoolConfiguration: Type.Optional(
+      Type.Object({
+        lifecycleConfiguration: Type.Optional(Lifecycle),
+        executionType: Type.Optional(Type.Literal('Timed')),
+        cooldownPeriodInSeconds: Type.Optional(Type.Integer()),
+        coolDownPeriodInSecond: Type.Optional(Type.Integer()),
+      }),
+    ),
+    sessionNetworkConfiguration: Type.Optional(
+      Type.Object({ status: Type.Union([Type.Literal('EgressEnabled'), Type.Literal('EgressDisabled')]) }),
+    ),
+    secrets: Type.Optional(
+      Type.Array(
+        Type.Object({
+          name: Type.String(),
+          value: Type.Optional(Type.String({ description: 'Write-only: never returned.' })),
+        }),
+      ),
+    ),
+    sessionResources: Type.Optional(
+      Type.Object(
+        { cpu: Type.Number(), memory: Type.String({ examples: ['0.5Gi'] }) },
+        { description: 'Sandpool: cores and memory of each session.' },
+      ),
+    ),
+    sandboxRuntime: Type.Optional(
+      Type.String({ description: 'Sandpool: the OCI runtime (`runc` or `runsc`).' }),
+    ),
+    poolManagementEndpoint: Type.Optional(
+      Type.String({ readOnly: true, description: 'Base URL of the pool’s data plane.' }),
+    ),
+    provisioningState: Type.Optional(
+      Type.String({ readOnly: true, enum: ['InProgress', 'Succeeded', 'Failed', 'Canceled', 'Deleting'] }),
+    ),
+    nodeCount: Type.Optional(Type.Integer({ readOnly: true })),
+    sessionStatus: Type.Optional(
+      Type.Object(
+        {
+          readySessionCount: Type.Integer(),
+          allocatedSessionCount: Type.Integer(),
+          startingSessionCount: Type.Integer(),
+          consecutiveStartFailures: Type.Integer(),
+          lastStartError: Type.Union([Type.String(), Type.Null()]),
+        },
+        { readOnly: true, description: 'Sandpool: the warm set and its health, live.' },
+      ),
+    ),
+  },
+  { additionalProperties: true },
+);
+
+export const SessionPool = Type.Object(
+  {
+    id: Type.Optional(Type.String({ readOnly: true })),
+    name: Type.Optional(Type.String({ readOnly: true })),
+    type: Type.Optional(Type.String({ readOnly: true })),
+    location: Type.String(),
+    tags: Type.Optional(Type.Record(Type.String(), Type.String())),
+    systemData: Type.Optional(
+      Type.Object({ createdAt: Type.String(), lastModifiedAt: Type.String() }, { readOnly: true }),
+    ),
+    properties: PoolProperties,
+  },
+  { $id: 'SessionPool' },
+);
+
+const PoolList = Type.Object({
+  value: Type.Array(Type.Ref('SessionPool')),
+  nextLink: Type.Optional(Type.String()),
+});
+
+const OperationStatus = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  status: Type.Union([Type.Literal('InProgress'), Type.Literal('Succeeded'), Type.Literal('Failed')]),
+  startTime: Type.String(),
+  endTime: Type.Optional(Type.String()),
+  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+});
+
+const ResourceGroupParams = Type.Object({ subscription: Type.String(), resourceGroup: Type.String() });
+const PoolParams = Type.Object({
+  subscription: Type.String(),
+  resourceGroup: Type.String(),
+  name: Type.String({ pattern: POOL_NAME.source }),
+});
+const OperationParams = Type.Object({
+  subscription: Type.String(),
+  location: Type.String(),
+  operationId: Type.String(),
+});
+const ListQuery = Type.Object({
+  ...ManagementQuery.properties,
+  $top: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  $skipToken: Type.Optional(Type.String()),
+});
+
+const tag = 'Session pools' as const;
+
+export const poolRoutes = {
+  listBySubscription: route({
+    operationId: 'SessionPools_ListBySubscription',
+    summary: 'List the session pools of a subscription',
+    tag,
+    params: Type.Object({ subscription: Type.String() }),
+    querystring: ListQuery,
+    response: { 200: PoolList },
+  }),
+  listByResourceGroup: route({
+    operationId: 'SessionPools_ListByResourceGroup',
+    summary: 'List the session pools of a resource group',
+    tag,
+    params: ResourceGroupParams,
+    querystring: ListQuery,
+    response: { 200: PoolList },
+  }),
+  get: route({
+    operationId: 'SessionPools_Get',
+    summary: 'Get a session pool',
+    tag,
+    params: PoolParams,
+    querystring: ManagementQuery,
+    response: { 200: Type.Ref('SessionPool') },
+  }),
+  createOrUpdate: route({
+    operationId: 'SessionPools_CreateOrUpdate',
+    summary: 'Create or replace a session pool',
+    description:
+      'Long-running: poll the `Azure-AsyncOperation` URL. A changed template replaces the ready sandboxes; allocated sessions run on.',
+    tag,
+    params: PoolParams,
+    querystring: ManagementQuery,
+    body: Type.Ref('SessionPool'),
+    response: { 200: Type.Ref('SessionPool'), 201: Type.Ref('SessionPool') },
+  }),
+  update: route({
+    operationId: 'SessionPools_Update',
+    summary: 'Update a session pool (JSON merge patch)',
+    description: 'Long-running: poll the `Location` or `Azure-AsyncOperation` URL.',
+    tag,
+    params: PoolParams,
+    querystring: ManagementQuery,
+    body: Type.Object({}, { additionalProperties: true, description: 'A JSON merge patch of the resource.' }),
+    response: { 202: Type.Ref('SessionPool') },
+  }),
+  delete: route({
+    operationId: 'SessionPools_Delete',
+    summary: 'Delete a session pool',
+    description: 'Long-running: its sessions end with reason `poolDeleted`.',
+    tag,
+    params: PoolParams,
+    querystring: ManagementQuery,
+    response: {
+      202: NoContent('Deleting; poll the Location URL.'),
+      204: NoContent('No such pool.'),
+    },
+  }),
+  operationStatus: route({
+    operationId: 'SessionPoolOperationStatuses_Get',
+    summary: 'Status of a long-running pool operation (Azure-AsyncOperation)',
+    tag,
+    params: OperationParams,
+    querystring: ManagementQuery,
+    response: { 200: OperationStatus },
+  }),
+  operationResult: route({
+    operationId: 'SessionPoolOperationResults_Get',
+    summary: 'Result of a long-running pool operation (Location)',
+    tag,
+    params: OperationParams,
+    querystring: ManagementQuery,
+    response: {
+      200: Type.Ref('SessionPool'),
+      202: NoContent('Still running; poll again after Retry-After.'),
+      204: NoContent('The pool was deleted.'),
+    },
+  }),
+};

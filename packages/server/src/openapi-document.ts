@@ -1,0 +1,40 @@
+/**
+ * @module openapi-document
+ * Renders the OpenAPI document from the app's routes without a store, pools or sandboxes: route
+ * registration reads none of them. `scripts/gen-openapi.ts` writes the result to `openapi.json`, and
+ * a test fails when the committed file differs.
+ */
+
+import { pino } from 'pino';
+
+import { buildApp, type AppDeps } from './app.js';
+
+/** Stands in for a dependency that building the routes must not touch. */
+const unused = new Proxy(
+  {},
+  {
+    get(_target, property) {
+      throw new Error(`rendering the OpenAPI document touched a runtime dependency (${String(property)})`);
+    },
+  },
+);
+
+export async function renderOpenApiDocument(): Promise<string> {
+  const deps: AppDeps = {
+    config: { poolFullStatus: 429, uploadMaxBytes: 1, maxSessionsPerPool: 1 },
+    publicUrl: () => '',
+    logger: pino({ level: 'silent' }),
+    store: unused as AppDeps['store'],
+    pools: unused as AppDeps['pools'],
+    authenticator: unused as AppDeps['authenticator'],
+    apiKeys: unused as AppDeps['apiKeys'],
+    tokens: unused as AppDeps['tokens'],
+    imageMetadata: () => Promise.reject(new Error('unused')),
+    now: Date.now,
+  };
+  const app = await buildApp(deps);
+  await app.ready();
+  const document = app.swagger();
+  await app.close();
+  return `${JSON.stringify(document, null, 2)}\n`;
+}
