@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 npx tsc -b
+npx tsc -p bench
+npx tsc -p scripts
 npx eslint .
 npx prettier --check .
 node scripts/run-tests.mjs "$@"

@@ -20,6 +20,7 @@ const unused = new Proxy(
 );
 
 export async function renderOpenApiDocument(): Promise<string> {
+  /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- stand-ins that throw if touched */
   const deps: AppDeps = {
     config: { poolFullStatus: 429, uploadMaxBytes: 1, maxSessionsPerPool: 1 },
     publicUrl: () => '',
@@ -32,6 +33,7 @@ export async function renderOpenApiDocument(): Promise<string> {
     imageMetadata: () => Promise.reject(new Error('unused')),
     now: Date.now,
   };
+  /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment */
   const app = await buildApp(deps);
   await app.ready();
   const document = app.swagger();
