@@ -15,7 +15,7 @@ const layer = (files, forbidden, why) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'interpreter/**', 'images/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', 'interpreter/**', 'images/**', '**/*.gen.ts'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
@@ -44,6 +44,11 @@ export default tseslint.config(
     ['packages/server/src/pool/**'],
     ['**/api/*', '**/oci/*'],
     'pool/ uses the SandboxDriver interface, never a runtime, and knows nothing of HTTP',
+  ),
+  layer(
+    ['packages/sdk/src/**'],
+    ['node:*', '**/server/**'],
+    'the SDK runs in browsers too and knows the server only through openapi.json',
   ),
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {

@@ -6,6 +6,7 @@ scripts/setup.sh
 npx tsc -b
 npx tsc -p bench
 npx tsc -p scripts
+npx tsc -p packages/sdk/test
 npx eslint .
 npx prettier --check .
 node scripts/run-tests.mjs "$@"

@@ -58,6 +58,7 @@ export interface RouteDoc {
   description?: string;
   params?: TSchema;
   querystring?: TSchema;
+  headers?: TSchema;
   body?: TSchema;
   /** Documented responses by status; an error body is added for every failure status. */
   response?: Record<number, TSchema | { description: string }>;
@@ -84,6 +85,7 @@ export function route(doc: RouteDoc) {
       ...(doc.deprecated && { deprecated: true }),
       ...(doc.params && { params: doc.params }),
       ...(doc.querystring && { querystring: doc.querystring }),
+      ...(doc.headers && { headers: doc.headers }),
       ...(doc.body && { body: doc.body }),
       ...(doc.multipart && { consumes: ['multipart/form-data'], body: MultipartFile }),
       security: [{ bearer: [] }],

@@ -169,6 +169,15 @@ export const dataRoutes = {
     tag: 'Executions',
     params: PoolEndpointParams,
     querystring: Query,
+    headers: Type.Object({
+      'operation-id': Type.Optional(
+        Type.String({
+          pattern: '^[A-Za-z0-9._-]{1,128}$',
+          description:
+            'The execution’s id, chosen by the caller: a retry with the same id returns the first run.',
+        }),
+      ),
+    }),
     body: Type.Ref('ExecutionRequest'),
     response: { 200: AnyExecution, 202: AnyExecution },
   }),

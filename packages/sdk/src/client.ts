@@ -1,0 +1,479 @@
+/**
+ * @module client
+ * {@link SandpoolClient}: one object per server and credential. Its capabilities are sub-objects:
+ * `pools` (the management plane), `pool(name)` → `session(identifier)` (the data plane), `keys` and
+ * `tokens`. Requests go through openapi-fetch, typed by the server's OpenAPI document.
+ */
+
+import createClient, { type Client } from 'openapi-fetch';
+
+import { apiErrorFrom, OperationFailedError } from './errors.js';
+import { poolDefinition, type PoolOptions, type SessionPool } from './pool-definition.js';
+import { retryingFetch, sleep, type RetryOptions } from './retry.js';
+import type { components, paths } from './schema.gen.js';
+
+type Schemas = components['schemas'];
+export type Execution = Schemas['Execution'];
+export type ShellExecution = Schemas['ShellExecution'];
+export type FileInfo = Schemas['File'];
+export type SessionInfo = Schemas['Session'];
+export type ApiKey = Schemas['ApiKey'];
+export type ManagementApiVersion = NonNullable<
+  paths['/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools/{name}']['get']['parameters']['query']
+>['api-version'];
+/** The data-plane versions whose answers are in the current shapes (the SDK reads no legacy envelope). */
+export type DataApiVersion = Exclude<
+  paths['/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/session']['get']['parameters']['query']['api-version'],
+  '2024-02-02-preview' | '2024-08-02-preview'
+>;
+
+export interface SandpoolClientOptions {
+  /** The server's base URL, e.g. `https://127.0.0.1:8443`. */
+  endpoint: string;
+  /** An API key or a token, or a function that returns one (called for every request, so it can refresh). */
+  credential: string | (() => string | Promise<string>);
+  /** Default `00000000-0000-0000-0000-000000000000`, the server's default subscription. */
+  subscription?: string;
+  /** Default `sandpool`, the server's default resource group. */
+  resourceGroup?: string;
+  /** Retries on 429/503 and connection failures, with jitter; `false` turns them off. */
+  retry?: RetryOptions | false;
+  /** The `fetch` to use (e.g. one with a custom CA for a self-signed server). Default: the global one. */
+  fetch?: typeof fetch;
+  /** Default `2025-07-01`. */
+  managementApiVersion?: ManagementApiVersion;
+  /** Default `2025-10-02-preview`. */
+  dataApiVersion?: DataApiVersion;
+  /** How often to poll a long-running pool operation, ms. Default 500. */
+  pollIntervalMs?: number;
+}
+
+export interface WaitOption {
+  /** Wait for the long-running operation to finish (default true). */
+  wait?: boolean;
+}
+
+export interface ExecuteOptions {
+  /** 1 to 220; default 120 for Python, 180 for Shell. */
+  timeoutInSeconds?: number;
+  /** stdout and stderr are each cut to this many characters; default 4096. */
+  outputStreamsMaxLength?: number;
+  /** Makes a retried request idempotent: the same id returns the first run's result. */
+  operationId?: string;
+  /** Return at once with status `Running`; read the result with `getExecution`. */
+  async?: boolean;
+  signal?: AbortSignal;
+}
+
+const DEFAULT_SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
+const POOLS_PATH =
+  '/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools/{name}';
+const ENDPOINT = '/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}';
+
+/**
+ * Unwraps an openapi-fetch result: the data, or the server's error as an {@link ApiError}. File
+ * routes document the legacy envelopes too; the SDK sends a current api-version, so it casts their
+ * answers to the current shape.
+ */
+function ok<T>(result: { data?: T; error?: unknown; response: Response }): T {
+  if (!result.response.ok) throw apiErrorFrom(result.response, result.error);
+  return result.data as T;
+}
+
+export class SandpoolClient {
+  /** The management plane: create, read, update, delete pools. */
+  readonly pools: Pools;
+  /** API keys (long-lived, revocable). */
+  readonly keys: Keys;
+  /** Short-lived tokens carrying some of the caller's roles. */
+  readonly tokens: Tokens;
+  /** @internal */
+  readonly api: Client<paths>;
+  /** @internal */
+  readonly scope: { subscription: string; resourceGroup: string };
+  /** @internal */
+  readonly versions: { management: ManagementApiVersion; data: DataApiVersion };
+  /** @internal */
+  readonly pollIntervalMs: number;
+
+  constructor(options: SandpoolClientOptions) {
+    const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    const fetchWithRetry =
+      options.retry === false
+        ? baseFetch
+        : retryingFetch(options.retry ?? {}, { fetch: baseFetch, sleep, random: Math.random });
+    this.api = createClient<paths>({ baseUrl: options.endpoint.replace(/\/+$/, ''), fetch: fetchWithRetry });
+    const credential = options.credential;
+    this.api.use({
+      async onRequest({ request }) {
+        const secret = typeof credential === 'string' ? credential : await credential();
+        request.headers.set('authorization', `Bearer ${secret}`);
+        return request;
+      },
+    });
+    this.scope = {
+      subscription: options.subscription ?? DEFAULT_SUBSCRIPTION,
+      resourceGroup: options.resourceGroup ?? 'sandpool',
+    };
+    this.versions = {
+      management: options.managementApiVersion ?? '2025-07-01',
+      data: options.dataApiVersion ?? '2025-10-02-preview',
+    };
+    this.pollIntervalMs = options.pollIntervalMs ?? 500;
+    this.pools = new Pools(this);
+    this.keys = new Keys(this);
+    this.tokens = new Tokens(this);
+  }
+
+  /** A pool's data plane, by pool name. */
+  pool(name: string): Pool {
+    return new Pool(this, name);
+  }
+
+  /** Whether the server answers its health probe. */
+  async healthy(): Promise<boolean> {
+    const result = await this.api.GET('/healthz');
+    return result.response.ok;
+  }
+}
+
+export class Pools {
+  constructor(private readonly client: SandpoolClient) {}
+
+  private path(name: string) {
+    return { ...this.client.scope, name };
+  }
+
+  private get query() {
+    return { 'api-version': this.client.versions.management };
+  }
+
+  /** Every pool of the resource group (or of the subscription with `{ allResourceGroups: true }`). */
+  async list(options: { allResourceGroups?: boolean } = {}): Promise<SessionPool[]> {
+    const first = options.allResourceGroups
+      ? await this.client.api.GET('/subscriptions/{subscription}/providers/Microsoft.App/sessionPools', {
+          params: { path: { subscription: this.client.scope.subscription }, query: this.query },
+        })
+      : await this.client.api.GET(
+          '/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools',
+          { params: { path: this.client.scope, query: this.query } },
+        );
+    let page = ok(first);
+    const pools = [...page.value];
+    while (page.nextLink) {
+      page = await this.followLink<typeof page>(page.nextLink);
+      pools.push(...page.value);
+    }
+    return pools;
+  }
+
+  async get(name: string): Promise<SessionPool> {
+    return ok(
+      await this.client.api.GET(POOLS_PATH, { params: { path: this.path(name), query: this.query } }),
+    );
+  }
+
+  /**
+   * Creates the pool, or replaces its definition. `definition` is either plain {@link PoolOptions}
+   * or a full ARM `SessionPool` body. Waits for the operation unless `wait: false`.
+   */
+  async createOrUpdate(
+    name: string,
+    definition: PoolOptions | SessionPool,
+    options: WaitOption = {},
+  ): Promise<SessionPool> {
+    const body = 'properties' in definition ? definition : poolDefinition(definition);
+    const result = await this.client.api.PUT(POOLS_PATH, {
+      params: { path: this.path(name), query: this.query },
+      body,
+    });
+    const pool = ok(result);
+    if (options.wait === false) return pool;
+    await this.waitFor(result.response);
+    return this.get(name);
+  }
+
+  /** Applies a JSON merge patch to the pool's resource, e.g. `{ properties: { scaleConfiguration: { maxConcurrentSessions: 20 } } }`. */
+  async update(name: string, patch: Record<string, unknown>, options: WaitOption = {}): Promise<SessionPool> {
+    const result = await this.client.api.PATCH(POOLS_PATH, {
+      params: { path: this.path(name), query: this.query },
+      body: patch,
+    });
+    const pool = ok(result);
+    if (options.wait === false) return pool;
+    await this.waitFor(result.response);
+    return this.get(name);
+  }
+
+  /** Deletes the pool; its sessions end. Deleting a pool that does not exist is not an error. */
+  async delete(name: string, options: WaitOption = {}): Promise<void> {
+    const result = await this.client.api.DELETE(POOLS_PATH, {
+      params: { path: this.path(name), query: this.query },
+    });
+    ok(result);
+    if (options.wait !== false && result.response.status === 202) await this.waitFor(result.response);
+  }
+
+  /** Polls the operation named by `Azure-AsyncOperation` until it succeeds; throws if it fails. */
+  private async waitFor(response: Response): Promise<void> {
+    const url = response.headers.get('azure-asyncoperation');
+    if (!url) return;
+    for (;;) {
+      const status = await this.followLink<{
+        name: string;
+        status: string;
+        error?: { code: string; message: string };
+      }>(url);
+      if (status.status === 'Succeeded') return;
+      if (status.status === 'Failed') {
+        throw new OperationFailedError(
+          status.name,
+          status.error?.code,
+          status.error?.message ?? `operation ${status.name} failed`,
+        );
+      }
+      await sleep(this.client.pollIntervalMs);
+    }
+  }
+
+  /** GETs an absolute URL the server handed out (nextLink, operation status), on this client's base URL. */
+  private async followLink<T>(link: string): Promise<T> {
+    const url = new URL(link);
+    const result = await this.client.api.request(
+      'get',
+      url.pathname as never,
+      {
+        querySerializer: () => url.search.slice(1),
+      } as never,
+    );
+    return ok(result as { data?: T; error?: unknown; response: Response });
+  }
+}
+
+/** A pool's data plane: its sessions by identifier, the sessions list, and its runtime metadata. */
+export class Pool {
+  constructor(
+    private readonly client: SandpoolClient,
+    readonly name: string,
+  ) {}
+
+  /** The session named `identifier`; created by the server on its first request. */
+  session(identifier: string): Session {
+    return new Session(this.client, this.name, identifier);
+  }
+
+  /** Every live session of the pool, oldest first. */
+  async sessions(): Promise<SessionInfo[]> {
+    const sessions: SessionInfo[] = [];
+    for (let skip = 0; ;) {
+      const page = ok(
+        await this.client.api.GET(`${ENDPOINT}/listSessions`, {
+          params: {
+            path: { ...this.client.scope, pool: this.name },
+            query: { 'api-version': this.client.versions.data, skip },
+          },
+        }),
+      );
+      sessions.push(...page.sessions);
+      if (!page.nextLink) return sessions;
+      skip += page.sessions.length;
+    }
+  }
+
+  /** The pool's runtimes and pre-installed packages. */
+  async metadata() {
+    return ok(
+      await this.client.api.GET(`${ENDPOINT}/metadata`, {
+        params: {
+          path: { ...this.client.scope, pool: this.name },
+          query: { 'api-version': this.client.versions.data },
+        },
+      }),
+    );
+  }
+}
+
+/** One session: state (variables, files) persists across its requests until it ends. */
+export class Session {
+  /** The session's `/mnt/data`. */
+  readonly files: Files;
+
+  constructor(
+    private readonly client: SandpoolClient,
+    readonly pool: string,
+    readonly identifier: string,
+  ) {
+    this.files = new Files(client, this.params.bind(this));
+  }
+
+  private params() {
+    return {
+      path: { ...this.client.scope, pool: this.pool },
+      query: { 'api-version': this.client.versions.data, identifier: this.identifier },
+    };
+  }
+
+  /**
+   * Runs Python in a code-interpreter pool's session.
+   * @example
+   * const run = await client.pool('default').session('user-42').execute('6 * 7');
+   * run.result?.executionResult; // 42
+   */
+  async execute(code: string, options: ExecuteOptions = {}): Promise<Execution> {
+    return (await this.post({ code }, options)) as Execution;
+  }
+
+  /**
+   * Runs a command line in a Shell pool's session; `status` holds the exit code as a string.
+   * @example
+   * const run = await client.pool('shell').session('job-1').run('ls -l | wc -l');
+   * run.result?.exitCode; // 0
+   */
+  async run(
+    shellCommand: string,
+    options: ExecuteOptions & { shellType?: 'bash' | 'sh' } = {},
+  ): Promise<ShellExecution> {
+    const { shellType, ...rest } = options;
+    return (await this.post({ shellCommand, ...(shellType && { shellType }) }, rest)) as ShellExecution;
+  }
+
+  private async post(command: Record<string, string>, options: ExecuteOptions) {
+    return ok(
+      await this.client.api.POST(`${ENDPOINT}/executions`, {
+        params: {
+          ...this.params(),
+          ...(options.operationId && { header: { 'operation-id': options.operationId } }),
+        },
+        body: {
+          ...command,
+          executionType: options.async ? 'Asynchronous' : 'Synchronous',
+          ...(options.timeoutInSeconds !== undefined && { timeoutInSeconds: options.timeoutInSeconds }),
+          ...(options.outputStreamsMaxLength !== undefined && {
+            outputStreamsMaxLength: options.outputStreamsMaxLength,
+          }),
+        },
+        ...(options.signal && { signal: options.signal }),
+      }),
+    );
+  }
+
+  /** An execution by id (e.g. one started with `async: true`). */
+  async getExecution(executionId: string): Promise<Execution | ShellExecution> {
+    const { path, query } = this.params();
+    return ok(
+      await this.client.api.GET(`${ENDPOINT}/executions/{executionId}`, {
+        params: { path: { ...path, executionId }, query },
+      }),
+    );
+  }
+
+  /** The live session, or `undefined` if none has this identifier. */
+  async info(): Promise<SessionInfo | undefined> {
+    const result = await this.client.api.GET(`${ENDPOINT}/session`, { params: this.params() });
+    if (result.response.status === 404) return undefined;
+    return ok(result);
+  }
+
+  /** Ends the session now and frees its slot; the next request starts a fresh one. */
+  async stop(): Promise<void> {
+    ok(await this.client.api.DELETE(`${ENDPOINT}/session`, { params: this.params() }));
+  }
+}
+
+type FileParams = ReturnType<Session['params']>;
+
+/** Files in the session's `/mnt/data`; `path` names a subdirectory. */
+export class Files {
+  constructor(
+    private readonly client: SandpoolClient,
+    private readonly params: () => FileParams,
+  ) {}
+
+  private at(options: { path?: string | undefined }) {
+    const { path, query } = this.params();
+    return { path, query: { ...query, ...(options.path !== undefined && { path: options.path }) } };
+  }
+
+  private named(name: string, options: { path?: string | undefined }) {
+    const { path, query } = this.at(options);
+    return { path: { ...path, name }, query };
+  }
+
+  async list(options: { path?: string; recursive?: boolean } = {}): Promise<FileInfo[]> {
+    const { path, query } = this.at(options);
+    const result = ok(
+      await this.client.api.GET(`${ENDPOINT}/files`, {
+        params: { path, query: { ...query, ...(options.recursive && { recursive: true }) } },
+      }),
+    );
+    return result.value as FileInfo[];
+  }
+
+  /** Uploads `content` as `name` (in `path`, default `/mnt/data` itself). */
+  async upload(
+    name: string,
+    content: Blob | Uint8Array | string,
+    options: { path?: string } = {},
+  ): Promise<FileInfo> {
+    const form = new FormData();
+    // A copy of a typed array is backed by a plain ArrayBuffer, which every Blob accepts.
+    const part =
+      content instanceof Blob
+        ? content
+        : new Blob([typeof content === 'string' ? content : new Uint8Array(content)]);
+    form.append('file', part, name);
+    return ok(
+      await this.client.api.POST(`${ENDPOINT}/files`, {
+        params: this.at(options),
+        // The document types the part as a string; the body sent is the form itself.
+        body: form as never,
+        bodySerializer: () => form,
+      }),
+    ) as FileInfo;
+  }
+
+  async get(name: string, options: { path?: string } = {}): Promise<FileInfo> {
+    return ok(
+      await this.client.api.GET(`${ENDPOINT}/files/{name}`, { params: this.named(name, options) }),
+    ) as FileInfo;
+  }
+
+  /** The file's bytes. */
+  async download(name: string, options: { path?: string } = {}): Promise<Uint8Array> {
+    const result = await this.client.api.GET(`${ENDPOINT}/files/{name}/content`, {
+      params: this.named(name, options),
+      parseAs: 'arrayBuffer',
+    });
+    return new Uint8Array(ok<ArrayBuffer>(result));
+  }
+
+  async delete(name: string, options: { path?: string } = {}): Promise<void> {
+    ok(await this.client.api.DELETE(`${ENDPOINT}/files/{name}`, { params: this.named(name, options) }));
+  }
+}
+
+export class Keys {
+  constructor(private readonly client: SandpoolClient) {}
+
+  /** Creates a key; the returned `key` is the secret, shown this once. */
+  async create(options: { name?: string; roles: string[] }) {
+    return ok(await this.client.api.POST('/sandpool/apiKeys', { body: options }));
+  }
+
+  async list(): Promise<ApiKey[]> {
+    return ok(await this.client.api.GET('/sandpool/apiKeys')).value;
+  }
+
+  async revoke(id: string): Promise<ApiKey> {
+    return ok(await this.client.api.DELETE('/sandpool/apiKeys/{id}', { params: { path: { id } } }));
+  }
+}
+
+export class Tokens {
+  constructor(private readonly client: SandpoolClient) {}
+
+  /** Mints a token with `roles` (default: all of the caller's) that expires after `expiresInSeconds` (default 3600). */
+  async create(options: { roles?: string[]; expiresInSeconds?: number } = {}) {
+    return ok(await this.client.api.POST('/sandpool/tokens', { body: options }));
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * @module @sandpool/sdk
+ * TypeScript client for Sandpool, and for Azure Container Apps dynamic sessions (same wire
+ * contract): pools, sessions by identifier, executions and files. Runs in Node 20+ and browsers.
+ */
+
+export {
+  SandpoolClient,
+  Pools,
+  Pool,
+  Session,
+  Files,
+  Keys,
+  Tokens,
+  type SandpoolClientOptions,
+  type ExecuteOptions,
+  type WaitOption,
+  type Execution,
+  type ShellExecution,
+  type FileInfo,
+  type SessionInfo,
+  type ApiKey,
+  type ManagementApiVersion,
+  type DataApiVersion,
+} from './client.js';
+export { SandpoolError, ApiError, ConnectionError, OperationFailedError } from './errors.js';
+export { poolDefinition, type PoolOptions, type SessionPool } from './pool-definition.js';
+export type { RetryOptions } from './retry.js';
+export type { components, paths } from './schema.gen.js';

@@ -1,0 +1,214 @@
+/**
+ * The SDK against a real Sandpool server with real sandboxes: pools through their long-running
+ * operations, Python and Shell sessions, files, typed errors, keys and tokens, and the examples.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
+
+import { ApiError, SandpoolClient } from '@sandpool/sdk';
+
+import { skipReason } from '../../server/test/integration/harness.js';
+import {
+  ADMIN_KEY,
+  RESOURCE_GROUP,
+  SUBSCRIPTION,
+  startTestServer,
+  type TestServer,
+} from '../../server/test/server-harness.js';
+
+const run = promisify(execFile);
+const examples = fileURLToPath(new URL('../examples/', import.meta.url));
+
+describe('SDK against a real server', { skip: skipReason }, async () => {
+  const server: TestServer = await startTestServer('sdk');
+  const client = new SandpoolClient({
+    endpoint: server.url,
+    credential: ADMIN_KEY,
+    subscription: SUBSCRIPTION,
+    resourceGroup: RESOURCE_GROUP,
+    pollIntervalMs: 50,
+  });
+
+  it('creates, lists, updates and reads pools, waiting for their operations', async () => {
+    const created = await client.pools.createOrUpdate('sdkpython', { maxSessions: 4, readySessions: 1 });
+    assert.equal(created.properties.provisioningState, 'Succeeded');
+    assert.equal(created.properties.containerType, 'PythonLTS');
+    await client.pools.createOrUpdate('sdkshell', {
+      containerType: 'Shell',
+      maxSessions: 2,
+      readySessions: 1,
+    });
+    const names = (await client.pools.list()).map((p) => p.name).sort();
+    assert.deepEqual(names, ['sdkpython', 'sdkshell']);
+    const updated = await client.pools.update('sdkpython', {
+      properties: { scaleConfiguration: { maxConcurrentSessions: 6 } },
+    });
+    assert.deepEqual(updated.properties.scaleConfiguration, {
+      maxConcurrentSessions: 6,
+      readySessionInstances: 1,
+    });
+  });
+
+  it('runs Python with state per identifier, and moves files', async () => {
+    const session = client.pool('sdkpython').session('sdk-user-1');
+    await session.execute('x = 41');
+    const result = await session.execute('print("hi")\nx + 1');
+    assert.equal(result.status, 'Succeeded');
+    assert.ok(result.result);
+    assert.equal(result.result.executionResult, 42);
+    assert.equal(result.result.stdout, 'hi\n');
+
+    const uploaded = await session.files.upload('in.txt', new TextEncoder().encode('abc'));
+    assert.equal(uploaded.sizeInBytes, 3);
+    await session.files.upload('deep.txt', 'xyz', { path: 'sub' });
+    assert.deepEqual(
+      (await session.files.list({ recursive: true })).map((f) => `${f.directory}/${f.name}`).sort(),
+      ['/mnt/data/in.txt', '/mnt/data/sub', '/mnt/data/sub/deep.txt'],
+    );
+    assert.equal(new TextDecoder().decode(await session.files.download('deep.txt', { path: 'sub' })), 'xyz');
+    assert.equal((await session.files.get('in.txt')).type, 'File');
+    await session.files.delete('in.txt');
+    await assert.rejects(session.files.get('in.txt'), (error: unknown) => {
+      assert.ok(error instanceof ApiError);
+      assert.equal(error.status, 404);
+      assert.equal(error.code, 'FileNotFound');
+      assert.ok(error.requestId, 'the server’s request id travels with the error');
+      return true;
+    });
+  });
+
+  it('runs shell command lines and reads the exit status', async () => {
+    const session = client.pool('sdkshell').session('sdk-shell');
+    const listed = await session.run('echo hello; exit 4');
+    assert.equal(listed.status, '4');
+    assert.ok(listed.result);
+    assert.equal(listed.result.exitCode, 4);
+    assert.equal(listed.result.stdout, 'hello\n');
+    const sh = await session.run('echo ${BASH_VERSION:-sh}', { shellType: 'sh' });
+    assert.equal(sh.result?.stdout, 'sh\n');
+    await session.stop();
+  });
+
+  it('starts executions asynchronously and reads them by id; an operation-id makes retries idempotent', async () => {
+    const session = client.pool('sdkpython').session('sdk-async');
+    const started = await session.execute('import time\ntime.sleep(0.2)\n7', { async: true });
+    assert.equal(started.status, 'Running');
+    let finished = await session.getExecution(started.id);
+    while (finished.status === 'Running') {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      finished = await session.getExecution(started.id);
+    }
+    assert.equal(finished.status, 'Succeeded');
+    const first = await session.execute('import random\nrandom.random()', { operationId: 'op-1' });
+    const again = await session.execute('import random\nrandom.random()', { operationId: 'op-1' });
+    assert.equal(again.result?.executionResult, first.result?.executionResult);
+  });
+
+  it('lists sessions, reads one, stops it, and serves metadata', async () => {
+    const pool = client.pool('sdkpython');
+    const session = pool.session('sdk-listed');
+    await session.execute('1');
+    assert.ok((await pool.sessions()).some((s) => s.identifier === 'sdk-listed'));
+    assert.equal((await session.info())?.identifier, 'sdk-listed');
+    await session.stop();
+    assert.equal(await session.info(), undefined);
+    const metadata = await pool.metadata();
+    assert.equal(metadata.containerType, 'PythonLTS');
+    assert.ok(metadata.preInstalledPackages.some((p) => p.name.toLowerCase() === 'numpy'));
+  });
+
+  it('throws typed errors with the server’s code and target', async () => {
+    await assert.rejects(
+      client.pool('sdkpython').session('bad id').execute('1'),
+      (error: unknown) =>
+        error instanceof ApiError && error.code === 'InvalidIdentifier' && error.status === 400,
+    );
+    await assert.rejects(
+      client.pools.createOrUpdate('sdkpython', { containerType: 'Shell' }),
+      (error: unknown) => error instanceof ApiError && error.target === 'properties.containerType',
+    );
+  });
+
+  it('surfaces a full pool as SessionPoolFull after retrying with backoff', async () => {
+    const patient = new SandpoolClient({
+      endpoint: server.url,
+      credential: ADMIN_KEY,
+      subscription: SUBSCRIPTION,
+      resourceGroup: RESOURCE_GROUP,
+      retry: { retries: 2, baseDelayMs: 20 },
+    });
+    const shell = patient.pool('sdkshell');
+    await shell.session('fill-1').run('true');
+    await shell.session('fill-2').run('true');
+    const started = Date.now();
+    await assert.rejects(shell.session('fill-3').run('true'), (error: unknown) => {
+      assert.ok(error instanceof ApiError);
+      assert.equal(error.status, 429);
+      assert.equal(error.code, 'SessionPoolFull');
+      return true;
+    });
+    // Retry-After is 1 s, so two retries wait at least 2 s in all.
+    assert.ok(Date.now() - started >= 2000, 'the retries honoured Retry-After');
+    await shell.session('fill-1').stop();
+    await shell.session('fill-2').stop();
+  });
+
+  it('creates and revokes keys, and works with a token credential that refreshes', async () => {
+    const key = await client.keys.create({ name: 'worker', roles: ['SessionExecutor:sdkpython'] });
+    assert.match(key.key, /^sp_/);
+    assert.ok((await client.keys.list()).some((k) => k.id === key.id));
+    let minted = 0;
+    const worker = new SandpoolClient({
+      endpoint: server.url,
+      subscription: SUBSCRIPTION,
+      resourceGroup: RESOURCE_GROUP,
+      credential: async () => {
+        minted++;
+        return (await client.tokens.create({ roles: ['SessionExecutor:sdkpython'], expiresInSeconds: 60 }))
+          .token;
+      },
+    });
+    assert.equal((await worker.pool('sdkpython').session('w').execute('2 + 2')).result?.executionResult, 4);
+    assert.ok(minted >= 1);
+    await assert.rejects(
+      worker.pools.list(),
+      (error: unknown) => error instanceof ApiError && error.status === 403,
+    );
+    const revoked = await client.keys.revoke(key.id);
+    assert.ok(revoked.revokedAt);
+  });
+
+  it('runs the README examples unchanged', async () => {
+    const env = {
+      ...process.env,
+      SANDPOOL_ENDPOINT: server.url,
+      SANDPOOL_API_KEY: ADMIN_KEY,
+      SANDPOOL_SUBSCRIPTION: SUBSCRIPTION,
+      SANDPOOL_RESOURCE_GROUP: RESOURCE_GROUP,
+    };
+    const quickstart = await run(process.execPath, ['--import', 'tsx', `${examples}quickstart.ts`], {
+      env: { ...env, SANDPOOL_POOL: 'sdkpython' },
+    });
+    assert.match(quickstart.stdout, /stdout: hello from the sandbox\nvalue: 42\nsum: 6\n/);
+    assert.match(quickstart.stdout, /refused: InvalidParameter timeoutInSeconds\nstopped/);
+    const shell = await run(process.execPath, ['--import', 'tsx', `${examples}shell.ts`], {
+      env: { ...env, SANDPOOL_POOL: 'sdkshell' },
+    });
+    assert.match(
+      shell.stdout,
+      /sum: 15 exit: 0\nexit: 1 stderr: cat: nothing.txt: No such file or directory/,
+    );
+  });
+
+  it('deletes pools and waits until they are gone', async () => {
+    await client.pools.delete('sdkshell');
+    await assert.rejects(
+      client.pools.get('sdkshell'),
+      (error: unknown) => error instanceof ApiError && error.status === 404,
+    );
+    await client.pools.delete('sdkshell');
+  });
+});
