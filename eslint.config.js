@@ -50,6 +50,7 @@ export default tseslint.config(
     ['node:*', '**/server/**'],
     'the SDK runs in browsers too and knows the server only through openapi.json',
   ),
+  layer(['packages/cli/src/**'], ['**/server/**'], 'the CLI reaches the server only through the SDK'),
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {
     files: ['**/*.test.ts', 'packages/*/test/**', 'bench/**'],

@@ -7,6 +7,7 @@ npx tsc -b
 npx tsc -p bench
 npx tsc -p scripts
 npx tsc -p packages/sdk/test
+npx tsc -p packages/cli/test
 npx eslint .
 npx prettier --check .
 node scripts/run-tests.mjs "$@"

@@ -98,10 +98,12 @@ export class SandpoolClient {
 
   constructor(options: SandpoolClientOptions) {
     const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
-    const fetchWithRetry =
-      options.retry === false
-        ? baseFetch
-        : retryingFetch(options.retry ?? {}, { fetch: baseFetch, sleep, random: Math.random });
+    // Without retries the wrapper still turns connection failures into ConnectionError.
+    const fetchWithRetry = retryingFetch(options.retry === false ? { retries: 0 } : (options.retry ?? {}), {
+      fetch: baseFetch,
+      sleep,
+      random: Math.random,
+    });
     this.api = createClient<paths>({ baseUrl: options.endpoint.replace(/\/+$/, ''), fetch: fetchWithRetry });
     const credential = options.credential;
     this.api.use({

@@ -43,6 +43,13 @@ export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     );
   });
 
+/** The innermost reason a fetch failed (fetch itself says only "fetch failed"). */
+function reason(error: unknown): string {
+  let cause = error;
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
 function retryAfterMs(response: Response): number {
   const header = response.headers.get('retry-after');
   const seconds = header === null ? NaN : Number(header);
@@ -66,7 +73,7 @@ export function retryingFetch(options: RetryOptions, deps: RetryDeps): typeof fe
       } catch (cause) {
         if (request.signal.aborted) throw cause;
         if (attempt >= retries || !SAFE_METHODS.has(request.method)) {
-          throw new ConnectionError(`cannot reach ${new URL(request.url).origin}: ${String(cause)}`, {
+          throw new ConnectionError(`cannot reach ${new URL(request.url).origin}: ${reason(cause)}`, {
             cause,
           });
         }

@@ -1,0 +1,484 @@
+/**
+ * The sandpool command against real servers with real sandboxes: run in process through main() with
+ * captured output (as a shell would see it), and as a child process for exit codes, `serve` and
+ * shell completion.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { after, describe, it } from 'node:test';
+
+import { skipReason } from '../../server/test/integration/harness.js';
+import {
+  ADMIN_KEY,
+  RESOURCE_GROUP,
+  SUBSCRIPTION,
+  removeServerState,
+  startTestServer,
+  testConfig,
+  testServerEnv,
+  type TestServer,
+} from '../../server/test/server-harness.js';
+import { ExitCode } from '../src/failure.js';
+import { main } from '../src/main.js';
+
+const bin = fileURLToPath(new URL('../bin/sandpool.js', import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+/** A shell with its own config directory and environment, running the CLI in process. */
+function shell(extraEnv: Record<string, string> = {}) {
+  const configDir = mkdtempSync(join(tmpdir(), 'sandpool-cli-'));
+  after(() => rmSync(configDir, { recursive: true, force: true }));
+  const env: Record<string, string> = { SANDPOOL_CONFIG_DIR: configDir, ...extraEnv };
+  const sandpool = async (...args: string[]): Promise<Run> => {
+    const chunks: Buffer[] = [];
+    const stderr = new PassThrough();
+    let errors = '';
+    stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+    const code = await main(args, {
+      env: (name) => env[name],
+      stdout: (data) => chunks.push(Buffer.from(data)),
+      stderr,
+    });
+    const stdout = Buffer.concat(chunks).toString();
+    let json: unknown;
+    try {
+      json = JSON.parse(stdout);
+    } catch {
+      json = undefined;
+    }
+    return { code, stdout, stderr: errors, json };
+  };
+  return { sandpool, env, configDir };
+}
+
+describe('sandpool CLI against a real server', { skip: skipReason }, async () => {
+  const server: TestServer = await startTestServer('cli');
+  const { sandpool, configDir } = shell();
+  const scope = ['-g', RESOURCE_GROUP];
+
+  it('logs in, keeps the profile private, and shows it without the secret', async () => {
+    const login = await sandpool(
+      'login',
+      '--endpoint',
+      server.url,
+      '--api-key',
+      ADMIN_KEY,
+      '--subscription',
+      SUBSCRIPTION,
+      '--resource-group',
+      RESOURCE_GROUP,
+    );
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stderr, /Signed in to http:\/\/127\.0\.0\.1:\d+ as profile "default"/);
+    assert.equal(statSync(join(configDir, 'profiles.json')).mode & 0o777, 0o600);
+    const shown = await sandpool('profile', 'show');
+    assert.equal(shown.json.endpoint, server.url);
+    assert.equal(shown.json.subscription, SUBSCRIPTION);
+    assert.equal(shown.json.resourceGroup, RESOURCE_GROUP);
+    assert.ok(!shown.stdout.includes(ADMIN_KEY), 'the key is never printed');
+  });
+
+  it('refuses a wrong key at login, saying what to do', async () => {
+    const other = shell();
+    const run = await other.sandpool(
+      'login',
+      '--endpoint',
+      server.url,
+      '--api-key',
+      `sp_000000000000_${'B'.repeat(43)}`,
+    );
+    assert.equal(run.code, ExitCode.Unauthorized);
+    assert.match(run.stderr, /error: AuthenticationFailed/);
+    assert.match(run.stderr, /hint: Sign in with `sandpool login/);
+    assert.equal((await other.sandpool('sessionpool', 'list')).code, ExitCode.Usage, 'nothing was saved');
+  });
+
+  it('creates, shows, lists, updates and deletes pools with az’s flags', async () => {
+    const created = await sandpool(
+      'sessionpool',
+      'create',
+      '-n',
+      'clipy',
+      ...scope,
+      '--max-sessions',
+      '4',
+      '--ready-sessions',
+      '1',
+      '--cooldown-period',
+      '600',
+    );
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal(created.json.properties.provisioningState, 'Succeeded');
+    assert.equal(
+      created.json.properties.dynamicPoolConfiguration.lifecycleConfiguration.cooldownPeriodInSeconds,
+      600,
+    );
+    const shellPool = await sandpool(
+      'sessionpool',
+      'create',
+      '-n',
+      'clishell',
+      '--container-type',
+      'Shell',
+      '--max-sessions',
+      '2',
+      '--ready-sessions',
+      '0',
+    );
+    assert.equal(shellPool.code, 0, shellPool.stderr);
+
+    const table = await sandpool('-o', 'table', 'sessionpool', 'show', '-n', 'clipy');
+    const [header, dashes, row] = table.stdout.split('\n');
+    assert.match(
+      header!,
+      /^Name\s+Location\s+ContainerType\s+MaxSessions\s+Ready\s+Allocated\s+ProvisioningState\s+Endpoint$/,
+    );
+    assert.match(dashes!, /^-+\s+-+/);
+    assert.match(row!, /^clipy\s+local\s+PythonLTS\s+4\s+/);
+
+    const tsv = await sandpool('-o', 'tsv', 'sessionpool', 'list');
+    assert.deepEqual(
+      tsv.stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split('\t')[0])
+        .sort(),
+      ['clipy', 'clishell'],
+    );
+
+    const updated = await sandpool('sessionpool', 'update', '-n', 'clipy', '--max-sessions', '6');
+    assert.equal(updated.json.properties.scaleConfiguration.maxConcurrentSessions, 6);
+    assert.equal(updated.json.properties.scaleConfiguration.readySessionInstances, 1);
+  });
+
+  it('answers bad flags with exit code 2 before anything is sent', async () => {
+    const contradictory = await sandpool(
+      'sessionpool',
+      'create',
+      '-n',
+      'never',
+      '--lifecycle-type',
+      'OnContainerExit',
+      '--cooldown-period',
+      '60',
+    );
+    assert.equal(contradictory.code, ExitCode.Usage);
+    assert.match(contradictory.stderr, /--cooldown-period is for --lifecycle-type Timed/);
+    const badNumber = await sandpool('sessionpool', 'create', '-n', 'never', '--max-sessions', 'lots');
+    assert.equal(badNumber.code, ExitCode.Usage);
+    const unknown = await sandpool('sessionpool', 'craete');
+    assert.equal(unknown.code, ExitCode.Usage);
+    assert.match(unknown.stderr, /Did you mean create\?/);
+    assert.equal((await sandpool('sessionpool', 'show', '-n', 'never')).code, ExitCode.NotFound);
+  });
+
+  it('runs code, moves files and manages sessions with the code-interpreter verbs', async () => {
+    const session = ['-n', 'clipy', '--identifier', 'cli-user'];
+    await sandpool('session', 'code-interpreter', 'execute', ...session, '--code', 'x = 41');
+    const codeFile = join(configDir, 'code.py');
+    writeFileSync(codeFile, 'print("from a file")\nx + 1');
+    const run = await sandpool(
+      'session',
+      'code-interpreter',
+      'execute',
+      ...session,
+      '--code',
+      `@${codeFile}`,
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.json.status, 'Succeeded');
+    assert.equal(run.json.result.executionResult, 42);
+    assert.equal(run.json.result.stdout, 'from a file\n');
+
+    const local = join(configDir, 'report.bin');
+    writeFileSync(local, Buffer.from([0, 1, 2, 255]));
+    const uploaded = await sandpool(
+      'session',
+      'code-interpreter',
+      'upload-file',
+      ...session,
+      '--filepath',
+      local,
+      '--path',
+      'in',
+    );
+    assert.equal(uploaded.json.sizeInBytes, 4);
+    const listed = await sandpool(
+      '-o',
+      'tsv',
+      'session',
+      'code-interpreter',
+      'list-files',
+      ...session,
+      '--path',
+      'in',
+    );
+    assert.match(listed.stdout, /^report\.bin\tFile\t4\t/);
+    const content = await sandpool(
+      'session',
+      'code-interpreter',
+      'show-file-content',
+      ...session,
+      '--filename',
+      'in/report.bin',
+    );
+    assert.deepEqual([...Buffer.from(content.stdout, 'latin1')].slice(0, 2), [0, 1]);
+    const metadata = await sandpool(
+      'session',
+      'code-interpreter',
+      'show-file-metadata',
+      ...session,
+      '--filename',
+      '/mnt/data/in/report.bin',
+    );
+    assert.equal(metadata.json.directory, '/mnt/data/in');
+    assert.equal(
+      (
+        await sandpool(
+          'session',
+          'code-interpreter',
+          'delete-file',
+          ...session,
+          '--filename',
+          'in/report.bin',
+        )
+      ).code,
+      0,
+    );
+    const gone = await sandpool(
+      'session',
+      'code-interpreter',
+      'show-file-metadata',
+      ...session,
+      '--filename',
+      'in/report.bin',
+    );
+    assert.equal(gone.code, ExitCode.NotFound);
+    assert.match(gone.stderr, /hint: List the files/);
+
+    const sessions = await sandpool('-o', 'tsv', 'session', 'list', '-n', 'clipy');
+    assert.match(sessions.stdout, /^cli-user\t/m);
+    assert.equal((await sandpool('session', 'show', ...session)).json.identifier, 'cli-user');
+    assert.equal((await sandpool('session', 'stop', ...session)).code, 0);
+    assert.equal((await sandpool('session', 'show', ...session)).code, ExitCode.NotFound);
+  });
+
+  it('runs shell command lines in a Shell pool', async () => {
+    const run = await sandpool(
+      'session',
+      'shell',
+      'execute',
+      '-n',
+      'clishell',
+      '-i',
+      'cli-sh',
+      '--command',
+      'echo hi; exit 3',
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.json.status, '3');
+    assert.equal(run.json.result.stdout, 'hi\n');
+  });
+
+  it('reports a full pool with exit code 6 and what to do', async () => {
+    await sandpool('session', 'shell', 'execute', '-n', 'clishell', '-i', 'fill', '--command', 'true');
+    const full = await sandpool(
+      'session',
+      'shell',
+      'execute',
+      '-n',
+      'clishell',
+      '-i',
+      'one-too-many',
+      '--command',
+      'true',
+    );
+    assert.equal(full.code, ExitCode.Busy);
+    assert.match(full.stderr, /SessionPoolFull/);
+    assert.match(full.stderr, /hint: Every session is in use/);
+  });
+
+  it('creates, uses, lists and revokes credentials', async () => {
+    const created = await sandpool('token', 'create', '--roles', 'SessionExecutor:clipy', '--name', 'worker');
+    assert.equal(created.code, 0, created.stderr);
+    const key = created.json.key as string;
+    const worker = shell({
+      SANDPOOL_ENDPOINT: server.url,
+      SANDPOOL_API_KEY: key,
+      SANDPOOL_SUBSCRIPTION: SUBSCRIPTION,
+      SANDPOOL_RESOURCE_GROUP: RESOURCE_GROUP,
+    });
+    const run = await worker.sandpool(
+      'session',
+      'code-interpreter',
+      'execute',
+      '-n',
+      'clipy',
+      '-i',
+      'w',
+      '--code',
+      '2 + 2',
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.json.result.executionResult, 4);
+    const forbidden = await worker.sandpool('sessionpool', 'list');
+    assert.equal(forbidden.code, ExitCode.Unauthorized);
+    assert.match(forbidden.stderr, /AuthorizationFailed/);
+
+    const listed = await sandpool('-o', 'tsv', 'token', 'list');
+    assert.ok(listed.stdout.split('\n').some((line) => line.startsWith(`${created.json.id}\tworker\t`)));
+    const revoked = await sandpool('token', 'revoke', created.json.id);
+    assert.ok(revoked.json.revokedAt);
+    const refused = await worker.sandpool(
+      'session',
+      'code-interpreter',
+      'execute',
+      '-n',
+      'clipy',
+      '-i',
+      'w',
+      '--code',
+      '1',
+    );
+    assert.equal(refused.code, ExitCode.Unauthorized);
+
+    const token = await sandpool('token', 'create', '--roles', 'Reader', '--expires-in', '120');
+    assert.match(token.json.token, /^ey/);
+    assert.ok(Date.parse(token.json.expiresAt) > Date.now());
+  });
+
+  it('deletes a pool and waits for it', async () => {
+    assert.equal((await sandpool('sessionpool', 'delete', '-n', 'clishell', '--yes')).code, 0);
+    assert.equal((await sandpool('sessionpool', 'show', '-n', 'clishell')).code, ExitCode.NotFound);
+  });
+});
+
+describe('sandpool CLI over TLS', { skip: skipReason }, async () => {
+  const server: TestServer = await startTestServer('clitls', { env: { SANDPOOL_TLS: 'auto' } });
+  const certificate = join(server.config.paths.tlsDir, 'self-signed.crt');
+
+  it('refuses an untrusted certificate with a hint, and trusts the server’s own on its host', async () => {
+    const stranger = shell({ SANDPOOL_HOME: mkdtempSync(join(tmpdir(), 'sandpool-nohome-')) });
+    const refused = await stranger.sandpool('login', '--endpoint', server.url, '--api-key', ADMIN_KEY);
+    assert.equal(refused.code, ExitCode.Unreachable);
+    assert.match(refused.stderr, /hint: The server’s certificate is not trusted/);
+
+    const local = shell({ SANDPOOL_HOME: server.config.home });
+    const login = await local.sandpool('login', '--endpoint', server.url, '--api-key', ADMIN_KEY);
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal((await local.sandpool('profile', 'show')).json.caFile, certificate);
+
+    const explicit = shell();
+    await explicit.sandpool(
+      'login',
+      '--endpoint',
+      server.url,
+      '--api-key',
+      ADMIN_KEY,
+      '--ca-file',
+      certificate,
+    );
+    const listed = await explicit.sandpool('sessionpool', 'list');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(listed.json, []);
+    assert.ok(readFileSync(certificate).length > 0);
+  });
+});
+
+describe('sandpool as a process', { skip: skipReason }, () => {
+  const run = promisify(execFile);
+
+  it('exits 0 for --version and 2 for an unknown command', async () => {
+    assert.equal((await run(process.execPath, [bin, '--version'])).stdout.trim(), '0.1.0');
+    await assert.rejects(
+      run(process.execPath, [bin, 'sesionpool']),
+      (error: { code: number; stderr: string }) => {
+        assert.equal(error.code, ExitCode.Usage);
+        assert.match(error.stderr, /unknown command 'sesionpool'/);
+        return true;
+      },
+    );
+  });
+
+  it('completes commands, flags and flag choices in bash', async () => {
+    const complete = async (...words: string[]) => {
+      const script = [
+        `source <(${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} completion bash)`,
+        `COMP_WORDS=(sandpool ${words.map((w) => JSON.stringify(w)).join(' ')})`,
+        `COMP_CWORD=${words.length}`,
+        '_sandpool',
+        'printf "%s\\n" "${COMPREPLY[@]}"',
+      ].join('\n');
+      return (await run('bash', ['-c', script])).stdout.trim().split('\n').sort();
+    };
+    assert.deepEqual(await complete('sessionpool', 'cr'), ['create']);
+    assert.deepEqual(await complete('session', 'code-interpreter', 'show-file-'), [
+      'show-file-content',
+      'show-file-metadata',
+    ]);
+    assert.deepEqual(await complete('sessionpool', 'create', '-n', 'p', '--container-type', ''), [
+      'CustomContainer',
+      'NodeLTS',
+      'PythonLTS',
+      'Shell',
+    ]);
+    assert.ok((await complete('sessionpool', 'create', '--max-')).includes('--max-sessions'));
+  });
+
+  it('serves: `sandpool serve` starts a working server with its default pool and stops on SIGTERM', async () => {
+    const home = mkdtempSync('/var/tmp/sandpool-test-cliserve-');
+    const env = testServerEnv('cliserve', home);
+    const child = spawn(process.execPath, [bin, 'serve', '--default-pool', 'default'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let output = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ready line in: ${output}`)), 60_000);
+        const onData = (chunk: Buffer) => {
+          output += chunk.toString();
+          const match = /(http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+          if (match) {
+            clearTimeout(timer);
+            resolve(match[1]!);
+          }
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        child.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${output}`)));
+      });
+      const { sandpool } = shell({ SANDPOOL_ENDPOINT: url, SANDPOOL_API_KEY: ADMIN_KEY });
+      const run = await sandpool(
+        'session',
+        'code-interpreter',
+        'execute',
+        '-n',
+        'default',
+        '-i',
+        'u',
+        '--code',
+        '6 * 7',
+      );
+      assert.equal(run.json.result.executionResult, 42, run.stderr);
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      child.kill('SIGKILL');
+      await removeServerState(testConfig(env));
+    }
+  });
+});
