@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian host (root, Node 20+, npm, apt reachable) for Sandpool: system packages,
-# npm dependencies and the PythonLTS image. Idempotent and quick when everything is in place.
+# npm dependencies, the compiled SDK and CLI (`npx sandpool`), and the code-interpreter image.
+# Idempotent and quick when everything is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,5 +34,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   npm ci --no-audit --no-fund
   echo "$want" > "$stamp"
 fi
+
+# The CLI and the SDK run compiled (the server runs its TypeScript through tsx); incremental.
+npx tsc -b
 
 images/python/build.sh

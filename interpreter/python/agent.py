@@ -82,6 +82,13 @@ class StreamCapture:
         os.close(self.read_end)
 
 
+def finish_captures(stdout, stderr):
+    """Ends both captures; the reply's output fields."""
+    stdout_text, stdout_truncated = stdout.finish()
+    stderr_text, stderr_truncated = stderr.finish()
+    return {"stdout": stdout_text, "stderr": stderr_text, "stdoutTruncated": stdout_truncated, "stderrTruncated": stderr_truncated}
+
+
 def json_value(value):
     """The value of the last expression as JSON: primitives as themselves, anything else as its repr."""
     numpy = sys.modules.get("numpy")
@@ -207,15 +214,10 @@ class Interpreter:
             sys.stderr.flush()
         except Exception:
             pass
-        stdout_text, stdout_truncated = stdout.finish()
-        stderr_text, stderr_truncated = stderr.finish()
         return {
             "status": "failed" if error else "succeeded",
             "interrupted": interrupted,
-            "stdout": stdout_text,
-            "stderr": stderr_text,
-            "stdoutTruncated": stdout_truncated,
-            "stderrTruncated": stderr_truncated,
+            **finish_captures(stdout, stderr),
             "result": json_value(value),
             "images": images,
             "error": error,
@@ -255,15 +257,10 @@ class Interpreter:
         if exit_code is not None and exit_code < 0:
             exit_code = 128 - exit_code  # killed by a signal: the shell's own convention
         duration_ms = (time.monotonic() - started) * 1000
-        stdout_text, stdout_truncated = stdout.finish()
-        stderr_text, stderr_truncated = stderr.finish()
         return {
             "status": "succeeded" if exit_code == 0 else "failed",
             "interrupted": interrupted,
-            "stdout": stdout_text,
-            "stderr": stderr_text,
-            "stdoutTruncated": stdout_truncated,
-            "stderrTruncated": stderr_truncated,
+            **finish_captures(stdout, stderr),
             "result": None,
             "images": [],
             "error": error,
