@@ -93,7 +93,9 @@ export class Context {
 
   /** Runs `work` under a spinner on stderr (shown only on a terminal). */
   async spin<T>(text: string, work: () => Promise<T>): Promise<T> {
-    const spinner = ora({ text, stream: this.io.stderr, isEnabled: this.io.stderr.isTTY === true }).start();
+    const terminal = this.io.stderr.isTTY === true;
+    // Off a terminal ora would still print a line at start and stop; scripts get silence.
+    const spinner = ora({ text, stream: this.io.stderr, isEnabled: terminal, isSilent: !terminal }).start();
     try {
       const result = await work();
       spinner.succeed();

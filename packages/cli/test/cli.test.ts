@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { promisify, stripVTControlCharacters } from 'node:util';
 import { after, describe, it } from 'node:test';
 
 import { skipReason } from '../../server/test/integration/harness.js';
@@ -37,13 +37,19 @@ interface Run {
 }
 
 /** A shell with its own config directory and environment, running the CLI in process. */
-function shell(extraEnv: Record<string, string> = {}) {
+function shell(extraEnv: Record<string, string> = {}, options: { terminal?: boolean } = {}) {
   const configDir = mkdtempSync(join(tmpdir(), 'sandpool-cli-'));
   after(() => rmSync(configDir, { recursive: true, force: true }));
   const env: Record<string, string> = { SANDPOOL_CONFIG_DIR: configDir, ...extraEnv };
   const sandpool = async (...args: string[]): Promise<Run> => {
     const chunks: Buffer[] = [];
-    const stderr = new PassThrough();
+    // A terminal as ora sees one: a stream that says it is a TTY and can move its cursor.
+    const stderr = Object.assign(
+      new PassThrough(),
+      options.terminal
+        ? { isTTY: true, columns: 80, cursorTo: () => true, clearLine: () => true, moveCursor: () => true }
+        : { isTTY: false },
+    );
     let errors = '';
     stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
     const code = await main(args, {
@@ -161,6 +167,20 @@ describe('sandpool CLI against a real server', { skip: skipReason }, async () =>
     const updated = await sandpool('sessionpool', 'update', '-n', 'clipy', '--max-sessions', '6');
     assert.equal(updated.json.properties.scaleConfiguration.maxConcurrentSessions, 6);
     assert.equal(updated.json.properties.scaleConfiguration.readySessionInstances, 1);
+  });
+
+  it('shows a spinner on a terminal while it waits, and only there', async () => {
+    const terminal = shell(
+      { SANDPOOL_ENDPOINT: server.url, SANDPOOL_API_KEY: ADMIN_KEY },
+      { terminal: true },
+    );
+    const created = await terminal.sandpool('sessionpool', 'create', '-n', 'spun', '--ready-sessions', '0');
+    assert.equal(created.code, 0, created.stderr);
+    const frames = stripVTControlCharacters(created.stderr);
+    assert.match(frames, /⠋ creating session pool spun/);
+    assert.match(frames, /✔ creating session pool spun\n$/);
+    const deleted = await sandpool('sessionpool', 'delete', '-n', 'spun', '-g', 'sandpool');
+    assert.equal(deleted.stderr, '', 'no spinner when stderr is not a terminal');
   });
 
   it('answers bad flags with exit code 2 before anything is sent', async () => {
