@@ -1,7 +1,8 @@
 /**
  * @module api/authentication
- * Every route needs a credential (the health probe and the OpenAPI document excepted): the hook resolves the bearer token to
- * a principal before routing reaches a handler; handlers authorize their action with auth/roles.
+ * Every route needs a credential (the health probe and the OpenAPI document excepted): the hook
+ * resolves the bearer token to a principal before routing reaches a handler; handlers authorize
+ * their action with auth/roles.
  */
 
 import type { FastifyInstance } from 'fastify';

@@ -306,6 +306,16 @@ describe('management plane (ARM sessionPools)', async () => {
     assert.equal(response.status, 400);
   });
 
+  it('serves its OpenAPI document without a credential, as committed', async () => {
+    const document = await server.request('GET', '/openapi.json', { key: null });
+    assert.equal(document.status, 200);
+    assert.equal(document.json.openapi, '3.1.0');
+    assert.deepEqual(
+      document.json,
+      JSON.parse(readFileSync(new URL('../../../../openapi.json', import.meta.url), 'utf8')),
+    );
+  });
+
   it('answers through inject() as through a socket', async () => {
     const injected = await server.server.app.inject({
       method: 'GET',

@@ -13,6 +13,7 @@ import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import type { Store } from '../../store/store.js';
 import { field, isRecord, type JsonRecord } from '../wire.js';
+import { dataRoutes, legacyRoutes } from '../schemas/data.js';
 import {
   executionRendererFor,
   legacyExecutionResource,
@@ -23,7 +24,6 @@ import {
   type ExecutionRecord,
 } from './executions.js';
 import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders } from './pool-endpoint.js';
-import { dataRoutes, legacyRoutes } from '../schemas/data.js';
 
 export function registerExecutionRoutes(
   app: FastifyInstance,

@@ -15,8 +15,8 @@ import type { PoolService } from '../../pool/pool-service.js';
 import { DataDirectory, dataPathSegments, type DataFile } from '../../sandbox/data-dir.js';
 import type { DataGeneration } from '../api-version.js';
 import { optionalBoolean, type JsonRecord } from '../wire.js';
-import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders, type Query } from './pool-endpoint.js';
 import { dataRoutes, legacyRoutes } from '../schemas/data.js';
+import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders, type Query } from './pool-endpoint.js';
 
 /** The current generation's `SessionResourceFile`. */
 export function fileResource(file: DataFile): JsonRecord {

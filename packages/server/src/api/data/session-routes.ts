@@ -10,8 +10,8 @@ import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolManager, Session } from '../../pool/pool-manager.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { optionalInteger } from '../wire.js';
-import { POOL_ENDPOINT, poolFor, requireIdentifier } from './pool-endpoint.js';
 import { dataRoutes } from '../schemas/data.js';
+import { POOL_ENDPOINT, poolFor, requireIdentifier } from './pool-endpoint.js';
 
 const PAGE_SIZE = 100;
 

@@ -14,6 +14,7 @@ import type { PoolSpec } from '../../pool/pool-spec.js';
 import type { OperationRow, PoolRow } from '../../store/store.js';
 import { MANAGEMENT_VERSIONS, managementShape, requireApiVersion } from '../api-version.js';
 import { mergePatch, optionalInteger } from '../wire.js';
+import { poolRoutes } from '../schemas/pools.js';
 import {
   parsePoolResource,
   poolResource,
@@ -21,7 +22,6 @@ import {
   validatePoolName,
   type PoolLimits,
 } from './pool-resource.js';
-import { poolRoutes } from '../schemas/pools.js';
 
 export interface ManagementDeps {
   pools: PoolService;
