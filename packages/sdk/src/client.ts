@@ -18,9 +18,13 @@ export type ShellExecution = Schemas['ShellExecution'];
 export type FileInfo = Schemas['File'];
 export type SessionInfo = Schemas['Session'];
 export type ApiKey = Schemas['ApiKey'];
-export type ManagementApiVersion = NonNullable<
-  paths['/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools/{name}']['get']['parameters']['query']
->['api-version'];
+/** The management versions that answer in the current shape (`lifecycleConfiguration`), which the SDK's types describe. */
+export type ManagementApiVersion = Exclude<
+  NonNullable<
+    paths['/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools/{name}']['get']['parameters']['query']
+  >['api-version'],
+  `2024-${string}`
+>;
 /** The data-plane versions whose answers are in the current shapes (the SDK reads no legacy envelope). */
 export type DataApiVersion = Exclude<
   paths['/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/session']['get']['parameters']['query']['api-version'],
