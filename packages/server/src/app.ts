@@ -18,6 +18,7 @@ import { registerSessionRoutes, type ImageMetadata } from './api/data/session-ro
 import { registerErrorHandling } from './api/errors.js';
 import { registerAccessRoutes } from './api/management/access-routes.js';
 import { registerOpenApi, SHARED_SCHEMAS } from './api/openapi.js';
+import { registerOperationsRoutes } from './api/operations-routes.js';
 import { checkResponses } from './api/response-contract.js';
 import { route } from './api/schemas/common.js';
 import { registerSessionPoolRoutes } from './api/management/session-pools.js';
@@ -25,6 +26,7 @@ import type { ApiKeys } from './auth/api-keys.js';
 import type { Authenticator } from './auth/authenticator.js';
 import type { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
+import type { Metrics } from './observability/metrics.js';
 import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
@@ -40,6 +42,9 @@ export interface AppDeps {
   apiKeys: ApiKeys;
   tokens: Tokens;
   imageMetadata: () => Promise<ImageMetadata>;
+  metrics: Metrics;
+  /** Whether sandboxes can start (readiness): resolves, or rejects saying why not. */
+  runtimeUsable: () => Promise<void>;
   now: () => number;
   /** TLS key and certificate; plain HTTP without. */
   https?: { key: Buffer; cert: Buffer };
@@ -88,6 +93,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     void reply.header('x-ms-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.httpRequestSeconds.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: String(reply.statusCode),
+      },
+      reply.elapsedTime / 1000,
+    );
     request.log.info(
       {
         method: request.method,
@@ -123,6 +136,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     log: deps.logger,
     now: deps.now,
     publicUrl: deps.publicUrl,
+    metrics: deps.metrics,
+  });
+  registerOperationsRoutes(app, {
+    store: deps.store,
+    pools: deps.pools,
+    metrics: deps.metrics,
+    runtimeUsable: deps.runtimeUsable,
   });
   registerFileRoutes(app, { pools: deps.pools, uploadMaxBytes: deps.config.uploadMaxBytes });
   registerSessionRoutes(app, {

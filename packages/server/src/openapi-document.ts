@@ -8,6 +8,7 @@
 import { pino } from 'pino';
 
 import { buildApp, type AppDeps } from './app.js';
+import { Metrics } from './observability/metrics.js';
 
 /** Stands in for a dependency that building the routes must not touch. */
 const unused = new Proxy(
@@ -31,6 +32,8 @@ export async function renderOpenApiDocument(): Promise<string> {
     apiKeys: unused as AppDeps['apiKeys'],
     tokens: unused as AppDeps['tokens'],
     imageMetadata: () => Promise.reject(new Error('unused')),
+    metrics: new Metrics(),
+    runtimeUsable: () => Promise.resolve(),
     now: Date.now,
   };
   /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment */

@@ -4,7 +4,7 @@
  * the HTTP app, listening. Shared by main.ts and the end-to-end tests, which start real servers.
  */
 
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { FastifyInstance } from 'fastify';
@@ -17,12 +17,13 @@ import { Authenticator } from './auth/authenticator.js';
 import { parseGrant } from './auth/roles.js';
 import { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
+import { Metrics } from './observability/metrics.js';
 import { InterpreterLauncher, type SandboxLauncher } from './pool/launcher.js';
 import { PoolService, poolId } from './pool/pool-service.js';
 import { pythonPoolSpec } from './pool/pool-spec.js';
 import { DEFAULT_RESOURCES } from './sandbox/driver.js';
 import { OciDriver } from './sandbox/oci/oci-driver.js';
-import { runCommand } from './sandbox/command.js';
+import { runChecked, runCommand } from './sandbox/command.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { loadTls } from './tls.js';
@@ -50,6 +51,32 @@ export interface ServerOverrides {
 const BOOTSTRAPPED = 'server.bootstrapped';
 const PRUNE_INTERVAL_MS = 60_000;
 const ADMIN_GRANTS = ['Contributor', 'SessionExecutor', 'Reader'].map(parseGrant);
+
+const RUNTIME_CHECK_INTERVAL_MS = 30_000;
+
+/**
+ * Readiness of the sandbox runtime: the image is in place and the OCI runtime runs. Probes run at
+ * most every 30 s, so a load balancer polling /readyz costs no process per poll.
+ */
+function runtimeCheck(config: Config): () => Promise<void> {
+  let last: { at: number; result: Promise<void> } | undefined;
+  const probe = async () => {
+    const image = join(config.paths.pythonRootfs, 'etc/sandpool/image.json');
+    await access(image).catch(() => {
+      throw new Error(`no code-interpreter image at ${config.paths.pythonRootfs}: run scripts/setup.sh`);
+    });
+    await runChecked(runCommand, config.runtime, ['--version']).catch((error: unknown) => {
+      throw new Error(`the OCI runtime ${config.runtime} does not run: ${(error as Error).message}`);
+    });
+  };
+  return () => {
+    if (!last || Date.now() - last.at > RUNTIME_CHECK_INTERVAL_MS) {
+      last = { at: Date.now(), result: probe() };
+      last.result.catch(() => undefined);
+    }
+    return last.result;
+  };
+}
 
 /** Records executions that were running when the previous server process died. */
 async function failInterruptedExecutions(store: Store, now: () => number): Promise<void> {
@@ -93,6 +120,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         tmpBytes: DEFAULT_RESOURCES.tmpBytes,
       },
     );
+  const metrics = new Metrics();
   const pools = new PoolService({
     store,
     launcher,
@@ -100,7 +128,9 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     now,
     refillParallelism: config.refillParallelism,
     reaperIntervalMs: config.reaperIntervalMs,
+    metrics,
   });
+  metrics.observePools(() => pools.snapshot());
   await pools.start();
 
   const apiKeys = new ApiKeys(store, now);
@@ -171,6 +201,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     apiKeys,
     tokens,
     imageMetadata,
+    metrics,
+    runtimeUsable: overrides.launcher ? () => Promise.resolve() : runtimeCheck(config),
     now,
     ...(tls && { https: { key: tls.key, cert: tls.cert } }),
     ...(overrides.onContractViolation && { onContractViolation: overrides.onContractViolation }),

@@ -1,6 +1,6 @@
 /**
  * @module api/authentication
- * Every route needs a credential (the health probe and the OpenAPI document excepted): the hook
+ * Every route needs a credential (the health probes and the OpenAPI document excepted): the hook
  * resolves the bearer token to a principal before routing reaches a handler; handlers authorize
  * their action with auth/roles.
  */
@@ -17,8 +17,8 @@ declare module 'fastify' {
   }
 }
 
-/** The health probe and the API's own description need no credential. */
-const PUBLIC_PATHS = new Set(['/healthz', OPENAPI_PATH]);
+/** The health probes and the API's own description need no credential. */
+const PUBLIC_PATHS = new Set(['/healthz', '/readyz', OPENAPI_PATH]);
 
 export function registerAuthentication(app: FastifyInstance, authenticator: Authenticator): void {
   app.decorateRequest('principal', null as unknown as Principal);

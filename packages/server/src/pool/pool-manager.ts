@@ -12,6 +12,7 @@ import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, PoolRow, SessionRow, Store } from '../store/store.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
 import { expiredReason, sessionExpiry, startBackoffMs, warmTarget, type SessionTimes } from './policy.js';
+import type { Metrics, PoolSnapshot } from '../observability/metrics.js';
 import type { ContainerType, EndReason, PoolSpec } from './pool-spec.js';
 
 export interface PoolManagerDeps {
@@ -21,6 +22,7 @@ export interface PoolManagerDeps {
   now: () => number;
   newSandboxId: (poolName: string) => string;
   refillParallelism: number;
+  metrics: Metrics;
 }
 
 export interface Session {
@@ -115,6 +117,27 @@ export class PoolManager {
     return this.spec.containerType;
   }
 
+  /** The pool's metrics label: unique across resource groups, bounded like the pools themselves. */
+  get metricLabel(): string {
+    return `${this.pool.resourceGroup}/${this.pool.name}`;
+  }
+
+  /** The pool's state as a metrics scrape reads it. */
+  snapshot(): PoolSnapshot {
+    const status = this.status();
+    return {
+      pool: this.metricLabel,
+      containerType: this.spec.containerType,
+      maxSessions: this.spec.maxConcurrentSessions,
+      readyTarget: warmTarget(this.spec, this.sessions.size + this.allocating.size),
+      ready: status.ready,
+      allocated: status.allocated,
+      starting: status.starting,
+      consecutiveStartFailures: status.consecutiveStartFailures,
+      lastStartError: status.lastStartError,
+    };
+  }
+
   status(): PoolStatus {
     return {
       ready: this.ready.length,
@@ -202,6 +225,7 @@ export class PoolManager {
       );
     }
     if (this.sessions.size + this.allocating.size >= this.spec.maxConcurrentSessions) {
+      this.deps.metrics.poolFullRejections.inc({ pool: this.metricLabel });
       return Promise.reject(
         new AppError(
           ErrorCode.SessionPoolFull,
@@ -222,7 +246,7 @@ export class PoolManager {
     const warm = taken !== undefined;
     if (!taken) {
       const id = this.deps.newSandboxId(this.name);
-      const sandbox = await this.deps.launcher.start(id, this.spec);
+      const sandbox = await this.startSandbox(id);
       taken = { sandbox, row: this.newRow(id) };
     }
     const now = this.deps.now();
@@ -244,6 +268,10 @@ export class PoolManager {
     this.watchSession(session);
     this.refill();
     this.event('allocated', { sessionId: row.id, identifier, details: { warm } });
+    this.deps.metrics.allocationSeconds.observe(
+      { pool: this.metricLabel, launch: warm ? 'warm' : 'cold' },
+      (this.deps.now() - started) / 1000,
+    );
     const before = await previous;
     return {
       session,
@@ -322,6 +350,7 @@ export class PoolManager {
       .catch((error: unknown) =>
         this.deps.log.error({ err: error, sandbox: row.id }, 'session.end not stored'),
       );
+    if (row.identifier !== null) this.deps.metrics.sessionEnds.inc({ pool: this.metricLabel, reason });
     await entry.sandbox
       .destroy()
       .catch((error: unknown) =>
@@ -420,6 +449,22 @@ export class PoolManager {
     }
   }
 
+  /** Starts a sandbox from the pool's template, timing it (and counting it when it fails). */
+  private async startSandbox(id: string): Promise<SessionSandbox> {
+    const started = performance.now();
+    try {
+      const sandbox = await this.deps.launcher.start(id, this.spec);
+      this.deps.metrics.sandboxStartSeconds.observe(
+        { pool: this.metricLabel },
+        (performance.now() - started) / 1000,
+      );
+      return sandbox;
+    } catch (error) {
+      this.deps.metrics.sandboxStartFailures.inc({ pool: this.metricLabel });
+      throw error;
+    }
+  }
+
   private newRow(id: string): SessionRow {
     return {
       id,
@@ -441,7 +486,7 @@ export class PoolManager {
     const generation = this.pool.generation;
     let sandbox: SessionSandbox;
     try {
-      sandbox = await this.deps.launcher.start(id, this.spec);
+      sandbox = await this.startSandbox(id);
     } catch (error) {
       this.failures++;
       this.lastStartError = (error as Error).message;

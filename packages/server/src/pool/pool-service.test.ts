@@ -5,6 +5,7 @@ import pino from 'pino';
 
 import { FakeLauncher } from '../../test/fake-launcher.js';
 import { AppError, ErrorCode } from '../errors.js';
+import { Metrics } from '../observability/metrics.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { pythonPoolSpec, type PoolSpec } from './pool-spec.js';
 import { PoolService, poolId, type PoolDefinition } from './pool-service.js';
@@ -33,6 +34,7 @@ async function setup(overrides: Partial<PoolSpec> = {}) {
     log: pino({ level: 'silent' }),
     now: () => clock.now,
     refillParallelism: 2,
+    metrics: new Metrics(),
     reaperIntervalMs: 60_000,
   });
   await service.start();
@@ -210,6 +212,7 @@ describe('PoolService and PoolManager', () => {
       log: pino({ level: 'silent' }),
       now: () => Date.now(),
       refillParallelism: 2,
+      metrics: new Metrics(),
       reaperIntervalMs: 60_000,
     });
     await restarted.start();

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, OperationKind, OperationRow, PoolRow, SessionRow, Store } from '../store/store.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
+import type { Metrics, PoolSnapshot } from '../observability/metrics.js';
 import { PoolManager, endDetails, reasonFor } from './pool-manager.js';
 import { sameTemplate, type PoolSpec } from './pool-spec.js';
 
@@ -22,6 +23,7 @@ export interface PoolServiceDeps {
   now: () => number;
   refillParallelism: number;
   reaperIntervalMs: number;
+  metrics: Metrics;
 }
 
 export interface PoolDefinition {
@@ -142,6 +144,11 @@ export class PoolService {
     );
   }
 
+  /** Every pool's state, for a metrics scrape. */
+  snapshot(): PoolSnapshot[] {
+    return [...this.managers.values()].map((manager) => manager.snapshot());
+  }
+
   manager(id: string): PoolManager | undefined {
     return this.managers.get(id);
   }
@@ -260,6 +267,7 @@ export class PoolService {
       now: this.deps.now,
       newSandboxId,
       refillParallelism: this.deps.refillParallelism,
+      metrics: this.deps.metrics,
     });
     this.managers.set(pool.id, manager);
     return manager;

@@ -192,6 +192,26 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
     assert.equal(next.headers.get('x-sandpool-previous-session-ended'), 'oom');
   });
 
+  it('is ready, and its metrics show what happened: starts, a timeout, an out-of-memory end', async () => {
+    const ready = await server.request('GET', '/readyz', { key: null });
+    assert.equal(ready.status, 200, ready.text);
+    assert.ok(ready.json.checks.some((c: any) => c.name === 'runtime' && c.ok));
+    const text = (await server.request('GET', '/metrics')).text;
+    const value = (series: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((line) => line.startsWith(`${series} `))
+          ?.split(' ')[1] ?? NaN,
+      );
+    assert.ok(value('sandpool_sandbox_start_seconds_count{pool="tests/pyt"}') >= 2);
+    assert.ok(value('sandpool_sandbox_start_seconds_sum{pool="tests/pyt"}') > 0);
+    assert.ok(
+      value('sandpool_executions_total{pool="tests/pyt",container_type="PythonLTS",status="timeout"}') >= 1,
+    );
+    assert.ok(value('sandpool_session_ends_total{pool="tests/pyt",reason="oom"}') >= 1);
+  });
+
   it('ends idle sessions after the cooldown (injected clock)', async () => {
     await execute(server, 'pyt', 'idle', 'state = 1');
     clock.offsetMs += 301_000;

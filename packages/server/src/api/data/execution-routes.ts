@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../../errors.js';
+import type { Metrics } from '../../observability/metrics.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import type { Store } from '../../store/store.js';
 import { field, isRecord, type JsonRecord } from '../wire.js';
@@ -27,7 +28,14 @@ import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders } from './poo
 
 export function registerExecutionRoutes(
   app: FastifyInstance,
-  deps: { pools: PoolService; store: Store; log: Logger; now: () => number; publicUrl: () => string },
+  deps: {
+    pools: PoolService;
+    store: Store;
+    log: Logger;
+    now: () => number;
+    publicUrl: () => string;
+    metrics: Metrics;
+  },
 ): void {
   app.post(`${POOL_ENDPOINT}/executions`, dataRoutes.execute, async (request, reply) => {
     const receivedAt = performance.now();

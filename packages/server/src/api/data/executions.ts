@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { ExecutionOutcome, Language } from '../../interpreter/agent-client.js';
 import type { ImageOutput } from '../../interpreter/protocol.js';
+import type { ExecutionStatus, Metrics } from '../../observability/metrics.js';
 import type { Allocation, PoolManager, Session } from '../../pool/pool-manager.js';
 import type { ContainerType } from '../../pool/pool-spec.js';
 import type { ExecutionRow, JsonObject, Store } from '../../store/store.js';
@@ -185,8 +186,15 @@ export interface ExecutionRun {
  * Runs an execution and stores it. Sync runs resolve with the final record; async runs resolve at
  * once with a `Running` record, and the final one is stored when the run ends.
  */
+/** The bounded status an execution counts under in the metrics. */
+function metricStatus(record: ExecutionRecord): ExecutionStatus {
+  if (record.error?.code === 'ExecutionTimeout') return 'timeout';
+  if (record.error?.code === ErrorCode.SessionLost) return 'lost';
+  return record.status === 'Succeeded' ? 'succeeded' : 'failed';
+}
+
 export async function runExecution(
-  deps: { store: Store; log: Logger; now: () => number },
+  deps: { store: Store; log: Logger; now: () => number; metrics: Metrics },
   manager: PoolManager,
   input: {
     identifier: string;
@@ -270,6 +278,9 @@ export async function runExecution(
       { serialize: true },
     );
     const executionMs = performance.now() - executionStarted;
+    const status = metricStatus(result.value);
+    deps.metrics.executions.inc({ pool: manager.metricLabel, container_type: manager.containerType, status });
+    deps.metrics.executionSeconds.observe({ pool: manager.metricLabel, status }, executionMs / 1000);
     await save(result.value, result.session.sandbox.id);
     return { record: result.value, session: result.session, allocation: result.allocation, executionMs };
   };

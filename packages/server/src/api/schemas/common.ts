@@ -49,7 +49,8 @@ export const PoolEndpointParams = Type.Object({
   pool: Type.String({ description: 'The session pool name.' }),
 });
 
-export type Tag = 'Session pools' | 'Executions' | 'Files' | 'Sessions' | 'Access' | 'Health' | 'Legacy';
+export type Tag =
+  'Session pools' | 'Executions' | 'Files' | 'Sessions' | 'Access' | 'Health' | 'Operations' | 'Legacy';
 
 export interface RouteDoc {
   operationId: string;

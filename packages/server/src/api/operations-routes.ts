@@ -1,0 +1,106 @@
+/**
+ * @module api/operations-routes
+ * What operators and their tools poll: Prometheus metrics (for a Reader of every pool, so a scraper
+ * gets a read-only key) and readiness (public, like the liveness probe, for load balancers and
+ * orchestrators).
+ */
+
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from 'typebox';
+
+import { authorize } from '../auth/roles.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { PoolService } from '../pool/pool-service.js';
+import type { Store } from '../store/store.js';
+import { route } from './schemas/common.js';
+
+const Check = Type.Object({
+  name: Type.String(),
+  ok: Type.Boolean(),
+  detail: Type.Optional(Type.String({ description: 'Why not, when the check fails.' })),
+});
+const Readiness = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('notReady')]),
+  checks: Type.Array(Check),
+});
+
+export interface ReadinessDeps {
+  store: Store;
+  pools: PoolService;
+  /** Whether sandboxes can start: resolves, or rejects saying why not. */
+  runtimeUsable: () => Promise<void>;
+}
+
+type CheckResult = Static<typeof Check>;
+
+async function check(name: string, probe: () => Promise<string | undefined>): Promise<CheckResult> {
+  try {
+    const problem = await probe();
+    return problem === undefined ? { name, ok: true } : { name, ok: false, detail: problem };
+  } catch (error) {
+    return { name, ok: false, detail: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+export function registerOperationsRoutes(
+  app: FastifyInstance,
+  deps: ReadinessDeps & { metrics: Metrics },
+): void {
+  app.get(
+    '/metrics',
+    route({
+      operationId: 'Metrics_Get',
+      summary: 'Prometheus metrics (needs the Reader role on every pool)',
+      tag: 'Operations',
+      response: {
+        200: {
+          description: 'The Prometheus text exposition format.',
+          content: { 'text/plain': { schema: Type.String() } },
+        },
+      },
+    }),
+    async (request, reply) => {
+      authorize(request.principal, 'pools/read');
+      return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    },
+  );
+
+  app.get(
+    '/readyz',
+    route({
+      operationId: 'Health_Ready',
+      summary: 'Ready to serve: the store answers, sandboxes can start, every pool is at its warm target',
+      description:
+        '200 when every check passes, else 503 with the failing checks and why. No credential needed.',
+      tag: 'Health',
+      response: { 200: Readiness, 503: Readiness },
+    }),
+    async (_request, reply) => {
+      const checks = await Promise.all([
+        check('store', async () => {
+          await deps.store.listPools({});
+          return undefined;
+        }),
+        check('runtime', async () => {
+          await deps.runtimeUsable();
+          return undefined;
+        }),
+        ...deps.pools
+          .snapshot()
+          .map((pool) =>
+            check(`pool ${pool.pool}`, () =>
+              Promise.resolve(
+                pool.ready + pool.starting >= pool.readyTarget && pool.consecutiveStartFailures === 0
+                  ? undefined
+                  : pool.consecutiveStartFailures > 0
+                    ? `${pool.consecutiveStartFailures} sandbox starts failed in a row: ${pool.lastStartError ?? 'unknown error'}`
+                    : `${pool.ready} of ${pool.readyTarget} ready sandboxes`,
+              ),
+            ),
+          ),
+      ]);
+      const ready = checks.every((c) => c.ok);
+      return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'notReady', checks });
+    },
+  );
+}

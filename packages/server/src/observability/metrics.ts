@@ -1,0 +1,161 @@
+/**
+ * @module observability/metrics
+ * Sandpool's Prometheus metrics, in one registry made per server (never prom-client's global one,
+ * so tests and servers in one process stay apart). Labels are bounded: the pool (`<resource
+ * group>/<name>`), the container type, warm or cold, a status or an end reason; never an identifier.
+ * Gauges of the pools' state are read from the pools when scraped.
+ */
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What a scrape reads from each pool. */
+export interface PoolSnapshot {
+  pool: string;
+  containerType: string;
+  maxSessions: number;
+  readyTarget: number;
+  ready: number;
+  allocated: number;
+  starting: number;
+  consecutiveStartFailures: number;
+  lastStartError: string | null;
+}
+
+/** Latencies from a millisecond to a minute: allocation is ms, a cold start 100s of ms. */
+const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export type ExecutionStatus = 'succeeded' | 'failed' | 'timeout' | 'lost';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly allocationSeconds: Histogram<'pool' | 'launch'>;
+  readonly sandboxStartSeconds: Histogram<'pool'>;
+  readonly sandboxStartFailures: Counter<'pool'>;
+  readonly sessionEnds: Counter<'pool' | 'reason'>;
+  readonly poolFullRejections: Counter<'pool'>;
+  readonly executions: Counter<'pool' | 'container_type' | 'status'>;
+  readonly executionSeconds: Histogram<'pool' | 'status'>;
+  readonly httpRequestSeconds: Histogram<'method' | 'route' | 'status'>;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'sandpool_' });
+    this.allocationSeconds = new Histogram({
+      name: 'sandpool_allocation_seconds',
+      help: 'Time to give a new identifier a session; launch is warm (from the ready set) or cold (started on demand).',
+      labelNames: ['pool', 'launch'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.sandboxStartSeconds = new Histogram({
+      name: 'sandpool_sandbox_start_seconds',
+      help: 'Time to start a sandbox until its agent answers.',
+      labelNames: ['pool'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.sandboxStartFailures = new Counter({
+      name: 'sandpool_sandbox_start_failures_total',
+      help: 'Sandbox starts that failed (each is retried with backoff).',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.sessionEnds = new Counter({
+      name: 'sandpool_session_ends_total',
+      help: 'Sessions ended, by typed reason (cooldown, stopped, oom, crashed, killed, poolUpdated, …).',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.poolFullRejections = new Counter({
+      name: 'sandpool_pool_full_rejections_total',
+      help: 'Requests refused with SessionPoolFull because every session was allocated.',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.executions = new Counter({
+      name: 'sandpool_executions_total',
+      help: 'Executions finished, by status: succeeded, failed (the code raised or exited non-zero), timeout, lost.',
+      labelNames: ['pool', 'container_type', 'status'],
+      registers,
+    });
+    this.executionSeconds = new Histogram({
+      name: 'sandpool_execution_seconds',
+      help: 'Time the code ran inside the sandbox.',
+      labelNames: ['pool', 'status'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.httpRequestSeconds = new Histogram({
+      name: 'sandpool_http_request_seconds',
+      help: 'HTTP requests by route template and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+  }
+
+  /** Registers the gauges of pool state, read from `snapshot` on every scrape. */
+  observePools(snapshot: () => PoolSnapshot[]): void {
+    const registers = [this.registry];
+    const gauge = <L extends string>(
+      name: string,
+      help: string,
+      labelNames: L[],
+      fill: (gauge: Gauge<L>, pools: PoolSnapshot[]) => void,
+    ) =>
+      new Gauge<L>({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          fill(this, snapshot());
+        },
+      });
+    gauge(
+      'sandpool_sessions',
+      'Sandboxes by state: ready (prewarmed), allocated, starting.',
+      ['pool', 'state'],
+      (g, pools) => {
+        for (const p of pools) {
+          g.set({ pool: p.pool, state: 'ready' }, p.ready);
+          g.set({ pool: p.pool, state: 'allocated' }, p.allocated);
+          g.set({ pool: p.pool, state: 'starting' }, p.starting);
+        }
+      },
+    );
+    gauge(
+      'sandpool_pool_max_sessions',
+      'maxConcurrentSessions of each pool.',
+      ['pool', 'container_type'],
+      (g, pools) => {
+        for (const p of pools) g.set({ pool: p.pool, container_type: p.containerType }, p.maxSessions);
+      },
+    );
+    gauge(
+      'sandpool_pool_ready_target',
+      'Ready sandboxes each pool aims to keep now: min(ready, max - allocated).',
+      ['pool'],
+      (g, pools) => {
+        for (const p of pools) g.set({ pool: p.pool }, p.readyTarget);
+      },
+    );
+    gauge(
+      'sandpool_pool_pressure',
+      'Allocated sessions as a fraction of maxConcurrentSessions (1 = full).',
+      ['pool'],
+      (g, pools) => {
+        for (const p of pools) g.set({ pool: p.pool }, p.maxSessions === 0 ? 0 : p.allocated / p.maxSessions);
+      },
+    );
+    gauge(
+      'sandpool_pool_consecutive_start_failures',
+      'Sandbox starts that failed in a row (0 when healthy).',
+      ['pool'],
+      (g, pools) => {
+        for (const p of pools) g.set({ pool: p.pool }, p.consecutiveStartFailures);
+      },
+    );
+  }
+}
