@@ -118,6 +118,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools/{name}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A pool’s lifecycle events, oldest first; with Accept: text/event-stream, a live stream
+         * @description Narrow with `type` (comma-separated), `identifier` and `since`. As a stream, events the client missed (after `Last-Event-ID` or `$skipToken`) come first, then new ones as they happen, each as `id`, `event` (the type) and `data` (the event as JSON).
+         */
+        get: operations["SessionPoolEvents_List"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sandpool/apiKeys": {
         parameters: {
             query?: never;
@@ -654,6 +674,21 @@ export interface components {
             createdAt: string;
             revokedAt: string | null;
         };
+        Event: {
+            /** @description Increasing sequence number; resume a stream after it with Last-Event-ID. */
+            id: string;
+            /** @enum {string} */
+            type: "ready" | "allocated" | "ended" | "startFailed";
+            at: string;
+            identifier: string | null;
+            /** @description The sandbox. */
+            sessionId: string | null;
+            /** @description ended: cooldown, maxAlive, containerExit, stopped, oom, crashed, killed, poolDeleted, poolUpdated, hostLost; startFailed: the error code. */
+            reason: string | null;
+            details: {
+                [key: string]: unknown;
+            } | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -1106,6 +1141,65 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    SessionPoolEvents_List: {
+        parameters: {
+            query: {
+                /** @description Each version answers in the shape its clients expect. */
+                "api-version": "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-01-01" | "2025-02-02-preview" | "2025-07-01" | "2025-10-02-preview" | "2026-01-01" | "2026-07-01";
+                /** @example ended,startFailed */
+                type?: string;
+                identifier?: string;
+                /** @description ISO 8601 time. */
+                since?: string;
+                $top?: number;
+                /** @description The id of the last event already read. */
+                $skipToken?: string;
+            };
+            header?: {
+                "last-event-id"?: string;
+            };
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events, or (Accept: text/event-stream) the stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        value: components["schemas"]["Event"][];
+                        nextLink?: string;
+                    };
+                    "text/event-stream": string;
                 };
             };
             /** @description Azure's error body. */

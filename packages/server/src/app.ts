@@ -17,6 +17,7 @@ import { registerFileRoutes } from './api/data/file-routes.js';
 import { registerSessionRoutes, type ImageMetadata } from './api/data/session-routes.js';
 import { registerErrorHandling } from './api/errors.js';
 import { registerAccessRoutes } from './api/management/access-routes.js';
+import { registerEventRoutes } from './api/management/event-routes.js';
 import { registerOpenApi, SHARED_SCHEMAS } from './api/openapi.js';
 import { registerOperationsRoutes } from './api/operations-routes.js';
 import { checkResponses } from './api/response-contract.js';
@@ -26,6 +27,7 @@ import type { ApiKeys } from './auth/api-keys.js';
 import type { Authenticator } from './auth/authenticator.js';
 import type { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
+import type { EventFeed } from './observability/event-feed.js';
 import type { Metrics } from './observability/metrics.js';
 import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
@@ -43,6 +45,7 @@ export interface AppDeps {
   tokens: Tokens;
   imageMetadata: () => Promise<ImageMetadata>;
   metrics: Metrics;
+  feed: EventFeed;
   /** Whether sandboxes can start (readiness): resolves, or rejects saying why not. */
   runtimeUsable: () => Promise<void>;
   now: () => number;
@@ -127,6 +130,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerSessionPoolRoutes(app, {
     pools: deps.pools,
     limits: { maxSessionsPerPool: deps.config.maxSessionsPerPool },
+    publicUrl: deps.publicUrl,
+  });
+  registerEventRoutes(app, {
+    pools: deps.pools,
+    store: deps.store,
+    feed: deps.feed,
     publicUrl: deps.publicUrl,
   });
   registerAccessRoutes(app, { apiKeys: deps.apiKeys, tokens: deps.tokens });

@@ -100,7 +100,7 @@ export const ConfigSchema = Type.Object({
     minimum: 1,
     maximum: 24 * 365,
     description:
-      'How long finished executions (GET executions/{id}) and ended sessions (the previous-session header) are kept.',
+      'How long finished executions (GET executions/{id}), ended sessions (the previous-session header) and pool events are kept.',
   }),
   defaultPool: Type.String({
     default: 'default',

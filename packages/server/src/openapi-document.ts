@@ -8,6 +8,7 @@
 import { pino } from 'pino';
 
 import { buildApp, type AppDeps } from './app.js';
+import { EventFeed } from './observability/event-feed.js';
 import { Metrics } from './observability/metrics.js';
 
 /** Stands in for a dependency that building the routes must not touch. */
@@ -33,6 +34,7 @@ export async function renderOpenApiDocument(): Promise<string> {
     tokens: unused as AppDeps['tokens'],
     imageMetadata: () => Promise.reject(new Error('unused')),
     metrics: new Metrics(),
+    feed: new EventFeed(),
     runtimeUsable: () => Promise.resolve(),
     now: Date.now,
   };

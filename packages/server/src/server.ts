@@ -17,6 +17,7 @@ import { Authenticator } from './auth/authenticator.js';
 import { parseGrant } from './auth/roles.js';
 import { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
+import { EventFeed } from './observability/event-feed.js';
 import { Metrics } from './observability/metrics.js';
 import { InterpreterLauncher, type SandboxLauncher } from './pool/launcher.js';
 import { PoolService, poolId } from './pool/pool-service.js';
@@ -121,6 +122,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       },
     );
   const metrics = new Metrics();
+  const feed = new EventFeed();
   const pools = new PoolService({
     store,
     launcher,
@@ -129,6 +131,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     refillParallelism: config.refillParallelism,
     reaperIntervalMs: config.reaperIntervalMs,
     metrics,
+    feed,
   });
   metrics.observePools(() => pools.snapshot());
   await pools.start();
@@ -184,9 +187,11 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   // both are kept for the retention period.
   const prune = setInterval(() => {
     const cutoff = new Date(now() - config.retentionHours * 3_600_000).toISOString();
-    Promise.all([store.deleteExecutionsEndedBefore(cutoff), store.deleteSessionsEndedBefore(cutoff)]).catch(
-      (error: unknown) => logger.error({ err: error }, 'pruning failed'),
-    );
+    Promise.all([
+      store.deleteExecutionsEndedBefore(cutoff),
+      store.deleteSessionsEndedBefore(cutoff),
+      store.deleteEventsBefore(cutoff),
+    ]).catch((error: unknown) => logger.error({ err: error }, 'pruning failed'));
   }, PRUNE_INTERVAL_MS);
   prune.unref();
 
@@ -202,6 +207,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     tokens,
     imageMetadata,
     metrics,
+    feed,
     runtimeUsable: overrides.launcher ? () => Promise.resolve() : runtimeCheck(config),
     now,
     ...(tls && { https: { key: tls.key, cert: tls.cert } }),
@@ -233,6 +239,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     'sandpool.ready',
   );
 
+  let closing: Promise<void> | undefined;
   return {
     app,
     url: base.url,
@@ -240,11 +247,15 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     pools,
     bootstrapKey,
     tlsFingerprint: tls?.fingerprint,
-    async close() {
-      clearInterval(prune);
-      await app.close();
-      await pools.stop();
-      await store.close();
+    // Idempotent: a second close (a second signal, a test's own teardown) waits for the first.
+    close() {
+      closing ??= (async () => {
+        clearInterval(prune);
+        await app.close();
+        await pools.stop();
+        await store.close();
+      })();
+      return closing;
     },
   };
 }

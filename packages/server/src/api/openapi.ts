@@ -11,6 +11,7 @@ import type { TSchema } from 'typebox';
 
 import { ApiKey } from './schemas/access.js';
 import { ErrorResponse } from './schemas/common.js';
+import { Event } from './schemas/events.js';
 import { Execution, ExecutionRequest, File, Session, ShellExecution } from './schemas/data.js';
 import { SessionPool } from './schemas/pools.js';
 
@@ -24,6 +25,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   File,
   Session,
   ApiKey,
+  Event,
 ];
 
 export const OPENAPI_PATH = '/openapi.json';

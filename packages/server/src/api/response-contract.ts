@@ -12,7 +12,13 @@ import type { TSchema } from 'typebox';
 type ResponseSchemas = Record<string, TSchema & { content?: unknown }>;
 
 function schemaFor(responses: ResponseSchemas, status: number): TSchema | undefined {
-  return responses[String(status)] ?? responses[`${Math.floor(status / 100)}xx`] ?? responses.default;
+  const documented =
+    responses[String(status)] ?? responses[`${Math.floor(status / 100)}xx`] ?? responses.default;
+  // A response documented per media type: its JSON body is what is checked here.
+  const json = (documented?.content as Record<string, { schema?: TSchema }> | undefined)?.[
+    'application/json'
+  ];
+  return json?.schema ?? documented;
 }
 
 export function checkResponses(

@@ -12,6 +12,7 @@ import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, PoolRow, SessionRow, Store } from '../store/store.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
 import { expiredReason, sessionExpiry, startBackoffMs, warmTarget, type SessionTimes } from './policy.js';
+import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot } from '../observability/metrics.js';
 import type { ContainerType, EndReason, PoolSpec } from './pool-spec.js';
 
@@ -23,6 +24,8 @@ export interface PoolManagerDeps {
   newSandboxId: (poolName: string) => string;
   refillParallelism: number;
   metrics: Metrics;
+  /** Live readers of the pool's events. */
+  feed: EventFeed;
 }
 
 export interface Session {
@@ -524,16 +527,18 @@ export class PoolManager {
     type: string,
     fields: { sessionId?: string; identifier?: string | null; reason?: string; details?: JsonObject | null },
   ): void {
+    const event = {
+      poolId: this.pool.id,
+      sessionId: fields.sessionId ?? null,
+      identifier: fields.identifier ?? null,
+      type,
+      reason: fields.reason ?? null,
+      details: fields.details ?? null,
+      at: new Date(this.deps.now()).toISOString(),
+    };
     this.deps.store
-      .appendEvent({
-        poolId: this.pool.id,
-        sessionId: fields.sessionId ?? null,
-        identifier: fields.identifier ?? null,
-        type,
-        reason: fields.reason ?? null,
-        details: fields.details ?? null,
-        at: new Date(this.deps.now()).toISOString(),
-      })
+      .appendEvent(event)
+      .then((seq) => this.deps.feed.publish({ ...event, seq }))
       .catch((error: unknown) => this.deps.log.error({ err: error, type }, 'event not stored'));
   }
 }

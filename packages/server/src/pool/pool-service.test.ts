@@ -5,6 +5,7 @@ import pino from 'pino';
 
 import { FakeLauncher } from '../../test/fake-launcher.js';
 import { AppError, ErrorCode } from '../errors.js';
+import { EventFeed } from '../observability/event-feed.js';
 import { Metrics } from '../observability/metrics.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { pythonPoolSpec, type PoolSpec } from './pool-spec.js';
@@ -35,6 +36,7 @@ async function setup(overrides: Partial<PoolSpec> = {}) {
     now: () => clock.now,
     refillParallelism: 2,
     metrics: new Metrics(),
+    feed: new EventFeed(),
     reaperIntervalMs: 60_000,
   });
   await service.start();
@@ -213,6 +215,7 @@ describe('PoolService and PoolManager', () => {
       now: () => Date.now(),
       refillParallelism: 2,
       metrics: new Metrics(),
+      feed: new EventFeed(),
       reaperIntervalMs: 60_000,
     });
     await restarted.start();

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, OperationKind, OperationRow, PoolRow, SessionRow, Store } from '../store/store.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
+import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot } from '../observability/metrics.js';
 import { PoolManager, endDetails, reasonFor } from './pool-manager.js';
 import { sameTemplate, type PoolSpec } from './pool-spec.js';
@@ -24,6 +25,7 @@ export interface PoolServiceDeps {
   refillParallelism: number;
   reaperIntervalMs: number;
   metrics: Metrics;
+  feed: EventFeed;
 }
 
 export interface PoolDefinition {
@@ -268,6 +270,7 @@ export class PoolService {
       newSandboxId,
       refillParallelism: this.deps.refillParallelism,
       metrics: this.deps.metrics,
+      feed: this.deps.feed,
     });
     this.managers.set(pool.id, manager);
     return manager;

@@ -131,6 +131,45 @@ describe('SqliteStore', () => {
     await store.close();
   });
 
+  it('narrows events by type, identifier and time, and prunes old ones', async () => {
+    const store = await SqliteStore.open(':memory:');
+    const add = (type: string, identifier: string | null, when: string) =>
+      store.appendEvent({
+        poolId: 'p',
+        sessionId: null,
+        identifier,
+        type,
+        reason: null,
+        details: null,
+        at: when,
+      });
+    await add('allocated', 'a', '2026-11-26T10:00:00.000Z');
+    await add('ended', 'a', '2026-11-26T11:00:00.000Z');
+    await add('ended', 'b', '2026-11-26T12:00:00.000Z');
+    await add('ready', null, '2026-11-26T12:30:00.000Z');
+    await store.appendEvent({
+      poolId: 'other',
+      sessionId: null,
+      identifier: 'a',
+      type: 'ended',
+      reason: null,
+      details: null,
+      at,
+    });
+    const pick = async (query: Parameters<typeof store.listEvents>[1]) =>
+      (await store.listEvents('p', query)).map((e) => `${e.type}:${e.identifier ?? '-'}`);
+    assert.deepEqual(await pick({ limit: 10, types: ['ended'] }), ['ended:a', 'ended:b']);
+    assert.deepEqual(await pick({ limit: 10, identifier: 'a' }), ['allocated:a', 'ended:a']);
+    assert.deepEqual(await pick({ limit: 10, since: '2026-11-26T11:30:00.000Z' }), ['ended:b', 'ready:-']);
+    assert.deepEqual(
+      await pick({ limit: 10, types: ['ended', 'ready'], since: '2026-11-26T11:00:00.000Z' }),
+      ['ended:a', 'ended:b', 'ready:-'],
+    );
+    assert.equal(await store.deleteEventsBefore('2026-11-26T11:30:00.000Z'), 2);
+    assert.deepEqual(await pick({ limit: 10 }), ['ended:b', 'ready:-']);
+    await store.close();
+  });
+
   it('survives kill -9 of a writer in the middle of its writes', async () => {
     const dir = mkdtempSync('/var/tmp/sandpool-store-');
     after(() => rmSync(dir, { recursive: true }));

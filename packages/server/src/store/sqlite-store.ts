@@ -13,6 +13,7 @@ import { CamelCasePlugin, Kysely, Migrator, SqliteDialect, sql, type Selectable 
 import { migrations } from './migrations.js';
 import type {
   ApiKeyRow,
+  EventQuery,
   EventRow,
   ExecutionRow,
   ExecutionStatus,
@@ -213,20 +214,26 @@ export class SqliteStore implements Store {
     return Number(result.insertId);
   }
 
-  async listEvents(poolId: string, options: { afterSeq?: number; limit: number }): Promise<EventRow[]> {
-    const rows = await this.db
+  async listEvents(poolId: string, query: EventQuery): Promise<EventRow[]> {
+    let select = this.db
       .selectFrom('events')
       .selectAll()
       .where('poolId', '=', poolId)
-      .where('seq', '>', options.afterSeq ?? 0)
-      .orderBy('seq')
-      .limit(options.limit)
-      .execute();
+      .where('seq', '>', query.afterSeq ?? 0);
+    if (query.types?.length) select = select.where('type', 'in', query.types);
+    if (query.identifier !== undefined) select = select.where('identifier', '=', query.identifier);
+    if (query.since !== undefined) select = select.where('at', '>=', query.since);
+    const rows = await select.orderBy('seq').limit(query.limit).execute();
     return rows.map((row) => ({
       ...row,
       seq: row.seq!,
       details: parseOrNull(row.details) as JsonObject | null,
     }));
+  }
+
+  async deleteEventsBefore(before: string): Promise<number> {
+    const result = await this.db.deleteFrom('events').where('at', '<', before).executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 
   async putApiKey(key: ApiKeyRow): Promise<void> {

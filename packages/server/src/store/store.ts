@@ -93,6 +93,15 @@ export interface EventRow {
 
 export type NewEvent = Omit<EventRow, 'seq'>;
 
+export interface EventQuery {
+  afterSeq?: number;
+  limit: number;
+  types?: string[];
+  identifier?: string;
+  /** ISO time: only events at or after it. */
+  since?: string;
+}
+
 export interface ApiKeyRow {
   id: string;
   name: string;
@@ -130,7 +139,9 @@ export interface Store {
   deleteExecutionsEndedBefore(endedBefore: string): Promise<number>;
 
   appendEvent(event: NewEvent): Promise<number>;
-  listEvents(poolId: string, options: { afterSeq?: number; limit: number }): Promise<EventRow[]>;
+  /** The pool's events after `afterSeq`, oldest first, narrowed by type, identifier and time. */
+  listEvents(poolId: string, query: EventQuery): Promise<EventRow[]>;
+  deleteEventsBefore(before: string): Promise<number>;
 
   putApiKey(key: ApiKeyRow): Promise<void>;
   getApiKey(id: string): Promise<ApiKeyRow | undefined>;
