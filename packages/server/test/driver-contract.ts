@@ -49,6 +49,17 @@ export function driverContract(subject: ContractSubject): void {
       await rejectsWith(driver.inspect(sandboxId), ErrorCode.SandboxNotFound);
     });
 
+    it('reports the resources a running sandbox used, and none once it is destroyed', async () => {
+      const sandboxId = id('usage');
+      await driver.create({ ...spec, id: sandboxId });
+      const usage = await driver.usage(sandboxId);
+      assert.ok(usage, 'a running sandbox has usage');
+      assert.ok(usage.cpuSeconds >= 0 && usage.memoryBytes >= 0);
+      assert.ok(usage.peakMemoryBytes >= usage.memoryBytes);
+      await driver.destroy(sandboxId);
+      assert.equal(await driver.usage(sandboxId), undefined);
+    });
+
     it('refuses a second sandbox with the same id', async () => {
       const sandboxId = id('twice');
       await driver.create({ ...spec, id: sandboxId });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { ExecuteOptions, ExecutionOutcome } from '../src/interpreter/agent-client.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from '../src/pool/launcher.js';
 import type { PoolSpec } from '../src/pool/pool-spec.js';
+import type { ResourceUsage } from '../src/sandbox/driver.js';
 
 export class FakeSandbox implements SessionSandbox {
   readonly dataDir: string;
@@ -53,6 +54,11 @@ export class FakeSandbox implements SessionSandbox {
     }
   }
 
+  /** Fixed numbers, so tests can see them travel into ended events. */
+  usage(): Promise<ResourceUsage | undefined> {
+    return Promise.resolve(this.destroyed ? undefined : FAKE_USAGE);
+  }
+
   onEnd(listener: (state: EndState) => void): void {
     this.listeners.push(listener);
   }
@@ -74,6 +80,8 @@ export class FakeSandbox implements SessionSandbox {
     return Promise.resolve();
   }
 }
+
+export const FAKE_USAGE: ResourceUsage = { cpuSeconds: 0.25, memoryBytes: 1 << 20, peakMemoryBytes: 2 << 20 };
 
 export class FakeLauncher implements SandboxLauncher {
   readonly sandboxes = new Map<string, FakeSandbox>();

@@ -24,6 +24,9 @@ export interface PoolSnapshot {
 /** Latencies from a millisecond to a minute: allocation is ms, a cold start 100s of ms. */
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** Idle times and lifetimes of sessions: seconds to hours, around the usual cooldowns. */
+const SESSION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14_400];
+
 export type ExecutionStatus = 'succeeded' | 'failed' | 'timeout' | 'lost';
 
 export class Metrics {
@@ -36,6 +39,9 @@ export class Metrics {
   readonly executions: Counter<'pool' | 'container_type' | 'status'>;
   readonly executionSeconds: Histogram<'pool' | 'status'>;
   readonly httpRequestSeconds: Histogram<'method' | 'route' | 'status'>;
+  readonly sessionIdleSeconds: Histogram<'pool'>;
+  readonly sessionLifetimeSeconds: Histogram<'pool'>;
+  readonly sessionCpuSeconds: Counter<'pool'>;
 
   constructor() {
     const registers = [this.registry];
@@ -83,6 +89,26 @@ export class Metrics {
       help: 'Time the code ran inside the sandbox.',
       labelNames: ['pool', 'status'],
       buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.sessionIdleSeconds = new Histogram({
+      name: 'sandpool_session_idle_seconds',
+      help: 'How long each session sat unused before it ended: with reason cooldown this is the cooldown itself; a mass near it means the cooldown could be shorter.',
+      labelNames: ['pool'],
+      buckets: SESSION_BUCKETS,
+      registers,
+    });
+    this.sessionLifetimeSeconds = new Histogram({
+      name: 'sandpool_session_lifetime_seconds',
+      help: 'How long each session lived, from allocation to its end.',
+      labelNames: ['pool'],
+      buckets: SESSION_BUCKETS,
+      registers,
+    });
+    this.sessionCpuSeconds = new Counter({
+      name: 'sandpool_session_cpu_seconds_total',
+      help: 'CPU time used by sessions that ended, read from their cgroups.',
+      labelNames: ['pool'],
       registers,
     });
     this.httpRequestSeconds = new Histogram({

@@ -13,6 +13,7 @@ import {
   type ExecutionOutcome,
 } from '../interpreter/agent-client.js';
 import type {
+  ResourceUsage,
   RuntimeName,
   Sandbox,
   SandboxDriver,
@@ -133,6 +134,10 @@ export class InterpreterSandbox {
     // An agent that hung up while its sandbox still runs is as good as gone.
     this.ended ??= state.status === 'running' ? { status: 'unknown' } : state;
     for (const listener of this.endListeners.splice(0)) listener(this.ended);
+  }
+
+  usage(): Promise<ResourceUsage | undefined> {
+    return this.driver.usage(this.id);
   }
 
   async execute(options: ExecuteOptions): Promise<ExecutionOutcome> {

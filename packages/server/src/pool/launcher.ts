@@ -6,7 +6,7 @@
  */
 
 import type { AgentClientOptions, ExecuteOptions, ExecutionOutcome } from '../interpreter/agent-client.js';
-import type { SandboxDriver } from '../sandbox/driver.js';
+import type { ResourceUsage, SandboxDriver } from '../sandbox/driver.js';
 import { InterpreterSandbox, type EndState, type PythonImage } from './interpreter-sandbox.js';
 import type { PoolSpec } from './pool-spec.js';
 
@@ -18,6 +18,8 @@ export interface SessionSandbox {
   readonly dataDir: string;
   readonly dataOwner: { uid: number; gid: number };
   execute(options: ExecuteOptions): Promise<ExecutionOutcome>;
+  /** CPU and memory used so far; undefined once the sandbox is gone. */
+  usage(): Promise<ResourceUsage | undefined>;
   /** How the sandbox ended, once the host knows it has. */
   readonly endState: EndState | undefined;
   /** Called once if the sandbox ends by itself. */
@@ -89,6 +91,7 @@ function adapt(session: InterpreterSandbox): SessionSandbox {
       return session.endState;
     },
     execute: (options) => session.execute(options),
+    usage: () => session.usage(),
     onEnd: (listener) => session.onEnd(listener),
     destroy: () => session.destroy(),
     release: () => session.release(),

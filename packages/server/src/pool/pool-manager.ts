@@ -36,6 +36,8 @@ export interface Session {
   /** Requests being served. */
   busy: number;
   ended: EndReason | undefined;
+  /** The end in progress: a second caller (the watcher and a request both noticing a death) waits for it. */
+  ending: Promise<void> | undefined;
   /** Executions run one after another. */
   queue: Promise<unknown>;
   row: SessionRow;
@@ -295,6 +297,7 @@ export class PoolManager {
       lastAccessedAt: Date.parse(row.lastAccessedAt ?? row.allocatedAt ?? row.createdAt),
       busy: 0,
       ended: undefined,
+      ending: undefined,
       queue: Promise.resolve(),
       row,
     };
@@ -323,12 +326,37 @@ export class PoolManager {
   }
 
   /** Ends a session: its sandbox is destroyed and the end recorded with its reason. */
-  async end(session: Session, reason: EndReason, details: JsonObject | null = null): Promise<void> {
-    if (session.ended) return;
+  end(session: Session, reason: EndReason, details: JsonObject | null = null): Promise<void> {
+    if (session.ending) return session.ending;
     session.ended = reason;
     if (this.sessions.get(session.identifier) === session) this.sessions.delete(session.identifier);
-    await this.retire(session, reason, details);
-    this.refill();
+    session.ending = (async () => {
+      await this.retire(session, reason, details, () => this.usageAtEnd(session));
+      this.refill();
+    })();
+    return session.ending;
+  }
+
+  /**
+   * What the session cost, recorded with its end: lifetime, idle time before the end, and the CPU
+   * time and peak memory its cgroup counted (absent when the sandbox is already gone).
+   */
+  private async usageAtEnd(session: Session): Promise<JsonObject> {
+    const now = this.deps.now();
+    const measured = await session.sandbox.usage().catch(() => undefined);
+    const usage = {
+      lifetimeSeconds: Math.max(0, now - session.allocatedAt) / 1000,
+      idleSeconds: Math.max(0, now - session.lastAccessedAt) / 1000,
+      ...(measured && {
+        cpuSeconds: Math.round(measured.cpuSeconds * 1000) / 1000,
+        peakMemoryBytes: measured.peakMemoryBytes,
+      }),
+    };
+    const pool = { pool: this.metricLabel };
+    this.deps.metrics.sessionIdleSeconds.observe(pool, usage.idleSeconds);
+    this.deps.metrics.sessionLifetimeSeconds.observe(pool, usage.lifetimeSeconds);
+    if (measured) this.deps.metrics.sessionCpuSeconds.inc(pool, measured.cpuSeconds);
+    return usage;
   }
 
   /** Ends the identifier's session, if it has one. */
@@ -343,17 +371,26 @@ export class PoolManager {
     entry: { sandbox: SessionSandbox; row: SessionRow },
     reason: EndReason,
     details: JsonObject | null,
+    /** For sessions: what the session used, added to the end's details before the sandbox goes. */
+    measure?: () => Promise<JsonObject>,
   ) {
     const endedAt = new Date(this.deps.now()).toISOString();
-    const row: SessionRow = { ...entry.row, state: 'ended', endedAt, endReason: reason, endDetails: details };
-    entry.row = row;
+    let row: SessionRow = { ...entry.row, state: 'ended', endedAt, endReason: reason, endDetails: details };
+    const store = (ended: SessionRow) =>
+      this.deps.store
+        .putSession(ended)
+        .catch((error: unknown) =>
+          this.deps.log.error({ err: error, sandbox: ended.id }, 'session.end not stored'),
+        );
     // The row first: a new session for the same identifier may be stored before the destroy ends.
-    await this.deps.store
-      .putSession(row)
-      .catch((error: unknown) =>
-        this.deps.log.error({ err: error, sandbox: row.id }, 'session.end not stored'),
-      );
+    entry.row = row;
+    await store(row);
     if (row.identifier !== null) this.deps.metrics.sessionEnds.inc({ pool: this.metricLabel, reason });
+    if (measure) {
+      row = { ...row, endDetails: { ...details, usage: await measure() } };
+      entry.row = row;
+      await store(row);
+    }
     await entry.sandbox
       .destroy()
       .catch((error: unknown) =>
@@ -363,7 +400,7 @@ export class PoolManager {
       sessionId: row.id,
       identifier: row.identifier,
       reason,
-      details: details ?? (row.identifier === null ? { ready: true } : null),
+      details: row.endDetails ?? (row.identifier === null ? { ready: true } : null),
     });
   }
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 
 import pino from 'pino';
 
-import { FakeLauncher } from '../../test/fake-launcher.js';
+import { FAKE_USAGE, FakeLauncher } from '../../test/fake-launcher.js';
 import { AppError, ErrorCode } from '../errors.js';
 import { EventFeed } from '../observability/event-feed.js';
 import { Metrics } from '../observability/metrics.js';
@@ -151,9 +151,12 @@ describe('PoolService and PoolManager', () => {
     assert.equal(launcher.sandboxes.get(results[0]!.session.sandbox.id)?.maxRunning, 1);
   });
 
-  it('records how a sandbox that died ended', async () => {
-    const { manager, launcher, store } = await setup();
+  it('records how a sandbox that died ended, and what the session used', async () => {
+    const { manager, launcher, store, clock } = await setup();
     const { session } = await manager.acquire('u');
+    clock.now += 30_000;
+    await manager.withSession('u', () => Promise.resolve(), { serialize: true });
+    clock.now += 90_000;
     launcher.sandboxes
       .get(session.sandbox.id)!
       .die({ status: 'exited', cause: 'oom', exitCode: 137, signal: 'SIGKILL' });
@@ -161,7 +164,16 @@ describe('PoolService and PoolManager', () => {
     assert.equal(manager.getSession('u'), undefined);
     const row = (await store.listSessions(ID)).find((s) => s.id === session.sandbox.id)!;
     assert.equal(row.endReason, 'oom');
-    assert.deepEqual(row.endDetails, { exitCode: 137, signal: 'SIGKILL' });
+    assert.deepEqual(row.endDetails, {
+      exitCode: 137,
+      signal: 'SIGKILL',
+      usage: {
+        lifetimeSeconds: 120,
+        idleSeconds: 90,
+        cpuSeconds: FAKE_USAGE.cpuSeconds,
+        peakMemoryBytes: FAKE_USAGE.peakMemoryBytes,
+      },
+    });
   });
 
   it('replaces ready sandboxes on a template change and leaves allocated ones alone', async () => {

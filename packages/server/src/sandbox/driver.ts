@@ -75,6 +75,14 @@ export interface Sandbox {
   createdAt: Date;
 }
 
+export interface ResourceUsage {
+  /** CPU time of every process in the sandbox, user and system. */
+  cpuSeconds: number;
+  memoryBytes: number;
+  /** The most memory the sandbox held at once. */
+  peakMemoryBytes: number;
+}
+
 export interface SandboxDriver {
   /** Starts a sandbox and returns once its main process runs. */
   create(spec: SandboxSpec): Promise<Sandbox>;
@@ -82,6 +90,8 @@ export interface SandboxDriver {
   inspect(id: string): Promise<SandboxState>;
   /** Changes the sandbox's CPU limit (cores) while it runs. */
   setCpuLimit(id: string, cpu: number): Promise<void>;
+  /** CPU and memory the sandbox has used; undefined once its cgroup is gone. */
+  usage(id: string): Promise<ResourceUsage | undefined>;
   /** Sends a signal to the sandbox's main process (e.g. SIGINT to interrupt the interpreter). */
   signal(id: string, signal: 'SIGINT' | 'SIGKILL'): Promise<void>;
   /** Kills every process and removes every trace: cgroups, mounts, namespaces, directories. */

@@ -212,6 +212,24 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
     assert.ok(value('sandpool_session_ends_total{pool="tests/pyt",reason="oom"}') >= 1);
   });
 
+  it('records what an ended session used, read from its cgroup', async () => {
+    const burn =
+      'import time\nblock = bytearray(150 * 1024 * 1024)\nend = time.time() + 1.5\nwhile time.time() < end: pass';
+    assert.equal((await execute(server, 'pyt', 'costly', burn)).json.status, 'Succeeded');
+    await server.request('DELETE', at('session', 'costly'));
+    const ended = await server.request(
+      'GET',
+      `${armPath('pyt')}/events?${MGMT}&type=ended&identifier=costly`,
+    );
+    const usage = ended.json.value[0].details.usage;
+    assert.ok(usage.cpuSeconds >= 0.2, `cpuSeconds ${usage.cpuSeconds}`);
+    assert.ok(usage.peakMemoryBytes >= 150 * 1024 * 1024, `peakMemoryBytes ${usage.peakMemoryBytes}`);
+    assert.ok(usage.lifetimeSeconds >= 1.5);
+    const text = (await server.request('GET', '/metrics')).text;
+    assert.match(text, /^sandpool_session_cpu_seconds_total\{pool="tests\/pyt"\} (0\.[2-9]|[1-9])/m);
+    assert.match(text, /^sandpool_session_idle_seconds_count\{pool="tests\/pyt"\} [1-9]/m);
+  });
+
   it('ends idle sessions after the cooldown (injected clock)', async () => {
     await execute(server, 'pyt', 'idle', 'state = 1');
     clock.offsetMs += 301_000;

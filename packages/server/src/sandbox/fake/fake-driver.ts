@@ -6,7 +6,14 @@
  */
 
 import { AppError, ErrorCode } from '../../errors.js';
-import type { ExitCause, Sandbox, SandboxDriver, SandboxSpec, SandboxState } from '../driver.js';
+import type {
+  ExitCause,
+  ResourceUsage,
+  Sandbox,
+  SandboxDriver,
+  SandboxSpec,
+  SandboxState,
+} from '../driver.js';
 import { SANDBOX_ID_PATTERN } from '../oci/oci-driver.js';
 
 interface FakeSandbox {
@@ -49,6 +56,12 @@ export class FakeDriver implements SandboxDriver {
 
   inspect(id: string): Promise<SandboxState> {
     return Promise.resolve().then(() => this.get(id).state);
+  }
+
+  /** A running fake has used nothing; an unknown or removed one has no usage to read. */
+  usage(id: string): Promise<ResourceUsage | undefined> {
+    const entry = this.sandboxes.get(id);
+    return Promise.resolve(entry ? { cpuSeconds: 0, memoryBytes: 0, peakMemoryBytes: 0 } : undefined);
   }
 
   setCpuLimit(id: string): Promise<void> {

@@ -8,6 +8,8 @@
 import { readFile, readdir, rmdir, lstat, access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import type { ResourceUsage } from '../driver.js';
+
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 
 export interface CgroupLayout {
@@ -43,6 +45,45 @@ export async function readOomKills(layout: CgroupLayout, cgroupPath: string): Pr
   } catch {
     return 0;
   }
+}
+
+async function readNumber(file: string, pattern?: RegExp): Promise<number | undefined> {
+  try {
+    const text = await readFile(file, 'utf8');
+    const match = pattern ? pattern.exec(text) : /^(\d+)/.exec(text);
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time and memory the cgroup has used so far; undefined when its files are gone (the sandbox
+ * was already removed). Peak memory needs kernel 5.19+ on cgroup v2 (`memory.peak`).
+ */
+export async function readUsage(
+  layout: CgroupLayout,
+  cgroupPath: string,
+): Promise<ResourceUsage | undefined> {
+  if (layout.version === 2) {
+    const dir = join(CGROUP_ROOT, cgroupPath);
+    const cpuMicros = await readNumber(join(dir, 'cpu.stat'), /^usage_usec (\d+)$/m);
+    if (cpuMicros === undefined) return undefined;
+    const memory = (await readNumber(join(dir, 'memory.current'))) ?? 0;
+    return {
+      cpuSeconds: cpuMicros / 1e6,
+      memoryBytes: memory,
+      peakMemoryBytes: (await readNumber(join(dir, 'memory.peak'))) ?? memory,
+    };
+  }
+  const cpuNanos = await readNumber(join(CGROUP_ROOT, 'cpuacct', cgroupPath, 'cpuacct.usage'));
+  if (cpuNanos === undefined) return undefined;
+  const memoryDir = join(CGROUP_ROOT, 'memory', cgroupPath);
+  return {
+    cpuSeconds: cpuNanos / 1e9,
+    memoryBytes: (await readNumber(join(memoryDir, 'memory.usage_in_bytes'))) ?? 0,
+    peakMemoryBytes: (await readNumber(join(memoryDir, 'memory.max_usage_in_bytes'))) ?? 0,
+  };
 }
 
 /** Removes the sandbox's cgroup from every hierarchy; returns the paths that could not be removed. */

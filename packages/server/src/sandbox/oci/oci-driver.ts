@@ -23,11 +23,20 @@ import { realpath } from 'node:fs/promises';
 import { ConfigError, type Config } from '../../config.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import { runChecked, runCommand, type CommandRunner } from '../command.js';
-import type { ExitCause, RuntimeName, Sandbox, SandboxDriver, SandboxSpec, SandboxState } from '../driver.js';
+import type {
+  ExitCause,
+  ResourceUsage,
+  RuntimeName,
+  Sandbox,
+  SandboxDriver,
+  SandboxSpec,
+  SandboxState,
+} from '../driver.js';
 import {
   detectCgroupLayout,
   existingCgroups,
   readOomKills,
+  readUsage,
   removeCgroups,
   writeCpuLimit,
   type CgroupLayout,
@@ -428,6 +437,11 @@ export class OciDriver implements SandboxDriver {
       exitCode: code,
       signal: signalName(code),
     };
+  }
+
+  async usage(id: string): Promise<ResourceUsage | undefined> {
+    await this.load();
+    return readUsage(this.cgroups!, this.cgroupPath(id));
   }
 
   async setCpuLimit(id: string, cpu: number): Promise<void> {
