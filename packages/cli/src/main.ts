@@ -7,10 +7,11 @@
 
 import { Command, CommanderError, Option } from '@commander-js/extra-typings';
 
-import { sessionCommandGroup } from './commands/session.js';
+import { auditCommand } from './commands/audit.js';
 import { completionCommand } from './commands/completion.js';
 import { loginCommands } from './commands/login.js';
 import { serveCommand } from './commands/serve.js';
+import { sessionCommandGroup } from './commands/session.js';
 import { sessionPoolCommand } from './commands/sessionpool.js';
 import { tokenCommand } from './commands/token.js';
 import { Context, type CliIo } from './context.js';
@@ -44,6 +45,7 @@ function program(io: CliIo, setExitCode: (code: number) => void): Command {
     sessionPoolCommand(context),
     sessionCommandGroup(context),
     tokenCommand(context),
+    auditCommand(context),
     ...loginCommands(context),
     serveCommand(setExitCode),
     completionCommand(

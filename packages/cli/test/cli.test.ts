@@ -295,6 +295,39 @@ describe('sandpool CLI against a real server', { skip: skipReason }, async () =>
     assert.equal((await sandpool('session', 'show', ...session)).code, ExitCode.NotFound);
   });
 
+  it('shows a pool’s events and the audit trail', async () => {
+    const events = await sandpool(
+      '-o',
+      'tsv',
+      'sessionpool',
+      'events',
+      '-n',
+      'clipy',
+      '--type',
+      'ended',
+      '--since',
+      '1h',
+    );
+    assert.equal(events.code, 0, events.stderr);
+    assert.match(events.stdout, /\tended\tcli-user\tstopped\t/);
+    const audit = await sandpool(
+      '-o',
+      'json',
+      'audit',
+      'list',
+      '--action',
+      'code.execute',
+      '--pool',
+      'clipy',
+      '--since',
+      '1h',
+    );
+    assert.equal(audit.code, 0, audit.stderr);
+    assert.ok(audit.json.length >= 2);
+    assert.ok(audit.json.every((e: any) => e.action === 'code.execute' && e.pool === 'clipy'));
+    assert.equal((await sandpool('audit', 'list', '--since', 'last-week')).code, ExitCode.Usage);
+  });
+
   it('runs shell command lines in a Shell pool', async () => {
     const run = await sandpool(
       'session',

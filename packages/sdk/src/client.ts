@@ -18,6 +18,8 @@ export type ShellExecution = Schemas['ShellExecution'];
 export type FileInfo = Schemas['File'];
 export type SessionInfo = Schemas['Session'];
 export type ApiKey = Schemas['ApiKey'];
+export type PoolEvent = Schemas['Event'];
+export type AuditEntry = Schemas['AuditEntry'];
 /** The management versions that answer in the current shape (`lifecycleConfiguration`), which the SDK's types describe. */
 export type ManagementApiVersion = Exclude<
   NonNullable<
@@ -91,6 +93,8 @@ export class SandpoolClient {
   readonly keys: Keys;
   /** Short-lived tokens carrying some of the caller's roles. */
   readonly tokens: Tokens;
+  /** Who changed what and ran code where. */
+  readonly audit: Audit;
   /** @internal */
   readonly api: Client<paths>;
   /** @internal */
@@ -129,6 +133,7 @@ export class SandpoolClient {
     this.pools = new Pools(this);
     this.keys = new Keys(this);
     this.tokens = new Tokens(this);
+    this.audit = new Audit(this);
   }
 
   /** A pool's data plane, by pool name. */
@@ -164,13 +169,7 @@ export class Pools {
           '/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools',
           { params: { path: this.client.scope, query: this.query } },
         );
-    let page = ok(first);
-    const pools = [...page.value];
-    while (page.nextLink) {
-      page = await this.followLink<typeof page>(page.nextLink);
-      pools.push(...page.value);
-    }
-    return pools;
+    return this.allPages(ok(first));
   }
 
   async get(name: string): Promise<SessionPool> {
@@ -220,6 +219,36 @@ export class Pools {
     if (options.wait !== false && result.response.status === 202) await this.waitFor(result.response);
   }
 
+  /** The pool's lifecycle events (ready, allocated, ended with its reason, startFailed), oldest first. */
+  async events(
+    name: string,
+    filters: { types?: string[]; identifier?: string; since?: string } = {},
+  ): Promise<PoolEvent[]> {
+    const first = await this.client.api.GET(`${POOLS_PATH}/events`, {
+      params: {
+        path: this.path(name),
+        query: {
+          ...this.query,
+          ...(filters.types && { type: filters.types.join(',') }),
+          ...(filters.identifier !== undefined && { identifier: filters.identifier }),
+          ...(filters.since !== undefined && { since: filters.since }),
+        },
+      },
+    });
+    // The JSON page; the same route's other media type is the live stream, which this does not ask for.
+    return this.allPages(ok(first) as { value: PoolEvent[]; nextLink?: string });
+  }
+
+  /** Every item of a paged list, following `nextLink`. */
+  async allPages<T>(page: { value: T[]; nextLink?: string }): Promise<T[]> {
+    const items = [...page.value];
+    while (page.nextLink) {
+      page = await this.followLink<typeof page>(page.nextLink);
+      items.push(...page.value);
+    }
+    return items;
+  }
+
   /** Polls the operation named by `Azure-AsyncOperation` until it succeeds; throws if it fails. */
   private async waitFor(response: Response): Promise<void> {
     const url = response.headers.get('azure-asyncoperation');
@@ -243,7 +272,7 @@ export class Pools {
   }
 
   /** GETs an absolute URL the server handed out (nextLink, operation status), on this client's base URL. */
-  private async followLink<T>(link: string): Promise<T> {
+  async followLink<T>(link: string): Promise<T> {
     const url = new URL(link);
     const result = await this.client.api.request(
       'get',
@@ -472,6 +501,19 @@ export class Keys {
 
   async revoke(id: string): Promise<ApiKey> {
     return ok(await this.client.api.DELETE('/sandpool/apiKeys/{id}', { params: { path: { id } } }));
+  }
+}
+
+export class Audit {
+  constructor(private readonly client: SandpoolClient) {}
+
+  /** Audit entries, oldest first, narrowed by time (ISO 8601), principal, action and pool. */
+  async list(
+    query: { since?: string; until?: string; principal?: string; action?: string; pool?: string } = {},
+  ): Promise<AuditEntry[]> {
+    return this.client.pools.allPages(
+      ok(await this.client.api.GET('/sandpool/audit', { params: { query } })),
+    );
   }
 }
 

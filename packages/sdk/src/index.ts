@@ -12,6 +12,7 @@ export {
   Files,
   Keys,
   Tokens,
+  Audit,
   type SandpoolClientOptions,
   type ExecuteOptions,
   type WaitOption,
@@ -20,6 +21,8 @@ export {
   type FileInfo,
   type SessionInfo,
   type ApiKey,
+  type PoolEvent,
+  type AuditEntry,
   type ManagementApiVersion,
   type DataApiVersion,
 } from './client.js';

@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/sandpool/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The audit trail, oldest first (needs Reader or Contributor on every pool) */
+        get: operations["Audit_List"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -689,6 +706,26 @@ export interface components {
                 [key: string]: unknown;
             } | null;
         };
+        AuditEntry: {
+            id: string;
+            at: string;
+            /** @description `key:<id>`, `<issuer>#<subject>`, or `unauthenticated`. */
+            principal: string;
+            /**
+             * @example code.execute
+             * @example pool.createOrUpdate
+             * @example key.create
+             */
+            action: string;
+            resourceGroup: string | null;
+            pool: string | null;
+            identifier: string | null;
+            /** @description The HTTP status the call ended with. */
+            status: number;
+            durationMs: number;
+            /** @description Also in the server log and the x-ms-request-id header. */
+            requestId: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -698,6 +735,58 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    Audit_List: {
+        parameters: {
+            query?: {
+                /** @description ISO 8601 time; entries at or after it. */
+                since?: string;
+                /** @description ISO 8601 time; entries before it. */
+                until?: string;
+                principal?: string;
+                action?: string;
+                pool?: string;
+                $top?: number;
+                /** @description The id of the last entry already read. */
+                $skipToken?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        value: components["schemas"]["AuditEntry"][];
+                        nextLink?: string;
+                    };
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     Health_Get: {
         parameters: {
             query?: never;

@@ -115,6 +115,12 @@ describe('SDK against a real server', { skip: skipReason }, async () => {
     assert.equal((await session.info())?.identifier, 'sdk-listed');
     await session.stop();
     assert.equal(await session.info(), undefined);
+    const [ended] = await client.pools.events('sdkpython', { types: ['ended'], identifier: 'sdk-listed' });
+    assert.ok(ended);
+    assert.equal(ended.reason, 'stopped');
+    assert.equal(typeof (ended.details?.usage as { lifetimeSeconds?: unknown }).lifetimeSeconds, 'number');
+    const stops = await client.audit.list({ action: 'session.stop', pool: 'sdkpython' });
+    assert.ok(stops.some((entry) => entry.identifier === 'sdk-listed' && entry.status === 204));
     const metadata = await pool.metadata();
     assert.equal(metadata.containerType, 'PythonLTS');
     assert.ok(metadata.preInstalledPackages.some((p) => p.name.toLowerCase() === 'numpy'));

@@ -11,6 +11,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 
+import { registerAudit } from './api/audit.js';
 import { registerAuthentication } from './api/authentication.js';
 import { registerExecutionRoutes } from './api/data/execution-routes.js';
 import { registerFileRoutes } from './api/data/file-routes.js';
@@ -115,6 +116,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       'http.request',
     );
   });
+
+  registerAudit(app, { store: deps.store, log: deps.logger, now: deps.now, publicUrl: deps.publicUrl });
 
   app.get(
     '/healthz',

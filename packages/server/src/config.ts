@@ -95,6 +95,12 @@ export const ConfigSchema = Type.Object({
     description: 'Sandboxes a pool starts at once while refilling its warm set.',
   }),
   reaperIntervalMs: Type.Integer({ default: 1000, minimum: 10, description: 'How often expiry is checked.' }),
+  auditRetentionDays: Type.Integer({
+    default: 90,
+    minimum: 1,
+    maximum: 3650,
+    description: 'How long the audit trail (GET /sandpool/audit) is kept.',
+  }),
   retentionHours: Type.Integer({
     default: 24,
     minimum: 1,

@@ -47,3 +47,18 @@ export function splitFilename(filename: string, path: string | undefined): { nam
   const joined = [path, directory].filter(Boolean).join('/');
   return { name: filename.slice(at + 1), ...(joined && { path: joined }) };
 }
+
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** A time as ISO 8601: given as such, or as an age (`30m`, `24h`, `30d`) before `now`. */
+export const pastTime =
+  (flag: string, now: () => number = Date.now) =>
+  (value: string): string => {
+    const age = /^(\d+)([smhd])$/.exec(value);
+    if (age) return new Date(now() - Number(age[1]) * UNIT_MS[age[2] as keyof typeof UNIT_MS]).toISOString();
+    const parsed = Date.parse(value);
+    if (Number.isNaN(parsed)) {
+      throw new UsageError(`${flag} takes an ISO 8601 time or an age such as 30m, 24h or 7d; got "${value}"`);
+    }
+    return new Date(parsed).toISOString();
+  };

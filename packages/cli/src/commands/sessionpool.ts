@@ -6,12 +6,12 @@
  */
 
 import { Command, Option } from '@commander-js/extra-typings';
-import type { SessionPool } from '@sandpool/sdk';
+import type { PoolEvent, SessionPool } from '@sandpool/sdk';
 
 import type { Context } from '../context.js';
 import type { Columns } from '../output.js';
 import { createBody, updatePatch } from '../pool-flags.js';
-import { collect, integer, number } from './arguments.js';
+import { collect, integer, number, pastTime } from './arguments.js';
 
 export const POOL_COLUMNS: Columns<SessionPool> = [
   ['Name', (p) => p.name],
@@ -22,6 +22,14 @@ export const POOL_COLUMNS: Columns<SessionPool> = [
   ['Allocated', (p) => p.properties.sessionStatus?.allocatedSessionCount],
   ['ProvisioningState', (p) => p.properties.provisioningState],
   ['Endpoint', (p) => p.properties.poolManagementEndpoint],
+];
+
+const EVENT_COLUMNS: Columns<PoolEvent> = [
+  ['At', (e) => e.at],
+  ['Type', (e) => e.type],
+  ['Identifier', (e) => e.identifier],
+  ['Reason', (e) => e.reason],
+  ['Session', (e) => e.sessionId],
 ];
 
 /** The configuration flags `create` and `update` share (update cannot change the container type). */
@@ -148,6 +156,24 @@ export function sessionPoolCommand(context: () => Context): Command {
         await cli.spin(`deleting session pool ${flags.name}`, () =>
           cli.client(flags.resourceGroup).pools.delete(flags.name, { wait: flags.wait }),
         );
+      }),
+  );
+  command.addCommand(
+    poolCommand(
+      'events',
+      'List a pool’s lifecycle events: ready, allocated, ended (with the reason), startFailed.',
+    )
+      .option('--type <types>', 'only these types, comma-separated (e.g. ended,startFailed)')
+      .option('--identifier <identifier>', 'only this session')
+      .option('--since <time>', 'ISO 8601 time or an age such as 1h', pastTime('--since'))
+      .action(async (flags) => {
+        const cli = context();
+        const events = await cli.client(flags.resourceGroup).pools.events(flags.name, {
+          ...(flags.type && { types: flags.type.split(',') }),
+          ...(flags.identifier && { identifier: flags.identifier }),
+          ...(flags.since && { since: flags.since }),
+        });
+        cli.print(events, EVENT_COLUMNS);
       }),
   );
   return command;

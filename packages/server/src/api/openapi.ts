@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TSchema } from 'typebox';
 
 import { ApiKey } from './schemas/access.js';
+import { AuditEntry } from './schemas/audit.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Event } from './schemas/events.js';
 import { Execution, ExecutionRequest, File, Session, ShellExecution } from './schemas/data.js';
@@ -26,6 +27,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   Session,
   ApiKey,
   Event,
+  AuditEntry,
 ];
 
 export const OPENAPI_PATH = '/openapi.json';

@@ -116,4 +116,22 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002-audit': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('audit')
+        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('principal', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('resource_group', 'text')
+        .addColumn('pool', 'text')
+        .addColumn('identifier', 'text')
+        .addColumn('status', 'integer', (c) => c.notNull())
+        .addColumn('duration_ms', 'real', (c) => c.notNull())
+        .addColumn('request_id', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_by_time').on('audit').columns(['at']).execute();
+    },
+  },
 };

@@ -170,6 +170,35 @@ describe('SqliteStore', () => {
     await store.close();
   });
 
+  it('keeps an audit trail it can narrow and prune', async () => {
+    const store = await SqliteStore.open(':memory:');
+    const entry = (action: string, principal: string, when: string) =>
+      store.appendAudit({
+        at: when,
+        principal,
+        action,
+        resourceGroup: 'rg',
+        pool: 'p',
+        identifier: null,
+        status: 200,
+        durationMs: 1.5,
+        requestId: 'r',
+      });
+    await entry('pool.update', 'key:a', '2026-11-01T00:00:00.000Z');
+    await entry('code.execute', 'key:b', '2026-11-20T00:00:00.000Z');
+    await entry('code.execute', 'key:a', '2026-11-25T00:00:00.000Z');
+    const actions = async (query: Partial<Parameters<typeof store.listAudit>[0]>) =>
+      (await store.listAudit({ limit: 10, ...query })).map((e) => `${e.action}/${e.principal}`);
+    assert.deepEqual(await actions({ principal: 'key:a' }), ['pool.update/key:a', 'code.execute/key:a']);
+    assert.deepEqual(await actions({ action: 'code.execute', since: '2026-11-21T00:00:00.000Z' }), [
+      'code.execute/key:a',
+    ]);
+    assert.deepEqual(await actions({ until: '2026-11-20T00:00:00.000Z' }), ['pool.update/key:a']);
+    assert.equal(await store.deleteAuditBefore('2026-11-15T00:00:00.000Z'), 1);
+    assert.equal((await store.listAudit({ limit: 10 })).length, 2);
+    await store.close();
+  });
+
   it('survives kill -9 of a writer in the middle of its writes', async () => {
     const dir = mkdtempSync('/var/tmp/sandpool-store-');
     after(() => rmSync(dir, { recursive: true }));

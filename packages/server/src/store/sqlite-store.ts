@@ -13,6 +13,8 @@ import { CamelCasePlugin, Kysely, Migrator, SqliteDialect, sql, type Selectable 
 import { migrations } from './migrations.js';
 import type {
   ApiKeyRow,
+  AuditQuery,
+  AuditRow,
   EventQuery,
   EventRow,
   ExecutionRow,
@@ -35,6 +37,7 @@ interface Tables {
   executions: Omit<ExecutionRow, 'outcome'> & { outcome: string };
   events: Omit<EventRow, 'details' | 'seq'> & { details: string | null; seq: number | undefined };
   apiKeys: Omit<ApiKeyRow, 'roles'> & { roles: string };
+  audit: Omit<AuditRow, 'seq'> & { seq: number | undefined };
   settings: { key: string; value: string };
 }
 
@@ -233,6 +236,32 @@ export class SqliteStore implements Store {
 
   async deleteEventsBefore(before: string): Promise<number> {
     const result = await this.db.deleteFrom('events').where('at', '<', before).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async appendAudit(entry: Omit<AuditRow, 'seq'>): Promise<void> {
+    await this.db
+      .insertInto('audit')
+      .values({ ...entry, seq: undefined })
+      .execute();
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditRow[]> {
+    let select = this.db
+      .selectFrom('audit')
+      .selectAll()
+      .where('seq', '>', query.afterSeq ?? 0);
+    if (query.since !== undefined) select = select.where('at', '>=', query.since);
+    if (query.until !== undefined) select = select.where('at', '<', query.until);
+    if (query.principal !== undefined) select = select.where('principal', '=', query.principal);
+    if (query.action !== undefined) select = select.where('action', '=', query.action);
+    if (query.pool !== undefined) select = select.where('pool', '=', query.pool);
+    const rows = await select.orderBy('seq').limit(query.limit).execute();
+    return rows.map((row) => ({ ...row, seq: row.seq! }));
+  }
+
+  async deleteAuditBefore(before: string): Promise<number> {
+    const result = await this.db.deleteFrom('audit').where('at', '<', before).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 

@@ -102,6 +102,32 @@ export interface EventQuery {
   since?: string;
 }
 
+/** Who did what, when, to which pool and session, and how it ended (the HTTP status). */
+export interface AuditRow {
+  seq: number;
+  at: string;
+  /** `key:<id>`, `<issuer>#<subject>`, or `unauthenticated`. */
+  principal: string;
+  /** e.g. `pool.createOrUpdate`, `code.execute`, `file.upload`, `key.create`. */
+  action: string;
+  resourceGroup: string | null;
+  pool: string | null;
+  identifier: string | null;
+  status: number;
+  durationMs: number;
+  requestId: string;
+}
+
+export interface AuditQuery {
+  afterSeq?: number;
+  limit: number;
+  since?: string;
+  until?: string;
+  principal?: string;
+  action?: string;
+  pool?: string;
+}
+
 export interface ApiKeyRow {
   id: string;
   name: string;
@@ -142,6 +168,11 @@ export interface Store {
   /** The pool's events after `afterSeq`, oldest first, narrowed by type, identifier and time. */
   listEvents(poolId: string, query: EventQuery): Promise<EventRow[]>;
   deleteEventsBefore(before: string): Promise<number>;
+
+  appendAudit(entry: Omit<AuditRow, 'seq'>): Promise<void>;
+  /** Audit entries after `afterSeq`, oldest first, narrowed by time, principal, action and pool. */
+  listAudit(query: AuditQuery): Promise<AuditRow[]>;
+  deleteAuditBefore(before: string): Promise<number>;
 
   putApiKey(key: ApiKeyRow): Promise<void>;
   getApiKey(id: string): Promise<ApiKeyRow | undefined>;

@@ -33,6 +33,7 @@ export const accessRoutes = {
     operationId: 'ApiKeys_Create',
     summary: 'Create an API key (its secret is shown once)',
     tag,
+    audit: 'key.create',
     body: Type.Object({ name: Type.Optional(Type.String({ maxLength: 128 })), roles: Roles }),
     response: {
       201: Type.Object({
@@ -51,6 +52,7 @@ export const accessRoutes = {
     operationId: 'ApiKeys_Revoke',
     summary: 'Revoke an API key',
     tag,
+    audit: 'key.revoke',
     params: Type.Object({ id: Type.String() }),
     response: { 200: Type.Ref('ApiKey') },
   }),
@@ -58,6 +60,7 @@ export const accessRoutes = {
     operationId: 'Tokens_Create',
     summary: 'Mint a short-lived token with some or all of the caller’s roles',
     tag,
+    audit: 'token.create',
     body: Type.Object({
       roles: Type.Optional(Roles),
       expiresInSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 86_400, default: 3600 })),

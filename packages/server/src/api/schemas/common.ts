@@ -66,6 +66,8 @@ export interface RouteDoc {
   /** Requests are `multipart/form-data` with one part named `file`. */
   multipart?: boolean;
   deprecated?: boolean;
+  /** The audit trail records every call of this route under this action name. */
+  audit?: string;
 }
 
 const MultipartFile = Type.Object({
@@ -78,6 +80,7 @@ export const NoContent = (description: string) => ({ description });
 /** The Fastify route schema for `doc`: the OpenAPI generator reads it, and tests check responses against it. */
 export function route(doc: RouteDoc) {
   return {
+    ...(doc.audit && { config: { audit: doc.audit } }),
     schema: {
       operationId: doc.operationId,
       summary: doc.summary,

@@ -167,6 +167,7 @@ export const dataRoutes = {
     description:
       'Synchronous runs answer 200 with the result; asynchronous ones 202 with `Operation-Location`. An `operation-id` header makes retries idempotent.',
     tag: 'Executions',
+    audit: 'code.execute',
     params: PoolEndpointParams,
     querystring: Query,
     headers: Type.Object({
@@ -201,6 +202,7 @@ export const dataRoutes = {
     operationId: 'Files_Upload',
     summary: 'Upload a file (multipart part `file`; the filename may be `/mnt/data/<name>`)',
     tag: 'Files',
+    audit: 'file.upload',
     multipart: true,
     params: PoolEndpointParams,
     querystring: PathQuery,
@@ -226,6 +228,7 @@ export const dataRoutes = {
     operationId: 'Files_Delete',
     summary: 'Delete a file or an empty directory',
     tag: 'Files',
+    audit: 'file.delete',
     params: FileParams,
     querystring: PathQuery,
     response: {
@@ -245,6 +248,7 @@ export const dataRoutes = {
     operationId: 'Sessions_Delete',
     summary: 'End the identifier’s session and free its slot (no error if there is none)',
     tag: 'Sessions',
+    audit: 'session.stop',
     params: PoolEndpointParams,
     querystring: Query,
     response: { 204: NoContent('Ended, or there was none.') },
@@ -285,6 +289,7 @@ function legacyUpload(operationId: string, summary: string) {
     operationId,
     summary,
     tag: 'Legacy',
+    audit: 'file.upload',
     deprecated: true,
     multipart: true,
     params: PoolEndpointParams,
@@ -299,6 +304,7 @@ export const legacyRoutes = {
     operationId: 'Legacy_CodeExecute',
     summary: 'v1 (2024-02-02-preview): run code; `properties` body and `$id`/`properties` answer',
     tag: 'Legacy',
+    audit: 'code.execute',
     deprecated: true,
     params: PoolEndpointParams,
     querystring: Query,
@@ -313,6 +319,7 @@ export const legacyRoutes = {
     operationId: 'Legacy_PythonExecute',
     summary: 'v0: run `pythonCode`; the identifier may sit in the body',
     tag: 'Legacy',
+    audit: 'code.execute',
     deprecated: true,
     params: PoolEndpointParams,
     querystring: Type.Object({

@@ -159,6 +159,7 @@ export const poolRoutes = {
     description:
       'Long-running: poll the `Azure-AsyncOperation` URL. A changed template replaces the ready sandboxes; allocated sessions run on.',
     tag,
+    audit: 'pool.createOrUpdate',
     params: PoolParams,
     querystring: ManagementQuery,
     body: Type.Ref('SessionPool'),
@@ -169,6 +170,7 @@ export const poolRoutes = {
     summary: 'Update a session pool (JSON merge patch)',
     description: 'Long-running: poll the `Location` or `Azure-AsyncOperation` URL.',
     tag,
+    audit: 'pool.update',
     params: PoolParams,
     querystring: ManagementQuery,
     body: Type.Object({}, { additionalProperties: true, description: 'A JSON merge patch of the resource.' }),
@@ -179,6 +181,7 @@ export const poolRoutes = {
     summary: 'Delete a session pool',
     description: 'Long-running: its sessions end with reason `poolDeleted`.',
     tag,
+    audit: 'pool.delete',
     params: PoolParams,
     querystring: ManagementQuery,
     response: {

@@ -1,0 +1,98 @@
+/**
+ * @module api/audit
+ * The audit trail: every call of a route that changes something or runs code (its schema names an
+ * `audit` action) is recorded with the principal, the pool and identifier it touched, the HTTP
+ * status and the duration; refused calls too, so failed attempts show. `GET /sandpool/audit` reads
+ * it for a Reader or Contributor of every pool. Code and file contents are never recorded.
+ */
+
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+
+import { authorize } from '../auth/roles.js';
+import { AppError, ErrorCode } from '../errors.js';
+import type { AuditQuery, AuditRow, Store } from '../store/store.js';
+import { auditRoutes } from './schemas/audit.js';
+import { optionalInteger, optionalString } from './wire.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The action the audit trail records this route's calls under. */
+    audit?: string;
+  }
+}
+
+const PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 1000;
+
+const entryResource = ({ seq, ...entry }: AuditRow) => ({ id: String(seq), ...entry });
+
+function time(value: string | undefined, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Date.parse(value);
+  if (Number.isNaN(parsed)) {
+    throw new AppError(ErrorCode.InvalidParameter, `${name} must be an ISO 8601 time`, { target: name });
+  }
+  return new Date(parsed).toISOString();
+}
+
+export function registerAudit(
+  app: FastifyInstance,
+  deps: { store: Store; log: Logger; now: () => number; publicUrl: () => string },
+): void {
+  app.addHook('onResponse', async (request, reply) => {
+    const action = request.routeOptions.config.audit;
+    if (action === undefined) return;
+    const params = request.params as { resourceGroup?: string; pool?: string; name?: string };
+    const query = request.query as { identifier?: unknown };
+    const principal = (request.principal as typeof request.principal | null)?.id ?? 'unauthenticated';
+    await deps.store
+      .appendAudit({
+        at: new Date(deps.now()).toISOString(),
+        principal,
+        action,
+        resourceGroup: params.resourceGroup ?? null,
+        pool: params.pool ?? params.name ?? null,
+        identifier: typeof query.identifier === 'string' ? query.identifier : null,
+        status: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 10) / 10,
+        requestId: request.id,
+      })
+      .catch((error: unknown) => deps.log.error({ err: error, action }, 'audit entry not stored'));
+  });
+
+  app.get('/sandpool/audit', auditRoutes.list, async (request) => {
+    authorize(request.principal, 'pools/read');
+    const raw = request.query as Record<string, string | undefined>;
+    const top = optionalInteger(raw.$top, '$top', { min: 1, max: MAX_PAGE_SIZE }) ?? PAGE_SIZE;
+    const since = time(raw.since, 'since');
+    const until = time(raw.until, 'until');
+    const principal = optionalString(raw.principal, 'principal', 300);
+    const action = optionalString(raw.action, 'action', 100);
+    const pool = optionalString(raw.pool, 'pool', 63);
+    const query: AuditQuery = {
+      limit: top,
+      afterSeq: optionalInteger(raw.$skipToken, '$skipToken', { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0,
+      ...(since && { since }),
+      ...(until && { until }),
+      ...(principal && { principal }),
+      ...(action && { action }),
+      ...(pool && { pool }),
+    };
+    const page = await deps.store.listAudit(query);
+    const last = page.at(-1);
+    const keep = new URLSearchParams(
+      Object.entries({ since: raw.since, until: raw.until, principal, action, pool }).filter(
+        (entry): entry is [string, string] => entry[1] !== undefined,
+      ),
+    );
+    keep.set('$top', String(top));
+    return {
+      value: page.map(entryResource),
+      ...(page.length === top &&
+        last && {
+          nextLink: `${deps.publicUrl()}/sandpool/audit?${keep.toString()}&$skipToken=${last.seq}`,
+        }),
+    };
+  });
+}
