@@ -23,6 +23,8 @@ export interface CliIo {
 
 export interface GlobalOptions {
   output: Format;
+  /** `--output` was given, not defaulted: reports meant for people print JSON only when asked. */
+  outputChosen: boolean;
   profile?: string;
   subscription?: string;
 }

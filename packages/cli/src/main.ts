@@ -9,6 +9,7 @@ import { Command, CommanderError, Option } from '@commander-js/extra-typings';
 
 import { auditCommand } from './commands/audit.js';
 import { completionCommand } from './commands/completion.js';
+import { doctorCommand } from './commands/doctor.js';
 import { loginCommands } from './commands/login.js';
 import { serveCommand } from './commands/serve.js';
 import { sessionCommandGroup } from './commands/session.js';
@@ -37,6 +38,7 @@ function program(io: CliIo, setExitCode: (code: number) => void): Command {
     const options = root.opts();
     return new Context(io, {
       output: options.output,
+      outputChosen: root.getOptionValueSource('output') !== 'default',
       ...(options.profile !== undefined && { profile: options.profile }),
       ...(options.subscription !== undefined && { subscription: options.subscription }),
     });
@@ -46,6 +48,7 @@ function program(io: CliIo, setExitCode: (code: number) => void): Command {
     sessionCommandGroup(context),
     tokenCommand(context),
     auditCommand(context),
+    doctorCommand(context, setExitCode),
     ...loginCommands(context),
     serveCommand(setExitCode),
     completionCommand(

@@ -412,6 +412,30 @@ describe('sandpool CLI against a real server', { skip: skipReason }, async () =>
     assert.ok(Date.parse(token.json.expiresAt) > Date.now());
   });
 
+  it('doctor: checks the host and the signed-in server, with a fix for each failure', async () => {
+    const report = await sandpool('doctor');
+    assert.equal(report.code, 0, report.stdout + report.stderr);
+    for (const line of [
+      '✔ runc: runc version',
+      '✔ conmon:',
+      '✔ cgroups:',
+      '✔ code-interpreter image: python 3',
+      '✔ server answers:',
+      '✔ server: store: ok',
+      '✔ server: runtime: ok',
+    ]) {
+      assert.ok(report.stdout.includes(line), `${line} in\n${report.stdout}`);
+    }
+    const json = await sandpool('-o', 'json', 'doctor');
+    assert.ok(json.json.every((c: any) => typeof c.name === 'string' && typeof c.ok === 'boolean'));
+
+    const bare = shell({ SANDPOOL_HOME: mkdtempSync(join(tmpdir(), 'sandpool-bare-')) });
+    const broken = await bare.sandpool('doctor');
+    assert.equal(broken.code, ExitCode.Failed);
+    assert.match(broken.stdout, /✖ code-interpreter image: no image at .*\n {2}fix: Run scripts\/setup\.sh/);
+    assert.ok(!broken.stdout.includes('server answers'), 'no server is checked without a profile');
+  });
+
   it('deletes a pool and waits for it', async () => {
     assert.equal((await sandpool('sessionpool', 'delete', '-n', 'clishell', '--yes')).code, 0);
     assert.equal((await sandpool('sessionpool', 'show', '-n', 'clishell')).code, ExitCode.NotFound);

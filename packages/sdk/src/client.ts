@@ -20,6 +20,7 @@ export type SessionInfo = Schemas['Session'];
 export type ApiKey = Schemas['ApiKey'];
 export type PoolEvent = Schemas['Event'];
 export type AuditEntry = Schemas['AuditEntry'];
+export type Readiness = paths['/readyz']['get']['responses'][200]['content']['application/json'];
 /** The management versions that answer in the current shape (`lifecycleConfiguration`), which the SDK's types describe. */
 export type ManagementApiVersion = Exclude<
   NonNullable<
@@ -145,6 +146,13 @@ export class SandpoolClient {
   async healthy(): Promise<boolean> {
     const result = await this.api.GET('/healthz');
     return result.response.ok;
+  }
+
+  /** The server's readiness checks (store, runtime, every pool's warm target), ready or not. */
+  async readiness(): Promise<Readiness> {
+    const result = await this.api.GET('/readyz');
+    if (result.response.status === 503) return result.error as Readiness;
+    return ok(result);
   }
 }
 

@@ -23,6 +23,7 @@ export {
   type ApiKey,
   type PoolEvent,
   type AuditEntry,
+  type Readiness,
   type ManagementApiVersion,
   type DataApiVersion,
 } from './client.js';
