@@ -15,6 +15,7 @@ import { serveCommand } from './commands/serve.js';
 import { sessionCommandGroup } from './commands/session.js';
 import { sessionPoolCommand } from './commands/sessionpool.js';
 import { tokenCommand } from './commands/token.js';
+import { usageCommand } from './commands/usage.js';
 import { Context, type CliIo } from './context.js';
 import { describeFailure, ExitCode } from './failure.js';
 import { FORMATS } from './output.js';
@@ -48,6 +49,7 @@ function program(io: CliIo, setExitCode: (code: number) => void): Command {
     sessionCommandGroup(context),
     tokenCommand(context),
     auditCommand(context),
+    usageCommand(context),
     doctorCommand(context, setExitCode),
     ...loginCommands(context),
     serveCommand(setExitCode),

@@ -1,10 +1,11 @@
 /**
  * @module output
- * `--output json|table|tsv`, as az prints them: JSON whole (the default, for scripts and jq); a table
- * of chosen columns under a dashed header; tab-separated values without a header, for `cut` and `read`.
+ * `--output json|table|tsv|csv`, as az prints the first three: JSON whole (the default, for scripts and
+ * jq); a table of chosen columns under a dashed header; tab-separated values without a header, for
+ * `cut` and `read`; and CSV with a header row (RFC 4180 quoting), for spreadsheets.
  */
 
-export const FORMATS = ['json', 'table', 'tsv'] as const;
+export const FORMATS = ['json', 'table', 'tsv', 'csv'] as const;
 export type Format = (typeof FORMATS)[number];
 
 /** The columns a command shows in table and tsv output. */
@@ -37,6 +38,13 @@ export function render<T extends object>(data: T | T[], format: Format, columns?
   const chosen = columns ?? scalarColumns(rows);
   const cells = rows.map((row) => chosen.map(([, value]) => cell(value(row)).replace(/[\t\n]/g, ' ')));
   if (format === 'tsv') return cells.map((line) => `${line.join('\t')}\n`).join('');
+  if (format === 'csv') {
+    const field = (value: string) => (/[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value);
+    const rawCells = rows.map((row) => chosen.map(([, value]) => cell(value(row))));
+    return [chosen.map(([header]) => header), ...rawCells]
+      .map((line) => `${line.map(field).join(',')}\r\n`)
+      .join('');
+  }
   if (rows.length === 0) return '';
   const headers = chosen.map(([header]) => header);
   const widths = headers.map((header, i) => Math.max(header.length, ...cells.map((line) => line[i]!.length)));

@@ -326,6 +326,16 @@ describe('sandpool CLI against a real server', { skip: skipReason }, async () =>
     assert.ok(audit.json.length >= 2);
     assert.ok(audit.json.every((e: any) => e.action === 'code.execute' && e.pool === 'clipy'));
     assert.equal((await sandpool('audit', 'list', '--since', 'last-week')).code, ExitCode.Usage);
+    const usage = await sandpool('-o', 'csv', 'usage', '--by', 'pool', '--since', '1h');
+    assert.equal(usage.code, 0, usage.stderr);
+    const [header, ...rows] = usage.stdout.trim().split('\r\n');
+    assert.equal(
+      header,
+      'Key,Sessions,SessionSeconds,CpuSeconds,MemoryGibSeconds,Executions,ReadySeconds,ReadyMemoryGibSeconds',
+    );
+    const clipy = rows.find((row) => row.startsWith('tests/clipy,'))?.split(',');
+    assert.ok(clipy, usage.stdout);
+    assert.ok(Number(clipy[1]) >= 1, 'the stopped session counts');
   });
 
   it('runs shell command lines in a Shell pool', async () => {

@@ -129,6 +129,13 @@ describe('output', () => {
   });
 });
 
+describe('csv output', () => {
+  it('has a header row and quotes what needs quoting (RFC 4180)', () => {
+    const text = render([{ a: 'plain', b: 'has,comma', c: 'say "hi"' }], 'csv');
+    assert.equal(text, 'a,b,c\r\nplain,"has,comma","say ""hi"""\r\n');
+  });
+});
+
 describe('file names', () => {
   it('split dir/name into path and name, as az does', () => {
     assert.deepEqual(splitFilename('out/plot.png', undefined), { name: 'plot.png', path: 'out' });

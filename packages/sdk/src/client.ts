@@ -20,6 +20,7 @@ export type SessionInfo = Schemas['Session'];
 export type ApiKey = Schemas['ApiKey'];
 export type PoolEvent = Schemas['Event'];
 export type AuditEntry = Schemas['AuditEntry'];
+export type UsageTotals = Schemas['UsageTotals'];
 export type Readiness = paths['/readyz']['get']['responses'][200]['content']['application/json'];
 /** The management versions that answer in the current shape (`lifecycleConfiguration`), which the SDK's types describe. */
 export type ManagementApiVersion = Exclude<
@@ -146,6 +147,15 @@ export class SandpoolClient {
   async healthy(): Promise<boolean> {
     const result = await this.api.GET('/healthz');
     return result.response.ok;
+  }
+
+  /**
+   * Usage over a window (default the last 30 days), summed by pool or by a pool tag (`tag:costCenter`).
+   * @example
+   * const { value } = await client.usage({ by: 'tag:costCenter', since: '2026-11-01T00:00:00Z' });
+   */
+  async usage(query: { since?: string; until?: string; by?: string } = {}) {
+    return ok(await this.api.GET('/sandpool/usage', { params: { query } }));
   }
 
   /** The server's readiness checks (store, runtime, every pool's warm target), ready or not. */

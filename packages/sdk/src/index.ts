@@ -24,6 +24,7 @@ export {
   type PoolEvent,
   type AuditEntry,
   type Readiness,
+  type UsageTotals,
   type ManagementApiVersion,
   type DataApiVersion,
 } from './client.js';

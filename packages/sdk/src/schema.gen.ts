@@ -21,6 +21,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sandpool/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage over a time window, by pool or by a pool tag (needs Reader or Contributor on every pool)
+         * @description A session counts in the window its use ended in; so does a prewarmed sandbox’s wait. Sessions still running count once they end.
+         */
+        get: operations["Usage_Get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -726,6 +746,21 @@ export interface components {
             /** @description Also in the server log and the x-ms-request-id header. */
             requestId: string;
         };
+        UsageTotals: {
+            /** @description The pool (`<resource group>/<name>`), or the tag’s value (`(none)` without it). */
+            key: string;
+            sessions: number;
+            /** @description Allocation to end, summed over sessions. */
+            sessionSeconds: number;
+            /** @description CPU time the sessions’ cgroups counted. */
+            cpuSeconds: number;
+            /** @description Memory reserved per session × session seconds. */
+            memoryGibSeconds: number;
+            executions: number;
+            /** @description Time prewarmed sandboxes waited unused: the cost of readySessionInstances. */
+            readySeconds: number;
+            readyMemoryGibSeconds: number;
+        };
     };
     responses: never;
     parameters: never;
@@ -764,6 +799,56 @@ export interface operations {
                     "application/json": {
                         value: components["schemas"]["AuditEntry"][];
                         nextLink?: string;
+                    };
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Usage_Get: {
+        parameters: {
+            query?: {
+                /** @description ISO 8601 time; default 30 days ago. */
+                since?: string;
+                /** @description ISO 8601 time; default now. */
+                until?: string;
+                /** @description `pool` (default) or `tag:<name>`, e.g. tag:costCenter. */
+                by?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        since: string;
+                        until: string;
+                        by: string;
+                        value: components["schemas"]["UsageTotals"][];
                     };
                 };
             };

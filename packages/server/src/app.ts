@@ -21,6 +21,7 @@ import { registerAccessRoutes } from './api/management/access-routes.js';
 import { registerEventRoutes } from './api/management/event-routes.js';
 import { registerOpenApi, SHARED_SCHEMAS } from './api/openapi.js';
 import { registerOperationsRoutes } from './api/operations-routes.js';
+import { registerUsageRoutes } from './api/usage-routes.js';
 import { checkResponses } from './api/response-contract.js';
 import { route } from './api/schemas/common.js';
 import { registerSessionPoolRoutes } from './api/management/session-pools.js';
@@ -118,6 +119,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   registerAudit(app, { store: deps.store, log: deps.logger, now: deps.now, publicUrl: deps.publicUrl });
+  registerUsageRoutes(app, { store: deps.store, now: deps.now });
 
   app.get(
     '/healthz',

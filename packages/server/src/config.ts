@@ -101,6 +101,12 @@ export const ConfigSchema = Type.Object({
     maximum: 3650,
     description: 'How long the audit trail (GET /sandpool/audit) is kept.',
   }),
+  usageRetentionDays: Type.Integer({
+    default: 400,
+    minimum: 1,
+    maximum: 3650,
+    description: 'How long the usage ledger (GET /sandpool/usage) is kept.',
+  }),
   retentionHours: Type.Integer({
     default: 24,
     minimum: 1,

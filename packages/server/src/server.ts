@@ -192,6 +192,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       store.deleteSessionsEndedBefore(cutoff),
       store.deleteEventsBefore(cutoff),
       store.deleteAuditBefore(new Date(now() - config.auditRetentionDays * 86_400_000).toISOString()),
+      store.deleteUsageBefore(new Date(now() - config.usageRetentionDays * 86_400_000).toISOString()),
     ]).catch((error: unknown) => logger.error({ err: error }, 'pruning failed'));
   }, PRUNE_INTERVAL_MS);
   prune.unref();

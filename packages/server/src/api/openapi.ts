@@ -15,6 +15,7 @@ import { ErrorResponse } from './schemas/common.js';
 import { Event } from './schemas/events.js';
 import { Execution, ExecutionRequest, File, Session, ShellExecution } from './schemas/data.js';
 import { SessionPool } from './schemas/pools.js';
+import { UsageTotals } from './schemas/usage.js';
 
 /** Schemas that routes reference by `$id`; they become `components.schemas`. */
 export const SHARED_SCHEMAS: TSchema[] = [
@@ -28,6 +29,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   ApiKey,
   Event,
   AuditEntry,
+  UsageTotals,
 ];
 
 export const OPENAPI_PATH = '/openapi.json';

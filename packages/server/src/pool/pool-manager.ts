@@ -16,6 +16,8 @@ import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot } from '../observability/metrics.js';
 import type { ContainerType, EndReason, PoolSpec } from './pool-spec.js';
 
+const GIB = 1024 ** 3;
+
 export interface PoolManagerDeps {
   store: Store;
   launcher: SandboxLauncher;
@@ -35,6 +37,8 @@ export interface Session {
   lastAccessedAt: number;
   /** Requests being served. */
   busy: number;
+  /** Executions run in this session since this server took it up (for the usage ledger). */
+  executions: number;
   ended: EndReason | undefined;
   /** The end in progress: a second caller (the watcher and a request both noticing a death) waits for it. */
   ending: Promise<void> | undefined;
@@ -249,6 +253,7 @@ export class PoolManager {
     const previous = this.deps.store.lastEndedSession(this.pool.id, identifier).catch(() => undefined);
     let taken = this.ready.shift();
     const warm = taken !== undefined;
+    if (taken) this.recordUsage('ready', taken.row.createdAt, started);
     if (!taken) {
       const id = this.deps.newSandboxId(this.name);
       const sandbox = await this.startSandbox(id);
@@ -296,6 +301,7 @@ export class PoolManager {
       allocatedAt: Date.parse(row.allocatedAt ?? row.createdAt),
       lastAccessedAt: Date.parse(row.lastAccessedAt ?? row.allocatedAt ?? row.createdAt),
       busy: 0,
+      executions: 0,
       ended: undefined,
       ending: undefined,
       queue: Promise.resolve(),
@@ -331,7 +337,21 @@ export class PoolManager {
     session.ended = reason;
     if (this.sessions.get(session.identifier) === session) this.sessions.delete(session.identifier);
     session.ending = (async () => {
-      await this.retire(session, reason, details, () => this.usageAtEnd(session));
+      let cpuSeconds = 0;
+      await this.retire(session, reason, details, async () => {
+        const usage = await this.usageAtEnd(session);
+        cpuSeconds = typeof usage.cpuSeconds === 'number' ? usage.cpuSeconds : 0;
+        return usage;
+      });
+      this.recordUsage(
+        'session',
+        session.row.allocatedAt ?? session.row.createdAt,
+        Date.parse(session.row.endedAt!),
+        {
+          cpuSeconds,
+          executions: session.executions,
+        },
+      );
       this.refill();
     })();
     return session.ending;
@@ -390,6 +410,8 @@ export class PoolManager {
       row = { ...row, endDetails: { ...details, usage: await measure() } };
       entry.row = row;
       await store(row);
+    } else if (row.identifier === null) {
+      this.recordUsage('ready', row.createdAt, Date.parse(endedAt));
     }
     await entry.sandbox
       .destroy()
@@ -487,6 +509,31 @@ export class PoolManager {
       });
       this.starts.add(start);
     }
+  }
+
+  /** Adds to the usage ledger what a sandbox cost from `startedAt` until `endedAtMs`. */
+  private recordUsage(
+    kind: 'session' | 'ready',
+    startedAt: string,
+    endedAtMs: number,
+    measured: { cpuSeconds: number; executions: number } = { cpuSeconds: 0, executions: 0 },
+  ): void {
+    const seconds = Math.max(0, endedAtMs - Date.parse(startedAt)) / 1000;
+    this.deps.store
+      .appendUsage({
+        kind,
+        poolId: this.pool.id,
+        resourceGroup: this.pool.resourceGroup,
+        pool: this.pool.name,
+        tags: this.pool.tags,
+        startedAt,
+        endedAt: new Date(endedAtMs).toISOString(),
+        seconds,
+        cpuSeconds: measured.cpuSeconds,
+        memoryGibSeconds: (this.spec.memoryBytes / GIB) * seconds,
+        executions: measured.executions,
+      })
+      .catch((error: unknown) => this.deps.log.error({ err: error, kind }, 'usage not recorded'));
   }
 
   /** Starts a sandbox from the pool's template, timing it (and counting it when it fails). */

@@ -134,4 +134,24 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_by_time').on('audit').columns(['at']).execute();
     },
   },
+  '0003-usage': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('usage_records')
+        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('pool_id', 'text', (c) => c.notNull())
+        .addColumn('resource_group', 'text', (c) => c.notNull())
+        .addColumn('pool', 'text', (c) => c.notNull())
+        .addColumn('tags', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('ended_at', 'text', (c) => c.notNull())
+        .addColumn('seconds', 'real', (c) => c.notNull())
+        .addColumn('cpu_seconds', 'real', (c) => c.notNull())
+        .addColumn('memory_gib_seconds', 'real', (c) => c.notNull())
+        .addColumn('executions', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('usage_by_end').on('usage_records').columns(['ended_at']).execute();
+    },
+  },
 };

@@ -15,6 +15,7 @@ import type {
   ApiKeyRow,
   AuditQuery,
   AuditRow,
+  UsageRecord,
   EventQuery,
   EventRow,
   ExecutionRow,
@@ -38,6 +39,7 @@ interface Tables {
   events: Omit<EventRow, 'details' | 'seq'> & { details: string | null; seq: number | undefined };
   apiKeys: Omit<ApiKeyRow, 'roles'> & { roles: string };
   audit: Omit<AuditRow, 'seq'> & { seq: number | undefined };
+  usageRecords: Omit<UsageRecord, 'tags'> & { tags: string; seq: number | undefined };
   settings: { key: string; value: string };
 }
 
@@ -262,6 +264,41 @@ export class SqliteStore implements Store {
 
   async deleteAuditBefore(before: string): Promise<number> {
     const result = await this.db.deleteFrom('audit').where('at', '<', before).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async appendUsage(record: UsageRecord): Promise<void> {
+    await this.db
+      .insertInto('usageRecords')
+      .values({ ...record, tags: json(record.tags), seq: undefined })
+      .execute();
+  }
+
+  async listUsage(window: { since: string; until: string }): Promise<UsageRecord[]> {
+    const rows = await this.db
+      .selectFrom('usageRecords')
+      .selectAll()
+      .where('endedAt', '>=', window.since)
+      .where('endedAt', '<', window.until)
+      .orderBy('seq')
+      .execute();
+    return rows.map((row) => ({
+      kind: row.kind,
+      poolId: row.poolId,
+      resourceGroup: row.resourceGroup,
+      pool: row.pool,
+      tags: parse(row.tags) as Record<string, string>,
+      startedAt: row.startedAt,
+      endedAt: row.endedAt,
+      seconds: row.seconds,
+      cpuSeconds: row.cpuSeconds,
+      memoryGibSeconds: row.memoryGibSeconds,
+      executions: row.executions,
+    }));
+  }
+
+  async deleteUsageBefore(before: string): Promise<number> {
+    const result = await this.db.deleteFrom('usageRecords').where('endedAt', '<', before).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 

@@ -128,6 +128,27 @@ export interface AuditQuery {
   pool?: string;
 }
 
+/**
+ * What one sandbox cost, recorded when its use ended: a session (allocation to end) or a ready
+ * sandbox's wait (start to allocation or retirement, the price of prewarming).
+ */
+export interface UsageRecord {
+  kind: 'session' | 'ready';
+  poolId: string;
+  resourceGroup: string;
+  pool: string;
+  /** The pool's tags when the record was made (cost centres, owners). */
+  tags: Record<string, string>;
+  startedAt: string;
+  endedAt: string;
+  seconds: number;
+  /** Measured CPU time (sessions). */
+  cpuSeconds: number;
+  /** The pool's memory per session × seconds: what the sandbox reserved. */
+  memoryGibSeconds: number;
+  executions: number;
+}
+
 export interface ApiKeyRow {
   id: string;
   name: string;
@@ -173,6 +194,11 @@ export interface Store {
   /** Audit entries after `afterSeq`, oldest first, narrowed by time, principal, action and pool. */
   listAudit(query: AuditQuery): Promise<AuditRow[]>;
   deleteAuditBefore(before: string): Promise<number>;
+
+  appendUsage(record: UsageRecord): Promise<void>;
+  /** Records whose use ended in [since, until). */
+  listUsage(window: { since: string; until: string }): Promise<UsageRecord[]>;
+  deleteUsageBefore(before: string): Promise<number>;
 
   putApiKey(key: ApiKeyRow): Promise<void>;
   getApiKey(id: string): Promise<ApiKeyRow | undefined>;

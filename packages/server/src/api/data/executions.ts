@@ -278,6 +278,7 @@ export async function runExecution(
       { serialize: true },
     );
     const executionMs = performance.now() - executionStarted;
+    result.session.executions++;
     const status = metricStatus(result.value);
     deps.metrics.executions.inc({ pool: manager.metricLabel, container_type: manager.containerType, status });
     deps.metrics.executionSeconds.observe({ pool: manager.metricLabel, status }, executionMs / 1000);
