@@ -10,10 +10,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
 import { authorize } from '../auth/roles.js';
-import { AppError, ErrorCode } from '../errors.js';
 import type { AuditQuery, AuditRow, Store } from '../store/store.js';
 import { auditRoutes } from './schemas/audit.js';
-import { optionalInteger, optionalString } from './wire.js';
+import { optionalInteger, optionalString, optionalTime } from './wire.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -26,15 +25,6 @@ const PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
 const entryResource = ({ seq, ...entry }: AuditRow) => ({ id: String(seq), ...entry });
-
-function time(value: string | undefined, name: string): string | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Date.parse(value);
-  if (Number.isNaN(parsed)) {
-    throw new AppError(ErrorCode.InvalidParameter, `${name} must be an ISO 8601 time`, { target: name });
-  }
-  return new Date(parsed).toISOString();
-}
 
 export function registerAudit(
   app: FastifyInstance,
@@ -65,8 +55,8 @@ export function registerAudit(
     authorize(request.principal, 'pools/read');
     const raw = request.query as Record<string, string | undefined>;
     const top = optionalInteger(raw.$top, '$top', { min: 1, max: MAX_PAGE_SIZE }) ?? PAGE_SIZE;
-    const since = time(raw.since, 'since');
-    const until = time(raw.until, 'until');
+    const since = optionalTime(raw.since, 'since');
+    const until = optionalTime(raw.until, 'until');
     const principal = optionalString(raw.principal, 'principal', 300);
     const action = optionalString(raw.action, 'action', 100);
     const pool = optionalString(raw.pool, 'pool', 63);

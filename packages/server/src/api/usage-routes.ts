@@ -11,20 +11,12 @@ import { authorize } from '../auth/roles.js';
 import { AppError, ErrorCode } from '../errors.js';
 import type { Store, UsageRecord } from '../store/store.js';
 import { usageRoutes, type UsageTotals } from './schemas/usage.js';
+import { optionalTime } from './wire.js';
 
 const DEFAULT_WINDOW_MS = 30 * 86_400_000;
 const NO_TAG = '(none)';
 
 type Totals = Static<typeof UsageTotals>;
-
-function time(value: string | undefined, name: string, fallback: number): string {
-  if (value === undefined) return new Date(fallback).toISOString();
-  const parsed = Date.parse(value);
-  if (Number.isNaN(parsed)) {
-    throw new AppError(ErrorCode.InvalidParameter, `${name} must be an ISO 8601 time`, { target: name });
-  }
-  return new Date(parsed).toISOString();
-}
 
 /** The key a record is summed under: its pool, or the value of one of its pool's tags. */
 function keyOf(by: string): (record: UsageRecord) => string {
@@ -83,8 +75,8 @@ export function registerUsageRoutes(app: FastifyInstance, deps: { store: Store; 
     authorize(request.principal, 'pools/read');
     const query = request.query as Record<string, string | undefined>;
     const now = deps.now();
-    const since = time(query.since, 'since', now - DEFAULT_WINDOW_MS);
-    const until = time(query.until, 'until', now);
+    const since = optionalTime(query.since, 'since') ?? new Date(now - DEFAULT_WINDOW_MS).toISOString();
+    const until = optionalTime(query.until, 'until') ?? new Date(now).toISOString();
     const by = query.by ?? 'pool';
     const key = keyOf(by);
     const records = await deps.store.listUsage({ since, until });

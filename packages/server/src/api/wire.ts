@@ -94,6 +94,14 @@ export function optionalBoolean(value: unknown, target: string): boolean | undef
   throw invalid(target, 'must be true or false');
 }
 
+/** An ISO 8601 time, normalized to UTC with milliseconds (the form the store compares as text). */
+export function optionalTime(value: unknown, target: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const parsed = typeof value === 'string' ? Date.parse(value) : NaN;
+  if (Number.isNaN(parsed)) throw invalid(target, 'must be an ISO 8601 time, e.g. 2026-11-26T12:00:00Z');
+  return new Date(parsed).toISOString();
+}
+
 /** JSON merge patch (RFC 7396) with keys matched case-insensitively against the target's. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (!isRecord(patch)) return patch;

@@ -15,7 +15,7 @@ import { poolId, type PoolService } from '../../pool/pool-service.js';
 import type { EventQuery, EventRow, Store } from '../../store/store.js';
 import { MANAGEMENT_VERSIONS, requireApiVersion } from '../api-version.js';
 import { EVENT_TYPES, eventRoutes } from '../schemas/events.js';
-import { optionalInteger } from '../wire.js';
+import { optionalInteger, optionalTime } from '../wire.js';
 
 const PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
@@ -54,20 +54,7 @@ function filtersFrom(query: Query): Filters {
       );
     }
   }
-  let since: string | undefined;
-  if (query.since !== undefined) {
-    const time = Date.parse(query.since);
-    if (Number.isNaN(time)) {
-      throw new AppError(
-        ErrorCode.InvalidParameter,
-        'since must be an ISO 8601 time, e.g. 2026-11-26T12:00:00Z',
-        {
-          target: 'since',
-        },
-      );
-    }
-    since = new Date(time).toISOString();
-  }
+  const since = optionalTime(query.since, 'since');
   return {
     ...(types?.length && { types }),
     ...(query.identifier !== undefined && { identifier: query.identifier }),
