@@ -133,7 +133,10 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     metrics,
     feed,
   });
-  metrics.observePools(() => pools.snapshot());
+  metrics.observePools(
+    () => pools.snapshot(),
+    () => pools.liveUsage(),
+  );
   await pools.start();
 
   const apiKeys = new ApiKeys(store, now);

@@ -21,6 +21,14 @@ export interface PoolSnapshot {
   lastStartError: string | null;
 }
 
+/** What a pool's live sandboxes use now. */
+export interface PoolUsage {
+  pool: string;
+  /** CPU time the live sandboxes have used since they started. */
+  cpuSeconds: number;
+  memoryBytes: number;
+}
+
 /** Latencies from a millisecond to a minute: allocation is ms, a cold start 100s of ms. */
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -120,8 +128,29 @@ export class Metrics {
     });
   }
 
-  /** Registers the gauges of pool state, read from `snapshot` on every scrape. */
-  observePools(snapshot: () => PoolSnapshot[]): void {
+  /** Registers the gauges of pool state and live resource use, read from the pools on every scrape. */
+  observePools(snapshot: () => PoolSnapshot[], liveUsage: () => Promise<PoolUsage[]>): void {
+    const usageGauge = (name: string, help: string, value: (usage: PoolUsage) => number) =>
+      new Gauge<'pool'>({
+        name,
+        help,
+        labelNames: ['pool'],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const usage of await liveUsage()) this.set({ pool: usage.pool }, value(usage));
+        },
+      });
+    usageGauge(
+      'sandpool_pool_memory_bytes',
+      'Memory the pool’s live sandboxes use now, from their cgroups.',
+      (u) => u.memoryBytes,
+    );
+    usageGauge(
+      'sandpool_pool_live_cpu_seconds',
+      'CPU time the pool’s live sandboxes have used since they started (ended ones: sandpool_session_cpu_seconds_total).',
+      (u) => u.cpuSeconds,
+    );
     const registers = [this.registry];
     const gauge = <L extends string>(
       name: string,

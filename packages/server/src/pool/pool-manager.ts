@@ -13,7 +13,7 @@ import type { JsonObject, PoolRow, SessionRow, Store } from '../store/store.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
 import { expiredReason, sessionExpiry, startBackoffMs, warmTarget, type SessionTimes } from './policy.js';
 import type { EventFeed } from '../observability/event-feed.js';
-import type { Metrics, PoolSnapshot } from '../observability/metrics.js';
+import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
 import type { ContainerType, EndReason, PoolSpec } from './pool-spec.js';
 
 const GIB = 1024 ** 3;
@@ -129,6 +129,20 @@ export class PoolManager {
   /** The pool's metrics label: unique across resource groups, bounded like the pools themselves. */
   get metricLabel(): string {
     return `${this.pool.resourceGroup}/${this.pool.name}`;
+  }
+
+  /** CPU and memory its live sandboxes (allocated and ready) use now, read from their cgroups. */
+  async liveUsage(): Promise<PoolUsage> {
+    const sandboxes = [
+      ...[...this.sessions.values()].map((s) => s.sandbox),
+      ...this.ready.map((r) => r.sandbox),
+    ];
+    const usages = await Promise.all(sandboxes.map((sandbox) => sandbox.usage().catch(() => undefined)));
+    return {
+      pool: this.metricLabel,
+      cpuSeconds: usages.reduce((sum, u) => sum + (u?.cpuSeconds ?? 0), 0),
+      memoryBytes: usages.reduce((sum, u) => sum + (u?.memoryBytes ?? 0), 0),
+    };
   }
 
   /** The pool's state as a metrics scrape reads it. */

@@ -13,7 +13,7 @@ import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, OperationKind, OperationRow, PoolRow, SessionRow, Store } from '../store/store.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
 import type { EventFeed } from '../observability/event-feed.js';
-import type { Metrics, PoolSnapshot } from '../observability/metrics.js';
+import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
 import { PoolManager, endDetails, reasonFor } from './pool-manager.js';
 import { sameTemplate, type PoolSpec } from './pool-spec.js';
 
@@ -149,6 +149,11 @@ export class PoolService {
   /** Every pool's state, for a metrics scrape. */
   snapshot(): PoolSnapshot[] {
     return [...this.managers.values()].map((manager) => manager.snapshot());
+  }
+
+  /** Every pool's live CPU and memory use, for a metrics scrape. */
+  liveUsage(): Promise<PoolUsage[]> {
+    return Promise.all([...this.managers.values()].map((manager) => manager.liveUsage()));
   }
 
   manager(id: string): PoolManager | undefined {

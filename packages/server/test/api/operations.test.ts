@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { FakeLauncher } from '../fake-launcher.js';
+import { FAKE_USAGE, FakeLauncher } from '../fake-launcher.js';
 import { DATA, createPool, execute, interpreterPool, poolPath, startTestServer } from '../server-harness.js';
 
 /** The value of one sample in a Prometheus exposition, e.g. `name{a="b"}`. */
@@ -49,6 +49,9 @@ describe('metrics and readiness', async () => {
     );
     assert.ok(!text.includes('secret-identifier'), 'identifiers never become labels');
     assert.ok(text.includes('sandpool_process_resident_memory_bytes'), 'process metrics are there too');
+    // One allocated session and one ready sandbox live, each using what the fake reports.
+    assert.equal(sample(text, `sandpool_pool_memory_bytes{${pool}}`), 2 * FAKE_USAGE.memoryBytes);
+    assert.equal(sample(text, `sandpool_pool_live_cpu_seconds{${pool}}`), 2 * FAKE_USAGE.cpuSeconds);
   });
 
   it('serves metrics to a Reader of every pool only', async () => {

@@ -210,6 +210,9 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
       value('sandpool_executions_total{pool="tests/pyt",container_type="PythonLTS",status="timeout"}') >= 1,
     );
     assert.ok(value('sandpool_session_ends_total{pool="tests/pyt",reason="oom"}') >= 1);
+    // Each live interpreter holds some MiB; their cgroups say how many.
+    assert.ok(value('sandpool_pool_memory_bytes{pool="tests/pyt"}') > 10 * 1024 * 1024);
+    assert.ok(value('sandpool_pool_live_cpu_seconds{pool="tests/pyt"}') > 0);
   });
 
   it('records what an ended session used, read from its cgroup', async () => {
