@@ -1,8 +1,8 @@
 /**
  * @module commands/sessionpool
  * `sandpool sessionpool create|update|show|list|delete`, with the flags of `az containerapp
- * sessionpool`. Create, update and delete wait for the long-running operation under a spinner
- * unless `--no-wait`.
+ * sessionpool`, and `events` (a Sandpool addition). Create, update and delete wait for the
+ * long-running operation under a spinner unless `--no-wait`.
  */
 
 import { Command, Option } from '@commander-js/extra-typings';
