@@ -8,7 +8,7 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { FastifyInstance } from 'fastify';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 
 import type { ImageMetadata } from './api/data/session-routes.js';
 import { buildApp } from './app.js';
@@ -18,6 +18,7 @@ import { parseGrant } from './auth/roles.js';
 import { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { EventFeed } from './observability/event-feed.js';
+import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { InterpreterLauncher, type SandboxLauncher } from './pool/launcher.js';
 import { PoolService, poolId } from './pool/pool-service.js';
@@ -100,12 +101,7 @@ async function failInterruptedExecutions(store: Store, now: () => number): Promi
 
 export async function startServer(config: Config, overrides: ServerOverrides = {}): Promise<RunningServer> {
   const now = overrides.now ?? Date.now;
-  const logger =
-    overrides.logger ??
-    pino({
-      level: config.logLevel,
-      redact: ['req.headers.authorization', '*.authorization', '*.secret', '*.apiKey', '*.token', '*.value'],
-    });
+  const logger = overrides.logger ?? createLogger(config.logLevel);
   const store = await SqliteStore.open(config.paths.database);
   await failInterruptedExecutions(store, now);
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { after } from 'node:test';
 
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 
 import { loadConfig, type Config } from '../src/config.js';
 import { OciDriver } from '../src/sandbox/oci/oci-driver.js';
@@ -89,7 +89,12 @@ export async function removeServerState(config: Config): Promise<void> {
 
 export async function startTestServer(
   name: string,
-  options: { launcher?: FakeLauncher; env?: Record<string, string>; now?: () => number } = {},
+  options: {
+    launcher?: FakeLauncher;
+    env?: Record<string, string>;
+    now?: () => number;
+    logger?: Logger;
+  } = {},
 ): Promise<TestServer> {
   const home = mkdtempSync(`/var/tmp/sandpool-test-${name}-`);
   const env = testServerEnv(name, home, options.env);
@@ -97,7 +102,7 @@ export async function startTestServer(
   // Every response of every test is checked against the OpenAPI schemas; the suite fails on any mismatch.
   const violations: string[] = [];
   const server = await startServer(config, {
-    logger: pino({ level: 'silent' }),
+    logger: options.logger ?? pino({ level: 'silent' }),
     onContractViolation: (violation) => violations.push(violation),
     ...(options.launcher && { launcher: options.launcher }),
     ...(options.now && { now: options.now }),
