@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { authorize } from '../auth/roles.js';
 import type { AuditQuery, AuditRow, Store } from '../store/store.js';
 import { auditRoutes } from './schemas/audit.js';
-import { optionalInteger, optionalString, optionalTime } from './wire.js';
+import { nextLinkAfter, optionalInteger, optionalString, optionalTime } from './wire.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -70,19 +70,12 @@ export function registerAudit(
       ...(pool && { pool }),
     };
     const page = await deps.store.listAudit(query);
-    const last = page.at(-1);
-    const keep = new URLSearchParams(
-      Object.entries({ since: raw.since, until: raw.until, principal, action, pool }).filter(
-        (entry): entry is [string, string] => entry[1] !== undefined,
-      ),
+    const nextLink = nextLinkAfter(
+      `${deps.publicUrl()}/sandpool/audit`,
+      { since: raw.since, until: raw.until, principal, action, pool },
+      page,
+      top,
     );
-    keep.set('$top', String(top));
-    return {
-      value: page.map(entryResource),
-      ...(page.length === top &&
-        last && {
-          nextLink: `${deps.publicUrl()}/sandpool/audit?${keep.toString()}&$skipToken=${last.seq}`,
-        }),
-    };
+    return { value: page.map(entryResource), ...(nextLink && { nextLink }) };
   });
 }

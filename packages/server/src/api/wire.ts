@@ -102,6 +102,24 @@ export function optionalTime(value: unknown, target: string): string | undefined
   return new Date(parsed).toISOString();
 }
 
+/**
+ * The `nextLink` of a page of rows read in `seq` order: the same filters, the same page size, and
+ * `$skipToken` after the page's last row. None when the page was not full, so there is no more.
+ */
+export function nextLinkAfter(
+  base: string,
+  filters: Record<string, string | undefined>,
+  page: { seq: number }[],
+  top: number,
+): string | undefined {
+  const last = page.at(-1);
+  if (page.length < top || !last) return undefined;
+  const kept = new URLSearchParams(
+    Object.entries(filters).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+  return `${base}?${kept.toString()}&$top=${top}&$skipToken=${last.seq}`;
+}
+
 /** JSON merge patch (RFC 7396) with keys matched case-insensitively against the target's. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (!isRecord(patch)) return patch;

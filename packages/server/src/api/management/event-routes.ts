@@ -15,7 +15,7 @@ import { poolId, type PoolService } from '../../pool/pool-service.js';
 import type { EventQuery, EventRow, Store } from '../../store/store.js';
 import { MANAGEMENT_VERSIONS, requireApiVersion } from '../api-version.js';
 import { EVENT_TYPES, eventRoutes } from '../schemas/events.js';
-import { optionalInteger, optionalTime } from '../wire.js';
+import { nextLinkAfter, optionalInteger, optionalTime } from '../wire.js';
 
 const PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
@@ -158,21 +158,13 @@ export function registerEventRoutes(
       }
       const top = optionalInteger(query.$top, '$top', { min: 1, max: MAX_PAGE_SIZE }) ?? PAGE_SIZE;
       const page = await deps.store.listEvents(id, { ...filters, afterSeq: after, limit: top });
-      const last = page.at(-1);
-      const base = `${deps.publicUrl()}${request.url.split('?')[0] ?? ''}`;
-      const keep = new URLSearchParams(
-        Object.entries({
-          'api-version': apiVersion,
-          type: query.type,
-          identifier: query.identifier,
-          since: query.since,
-        }).filter((entry): entry is [string, string] => entry[1] !== undefined),
+      const nextLink = nextLinkAfter(
+        `${deps.publicUrl()}${request.url.split('?')[0] ?? ''}`,
+        { 'api-version': apiVersion, type: query.type, identifier: query.identifier, since: query.since },
+        page,
+        top,
       );
-      return {
-        value: page.map(eventResource),
-        ...(page.length === top &&
-          last && { nextLink: `${base}?${keep.toString()}&$top=${top}&$skipToken=${last.seq}` }),
-      };
+      return { value: page.map(eventResource), ...(nextLink && { nextLink }) };
     },
   );
 }
