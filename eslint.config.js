@@ -51,6 +51,12 @@ export default tseslint.config(
     'the SDK runs in browsers too and knows the server only through openapi.json',
   ),
   layer(['packages/cli/src/**'], ['**/server/**'], 'the CLI reaches the server only through the SDK'),
+  layer(
+    ['packages/web/src/**'],
+    ['node:*', '**/server/**', '**/cli/**'],
+    'the dashboard runs in the browser and reaches the server only through the SDK',
+  ),
+  { files: ['packages/web/src/**'], languageOptions: { globals: globals.browser } },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {
     files: ['**/*.test.ts', 'packages/*/test/**', 'bench/**'],

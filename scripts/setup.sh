@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian host (root, Node 20+, npm, apt reachable) for Sandpool: system packages,
-# npm dependencies, the compiled SDK and CLI (`npx sandpool`), and the code-interpreter image.
+# npm dependencies, the compiled SDK and CLI (`npx sandpool`), the web dashboard, and the
+# code-interpreter image.
 # Idempotent and quick when everything is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +16,10 @@ fi
 # runsc: gVisor, the stronger-isolation runtime (a user-space kernel; --platform=ptrace on this host);
 # iproute2, util-linux: netns, mount and nsenter used by the runtime and the tests;
 # openssl: the self-signed certificate for local HTTPS;
-# python3-jupyter-client, python3-ipykernel: the Jupyter baseline the server benchmark compares with.
+# python3-jupyter-client, python3-ipykernel: the Jupyter baseline the server benchmark compares with;
+# chromium: the browser the dashboard's tests drive (playwright-core cannot download one here).
 packages=(runc conmon golang-github-containers-common mmdebstrap runsc iproute2 util-linux ca-certificates
-  openssl python3-jupyter-client python3-ipykernel)
+  openssl python3-jupyter-client python3-ipykernel chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,5 +39,7 @@ fi
 
 # The CLI and the SDK run compiled (the server runs its TypeScript through tsx); incremental.
 npx tsc -b
+# The dashboard, bundled by Vite into packages/web/dist, which the server serves at /dashboard/.
+npm run build --silent -w packages/web
 
 images/python/build.sh

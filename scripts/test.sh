@@ -8,6 +8,8 @@ npx tsc -p bench
 npx tsc -p scripts
 npx tsc -p packages/sdk/test
 npx tsc -p packages/cli/test
+npx tsc -p packages/web
+npx tsc -p packages/web/test
 npx eslint .
 npx prettier --check .
 node scripts/run-tests.mjs "$@"

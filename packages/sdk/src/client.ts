@@ -5,9 +5,10 @@
  * `tokens`. Requests go through openapi-fetch, typed by the server's OpenAPI document.
  */
 
+import { createParser } from 'eventsource-parser';
 import createClient, { type Client } from 'openapi-fetch';
 
-import { apiErrorFrom, OperationFailedError } from './errors.js';
+import { apiErrorFrom, ConnectionError, OperationFailedError } from './errors.js';
 import { poolDefinition, type PoolOptions, type SessionPool } from './pool-definition.js';
 import { retryingFetch, sleep, type RetryOptions } from './retry.js';
 import type { components, paths } from './schema.gen.js';
@@ -22,6 +23,9 @@ export type PoolEvent = Schemas['Event'];
 export type AuditEntry = Schemas['AuditEntry'];
 export type UsageTotals = Schemas['UsageTotals'];
 export type Readiness = paths['/readyz']['get']['responses'][200]['content']['application/json'];
+export type Principal = paths['/sandpool/whoami']['get']['responses'][200]['content']['application/json'];
+export type PoolTimeline =
+  paths[`${typeof POOLS_PATH}/timeline`]['get']['responses'][200]['content']['application/json'];
 /** The management versions that answer in the current shape (`lifecycleConfiguration`), which the SDK's types describe. */
 export type ManagementApiVersion = Exclude<
   NonNullable<
@@ -158,6 +162,11 @@ export class SandpoolClient {
     return ok(await this.api.GET('/sandpool/usage', { params: { query } }));
   }
 
+  /** Who the credential is and the roles it holds. */
+  async whoami(): Promise<Principal> {
+    return ok(await this.api.GET('/sandpool/whoami'));
+  }
+
   /** The server's readiness checks (store, runtime, every pool's warm target), ready or not. */
   async readiness(): Promise<Readiness> {
     const result = await this.api.GET('/readyz');
@@ -255,6 +264,69 @@ export class Pools {
     });
     // The JSON page; the same route's other media type is the live stream, which this does not ask for.
     return this.allPages(ok(first) as { value: PoolEvent[]; nextLink?: string });
+  }
+
+  /** The pool's last hour minute by minute: allocations (p50/p99 ms), executions, ends, pool-full refusals. */
+  async timeline(name: string, options: { minutes?: number } = {}): Promise<PoolTimeline> {
+    return ok(
+      await this.client.api.GET(`${POOLS_PATH}/timeline`, {
+        params: { path: this.path(name), query: { ...this.query, ...options } },
+      }),
+    );
+  }
+
+  /**
+   * The pool's events as they happen (after `after`, an event id, when given), until `signal`
+   * aborts. A dropped stream is resumed where it stopped, so no event is missed or repeated;
+   * refusals (401, 403, 404) end the iteration with an {@link ApiError}.
+   * @example
+   * for await (const event of client.pools.watchEvents('default', { signal })) console.log(event.type);
+   */
+  async *watchEvents(
+    name: string,
+    options: { after?: string; types?: string[]; signal?: AbortSignal; reconnectDelayMs?: number } = {},
+  ): AsyncGenerator<PoolEvent> {
+    let lastId = options.after;
+    while (!options.signal?.aborted) {
+      try {
+        const result = await this.client.api.GET(`${POOLS_PATH}/events`, {
+          params: {
+            path: this.path(name),
+            query: { ...this.query, ...(options.types && { type: options.types.join(',') }) },
+            header: { ...(lastId !== undefined && { 'last-event-id': lastId }) },
+          },
+          headers: { accept: 'text/event-stream' },
+          parseAs: 'stream',
+          ...(options.signal && { signal: options.signal }),
+        });
+        const body = ok(result) as unknown as ReadableStream<Uint8Array> | null;
+        if (!body) throw new Error('the event stream has no body');
+        const reader = body.getReader();
+        const decoder = new TextDecoder();
+        const arrived: PoolEvent[] = [];
+        const parser = createParser({
+          onEvent: (message) => arrived.push(JSON.parse(message.data) as PoolEvent),
+        });
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            parser.feed(decoder.decode(value, { stream: true }));
+            for (const event of arrived.splice(0)) {
+              lastId = event.id;
+              yield event;
+            }
+          }
+        } finally {
+          reader.releaseLock();
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (!(error instanceof ConnectionError) && !(error instanceof TypeError)) throw error;
+      }
+      // The server closed the stream (a restart) or the connection dropped: resume after a pause.
+      await sleep(options.reconnectDelayMs ?? 1000);
+    }
   }
 
   /** Every item of a paged list, following `nextLink`. */

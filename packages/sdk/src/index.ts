@@ -24,6 +24,8 @@ export {
   type PoolEvent,
   type AuditEntry,
   type Readiness,
+  type Principal,
+  type PoolTimeline,
   type UsageTotals,
   type ManagementApiVersion,
   type DataApiVersion,

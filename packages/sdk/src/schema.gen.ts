@@ -175,6 +175,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools/{name}/timeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A pool’s last hour, minute by minute (kept in memory since the server started)
+         * @description Allocations with their p50 and p99 latency, executions by status, session ends by reason and pool-full refusals; minutes with nothing in them are included. For longer history, scrape `/metrics`.
+         */
+        get: operations["SessionPoolTimeline_Get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sandpool/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Who the credential is and the roles it holds
+         * @description Lets a client (the dashboard, `sandpool profile`) show only what the caller may do; the server still checks every request.
+         */
+        get: operations["Principal_Get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sandpool/apiKeys": {
         parameters: {
             query?: never;
@@ -703,6 +743,14 @@ export interface components {
             expireAt: string;
             /** @description The sandbox’s id; a new session has a new one. */
             etag: string;
+            /** @description Sandpool: executions run in the session since this server took it up. */
+            executions: number;
+            /** @description Sandpool: what the sandbox uses now, from its cgroup. */
+            usage?: {
+                cpuSeconds: number;
+                memoryBytes: number;
+                peakMemoryBytes: number;
+            };
         };
         ApiKey: {
             id: string;
@@ -1374,6 +1422,124 @@ export interface operations {
                         nextLink?: string;
                     };
                     "text/event-stream": string;
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    SessionPoolTimeline_Get: {
+        parameters: {
+            query: {
+                /** @description Each version answers in the shape its clients expect. */
+                "api-version": "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-01-01" | "2025-02-02-preview" | "2025-07-01" | "2025-10-02-preview" | "2026-01-01" | "2026-07-01";
+                minutes?: number;
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bucketSeconds: number;
+                        points: {
+                            /** @description Start of the minute. */
+                            at: string;
+                            allocations: number;
+                            /** @description Allocations that found no ready sandbox. */
+                            coldAllocations: number;
+                            allocationP50Ms: number | null;
+                            allocationP99Ms: number | null;
+                            executions: {
+                                succeeded: number;
+                                failed: number;
+                                timeout: number;
+                                lost: number;
+                            };
+                            /** @description Sessions ended, by reason. */
+                            ends: {
+                                [key: string]: number;
+                            };
+                            poolFullRejections: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Principal_Get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description `key:<id>` for API keys, `<iss>#<sub>` for tokens. */
+                        principal: string;
+                        /**
+                         * @example [
+                         *       "Reader",
+                         *       "SessionExecutor:default"
+                         *     ]
+                         */
+                        roles: string[];
+                        /** @description The subscription of this server’s default pool, for clients that have no other. */
+                        defaultSubscription: string;
+                    };
                 };
             };
             /** @description Azure's error body. */

@@ -126,6 +126,32 @@ describe('SDK against a real server', { skip: skipReason }, async () => {
     assert.ok(metadata.preInstalledPackages.some((p) => p.name.toLowerCase() === 'numpy'));
   });
 
+  it('follows events live, reads the timeline and says who the credential is', async () => {
+    const abort = new AbortController();
+    const seen: string[] = [];
+    const following = (async () => {
+      for await (const event of client.pools.watchEvents('sdkpython', {
+        types: ['allocated', 'ended'],
+        signal: abort.signal,
+      })) {
+        if (event.identifier !== 'sdk-watched') continue;
+        seen.push(`${event.type}${event.reason ? `:${event.reason}` : ''}`);
+        if (seen.length === 2) abort.abort();
+      }
+    })();
+    const session = client.pool('sdkpython').session('sdk-watched');
+    await session.execute('1');
+    await session.stop();
+    await following;
+    assert.deepEqual(seen, ['allocated', 'ended:stopped']);
+
+    const timeline = await client.pools.timeline('sdkpython', { minutes: 10 });
+    assert.equal(timeline.points.length, 10);
+    assert.ok(timeline.points.reduce((n, p) => n + p.allocations, 0) >= 1);
+    const me = await client.whoami();
+    assert.ok(me.roles.includes('Contributor'));
+  });
+
   it('throws typed errors with the server’s code and target', async () => {
     await assert.rejects(
       client.pool('sdkpython').session('bad id').execute('1'),

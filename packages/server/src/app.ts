@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { Type } from 'typebox';
 
 import { registerAudit } from './api/audit.js';
+import { registerDashboard } from './api/dashboard.js';
 import { registerAuthentication } from './api/authentication.js';
 import { registerExecutionRoutes } from './api/data/execution-routes.js';
 import { registerFileRoutes } from './api/data/file-routes.js';
@@ -19,6 +20,7 @@ import { registerSessionRoutes, type ImageMetadata } from './api/data/session-ro
 import { registerErrorHandling } from './api/errors.js';
 import { registerAccessRoutes } from './api/management/access-routes.js';
 import { registerEventRoutes } from './api/management/event-routes.js';
+import { registerTimelineRoutes } from './api/management/timeline-routes.js';
 import { registerOpenApi, SHARED_SCHEMAS } from './api/openapi.js';
 import { registerOperationsRoutes } from './api/operations-routes.js';
 import { registerUsageRoutes } from './api/usage-routes.js';
@@ -36,7 +38,7 @@ import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
 
 export interface AppDeps {
-  config: Pick<Config, 'poolFullStatus' | 'uploadMaxBytes' | 'maxSessionsPerPool'>;
+  config: Pick<Config, 'poolFullStatus' | 'uploadMaxBytes' | 'maxSessionsPerPool' | 'defaultSubscription'>;
   /** Base URL clients reach this server at (endpoints and poll URLs are built from it). */
   publicUrl: () => string;
   logger: Logger;
@@ -51,6 +53,8 @@ export interface AppDeps {
   /** Whether sandboxes can start (readiness): resolves, or rejects saying why not. */
   runtimeUsable: () => Promise<void>;
   now: () => number;
+  /** The built web dashboard, served at /dashboard/. */
+  dashboardDir: string;
   /** TLS key and certificate; plain HTTP without. */
   https?: { key: Buffer; cert: Buffer };
   /** When set, every JSON response is checked against its route's schema and each mismatch reported. */
@@ -132,6 +136,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     () => ({ status: 'ok' }),
   );
 
+  await registerDashboard(app, deps.dashboardDir);
   registerSessionPoolRoutes(app, {
     pools: deps.pools,
     limits: { maxSessionsPerPool: deps.config.maxSessionsPerPool },
@@ -143,7 +148,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     feed: deps.feed,
     publicUrl: deps.publicUrl,
   });
-  registerAccessRoutes(app, { apiKeys: deps.apiKeys, tokens: deps.tokens });
+  registerTimelineRoutes(app, { pools: deps.pools, metrics: deps.metrics });
+  registerAccessRoutes(app, {
+    apiKeys: deps.apiKeys,
+    tokens: deps.tokens,
+    defaultSubscription: deps.config.defaultSubscription,
+  });
   registerExecutionRoutes(app, {
     pools: deps.pools,
     store: deps.store,

@@ -147,6 +147,8 @@ export interface Config extends Settings {
     runtimeStateDir: string;
     pythonRootfs: string;
     pythonAgentDir: string;
+    /** The built web dashboard (packages/web/dist). */
+    dashboardDir: string;
     database: string;
     tlsDir: string;
   };
@@ -263,6 +265,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       runtimeStateDir: join(valid.runDir, 'runtime'),
       pythonRootfs: valid.pythonRootfs || join(valid.home, 'images', 'python-lts', 'rootfs'),
       pythonAgentDir: join(REPO_ROOT, 'interpreter', 'python'),
+      dashboardDir: join(REPO_ROOT, 'packages', 'web', 'dist'),
       database: valid.database || join(valid.home, 'sandpool.db'),
       tlsDir: join(valid.home, 'tls'),
     },

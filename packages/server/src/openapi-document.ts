@@ -24,7 +24,7 @@ const unused = new Proxy(
 export async function renderOpenApiDocument(): Promise<string> {
   /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- stand-ins that throw if touched */
   const deps: AppDeps = {
-    config: { poolFullStatus: 429, uploadMaxBytes: 1, maxSessionsPerPool: 1 },
+    config: { poolFullStatus: 429, uploadMaxBytes: 1, maxSessionsPerPool: 1, defaultSubscription: '' },
     publicUrl: () => '',
     logger: pino({ level: 'silent' }),
     store: unused as AppDeps['store'],
@@ -37,6 +37,7 @@ export async function renderOpenApiDocument(): Promise<string> {
     feed: new EventFeed(),
     runtimeUsable: () => Promise.resolve(),
     now: Date.now,
+    dashboardDir: '/nonexistent',
   };
   /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment */
   const app = await buildApp(deps);

@@ -117,7 +117,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         tmpBytes: DEFAULT_RESOURCES.tmpBytes,
       },
     );
-  const metrics = new Metrics();
+  const metrics = new Metrics(now);
   const feed = new EventFeed();
   const pools = new PoolService({
     store,
@@ -211,6 +211,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     feed,
     runtimeUsable: overrides.launcher ? () => Promise.resolve() : runtimeCheck(config),
     now,
+    dashboardDir: config.paths.dashboardDir,
     ...(tls && { https: { key: tls.key, cert: tls.cert } }),
     ...(overrides.onContractViolation && { onContractViolation: overrides.onContractViolation }),
   });

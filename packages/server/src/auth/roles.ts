@@ -14,8 +14,10 @@ export type Action =
   | 'pools/read'
   /** Create, update and delete pools. */
   | 'pools/write'
-  /** Run code and move files in sessions; end sessions. */
+  /** Run code and move files in sessions. */
   | 'sessions/execute'
+  /** End a session before its time (its owner, or an operator looking after the pool). */
+  | 'sessions/stop'
   /** See sessions, executions and pool metadata. */
   | 'sessions/read'
   /** Issue and revoke API keys and tokens (needs the role on every pool). */
@@ -34,8 +36,8 @@ export interface Principal {
 }
 
 const PERMISSIONS: Record<Role, readonly Action[]> = {
-  SessionExecutor: ['sessions/execute', 'sessions/read'],
-  Contributor: ['pools/read', 'pools/write', 'sessions/read', 'keys/write'],
+  SessionExecutor: ['sessions/execute', 'sessions/stop', 'sessions/read'],
+  Contributor: ['pools/read', 'pools/write', 'sessions/stop', 'sessions/read', 'keys/write'],
   Reader: ['pools/read', 'sessions/read'],
 };
 

@@ -3,10 +3,14 @@
  * Sandpool's Prometheus metrics, in one registry made per server (never prom-client's global one,
  * so tests and servers in one process stay apart). Labels are bounded: the pool (`<resource
  * group>/<name>`), the container type, warm or cold, a status or an end reason; never an identifier.
- * Gauges of the pools' state are read from the pools when scraped.
+ * Gauges of the pools' state are read from the pools when scraped. The events a pool reports
+ * (allocations, executions, ends, refusals) go through the `record…` methods, which also feed the
+ * dashboard's minute-by-minute timeline.
  */
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+import { Timeline } from './timeline.js';
 
 /** What a scrape reads from each pool. */
 export interface PoolSnapshot {
@@ -50,8 +54,10 @@ export class Metrics {
   readonly sessionIdleSeconds: Histogram<'pool'>;
   readonly sessionLifetimeSeconds: Histogram<'pool'>;
   readonly sessionCpuSeconds: Counter<'pool'>;
+  readonly timeline: Timeline;
 
-  constructor() {
+  constructor(now: () => number = Date.now) {
+    this.timeline = new Timeline(now);
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'sandpool_' });
     this.allocationSeconds = new Histogram({
@@ -126,6 +132,27 @@ export class Metrics {
       buckets: SECONDS_BUCKETS,
       registers,
     });
+  }
+
+  recordAllocation(pool: string, warm: boolean, seconds: number): void {
+    this.allocationSeconds.observe({ pool, launch: warm ? 'warm' : 'cold' }, seconds);
+    this.timeline.recordAllocation(pool, warm, seconds * 1000);
+  }
+
+  recordExecution(pool: string, containerType: string, status: ExecutionStatus, seconds: number): void {
+    this.executions.inc({ pool, container_type: containerType, status });
+    this.executionSeconds.observe({ pool, status }, seconds);
+    this.timeline.recordExecution(pool, status);
+  }
+
+  recordSessionEnd(pool: string, reason: string): void {
+    this.sessionEnds.inc({ pool, reason });
+    this.timeline.recordEnd(pool, reason);
+  }
+
+  recordPoolFull(pool: string): void {
+    this.poolFullRejections.inc({ pool });
+    this.timeline.recordPoolFull(pool);
   }
 
   /** Registers the gauges of pool state and live resource use, read from the pools on every scrape. */

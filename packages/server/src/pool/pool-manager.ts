@@ -93,6 +93,10 @@ const times = (session: Session): SessionTimes => ({
   busy: session.busy > 0,
 });
 
+/** A pool's metrics label: unique across resource groups, bounded like the pools themselves. */
+export const metricLabelOf = (pool: Pick<PoolRow, 'resourceGroup' | 'name'>) =>
+  `${pool.resourceGroup}/${pool.name}`;
+
 export function endDetails(state: EndState): JsonObject | null {
   return state.status === 'exited' ? { exitCode: state.exitCode, signal: state.signal } : null;
 }
@@ -126,9 +130,8 @@ export class PoolManager {
     return this.spec.containerType;
   }
 
-  /** The pool's metrics label: unique across resource groups, bounded like the pools themselves. */
   get metricLabel(): string {
-    return `${this.pool.resourceGroup}/${this.pool.name}`;
+    return metricLabelOf(this.pool);
   }
 
   /** CPU and memory its live sandboxes (allocated and ready) use now, read from their cgroups. */
@@ -248,7 +251,7 @@ export class PoolManager {
       );
     }
     if (this.sessions.size + this.allocating.size >= this.spec.maxConcurrentSessions) {
-      this.deps.metrics.poolFullRejections.inc({ pool: this.metricLabel });
+      this.deps.metrics.recordPoolFull(this.metricLabel);
       return Promise.reject(
         new AppError(
           ErrorCode.SessionPoolFull,
@@ -291,18 +294,16 @@ export class PoolManager {
     }
     this.watchSession(session);
     this.refill();
-    this.event('allocated', { sessionId: row.id, identifier, details: { warm } });
-    this.deps.metrics.allocationSeconds.observe(
-      { pool: this.metricLabel, launch: warm ? 'warm' : 'cold' },
-      (this.deps.now() - started) / 1000,
-    );
+    const durationMs = this.deps.now() - started;
+    this.event('allocated', { sessionId: row.id, identifier, details: { warm, durationMs } });
+    this.deps.metrics.recordAllocation(this.metricLabel, warm, durationMs / 1000);
     const before = await previous;
     return {
       session,
       allocation: {
         created: true,
         warm,
-        durationMs: this.deps.now() - started,
+        durationMs,
         previous: before && { reason: before.endReason ?? 'unknown', endedAt: before.endedAt ?? '' },
       },
     };
@@ -419,7 +420,7 @@ export class PoolManager {
     // The row first: a new session for the same identifier may be stored before the destroy ends.
     entry.row = row;
     await store(row);
-    if (row.identifier !== null) this.deps.metrics.sessionEnds.inc({ pool: this.metricLabel, reason });
+    if (row.identifier !== null) this.deps.metrics.recordSessionEnd(this.metricLabel, reason);
     if (measure) {
       row = { ...row, endDetails: { ...details, usage: await measure() } };
       entry.row = row;

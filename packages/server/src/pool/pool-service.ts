@@ -367,6 +367,7 @@ export class PoolService {
     const manager = this.managers.get(id);
     this.managers.delete(id);
     await manager?.drain();
+    if (manager) this.deps.metrics.timeline.forget(manager.metricLabel);
     await this.deps.store.deletePool(id);
   }
 }

@@ -1,9 +1,21 @@
-/** Metrics and readiness through the API, with an in-memory launcher so failures can be staged. */
+/**
+ * Metrics, readiness and what the dashboard reads (the timeline, the principal, live session use)
+ * through the API, with an in-memory launcher so failures can be staged.
+ */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { FAKE_USAGE, FakeLauncher } from '../fake-launcher.js';
-import { DATA, createPool, execute, interpreterPool, poolPath, startTestServer } from '../server-harness.js';
+import {
+  DATA,
+  MGMT,
+  armPath,
+  createPool,
+  execute,
+  interpreterPool,
+  poolPath,
+  startTestServer,
+} from '../server-harness.js';
 
 /** The value of one sample in a Prometheus exposition, e.g. `name{a="b"}`. */
 function sample(text: string, series: string): number | undefined {
@@ -52,6 +64,84 @@ describe('metrics and readiness', async () => {
     // One allocated session and one ready sandbox live, each using what the fake reports.
     assert.equal(sample(text, `sandpool_pool_memory_bytes{${pool}}`), 2 * FAKE_USAGE.memoryBytes);
     assert.equal(sample(text, `sandpool_pool_live_cpu_seconds{${pool}}`), 2 * FAKE_USAGE.cpuSeconds);
+  });
+
+  it('keeps the last hour minute by minute for the dashboard', async () => {
+    const answer = await server.request('GET', `${armPath('metered')}/timeline?${MGMT}`);
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.json.bucketSeconds, 60);
+    const points: any[] = answer.json.points;
+    assert.equal(points.length, 60, 'every minute of the hour, empty ones included');
+    const total = (pick: (p: any) => number) => points.reduce((n, p) => n + pick(p), 0);
+    // What the first test did (a minute may have turned between its requests, so summed).
+    assert.equal(
+      total((p) => p.allocations),
+      2,
+    );
+    assert.equal(
+      total((p) => p.coldAllocations),
+      1,
+    );
+    assert.equal(
+      total((p) => p.executions.succeeded),
+      3,
+    );
+    assert.equal(
+      total((p) => p.poolFullRejections),
+      1,
+    );
+    assert.equal(
+      total((p) => p.ends.stopped ?? 0),
+      1,
+    );
+    assert.ok(points.some((p) => typeof p.allocationP99Ms === 'number'));
+    assert.ok(Date.parse(points.at(-1).at) <= Date.now());
+
+    const short = await server.request('GET', `${armPath('metered')}/timeline?${MGMT}&minutes=5`);
+    assert.equal(short.json.points.length, 5);
+    const bad = await server.request('GET', `${armPath('metered')}/timeline?${MGMT}&minutes=0`);
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.code, 'InvalidParameter');
+    const missing = await server.request('GET', `${armPath('nosuchpool')}/timeline?${MGMT}`);
+    assert.equal(missing.status, 404);
+  });
+
+  it('tells a credential who it is, and lists sessions with their runs and live use', async () => {
+    const me = await server.request('GET', '/sandpool/whoami');
+    assert.equal(me.status, 200);
+    assert.equal(me.json.principal, 'key:0123456789ab');
+    assert.ok(me.json.roles.includes('Contributor'));
+    assert.equal(typeof me.json.defaultSubscription, 'string');
+    assert.equal((await server.request('GET', '/sandpool/whoami', { key: null })).status, 401);
+
+    const list = await server.request('GET', `${poolPath('metered')}/listSessions?${DATA}`);
+    const [session] = list.json.sessions;
+    assert.equal(session.identifier, 'secret-identifier-1');
+    assert.equal(session.executions, 2);
+    assert.deepEqual(session.usage, FAKE_USAGE);
+  });
+
+  it('lets a Contributor stop a session, and a Reader not', async () => {
+    const key = async (roles: string[]) =>
+      (await server.request('POST', '/sandpool/apiKeys', { body: { name: roles[0], roles } })).json.key;
+    const operator = await key(['Contributor:metered']);
+    const reader = await key(['Reader:metered']);
+    const stop = (who: string) =>
+      server.request('DELETE', `${poolPath('metered')}/session?${DATA}&identifier=secret-identifier-1`, {
+        key: who,
+      });
+    const refused = await stop(reader);
+    assert.equal(refused.status, 403);
+    assert.match(refused.json.error.message, /sessions\/stop.*SessionExecutor or Contributor/);
+    assert.equal((await stop(operator)).status, 204);
+    const after = await server.request('GET', `${poolPath('metered')}/listSessions?${DATA}`);
+    assert.deepEqual(after.json.sessions, []);
+    // A Contributor still may not run code.
+    const run = await server.request('POST', `${poolPath('metered')}/executions?${DATA}&identifier=op`, {
+      key: operator,
+      body: { code: '1' },
+    });
+    assert.equal(run.status, 403);
   });
 
   it('serves metrics to a Reader of every pool only', async () => {

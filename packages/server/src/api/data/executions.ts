@@ -280,8 +280,7 @@ export async function runExecution(
     const executionMs = performance.now() - executionStarted;
     result.session.executions++;
     const status = metricStatus(result.value);
-    deps.metrics.executions.inc({ pool: manager.metricLabel, container_type: manager.containerType, status });
-    deps.metrics.executionSeconds.observe({ pool: manager.metricLabel, status }, executionMs / 1000);
+    deps.metrics.recordExecution(manager.metricLabel, manager.containerType, status, executionMs / 1000);
     await save(result.value, result.session.sandbox.id);
     return { record: result.value, session: result.session, allocation: result.allocation, executionMs };
   };

@@ -20,13 +20,17 @@ export interface ImageMetadata {
   preInstalledPackages: { name: string; version: string }[];
 }
 
-function sessionResource(manager: PoolManager, session: Session) {
+/** The session as Azure describes it, plus what it has run and uses now (read from its cgroup). */
+async function sessionResource(manager: PoolManager, session: Session) {
+  const usage = await session.sandbox.usage().catch(() => undefined);
   return {
     identifier: session.identifier,
     createdAt: new Date(session.allocatedAt).toISOString(),
     lastAccessedAt: new Date(session.lastAccessedAt).toISOString(),
     expireAt: new Date(manager.expiresAt(session)).toISOString(),
     etag: session.sandbox.id,
+    executions: session.executions,
+    ...(usage && { usage }),
   };
 }
 
@@ -34,7 +38,7 @@ export function registerSessionRoutes(
   app: FastifyInstance,
   deps: { pools: PoolService; publicUrl: () => string; imageMetadata: () => Promise<ImageMetadata> },
 ): void {
-  app.get(`${POOL_ENDPOINT}/session`, dataRoutes.getSession, (request) => {
+  app.get(`${POOL_ENDPOINT}/session`, dataRoutes.getSession, async (request) => {
     const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
     const identifier = requireIdentifier(query.identifier);
     const session = manager.getSession(identifier);
@@ -48,16 +52,16 @@ export function registerSessionRoutes(
 
   // Ending a session frees its slot at once; ending one that does not exist is not an error.
   app.delete(`${POOL_ENDPOINT}/session`, dataRoutes.deleteSession, async (request, reply) => {
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
+    const { manager, query } = poolFor(deps.pools, request, 'sessions/stop');
     await manager.stop(requireIdentifier(query.identifier));
     return reply.status(204).send();
   });
 
-  app.get(`${POOL_ENDPOINT}/listSessions`, dataRoutes.listSessions, (request) => {
+  app.get(`${POOL_ENDPOINT}/listSessions`, dataRoutes.listSessions, async (request) => {
     const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
     const skip = optionalInteger(query.skip, 'skip', { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
     const all = manager.listSessions();
-    const page = all.slice(skip, skip + PAGE_SIZE).map((s) => sessionResource(manager, s));
+    const page = await Promise.all(all.slice(skip, skip + PAGE_SIZE).map((s) => sessionResource(manager, s)));
     const path = request.url.split('?')[0] ?? '';
     return {
       sessions: page,

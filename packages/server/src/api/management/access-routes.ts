@@ -8,7 +8,7 @@
 import type { FastifyInstance } from 'fastify';
 
 import type { ApiKeys } from '../../auth/api-keys.js';
-import { authorize, canDelegate, parseGrant, type Grant } from '../../auth/roles.js';
+import { authorize, canDelegate, formatGrant, parseGrant, type Grant } from '../../auth/roles.js';
 import type { Tokens } from '../../auth/tokens.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { ApiKeyRow } from '../../store/store.js';
@@ -37,7 +37,16 @@ function grantsFrom(body: unknown): Grant[] {
   return roles.map(parseGrant);
 }
 
-export function registerAccessRoutes(app: FastifyInstance, deps: { apiKeys: ApiKeys; tokens: Tokens }): void {
+export function registerAccessRoutes(
+  app: FastifyInstance,
+  deps: { apiKeys: ApiKeys; tokens: Tokens; defaultSubscription: string },
+): void {
+  app.get('/sandpool/whoami', accessRoutes.whoami, (request) => ({
+    principal: request.principal.id,
+    roles: request.principal.grants.map(formatGrant),
+    defaultSubscription: deps.defaultSubscription,
+  }));
+
   app.post('/sandpool/apiKeys', accessRoutes.createKey, async (request, reply) => {
     authorize(request.principal, 'keys/write');
     const grants = grantsFrom(request.body);

@@ -11,11 +11,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authorize } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { EventFeed } from '../../observability/event-feed.js';
-import { poolId, type PoolService } from '../../pool/pool-service.js';
+import type { PoolService } from '../../pool/pool-service.js';
 import type { EventQuery, EventRow, Store } from '../../store/store.js';
 import { MANAGEMENT_VERSIONS, requireApiVersion } from '../api-version.js';
 import { EVENT_TYPES, eventRoutes } from '../schemas/events.js';
 import { nextLinkAfter, optionalInteger, optionalTime } from '../wire.js';
+import { loadPool, type PoolParams } from './session-pools.js';
 
 const PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
@@ -135,15 +136,9 @@ export function registerEventRoutes(
     async (request, reply) => {
       const query = request.query as Query;
       const apiVersion = requireApiVersion(query['api-version'], MANAGEMENT_VERSIONS);
-      const params = request.params as { subscription: string; resourceGroup: string; name: string };
+      const params = request.params as PoolParams;
       authorize(request.principal, 'pools/read', params.name);
-      const id = poolId(params.subscription, params.resourceGroup, params.name);
-      if (!(await deps.pools.getPool(id))) {
-        throw new AppError(
-          ErrorCode.ResourceNotFound,
-          `The Resource 'Microsoft.App/sessionPools/${params.name}' under resource group '${params.resourceGroup}' was not found.`,
-        );
-      }
+      const { id } = await loadPool(deps.pools, params);
       const filters = filtersFrom(query);
       const lastEventId = request.headers['last-event-id'];
       const after =

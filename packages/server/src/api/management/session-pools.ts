@@ -30,7 +30,7 @@ export interface ManagementDeps {
   publicUrl: () => string;
 }
 
-type PoolParams = { subscription: string; resourceGroup: string; name: string };
+export type PoolParams = { subscription: string; resourceGroup: string; name: string };
 type Query = Record<string, string | undefined>;
 
 const PAGE_SIZE = 100;
@@ -40,6 +40,18 @@ const MAX_PAGE_SIZE = 1000;
 const POOLS =
   '/subscriptions/:subscription/resourceGroups/:resourceGroup/providers/Microsoft.App/sessionPools';
 const OPERATIONS = '/subscriptions/:subscription/providers/Microsoft.App/locations/:location';
+
+/** The pool the route's parameters name, or ARM's ResourceNotFound. */
+export async function loadPool(pools: PoolService, params: PoolParams): Promise<PoolRow> {
+  const pool = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
+  if (!pool) {
+    throw new AppError(
+      ErrorCode.ResourceNotFound,
+      `The Resource 'Microsoft.App/sessionPools/${params.name}' under resource group '${params.resourceGroup}' was not found.`,
+    );
+  }
+  return pool;
+}
 
 export function registerSessionPoolRoutes(app: FastifyInstance, deps: ManagementDeps): void {
   const { pools, publicUrl } = deps;
@@ -63,17 +75,6 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
       .header('location', operationUrl('Results', pool, operation, apiVersion))
       .header('azure-asyncoperation', operationUrl('Statuses', pool, operation, apiVersion))
       .header('retry-after', '1');
-
-  async function loadPool(params: PoolParams): Promise<PoolRow> {
-    const pool = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
-    if (!pool) {
-      throw new AppError(
-        ErrorCode.ResourceNotFound,
-        `The Resource 'Microsoft.App/sessionPools/${params.name}' under resource group '${params.resourceGroup}' was not found.`,
-      );
-    }
-    return pool;
-  }
 
   async function list(request: FastifyRequest, filter: { subscription: string; resourceGroup?: string }) {
     const query = request.query as Query;
@@ -111,7 +112,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
     authorize(request.principal, 'pools/read', params.name);
-    return render(await loadPool(params), apiVersion);
+    return render(await loadPool(pools, params), apiVersion);
   });
 
   app.put(`${POOLS}/:name`, poolRoutes.createOrUpdate, async (request, reply) => {
@@ -138,7 +139,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
     authorize(request.principal, 'pools/write', params.name);
-    const current = await loadPool(params);
+    const current = await loadPool(pools, params);
     const patch = request.body;
     if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
       throw new AppError(

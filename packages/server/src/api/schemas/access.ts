@@ -29,6 +29,22 @@ export const ApiKey = Type.Object(
 const tag = 'Access' as const;
 
 export const accessRoutes = {
+  whoami: route({
+    operationId: 'Principal_Get',
+    summary: 'Who the credential is and the roles it holds',
+    description:
+      'Lets a client (the dashboard, `sandpool profile`) show only what the caller may do; the server still checks every request.',
+    tag,
+    response: {
+      200: Type.Object({
+        principal: Type.String({ description: '`key:<id>` for API keys, `<iss>#<sub>` for tokens.' }),
+        roles: Type.Array(Type.String(), { examples: [['Reader', 'SessionExecutor:default']] }),
+        defaultSubscription: Type.String({
+          description: 'The subscription of this server’s default pool, for clients that have no other.',
+        }),
+      }),
+    },
+  }),
   createKey: route({
     operationId: 'ApiKeys_Create',
     summary: 'Create an API key (its secret is shown once)',

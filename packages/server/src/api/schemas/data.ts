@@ -144,6 +144,19 @@ export const Session = Type.Object(
     lastAccessedAt: Type.String(),
     expireAt: Type.String({ description: 'When the cooldown (or maxAlivePeriod) ends the session.' }),
     etag: Type.String({ description: 'The sandbox’s id; a new session has a new one.' }),
+    executions: Type.Integer({
+      description: 'Sandpool: executions run in the session since this server took it up.',
+    }),
+    usage: Type.Optional(
+      Type.Object(
+        {
+          cpuSeconds: Type.Number(),
+          memoryBytes: Type.Integer(),
+          peakMemoryBytes: Type.Integer(),
+        },
+        { description: 'Sandpool: what the sandbox uses now, from its cgroup.' },
+      ),
+    ),
   },
   { $id: 'Session' },
 );

@@ -61,3 +61,42 @@ export const eventRoutes = {
     },
   }),
 };
+
+const Counts = (description: string) => Type.Record(Type.String(), Type.Integer(), { description });
+
+export const TimelinePoint = Type.Object({
+  at: Type.String({ description: 'Start of the minute.' }),
+  allocations: Type.Integer(),
+  coldAllocations: Type.Integer({ description: 'Allocations that found no ready sandbox.' }),
+  allocationP50Ms: Type.Union([Type.Number(), Type.Null()]),
+  allocationP99Ms: Type.Union([Type.Number(), Type.Null()]),
+  executions: Type.Object({
+    succeeded: Type.Integer(),
+    failed: Type.Integer(),
+    timeout: Type.Integer(),
+    lost: Type.Integer(),
+  }),
+  ends: Counts('Sessions ended, by reason.'),
+  poolFullRejections: Type.Integer(),
+});
+
+export const timelineRoutes = {
+  get: route({
+    operationId: 'SessionPoolTimeline_Get',
+    summary: 'A pool’s last hour, minute by minute (kept in memory since the server started)',
+    description:
+      'Allocations with their p50 and p99 latency, executions by status, session ends by reason and pool-full refusals; minutes with nothing in them are included. For longer history, scrape `/metrics`.',
+    tag: 'Session pools',
+    params: Type.Object({ subscription: Type.String(), resourceGroup: Type.String(), name: Type.String() }),
+    querystring: Type.Object({
+      ...ManagementQuery.properties,
+      minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 60, default: 60 })),
+    }),
+    response: {
+      200: Type.Object({
+        bucketSeconds: Type.Integer(),
+        points: Type.Array(TimelinePoint),
+      }),
+    },
+  }),
+};

@@ -1,0 +1,53 @@
+/**
+ * @module api/dashboard
+ * Serves the web dashboard (packages/web, built by Vite) at `/dashboard/`. The page itself is
+ * public: it holds no data and signs in with a token, then reads everything through the API as
+ * that principal. Vite names assets by content hash, so they are cached for good; index.html never
+ * is. A strict Content-Security-Policy keeps the token-holding page to its own scripts.
+ */
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+
+import { AppError, ErrorCode } from '../errors.js';
+
+export const DASHBOARD_PREFIX = '/dashboard/';
+
+const SECURITY_HEADERS = {
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+export async function registerDashboard(app: FastifyInstance, dir: string): Promise<void> {
+  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect(DASHBOARD_PREFIX));
+  if (!existsSync(join(dir, 'index.html'))) {
+    app.get(`${DASHBOARD_PREFIX}*`, { schema: { hide: true } }, () => {
+      throw new AppError(
+        ErrorCode.RouteNotFound,
+        `The dashboard is not built (no ${join(dir, 'index.html')}): run \`npm run build -w packages/web\`.`,
+      );
+    });
+    return;
+  }
+  await app.register(fastifyStatic, {
+    root: dir,
+    prefix: DASHBOARD_PREFIX,
+    schemaHide: true,
+    // The router ignores trailing slashes, so the wildcard never sees `/dashboard/`: served below.
+    index: false,
+    cacheControl: false,
+    setHeaders(response, path) {
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) response.setHeader(name, value);
+      response.setHeader(
+        'cache-control',
+        path.includes(`${join(dir, 'assets')}/`) ? 'public, max-age=31536000, immutable' : 'no-cache',
+      );
+    },
+  });
+  app.get('/dashboard', { schema: { hide: true } }, (_request, reply) => reply.sendFile('index.html'));
+}

@@ -1,0 +1,157 @@
+/**
+ * @module overview
+ * Every pool at a glance: ready, allocated and maximum sessions with the pool's pressure, the last
+ * hour's allocations, executions and errors, and the last day's usage per pool.
+ */
+
+import type { PoolTimeline, UsageTotals } from '@sandpool/sdk';
+
+import type { SignedIn } from './auth.js';
+import { CapacityBar, ErrorNote } from './parts.js';
+import { cpuTime, duration, milliseconds, number, percent } from './format.js';
+import { usePolled } from './live.js';
+import { poolHref, pressure, summarize, type PoolSummary } from './pool-summary.js';
+
+const DAY_MS = 86_400_000;
+
+/** Totals of a timeline, for a card: counts summed, latency the worst minute's p99. */
+export function hourTotals(timeline: PoolTimeline | undefined) {
+  const points = timeline?.points ?? [];
+  const sum = (pick: (p: PoolTimeline['points'][number]) => number) =>
+    points.reduce((n, p) => n + pick(p), 0);
+  const p99s = points.map((p) => p.allocationP99Ms).filter((v): v is number => v !== null);
+  return {
+    allocations: sum((p) => p.allocations),
+    executions: sum(
+      (p) => p.executions.succeeded + p.executions.failed + p.executions.timeout + p.executions.lost,
+    ),
+    errors: sum((p) => p.executions.failed + p.executions.timeout + p.executions.lost),
+    poolFull: sum((p) => p.poolFullRejections),
+    worstP99Ms: p99s.length ? Math.max(...p99s) : null,
+  };
+}
+
+function PoolCard({ auth, pool }: { auth: SignedIn; pool: PoolSummary }) {
+  const timeline = usePolled(
+    () => auth.client(pool.resourceGroup).pools.timeline(pool.name),
+    10_000,
+    `${pool.resourceGroup}/${pool.name}`,
+  );
+  const hour = hourTotals(timeline.data);
+  const level = pressure(pool);
+  return (
+    <article class="card pool-card" data-testid={`pool-${pool.name}`}>
+      <header>
+        <h2>
+          <a href={poolHref(pool)}>{pool.name}</a>
+        </h2>
+        <span class="badge">{pool.containerType}</span>
+        {pool.provisioningState !== 'Succeeded' && <span class="badge warn">{pool.provisioningState}</span>}
+      </header>
+      <CapacityBar pool={pool} />
+      <dl class="figures">
+        <div>
+          <dt>Ready</dt>
+          <dd data-testid="ready">{pool.ready}</dd>
+        </div>
+        <div>
+          <dt>Allocated</dt>
+          <dd data-testid="allocated">{pool.allocated}</dd>
+        </div>
+        <div>
+          <dt>Max</dt>
+          <dd>{pool.max}</dd>
+        </div>
+        <div>
+          <dt>Pressure</dt>
+          <dd class={level >= 0.9 ? 'hot' : level >= 0.7 ? 'warm' : ''} data-testid="pressure">
+            {percent(level)}
+          </dd>
+        </div>
+      </dl>
+      <p class="muted small" data-testid="hour">
+        {timeline.data ? (
+          <>
+            Last hour: {hour.allocations} allocations (worst p99 {milliseconds(hour.worstP99Ms)}),{' '}
+            {hour.executions} executions, {hour.errors} errors
+            {hour.poolFull > 0 && `, ${hour.poolFull} refused (pool full)`}
+          </>
+        ) : (
+          'Last hour: loading…'
+        )}
+      </p>
+      {pool.startFailures > 0 && (
+        <p class="error small">
+          {pool.startFailures} sandbox starts failed in a row: {pool.lastStartError}
+        </p>
+      )}
+    </article>
+  );
+}
+
+function UsageTable({ rows }: { rows: UsageTotals[] }) {
+  if (rows.length === 0) return <p class="muted">No session has ended in the last 24 hours.</p>;
+  return (
+    <div class="table-scroll">
+      <table data-testid="usage">
+        <thead>
+          <tr>
+            <th>Pool</th>
+            <th class="num">Sessions</th>
+            <th class="num">Session time</th>
+            <th class="num">CPU</th>
+            <th class="num">Memory GiB·h</th>
+            <th class="num">Executions</th>
+            <th class="num" title="Time prewarmed sandboxes waited unused">
+              Ready idle
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr key={row.key}>
+              <td>{row.key}</td>
+              <td class="num">{row.sessions}</td>
+              <td class="num">{duration(row.sessionSeconds)}</td>
+              <td class="num">{cpuTime(row.cpuSeconds)}</td>
+              <td class="num">{number(row.memoryGibSeconds / 3600, 2)}</td>
+              <td class="num">{row.executions}</td>
+              <td class="num">{duration(row.readySeconds)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export function Overview({ auth }: { auth: SignedIn }) {
+  const pools = usePolled(() => auth.client().pools.list({ allResourceGroups: true }), 5000, 'pools');
+  const usage = usePolled(
+    () => auth.client().usage({ since: new Date(Date.now() - DAY_MS).toISOString() }),
+    30_000,
+    'usage',
+  );
+  const summaries = (pools.data ?? []).map(summarize);
+  return (
+    <>
+      <h1>Session pools</h1>
+      <ErrorNote error={pools.error} what="load the pools" />
+      {pools.data && summaries.length === 0 && (
+        <p class="muted">
+          No pools yet: create one with <code>sandpool sessionpool create</code>.
+        </p>
+      )}
+      <section class="grid" aria-label="Pools">
+        {summaries.map((pool) => (
+          <PoolCard key={`${pool.resourceGroup}/${pool.name}`} auth={auth} pool={pool} />
+        ))}
+      </section>
+      <section class="card">
+        <h2>Usage, last 24 hours</h2>
+        <ErrorNote error={usage.error} what="load usage (it needs Reader on every pool)" />
+        {usage.data && <UsageTable rows={usage.data.value} />}
+      </section>
+    </>
+  );
+}
