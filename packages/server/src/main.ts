@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     `Sandpool is listening on ${server.url}`,
     ...(server.tlsFingerprint ? [`TLS certificate SHA-256: ${server.tlsFingerprint}`] : []),
     ...(config.defaultPool ? [`Default pool endpoint: ${poolEndpoint}`] : []),
+    `Dashboard: ${server.url}/dashboard/ (sign in with an API key or a token)`,
     ...(server.bootstrapKey ? [`Admin API key (shown once, stored hashed): ${server.bootstrapKey}`] : []),
   ];
   process.stderr.write(`\n${banner.join('\n')}\n\n`);
