@@ -46,7 +46,7 @@ describe('watchEvents', () => {
     }
     assert.deepEqual(ids, ['1', '2', '3']);
     assert.equal(requests[0]?.headers.get('accept'), 'text/event-stream');
-    assert.equal(requests[0]?.headers.get('last-event-id'), null);
+    assert.equal(requests[0].headers.get('last-event-id'), null);
     assert.equal(requests[1]?.headers.get('last-event-id'), '2');
   });
 

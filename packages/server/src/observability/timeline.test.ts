@@ -43,9 +43,9 @@ describe('timeline', () => {
       poolFullRejections: 0,
     });
     assert.equal(second?.at, '2026-11-26T10:01:00.000Z');
-    assert.deepEqual(second?.ends, { cooldown: 2 });
-    assert.equal(second?.poolFullRejections, 1);
-    assert.equal(second?.allocationP50Ms, null);
+    assert.deepEqual(second.ends, { cooldown: 2 });
+    assert.equal(second.poolFullRejections, 1);
+    assert.equal(second.allocationP50Ms, null);
   });
 
   it('answers every minute of the span, empty ones too, and keeps pools apart', () => {
@@ -89,7 +89,7 @@ describe('timeline', () => {
     const [point] = timeline.points('rg/a', 1);
     assert.equal(point?.allocations, 10_000);
     // Keeping only the first samples would put the median at 10; an even sample has 70% at 20.
-    assert.equal(point?.allocationP50Ms, 20);
-    assert.equal(point?.allocationP99Ms, 20);
+    assert.equal(point.allocationP50Ms, 20);
+    assert.equal(point.allocationP99Ms, 20);
   });
 });

@@ -72,7 +72,7 @@ describe('metrics and readiness', async () => {
     assert.equal(answer.json.bucketSeconds, 60);
     const points: any[] = answer.json.points;
     assert.equal(points.length, 60, 'every minute of the hour, empty ones included');
-    const total = (pick: (p: any) => number) => points.reduce((n, p) => n + pick(p), 0);
+    const total = (pick: (p: any) => number) => points.reduce((n: number, p) => n + pick(p), 0);
     // What the first test did (a minute may have turned between its requests, so summed).
     assert.equal(
       total((p) => p.allocations),
