@@ -17,9 +17,11 @@ fi
 # iproute2, util-linux: netns, mount and nsenter used by the runtime and the tests;
 # openssl: the self-signed certificate for local HTTPS;
 # python3-jupyter-client, python3-ipykernel: the Jupyter baseline the server benchmark compares with;
-# chromium: the browser the dashboard's tests drive (playwright-core cannot download one here).
+# chromium: the browser the dashboard's tests drive (playwright-core cannot download one here);
+# skopeo, umoci: pull and unpack custom containers' images; docker-registry, busybox-static: the
+# loopback registry and the static binary the image tests build their images from.
 packages=(runc conmon golang-github-containers-common mmdebstrap runsc iproute2 util-linux ca-certificates
-  openssl python3-jupyter-client python3-ipykernel chromium)
+  openssl python3-jupyter-client python3-ipykernel chromium skopeo umoci docker-registry busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +30,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The tests start their own registries on loopback; the package's service would listen on :5000 on
+# every interface.
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+  systemctl disable --now docker-registry
 fi
 
 stamp=node_modules/.sandpool-lock-hash

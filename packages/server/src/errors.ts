@@ -17,6 +17,16 @@ export const ErrorCode = {
   InvalidApiVersionParameter: 'InvalidApiVersionParameter',
   InvalidIdentifier: 'InvalidIdentifier',
   InvalidFileName: 'InvalidFileName',
+  /** A custom container's image reference does not parse. */
+  InvalidImageReference: 'InvalidImageReference',
+  /** The registry has no such repository, tag or digest. */
+  ImageNotFound: 'ImageNotFound',
+  /** The registry refused the pool's registry credentials (or asked for some). */
+  RegistryAuthFailed: 'RegistryAuthFailed',
+  /** The image has no variant for this host's OS and architecture. */
+  ImagePlatformUnsupported: 'ImagePlatformUnsupported',
+  /** The registry's manifest or config cannot be read as an OCI or Docker image. */
+  ImageManifestInvalid: 'ImageManifestInvalid',
   // 401
   AuthenticationFailed: 'AuthenticationFailed',
   // 403
@@ -52,6 +62,11 @@ export const ErrorCode = {
   AgentProtocolError: 'AgentProtocolError',
   // 501
   RuntimeUnavailable: 'RuntimeUnavailable',
+  // 502
+  /** No answer from the registry: refused, unknown host, TLS failure or timeout. */
+  RegistryUnreachable: 'RegistryUnreachable',
+  /** The pull failed for a reason the registry's answer does not name. */
+  ImagePullFailed: 'ImagePullFailed',
   // 503
   AgentUnavailable: 'AgentUnavailable',
   ServiceShuttingDown: 'ServiceShuttingDown',
@@ -71,6 +86,11 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   InvalidApiVersionParameter: 400,
   InvalidIdentifier: 400,
   InvalidFileName: 400,
+  InvalidImageReference: 400,
+  ImageNotFound: 400,
+  RegistryAuthFailed: 400,
+  ImagePlatformUnsupported: 400,
+  ImageManifestInvalid: 400,
   AuthenticationFailed: 401,
   AuthorizationFailed: 403,
   SandboxNotFound: 404,
@@ -92,6 +112,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   SandboxRuntimeError: 500,
   AgentProtocolError: 500,
   RuntimeUnavailable: 501,
+  RegistryUnreachable: 502,
+  ImagePullFailed: 502,
   AgentUnavailable: 503,
   ServiceShuttingDown: 503,
   SessionStorageFull: 507,

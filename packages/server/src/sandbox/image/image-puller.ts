@@ -1,0 +1,295 @@
+/**
+ * @module sandbox/image/image-puller
+ * Pulls a custom container's image from an OCI/Docker registry into a local cache keyed by the
+ * manifest digest, and unpacks it to a rootfs the sandboxes mount read-only. skopeo resolves and
+ * copies (it speaks both registry APIs, manifest lists included, and runs offline against a
+ * registry on loopback); umoci unpacks the OCI layout, whiteouts and all. A pull is resolved to a
+ * digest first and then copied by that digest, so a tag moved meanwhile cannot mix two images; it
+ * is unpacked beside the cache and renamed into place, so nothing half-pulled is ever used.
+ * Credentials reach skopeo in a 0600 auth file, never on its command line.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { AppError, ErrorCode } from '../../errors.js';
+import type { CommandResult, CommandRunner } from '../command.js';
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+}
+
+/** A registry image reference, e.g. `127.0.0.1:5000/team/app:1.2` or `…/app@sha256:…`. */
+export interface ImageReference {
+  /** `host[:port]`; `docker.io` when the reference names none. */
+  registry: string;
+  repository: string;
+  tag: string | undefined;
+  digest: string | undefined;
+}
+
+/** What the image says to run, as umoci's generated runtime config carries it. */
+export interface ImageProcess {
+  args: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+}
+
+export interface PulledImage {
+  reference: string;
+  /** The manifest digest the pool pins (`sha256:…`). */
+  digest: string;
+  /** The unpacked root filesystem, shared read-only by every sandbox of the image. */
+  rootfs: string;
+  process: ImageProcess;
+}
+
+export type PullStage = 'resolving' | 'downloading' | 'unpacking';
+
+export interface ImagePullerOptions {
+  /** Where images are cached: `<cacheDir>/<digest hex>/{rootfs,process.json}`. */
+  cacheDir: string;
+  /** Registries (`host:port`) reached over plain HTTP or with an unverified certificate. */
+  insecureRegistries: readonly string[];
+  run: CommandRunner;
+  /** Bounds each skopeo or umoci run. */
+  timeoutMs?: number;
+}
+
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+const HOST = /^(?:localhost|[a-zA-Z0-9.-]+\.[a-zA-Z0-9-]+|\[?[0-9a-fA-F:.]+\]?)(?::\d{1,5})?$/;
+
+export function parseImageReference(text: string): ImageReference {
+  const invalid = (why: string) =>
+    new AppError(
+      ErrorCode.InvalidImageReference,
+      `image ${JSON.stringify(text)} is not a valid reference: ${why}`,
+      {
+        target: 'properties.customContainerTemplate.containers[0].image',
+      },
+    );
+  if (text.length === 0 || text.length > 512) throw invalid('it must have 1 to 512 characters');
+  let rest = text;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at !== -1) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!DIGEST.test(digest)) throw invalid('a digest is sha256: and 64 hex digits');
+  }
+  const parts = rest.split('/');
+  const first = parts[0] ?? '';
+  const hasRegistry =
+    parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
+  const registry = hasRegistry ? first : 'docker.io';
+  if (hasRegistry) parts.shift();
+  if (!HOST.test(registry)) throw invalid(`${registry} is not a registry host`);
+  let tag: string | undefined;
+  const last = parts.at(-1) ?? '';
+  const colon = last.lastIndexOf(':');
+  if (colon !== -1) {
+    tag = last.slice(colon + 1);
+    parts[parts.length - 1] = last.slice(0, colon);
+    if (!TAG.test(tag)) throw invalid(`tag ${JSON.stringify(tag)} has characters a tag cannot have`);
+  }
+  if (parts.length === 0 || !parts.every((p) => COMPONENT.test(p))) {
+    throw invalid('the repository is lower-case letters, digits and separators, split by /');
+  }
+  if (registry === 'docker.io' && parts.length === 1) parts.unshift('library');
+  return { registry, repository: parts.join('/'), tag: tag ?? (digest ? undefined : 'latest'), digest };
+}
+
+const formatReference = (ref: ImageReference, pinned?: string) =>
+  `${ref.registry}/${ref.repository}${pinned ? `@${pinned}` : ref.digest ? `@${ref.digest}` : `:${ref.tag ?? 'latest'}`}`;
+
+/** The typed failure skopeo's message describes. */
+export function pullFailure(reference: string, stderr: string): AppError {
+  const message = (/msg="(.*)"\s*$/m.exec(stderr)?.[1] ?? stderr).replace(/\\"/g, '"').trim();
+  const say = (code: ErrorCode, what: string) =>
+    new AppError(code, `cannot pull ${reference}: ${what} (${message})`, {
+      target: 'properties.customContainerTemplate.containers[0].image',
+    });
+  if (/unauthorized|authentication required|denied|invalid username\/password/i.test(message)) {
+    return say(ErrorCode.RegistryAuthFailed, 'the registry refused the credentials');
+  }
+  if (/manifest unknown|name unknown|not found|404/i.test(message)) {
+    return say(ErrorCode.ImageNotFound, 'the registry has no such image');
+  }
+  if (
+    /no image found in manifest list|does not match .*(architecture|os)|unsupported platform/i.test(message)
+  ) {
+    return say(ErrorCode.ImagePlatformUnsupported, 'the image has no linux/amd64 variant');
+  }
+  if (
+    /connection refused|no such host|i\/o timeout|network is unreachable|dial tcp|x509|tls|HTTP response to HTTPS/i.test(
+      message,
+    )
+  ) {
+    return say(ErrorCode.RegistryUnreachable, 'the registry does not answer');
+  }
+  if (/manifest|unmarshal|invalid|unsupported|media ?type|parsing/i.test(message)) {
+    return say(ErrorCode.ImageManifestInvalid, 'the registry’s answer is not a usable image');
+  }
+  return say(ErrorCode.ImagePullFailed, 'the pull failed');
+}
+
+export class ImagePuller {
+  private readonly pulling = new Map<string, Promise<PulledImage>>();
+
+  constructor(private readonly options: ImagePullerOptions) {}
+
+  /**
+   * The image at `reference`, pulled and unpacked unless its digest is cached already. `onStage`
+   * hears each step of a pull that does work.
+   */
+  async pull(
+    reference: string,
+    credentials?: RegistryCredentials,
+    onStage?: (stage: PullStage) => void,
+  ): Promise<PulledImage> {
+    const ref = parseImageReference(reference);
+    await mkdir(join(this.options.cacheDir, 'tmp'), { recursive: true, mode: 0o700 });
+    const authFile = credentials && (await this.writeAuthFile(ref.registry, credentials));
+    try {
+      onStage?.('resolving');
+      const digest = ref.digest ?? (await this.resolveDigest(ref, authFile));
+      const cached = await this.cached(reference, digest);
+      if (cached) return cached;
+      const inFlight = this.pulling.get(digest);
+      if (inFlight) return await inFlight;
+      const pull = this.fetchAndUnpack(ref, reference, digest, authFile, onStage).finally(() =>
+        this.pulling.delete(digest),
+      );
+      this.pulling.set(digest, pull);
+      return await pull;
+    } finally {
+      if (authFile) await rm(authFile, { force: true });
+    }
+  }
+
+  /** Drops a cached image (its sandboxes must be gone). */
+  async remove(digest: string): Promise<void> {
+    await rm(this.imageDir(digest), { recursive: true, force: true });
+  }
+
+  private imageDir(digest: string): string {
+    return join(this.options.cacheDir, digest.replace(/^sha256:/, ''));
+  }
+
+  private async cached(reference: string, digest: string): Promise<PulledImage | undefined> {
+    const dir = this.imageDir(digest);
+    if (!existsSync(join(dir, 'process.json'))) return undefined;
+    const process = JSON.parse(await readFile(join(dir, 'process.json'), 'utf8')) as ImageProcess;
+    return { reference, digest, rootfs: join(dir, 'rootfs'), process };
+  }
+
+  private tlsFlag(ref: ImageReference, flag: string): string[] {
+    return this.options.insecureRegistries.includes(ref.registry) ? [`${flag}=false`] : [];
+  }
+
+  private async skopeo(reference: string, args: string[]): Promise<CommandResult> {
+    const result = await this.options.run('skopeo', args, { timeoutMs: this.options.timeoutMs ?? 600_000 });
+    if (result.code !== 0) throw pullFailure(reference, result.stderr || result.stdout);
+    return result;
+  }
+
+  private async resolveDigest(ref: ImageReference, authFile: string | undefined): Promise<string> {
+    const reference = formatReference(ref);
+    const result = await this.skopeo(reference, [
+      'inspect',
+      ...this.tlsFlag(ref, '--tls-verify'),
+      ...(authFile ? ['--authfile', authFile] : []),
+      '--format',
+      '{{.Digest}} {{.Os}}/{{.Architecture}}',
+      `docker://${reference}`,
+    ]);
+    const [digest = '', platform = ''] = result.stdout.trim().split(' ');
+    if (!DIGEST.test(digest))
+      throw pullFailure(reference, `invalid digest ${JSON.stringify(digest)} in manifest`);
+    if (platform !== 'linux/amd64') {
+      throw new AppError(
+        ErrorCode.ImagePlatformUnsupported,
+        `cannot pull ${reference}: it is built for ${platform}, and this host runs linux/amd64`,
+        { target: 'properties.customContainerTemplate.containers[0].image' },
+      );
+    }
+    return digest;
+  }
+
+  private async fetchAndUnpack(
+    ref: ImageReference,
+    reference: string,
+    digest: string,
+    authFile: string | undefined,
+    onStage: ((stage: PullStage) => void) | undefined,
+  ): Promise<PulledImage> {
+    const work = join(
+      this.options.cacheDir,
+      'tmp',
+      `${digest.slice(7, 19)}-${randomBytes(4).toString('hex')}`,
+    );
+    const layout = `${work}/layout`;
+    const bundle = `${work}/bundle`;
+    try {
+      await mkdir(work, { recursive: true, mode: 0o700 });
+      onStage?.('downloading');
+      await this.skopeo(reference, [
+        'copy',
+        '--quiet',
+        ...this.tlsFlag(ref, '--src-tls-verify'),
+        ...(authFile ? ['--src-authfile', authFile] : []),
+        `docker://${formatReference(ref, digest)}`,
+        `oci:${layout}:image`,
+      ]);
+      onStage?.('unpacking');
+      const unpack = await this.options.run('umoci', ['unpack', '--image', `${layout}:image`, bundle], {
+        timeoutMs: this.options.timeoutMs ?? 600_000,
+      });
+      if (unpack.code !== 0) throw pullFailure(reference, unpack.stderr);
+      const process = await readProcess(join(bundle, 'config.json'));
+      await writeFile(join(bundle, 'process.json'), JSON.stringify(process));
+      // umoci makes the bundle 0700; sandboxes in their own user namespace must traverse it.
+      await chmod(bundle, 0o711);
+      await rm(layout, { recursive: true, force: true });
+      const dir = this.imageDir(digest);
+      if (!existsSync(dir)) await rename(bundle, dir);
+      const cached = await this.cached(reference, digest);
+      if (!cached)
+        throw new AppError(
+          ErrorCode.ImagePullFailed,
+          `cannot pull ${reference}: the unpacked image vanished`,
+        );
+      return cached;
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  private async writeAuthFile(registry: string, credentials: RegistryCredentials): Promise<string> {
+    const path = join(this.options.cacheDir, 'tmp', `auth-${randomBytes(8).toString('hex')}.json`);
+    const auth = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
+    await writeFile(path, JSON.stringify({ auths: { [registry]: { auth } } }), { mode: 0o600 });
+    return path;
+  }
+}
+
+async function readProcess(configPath: string): Promise<ImageProcess> {
+  const config = JSON.parse(await readFile(configPath, 'utf8')) as {
+    process?: { args?: string[]; env?: string[]; cwd?: string; user?: { uid?: number; gid?: number } };
+  };
+  const process = config.process ?? {};
+  return {
+    args: process.args ?? [],
+    env: process.env ?? [],
+    cwd: process.cwd ?? '/',
+    uid: process.user?.uid ?? 0,
+    gid: process.user?.gid ?? 0,
+  };
+}
