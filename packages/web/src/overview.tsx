@@ -7,10 +7,10 @@
 import type { PoolTimeline, UsageTotals } from '@sandpool/sdk';
 
 import type { SignedIn } from './auth.js';
-import { CapacityBar, ErrorNote } from './parts.js';
-import { cpuTime, duration, milliseconds, number, percent } from './format.js';
+import { CapacityBar, CapacityFigures, ErrorNote } from './parts.js';
+import { cpuTime, duration, milliseconds, number } from './format.js';
 import { usePolled } from './live.js';
-import { poolHref, pressure, summarize, type PoolSummary } from './pool-summary.js';
+import { poolHref, summarize, type PoolSummary } from './pool-summary.js';
 
 const DAY_MS = 86_400_000;
 
@@ -38,7 +38,6 @@ function PoolCard({ auth, pool }: { auth: SignedIn; pool: PoolSummary }) {
     `${pool.resourceGroup}/${pool.name}`,
   );
   const hour = hourTotals(timeline.data);
-  const level = pressure(pool);
   return (
     <article class="card pool-card" data-testid={`pool-${pool.name}`}>
       <header>
@@ -49,26 +48,7 @@ function PoolCard({ auth, pool }: { auth: SignedIn; pool: PoolSummary }) {
         {pool.provisioningState !== 'Succeeded' && <span class="badge warn">{pool.provisioningState}</span>}
       </header>
       <CapacityBar pool={pool} />
-      <dl class="figures">
-        <div>
-          <dt>Ready</dt>
-          <dd data-testid="ready">{pool.ready}</dd>
-        </div>
-        <div>
-          <dt>Allocated</dt>
-          <dd data-testid="allocated">{pool.allocated}</dd>
-        </div>
-        <div>
-          <dt>Max</dt>
-          <dd>{pool.max}</dd>
-        </div>
-        <div>
-          <dt>Pressure</dt>
-          <dd class={level >= 0.9 ? 'hot' : level >= 0.7 ? 'warm' : ''} data-testid="pressure">
-            {percent(level)}
-          </dd>
-        </div>
-      </dl>
+      <CapacityFigures pool={pool} />
       <p class="muted small" data-testid="hour">
         {timeline.data ? (
           <>

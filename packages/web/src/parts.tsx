@@ -4,8 +4,10 @@
  */
 
 import { ApiError } from '@sandpool/sdk';
+import type { ComponentChildren } from 'preact';
 
-import type { PoolSummary } from './pool-summary.js';
+import { percent } from './format.js';
+import { pressure, type PoolSummary } from './pool-summary.js';
 
 /** Ready and allocated sessions against the pool's maximum. */
 export function CapacityBar({ pool }: { pool: PoolSummary }) {
@@ -19,6 +21,56 @@ export function CapacityBar({ pool }: { pool: PoolSummary }) {
       <span class="allocated" style={{ width: width(pool.allocated) }} />
       <span class="ready" style={{ width: width(pool.ready) }} />
     </div>
+  );
+}
+
+export function Figure({
+  label,
+  testId,
+  tone = '',
+  children,
+}: {
+  label: string;
+  testId?: string;
+  /** A CSS class for the value: `text` for words, `warm`/`hot` for a level that needs attention. */
+  tone?: string;
+  children: ComponentChildren;
+}) {
+  return (
+    <div>
+      <dt>{label}</dt>
+      <dd class={tone} data-testid={testId}>
+        {children}
+      </dd>
+    </div>
+  );
+}
+
+/** Ready, allocated, max and pressure, then whatever figures the view adds. */
+export function CapacityFigures({
+  pool,
+  wide = false,
+  children,
+}: {
+  pool: PoolSummary;
+  wide?: boolean;
+  children?: ComponentChildren;
+}) {
+  const level = pressure(pool);
+  return (
+    <dl class={wide ? 'figures wide' : 'figures'}>
+      <Figure label="Ready" testId="ready">
+        {pool.ready} {wide && <small>of {pool.readyTarget}</small>}
+      </Figure>
+      <Figure label="Allocated" testId="allocated">
+        {pool.allocated}
+      </Figure>
+      <Figure label="Max">{pool.max}</Figure>
+      <Figure label="Pressure" testId="pressure" tone={level >= 0.9 ? 'hot' : level >= 0.7 ? 'warm' : ''}>
+        {percent(level)}
+      </Figure>
+      {children}
+    </dl>
   );
 }
 

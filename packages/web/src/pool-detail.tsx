@@ -12,9 +12,9 @@ import { canStopSessions, type SignedIn } from './auth.js';
 import { TimeChart } from './chart.js';
 import { bytes, clockTime, cpuTime, duration, identifierHash, milliseconds, percent } from './format.js';
 import { usePolled, useNow } from './live.js';
-import { CapacityBar, ErrorNote } from './parts.js';
+import { CapacityBar, CapacityFigures, ErrorNote, Figure } from './parts.js';
 import { usePoolEvents } from './pool-events.js';
-import { pressure, summarize } from './pool-summary.js';
+import { summarize } from './pool-summary.js';
 
 const LATENCY_SERIES = [
   { label: 'p50', color: '#2f7ed8' },
@@ -253,45 +253,18 @@ export function PoolDetail({
       {summary && (
         <section class="card">
           <CapacityBar pool={summary} />
-          <dl class="figures wide" data-testid="pool-figures">
-            <div>
-              <dt>Ready</dt>
-              <dd data-testid="ready">
-                {summary.ready} <small>of {summary.readyTarget}</small>
-              </dd>
-            </div>
-            <div>
-              <dt>Allocated</dt>
-              <dd data-testid="allocated">{summary.allocated}</dd>
-            </div>
-            <div>
-              <dt>Max</dt>
-              <dd>{summary.max}</dd>
-            </div>
-            <div>
-              <dt>Pressure</dt>
-              <dd>{percent(pressure(summary))}</dd>
-            </div>
-            <div>
-              <dt>Starting</dt>
-              <dd>{summary.starting}</dd>
-            </div>
-            <div>
-              <dt>Lifecycle</dt>
-              <dd class="text">
-                {summary.cooldownSeconds !== undefined
-                  ? `cooldown ${duration(summary.cooldownSeconds)}`
-                  : `max alive ${duration(summary.maxAliveSeconds ?? 0)}`}
-              </dd>
-            </div>
-            <div>
-              <dt>Each session</dt>
-              <dd class="text">
-                {summary.cpu ?? '–'} CPU, {summary.memory ?? '–'},{' '}
-                {summary.egress === 'EgressEnabled' ? 'egress on' : 'no egress'}
-              </dd>
-            </div>
-          </dl>
+          <CapacityFigures pool={summary} wide>
+            <Figure label="Starting">{summary.starting}</Figure>
+            <Figure label="Lifecycle" tone="text">
+              {summary.cooldownSeconds !== undefined
+                ? `cooldown ${duration(summary.cooldownSeconds)}`
+                : `max alive ${duration(summary.maxAliveSeconds ?? 0)}`}
+            </Figure>
+            <Figure label="Each session" tone="text">
+              {summary.cpu ?? '–'} CPU, {summary.memory ?? '–'},{' '}
+              {summary.egress === 'EgressEnabled' ? 'egress on' : 'no egress'}
+            </Figure>
+          </CapacityFigures>
           {summary.startFailures > 0 && (
             <p class="error">
               {summary.startFailures} sandbox starts failed in a row: {summary.lastStartError}
