@@ -8,7 +8,7 @@ import type { PoolTimeline, UsageTotals } from '@sandpool/sdk';
 
 import type { SignedIn } from './auth.js';
 import { CapacityBar, CapacityFigures, ErrorNote } from './parts.js';
-import { cpuTime, duration, milliseconds, number } from './format.js';
+import { count, cpuTime, duration, milliseconds, number } from './format.js';
 import { usePolled } from './live.js';
 import { poolHref, summarize, type PoolSummary } from './pool-summary.js';
 
@@ -52,8 +52,8 @@ function PoolCard({ auth, pool }: { auth: SignedIn; pool: PoolSummary }) {
       <p class="muted small" data-testid="hour">
         {timeline.data ? (
           <>
-            Last hour: {hour.allocations} allocations (worst p99 {milliseconds(hour.worstP99Ms)}),{' '}
-            {hour.executions} executions, {hour.errors} errors
+            Last hour: {count(hour.allocations, 'allocation')} (worst p99 {milliseconds(hour.worstP99Ms)}),{' '}
+            {count(hour.executions, 'execution')}, {count(hour.errors, 'error')}
             {hour.poolFull > 0 && `, ${hour.poolFull} refused (pool full)`}
           </>
         ) : (

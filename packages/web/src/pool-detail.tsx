@@ -10,7 +10,16 @@ import { useMemo, useState } from 'preact/hooks';
 
 import { canStopSessions, type SignedIn } from './auth.js';
 import { TimeChart } from './chart.js';
-import { bytes, clockTime, cpuTime, duration, identifierHash, milliseconds, percent } from './format.js';
+import {
+  bytes,
+  clockTime,
+  count,
+  cpuTime,
+  duration,
+  identifierHash,
+  milliseconds,
+  percent,
+} from './format.js';
 import { usePolled, useNow } from './live.js';
 import { CapacityBar, CapacityFigures, ErrorNote, Figure } from './parts.js';
 import { usePoolEvents } from './pool-events.js';
@@ -68,7 +77,7 @@ function IdleDistribution({
         ))}
       </ol>
       <p class="muted small">
-        {idles.length} sessions ended; {percent(byCooldown / ended.length)} by the cooldown
+        {count(idles.length, 'session')} ended; {percent(byCooldown / ended.length)} by the cooldown
         {cooldownSeconds !== undefined && ` (${duration(cooldownSeconds)})`}. Many sessions idling the whole
         cooldown means it could be shorter.
       </p>
