@@ -1,9 +1,10 @@
 /**
  * @module api/authentication
  * Every route needs a credential (the health probes, the OpenAPI document and the dashboard's
- * static page excepted): the hook
- * resolves the bearer token to a principal before routing reaches a handler; handlers authorize
- * their action with auth/roles.
+ * static page excepted): the hook resolves the bearer token to a principal before a handler runs;
+ * handlers authorize their action with auth/roles. Whether a request is public is decided by the
+ * route it matched, never by its raw path, so `/dashboard/../sandpool/…` cannot borrow the page's
+ * exemption.
  */
 
 import type { FastifyInstance } from 'fastify';
@@ -19,15 +20,21 @@ declare module 'fastify' {
   }
 }
 
-/** The health probes, the API's own description and the dashboard's page need no credential. */
-const PUBLIC_PATHS = new Set(['/', '/dashboard', '/healthz', '/readyz', OPENAPI_PATH]);
-
-const isPublic = (path: string) => PUBLIC_PATHS.has(path) || path.startsWith(DASHBOARD_PREFIX);
+/** Routes (as registered) of the health probes, the API's own description and the dashboard's page. */
+const PUBLIC_ROUTES = new Set([
+  '/',
+  '/healthz',
+  '/readyz',
+  OPENAPI_PATH,
+  '/dashboard',
+  `${DASHBOARD_PREFIX}*`,
+]);
 
 export function registerAuthentication(app: FastifyInstance, authenticator: Authenticator): void {
   app.decorateRequest('principal', null as unknown as Principal);
   app.addHook('onRequest', async (request) => {
-    if (isPublic(request.url.split('?')[0] ?? '')) return;
+    const route = request.routeOptions.url;
+    if (route !== undefined && PUBLIC_ROUTES.has(route)) return;
     request.principal = await authenticator.authenticate(request.headers.authorization);
   });
 }

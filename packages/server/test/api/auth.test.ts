@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { after, describe, it } from 'node:test';
 
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
@@ -82,6 +82,35 @@ describe('authentication and roles', async () => {
       headers: { authorization: 'Basic eDp5' },
     });
     assert.equal(basic.status, 401);
+  });
+
+  it('exempts only the public routes themselves, whatever the raw path says', async () => {
+    // fetch would resolve the dot segments; a raw request sends them as written.
+    const raw = (path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const url = new URL(server.url);
+        const request = httpRequest(
+          { host: url.hostname, port: url.port, path, method: 'GET' },
+          (response) => {
+            let body = '';
+            response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+          },
+        );
+        request.on('error', reject);
+        request.end();
+      });
+    for (const path of [
+      '/dashboard/../sandpool/apiKeys',
+      '/dashboard/..%2fsandpool/apiKeys',
+      '/healthz/../sandpool/apiKeys',
+    ]) {
+      const answer = await raw(path);
+      assert.ok(!answer.body.includes('"value"'), `${path} leaked the key list: ${answer.body}`);
+      assert.notEqual(answer.status, 200, path);
+    }
+    assert.equal((await raw('/sandpool/apiKeys')).status, 401);
+    assert.equal((await raw('/healthz')).status, 200);
   });
 
   it('lets a Session Executor run code but not manage pools', async () => {
