@@ -24,21 +24,25 @@ const SECURITY_HEADERS = {
 };
 
 export async function registerDashboard(app: FastifyInstance, dir: string): Promise<void> {
-  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect(DASHBOARD_PREFIX));
+  const hidden = { schema: { hide: true } };
+  app.get('/', hidden, (_request, reply) => reply.redirect(DASHBOARD_PREFIX));
+  // The router ignores trailing slashes, so `/dashboard/` reaches this route, never the wildcard.
+  const page = '/dashboard';
   if (!existsSync(join(dir, 'index.html'))) {
-    app.get(`${DASHBOARD_PREFIX}*`, { schema: { hide: true } }, () => {
+    const notBuilt = () => {
       throw new AppError(
         ErrorCode.RouteNotFound,
         `The dashboard is not built (no ${join(dir, 'index.html')}): run \`npm run build -w packages/web\`.`,
       );
-    });
+    };
+    app.get(page, hidden, notBuilt);
+    app.get(`${DASHBOARD_PREFIX}*`, hidden, notBuilt);
     return;
   }
   await app.register(fastifyStatic, {
     root: dir,
     prefix: DASHBOARD_PREFIX,
     schemaHide: true,
-    // The router ignores trailing slashes, so the wildcard never sees `/dashboard/`: served below.
     index: false,
     cacheControl: false,
     setHeaders(response, path) {
@@ -49,5 +53,5 @@ export async function registerDashboard(app: FastifyInstance, dir: string): Prom
       );
     },
   });
-  app.get('/dashboard', { schema: { hide: true } }, (_request, reply) => reply.sendFile('index.html'));
+  app.get(page, hidden, (_request, reply) => reply.sendFile('index.html'));
 }
