@@ -145,6 +145,24 @@ export class Metrics {
     this.timeline.recordExecution(pool, status);
   }
 
+  recordSandboxStart(pool: string, seconds: number): void {
+    this.sandboxStartSeconds.observe({ pool }, seconds);
+  }
+
+  recordSandboxStartFailure(pool: string): void {
+    this.sandboxStartFailures.inc({ pool });
+  }
+
+  /** What an ended session used; CPU only when its cgroup could still be read. */
+  recordSessionUsage(
+    pool: string,
+    usage: { idleSeconds: number; lifetimeSeconds: number; cpuSeconds?: number },
+  ): void {
+    this.sessionIdleSeconds.observe({ pool }, usage.idleSeconds);
+    this.sessionLifetimeSeconds.observe({ pool }, usage.lifetimeSeconds);
+    if (usage.cpuSeconds !== undefined) this.sessionCpuSeconds.inc({ pool }, usage.cpuSeconds);
+  }
+
   recordSessionEnd(pool: string, reason: string): void {
     this.sessionEnds.inc({ pool, reason });
     this.timeline.recordEnd(pool, reason);

@@ -33,11 +33,14 @@ interface Bucket {
   poolFullRejections: number;
 }
 
-const emptyExecutions = (): Record<ExecutionStatus, number> => ({
-  succeeded: 0,
-  failed: 0,
-  timeout: 0,
-  lost: 0,
+const emptyBucket = (start: number): Bucket => ({
+  start,
+  allocations: 0,
+  coldAllocations: 0,
+  latencies: [],
+  executions: { succeeded: 0, failed: 0, timeout: 0, lost: 0 },
+  ends: {},
+  poolFullRejections: 0,
 });
 
 /** The value below which `fraction` of the sorted samples fall (nearest rank). */
@@ -89,17 +92,17 @@ export class Timeline {
     const points: TimelinePoint[] = [];
     for (let i = span - 1; i >= 0; i--) {
       const start = newest - i * this.bucketMs;
-      const bucket = byStart.get(start);
-      const sorted = bucket ? [...bucket.latencies].sort((a, b) => a - b) : [];
+      const bucket = byStart.get(start) ?? emptyBucket(start);
+      const sorted = [...bucket.latencies].sort((a, b) => a - b);
       points.push({
         at: new Date(start).toISOString(),
-        allocations: bucket?.allocations ?? 0,
-        coldAllocations: bucket?.coldAllocations ?? 0,
+        allocations: bucket.allocations,
+        coldAllocations: bucket.coldAllocations,
         allocationP50Ms: percentile(sorted, 0.5),
         allocationP99Ms: percentile(sorted, 0.99),
-        executions: bucket ? { ...bucket.executions } : emptyExecutions(),
-        ends: bucket ? { ...bucket.ends } : {},
-        poolFullRejections: bucket?.poolFullRejections ?? 0,
+        executions: { ...bucket.executions },
+        ends: { ...bucket.ends },
+        poolFullRejections: bucket.poolFullRejections,
       });
     }
     return points;
@@ -123,15 +126,7 @@ export class Timeline {
     }
     const last = buckets.at(-1);
     if (last?.start === start) return last;
-    const bucket: Bucket = {
-      start,
-      allocations: 0,
-      coldAllocations: 0,
-      latencies: [],
-      executions: emptyExecutions(),
-      ends: {},
-      poolFullRejections: 0,
-    };
+    const bucket = emptyBucket(start);
     buckets.push(bucket);
     const oldest = start - (this.buckets - 1) * this.bucketMs;
     while (buckets[0] && buckets[0].start < oldest) buckets.shift();

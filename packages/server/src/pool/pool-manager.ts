@@ -47,6 +47,14 @@ export interface Session {
   row: SessionRow;
 }
 
+/** What a session used, stored with its end (CPU and peak memory when its cgroup could be read). */
+type SessionUsage = {
+  lifetimeSeconds: number;
+  idleSeconds: number;
+  cpuSeconds?: number;
+  peakMemoryBytes?: number;
+};
+
 export interface Allocation {
   /** The request created the session. */
   created: boolean;
@@ -352,20 +360,13 @@ export class PoolManager {
     session.ended = reason;
     if (this.sessions.get(session.identifier) === session) this.sessions.delete(session.identifier);
     session.ending = (async () => {
-      let cpuSeconds = 0;
-      await this.retire(session, reason, details, async () => {
-        const usage = await this.usageAtEnd(session);
-        cpuSeconds = typeof usage.cpuSeconds === 'number' ? usage.cpuSeconds : 0;
-        return usage;
-      });
+      let usage: SessionUsage | undefined;
+      await this.retire(session, reason, details, async () => (usage = await this.usageAtEnd(session)));
       this.recordUsage(
         'session',
         session.row.allocatedAt ?? session.row.createdAt,
         Date.parse(session.row.endedAt!),
-        {
-          cpuSeconds,
-          executions: session.executions,
-        },
+        { cpuSeconds: usage?.cpuSeconds ?? 0, executions: session.executions },
       );
       this.refill();
     })();
@@ -376,10 +377,10 @@ export class PoolManager {
    * What the session cost, recorded with its end: lifetime, idle time before the end, and the CPU
    * time and peak memory its cgroup counted (absent when the sandbox is already gone).
    */
-  private async usageAtEnd(session: Session): Promise<JsonObject> {
+  private async usageAtEnd(session: Session): Promise<SessionUsage> {
     const now = this.deps.now();
     const measured = await session.sandbox.usage().catch(() => undefined);
-    const usage = {
+    const usage: SessionUsage = {
       lifetimeSeconds: Math.max(0, now - session.allocatedAt) / 1000,
       idleSeconds: Math.max(0, now - session.lastAccessedAt) / 1000,
       ...(measured && {
@@ -387,10 +388,10 @@ export class PoolManager {
         peakMemoryBytes: measured.peakMemoryBytes,
       }),
     };
-    const pool = { pool: this.metricLabel };
-    this.deps.metrics.sessionIdleSeconds.observe(pool, usage.idleSeconds);
-    this.deps.metrics.sessionLifetimeSeconds.observe(pool, usage.lifetimeSeconds);
-    if (measured) this.deps.metrics.sessionCpuSeconds.inc(pool, measured.cpuSeconds);
+    this.deps.metrics.recordSessionUsage(this.metricLabel, {
+      ...usage,
+      ...(measured && { cpuSeconds: measured.cpuSeconds }),
+    });
     return usage;
   }
 
@@ -556,13 +557,10 @@ export class PoolManager {
     const started = performance.now();
     try {
       const sandbox = await this.deps.launcher.start(id, this.spec);
-      this.deps.metrics.sandboxStartSeconds.observe(
-        { pool: this.metricLabel },
-        (performance.now() - started) / 1000,
-      );
+      this.deps.metrics.recordSandboxStart(this.metricLabel, (performance.now() - started) / 1000);
       return sandbox;
     } catch (error) {
-      this.deps.metrics.sandboxStartFailures.inc({ pool: this.metricLabel });
+      this.deps.metrics.recordSandboxStartFailure(this.metricLabel);
       throw error;
     }
   }
