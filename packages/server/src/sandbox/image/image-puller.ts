@@ -259,14 +259,9 @@ export class ImagePuller {
       await chmod(bundle, 0o711);
       await rm(layout, { recursive: true, force: true });
       const dir = this.imageDir(digest);
+      // Another server process may have unpacked the same digest meanwhile: the same digest is the same image.
       if (!existsSync(dir)) await rename(bundle, dir);
-      const cached = await this.cached(reference, digest);
-      if (!cached)
-        throw new AppError(
-          ErrorCode.ImagePullFailed,
-          `cannot pull ${reference}: the unpacked image vanished`,
-        );
-      return cached;
+      return { reference, digest, rootfs: join(dir, 'rootfs'), process };
     } finally {
       await rm(work, { recursive: true, force: true });
     }
