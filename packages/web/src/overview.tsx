@@ -7,7 +7,7 @@
 import type { PoolTimeline, UsageTotals } from '@sandpool/sdk';
 
 import type { SignedIn } from './auth.js';
-import { CapacityBar, CapacityFigures, ErrorNote } from './parts.js';
+import { CapacityBar, CapacityFigures, ErrorNote, StartFailures } from './parts.js';
 import { count, cpuTime, duration, milliseconds, number } from './format.js';
 import { usePolled } from './live.js';
 import { poolHref, summarize, type PoolSummary } from './pool-summary.js';
@@ -15,7 +15,7 @@ import { poolHref, summarize, type PoolSummary } from './pool-summary.js';
 const DAY_MS = 86_400_000;
 
 /** Totals of a timeline, for a card: counts summed, latency the worst minute's p99. */
-export function hourTotals(timeline: PoolTimeline | undefined) {
+function hourTotals(timeline: PoolTimeline | undefined) {
   const points = timeline?.points ?? [];
   const sum = (pick: (p: PoolTimeline['points'][number]) => number) =>
     points.reduce((n, p) => n + pick(p), 0);
@@ -60,11 +60,7 @@ function PoolCard({ auth, pool }: { auth: SignedIn; pool: PoolSummary }) {
           'Last hour: loading…'
         )}
       </p>
-      {pool.startFailures > 0 && (
-        <p class="error small">
-          {pool.startFailures} sandbox starts failed in a row: {pool.lastStartError}
-        </p>
-      )}
+      <StartFailures pool={pool} small />
     </article>
   );
 }

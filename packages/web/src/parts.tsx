@@ -74,6 +74,16 @@ export function CapacityFigures({
   );
 }
 
+/** Shown while the pool's sandboxes fail to start, with the last reason. */
+export function StartFailures({ pool, small = false }: { pool: PoolSummary; small?: boolean }) {
+  if (pool.startFailures === 0) return null;
+  return (
+    <p class={small ? 'error small' : 'error'}>
+      {pool.startFailures} sandbox starts failed in a row: {pool.lastStartError}
+    </p>
+  );
+}
+
 export function ErrorNote({ error, what }: { error: Error | undefined; what: string }) {
   if (!error) return null;
   const detail =

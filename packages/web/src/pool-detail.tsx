@@ -21,7 +21,7 @@ import {
   percent,
 } from './format.js';
 import { usePolled, useNow } from './live.js';
-import { CapacityBar, CapacityFigures, ErrorNote, Figure } from './parts.js';
+import { CapacityBar, CapacityFigures, ErrorNote, Figure, StartFailures } from './parts.js';
 import { usePoolEvents } from './pool-events.js';
 import { summarize } from './pool-summary.js';
 
@@ -274,11 +274,7 @@ export function PoolDetail({
               {summary.egress === 'EgressEnabled' ? 'egress on' : 'no egress'}
             </Figure>
           </CapacityFigures>
-          {summary.startFailures > 0 && (
-            <p class="error">
-              {summary.startFailures} sandbox starts failed in a row: {summary.lastStartError}
-            </p>
-          )}
+          <StartFailures pool={summary} />
         </section>
       )}
       <section class="charts">

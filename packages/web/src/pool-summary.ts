@@ -22,7 +22,6 @@ export interface PoolSummary {
   egress: string;
   cpu: number | undefined;
   memory: string | undefined;
-  tags: Record<string, string>;
 }
 
 export function summarize(pool: SessionPool): PoolSummary {
@@ -46,7 +45,6 @@ export function summarize(pool: SessionPool): PoolSummary {
     egress: p.sessionNetworkConfiguration?.status ?? 'EgressDisabled',
     cpu: p.sessionResources?.cpu,
     memory: p.sessionResources?.memory,
-    tags: pool.tags ?? {},
   };
 }
 
