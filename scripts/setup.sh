@@ -19,9 +19,10 @@ fi
 # python3-jupyter-client, python3-ipykernel: the Jupyter baseline the server benchmark compares with;
 # chromium: the browser the dashboard's tests drive (playwright-core cannot download one here);
 # skopeo, umoci: pull and unpack custom containers' images; docker-registry, busybox-static: the
-# loopback registry and the static binary the image tests build their images from.
+# loopback registry and the static binary the image tests build their images from; socat: the
+# bridge from the session proxy into a custom container's network namespace.
 packages=(runc conmon golang-github-containers-common mmdebstrap runsc iproute2 util-linux ca-certificates
-  openssl python3-jupyter-client python3-ipykernel chromium skopeo umoci docker-registry busybox-static)
+  openssl python3-jupyter-client python3-ipykernel chromium skopeo umoci docker-registry busybox-static socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

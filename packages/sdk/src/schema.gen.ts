@@ -549,6 +549,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/.management/stopSession": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End the identifier’s session (Azure’s custom container form of DELETE session)
+         * @description Answers 404 SessionNotFound when the identifier has no live session.
+         */
+        post: operations["Sessions_Stop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/.management/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Console output of the identifier’s custom container session (its live one, else its last) */
+        get: operations["Sessions_Logs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/metadata": {
         parameters: {
             query?: never;
@@ -763,12 +800,12 @@ export interface components {
             /** @description Increasing sequence number; resume a stream after it with Last-Event-ID. */
             id: string;
             /** @enum {string} */
-            type: "ready" | "allocated" | "ended" | "startFailed";
+            type: "ready" | "allocated" | "ended" | "startFailed" | "imagePulled" | "imagePullFailed";
             at: string;
             identifier: string | null;
             /** @description The sandbox. */
             sessionId: string | null;
-            /** @description ended: cooldown, maxAlive, containerExit, stopped, oom, crashed, killed, poolDeleted, poolUpdated, hostLost; startFailed: the error code. */
+            /** @description ended: cooldown, maxAlive, containerExit, stopped, oom, crashed, unhealthy, killed, poolDeleted, poolUpdated, hostLost; startFailed and imagePullFailed: the error code. */
             reason: string | null;
             details: {
                 [key: string]: unknown;
@@ -2761,6 +2798,113 @@ export interface operations {
             };
         };
     };
+    Sessions_Stop: {
+        parameters: {
+            query: {
+                /** @description 2024-02-02-preview selects the legacy envelopes; later versions the current shapes. */
+                "api-version"?: "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-02-02-preview" | "2025-10-02-preview";
+                /** @description Names the session; the first request with a new identifier allocates one. */
+                identifier: string;
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `Session <identifier> in session pool <pool> stopped.` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Sessions_Logs: {
+        parameters: {
+            query: {
+                /** @description 2024-02-02-preview selects the legacy envelopes; later versions the current shapes. */
+                "api-version"?: "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-02-02-preview" | "2025-10-02-preview";
+                /** @description Names the session; the first request with a new identifier allocates one. */
+                identifier: string;
+                tail?: number;
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        identifier: string;
+                        sessionId: string;
+                        /** @description Whether the session still runs (else the log is the ended session’s). */
+                        live: boolean;
+                        lines: {
+                            time: string;
+                            stream: "stdout" | "stderr";
+                            text: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     Pool_Metadata: {
         parameters: {
             query: {
@@ -2794,6 +2938,9 @@ export interface operations {
                             name: string;
                             version: string;
                         }[];
+                        /** @description Custom container pools: the image and its pinned digest. */
+                        image?: string;
+                        imageDigest?: string | null;
                         createdAt?: string;
                         lastUpdatedAt?: string;
                     };

@@ -16,6 +16,7 @@ import { registerDashboard } from './api/dashboard.js';
 import { registerAuthentication } from './api/authentication.js';
 import { registerExecutionRoutes } from './api/data/execution-routes.js';
 import { registerFileRoutes } from './api/data/file-routes.js';
+import { registerSessionProxy } from './api/data/session-proxy.js';
 import { registerSessionRoutes, type ImageMetadata } from './api/data/session-routes.js';
 import { registerErrorHandling } from './api/errors.js';
 import { registerAccessRoutes } from './api/management/access-routes.js';
@@ -33,6 +34,7 @@ import type { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { EventFeed } from './observability/event-feed.js';
 import type { Metrics } from './observability/metrics.js';
+import type { ConsoleLogArchive } from './pool/console-log.js';
 import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
@@ -48,6 +50,8 @@ export interface AppDeps {
   apiKeys: ApiKeys;
   tokens: Tokens;
   imageMetadata: () => Promise<ImageMetadata>;
+  /** Console output of ended custom container sessions. */
+  consoleLogs: ConsoleLogArchive;
   metrics: Metrics;
   feed: EventFeed;
   /** Whether sandboxes can start (readiness): resolves, or rejects saying why not. */
@@ -97,6 +101,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   registerErrorHandling(app, { poolFullStatus: deps.config.poolFullStatus });
   registerAuthentication(app, deps.authenticator);
+  registerSessionProxy(app, {
+    pools: deps.pools,
+    authenticator: deps.authenticator,
+    metrics: deps.metrics,
+    log: deps.logger,
+    poolFullStatus: deps.config.poolFullStatus,
+    scheme: deps.https ? 'https' : 'http',
+  });
 
   app.addHook('onSend', async (request, reply) => {
     void reply.header('x-ms-request-id', request.id);
@@ -173,6 +185,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     pools: deps.pools,
     publicUrl: deps.publicUrl,
     imageMetadata: deps.imageMetadata,
+    consoleLogs: deps.consoleLogs,
   });
   return app;
 }

@@ -34,6 +34,20 @@ export const ConfigSchema = Type.Object({
     description: 'The containers-format profile the sandbox filter derives from.',
   }),
   conmonPath: Type.String({ default: '/usr/bin/conmon', description: 'The per-sandbox monitor.' }),
+  socatPath: Type.String({
+    default: '/usr/bin/socat',
+    description: 'Bridges the session proxy to a custom container’s port inside its network namespace.',
+  }),
+  insecureRegistries: Type.Array(Type.String(), {
+    default: [],
+    description: 'Registries (host:port) pulled from over plain HTTP or without verifying TLS (JSON).',
+  }),
+  imagePullTimeoutSeconds: Type.Integer({
+    default: 900,
+    minimum: 10,
+    maximum: 86_400,
+    description: 'Longest a custom container image may take to download or unpack.',
+  }),
   idBase: Type.Integer({
     default: 1_000_000_000,
     minimum: 65_536,
@@ -147,6 +161,10 @@ export interface Config extends Settings {
     runtimeStateDir: string;
     pythonRootfs: string;
     pythonAgentDir: string;
+    /** Custom container images, one unpacked rootfs per manifest digest. */
+    imageCacheDir: string;
+    /** Console output of ended custom container sessions. */
+    sessionLogsDir: string;
     /** The built web dashboard (packages/web/dist). */
     dashboardDir: string;
     database: string;
@@ -265,6 +283,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       runtimeStateDir: join(valid.runDir, 'runtime'),
       pythonRootfs: valid.pythonRootfs || join(valid.home, 'images', 'python-lts', 'rootfs'),
       pythonAgentDir: join(REPO_ROOT, 'interpreter', 'python'),
+      imageCacheDir: join(valid.home, 'images', 'oci'),
+      sessionLogsDir: join(valid.home, 'session-logs'),
       dashboardDir: join(REPO_ROOT, 'packages', 'web', 'dist'),
       database: valid.database || join(valid.home, 'sandpool.db'),
       tlsDir: join(valid.home, 'tls'),

@@ -67,7 +67,11 @@ export const ErrorCode = {
   RegistryUnreachable: 'RegistryUnreachable',
   /** The pull failed for a reason the registry's answer does not name. */
   ImagePullFailed: 'ImagePullFailed',
+  /** The custom container refused or dropped the proxied request (not listening, exited). */
+  ContainerUnreachable: 'ContainerUnreachable',
   // 503
+  /** A custom container pool whose image is not pulled (still pulling, or the pull failed). */
+  SessionPoolNotReady: 'SessionPoolNotReady',
   AgentUnavailable: 'AgentUnavailable',
   ServiceShuttingDown: 'ServiceShuttingDown',
   // 507
@@ -114,6 +118,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   RuntimeUnavailable: 501,
   RegistryUnreachable: 502,
   ImagePullFailed: 502,
+  ContainerUnreachable: 502,
+  SessionPoolNotReady: 503,
   AgentUnavailable: 503,
   ServiceShuttingDown: 503,
   SessionStorageFull: 507,

@@ -33,6 +33,7 @@ export async function renderOpenApiDocument(): Promise<string> {
     apiKeys: unused as AppDeps['apiKeys'],
     tokens: unused as AppDeps['tokens'],
     imageMetadata: () => Promise.reject(new Error('unused')),
+    consoleLogs: unused as AppDeps['consoleLogs'],
     metrics: new Metrics(),
     feed: new EventFeed(),
     runtimeUsable: () => Promise.resolve(),

@@ -20,10 +20,12 @@ import type { Config } from './config.js';
 import { EventFeed } from './observability/event-feed.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { InterpreterLauncher, type SandboxLauncher } from './pool/launcher.js';
+import { ConsoleLogArchive } from './pool/console-log.js';
+import { HostLauncher, type SandboxLauncher } from './pool/launcher.js';
 import { PoolService, poolId } from './pool/pool-service.js';
 import { pythonPoolSpec } from './pool/pool-spec.js';
 import { DEFAULT_RESOURCES } from './sandbox/driver.js';
+import { ImagePuller } from './sandbox/image/image-puller.js';
 import { OciDriver } from './sandbox/oci/oci-driver.js';
 import { runChecked, runCommand } from './sandbox/command.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -105,18 +107,27 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const store = await SqliteStore.open(config.paths.database);
   await failInterruptedExecutions(store, now);
 
+  const images = new ImagePuller({
+    cacheDir: config.paths.imageCacheDir,
+    insecureRegistries: config.insecureRegistries,
+    run: runCommand,
+    timeoutMs: config.imagePullTimeoutSeconds * 1000,
+  });
+  const consoleLogs = new ConsoleLogArchive(config.paths.sessionLogsDir);
   const launcher =
     overrides.launcher ??
-    new InterpreterLauncher(
-      OciDriver.fromConfig(config),
-      { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir },
-      { connectTimeoutMs: 10_000, interruptGraceMs: 2_000 },
-      {
+    new HostLauncher(OciDriver.fromConfig(config), {
+      interpreter: {
+        image: { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir },
+        agent: { connectTimeoutMs: 10_000, interruptGraceMs: 2_000 },
+      },
+      containers: { images, logs: consoleLogs },
+      limits: {
         pids: DEFAULT_RESOURCES.pids,
         dataBytes: DEFAULT_RESOURCES.dataBytes,
         tmpBytes: DEFAULT_RESOURCES.tmpBytes,
       },
-    );
+    });
   const metrics = new Metrics(now);
   const feed = new EventFeed();
   const pools = new PoolService({
@@ -128,6 +139,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     reaperIntervalMs: config.reaperIntervalMs,
     metrics,
     feed,
+    images,
   });
   metrics.observePools(
     () => pools.snapshot(),
@@ -192,6 +204,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       store.deleteEventsBefore(cutoff),
       store.deleteAuditBefore(new Date(now() - config.auditRetentionDays * 86_400_000).toISOString()),
       store.deleteUsageBefore(new Date(now() - config.usageRetentionDays * 86_400_000).toISOString()),
+      consoleLogs.prune(now() - config.retentionHours * 3_600_000),
     ]).catch((error: unknown) => logger.error({ err: error }, 'pruning failed'));
   }, PRUNE_INTERVAL_MS);
   prune.unref();
@@ -207,6 +220,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     apiKeys,
     tokens,
     imageMetadata,
+    consoleLogs,
     metrics,
     feed,
     runtimeUsable: overrides.launcher ? () => Promise.resolve() : runtimeCheck(config),

@@ -8,13 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { ExecuteOptions, ExecutionOutcome } from '../src/interpreter/agent-client.js';
-import type { EndState, SandboxLauncher, SessionSandbox } from '../src/pool/launcher.js';
+import type { ImageSource } from '../src/pool/container-image.js';
+import type { EndState, SandboxLauncher, SessionSandbox, Upstream } from '../src/pool/launcher.js';
 import type { PoolSpec } from '../src/pool/pool-spec.js';
 import type { ResourceUsage } from '../src/sandbox/driver.js';
+import type { PulledImage, PullStage } from '../src/sandbox/image/image-puller.js';
 
 export class FakeSandbox implements SessionSandbox {
   readonly dataDir: string;
   readonly dataOwner = { uid: process.getuid!(), gid: process.getgid!() };
+  readonly consoleLogPath: string;
+  upstream: Upstream | undefined;
   destroyed = false;
   endState: EndState | undefined;
   running = 0;
@@ -27,6 +31,7 @@ export class FakeSandbox implements SessionSandbox {
     private readonly run: (code: string) => Promise<string>,
   ) {
     this.dataDir = mkdtempSync(join(tmpdir(), `sandpool-fake-${id}-`));
+    this.consoleLogPath = join(this.dataDir, 'console.log');
   }
 
   async execute(options: ExecuteOptions): Promise<ExecutionOutcome> {
@@ -111,5 +116,34 @@ export class FakeLauncher implements SandboxLauncher {
 
   live(): FakeSandbox[] {
     return [...this.sandboxes.values()].filter((s) => !s.destroyed);
+  }
+}
+
+/** Images "pulled" from a table: a digest per reference, stages reported, failures on request. */
+export class FakeImageSource implements ImageSource {
+  readonly pulls: string[] = [];
+  /** When set, pulls reject with it. */
+  failWith: Error | undefined;
+  /** Resolves each pull; tests replace it to hold pulls back. */
+  gate: () => Promise<void> = () => Promise.resolve();
+
+  constructor(private readonly digests: Record<string, string> = {}) {}
+
+  async pull(
+    reference: string,
+    _credentials: unknown,
+    onStage?: (stage: PullStage) => void,
+  ): Promise<PulledImage> {
+    this.pulls.push(reference);
+    onStage?.('downloading');
+    await this.gate();
+    if (this.failWith) throw this.failWith;
+    const digest = this.digests[reference] ?? `sha256:${'0'.repeat(64)}`;
+    return {
+      reference,
+      digest,
+      rootfs: '/fake/rootfs',
+      process: { entrypoint: [], cmd: ['serve'], env: [], cwd: '/' },
+    };
   }
 }

@@ -44,6 +44,7 @@ export function isolatedDriverOptions(name: string, maxSandboxes: number): OciDr
     cgroupParent: 'sandpool-test',
     seccompProfilePath: config.seccompProfile,
     conmonPath: config.conmonPath,
+    socatPath: config.socatPath,
     idBase: testIdBase(maxSandboxes),
     maxSandboxes,
     runtimes: defaultRuntimes(runtimeStateDir),

@@ -5,7 +5,7 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -14,8 +14,11 @@ import { runCommand } from '../src/sandbox/command.js';
 
 export const REGISTRY_USER = 'alice';
 export const REGISTRY_PASSWORD = 's3cret-registry-password';
-/** bcrypt of REGISTRY_PASSWORD (docker-registry's htpasswd takes only bcrypt). */
-const REGISTRY_HTPASSWD = `${REGISTRY_USER}:$2b$12$exrPAxcFxQbpGzNxOHXHxO8W.zJoKfrPJV0tF5WnTlSe.SCx7NOyW`;
+/**
+ * bcrypt of REGISTRY_PASSWORD (docker-registry's htpasswd takes only bcrypt), at the lowest cost:
+ * the registry checks it on every request, and cost 12 made each push and pull take seconds.
+ */
+const REGISTRY_HTPASSWD = `${REGISTRY_USER}:$2a$04$ljZha6nHYO/5tZWRzsHTH.gVwGTxmS8hn8jd300bpICwu/.9uY1AS`;
 
 export interface TestRegistry {
   /** `127.0.0.1:<port>` */
@@ -117,4 +120,128 @@ export async function buildBusyboxImage(
     'web',
   ]);
   return `${layout}:web`;
+}
+
+/** The test app's start script: an optional delay, busybox httpd in the background, and an exit on request. */
+const START_SCRIPT = `#!/bin/sh
+echo "app starting: greeting=$GREETING token=\${SECRET_TOKEN:+set} port=\${PORT:-8080}"
+sleep "\${START_DELAY:-0}"
+/bin/busybox httpd -f -p "\${PORT:-8080}" -h /www &
+while [ ! -f /tmp/exit-code ]; do sleep 0.1; done
+code=$(cat /tmp/exit-code)
+echo "app exiting with $code" >&2
+exit "$code"
+`;
+
+/** CGI scripts: what the request looked like, liveness that can be failed, and an exit with a code. */
+const CGI: Record<string, string> = {
+  echo: `#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+echo "method=$REQUEST_METHOD"
+echo "uri=$REQUEST_URI"
+echo "forwarded-for=$HTTP_X_FORWARDED_FOR"
+echo "forwarded-proto=$HTTP_X_FORWARDED_PROTO"
+echo "forwarded-host=$HTTP_X_FORWARDED_HOST"
+echo "forwarded-prefix=$HTTP_X_FORWARDED_PREFIX"
+echo "authorization=$HTTP_AUTHORIZATION"
+echo "custom=$HTTP_X_CUSTOM"
+echo "greeting=$GREETING"
+echo "token=$SECRET_TOKEN"
+echo "whoami=$(id -u)"
+if [ -n "$CONTENT_LENGTH" ]; then
+  echo "body-sha256=$(head -c "$CONTENT_LENGTH" | sha256sum | cut -c1-64)"
+fi
+`,
+  health: `#!/bin/sh
+if [ -f /tmp/sick ]; then printf 'Status: 500 Sick\\r\\n\\r\\nsick\\n'; else printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'; fi
+`,
+  sicken: `#!/bin/sh
+touch /tmp/sick
+printf 'Content-Type: text/plain\\r\\n\\r\\nsick now\\n'
+`,
+  exit: `#!/bin/sh
+code=\${QUERY_STRING#code=}
+echo "\${code%%&*}" > /tmp/exit-code
+printf 'Content-Type: text/plain\\r\\n\\r\\nexiting\\n'
+`,
+};
+
+/**
+ * One connection of the raw echo server (`busybox nc -ll -e`): it reads the request head, answers
+ * 101 to an upgrade (with the WebSocket accept key) or 200 with the head it received, then echoes
+ * every byte until the connection closes, and says so on stderr.
+ */
+const ECHO_SCRIPT = `#!/bin/sh
+cr=$(printf '\\r')
+IFS= read -r request
+request=\${request%$cr}
+key=''
+upgrade=''
+head=''
+while IFS= read -r line; do
+  line=\${line%$cr}
+  [ -z "$line" ] && break
+  head="$head$line
+"
+  case "$line" in
+    [Ss]ec-[Ww]eb[Ss]ocket-[Kk]ey:*) key=$(echo "\${line#*:}" | tr -d ' ') ;;
+    [Uu]pgrade:*) upgrade=yes ;;
+  esac
+done
+if [ -n "$upgrade" ]; then
+  accept=$(printf '%s' "\${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11" | sha1sum | cut -c1-40 | xxd -r -p | base64)
+  printf 'HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: %s\\r\\n\\r\\n' "$accept"
+else
+  printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nConnection: close\\r\\n\\r\\n%s\\n%s\\n' "$request" "$head"
+fi
+cat
+echo "connection closed: $request" >&2
+`;
+
+/**
+ * The custom container test app, from the host's static busybox: `/app/start.sh` serves /www with
+ * busybox httpd on $PORT (8080) after $START_DELAY seconds, CGI scripts under /cgi-bin report the
+ * request as the container saw it and let a test fail its health or make it exit with a code, and
+ * `/app/echo.sh` is a raw echo server for `busybox nc -ll -e`. Returns `<layout dir>:app`.
+ */
+export async function buildAppImage(): Promise<string> {
+  const dir = mkdtempSync('/var/tmp/sandpool-test-app-');
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const layout = join(dir, 'layout');
+  const bundle = join(dir, 'bundle');
+  await run('umoci', ['init', '--layout', layout]);
+  await run('umoci', ['new', '--image', `${layout}:base`]);
+  await run('umoci', ['unpack', '--image', `${layout}:base`, bundle]);
+  const rootfs = join(bundle, 'rootfs');
+  for (const sub of ['bin', 'app', 'www/cgi-bin', 'tmp']) mkdirSync(join(rootfs, sub), { recursive: true });
+  chmodSync(join(rootfs, 'tmp'), 0o1777);
+  copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+  symlinkSync('busybox', join(rootfs, 'bin', 'sh'));
+  const script = (path: string, text: string) => {
+    writeFileSync(join(rootfs, path), text);
+    chmodSync(join(rootfs, path), 0o755);
+  };
+  script('app/start.sh', START_SCRIPT);
+  script('app/echo.sh', ECHO_SCRIPT);
+  for (const [name, text] of Object.entries(CGI)) script(`www/cgi-bin/${name}`, text);
+  writeFileSync(join(rootfs, 'www', 'index.html'), 'hello from the app\n');
+  await run('umoci', ['repack', '--image', `${layout}:app`, bundle]);
+  await run('umoci', [
+    'config',
+    '--image',
+    `${layout}:app`,
+    '--config.entrypoint',
+    '/bin/sh',
+    '--config.cmd',
+    '/app/start.sh',
+    '--config.env',
+    'PATH=/bin',
+    '--config.env',
+    'GREETING=hello',
+    '--config.workingdir',
+    '/www',
+    '--tag',
+    'app',
+  ]);
+  return `${layout}:app`;
 }

@@ -174,7 +174,10 @@ function eventDetail(event: PoolEvent): string {
       return `${event.reason ?? ''}${idle === undefined ? '' : `, idle ${duration(idle)}`}`;
     }
     case 'startFailed':
+    case 'imagePullFailed':
       return event.reason ?? '';
+    case 'imagePulled':
+      return `${typeof details.image === 'string' ? details.image : ''}${typeof details.seconds === 'number' ? `, ${duration(details.seconds)}` : ''}`;
     case 'ready':
       return '';
   }

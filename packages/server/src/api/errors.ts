@@ -49,25 +49,41 @@ function toWireError(error: unknown): WireError {
   };
 }
 
+/** The error as it leaves: status, headers and Azure's body (also for replies written outside Fastify). */
+export function renderError(
+  error: unknown,
+  options: { poolFullStatus: 429 | 404 },
+): { status: number; code: Code; headers: Record<string, string>; body: Record<string, unknown> } {
+  const wire = toWireError(error);
+  const status = wire.code === ErrorCode.SessionPoolFull ? options.poolFullStatus : wire.status;
+  const headers: Record<string, string> = { 'x-ms-error-code': wire.code };
+  if (status === 401) headers['www-authenticate'] = 'Bearer realm="sandpool"';
+  if (status === 429 || status === 503) headers['retry-after'] = '1';
+  return {
+    status,
+    code: wire.code,
+    headers,
+    body: {
+      error: {
+        code: wire.code,
+        message: wire.message,
+        ...(wire.target !== undefined && { target: wire.target }),
+        ...(wire.details !== undefined && { additionalInfo: [{ type: 'Details', info: wire.details }] }),
+      },
+    },
+  };
+}
+
 export function registerErrorHandling(app: FastifyInstance, options: { poolFullStatus: 429 | 404 }): void {
   app.setErrorHandler((error, request, reply) => {
-    const wire = toWireError(error);
-    const status = wire.code === ErrorCode.SessionPoolFull ? options.poolFullStatus : wire.status;
-    if (status >= 500) request.log.error({ err: error, code: wire.code }, 'request failed');
-    else request.log.info({ code: wire.code, status }, wire.message);
-    if (status === 401) void reply.header('www-authenticate', 'Bearer realm="sandpool"');
-    if (status === 429 || status === 503) void reply.header('retry-after', '1');
-    return reply
-      .status(status)
-      .header('x-ms-error-code', wire.code)
-      .send({
-        error: {
-          code: wire.code,
-          message: wire.message,
-          ...(wire.target !== undefined && { target: wire.target }),
-          ...(wire.details !== undefined && { additionalInfo: [{ type: 'Details', info: wire.details }] }),
-        },
-      });
+    const rendered = renderError(error, options);
+    if (rendered.status >= 500) request.log.error({ err: error, code: rendered.code }, 'request failed');
+    else
+      request.log.info(
+        { code: rendered.code, status: rendered.status },
+        (rendered.body.error as { message: string }).message,
+      );
+    return reply.status(rendered.status).headers(rendered.headers).send(rendered.body);
   });
   app.setNotFoundHandler((request) => {
     throw new AppError(

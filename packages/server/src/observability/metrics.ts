@@ -54,6 +54,9 @@ export class Metrics {
   readonly sessionIdleSeconds: Histogram<'pool'>;
   readonly sessionLifetimeSeconds: Histogram<'pool'>;
   readonly sessionCpuSeconds: Counter<'pool'>;
+  readonly proxyRequests: Counter<'pool' | 'outcome'>;
+  readonly proxyResponseSeconds: Histogram<'pool'>;
+  readonly proxyUpgrades: Counter<'pool' | 'outcome'>;
   readonly timeline: Timeline;
 
   constructor(now: () => number = Date.now) {
@@ -123,6 +126,25 @@ export class Metrics {
       name: 'sandpool_session_cpu_seconds_total',
       help: 'CPU time used by sessions that ended, read from their cgroups.',
       labelNames: ['pool'],
+      registers,
+    });
+    this.proxyRequests = new Counter({
+      name: 'sandpool_proxy_requests_total',
+      help: 'Requests the session proxy forwarded to custom containers, by outcome: the status class the container answered (2xx…5xx), unreachable (no answer), aborted (the client left first).',
+      labelNames: ['pool', 'outcome'],
+      registers,
+    });
+    this.proxyResponseSeconds = new Histogram({
+      name: 'sandpool_proxy_response_seconds',
+      help: 'Time from forwarding a request to the container’s response headers (allocation excluded).',
+      labelNames: ['pool'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.proxyUpgrades = new Counter({
+      name: 'sandpool_proxy_upgrades_total',
+      help: 'Connection upgrades (WebSocket) through the session proxy, by outcome: switched, refused (the container answered without switching), unreachable.',
+      labelNames: ['pool', 'outcome'],
       registers,
     });
     this.httpRequestSeconds = new Histogram({

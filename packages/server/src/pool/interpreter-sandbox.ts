@@ -59,11 +59,11 @@ export const PYTHON_AGENT_COMMAND = [
   AGENT_SOCKET,
 ];
 
-export type EndState = Exclude<SandboxState, { status: 'running' }>;
+export type SandboxEnd = Exclude<SandboxState, { status: 'running' }>;
 
 export class InterpreterSandbox {
-  private ended: EndState | undefined;
-  private readonly endListeners: ((state: EndState) => void)[] = [];
+  private ended: SandboxEnd | undefined;
+  private readonly endListeners: ((state: SandboxEnd) => void)[] = [];
 
   private constructor(
     readonly sandbox: Sandbox,
@@ -117,7 +117,7 @@ export class InterpreterSandbox {
   }
 
   /** How the sandbox ended, once it has. */
-  get endState(): EndState | undefined {
+  get endState(): SandboxEnd | undefined {
     return this.ended;
   }
 
@@ -125,7 +125,7 @@ export class InterpreterSandbox {
    * Called once if the sandbox ends by itself (its agent's connection closes), with how it ended.
    * Not called for {@link destroy}.
    */
-  onEnd(listener: (state: EndState) => void): void {
+  onEnd(listener: (state: SandboxEnd) => void): void {
     this.endListeners.push(listener);
   }
 
@@ -162,13 +162,13 @@ export class InterpreterSandbox {
   /** The driver's view once the sandbox has stopped, or `running` if it outlives the wait. */
   private async waitForEnd(): Promise<SandboxState> {
     for (let waited = 0; ; waited += END_POLL_MS) {
-      const state = await this.driver.inspect(this.id).catch((): EndState => ({ status: 'unknown' }));
+      const state = await this.driver.inspect(this.id).catch((): SandboxEnd => ({ status: 'unknown' }));
       if (state.status !== 'running' || waited >= END_WAIT_MS) return state;
       await new Promise((resolve) => setTimeout(resolve, END_POLL_MS));
     }
   }
 
-  private lostError(state: EndState, cause?: unknown): AppError {
+  private lostError(state: SandboxEnd, cause?: unknown): AppError {
     const why = state.status === 'exited' ? state.cause : 'unknown';
     return new AppError(
       ErrorCode.SessionLost,

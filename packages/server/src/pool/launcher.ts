@@ -5,18 +5,36 @@
  * launcher backs it with a real sandbox and its agent, and unit tests back it with an in-memory fake.
  */
 
+import { AppError, ErrorCode } from '../errors.js';
 import type { AgentClientOptions, ExecuteOptions, ExecutionOutcome } from '../interpreter/agent-client.js';
-import type { ResourceUsage, SandboxDriver } from '../sandbox/driver.js';
-import { InterpreterSandbox, type EndState, type PythonImage } from './interpreter-sandbox.js';
+import type { ResourceUsage, Sandbox, SandboxDriver, SandboxResources } from '../sandbox/driver.js';
+import type { ConsoleLogArchive } from './console-log.js';
+import { pinnedReference, registryCredentials, type ImageSource } from './container-image.js';
+import { CONTAINER_LABEL, ContainerSandbox } from './container-sandbox.js';
+import { InterpreterSandbox, type PythonImage, type SandboxEnd } from './interpreter-sandbox.js';
 import type { PoolSpec } from './pool-spec.js';
 
-export type { EndState } from './interpreter-sandbox.js';
+/** How a sandbox ended: as the driver saw it, or ended by Sandpool for failing its liveness probe. */
+export type EndState = SandboxEnd | { status: 'unhealthy'; message: string };
+
+/** How the session proxy reaches a custom container. */
+export interface Upstream {
+  /** Host unix socket bridged to the container's target port. */
+  socketPath: string;
+  targetPort: number;
+  /** Checks at once whether the container still runs, after its port refused a connection. */
+  confirmRunning(): Promise<boolean>;
+}
 
 export interface SessionSandbox {
   readonly id: string;
   /** Host path of the sandbox's `/mnt/data`. */
   readonly dataDir: string;
   readonly dataOwner: { uid: number; gid: number };
+  /** Host path of the console log (custom containers; the interpreter's agent keeps its own output). */
+  readonly consoleLogPath: string;
+  /** Set for custom containers: where the session proxy sends requests. */
+  readonly upstream: Upstream | undefined;
   execute(options: ExecuteOptions): Promise<ExecutionOutcome>;
   /** CPU and memory used so far; undefined once the sandbox is gone. */
   usage(): Promise<ResourceUsage | undefined>;
@@ -36,25 +54,56 @@ export interface SandboxLauncher {
   destroy(id: string): Promise<void>;
 }
 
-/** Code-interpreter sandboxes: the PythonLTS image with the agent in it. */
-export class InterpreterLauncher implements SandboxLauncher {
+export interface HostLauncherOptions {
+  /** The code interpreter's image and how to talk to its agent. */
+  interpreter: { image: PythonImage; agent: AgentClientOptions };
+  /** Custom container images, and where their sessions' console logs are kept. */
+  containers: { images: ImageSource; logs: ConsoleLogArchive };
+  /** Per-sandbox limits the pool spec does not set. */
+  limits: Omit<SandboxResources, 'cpu' | 'memoryBytes'>;
+}
+
+/** Sandboxes on this host: code interpreters (the PythonLTS image and its agent) and custom containers. */
+export class HostLauncher implements SandboxLauncher {
   constructor(
     private readonly driver: SandboxDriver,
-    private readonly image: PythonImage,
-    private readonly agent: AgentClientOptions,
-    /** Per-sandbox limits the pool spec does not set. */
-    private readonly limits: { pids: number; dataBytes: number; tmpBytes: number },
+    private readonly options: HostLauncherOptions,
   ) {}
 
   async start(id: string, spec: PoolSpec): Promise<SessionSandbox> {
-    const session = await InterpreterSandbox.start(this.driver, {
+    const resources = { cpu: spec.cpu, memoryBytes: spec.memoryBytes, ...this.options.limits };
+    if (!spec.container) {
+      const session = await InterpreterSandbox.start(this.driver, {
+        id,
+        runtime: spec.runtime,
+        image: this.options.interpreter.image,
+        resources,
+        agent: this.options.interpreter.agent,
+      });
+      return fromInterpreter(session);
+    }
+    const { container } = spec;
+    // The pool pinned the digest at create/update: this finds it in the cache (or fetches that digest again).
+    const image = await this.options.containers.images.pull(
+      pinnedReference(container),
+      registryCredentials(spec),
+    );
+    const env: Record<string, string> = {};
+    for (const variable of container.env) {
+      env[variable.name] =
+        variable.secretRef === undefined
+          ? (variable.value ?? '')
+          : (spec.secrets.find((s) => s.name === variable.secretRef)?.value ?? '');
+    }
+    const session = await ContainerSandbox.start(this.driver, this.options.containers.logs, {
       id,
       runtime: spec.runtime,
-      image: this.image,
-      resources: { cpu: spec.cpu, memoryBytes: spec.memoryBytes, ...this.limits },
-      agent: this.agent,
+      image,
+      container,
+      env,
+      resources,
     });
-    return adapt(session);
+    return fromContainer(session);
   }
 
   async attachAll(): Promise<Map<string, SessionSandbox | EndState>> {
@@ -67,9 +116,9 @@ export class InterpreterLauncher implements SandboxLauncher {
           return;
         }
         try {
-          found.set(sandbox.id, adapt(await InterpreterSandbox.attach(this.driver, sandbox, this.agent)));
+          found.set(sandbox.id, await this.attach(sandbox));
         } catch {
-          // Running, but its agent does not answer: as good as lost.
+          // Running, but neither its agent nor its port answers: as good as lost.
           found.set(sandbox.id, { status: 'unknown' });
         }
       }),
@@ -77,20 +126,56 @@ export class InterpreterLauncher implements SandboxLauncher {
     return found;
   }
 
+  private async attach(sandbox: Sandbox): Promise<SessionSandbox> {
+    if (sandbox.labels[CONTAINER_LABEL] !== undefined) {
+      return fromContainer(await ContainerSandbox.attach(this.driver, this.options.containers.logs, sandbox));
+    }
+    return fromInterpreter(
+      await InterpreterSandbox.attach(this.driver, sandbox, this.options.interpreter.agent),
+    );
+  }
+
   destroy(id: string): Promise<void> {
     return this.driver.destroy(id);
   }
 }
 
-function adapt(session: InterpreterSandbox): SessionSandbox {
+function fromInterpreter(session: InterpreterSandbox): SessionSandbox {
   return {
     id: session.id,
     dataDir: session.sandbox.dataDir,
     dataOwner: session.sandbox.dataOwner,
+    consoleLogPath: session.sandbox.consoleLogPath,
+    upstream: undefined,
     get endState() {
       return session.endState;
     },
     execute: (options) => session.execute(options),
+    usage: () => session.usage(),
+    onEnd: (listener) => session.onEnd(listener),
+    destroy: () => session.destroy(),
+    release: () => session.release(),
+  };
+}
+
+function fromContainer(session: ContainerSandbox): SessionSandbox {
+  return {
+    id: session.id,
+    dataDir: session.sandbox.dataDir,
+    dataOwner: session.sandbox.dataOwner,
+    consoleLogPath: session.sandbox.consoleLogPath,
+    upstream: {
+      socketPath: session.upstreamSocket,
+      targetPort: session.targetPort,
+      confirmRunning: () => session.confirmRunning(),
+    },
+    get endState() {
+      return session.endState;
+    },
+    execute: () =>
+      Promise.reject(
+        new AppError(ErrorCode.InvalidParameter, 'a custom container session has no code interpreter'),
+      ),
     usage: () => session.usage(),
     onEnd: (listener) => session.onEnd(listener),
     destroy: () => session.destroy(),

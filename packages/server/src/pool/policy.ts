@@ -5,7 +5,7 @@
  * them; tests table them.
  */
 
-import type { EndReason, Lifecycle, PoolSpec } from './pool-spec.js';
+import { runnable, type EndReason, type Lifecycle, type PoolSpec } from './pool-spec.js';
 
 export interface SessionTimes {
   /** Epoch milliseconds. */
@@ -44,8 +44,12 @@ export function expiredReason(
   return expiry.reason;
 }
 
-/** Ready sandboxes to keep: the configured number, never pushing the pool past its maximum. */
+/**
+ * Ready sandboxes to keep: the configured number, never pushing the pool past its maximum; none
+ * while the pool's image is not pulled.
+ */
 export function warmTarget(spec: PoolSpec, allocated: number): number {
+  if (!runnable(spec)) return 0;
   return Math.max(0, Math.min(spec.readySessionInstances, spec.maxConcurrentSessions - allocated));
 }
 

@@ -14,7 +14,14 @@ import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
 import { expiredReason, sessionExpiry, startBackoffMs, warmTarget, type SessionTimes } from './policy.js';
 import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
-import type { ContainerType, EndReason, PoolSpec } from './pool-spec.js';
+import {
+  runnable,
+  type ContainerTemplate,
+  type ContainerType,
+  type EndReason,
+  type InterpreterType,
+  type PoolSpec,
+} from './pool-spec.js';
 
 const GIB = 1024 ** 3;
 
@@ -65,7 +72,16 @@ export interface Allocation {
   previous: { reason: string; endedAt: string } | undefined;
 }
 
+/** A custom container image being pulled for the pool. */
+export interface ImagePullProgress {
+  image: string;
+  stage: 'resolving' | 'downloading' | 'unpacking';
+  startedAt: string;
+}
+
 export interface PoolStatus {
+  /** Present while the pool's image is being pulled. */
+  imagePull?: ImagePullProgress;
   ready: number;
   allocated: number;
   starting: number;
@@ -81,6 +97,7 @@ interface ReadySandbox {
 /** Maps how a sandbox ended by itself to the session's end reason. */
 export function reasonFor(state: EndState): EndReason {
   if (state.status === 'unknown') return 'hostLost';
+  if (state.status === 'unhealthy') return 'unhealthy';
   switch (state.cause) {
     case 'oom':
       return 'oom';
@@ -106,6 +123,7 @@ export const metricLabelOf = (pool: Pick<PoolRow, 'resourceGroup' | 'name'>) =>
   `${pool.resourceGroup}/${pool.name}`;
 
 export function endDetails(state: EndState): JsonObject | null {
+  if (state.status === 'unhealthy') return { message: state.message };
   return state.status === 'exited' ? { exitCode: state.exitCode, signal: state.signal } : null;
 }
 
@@ -119,6 +137,7 @@ export class PoolManager {
   private retryTimer: NodeJS.Timeout | undefined;
   private draining = false;
   private warmWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  private imagePull: ImagePullProgress | undefined;
 
   constructor(
     private pool: PoolRow,
@@ -136,6 +155,23 @@ export class PoolManager {
 
   get containerType(): ContainerType {
     return this.spec.containerType;
+  }
+
+  /** What a custom container pool runs; undefined for code interpreter pools. */
+  get container(): ContainerTemplate | undefined {
+    return this.spec.container;
+  }
+
+  /** The code interpreter the pool runs; a custom container pool has none (its requests are proxied). */
+  get interpreterType(): InterpreterType {
+    const type = this.spec.containerType;
+    if (type === 'CustomContainer') {
+      throw new AppError(
+        ErrorCode.InvalidParameter,
+        `session pool ${this.name} runs a custom container, which has no code interpreter API`,
+      );
+    }
+    return type;
   }
 
   get metricLabel(): string {
@@ -172,8 +208,14 @@ export class PoolManager {
     };
   }
 
+  /** Shows (or, with undefined, clears) the progress of the pool's image pull. */
+  setImagePull(progress: ImagePullProgress | undefined): void {
+    this.imagePull = progress;
+  }
+
   status(): PoolStatus {
     return {
+      ...(this.imagePull && { imagePull: this.imagePull }),
       ready: this.ready.length,
       allocated: this.sessions.size,
       starting: this.starts.size,
@@ -256,6 +298,16 @@ export class PoolManager {
     if (this.draining) {
       return Promise.reject(
         new AppError(ErrorCode.SessionPoolBusy, `session pool ${this.name} is being deleted`),
+      );
+    }
+    if (!runnable(this.spec)) {
+      return Promise.reject(
+        new AppError(
+          ErrorCode.SessionPoolNotReady,
+          this.imagePull
+            ? `session pool ${this.name} is pulling its image ${this.imagePull.image} (${this.imagePull.stage}); retry shortly`
+            : `session pool ${this.name} has no usable image: its pull failed (see the pool's provisioningState)`,
+        ),
       );
     }
     if (this.sessions.size + this.allocating.size >= this.spec.maxConcurrentSessions) {
@@ -620,7 +672,8 @@ export class PoolManager {
     this.event('ready', { sessionId: id });
   }
 
-  private event(
+  /** Records a pool event and hands it to live readers. */
+  event(
     type: string,
     fields: { sessionId?: string; identifier?: string | null; reason?: string; details?: JsonObject | null },
   ): void {

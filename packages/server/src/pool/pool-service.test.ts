@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 
 import pino from 'pino';
 
-import { FAKE_USAGE, FakeLauncher } from '../../test/fake-launcher.js';
+import { FAKE_USAGE, FakeImageSource, FakeLauncher } from '../../test/fake-launcher.js';
 import { AppError, ErrorCode } from '../errors.js';
 import { EventFeed } from '../observability/event-feed.js';
 import { Metrics } from '../observability/metrics.js';
@@ -38,6 +38,7 @@ async function setup(overrides: Partial<PoolSpec> = {}) {
     metrics: new Metrics(),
     feed: new EventFeed(),
     reaperIntervalMs: 60_000,
+    images: new FakeImageSource(),
   });
   await service.start();
   await service.put(definition(overrides));
@@ -229,6 +230,7 @@ describe('PoolService and PoolManager', () => {
       metrics: new Metrics(),
       feed: new EventFeed(),
       reaperIntervalMs: 60_000,
+      images: new FakeImageSource(),
     });
     await restarted.start();
     const again = restarted.manager(ID)!;

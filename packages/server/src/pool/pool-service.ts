@@ -14,8 +14,9 @@ import type { JsonObject, OperationKind, OperationRow, PoolRow, SessionRow, Stor
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
 import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
+import { registryCredentials, type ImageSource } from './container-image.js';
 import { PoolManager, endDetails, reasonFor } from './pool-manager.js';
-import { sameTemplate, type PoolSpec } from './pool-spec.js';
+import { needsPull, sameTemplate, type PoolSpec } from './pool-spec.js';
 
 export interface PoolServiceDeps {
   store: Store;
@@ -26,6 +27,8 @@ export interface PoolServiceDeps {
   reaperIntervalMs: number;
   metrics: Metrics;
   feed: EventFeed;
+  /** Custom container images, pulled at pool create/update. */
+  images: ImageSource;
 }
 
 export interface PoolDefinition {
@@ -180,6 +183,11 @@ export class PoolService {
     return this.deps.store.getPool(id);
   }
 
+  /** The identifier's most recent ended session in the pool, if the store still has it. */
+  lastEndedSession(poolId: string, identifier: string): Promise<SessionRow | undefined> {
+    return this.deps.store.lastEndedSession(poolId, identifier);
+  }
+
   getOperation(id: string): Promise<OperationRow | undefined> {
     return this.deps.store.getOperation(id);
   }
@@ -202,7 +210,17 @@ export class PoolService {
       throw new AppError(ErrorCode.SessionPoolBusy, `session pool ${definition.name} is being deleted`);
     }
     const now = new Date(this.deps.now()).toISOString();
-    const templateChanged = existing !== undefined && !sameTemplate(specOf(existing), definition.spec);
+    const previous = existing && specOf(existing);
+    const pull = needsPull(definition.spec, previous);
+    // An unchanged image keeps the digest pinned when it was pulled: a moved tag needs a new image.
+    const spec: PoolSpec =
+      definition.spec.container && !pull
+        ? {
+            ...definition.spec,
+            container: { ...definition.spec.container, imageDigest: previous!.container!.imageDigest },
+          }
+        : definition.spec;
+    const templateChanged = previous !== undefined && !sameTemplate(previous, spec);
     const pool: PoolRow = {
       id,
       subscription: existing?.subscription ?? definition.subscription,
@@ -210,7 +228,7 @@ export class PoolService {
       name: existing?.name ?? definition.name,
       location: definition.location,
       tags: definition.tags,
-      spec: definition.spec as unknown as JsonObject,
+      spec: spec as unknown as JsonObject,
       provisioningState: 'InProgress',
       generation: (existing?.generation ?? 0) + (templateChanged || !existing ? 1 : 0),
       statusMessage: null,
@@ -219,11 +237,63 @@ export class PoolService {
     };
     await this.deps.store.putPool(pool);
     const operation = await this.newOperation(id, existing ? 'update' : 'create');
-    const manager = this.managers.get(id);
-    if (manager) await manager.update(pool, definition.spec, templateChanged);
-    else this.manage(pool).refill();
-    this.run(operation, () => this.settle(id));
+    const manager = this.managers.get(id) ?? this.manage(pool);
+    if (pull) {
+      // The sandboxes running now keep their image until the new one is in the cache.
+      this.run(operation, async () => {
+        await this.pullImage(pool, spec, manager);
+        await this.settle(id);
+      });
+    } else {
+      await manager.update(pool, spec, templateChanged);
+      this.run(operation, () => this.settle(id));
+    }
     return { pool, operation, created: !existing };
+  }
+
+  /**
+   * Pulls the pool's image and pins its digest, then hands the pool's new template to its manager.
+   * A failed pull leaves the pool Failed with the registry's reason and the running sandboxes as they
+   * were; an update that came meanwhile wins.
+   */
+  private async pullImage(pool: PoolRow, spec: PoolSpec, manager: PoolManager): Promise<void> {
+    const container = spec.container!;
+    const startedAt = new Date(this.deps.now()).toISOString();
+    const started = performance.now();
+    manager.setImagePull({ image: container.image, stage: 'resolving', startedAt });
+    let digest: string;
+    try {
+      const pulled = await this.deps.images.pull(container.image, registryCredentials(spec), (stage) =>
+        manager.setImagePull({ image: container.image, stage, startedAt }),
+      );
+      digest = pulled.digest;
+    } catch (error) {
+      const code = error instanceof AppError ? error.code : ErrorCode.ImagePullFailed;
+      manager.event('imagePullFailed', {
+        reason: code,
+        details: { image: container.image, message: (error as Error).message },
+      });
+      const current = await this.deps.store.getPool(pool.id);
+      if (current?.generation === pool.generation) {
+        await this.deps.store.putPool({
+          ...current,
+          provisioningState: 'Failed',
+          statusMessage: (error as Error).message,
+        });
+      }
+      throw error;
+    } finally {
+      manager.setImagePull(undefined);
+    }
+    manager.event('imagePulled', {
+      details: { image: container.image, digest, seconds: Math.round(performance.now() - started) / 1000 },
+    });
+    const current = await this.deps.store.getPool(pool.id);
+    if (current?.generation !== pool.generation) return;
+    const pinned: PoolSpec = { ...spec, container: { ...container, imageDigest: digest } };
+    const updated: PoolRow = { ...current, spec: pinned as unknown as JsonObject };
+    await this.deps.store.putPool(updated);
+    await manager.update(updated, pinned, true);
   }
 
   /** Deletes the pool: every session ends with reason `poolDeleted`. Undefined if there is no such pool. */
@@ -295,10 +365,16 @@ export class PoolService {
     return operation;
   }
 
+  /** Finishes an operation a restart interrupted, pulling again if the image was not in the cache yet. */
   private resume(operation: OperationRow): void {
-    this.run(operation, () =>
-      operation.kind === 'delete' ? this.remove(operation.poolId) : this.settle(operation.poolId),
-    );
+    this.run(operation, async () => {
+      if (operation.kind === 'delete') return this.remove(operation.poolId);
+      const pool = await this.deps.store.getPool(operation.poolId);
+      const manager = this.managers.get(operation.poolId);
+      const spec = pool && specOf(pool);
+      if (pool && manager && spec?.container?.imageDigest === null) await this.pullImage(pool, spec, manager);
+      await this.settle(operation.poolId);
+    });
   }
 
   /** Runs an operation after whatever runs on the same pool, and records how it ended. */

@@ -6,8 +6,48 @@
 
 import type { RuntimeName } from '../sandbox/driver.js';
 
-/** `PythonLTS` runs Python in a persistent interpreter; `Shell` runs command lines (same image, same agent). */
-export type ContainerType = 'PythonLTS' | 'Shell';
+/**
+ * `PythonLTS` runs Python in a persistent interpreter; `Shell` runs command lines (same image, same
+ * agent); `CustomContainer` runs the pool's own image and proxies HTTP to it.
+ */
+export type ContainerType = InterpreterType | 'CustomContainer';
+export type InterpreterType = 'PythonLTS' | 'Shell';
+
+/** A health check of a custom container, with Kubernetes' semantics and Azure's bounds. */
+export interface Probe {
+  type: 'Liveness' | 'Startup';
+  check:
+    | { kind: 'httpGet'; path: string; port: number; headers: { name: string; value: string }[] }
+    | { kind: 'tcpSocket'; port: number };
+  initialDelaySeconds: number;
+  periodSeconds: number;
+  timeoutSeconds: number;
+  failureThreshold: number;
+}
+
+export interface EnvVar {
+  name: string;
+  /** Either a literal value or the name of one of the pool's secrets. */
+  value?: string;
+  secretRef?: string;
+}
+
+/** What a custom container pool runs (Azure's `customContainerTemplate`, one container). */
+export interface ContainerTemplate {
+  name: string;
+  /** The reference as the pool names it, tag or digest. */
+  image: string;
+  /** The manifest digest pulled at create/update; null until the pull succeeds. */
+  imageDigest: string | null;
+  /** Replaces the image's entrypoint when non-empty. */
+  command: string[];
+  /** Replaces the image's cmd when non-empty. */
+  args: string[];
+  env: EnvVar[];
+  targetPort: number;
+  probes: Probe[];
+  registry: { server: string; username: string; passwordSecretRef: string } | null;
+}
 
 export type Lifecycle =
   { type: 'Timed'; cooldownSeconds: number } | { type: 'OnContainerExit'; maxAliveSeconds: number };
@@ -24,6 +64,8 @@ export interface PoolSpec {
   memoryBytes: number;
   runtime: RuntimeName;
   secrets: { name: string; value: string }[];
+  /** Present exactly for CustomContainer pools. */
+  container?: ContainerTemplate;
 }
 
 /**
@@ -53,6 +95,7 @@ export type EndReason =
   | 'stopped'
   | 'oom'
   | 'crashed'
+  | 'unhealthy'
   | 'killed'
   | 'poolDeleted'
   | 'poolUpdated'
@@ -61,6 +104,25 @@ export type EndReason =
 /** Whether two specs start identical sandboxes (a change replaces the warm set). */
 export function sameTemplate(a: PoolSpec, b: PoolSpec): boolean {
   const template = (s: PoolSpec) =>
-    JSON.stringify([s.containerType, s.egress, s.cpu, s.memoryBytes, s.runtime, s.secrets]);
+    JSON.stringify([s.containerType, s.egress, s.cpu, s.memoryBytes, s.runtime, s.secrets, s.container]);
   return template(a) === template(b);
+}
+
+/** Whether the pool's sandboxes can start: a custom container's image must be pulled first. */
+export function runnable(spec: PoolSpec): boolean {
+  return spec.container === undefined || spec.container.imageDigest !== null;
+}
+
+/** Whether an update must pull again: the image or the credentials it is pulled with changed. */
+export function needsPull(spec: PoolSpec, previous: PoolSpec | undefined): boolean {
+  if (!spec.container) return false;
+  const before = previous?.container;
+  if (!before?.imageDigest) return true;
+  const password = (s: PoolSpec) =>
+    s.secrets.find((secret) => secret.name === s.container?.registry?.passwordSecretRef)?.value;
+  return (
+    before.image !== spec.container.image ||
+    JSON.stringify(before.registry) !== JSON.stringify(spec.container.registry) ||
+    password(previous!) !== password(spec)
+  );
 }

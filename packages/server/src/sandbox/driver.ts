@@ -33,6 +33,10 @@ export interface SandboxSpec {
   resources: SandboxResources;
   /** Host directories made visible read-only inside, e.g. the interpreter agent's code. */
   readOnlyBinds: { source: string; destination: string }[];
+  /** Working directory of the main process; `/mnt/data` when absent. */
+  cwd?: string;
+  /** What the layer above needs to take the sandbox up again after a restart; list() returns them. */
+  labels?: Record<string, string>;
 }
 
 /** Defaults match Azure's smallest session size. */
@@ -72,6 +76,9 @@ export interface Sandbox {
   dataDir: string;
   /** Host uid and gid of the sandbox's user: files the host puts in `dataDir` belong to them. */
   dataOwner: { uid: number; gid: number };
+  /** Host path of the main process's stdout and stderr, one line per entry (the CRI log format). */
+  consoleLogPath: string;
+  labels: Record<string, string>;
   createdAt: Date;
 }
 
@@ -94,6 +101,13 @@ export interface SandboxDriver {
   usage(id: string): Promise<ResourceUsage | undefined>;
   /** Sends a signal to the sandbox's main process (e.g. SIGINT to interrupt the interpreter). */
   signal(id: string, signal: 'SIGINT' | 'SIGKILL'): Promise<void>;
+  /**
+   * A host unix socket that reaches TCP `port` on the sandbox's loopback, and nothing else: the
+   * sandbox gains no route out. Idempotent; after a server restart it opens the bridge again.
+   */
+  openPort(id: string, port: number): Promise<string>;
+  /** Whether something in the sandbox listens on TCP `port`, asked without connecting. */
+  isListening(id: string, port: number): Promise<boolean>;
   /** Kills every process and removes every trace: cgroups, mounts, namespaces, directories. */
   destroy(id: string): Promise<void>;
   /** Every sandbox this driver has on the host, live or not, for reconciliation after a restart. */

@@ -58,7 +58,9 @@ describe('image pulls from a registry on loopback', { skip: skipReason }, async 
     assert.equal(pulled.digest, inspected.stdout.trim());
     assert.equal(pulled.rootfs, join(cacheDir, pulled.digest.slice(7), 'rootfs'));
     assert.equal(readFileSync(join(pulled.rootfs, 'www/index.html'), 'utf8'), 'hello from busybox\n');
-    assert.deepEqual(pulled.process.args, ['/bin/busybox', 'httpd', '-f', '-p', '8080', '-h', '/www']);
+    assert.deepEqual(pulled.process.entrypoint, []);
+    assert.deepEqual(pulled.process.cmd, ['/bin/busybox', 'httpd', '-f', '-p', '8080', '-h', '/www']);
+    assert.ok(existsSync(join(pulled.rootfs, 'mnt/data')), 'mount points are made at unpack');
     assert.ok(pulled.process.env.includes('GREETING=hello'));
     assert.equal(pulled.process.cwd, '/www');
     assert.deepEqual(readdirSync(join(cacheDir, 'tmp')), [], 'the work directory is cleaned up');

@@ -41,7 +41,7 @@ export function registerExecutionRoutes(
     const receivedAt = performance.now();
     const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
     const identifier = requireIdentifier(query.identifier);
-    const executionRequest = parseExecutionRequest(request.body, manager.containerType);
+    const executionRequest = parseExecutionRequest(request.body, manager.interpreterType);
     const operationId = operationIdFrom(request.headers['operation-id']);
     const run = await runExecution(deps, manager, {
       identifier,
@@ -71,7 +71,7 @@ export function registerExecutionRoutes(
       .status(run.record.status === 'Running' ? 202 : 200)
       .header('operation-id', operationId)
       .header('operation-location', location)
-      .send(executionRendererFor(manager.containerType)(run.record));
+      .send(executionRendererFor(manager.interpreterType)(run.record));
   });
 
   /**
@@ -83,10 +83,10 @@ export function registerExecutionRoutes(
     async (request: FastifyRequest, reply: FastifyReply) => {
       const receivedAt = performance.now();
       const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
-      if (manager.containerType !== 'PythonLTS') {
+      if (manager.interpreterType !== 'PythonLTS') {
         throw new AppError(
           ErrorCode.InvalidParameter,
-          `session pool ${manager.name} is a ${manager.containerType} pool; send its commands to POST executions`,
+          `session pool ${manager.name} is a ${manager.interpreterType} pool; send its commands to POST executions`,
         );
       }
       const properties = isRecord(request.body) ? field(request.body, 'properties') : undefined;
@@ -133,6 +133,6 @@ export function registerExecutionRoutes(
         `No execution ${executionId} exists for this identifier in this pool.`,
       );
     }
-    return executionRendererFor(manager.containerType)(row.outcome as unknown as ExecutionRecord);
+    return executionRendererFor(manager.interpreterType)(row.outcome as unknown as ExecutionRecord);
   });
 }

@@ -15,13 +15,13 @@ import type { ExecutionOutcome, Language } from '../../interpreter/agent-client.
 import type { ImageOutput } from '../../interpreter/protocol.js';
 import type { ExecutionStatus, Metrics } from '../../observability/metrics.js';
 import type { Allocation, PoolManager, Session } from '../../pool/pool-manager.js';
-import type { ContainerType } from '../../pool/pool-spec.js';
+import type { InterpreterType } from '../../pool/pool-spec.js';
 import type { ExecutionRow, JsonObject, Store } from '../../store/store.js';
 import { field, isRecord, optionalEnum, optionalInteger, optionalString, type JsonRecord } from '../wire.js';
 
 const MAX_TIMEOUT_SECONDS = 220;
 /** The container-internal defaults the reference gives: Python 120 s, Shell 180 s. */
-const DEFAULT_TIMEOUT_SECONDS: Record<ContainerType, number> = { PythonLTS: 120, Shell: 180 };
+const DEFAULT_TIMEOUT_SECONDS: Record<InterpreterType, number> = { PythonLTS: 120, Shell: 180 };
 /** GNU timeout's status, reported for a command stopped at its time limit. */
 const TIMED_OUT_EXIT_CODE = 124;
 /** A shell's status for a command it could not run. */
@@ -65,7 +65,7 @@ export interface ExecutionRecord {
  */
 export function parseExecutionRequest(
   body: unknown,
-  containerType: ContainerType,
+  containerType: InterpreterType,
   codeField = 'code',
 ): ExecutionRequest {
   if (!isRecord(body)) {
@@ -280,7 +280,7 @@ export async function runExecution(
     const executionMs = performance.now() - executionStarted;
     result.session.executions++;
     const status = metricStatus(result.value);
-    deps.metrics.recordExecution(manager.metricLabel, manager.containerType, status, executionMs / 1000);
+    deps.metrics.recordExecution(manager.metricLabel, manager.interpreterType, status, executionMs / 1000);
     await save(result.value, result.session.sandbox.id);
     return { record: result.value, session: result.session, allocation: result.allocation, executionMs };
   };
@@ -400,6 +400,8 @@ export function shellExecutionResource(record: ExecutionRecord): JsonRecord {
 }
 
 /** How a pool of `containerType` renders an execution on `POST executions` and `GET executions/{id}`. */
-export function executionRendererFor(containerType: ContainerType): (record: ExecutionRecord) => JsonRecord {
+export function executionRendererFor(
+  containerType: InterpreterType,
+): (record: ExecutionRecord) => JsonRecord {
   return containerType === 'Shell' ? shellExecutionResource : executionResource;
 }

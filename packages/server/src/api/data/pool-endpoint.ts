@@ -40,15 +40,22 @@ export function requireIdentifier(value: unknown): string {
   return value;
 }
 
-/** Resolves the pool of a data-plane request after checking its api-version and the caller's role. */
+/**
+ * Resolves the pool of a data-plane request after checking its api-version and the caller's role.
+ * Azure's custom container paths (`.management/…`) may leave the api-version out.
+ */
 export function poolFor(
   pools: PoolService,
   request: FastifyRequest,
   action: Action,
+  options: { versionOptional?: boolean } = {},
 ): { manager: PoolManager; query: Query; generation: DataGeneration } {
   const params = request.params as { subscription: string; resourceGroup: string; pool: string };
   const query = request.query as Query;
-  const generation = dataGeneration(requireApiVersion(query['api-version'], DATA_VERSIONS));
+  const generation =
+    options.versionOptional && query['api-version'] === undefined
+      ? 'v2'
+      : dataGeneration(requireApiVersion(query['api-version'], DATA_VERSIONS));
   authorize(request.principal, action, params.pool);
   const manager = pools.require(poolId(params.subscription, params.resourceGroup, params.pool), params.pool);
   return { manager, query, generation };

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolManager, Session } from '../../pool/pool-manager.js';
+import { readConsoleTail, type ConsoleLogArchive } from '../../pool/console-log.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { optionalInteger } from '../wire.js';
 import { dataRoutes } from '../schemas/data.js';
@@ -36,7 +37,12 @@ async function sessionResource(manager: PoolManager, session: Session) {
 
 export function registerSessionRoutes(
   app: FastifyInstance,
-  deps: { pools: PoolService; publicUrl: () => string; imageMetadata: () => Promise<ImageMetadata> },
+  deps: {
+    pools: PoolService;
+    publicUrl: () => string;
+    imageMetadata: () => Promise<ImageMetadata>;
+    consoleLogs: ConsoleLogArchive;
+  },
 ): void {
   app.get(`${POOL_ENDPOINT}/session`, dataRoutes.getSession, async (request) => {
     const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
@@ -71,16 +77,75 @@ export function registerSessionRoutes(
     };
   });
 
+  app.post(`${POOL_ENDPOINT}/.management/stopSession`, dataRoutes.stopSession, async (request, reply) => {
+    const { manager, query } = poolFor(deps.pools, request, 'sessions/stop', { versionOptional: true });
+    const identifier = requireIdentifier(query.identifier);
+    if (!(await manager.stop(identifier))) {
+      throw new AppError(
+        ErrorCode.SessionNotFound,
+        `No live session has the identifier ${JSON.stringify(identifier)}.`,
+      );
+    }
+    return reply
+      .type('text/plain; charset=utf-8')
+      .send(`Session ${identifier} in session pool ${manager.name} stopped.`);
+  });
+
+  app.get(`${POOL_ENDPOINT}/.management/logs`, dataRoutes.sessionLogs, async (request) => {
+    const { manager, query } = poolFor(deps.pools, request, 'sessions/read', { versionOptional: true });
+    const identifier = requireIdentifier(query.identifier);
+    const tail = optionalInteger(query.tail, 'tail', { min: 1, max: 10_000 }) ?? 200;
+    if (manager.containerType !== 'CustomContainer') {
+      throw new AppError(
+        ErrorCode.InvalidParameter,
+        `session pool ${manager.name} is a ${manager.containerType} pool: its output comes with each execution`,
+      );
+    }
+    const live = manager.getSession(identifier);
+    if (live) {
+      return {
+        identifier,
+        sessionId: live.sandbox.id,
+        live: true,
+        lines: await readConsoleTail(live.sandbox.consoleLogPath, tail),
+      };
+    }
+    const last = await deps.pools.lastEndedSession(manager.id, identifier);
+    if (!last) {
+      throw new AppError(
+        ErrorCode.SessionNotFound,
+        `The identifier ${JSON.stringify(identifier)} has had no session lately.`,
+      );
+    }
+    return {
+      identifier,
+      sessionId: last.id,
+      live: false,
+      lines: await readConsoleTail(deps.consoleLogs.pathOf(last.id), tail),
+    };
+  });
+
   app.get(`${POOL_ENDPOINT}/metadata`, dataRoutes.metadata, async (request) => {
     const { manager } = poolFor(deps.pools, request, 'sessions/read');
     const pool = await deps.pools.getPool(manager.id);
+    const dates = { createdAt: pool?.createdAt, lastUpdatedAt: pool?.updatedAt };
+    const container = manager.container;
+    if (container) {
+      return {
+        containerType: manager.containerType,
+        runtimes: [],
+        preInstalledPackages: [],
+        image: container.image,
+        imageDigest: container.imageDigest,
+        ...dates,
+      };
+    }
     const image = await deps.imageMetadata();
     return {
       containerType: manager.containerType,
       runtimes: image.runtimes,
       preInstalledPackages: image.preInstalledPackages,
-      createdAt: pool?.createdAt,
-      lastUpdatedAt: pool?.updatedAt,
+      ...dates,
     };
   });
 }

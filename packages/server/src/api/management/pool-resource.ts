@@ -9,7 +9,7 @@
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolStatus } from '../../pool/pool-manager.js';
 import type { PoolDefinition } from '../../pool/pool-service.js';
-import { pythonPoolSpec, type Lifecycle, type PoolSpec } from '../../pool/pool-spec.js';
+import { pythonPoolSpec, type ContainerType, type Lifecycle, type PoolSpec } from '../../pool/pool-spec.js';
 import type { PoolRow } from '../../store/store.js';
 import type { ManagementShape } from '../api-version.js';
 import {
@@ -23,6 +23,7 @@ import {
   optionalString,
   type JsonRecord,
 } from '../wire.js';
+import { containerTemplateResource, parseContainerTemplate } from './container-template.js';
 
 export const POOL_NAME = /^[a-z][a-z0-9]{2,62}$/;
 const SECRET_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
@@ -64,7 +65,10 @@ function parseMemory(value: unknown, target: string): number | undefined {
 
 const formatMemory = (bytes: number) => `${Number((bytes / GIB).toFixed(3))}Gi`;
 
-function parseLifecycle(dynamic: JsonRecord | undefined): Lifecycle {
+/** A custom container may live until it exits, up to a day. */
+const MAX_ALIVE_SECONDS = { min: 10, max: 86_400, default: 3600 };
+
+function parseLifecycle(dynamic: JsonRecord | undefined, containerType: ContainerType): Lifecycle {
   const target = 'properties.dynamicPoolConfiguration.lifecycleConfiguration';
   const lifecycle = optionalObject(field(dynamic, 'lifecycleConfiguration'), target);
   const type =
@@ -72,6 +76,20 @@ function parseLifecycle(dynamic: JsonRecord | undefined): Lifecycle {
       'Timed',
       'OnContainerExit',
     ] as const) ?? 'Timed';
+  if (type === 'OnContainerExit' && containerType === 'CustomContainer') {
+    if (field(lifecycle, 'cooldownPeriodInSeconds') !== undefined) {
+      throw new AppError(ErrorCode.InvalidParameter, 'cooldownPeriodInSeconds applies to Timed pools only', {
+        target: `${target}.cooldownPeriodInSeconds`,
+      });
+    }
+    const maxAliveSeconds =
+      optionalInteger(
+        field(lifecycle, 'maxAlivePeriodInSeconds'),
+        `${target}.maxAlivePeriodInSeconds`,
+        MAX_ALIVE_SECONDS,
+      ) ?? MAX_ALIVE_SECONDS.default;
+    return { type: 'OnContainerExit', maxAliveSeconds };
+  }
   if (type === 'OnContainerExit') {
     throw new AppError(
       ErrorCode.InvalidParameter,
@@ -222,10 +240,10 @@ export function parsePoolResource(
     ] as const) ??
     previous?.containerType ??
     'PythonLTS';
-  if (containerType !== 'PythonLTS' && containerType !== 'Shell') {
+  if (containerType !== 'PythonLTS' && containerType !== 'Shell' && containerType !== 'CustomContainer') {
     throw new AppError(
       ErrorCode.InvalidParameter,
-      `containerType ${containerType} is not available on this server yet; use PythonLTS or Shell`,
+      `containerType ${containerType} is not available on this server yet; use PythonLTS, Shell or CustomContainer`,
       { target: 'properties.containerType' },
     );
   }
@@ -298,29 +316,56 @@ export function parsePoolResource(
     );
   }
 
-  const resources = optionalObject(field(properties, 'sessionResources'), 'properties.sessionResources');
   const secrets = parseSecrets(field(properties, 'secrets')).map((secret) => ({
     name: secret.name,
     value: secret.value || (previous?.secrets.find((s) => s.name === secret.name)?.value ?? ''),
   }));
+  const templateField = field(properties, 'customContainerTemplate');
+  if (containerType !== 'CustomContainer' && templateField !== undefined && templateField !== null) {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      'customContainerTemplate applies to CustomContainer pools only',
+      {
+        target: 'properties.customContainerTemplate',
+      },
+    );
+  }
+  const template =
+    containerType === 'CustomContainer'
+      ? parseContainerTemplate(templateField, at.name, new Set(secrets.map((s) => s.name)))
+      : undefined;
+  const resourcesTarget = template?.resources
+    ? 'properties.customContainerTemplate.containers[0].resources'
+    : 'properties.sessionResources';
+  const resources =
+    template?.resources ??
+    optionalObject(field(properties, 'sessionResources'), 'properties.sessionResources');
+  const runtime =
+    optionalEnum(field(properties, 'sandboxRuntime'), 'properties.sandboxRuntime', [
+      'runc',
+      'runsc',
+    ] as const) ?? DEFAULTS.runtime;
+  if (template && runtime === 'runsc') {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      'CustomContainer pools run on runc: gVisor keeps the container’s network inside its own stack, where the session proxy cannot reach',
+      { target: 'properties.sandboxRuntime' },
+    );
+  }
 
   const spec: PoolSpec = {
     containerType,
     maxConcurrentSessions,
     readySessionInstances,
-    lifecycle: parseLifecycle(dynamic),
+    lifecycle: parseLifecycle(dynamic, containerType),
     egress,
     cpu:
-      optionalNumber(field(resources, 'cpu'), 'properties.sessionResources.cpu', { min: 0.25, max: 2 }) ??
+      optionalNumber(field(resources, 'cpu'), `${resourcesTarget}.cpu`, { min: 0.25, max: 2 }) ??
       DEFAULTS.cpu,
-    memoryBytes:
-      parseMemory(field(resources, 'memory'), 'properties.sessionResources.memory') ?? DEFAULTS.memoryBytes,
-    runtime:
-      optionalEnum(field(properties, 'sandboxRuntime'), 'properties.sandboxRuntime', [
-        'runc',
-        'runsc',
-      ] as const) ?? DEFAULTS.runtime,
+    memoryBytes: parseMemory(field(resources, 'memory'), `${resourcesTarget}.memory`) ?? DEFAULTS.memoryBytes,
+    runtime,
     secrets,
+    ...(template && { container: template.container }),
   };
   return { ...at, location, tags, spec };
 }
@@ -377,6 +422,17 @@ export function poolResource(
       secrets: spec.secrets.map((s) => ({ name: s.name })),
       sessionNetworkConfiguration: { status: spec.egress },
       sessionResources: { cpu: spec.cpu, memory: formatMemory(spec.memoryBytes) },
+      ...(spec.container && {
+        customContainerTemplate: containerTemplateResource(spec.container, {
+          cpu: spec.cpu,
+          memory: formatMemory(spec.memoryBytes),
+        }),
+        imageStatus: {
+          image: spec.container.image,
+          digest: spec.container.imageDigest,
+          ...(status?.imagePull && { pulling: status.imagePull }),
+        },
+      }),
       sandboxRuntime: spec.runtime,
       poolManagementEndpoint: `${endpointBase}/subscriptions/${pool.subscription}/resourceGroups/${pool.resourceGroup}/sessionPools/${pool.name}`,
       provisioningState: pool.provisioningState,

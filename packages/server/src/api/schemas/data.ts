@@ -279,6 +279,51 @@ export const dataRoutes = {
       200: Type.Object({ sessions: Type.Array(Type.Ref('Session')), nextLink: Type.Optional(Type.String()) }),
     },
   }),
+  stopSession: route({
+    operationId: 'Sessions_Stop',
+    summary: 'End the identifier’s session (Azure’s custom container form of DELETE session)',
+    description: 'Answers 404 SessionNotFound when the identifier has no live session.',
+    tag: 'Sessions',
+    audit: 'session.stop',
+    params: PoolEndpointParams,
+    querystring: Type.Object({
+      'api-version': Type.Optional(DataQuery['api-version']),
+      identifier: DataQuery.identifier,
+    }),
+    response: {
+      200: {
+        description: '`Session <identifier> in session pool <pool> stopped.`',
+        content: { 'text/plain': { schema: Type.String() } },
+      },
+    },
+  }),
+  sessionLogs: route({
+    operationId: 'Sessions_Logs',
+    summary: 'Console output of the identifier’s custom container session (its live one, else its last)',
+    tag: 'Sessions',
+    params: PoolEndpointParams,
+    querystring: Type.Object({
+      'api-version': Type.Optional(DataQuery['api-version']),
+      identifier: DataQuery.identifier,
+      tail: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 200 })),
+    }),
+    response: {
+      200: Type.Object({
+        identifier: Type.String(),
+        sessionId: Type.String(),
+        live: Type.Boolean({
+          description: 'Whether the session still runs (else the log is the ended session’s).',
+        }),
+        lines: Type.Array(
+          Type.Object({
+            time: Type.String(),
+            stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
+            text: Type.String(),
+          }),
+        ),
+      }),
+    },
+  }),
   metadata: route({
     operationId: 'Pool_Metadata',
     summary: 'The pool’s runtime and pre-installed packages',
@@ -290,6 +335,10 @@ export const dataRoutes = {
         containerType: Type.String(),
         runtimes: Type.Array(Type.Object({ name: Type.String(), version: Type.String() })),
         preInstalledPackages: Type.Array(Type.Object({ name: Type.String(), version: Type.String() })),
+        image: Type.Optional(
+          Type.String({ description: 'Custom container pools: the image and its pinned digest.' }),
+        ),
+        imageDigest: Type.Optional(Type.Union([Type.String(), Type.Null()])),
         createdAt: Type.Optional(Type.String()),
         lastUpdatedAt: Type.Optional(Type.String()),
       }),

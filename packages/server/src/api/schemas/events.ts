@@ -8,7 +8,14 @@ import { Type } from 'typebox';
 import { ManagementQuery, route } from './common.js';
 
 /** Every event type the pools record. */
-export const EVENT_TYPES = ['ready', 'allocated', 'ended', 'startFailed'] as const;
+export const EVENT_TYPES = [
+  'ready',
+  'allocated',
+  'ended',
+  'startFailed',
+  'imagePulled',
+  'imagePullFailed',
+] as const;
 
 export const Event = Type.Object(
   {
@@ -21,7 +28,7 @@ export const Event = Type.Object(
     sessionId: Type.Union([Type.String(), Type.Null()], { description: 'The sandbox.' }),
     reason: Type.Union([Type.String(), Type.Null()], {
       description:
-        'ended: cooldown, maxAlive, containerExit, stopped, oom, crashed, killed, poolDeleted, poolUpdated, hostLost; startFailed: the error code.',
+        'ended: cooldown, maxAlive, containerExit, stopped, oom, crashed, unhealthy, killed, poolDeleted, poolUpdated, hostLost; startFailed and imagePullFailed: the error code.',
     }),
     details: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
   },

@@ -19,6 +19,7 @@ import { SANDBOX_ID_PATTERN } from '../oci/oci-driver.js';
 interface FakeSandbox {
   sandbox: Sandbox;
   state: SandboxState;
+  listening: Set<number>;
 }
 
 export class FakeDriver implements SandboxDriver {
@@ -42,9 +43,15 @@ export class FakeDriver implements SandboxDriver {
       agentSocketPath: `/fake/${spec.id}/agent/agent.sock`,
       dataDir: `/fake/${spec.id}/data`,
       dataOwner: { uid: 1000, gid: 1000 },
+      consoleLogPath: `/fake/${spec.id}/console.log`,
+      labels: spec.labels ?? {},
       createdAt: new Date(),
     };
-    this.sandboxes.set(spec.id, { sandbox, state: { status: 'running', pid: this.nextPid++ } });
+    this.sandboxes.set(spec.id, {
+      sandbox,
+      state: { status: 'running', pid: this.nextPid++ },
+      listening: new Set(),
+    });
     return Promise.resolve(sandbox);
   }
 
@@ -80,6 +87,26 @@ export class FakeDriver implements SandboxDriver {
     if (signal === 'SIGKILL')
       entry.state = { status: 'exited', cause: 'killed', exitCode: 137, signal: 'SIGKILL' };
     return Promise.resolve();
+  }
+
+  /** A path nothing listens on: the fake runs no process to bridge to. */
+  openPort(id: string, port: number): Promise<string> {
+    return Promise.resolve().then(() => {
+      if (this.get(id).state.status !== 'running') {
+        throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} is not running`);
+      }
+      return `/fake/${id}/ports/${port}.sock`;
+    });
+  }
+
+  isListening(id: string, port: number): Promise<boolean> {
+    const entry = this.sandboxes.get(id);
+    return Promise.resolve(entry?.state.status === 'running' && entry.listening.has(port));
+  }
+
+  /** Plays a process in the sandbox starting to listen on `port`. */
+  listen(id: string, port: number): void {
+    this.get(id).listening.add(port);
   }
 
   destroy(id: string): Promise<void> {

@@ -11,11 +11,18 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { CommandResult, CommandRunner } from '../command.js';
+import { PATHS } from '../oci/oci-spec.js';
+
+/**
+ * Where sandboxes mount over the image. A read-only rootfs cannot gain them later (the runtime runs
+ * as an unprivileged user of its own namespace), so they are made once, at unpack.
+ */
+const MOUNT_POINTS = ['/proc', '/dev', PATHS.tmp, PATHS.home, PATHS.data, PATHS.agentSocketDir];
 
 export interface RegistryCredentials {
   username: string;
@@ -31,13 +38,16 @@ export interface ImageReference {
   digest: string | undefined;
 }
 
-/** What the image says to run, as umoci's generated runtime config carries it. */
+/**
+ * What the image's config says to run. Its user is not kept: every sandbox runs as the same
+ * unprivileged user, whatever the image asks for.
+ */
 export interface ImageProcess {
-  args: string[];
+  entrypoint: string[];
+  cmd: string[];
+  /** `NAME=value` entries. */
   env: string[];
   cwd: string;
-  uid: number;
-  gid: number;
 }
 
 export interface PulledImage {
@@ -155,6 +165,8 @@ export class ImagePuller {
     onStage?: (stage: PullStage) => void,
   ): Promise<PulledImage> {
     const ref = parseImageReference(reference);
+    // Sandboxes (users of their own) traverse the cache to their rootfs; the work area stays private.
+    await mkdir(this.options.cacheDir, { recursive: true, mode: 0o711 });
     await mkdir(join(this.options.cacheDir, 'tmp'), { recursive: true, mode: 0o700 });
     const authFile = credentials && (await this.writeAuthFile(ref.registry, credentials));
     try {
@@ -253,7 +265,8 @@ export class ImagePuller {
         timeoutMs: this.options.timeoutMs ?? 600_000,
       });
       if (unpack.code !== 0) throw pullFailure(reference, unpack.stderr);
-      const process = await readProcess(join(bundle, 'config.json'));
+      await makeMountPoints(reference, join(bundle, 'rootfs'));
+      const process = await readImageConfig(reference, layout);
       await writeFile(join(bundle, 'process.json'), JSON.stringify(process));
       // umoci makes the bundle 0700; sandboxes in their own user namespace must traverse it.
       await chmod(bundle, 0o711);
@@ -275,16 +288,53 @@ export class ImagePuller {
   }
 }
 
-async function readProcess(configPath: string): Promise<ImageProcess> {
-  const config = JSON.parse(await readFile(configPath, 'utf8')) as {
-    process?: { args?: string[]; env?: string[]; cwd?: string; user?: { uid?: number; gid?: number } };
+/** Creates each mount point, refusing an image whose path to one goes through a symlink (it could lead out). */
+async function makeMountPoints(reference: string, rootfs: string): Promise<void> {
+  for (const point of MOUNT_POINTS) {
+    let path = rootfs;
+    for (const part of point.split('/').filter(Boolean)) {
+      path = join(path, part);
+      const stat = await lstat(path).catch(() => undefined);
+      if (!stat) await mkdir(path, { mode: 0o755 });
+      else if (!stat.isDirectory()) {
+        throw new AppError(
+          ErrorCode.ImageManifestInvalid,
+          `cannot use ${reference}: its ${point} is not a plain directory, and sandboxes mount there`,
+          { target: 'properties.customContainerTemplate.containers[0].image' },
+        );
+      }
+    }
+  }
+}
+
+/** What the image's config says to run, read from the OCI layout skopeo wrote. */
+async function readImageConfig(reference: string, layout: string): Promise<ImageProcess> {
+  const blob = async (digest: unknown) => {
+    if (typeof digest !== 'string' || !DIGEST.test(digest)) {
+      throw pullFailure(reference, `invalid digest ${JSON.stringify(digest)} in manifest`);
+    }
+    return JSON.parse(await readFile(join(layout, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as Record<
+      string,
+      unknown
+    >;
   };
-  const process = config.process ?? {};
+  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+    manifests?: { digest?: string }[];
+  };
+  const manifest = (await blob(index.manifests?.[0]?.digest)) as { config?: { digest?: string } };
+  const image = (await blob(manifest.config?.digest)) as {
+    config?: {
+      Entrypoint?: string[] | null;
+      Cmd?: string[] | null;
+      Env?: string[] | null;
+      WorkingDir?: string;
+    };
+  };
+  const config = image.config ?? {};
   return {
-    args: process.args ?? [],
-    env: process.env ?? [],
-    cwd: process.cwd ?? '/',
-    uid: process.user?.uid ?? 0,
-    gid: process.user?.gid ?? 0,
+    entrypoint: config.Entrypoint ?? [],
+    cmd: config.Cmd ?? [],
+    env: config.Env ?? [],
+    cwd: config.WorkingDir || '/',
   };
 }

@@ -28,6 +28,7 @@ describe('OciDriver host id ranges', () => {
     cgroupParent: 'x',
     seccompProfilePath: '/nonexistent',
     conmonPath: '/nonexistent',
+    socatPath: '/nonexistent',
     runtimes: defaultRuntimes('/nonexistent'),
   };
 

@@ -11,9 +11,11 @@
  *   data/          a size-capped tmpfs, the sandbox's /mnt/data
  *   agent/         the sandbox's /run/sandpool, where the agent's socket lives
  *   exit/<id>      the exit status, written by conmon
+ *   ports/         unix sockets bridged to TCP ports on the sandbox's loopback (see openPort)
  *   init.pid, conmon.pid, conmon.log, console.log
  */
 
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants, release } from 'node:os';
@@ -63,6 +65,9 @@ const RUNSC_MIN_PIDS = 1024;
 const WAIT_STEP_MS = 5;
 const EXIT_WAIT_MS = 2000;
 const SYNC_MESSAGE = /\{[^}]*\}/;
+const BRIDGE_READY_MS = 3000;
+/** `st` of a listening socket in /proc/<pid>/net/tcp{,6}. */
+const TCP_LISTEN = '0A';
 
 export interface RuntimeCommand {
   path: string;
@@ -79,6 +84,8 @@ export interface OciDriverOptions {
   cgroupParent: string;
   seccompProfilePath: string;
   conmonPath: string;
+  /** socat, which bridges a host unix socket to a TCP port inside a sandbox (see openPort). */
+  socatPath: string;
   /** First host uid of the id ranges; sandbox n gets [base + n·65536, base + (n+1)·65536). */
   idBase: number;
   /** Upper bound on live sandboxes, which bounds the host id ranges in use. */
@@ -92,6 +99,7 @@ interface SandboxRecord {
   runtime: RuntimeName;
   slot: number;
   createdAt: string;
+  labels?: Record<string, string>;
 }
 
 /** Host paths where Debian installs each runtime, and the flags this machine type needs. */
@@ -173,6 +181,7 @@ export class OciDriver implements SandboxDriver {
       cgroupParent: config.cgroupParent,
       seccompProfilePath: config.seccompProfile,
       conmonPath: config.conmonPath,
+      socatPath: config.socatPath,
       idBase: config.idBase,
       maxSandboxes: config.maxSandboxes,
       runtimes: defaultRuntimes(config.paths.runtimeStateDir),
@@ -244,6 +253,8 @@ export class OciDriver implements SandboxDriver {
       agentSocketPath: join(this.dir(record.id), 'agent', AGENT_SOCKET_NAME),
       dataDir: join(this.dir(record.id), 'data'),
       dataOwner: this.sandboxUser(record.slot),
+      consoleLogPath: join(this.dir(record.id), 'console.log'),
+      labels: record.labels ?? {},
       createdAt: new Date(record.createdAt),
     };
   }
@@ -290,6 +301,7 @@ export class OciDriver implements SandboxDriver {
       runtime: spec.runtime,
       slot,
       createdAt: new Date().toISOString(),
+      ...(spec.labels && { labels: spec.labels }),
     };
     try {
       await this.start(spec, record, runtime);
@@ -316,11 +328,13 @@ export class OciDriver implements SandboxDriver {
     const dataDir = join(dir, 'data');
     const agentDir = join(dir, 'agent');
     await Promise.all(
-      ['bundle', 'data', 'agent', 'exit', 'persist', 'attach'].map((d) => mkdir(join(dir, d))),
+      ['bundle', 'data', 'agent', 'exit', 'persist', 'attach', 'ports'].map((d) => mkdir(join(dir, d))),
     );
-    // Only the sandbox's user (and host root) may reach the agent's socket.
-    await chmod(agentDir, 0o700);
-    await chown(agentDir, uid, gid);
+    // Only the sandbox's user (and host root) may reach the agent's socket and the port bridges.
+    for (const owned of [agentDir, join(dir, 'ports')]) {
+      await chmod(owned, 0o700);
+      await chown(owned, uid, gid);
+    }
     await runChecked(this.run, 'mount', [
       '-t',
       'tmpfs',
@@ -458,10 +472,95 @@ export class OciDriver implements SandboxDriver {
     process.kill(pid, signal);
   }
 
+  async openPort(id: string, port: number): Promise<string> {
+    await this.load();
+    const record = await this.record(id);
+    const socket = join(this.dir(id), 'ports', `${port}.sock`);
+    const bridge = await this.readBridgePid(id, port);
+    if (bridge !== undefined && isAlive(bridge) && existsSync(socket)) return socket;
+    const pid = await this.livePid(id);
+    if (pid === undefined) throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} is not running`);
+    await rm(socket, { force: true });
+    const { uid, gid } = this.sandboxUser(record.slot);
+    // socat enters only the sandbox's network namespace, as the sandbox's own unprivileged host user,
+    // so the bridge can do no more than the sandbox itself; fork serves each connection on its own.
+    const child = spawn(
+      'nsenter',
+      [
+        `--net=/proc/${pid}/ns/net`,
+        '--setgid', String(gid),
+        '--setuid', String(uid),
+        '--',
+        this.options.socatPath,
+        `UNIX-LISTEN:${socket},fork,mode=0600`,
+        `TCP:127.0.0.1:${port},nodelay`,
+      ],
+      { detached: true, stdio: 'ignore' },
+    ); // prettier-ignore
+    child.unref();
+    if (child.pid === undefined)
+      throw new AppError(ErrorCode.SandboxRuntimeError, `cannot start socat for ${id}`);
+    await writeFile(join(this.dir(id), 'ports', `${port}.pid`), String(child.pid));
+    for (let waited = 0; !existsSync(socket); waited += WAIT_STEP_MS) {
+      if (waited >= BRIDGE_READY_MS || !isAlive(child.pid)) {
+        throw new AppError(
+          ErrorCode.SandboxRuntimeError,
+          `sandbox ${id}: the bridge to port ${port} did not open`,
+        );
+      }
+      await sleep(WAIT_STEP_MS);
+    }
+    return socket;
+  }
+
+  async isListening(id: string, port: number): Promise<boolean> {
+    const pid = await this.livePid(id);
+    if (pid === undefined) return false;
+    const tables = await Promise.all(
+      ['tcp', 'tcp6'].map((table) => readFile(`/proc/${pid}/net/${table}`, 'utf8').catch(() => '')),
+    );
+    const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+    return tables.some((table) =>
+      table.split('\n').some((line) => {
+        const [, local = '', , state] = line.trim().split(/\s+/);
+        return state === TCP_LISTEN && local.endsWith(`:${hexPort}`);
+      }),
+    );
+  }
+
+  private async record(id: string): Promise<SandboxRecord> {
+    try {
+      return JSON.parse(await readFile(join(this.dir(id), 'sandbox.json'), 'utf8')) as SandboxRecord;
+    } catch {
+      throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} does not exist`);
+    }
+  }
+
+  private async readBridgePid(id: string, port: number): Promise<number | undefined> {
+    const text = await readFile(join(this.dir(id), 'ports', `${port}.pid`), 'utf8').catch(() => '');
+    const pid = Number.parseInt(text, 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  }
+
+  /** Kills every port bridge of a sandbox, with the per-connection children each one forked. */
+  private async closePorts(id: string): Promise<void> {
+    const files = await readdir(join(this.dir(id), 'ports')).catch(() => [] as string[]);
+    for (const file of files.filter((f) => f.endsWith('.pid'))) {
+      const pid = await this.readBridgePid(id, Number.parseInt(file, 10));
+      if (pid === undefined) continue;
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
   async destroy(id: string): Promise<void> {
     await this.load();
     const dir = this.dir(id);
     if (!existsSync(dir)) return;
+    await this.closePorts(id);
     const record = JSON.parse(
       await readFile(join(dir, 'sandbox.json'), 'utf8').catch(() => '{}'),
     ) as Partial<SandboxRecord>;

@@ -53,6 +53,7 @@ export interface OciConfig {
     uidMappings: { containerID: number; hostID: number; size: number }[];
     gidMappings: { containerID: number; hostID: number; size: number }[];
     namespaces: { type: string; path?: string }[];
+    sysctl: Record<string, string>;
     cgroupsPath: string;
     resources: {
       devices: { allow: boolean; access: string }[];
@@ -125,7 +126,7 @@ export function buildOciConfig(spec: SandboxSpec, host: OciHostLayout, seccomp: 
       user: { uid: SANDBOX_UID, gid: SANDBOX_GID, additionalGids: [] },
       args: spec.command,
       env,
-      cwd: PATHS.data,
+      cwd: spec.cwd ?? PATHS.data,
       capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
       rlimits: [
         { type: 'RLIMIT_NOFILE', hard: NOFILE_LIMIT, soft: NOFILE_LIMIT },
@@ -187,6 +188,9 @@ export function buildOciConfig(spec: SandboxSpec, host: OciHostLayout, seccomp: 
         { type: 'user' },
         { type: 'cgroup' },
       ],
+      // Its own network namespace, so this reaches no one else: a server image may listen on port 80
+      // without CAP_NET_BIND_SERVICE, which the sandbox never has.
+      sysctl: { 'net.ipv4.ip_unprivileged_port_start': '0' },
       cgroupsPath: host.cgroupsPath,
       resources: {
         devices: [{ allow: false, access: 'rwm' }],

@@ -1,0 +1,301 @@
+/**
+ * @module api/data/session-proxy
+ * The session proxy of custom container pools: every method and path under the pool endpoint,
+ * except the pool's own (`.management/…`, `session`, `listSessions`, `metadata`), goes to the
+ * target port of the identifier's session, allocated on first use. Bodies stream both ways
+ * unbuffered, WebSocket (any) upgrades are tunnelled, and a client that leaves closes the
+ * container's connection too. The caller's bearer token stays here: it is Sandpool's credential,
+ * and the container is untrusted code.
+ */
+
+import {
+  request as httpRequest,
+  Agent,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import type { Duplex } from 'node:stream';
+
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+
+import type { Authenticator } from '../../auth/authenticator.js';
+import { authorize, type Principal } from '../../auth/roles.js';
+import { AppError, ErrorCode } from '../../errors.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { Upstream } from '../../pool/launcher.js';
+import type { PoolManager } from '../../pool/pool-manager.js';
+import { poolId, type PoolService } from '../../pool/pool-service.js';
+import { renderError } from '../errors.js';
+import { requireIdentifier } from './pool-endpoint.js';
+
+/** `/subscriptions/<s>/resourceGroups/<rg>/sessionPools/<pool>` and the rest of the path. */
+const POOL_PATH =
+  /^\/subscriptions\/([^/?]+)\/resourceGroups\/([^/?]+)\/sessionPools\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+/** Paths the pool answers itself, even for custom containers (Azure proxies all but the first). */
+const POOL_OWNED = /^\/(\.management\/|session$|listSessions$|metadata$)/;
+/** Hop-by-hop headers (RFC 9110 §7.6.1), plus the credential that must not reach the container. */
+const NOT_FORWARDED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'authorization',
+]);
+
+export interface SessionProxyDeps {
+  pools: PoolService;
+  authenticator: Authenticator;
+  metrics: Metrics;
+  log: Logger;
+  poolFullStatus: 429 | 404;
+  /** `https` when the server listens with TLS. */
+  scheme: 'http' | 'https';
+}
+
+interface ProxyTarget {
+  manager: PoolManager;
+  identifier: string;
+  /** The path under the pool endpoint, query included. */
+  path: string;
+  /** The pool endpoint's own path, for X-Forwarded-Prefix. */
+  prefix: string;
+}
+
+/** Keep-alive connections to each container, so a request costs no new connection through the bridge. */
+const agents = new WeakMap<Upstream, Agent>();
+function agentFor(upstream: Upstream): Agent {
+  let agent = agents.get(upstream);
+  if (!agent) {
+    agent = new Agent({ keepAlive: true, maxSockets: 256 });
+    agents.set(upstream, agent);
+  }
+  return agent;
+}
+
+/** The custom container pool and identifier a URL is for; undefined when the pool serves it itself. */
+function targetOf(pools: PoolService, url: string): ProxyTarget | undefined {
+  const match = POOL_PATH.exec(url);
+  if (!match) return undefined;
+  const [, subscription = '', resourceGroup = '', name = '', rest = '/', query = ''] = match;
+  if (POOL_OWNED.test(rest)) return undefined;
+  const manager = pools.manager(
+    poolId(decodeURIComponent(subscription), decodeURIComponent(resourceGroup), decodeURIComponent(name)),
+  );
+  if (manager?.containerType !== 'CustomContainer') return undefined;
+  const identifier = requireIdentifier(new URLSearchParams(query).get('identifier') ?? undefined);
+  return {
+    manager,
+    identifier,
+    path: `${rest}${query}`,
+    prefix: url.slice(0, url.length - rest.length - query.length),
+  };
+}
+
+/** The request's headers as the container gets them: hop-by-hop ones dropped, X-Forwarded-* added. */
+function forwardedHeaders(
+  incoming: IncomingMessage,
+  scheme: string,
+  prefix: string,
+  upgrade: boolean,
+): IncomingHttpHeaders {
+  const named = new Set(
+    (incoming.headers.connection ?? '')
+      .split(',')
+      .map((token) => token.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const headers: IncomingHttpHeaders = {};
+  for (const [name, value] of Object.entries(incoming.headers)) {
+    if (NOT_FORWARDED.has(name) || named.has(name)) continue;
+    headers[name] = value;
+  }
+  const client = incoming.socket.remoteAddress ?? '';
+  const before = incoming.headers['x-forwarded-for'];
+  headers['x-forwarded-for'] = before ? `${String(before)}, ${client}` : client;
+  headers['x-forwarded-proto'] = scheme;
+  if (incoming.headers.host) headers['x-forwarded-host'] = incoming.headers.host;
+  headers['x-forwarded-prefix'] = prefix;
+  if (upgrade) {
+    headers.connection = 'Upgrade';
+    headers.upgrade = incoming.headers.upgrade ?? '';
+  }
+  return headers;
+}
+
+function responseHeaders(upstream: IncomingMessage): Record<string, string | string[]> {
+  const named = new Set((upstream.headers.connection ?? '').split(',').map((t) => t.trim().toLowerCase()));
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(upstream.headers)) {
+    if (value === undefined || NOT_FORWARDED.has(name) || named.has(name) || name === 'transfer-encoding')
+      continue;
+    headers[name] = value;
+  }
+  return headers;
+}
+
+const statusClass = (status: number) => `${String(Math.floor(status / 100))}xx`;
+
+/** Why the container did not answer, as the error the client gets. */
+async function unreachable(upstream: Upstream, error: Error): Promise<AppError> {
+  const running = await upstream.confirmRunning().catch(() => false);
+  return new AppError(
+    ErrorCode.ContainerUnreachable,
+    running
+      ? `the session's container did not answer on port ${upstream.targetPort}: ${error.message}`
+      : `the session's container exited; the next request starts a new session`,
+  );
+}
+
+export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDeps): void {
+  const sendError = (res: ServerResponse, error: unknown) => {
+    const rendered = renderError(error, { poolFullStatus: deps.poolFullStatus });
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(rendered.status, {
+      ...rendered.headers,
+      'content-type': 'application/json; charset=utf-8',
+    });
+    res.end(JSON.stringify(rendered.body));
+  };
+
+  /** Forwards one request and resolves once its response has ended or the client has gone. */
+  const forward = (req: IncomingMessage, res: ServerResponse, target: ProxyTarget, upstream: Upstream) =>
+    new Promise<void>((resolve) => {
+      const pool = target.manager.metricLabel;
+      const started = performance.now();
+      const outbound = httpRequest({
+        socketPath: upstream.socketPath,
+        agent: agentFor(upstream),
+        method: req.method,
+        path: target.path,
+        headers: forwardedHeaders(req, deps.scheme, target.prefix, false),
+      });
+      let outcome = 'aborted';
+      outbound.on('response', (answer) => {
+        deps.metrics.proxyResponseSeconds.observe({ pool }, (performance.now() - started) / 1000);
+        outcome = statusClass(answer.statusCode ?? 502);
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer));
+        answer.pipe(res);
+        answer.on('error', () => res.destroy());
+      });
+      outbound.on('error', (error) => {
+        if (res.headersSent || res.destroyed) {
+          res.destroy();
+          return;
+        }
+        outcome = 'unreachable';
+        void unreachable(upstream, error).then((appError) => sendError(res, appError));
+      });
+      res.on('close', () => {
+        // The client left before the answer was complete: the container's side closes too.
+        if (!res.writableFinished) outbound.destroy();
+        deps.metrics.proxyRequests.inc({ pool, outcome });
+        resolve();
+      });
+      // The head goes now: a client that waits for the answer before sending its body must get one.
+      outbound.flushHeaders();
+      req.pipe(outbound);
+    });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const target = targetOf(deps.pools, request.raw.url ?? '');
+    if (!target) return;
+    authorize(request.principal, 'sessions/execute', target.manager.name);
+    reply.hijack();
+    const { raw: req } = request;
+    const res = reply.raw;
+    try {
+      await target.manager.withSession(
+        target.identifier,
+        (session) => forward(req, res, target, session.sandbox.upstream!),
+        { serialize: false },
+      );
+    } catch (error) {
+      if (!(error instanceof AppError)) request.log.error({ err: error }, 'proxy failed');
+      sendError(res, error);
+    }
+  });
+
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    void tunnel(req, socket, head).catch((error: unknown) => {
+      if (!(error instanceof AppError)) deps.log.error({ err: error }, 'proxy upgrade failed');
+      const rendered = renderError(error, { poolFullStatus: deps.poolFullStatus });
+      const body = JSON.stringify(rendered.body);
+      const headers = Object.entries({
+        ...rendered.headers,
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+        connection: 'close',
+      })
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('');
+      socket.end(`HTTP/1.1 ${rendered.status} ${rendered.code}\r\n${headers}\r\n${body}`);
+    });
+  });
+
+  /** Tunnels an upgrade to the container: once it switches protocols, bytes flow both ways untouched. */
+  async function tunnel(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const principal: Principal = await deps.authenticator.authenticate(req.headers.authorization);
+    const target = targetOf(deps.pools, req.url ?? '');
+    if (!target)
+      throw new AppError(ErrorCode.RouteNotFound, `No route upgrades ${req.url?.split('?')[0] ?? ''}.`);
+    authorize(principal, 'sessions/execute', target.manager.name);
+    const pool = target.manager.metricLabel;
+    await target.manager.withSession(
+      target.identifier,
+      (session) =>
+        new Promise<void>((resolve, reject) => {
+          const upstream = session.sandbox.upstream!;
+          const outbound = httpRequest({
+            socketPath: upstream.socketPath,
+            method: req.method,
+            path: target.path,
+            headers: forwardedHeaders(req, deps.scheme, target.prefix, true),
+          });
+          outbound.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
+            deps.metrics.proxyUpgrades.inc({ pool, outcome: 'switched' });
+            const lines = [`HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}`];
+            for (let i = 0; i < answer.rawHeaders.length; i += 2)
+              lines.push(`${answer.rawHeaders[i]!}: ${answer.rawHeaders[i + 1]!}`);
+            socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+            if (upstreamHead.length > 0) socket.write(upstreamHead);
+            if (head.length > 0) upstreamSocket.write(head);
+            upstreamSocket.pipe(socket).pipe(upstreamSocket);
+            const close = () => {
+              socket.destroy();
+              upstreamSocket.destroy();
+              resolve();
+            };
+            socket.on('close', close);
+            upstreamSocket.on('close', close);
+            upstreamSocket.on('error', close);
+          });
+          outbound.on('response', (answer) => {
+            // The container answered without switching: relay its answer as it is.
+            deps.metrics.proxyUpgrades.inc({ pool, outcome: 'refused' });
+            const lines = [`HTTP/1.1 ${String(answer.statusCode)} ${answer.statusMessage ?? ''}`];
+            for (let i = 0; i < answer.rawHeaders.length; i += 2)
+              lines.push(`${answer.rawHeaders[i]!}: ${answer.rawHeaders[i + 1]!}`);
+            socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+            answer.pipe(socket);
+            answer.on('end', resolve);
+          });
+          outbound.on('error', (error) => {
+            deps.metrics.proxyUpgrades.inc({ pool, outcome: 'unreachable' });
+            void unreachable(upstream, error).then(reject);
+          });
+          outbound.end();
+        }),
+      { serialize: false },
+    );
+  }
+}
