@@ -93,13 +93,16 @@ export class Context {
     this.io.stdout(render(data, this.options.output, columns));
   }
 
-  /** Runs `work` under a spinner on stderr (shown only on a terminal). */
-  async spin<T>(text: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` under a spinner on stderr (shown only on a terminal); `work` may say what it is
+   * doing now, which the spinner shows after `text`.
+   */
+  async spin<T>(text: string, work: (progress: (now: string) => void) => Promise<T>): Promise<T> {
     const terminal = this.io.stderr.isTTY === true;
     // Off a terminal ora would still print a line at start and stop; scripts get silence.
     const spinner = ora({ text, stream: this.io.stderr, isEnabled: terminal, isSilent: !terminal }).start();
     try {
-      const result = await work();
+      const result = await work((now) => (spinner.text = `${text}: ${now}`));
       spinner.succeed();
       return result;
     } catch (error) {

@@ -75,35 +75,68 @@ function checkLifecycle(flags: PoolFlags, lifecycle: string | undefined): void {
   }
 }
 
-/** The custom-container template, when any of its flags is given. */
-function customContainerTemplate(flags: PoolFlags, name: string) {
+type Template = NonNullable<SessionPool['properties']['customContainerTemplate']>;
+
+/** Whether any flag of the custom container's template is given. */
+export function changesTemplate(flags: PoolFlags): boolean {
+  return [
+    flags.image,
+    flags.containerName,
+    flags.command,
+    flags.args,
+    flags.envVars,
+    flags.targetPort,
+    flags.registryServer,
+    flags.registryUsername,
+    flags.registryPassword,
+  ].some((value) => value !== undefined);
+}
+
+/**
+ * The custom-container template from the flags, over `current` (the pool's template, on update):
+ * a merge patch replaces arrays whole, so the container is rebuilt from what it was.
+ */
+function customContainerTemplate(flags: PoolFlags, name: string, current?: Template) {
   const secrets = flags.registryPassword
     ? [{ name: 'registry-password', value: flags.registryPassword }]
     : [];
+  const was = current?.containers[0];
   const container = {
-    name: flags.containerName ?? name,
-    ...(flags.image && { image: flags.image }),
+    ...was,
+    name: flags.containerName ?? was?.name ?? name,
+    image: flags.image ?? was?.image ?? '',
     ...(flags.command && { command: flags.command }),
     ...(flags.args && { args: flags.args }),
-    ...(flags.envVars && { env: envVars(flags.envVars) }),
+    ...(flags.envVars && { env: envVars(flags.envVars) ?? [] }),
     ...((flags.cpu !== undefined || flags.memory !== undefined) && {
-      resources: { cpu: flags.cpu ?? 0.25, memory: flags.memory ?? '0.5Gi' },
+      resources: {
+        cpu: flags.cpu ?? was?.resources?.cpu ?? 0.25,
+        memory: flags.memory ?? was?.resources?.memory ?? '0.5Gi',
+      },
     }),
   };
-  return {
-    template: {
-      containers: [container],
-      ...(flags.targetPort !== undefined && { ingress: { targetPort: flags.targetPort } }),
-      ...(flags.registryServer && {
-        registryCredentials: {
-          server: flags.registryServer,
-          ...(flags.registryUsername && { username: flags.registryUsername }),
-          ...(flags.registryPassword && { passwordSecretRef: 'registry-password' }),
-        },
-      }),
-    },
-    secrets,
+  const registry =
+    flags.registryServer || flags.registryUsername || flags.registryPassword
+      ? {
+          server: flags.registryServer ?? current?.registryCredentials?.server ?? '',
+          ...((flags.registryUsername ?? current?.registryCredentials?.username) !== undefined && {
+            username: flags.registryUsername ?? current?.registryCredentials?.username,
+          }),
+          ...((flags.registryPassword !== undefined || current?.registryCredentials?.passwordSecretRef) && {
+            passwordSecretRef:
+              flags.registryPassword !== undefined
+                ? 'registry-password'
+                : current?.registryCredentials?.passwordSecretRef,
+          }),
+        }
+      : current?.registryCredentials;
+  const targetPort = flags.targetPort ?? current?.ingress?.targetPort;
+  const template: Template = {
+    containers: [container],
+    ...(targetPort !== undefined && { ingress: { targetPort } }),
+    ...(registry && { registryCredentials: registry as NonNullable<Template['registryCredentials']> }),
   };
+  return { template, secrets };
 }
 
 /** The ARM body for `sessionpool create`. */
@@ -117,8 +150,8 @@ export function createBody(name: string, flags: PoolFlags): SessionPool {
       '--image, --target-port, --env-vars and --registry-* are for --container-type CustomContainer',
     );
   }
-  if (custom && flags.targetPort === undefined) {
-    throw new UsageError('--target-port is required for --container-type CustomContainer');
+  if (custom && (flags.targetPort === undefined || !flags.image)) {
+    throw new UsageError('--image and --target-port are required for --container-type CustomContainer');
   }
   const secrets = keyValues(flags.secrets, '--secrets');
   const tags = keyValues(flags.tags, '--tags');
@@ -153,8 +186,11 @@ export function createBody(name: string, flags: PoolFlags): SessionPool {
   };
 }
 
-/** The JSON merge patch for `sessionpool update`: only what the flags name. */
-export function updatePatch(flags: PoolFlags): Record<string, unknown> {
+/**
+ * The JSON merge patch for `sessionpool update`: only what the flags name. `current` is the pool as
+ * it is, needed when a custom container's template changes.
+ */
+export function updatePatch(flags: PoolFlags, current?: SessionPool): Record<string, unknown> {
   if (flags.containerType !== undefined) {
     throw new UsageError("a pool's container type cannot change; create a new pool instead");
   }
@@ -179,14 +215,30 @@ export function updatePatch(flags: PoolFlags): Record<string, unknown> {
       status: oneOf(flags.networkStatus, ['EgressEnabled', 'EgressDisabled'] as const, '--network-status'),
     };
   }
-  if (flags.cpu !== undefined || flags.memory !== undefined) {
+  const template = current?.properties.customContainerTemplate;
+  if (changesTemplate(flags) || (template && (flags.cpu !== undefined || flags.memory !== undefined))) {
+    if (!template) {
+      throw new UsageError(
+        '--image, --target-port, --env-vars and --registry-* are for CustomContainer pools',
+      );
+    }
+    const built = customContainerTemplate(flags, current.name ?? '', template);
+    properties.customContainerTemplate = built.template;
+    if (built.secrets.length) {
+      properties.secrets = [...(current.properties.secrets ?? []), ...built.secrets];
+    }
+  } else if (flags.cpu !== undefined || flags.memory !== undefined) {
     properties.sessionResources = {
       ...(flags.cpu !== undefined && { cpu: flags.cpu }),
       ...(flags.memory !== undefined && { memory: flags.memory }),
     };
   }
   const secrets = keyValues(flags.secrets, '--secrets');
-  if (secrets) properties.secrets = Object.entries(secrets).map(([name, value]) => ({ name, value }));
+  if (secrets) {
+    const given = Object.entries(secrets).map(([name, value]) => ({ name, value }));
+    const others = ((properties.secrets ?? []) as { name: string }[]).filter((s) => !(s.name in secrets));
+    properties.secrets = [...others, ...given];
+  }
   const tags = keyValues(flags.tags, '--tags');
   const patch = { ...(tags && { tags }), ...(Object.keys(properties).length && { properties }) };
   if (Object.keys(patch).length === 0) {

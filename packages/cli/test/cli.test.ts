@@ -13,7 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify, stripVTControlCharacters } from 'node:util';
 import { after, describe, it } from 'node:test';
 
+import { SandpoolClient } from '@sandpool/sdk';
+
 import { skipReason } from '../../server/test/integration/harness.js';
+import { buildAppImage, buildBusyboxImage, startRegistry } from '../../server/test/registry.js';
 import {
   ADMIN_KEY,
   RESOURCE_GROUP,
@@ -567,5 +570,70 @@ describe('sandpool as a process', { skip: skipReason }, () => {
       child.kill('SIGKILL');
       await removeServerState(testConfig(env));
     }
+  });
+});
+
+describe('sandpool with custom containers', { skip: skipReason }, async () => {
+  const registry = await startRegistry();
+  await registry.push(await buildAppImage(), 'team/app:1');
+  await registry.push(await buildBusyboxImage({ page: 'version two\n' }), 'team/app:2');
+  const server = await startTestServer('clicustom', {
+    env: { SANDPOOL_INSECURE_REGISTRIES: JSON.stringify([registry.host]) },
+  });
+  const scope = {
+    SANDPOOL_ENDPOINT: server.url,
+    SANDPOOL_API_KEY: ADMIN_KEY,
+    SANDPOOL_SUBSCRIPTION: SUBSCRIPTION,
+    SANDPOOL_RESOURCE_GROUP: RESOURCE_GROUP,
+  };
+  const { sandpool } = shell(scope);
+  const client = new SandpoolClient({
+    endpoint: server.url,
+    credential: ADMIN_KEY,
+    subscription: SUBSCRIPTION,
+    resourceGroup: RESOURCE_GROUP,
+  });
+
+  it('creates a pool from an image, reaches its sessions, reads their console, and rolls a new image', async () => {
+    const created = await sandpool(
+      'sessionpool', 'create', '-n', 'web', '--container-type', 'CustomContainer',
+      '--image', `${registry.host}/team/app:1`, '--target-port', '8080',
+      '--env-vars', 'GREETING=from-the-cli', '--max-sessions', '2', '--ready-sessions', '1',
+    ); // prettier-ignore
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal(created.json.properties.provisioningState, 'Succeeded');
+    const digest = created.json.properties.imageStatus.digest as string;
+    assert.match(digest, /^sha256:[0-9a-f]{64}$/);
+
+    const session = client.pool('web').session('u1');
+    const answer = await session.fetch('/cgi-bin/echo?from=sdk', { headers: { 'x-custom': 'sdk' } });
+    assert.equal(answer.status, 200);
+    const text = await answer.text();
+    assert.match(text, /greeting=from-the-cli/);
+    assert.match(text, /custom=sdk/);
+    assert.match(text, /uri=\/cgi-bin\/echo\?from=sdk&identifier=u1/);
+
+    const logs = await sandpool('session', 'logs', '-n', 'web', '-i', 'u1', '-o', 'json');
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.ok(
+      (logs.json as { text: string }[]).some((line) => line.text.includes('greeting=from-the-cli')),
+      logs.stdout,
+    );
+    assert.equal((await session.logs({ tail: 1 })).lines.length, 1);
+
+    const updated = await sandpool(
+      'sessionpool',
+      'update',
+      '-n',
+      'web',
+      '--image',
+      `${registry.host}/team/app:2`,
+    );
+    assert.equal(updated.code, 0, updated.stderr);
+    assert.notEqual(updated.json.properties.imageStatus.digest, digest);
+    assert.equal(updated.json.properties.customContainerTemplate.containers[0].env[0].value, 'from-the-cli');
+    assert.equal(await (await client.pool('web').session('u2').fetch('/')).text(), 'version two\n');
+    const table = await sandpool('sessionpool', 'show', '-n', 'web', '-o', 'table');
+    assert.match(table.stdout, /team\/app:2@sha256:/);
   });
 });

@@ -89,13 +89,52 @@ describe('sessionpool flags', () => {
       ],
       ['max alive with Timed', () => createBody('p', { maxAlivePeriod: 5 })],
       ['an image on a PythonLTS pool', () => createBody('p', { image: 'x' })],
-      ['a custom container without a port', () => createBody('p', { containerType: 'CustomContainer' })],
+      [
+        'a custom container without a port',
+        () => createBody('p', { containerType: 'CustomContainer', image: 'x' }),
+      ],
+      [
+        'a custom container without an image',
+        () => createBody('p', { containerType: 'CustomContainer', targetPort: 1 }),
+      ],
       ['an unknown container type', () => createBody('p', { containerType: 'Cobol' })],
       ['a secret without a value', () => createBody('p', { secrets: ['lonely'] })],
       ['an update with nothing in it', () => updatePatch({})],
       ['an update of the container type', () => updatePatch({ containerType: 'Shell' })],
     ];
     for (const [what, run] of cases) assert.throws(run, UsageError, what);
+  });
+
+  it('rebuild a custom container’s template on update, since a merge patch replaces arrays whole', () => {
+    const body = createBody('web', {
+      containerType: 'CustomContainer',
+      image: 'registry.local/app:1',
+      targetPort: 8080,
+      envVars: ['MODE=prod'],
+      registryServer: 'registry.local',
+      registryUsername: 'bot',
+      registryPassword: 'pw',
+    });
+    const current = { ...body, name: 'web' };
+    const patch = updatePatch({ image: 'registry.local/app:2', memory: '1Gi' }, current) as any;
+    assert.deepEqual(patch.properties.customContainerTemplate, {
+      containers: [
+        {
+          name: 'web',
+          image: 'registry.local/app:2',
+          env: [{ name: 'MODE', value: 'prod' }],
+          resources: { cpu: 0.25, memory: '1Gi' },
+        },
+      ],
+      ingress: { targetPort: 8080 },
+      registryCredentials: {
+        server: 'registry.local',
+        username: 'bot',
+        passwordSecretRef: 'registry-password',
+      },
+    });
+    assert.equal(patch.properties.sessionResources, undefined);
+    assert.throws(() => updatePatch({ image: 'x' }), UsageError, 'an image for a pool that has no template');
   });
 
   it('update only what the flags name', () => {

@@ -26,6 +26,8 @@ export type Readiness = paths['/readyz']['get']['responses'][200]['content']['ap
 export type Principal = paths['/sandpool/whoami']['get']['responses'][200]['content']['application/json'];
 export type PoolTimeline =
   paths[`${typeof POOLS_PATH}/timeline`]['get']['responses'][200]['content']['application/json'];
+export type ConsoleLog =
+  paths[`${typeof ENDPOINT}/.management/logs`]['get']['responses'][200]['content']['application/json'];
 /** The management versions that answer in the current shape (`lifecycleConfiguration`), which the SDK's types describe. */
 export type ManagementApiVersion = Exclude<
   NonNullable<
@@ -63,6 +65,8 @@ export interface SandpoolClientOptions {
 export interface WaitOption {
   /** Wait for the long-running operation to finish (default true). */
   wait?: boolean;
+  /** While waiting, called with the pool as each poll finds it (e.g. a custom container's image pull). */
+  onProgress?: (pool: SessionPool) => void;
 }
 
 export interface ExecuteOptions {
@@ -109,6 +113,10 @@ export class SandpoolClient {
   readonly versions: { management: ManagementApiVersion; data: DataApiVersion };
   /** @internal */
   readonly pollIntervalMs: number;
+  /** @internal */
+  readonly baseUrl: string;
+  /** @internal A fetch with the caller's credential and no retries. */
+  readonly authorizedFetch: (url: string, init: RequestInit) => Promise<Response>;
 
   constructor(options: SandpoolClientOptions) {
     const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -118,8 +126,17 @@ export class SandpoolClient {
       sleep,
       random: Math.random,
     });
-    this.api = createClient<paths>({ baseUrl: options.endpoint.replace(/\/+$/, ''), fetch: fetchWithRetry });
+    this.baseUrl = options.endpoint.replace(/\/+$/, '');
+    this.api = createClient<paths>({ baseUrl: this.baseUrl, fetch: fetchWithRetry });
     const credential = options.credential;
+    this.authorizedFetch = async (url, init) => {
+      const headers = new Headers(init.headers);
+      headers.set(
+        'authorization',
+        `Bearer ${typeof credential === 'string' ? credential : await credential()}`,
+      );
+      return baseFetch(url, { ...init, headers });
+    };
     this.api.use({
       async onRequest({ request }) {
         const secret = typeof credential === 'string' ? credential : await credential();
@@ -221,7 +238,10 @@ export class Pools {
     });
     const pool = ok(result);
     if (options.wait === false) return pool;
-    await this.waitFor(result.response);
+    await this.waitFor(
+      result.response,
+      options.onProgress && (() => this.get(name).then(options.onProgress)),
+    );
     return this.get(name);
   }
 
@@ -233,7 +253,10 @@ export class Pools {
     });
     const pool = ok(result);
     if (options.wait === false) return pool;
-    await this.waitFor(result.response);
+    await this.waitFor(
+      result.response,
+      options.onProgress && (() => this.get(name).then(options.onProgress)),
+    );
     return this.get(name);
   }
 
@@ -340,10 +363,11 @@ export class Pools {
   }
 
   /** Polls the operation named by `Azure-AsyncOperation` until it succeeds; throws if it fails. */
-  private async waitFor(response: Response): Promise<void> {
+  private async waitFor(response: Response, poll?: () => Promise<void>): Promise<void> {
     const url = response.headers.get('azure-asyncoperation');
     if (!url) return;
     for (;;) {
+      await poll?.();
       const status = await this.followLink<{
         name: string;
         status: string;
@@ -502,6 +526,32 @@ export class Session {
   /** Ends the session now and frees its slot; the next request starts a fresh one. */
   async stop(): Promise<void> {
     ok(await this.client.api.DELETE(`${ENDPOINT}/session`, { params: this.params() }));
+  }
+
+  /** A custom container session's console output: its live session's, else its last one's. */
+  async logs(options: { tail?: number } = {}): Promise<ConsoleLog> {
+    const { path, query } = this.params();
+    return ok(
+      await this.client.api.GET(`${ENDPOINT}/.management/logs`, {
+        params: { path, query: { ...query, ...(options.tail !== undefined && { tail: options.tail }) } },
+      }),
+    );
+  }
+
+  /**
+   * A request to a custom container session, sent through the pool's session proxy to the
+   * container's target port; `path` is the container's own (e.g. `/api/items?page=2`). Not retried:
+   * the container decides what a repeated request means.
+   * @example
+   * const answer = await client.pool('web').session('user-42').fetch('/health');
+   */
+  fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    const endpoint = ENDPOINT.replace('{subscription}', encodeURIComponent(this.client.scope.subscription))
+      .replace('{resourceGroup}', encodeURIComponent(this.client.scope.resourceGroup))
+      .replace('{pool}', encodeURIComponent(this.pool));
+    const url = new URL(`${this.client.baseUrl}${endpoint}${path.startsWith('/') ? path : `/${path}`}`);
+    url.searchParams.set('identifier', this.identifier);
+    return this.client.authorizedFetch(url.toString(), init);
   }
 }
 

@@ -26,6 +26,7 @@ export {
   type Readiness,
   type Principal,
   type PoolTimeline,
+  type ConsoleLog,
   type UsageTotals,
   type ManagementApiVersion,
   type DataApiVersion,

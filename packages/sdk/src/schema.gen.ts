@@ -636,7 +636,7 @@ export interface components {
                 lastModifiedAt: string;
             };
             properties: {
-                /** @description `PythonLTS` or `Shell` (`JupyterPython` in 2024-02-02-preview). */
+                /** @description `PythonLTS`, `Shell` or `CustomContainer` (`JupyterPython` in 2024-02-02-preview). */
                 containerType?: string;
                 /** @enum {string} */
                 poolManagementType?: "Dynamic";
@@ -673,6 +673,51 @@ export interface components {
                 };
                 /** @description Sandpool: the OCI runtime (`runc` or `runsc`). */
                 sandboxRuntime?: string;
+                /** @description CustomContainer pools: the image, what it runs and the port the session proxy reaches. */
+                customContainerTemplate?: {
+                    registryCredentials?: {
+                        server: string;
+                        username?: string;
+                        /** @description The name of one of the pool’s secrets. */
+                        passwordSecretRef?: string;
+                    };
+                    /** @description Sandpool runs one container per session. */
+                    containers: ({
+                        name?: string;
+                        /** @example registry.example:5000/team/app:1 */
+                        image: string;
+                        command?: string[];
+                        args?: string[];
+                        env?: {
+                            name: string;
+                            value?: string;
+                            secretRef?: string;
+                        }[];
+                        resources?: {
+                            cpu: number;
+                            memory: string;
+                        };
+                        probes?: {
+                            [key: string]: unknown;
+                        }[];
+                    } & {
+                        [key: string]: unknown;
+                    })[];
+                    ingress?: {
+                        targetPort: number;
+                    };
+                };
+                /** @description Sandpool, CustomContainer pools: the pinned image and a pull in progress. */
+                readonly imageStatus?: {
+                    image: string;
+                    /** @description Pinned at the latest successful pull. */
+                    digest: string | null;
+                    pulling?: {
+                        image: string;
+                        stage: "resolving" | "downloading" | "unpacking";
+                        startedAt: string;
+                    };
+                };
                 /** @description Base URL of the pool’s data plane. */
                 readonly poolManagementEndpoint?: string;
                 /** @enum {string} */

@@ -21,6 +21,7 @@ import { EventFeed } from './observability/event-feed.js';
 import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ConsoleLogArchive } from './pool/console-log.js';
+import type { ImageSource } from './pool/container-image.js';
 import { HostLauncher, type SandboxLauncher } from './pool/launcher.js';
 import { PoolService, poolId } from './pool/pool-service.js';
 import { pythonPoolSpec } from './pool/pool-spec.js';
@@ -48,6 +49,8 @@ export interface ServerOverrides {
   logger?: Logger;
   now?: () => number;
   launcher?: SandboxLauncher;
+  /** Where custom container images come from (a fake beside a fake launcher). */
+  images?: ImageSource;
   /** Checks every JSON response against its documented schema and reports mismatches (tests). */
   onContractViolation?: (violation: string) => void;
 }
@@ -139,7 +142,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     reaperIntervalMs: config.reaperIntervalMs,
     metrics,
     feed,
-    images,
+    images: overrides.images ?? images,
   });
   metrics.observePools(
     () => pools.snapshot(),

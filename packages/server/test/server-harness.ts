@@ -14,7 +14,7 @@ import pino, { type Logger } from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { OciDriver } from '../src/sandbox/oci/oci-driver.js';
 import { startServer, type RunningServer } from '../src/server.js';
-import type { FakeLauncher } from './fake-launcher.js';
+import type { FakeImageSource, FakeLauncher } from './fake-launcher.js';
 import { config as hostConfig, testIdBase } from './isolated-driver.js';
 
 export const ADMIN_KEY = `sp_0123456789ab_${'A'.repeat(43)}`;
@@ -91,6 +91,7 @@ export async function startTestServer(
   name: string,
   options: {
     launcher?: FakeLauncher;
+    images?: FakeImageSource;
     env?: Record<string, string>;
     now?: () => number;
     logger?: Logger;
@@ -107,6 +108,7 @@ export async function startTestServer(
     logger: options.logger ?? pino({ level: 'silent' }),
     onContractViolation: (violation) => violations.push(violation),
     ...(options.launcher && { launcher: options.launcher }),
+    ...(options.images && { images: options.images }),
     ...(options.now && { now: options.now }),
   });
   after(async () => {

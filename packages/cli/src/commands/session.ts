@@ -1,6 +1,6 @@
 /**
  * @module commands/session
- * `sandpool session show|list|stop` and `sandpool session code-interpreter …` (az's verbs), plus
+ * `sandpool session show|list|stop|logs` and `sandpool session code-interpreter …` (az's verbs), plus
  * `sandpool session shell execute` for Shell pools.
  */
 
@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 
 import { Command } from '@commander-js/extra-typings';
-import type { Execution, FileInfo, SessionInfo, ShellExecution } from '@sandpool/sdk';
+import type { ConsoleLog, Execution, FileInfo, SessionInfo, ShellExecution } from '@sandpool/sdk';
 
 import type { Context } from '../context.js';
 import { CliError, ExitCode, UsageError } from '../failure.js';
@@ -20,6 +20,11 @@ const SESSION_COLUMNS: Columns<SessionInfo> = [
   ['CreatedAt', (s) => s.createdAt],
   ['LastAccessedAt', (s) => s.lastAccessedAt],
   ['ExpireAt', (s) => s.expireAt],
+];
+const LOG_COLUMNS: Columns<ConsoleLog['lines'][number]> = [
+  ['Time', (l) => l.time],
+  ['Stream', (l) => l.stream],
+  ['Text', (l) => l.text],
 ];
 const FILE_COLUMNS: Columns<FileInfo> = [
   ['Name', (f) => f.name],
@@ -198,6 +203,20 @@ export function sessionCommandGroup(context: () => Context): Command {
       const cli = context();
       await poolOf(cli, flags).session(flags.identifier).stop();
     }),
+  );
+  command.addCommand(
+    sessionCommand(
+      'logs',
+      'Show a custom container session’s console output (its live session, else its last).',
+    )
+      .option('--tail <n>', 'the last n lines (default 200)', integer('--tail'))
+      .action(async (flags) => {
+        const cli = context();
+        const logs = await poolOf(cli, flags)
+          .session(flags.identifier)
+          .logs(flags.tail === undefined ? {} : { tail: flags.tail });
+        cli.print(logs.lines, LOG_COLUMNS);
+      }),
   );
   command.addCommand(codeInterpreterCommand(context));
   command.addCommand(shellCommand(context));

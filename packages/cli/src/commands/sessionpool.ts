@@ -10,8 +10,16 @@ import type { PoolEvent, SessionPool } from '@sandpool/sdk';
 
 import type { Context } from '../context.js';
 import type { Columns } from '../output.js';
-import { createBody, updatePatch } from '../pool-flags.js';
+import { changesTemplate, createBody, updatePatch } from '../pool-flags.js';
 import { collect, integer, number, pastTime } from './arguments.js';
+
+/** What a pool's operation is doing now, for the spinner: a custom container's pull, or the warm set. */
+function progressOf(pool: SessionPool): string {
+  const pull = pool.properties.imageStatus?.pulling;
+  if (pull) return `pulling ${pull.image} (${pull.stage})`;
+  const status = pool.properties.sessionStatus;
+  return status ? `${status.readySessionCount} ready, ${status.startingSessionCount} starting` : '';
+}
 
 export const POOL_COLUMNS: Columns<SessionPool> = [
   ['Name', (p) => p.name],
@@ -21,6 +29,12 @@ export const POOL_COLUMNS: Columns<SessionPool> = [
   ['Ready', (p) => p.properties.sessionStatus?.readySessionCount],
   ['Allocated', (p) => p.properties.sessionStatus?.allocatedSessionCount],
   ['ProvisioningState', (p) => p.properties.provisioningState],
+  [
+    'Image',
+    (p) =>
+      p.properties.imageStatus &&
+      `${p.properties.imageStatus.image}@${p.properties.imageStatus.digest ?? '(not pulled)'}`,
+  ],
   ['Endpoint', (p) => p.properties.poolManagementEndpoint],
 ];
 
@@ -106,8 +120,11 @@ export function sessionPoolCommand(context: () => Context): Command {
         const cli = context();
         const client = cli.client(flags.resourceGroup);
         const body = createBody(flags.name, flags);
-        const pool = await cli.spin(`creating session pool ${flags.name}`, () =>
-          client.pools.createOrUpdate(flags.name, body, { wait: flags.wait }),
+        const pool = await cli.spin(`creating session pool ${flags.name}`, (progress) =>
+          client.pools.createOrUpdate(flags.name, body, {
+            wait: flags.wait,
+            onProgress: (now) => progress(progressOf(now)),
+          }),
         );
         cli.print(pool, POOL_COLUMNS);
       }),
@@ -118,9 +135,17 @@ export function sessionPoolCommand(context: () => Context): Command {
       async (flags) => {
         const cli = context();
         const client = cli.client(flags.resourceGroup);
-        const patch = updatePatch(flags);
-        const pool = await cli.spin(`updating session pool ${flags.name}`, () =>
-          client.pools.update(flags.name, patch, { wait: flags.wait }),
+        // A custom container's template is replaced whole, so it is rebuilt from the pool as it is.
+        const current =
+          changesTemplate(flags) || flags.cpu !== undefined || flags.memory !== undefined
+            ? await client.pools.get(flags.name)
+            : undefined;
+        const patch = updatePatch(flags, current);
+        const pool = await cli.spin(`updating session pool ${flags.name}`, (progress) =>
+          client.pools.update(flags.name, patch, {
+            wait: flags.wait,
+            onProgress: (now) => progress(progressOf(now)),
+          }),
         );
         cli.print(pool, POOL_COLUMNS);
       },

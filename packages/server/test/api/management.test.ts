@@ -301,9 +301,10 @@ describe('management plane (ARM sessionPools)', async () => {
 
   it('refuses container types this server does not run', async () => {
     const response = await server.request('PUT', `${armPath('alpha')}?${MGMT}`, {
-      body: { location: 'l', properties: { containerType: 'CustomContainer' } },
+      body: { location: 'l', properties: { containerType: 'NodeLTS' } },
     });
     assert.equal(response.status, 400);
+    assert.equal(response.json.error.target, 'properties.containerType');
   });
 
   it('serves its OpenAPI document without a credential, as committed', async () => {

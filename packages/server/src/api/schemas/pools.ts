@@ -19,7 +19,9 @@ const Lifecycle = Type.Object({
 const PoolProperties = Type.Object(
   {
     containerType: Type.Optional(
-      Type.String({ description: '`PythonLTS` or `Shell` (`JupyterPython` in 2024-02-02-preview).' }),
+      Type.String({
+        description: '`PythonLTS`, `Shell` or `CustomContainer` (`JupyterPython` in 2024-02-02-preview).',
+      }),
     ),
     poolManagementType: Type.Optional(Type.Literal('Dynamic')),
     scaleConfiguration: Type.Optional(
@@ -56,6 +58,74 @@ const PoolProperties = Type.Object(
     ),
     sandboxRuntime: Type.Optional(
       Type.String({ description: 'Sandpool: the OCI runtime (`runc` or `runsc`).' }),
+    ),
+    customContainerTemplate: Type.Optional(
+      Type.Object(
+        {
+          registryCredentials: Type.Optional(
+            Type.Object({
+              server: Type.String(),
+              username: Type.Optional(Type.String()),
+              passwordSecretRef: Type.Optional(
+                Type.String({ description: 'The name of one of the pool’s secrets.' }),
+              ),
+            }),
+          ),
+          containers: Type.Array(
+            Type.Object(
+              {
+                name: Type.Optional(Type.String()),
+                image: Type.String({ examples: ['registry.example:5000/team/app:1'] }),
+                command: Type.Optional(Type.Array(Type.String())),
+                args: Type.Optional(Type.Array(Type.String())),
+                env: Type.Optional(
+                  Type.Array(
+                    Type.Object({
+                      name: Type.String(),
+                      value: Type.Optional(Type.String()),
+                      secretRef: Type.Optional(Type.String()),
+                    }),
+                  ),
+                ),
+                resources: Type.Optional(Type.Object({ cpu: Type.Number(), memory: Type.String() })),
+                probes: Type.Optional(Type.Array(Type.Record(Type.String(), Type.Unknown()))),
+              },
+              { additionalProperties: true },
+            ),
+            { minItems: 1, maxItems: 1, description: 'Sandpool runs one container per session.' },
+          ),
+          ingress: Type.Optional(Type.Object({ targetPort: Type.Integer({ minimum: 1, maximum: 65535 }) })),
+        },
+        {
+          description:
+            'CustomContainer pools: the image, what it runs and the port the session proxy reaches.',
+        },
+      ),
+    ),
+    imageStatus: Type.Optional(
+      Type.Object(
+        {
+          image: Type.String(),
+          digest: Type.Union([Type.String(), Type.Null()], {
+            description: 'Pinned at the latest successful pull.',
+          }),
+          pulling: Type.Optional(
+            Type.Object({
+              image: Type.String(),
+              stage: Type.Union([
+                Type.Literal('resolving'),
+                Type.Literal('downloading'),
+                Type.Literal('unpacking'),
+              ]),
+              startedAt: Type.String(),
+            }),
+          ),
+        },
+        {
+          readOnly: true,
+          description: 'Sandpool, CustomContainer pools: the pinned image and a pull in progress.',
+        },
+      ),
     ),
     poolManagementEndpoint: Type.Optional(
       Type.String({ readOnly: true, description: 'Base URL of the pool’s data plane.' }),
