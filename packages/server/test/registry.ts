@@ -12,6 +12,9 @@ import { after } from 'node:test';
 
 import { runCommand } from '../src/sandbox/command.js';
 
+/** Registers what to remove when the caller is done: node:test's `after` in tests, a list in benchmarks. */
+export type Cleanup = (undo: () => void) => void;
+
 export const REGISTRY_USER = 'alice';
 export const REGISTRY_PASSWORD = 's3cret-registry-password';
 /**
@@ -53,7 +56,9 @@ async function untilAnswers(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`docker-registry did not answer at ${url}`);
 }
 
-export async function startRegistry(options: { auth?: boolean } = {}): Promise<TestRegistry> {
+export async function startRegistry(
+  options: { auth?: boolean; cleanup?: Cleanup } = {},
+): Promise<TestRegistry> {
   const dir = mkdtempSync('/var/tmp/sandpool-test-registry-');
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
@@ -66,7 +71,7 @@ export async function startRegistry(options: { auth?: boolean } = {}): Promise<T
     `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: ${host}\n${auth}`,
   );
   const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
-  after(() => {
+  (options.cleanup ?? after)(() => {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
@@ -204,9 +209,9 @@ echo "connection closed: $request" >&2
  * request as the container saw it and let a test fail its health or make it exit with a code, and
  * `/app/echo.sh` is a raw echo server for `busybox nc -ll -e`. Returns `<layout dir>:app`.
  */
-export async function buildAppImage(): Promise<string> {
+export async function buildAppImage(cleanup: Cleanup = after): Promise<string> {
   const dir = mkdtempSync('/var/tmp/sandpool-test-app-');
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  cleanup(() => rmSync(dir, { recursive: true, force: true }));
   const layout = join(dir, 'layout');
   const bundle = join(dir, 'bundle');
   await run('umoci', ['init', '--layout', layout]);

@@ -11,8 +11,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, lstat, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { CommandResult, CommandRunner } from '../command.js';
@@ -166,7 +166,9 @@ export class ImagePuller {
   ): Promise<PulledImage> {
     const ref = parseImageReference(reference);
     // Sandboxes (users of their own) traverse the cache to their rootfs; the work area stays private.
-    await mkdir(this.options.cacheDir, { recursive: true, mode: 0o711 });
+    await mkdir(this.options.cacheDir, { recursive: true });
+    await chmod(this.options.cacheDir, 0o711);
+    await requireTraversable(this.options.cacheDir);
     await mkdir(join(this.options.cacheDir, 'tmp'), { recursive: true, mode: 0o700 });
     const authFile = credentials && (await this.writeAuthFile(ref.registry, credentials));
     try {
@@ -285,6 +287,22 @@ export class ImagePuller {
     const auth = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
     await writeFile(path, JSON.stringify({ auths: { [registry]: { auth } } }), { mode: 0o600 });
     return path;
+  }
+}
+
+/**
+ * Sandboxes run as users of their own, so every directory above the cache must let others through
+ * (x for "other"); otherwise runc fails later with a bare "permission denied".
+ */
+async function requireTraversable(dir: string): Promise<void> {
+  for (let path = resolve(dir); path !== dirname(path); path = dirname(path)) {
+    const { mode } = await stat(path);
+    if ((mode & 0o001) === 0) {
+      throw new AppError(
+        ErrorCode.SandboxRuntimeError,
+        `the image cache ${dir} is below ${path}, which sandboxes cannot traverse: chmod o+x ${path}`,
+      );
+    }
   }
 }
 
