@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { runCommand } from '../../src/sandbox/command.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { OciDriver } from '../../src/sandbox/oci/oci-driver.js';
 import {
@@ -23,6 +24,7 @@ import {
   testConfig,
   testServerEnv,
 } from '../server-harness.js';
+import { buildAppImage, startRegistry } from '../registry.js';
 import { skipReason } from './harness.js';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
@@ -141,5 +143,68 @@ describe('restart without loss', { skip: skipReason }, () => {
     second.process.kill('SIGTERM');
     const code = await new Promise((resolve) => second.process.once('exit', resolve));
     assert.equal(code, 0, 'a graceful shutdown exits 0');
+  });
+});
+
+describe('restart without loss: custom containers', { skip: skipReason }, async () => {
+  const registry = await startRegistry();
+  await registry.push(await buildAppImage(), 'team/app:1');
+  const home = mkdtempSync('/var/tmp/sandpool-test-restart-custom-');
+  chmodSync(home, 0o711);
+  const env = testServerEnv('restart-custom', home, {
+    SANDPOOL_INSECURE_REGISTRIES: JSON.stringify([registry.host]),
+  });
+  const config = testConfig(env);
+  const children: ChildProcess[] = [];
+  after(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await removeServerState(config);
+  });
+  const visit = (child: Child, identifier: string, path: string) =>
+    fetch(`${child.url}${poolPath('web')}${path}?identifier=${identifier}`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+
+  it('reaches a live container session again after kill -9 of the server, its port bridge reopened', async () => {
+    const first = await startChild(env);
+    children.push(first.process);
+    const created = await call(first, 'PUT', `${armPath('web')}?${MGMT}`, {
+      location: 'local',
+      properties: {
+        containerType: 'CustomContainer',
+        scaleConfiguration: { maxConcurrentSessions: 2, readySessionInstances: 1 },
+        customContainerTemplate: {
+          containers: [{ image: `${registry.host}/team/app:1` }],
+          ingress: { targetPort: 8080 },
+        },
+      },
+    });
+    assert.equal(created.status, 201);
+    let answer = await visit(first, 'kept', '/cgi-bin/echo');
+    for (let i = 0; answer.status === 503 && i < 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      answer = await visit(first, 'kept', '/cgi-bin/echo');
+    }
+    assert.equal(answer.status, 200, await answer.text());
+    const before = await call(first, 'GET', `${poolPath('web')}/session?${DATA}&identifier=kept`);
+
+    first.process.kill('SIGKILL');
+    await new Promise((resolve) => first.process.once('exit', resolve));
+    // While no server runs, the session's port bridge dies too.
+    const bridges = await runCommand('pkill', [
+      '-f',
+      `${config.paths.stateDir}/${before.json.etag as string}/ports/`,
+    ]);
+    assert.equal(bridges.code, 0, 'the bridge outlived the server and was there to kill');
+
+    const second = await startChild(env);
+    children.push(second.process);
+    const resumed = await call(second, 'GET', `${poolPath('web')}/session?${DATA}&identifier=kept`);
+    assert.equal(resumed.json.etag, before.json.etag, 'the same sandbox');
+    const again = await visit(second, 'kept', '/');
+    assert.equal(again.status, 200);
+    assert.equal(await again.text(), 'hello from the app\n');
+    second.process.kill('SIGTERM');
+    await new Promise((resolve) => second.process.once('exit', resolve));
   });
 });
