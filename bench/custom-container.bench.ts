@@ -13,7 +13,6 @@
 
 import { Agent, request, type RequestOptions } from 'node:http';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { fmt, machine, summary, writeReport } from './report.js';

@@ -20,9 +20,9 @@ fi
 # chromium: the browser the dashboard's tests drive (playwright-core cannot download one here);
 # skopeo, umoci: pull and unpack custom containers' images; docker-registry, busybox-static: the
 # loopback registry and the static binary the image tests build their images from; socat: the
-# bridge from the session proxy into a custom container's network namespace.
+# bridge from the session proxy into a custom container's network namespace; nftables: egress rules.
 packages=(runc conmon golang-github-containers-common mmdebstrap runsc iproute2 util-linux ca-certificates
-  openssl python3-jupyter-client python3-ipykernel chromium skopeo umoci docker-registry busybox-static socat)
+  openssl python3-jupyter-client python3-ipykernel chromium skopeo umoci docker-registry busybox-static socat nftables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

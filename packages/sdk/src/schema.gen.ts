@@ -659,6 +659,8 @@ export interface components {
                 };
                 sessionNetworkConfiguration?: {
                     status: "EgressEnabled" | "EgressDisabled";
+                    /** @description Sandpool, EgressEnabled: the only destinations (IPv4 addresses, CIDRs, domain names resolved when a sandbox starts); without it, any public address. */
+                    egressAllowlist?: string[];
                 };
                 secrets?: {
                     name: string;
@@ -845,12 +847,12 @@ export interface components {
             /** @description Increasing sequence number; resume a stream after it with Last-Event-ID. */
             id: string;
             /** @enum {string} */
-            type: "ready" | "allocated" | "ended" | "startFailed" | "imagePulled" | "imagePullFailed";
+            type: "ready" | "allocated" | "ended" | "startFailed" | "imagePulled" | "imagePullFailed" | "egressDenied";
             at: string;
             identifier: string | null;
             /** @description The sandbox. */
             sessionId: string | null;
-            /** @description ended: cooldown, maxAlive, containerExit, stopped, oom, crashed, unhealthy, killed, poolDeleted, poolUpdated, hostLost; startFailed and imagePullFailed: the error code. */
+            /** @description ended: cooldown, maxAlive, containerExit, stopped, oom, crashed, unhealthy, killed, poolDeleted, poolUpdated, hostLost; startFailed and imagePullFailed: the error code; egressDenied: the refused destination. */
             reason: string | null;
             details: {
                 [key: string]: unknown;

@@ -38,6 +38,16 @@ export const ConfigSchema = Type.Object({
     default: '/usr/bin/socat',
     description: 'Bridges the session proxy to a custom container’s port inside its network namespace.',
   }),
+  egressSubnet: Type.String({
+    default: '10.64.0.0/14',
+    pattern: '^\\d{1,3}(\\.\\d{1,3}){3}/(1[0-4]|[0-9])$',
+    description:
+      'Where EgressEnabled sandboxes get their links (a /30 each; a /14 or larger holds every host id range).',
+  }),
+  egressDnsServer: Type.String({
+    default: '',
+    description: 'The resolver EgressEnabled sandboxes’ DNS goes to (default: the host’s first nameserver).',
+  }),
   insecureRegistries: Type.Array(Type.String(), {
     default: [],
     description: 'Registries (host:port) pulled from over plain HTTP or without verifying TLS (JSON).',
@@ -278,6 +288,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const valid = settings as Settings;
   return {
     ...valid,
+    egressDnsServer: valid.egressDnsServer || firstNameserver(readFile),
     paths: {
       stateDir: join(valid.home, 'sandboxes'),
       runtimeStateDir: join(valid.runDir, 'runtime'),
@@ -290,6 +301,15 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       tlsDir: join(valid.home, 'tls'),
     },
   };
+}
+
+/** The host's first resolver (/etc/resolv.conf), the default for sandboxes with egress. */
+function firstNameserver(readFile: (path: string) => string): string {
+  try {
+    return /^nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*$/m.exec(readFile('/etc/resolv.conf'))?.[1] ?? '';
+  } catch {
+    return '';
+  }
 }
 
 /** The README's configuration table, one row per setting. */

@@ -114,6 +114,11 @@ export class FakeLauncher implements SandboxLauncher {
     return this.sandboxes.get(id)?.destroy() ?? Promise.resolve();
   }
 
+  /** Fakes refuse no connections. */
+  onEgressDenied(): void {
+    // Nothing to hear.
+  }
+
   live(): FakeSandbox[] {
     return [...this.sandboxes.values()].filter((s) => !s.destroyed);
   }

@@ -45,6 +45,7 @@ export function isolatedDriverOptions(name: string, maxSandboxes: number): OciDr
     seccompProfilePath: config.seccompProfile,
     conmonPath: config.conmonPath,
     socatPath: config.socatPath,
+    egress: { subnet: config.egressSubnet, dnsServer: config.egressDnsServer },
     idBase: testIdBase(maxSandboxes),
     maxSandboxes,
     runtimes: defaultRuntimes(runtimeStateDir),

@@ -164,6 +164,24 @@ if [ -f /tmp/sick ]; then printf 'Status: 500 Sick\\r\\n\\r\\nsick\\n'; else pri
 touch /tmp/sick
 printf 'Content-Type: text/plain\\r\\n\\r\\nsick now\\n'
 `,
+  connect: `#!/bin/sh
+# ?<address>&<port>: an HTTP GET to that address from inside the sandbox.
+target=\${QUERY_STRING%%&identifier=*}
+host=\${target%%&*}
+port=\${target#*&}
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+if answer=$(printf 'GET /cgi-bin/echo HTTP/1.0\\r\\n\\r\\n' | nc -w 3 "$host" "$port" 2>&1) && [ -n "$answer" ]; then
+  echo "connected"
+  echo "$answer"
+else
+  echo "refused: $answer"
+fi
+`,
+  resolve: `#!/bin/sh
+# ?<name>: the name looked up through the sandbox's resolver.
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+nslookup "\${QUERY_STRING%%&identifier=*}" 2>&1
+`,
   exit: `#!/bin/sh
 code=\${QUERY_STRING#code=}
 echo "\${code%%&*}" > /tmp/exit-code

@@ -175,6 +175,7 @@ function eventDetail(event: PoolEvent): string {
     }
     case 'startFailed':
     case 'imagePullFailed':
+    case 'egressDenied':
       return event.reason ?? '';
     case 'imagePulled':
       return `${typeof details.image === 'string' ? details.image : ''}${typeof details.seconds === 'number' ? `, ${duration(details.seconds)}` : ''}`;

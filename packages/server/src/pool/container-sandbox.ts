@@ -45,6 +45,7 @@ export interface ContainerSandboxOptions {
   /** The container's env, secrets resolved. */
   env: Record<string, string>;
   resources: SandboxResources;
+  egress?: { allow: string[] };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -107,6 +108,7 @@ export class ContainerSandbox {
       resources: { ...options.resources, cpu: Math.max(options.resources.cpu, BOOT_CPU) },
       readOnlyBinds: [],
       labels: { [CONTAINER_LABEL]: JSON.stringify(label) },
+      ...(options.egress && { egress: options.egress }),
     });
     try {
       await waitStarted(driver, sandbox, container);

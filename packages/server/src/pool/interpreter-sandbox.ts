@@ -47,6 +47,8 @@ export interface InterpreterSandboxOptions {
   image: PythonImage;
   resources: SandboxResources;
   agent: AgentClientOptions;
+  /** Outbound network (see SandboxSpec.egress); loopback only without. */
+  egress?: { allow: string[] };
 }
 
 /** The container's command: tini reaps orphans and forwards signals; the agent is its only child. */
@@ -83,6 +85,7 @@ export class InterpreterSandbox {
       env: { MPLBACKEND: 'Agg' },
       resources: { ...options.resources, cpu: Math.max(options.resources.cpu, BOOT_CPU) },
       readOnlyBinds: [{ source: options.image.agentDir, destination: AGENT_CODE_DIR }],
+      ...(options.egress && { egress: options.egress }),
     });
     try {
       const session = await InterpreterSandbox.attach(driver, sandbox, options.agent);

@@ -7,7 +7,13 @@
 
 import { AppError, ErrorCode } from '../errors.js';
 import type { AgentClientOptions, ExecuteOptions, ExecutionOutcome } from '../interpreter/agent-client.js';
-import type { ResourceUsage, Sandbox, SandboxDriver, SandboxResources } from '../sandbox/driver.js';
+import type {
+  DeniedConnection,
+  ResourceUsage,
+  Sandbox,
+  SandboxDriver,
+  SandboxResources,
+} from '../sandbox/driver.js';
 import type { ConsoleLogArchive } from './console-log.js';
 import { pinnedReference, registryCredentials, type ImageSource } from './container-image.js';
 import { CONTAINER_LABEL, ContainerSandbox } from './container-sandbox.js';
@@ -52,6 +58,8 @@ export interface SandboxLauncher {
   /** Every sandbox on the host: reattached if it lives, else how it ended (after a server restart). */
   attachAll(): Promise<Map<string, SessionSandbox | EndState>>;
   destroy(id: string): Promise<void>;
+  /** Hears each connection a sandbox with egress tried and the rules refused. */
+  onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void;
 }
 
 export interface HostLauncherOptions {
@@ -72,6 +80,7 @@ export class HostLauncher implements SandboxLauncher {
 
   async start(id: string, spec: PoolSpec): Promise<SessionSandbox> {
     const resources = { cpu: spec.cpu, memoryBytes: spec.memoryBytes, ...this.options.limits };
+    const egress = spec.egress === 'EgressEnabled' ? { egress: { allow: spec.egressAllow } } : {};
     if (!spec.container) {
       const session = await InterpreterSandbox.start(this.driver, {
         id,
@@ -79,6 +88,7 @@ export class HostLauncher implements SandboxLauncher {
         image: this.options.interpreter.image,
         resources,
         agent: this.options.interpreter.agent,
+        ...egress,
       });
       return fromInterpreter(session);
     }
@@ -102,8 +112,13 @@ export class HostLauncher implements SandboxLauncher {
       container,
       env,
       resources,
+      ...egress,
     });
     return fromContainer(session);
+  }
+
+  onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void {
+    this.driver.onEgressDenied(listener);
   }
 
   async attachAll(): Promise<Map<string, SessionSandbox | EndState>> {

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, PoolRow, SessionRow, Store } from '../store/store.js';
+import type { DeniedConnection } from '../sandbox/driver.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
 import { expiredReason, sessionExpiry, startBackoffMs, warmTarget, type SessionTimes } from './policy.js';
 import type { EventFeed } from '../observability/event-feed.js';
@@ -24,6 +25,8 @@ import {
 } from './pool-spec.js';
 
 const GIB = 1024 ** 3;
+/** How long the retries of one refused connection count as that connection. */
+const DENIED_DEDUP_MS = 60_000;
 
 export interface PoolManagerDeps {
   store: Store;
@@ -138,6 +141,8 @@ export class PoolManager {
   private draining = false;
   private warmWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private imagePull: ImagePullProgress | undefined;
+  /** Refused connections already recorded, by connection, with when they were first seen. */
+  private readonly deniedSeen = new Map<string, number>();
 
   constructor(
     private pool: PoolRow,
@@ -404,6 +409,27 @@ export class PoolManager {
       void this.retire(entry, reasonFor(state), endDetails(state));
       this.refill();
     });
+  }
+
+  /**
+   * Records a connection the egress rules refused, if the sandbox is this pool's: one event per
+   * connection (its retries share a source port). False when the sandbox is not this pool's.
+   */
+  egressDenied(sandboxId: string, attempt: DeniedConnection): boolean {
+    const session = [...this.sessions.values()].find((s) => s.sandbox.id === sandboxId);
+    if (!session && !this.ready.some((r) => r.sandbox.id === sandboxId)) return false;
+    const key = `${sandboxId} ${attempt.protocol} ${attempt.destination}:${String(attempt.port)} ${String(attempt.sourcePort)}`;
+    const now = this.deps.now();
+    for (const [seen, at] of this.deniedSeen) if (now - at > DENIED_DEDUP_MS) this.deniedSeen.delete(seen);
+    if (this.deniedSeen.has(key)) return true;
+    this.deniedSeen.set(key, now);
+    this.event('egressDenied', {
+      sessionId: sandboxId,
+      identifier: session?.identifier ?? null,
+      reason: attempt.port === null ? attempt.destination : `${attempt.destination}:${attempt.port}`,
+      details: { destination: attempt.destination, port: attempt.port, protocol: attempt.protocol },
+    });
+    return true;
   }
 
   /** Ends a session: its sandbox is destroyed and the end recorded with its reason. */

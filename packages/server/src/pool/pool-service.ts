@@ -16,7 +16,7 @@ import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
 import { registryCredentials, type ImageSource } from './container-image.js';
 import { PoolManager, endDetails, reasonFor } from './pool-manager.js';
-import { needsPull, sameTemplate, type PoolSpec } from './pool-spec.js';
+import { needsPull, sameTemplate, storedSpec as specOf, type PoolSpec } from './pool-spec.js';
 
 export interface PoolServiceDeps {
   store: Store;
@@ -49,8 +49,6 @@ export function poolId(subscription: string, resourceGroup: string, name: string
 function newSandboxId(poolName: string): string {
   return `${poolName.slice(0, 40)}-${randomBytes(6).toString('hex')}`;
 }
-
-const specOf = (row: PoolRow) => row.spec as unknown as PoolSpec;
 
 export class PoolService {
   private readonly managers = new Map<string, PoolManager>();
@@ -102,6 +100,9 @@ export class PoolService {
     for (const operation of await this.deps.store.listOperations({ status: 'InProgress' })) {
       this.resume(operation);
     }
+    this.deps.launcher.onEgressDenied((sandboxId, attempt) => {
+      for (const manager of this.managers.values()) if (manager.egressDenied(sandboxId, attempt)) return;
+    });
     for (const manager of this.managers.values()) manager.refill();
     this.reaper = setInterval(() => void this.reap(), this.deps.reaperIntervalMs);
     this.reaper.unref();

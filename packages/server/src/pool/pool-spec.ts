@@ -58,6 +58,8 @@ export interface PoolSpec {
   readySessionInstances: number;
   lifecycle: Lifecycle;
   egress: 'EgressEnabled' | 'EgressDisabled';
+  /** With EgressEnabled: the only destinations (CIDRs, domain names); empty means any public address. */
+  egressAllow: string[];
   /** Cores per session. */
   cpu: number;
   /** Memory per session, bytes. */
@@ -79,12 +81,19 @@ export function pythonPoolSpec(overrides: Partial<PoolSpec> = {}): PoolSpec {
     readySessionInstances: 2,
     lifecycle: { type: 'Timed', cooldownSeconds: 300 },
     egress: 'EgressDisabled',
+    egressAllow: [],
     cpu: 0.25,
     memoryBytes: 512 * 1024 * 1024,
     runtime: 'runc',
     secrets: [],
     ...overrides,
   };
+}
+
+/** A pool's spec as its row stores it; rows written before a field existed get its default. */
+export function storedSpec(row: { spec: unknown }): PoolSpec {
+  const spec = row.spec as Omit<PoolSpec, 'egressAllow'> & { egressAllow?: string[] };
+  return { ...spec, egressAllow: spec.egressAllow ?? [] };
 }
 
 /** Why a session ended; stored with the session and its `ended` event. */
@@ -104,7 +113,16 @@ export type EndReason =
 /** Whether two specs start identical sandboxes (a change replaces the warm set). */
 export function sameTemplate(a: PoolSpec, b: PoolSpec): boolean {
   const template = (s: PoolSpec) =>
-    JSON.stringify([s.containerType, s.egress, s.cpu, s.memoryBytes, s.runtime, s.secrets, s.container]);
+    JSON.stringify([
+      s.containerType,
+      s.egress,
+      s.egressAllow,
+      s.cpu,
+      s.memoryBytes,
+      s.runtime,
+      s.secrets,
+      s.container,
+    ]);
   return template(a) === template(b);
 }
 

@@ -23,6 +23,8 @@ export interface CommandOptions {
    * process exits: for programs that daemonize and leave children holding their stdio.
    */
   logFd?: number;
+  /** Written to the child's stdin, which is then closed (no stdin without it). */
+  input?: string;
   /** Extra file descriptors for the child beyond stdio, in order from fd 3. */
   extraPipes?: number;
   /** Called with the child's extra pipes (fd 3 onwards) right after spawn. */
@@ -61,7 +63,7 @@ export const runCommand: CommandRunner = (file, args, options = {}) =>
     const extra = Array.from({ length: options.extraPipes ?? 0 }, () => 'pipe' as const);
     const output = options.logFd ?? 'pipe';
     const child = spawn(file, args, {
-      stdio: ['ignore', output, output, ...extra],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', output, output, ...extra],
       env: options.env ?? process.env,
       ...(options.cwd ? { cwd: options.cwd } : {}),
       timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -74,6 +76,7 @@ export const runCommand: CommandRunner = (file, args, options = {}) =>
     child.stdout?.on('data', (c: Buffer) => capped(out, c, outSize));
     child.stderr?.on('data', (c: Buffer) => capped(err, c, errSize));
     options.onPipes?.(child.stdio.slice(3) as NodeJS.ReadableStream[]);
+    if (options.input !== undefined) child.stdin?.end(options.input);
     child.on('error', reject);
     const settle = (code: number | null, signal: NodeJS.Signals | null) =>
       resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });

@@ -37,6 +37,19 @@ export interface SandboxSpec {
   cwd?: string;
   /** What the layer above needs to take the sandbox up again after a restart; list() returns them. */
   labels?: Record<string, string>;
+  /**
+   * Outbound network (EgressEnabled): public addresses, or only `allow` (CIDRs, domain names) when
+   * it lists any. Absent: the sandbox has loopback only.
+   */
+  egress?: { allow: string[] };
+}
+
+/** A connection a sandbox tried and the egress rules refused. */
+export interface DeniedConnection {
+  destination: string;
+  protocol: string;
+  port: number | null;
+  sourcePort: number | null;
 }
 
 /** Defaults match Azure's smallest session size. */
@@ -110,6 +123,8 @@ export interface SandboxDriver {
   isListening(id: string, port: number): Promise<boolean>;
   /** Kills every process and removes every trace: cgroups, mounts, namespaces, directories. */
   destroy(id: string): Promise<void>;
+  /** Hears every connection a sandbox with egress tried and was refused. */
+  onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void;
   /** Every sandbox this driver has on the host, live or not, for reconciliation after a restart. */
   list(): Promise<Sandbox[]>;
 }

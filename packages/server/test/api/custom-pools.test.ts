@@ -242,6 +242,23 @@ describe('custom container pools (management)', async () => {
     ],
     ['gVisor', pool({}, { sandboxRuntime: 'runsc' }), 'InvalidParameter', 'properties.sandboxRuntime'],
     [
+      'an allowlist entry that is neither an address nor a name',
+      pool(
+        {},
+        {
+          sessionNetworkConfiguration: { status: 'EgressEnabled', egressAllowlist: ['pypi.org', 'http://x'] },
+        },
+      ),
+      'InvalidParameter',
+      'properties.sessionNetworkConfiguration.egressAllowlist[1]',
+    ],
+    [
+      'an allowlist without egress',
+      pool({}, { sessionNetworkConfiguration: { status: 'EgressDisabled', egressAllowlist: ['pypi.org'] } }),
+      'InvalidParameter',
+      'properties.sessionNetworkConfiguration.egressAllowlist',
+    ],
+    [
       'a cooldown with OnContainerExit',
       pool(
         {},

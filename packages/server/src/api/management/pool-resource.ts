@@ -9,7 +9,14 @@
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolStatus } from '../../pool/pool-manager.js';
 import type { PoolDefinition } from '../../pool/pool-service.js';
-import { pythonPoolSpec, type ContainerType, type Lifecycle, type PoolSpec } from '../../pool/pool-spec.js';
+import {
+  pythonPoolSpec,
+  storedSpec,
+  type ContainerType,
+  type Lifecycle,
+  type PoolSpec,
+} from '../../pool/pool-spec.js';
+import { isAllowEntry } from '../../sandbox/network/egress.js';
 import type { PoolRow } from '../../store/store.js';
 import type { ManagementShape } from '../api-version.js';
 import {
@@ -103,6 +110,28 @@ function parseLifecycle(dynamic: JsonRecord | undefined, containerType: Containe
     { min: 300, max: 3600 },
   );
   return cooldown === undefined ? DEFAULTS.lifecycle : { type: 'Timed', cooldownSeconds: cooldown };
+}
+
+/** Sandpool's `sessionNetworkConfiguration.egressAllowlist`: IPv4 addresses, CIDRs and domain names. */
+function parseAllowlist(value: unknown): string[] {
+  const target = 'properties.sessionNetworkConfiguration.egressAllowlist';
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.length > 64) {
+    throw new AppError(ErrorCode.InvalidParameter, `${target} must be an array of at most 64 entries`, {
+      target,
+    });
+  }
+  return value.map((entry, i) => {
+    const text = optionalString(entry, `${target}[${i}]`, 253)?.toLowerCase() ?? '';
+    if (!isAllowEntry(text)) {
+      throw new AppError(
+        ErrorCode.InvalidParameter,
+        `${target}[${i}] must be an IPv4 address, a CIDR such as 203.0.113.0/24, or a domain name; got ${JSON.stringify(entry)}`,
+        { target: `${target}[${i}]` },
+      );
+    }
+    return text;
+  });
 }
 
 function parseSecrets(value: unknown): { name: string; value: string }[] {
@@ -308,11 +337,12 @@ export function parsePoolResource(
       'EgressEnabled',
       'EgressDisabled',
     ] as const) ?? 'EgressDisabled';
-  if (egress === 'EgressEnabled') {
+  const egressAllow = parseAllowlist(field(network, 'egressAllowlist'));
+  if (egress === 'EgressDisabled' && egressAllow.length > 0) {
     throw new AppError(
       ErrorCode.InvalidParameter,
-      'EgressEnabled is not available on this server yet: sessions have no network beyond loopback',
-      { target: 'properties.sessionNetworkConfiguration.status' },
+      'egressAllowlist applies to EgressEnabled pools: an EgressDisabled session has no network beyond loopback',
+      { target: 'properties.sessionNetworkConfiguration.egressAllowlist' },
     );
   }
 
@@ -359,6 +389,7 @@ export function parsePoolResource(
     readySessionInstances,
     lifecycle: parseLifecycle(dynamic, containerType),
     egress,
+    egressAllow,
     cpu:
       optionalNumber(field(resources, 'cpu'), `${resourcesTarget}.cpu`, { min: 0.25, max: 2 }) ??
       DEFAULTS.cpu,
@@ -377,7 +408,7 @@ export function poolResource(
   status: PoolStatus | undefined,
   shape: ManagementShape,
 ): JsonRecord {
-  const spec = pool.spec as unknown as PoolSpec;
+  const spec = storedSpec(pool);
   const cooldownSeconds = spec.lifecycle.type === 'Timed' ? spec.lifecycle.cooldownSeconds : undefined;
   // Each api-version's clients read the scale and lifecycle settings where that version put them.
   const versioned =
@@ -420,7 +451,10 @@ export function poolResource(
       poolManagementType: 'Dynamic',
       nodeCount: 1,
       secrets: spec.secrets.map((s) => ({ name: s.name })),
-      sessionNetworkConfiguration: { status: spec.egress },
+      sessionNetworkConfiguration: {
+        status: spec.egress,
+        ...(spec.egressAllow.length > 0 && { egressAllowlist: spec.egressAllow }),
+      },
       sessionResources: { cpu: spec.cpu, memory: formatMemory(spec.memoryBytes) },
       ...(spec.container && {
         customContainerTemplate: containerTemplateResource(spec.container, {

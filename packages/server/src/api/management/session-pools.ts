@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authorize } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import { poolId, type PoolService } from '../../pool/pool-service.js';
-import type { PoolSpec } from '../../pool/pool-spec.js';
+import { storedSpec } from '../../pool/pool-spec.js';
 import type { OperationRow, PoolRow } from '../../store/store.js';
 import { MANAGEMENT_VERSIONS, managementShape, requireApiVersion } from '../api-version.js';
 import { mergePatch, optionalInteger } from '../wire.js';
@@ -125,7 +125,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
       toCurrentShape(request.body),
       params,
       deps.limits,
-      current?.spec as unknown as PoolSpec | undefined,
+      current && storedSpec(current),
     );
     const { pool, operation, created } = await pools.put(definition);
     return reply
@@ -152,7 +152,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
       merged,
       { subscription: current.subscription, resourceGroup: current.resourceGroup, name: current.name },
       deps.limits,
-      current.spec as unknown as PoolSpec,
+      storedSpec(current),
     );
     const { pool, operation } = await pools.put(definition);
     return accepted(reply, pool, operation, apiVersion).send(render(pool, apiVersion));

@@ -15,6 +15,7 @@ export const EVENT_TYPES = [
   'startFailed',
   'imagePulled',
   'imagePullFailed',
+  'egressDenied',
 ] as const;
 
 export const Event = Type.Object(
@@ -28,7 +29,7 @@ export const Event = Type.Object(
     sessionId: Type.Union([Type.String(), Type.Null()], { description: 'The sandbox.' }),
     reason: Type.Union([Type.String(), Type.Null()], {
       description:
-        'ended: cooldown, maxAlive, containerExit, stopped, oom, crashed, unhealthy, killed, poolDeleted, poolUpdated, hostLost; startFailed and imagePullFailed: the error code.',
+        'ended: cooldown, maxAlive, containerExit, stopped, oom, crashed, unhealthy, killed, poolDeleted, poolUpdated, hostLost; startFailed and imagePullFailed: the error code; egressDenied: the refused destination.',
     }),
     details: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
   },

@@ -40,7 +40,16 @@ const PoolProperties = Type.Object(
       }),
     ),
     sessionNetworkConfiguration: Type.Optional(
-      Type.Object({ status: Type.Union([Type.Literal('EgressEnabled'), Type.Literal('EgressDisabled')]) }),
+      Type.Object({
+        status: Type.Union([Type.Literal('EgressEnabled'), Type.Literal('EgressDisabled')]),
+        egressAllowlist: Type.Optional(
+          Type.Array(Type.String(), {
+            maxItems: 64,
+            description:
+              'Sandpool, EgressEnabled: the only destinations (IPv4 addresses, CIDRs, domain names resolved when a sandbox starts); without it, any public address.',
+          }),
+        ),
+      }),
     ),
     secrets: Type.Optional(
       Type.Array(

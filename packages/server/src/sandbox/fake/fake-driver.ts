@@ -89,6 +89,11 @@ export class FakeDriver implements SandboxDriver {
     return Promise.resolve();
   }
 
+  /** The fake has no network to refuse anything. */
+  onEgressDenied(): void {
+    // Nothing to hear.
+  }
+
   /** A path nothing listens on: the fake runs no process to bridge to. */
   openPort(id: string, port: number): Promise<string> {
     return Promise.resolve().then(() => {

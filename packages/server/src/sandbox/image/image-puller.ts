@@ -308,6 +308,12 @@ async function requireTraversable(dir: string): Promise<void> {
 
 /** Creates each mount point, refusing an image whose path to one goes through a symlink (it could lead out). */
 async function makeMountPoints(reference: string, rootfs: string): Promise<void> {
+  // Egress-enabled sandboxes get their resolver bound over this file; a symlink there is left alone.
+  const resolvConf = join(rootfs, 'etc', 'resolv.conf');
+  if (!(await lstat(resolvConf).catch(() => undefined))) {
+    await mkdir(join(rootfs, 'etc'), { recursive: true, mode: 0o755 });
+    await writeFile(resolvConf, '', { mode: 0o644 });
+  }
   for (const point of MOUNT_POINTS) {
     let path = rootfs;
     for (const part of point.split('/').filter(Boolean)) {

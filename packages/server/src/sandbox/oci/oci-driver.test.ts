@@ -29,6 +29,7 @@ describe('OciDriver host id ranges', () => {
     seccompProfilePath: '/nonexistent',
     conmonPath: '/nonexistent',
     socatPath: '/nonexistent',
+    egress: { subnet: '10.64.0.0/14', dnsServer: '192.0.2.53' },
     runtimes: defaultRuntimes('/nonexistent'),
   };
 

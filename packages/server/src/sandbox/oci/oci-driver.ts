@@ -12,6 +12,7 @@
  *   agent/         the sandbox's /run/sandpool, where the agent's socket lives
  *   exit/<id>      the exit status, written by conmon
  *   ports/         unix sockets bridged to TCP ports on the sandbox's loopback (see openPort)
+ *   resolv.conf, egress.json   with egress: its resolver, and the rule elements to remove
  *   init.pid, conmon.pid, conmon.log, console.log
  */
 
@@ -25,7 +26,9 @@ import { realpath } from 'node:fs/promises';
 import { ConfigError, type Config } from '../../config.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import { runChecked, runCommand, type CommandRunner } from '../command.js';
+import { DeniedWatcher, EgressNetwork, addressing, type SandboxAddressing } from '../network/egress.js';
 import type {
+  DeniedConnection,
   ExitCause,
   ResourceUsage,
   RuntimeName,
@@ -91,6 +94,8 @@ export interface OciDriverOptions {
   /** Upper bound on live sandboxes, which bounds the host id ranges in use. */
   maxSandboxes: number;
   runtimes: Partial<Record<RuntimeName, RuntimeCommand>>;
+  /** Outbound network for sandboxes that ask for it: the /14 their links come from and their resolver. */
+  egress: { subnet: string; dnsServer: string };
   run?: CommandRunner;
 }
 
@@ -100,6 +105,8 @@ interface SandboxRecord {
   slot: number;
   createdAt: string;
   labels?: Record<string, string>;
+  /** The sandbox has an egress link to remove. */
+  egress?: boolean;
 }
 
 /** Host paths where Debian installs each runtime, and the flags this machine type needs. */
@@ -173,6 +180,9 @@ export class OciDriver implements SandboxDriver {
   private readonly usedSlots = new Set<number>();
   private cgroups: CgroupLayout | undefined;
   private loaded: Promise<void> | undefined;
+  private readonly network: EgressNetwork;
+  private readonly denied = new DeniedWatcher();
+  private readonly deniedListeners: ((sandboxId: string, attempt: DeniedConnection) => void)[] = [];
 
   static fromConfig(config: Config, run?: CommandRunner): OciDriver {
     return new OciDriver({
@@ -182,6 +192,7 @@ export class OciDriver implements SandboxDriver {
       seccompProfilePath: config.seccompProfile,
       conmonPath: config.conmonPath,
       socatPath: config.socatPath,
+      egress: { subnet: config.egressSubnet, dnsServer: config.egressDnsServer },
       idBase: config.idBase,
       maxSandboxes: config.maxSandboxes,
       runtimes: defaultRuntimes(config.paths.runtimeStateDir),
@@ -197,6 +208,7 @@ export class OciDriver implements SandboxDriver {
       );
     }
     this.run = options.run ?? runCommand;
+    this.network = new EgressNetwork({ run: this.run, ...options.egress });
     const profile = JSON.parse(readFileSync(options.seccompProfilePath, 'utf8')) as ContainersSeccompProfile;
     const [major = '0', minor = '0'] = release().split('.');
     const derived = toOciSeccomp(profile, {
@@ -228,7 +240,10 @@ export class OciDriver implements SandboxDriver {
     this.loaded ??= (async () => {
       this.cgroups = await detectCgroupLayout();
       await mkdir(this.options.stateDir, { recursive: true, mode: 0o711 });
-      for (const record of await this.records()) this.usedSlots.add(record.slot);
+      const records = await this.records();
+      for (const record of records) this.usedSlots.add(record.slot);
+      // Sandboxes with egress that outlived a restart are watched again.
+      if (records.some((record) => record.egress)) await this.watchDenied();
     })();
     await this.loaded;
   }
@@ -302,6 +317,7 @@ export class OciDriver implements SandboxDriver {
       slot,
       createdAt: new Date().toISOString(),
       ...(spec.labels && { labels: spec.labels }),
+      ...(spec.egress && { egress: true }),
     };
     try {
       await this.start(spec, record, runtime);
@@ -347,14 +363,56 @@ export class OciDriver implements SandboxDriver {
       spec.runtime === 'runsc'
         ? { ...spec.resources, pids: Math.max(spec.resources.pids, RUNSC_MIN_PIDS) }
         : spec.resources;
+    const link = spec.egress && this.addressing(record.slot);
+    const resolvConf = join(dir, 'resolv.conf');
+    if (link) await writeFile(resolvConf, `nameserver ${link.gateway}\n`, { mode: 0o644 });
     const config = buildOciConfig(
       { ...spec, resources, rootfs: await realpath(spec.rootfs) },
-      { dataDir, agentSocketDir: agentDir, idBase, cgroupsPath: this.cgroupPath(spec.id) },
+      {
+        dataDir,
+        agentSocketDir: agentDir,
+        idBase,
+        cgroupsPath: this.cgroupPath(spec.id),
+        ...(link && { resolvConf }),
+      },
       this.seccomp,
     );
     await writeFile(join(dir, 'bundle', 'config.json'), JSON.stringify(config));
     await this.launchMonitor(spec.id, runtime);
+    // The process waits for `start`: its network is in place before it runs.
+    if (link && spec.egress) {
+      const pid = await this.readPid(spec.id, 'init.pid');
+      if (pid === undefined) throw new Error('the runtime reported no init pid');
+      await this.watchDenied();
+      const elements = await this.network.attach(pid, link, spec.egress.allow);
+      await writeFile(join(dir, 'egress.json'), JSON.stringify(elements));
+    }
     await runChecked(this.run, runtime.path, [...runtime.args, 'start', spec.id]);
+  }
+
+  /** The sandbox's egress link: its /30 follows from its host id range, unique on the host. */
+  private addressing(slot: number): SandboxAddressing {
+    return addressing(this.options.egress.subnet, Math.floor(this.options.idBase / ID_RANGE_SIZE) + slot);
+  }
+
+  onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void {
+    this.deniedListeners.push(listener);
+  }
+
+  /** Starts reading the kernel's log of refused connections, once, and maps each to its sandbox. */
+  private async watchDenied(): Promise<void> {
+    await this.denied.start((attempt) => {
+      void this.records().then((records) => {
+        const record = records.find(
+          (r) => r.egress && r.slot >= 0 && this.addressing(r.slot).hostInterface === attempt.hostInterface,
+        );
+        if (!record) return;
+        const { destination, protocol, port, sourcePort } = attempt;
+        for (const listener of this.deniedListeners) {
+          listener(record.id, { destination, protocol, port, sourcePort });
+        }
+      });
+    });
   }
 
   /** Starts conmon, which runs `<runtime> create` and stays behind as the sandbox's monitor. */
@@ -572,6 +630,12 @@ export class OciDriver implements SandboxDriver {
     const conmon = await this.readPid(id, 'conmon.pid');
     if (conmon && isAlive(conmon)) process.kill(conmon, 'SIGKILL');
     if (runtime) await this.run(runtime.path, [...runtime.args, 'delete', '--force', id]);
+    if (record.egress && record.slot !== undefined && record.slot >= 0) {
+      const elements = JSON.parse(
+        await readFile(join(dir, 'egress.json'), 'utf8').catch(() => '[]'),
+      ) as string[];
+      await this.network.detach(this.addressing(record.slot), elements);
+    }
     const cgroupPath = this.cgroupPath(id);
     let left = await removeCgroups(this.cgroups!, cgroupPath);
     for (let tries = 0; left.length > 0 && tries < 100; tries++) {

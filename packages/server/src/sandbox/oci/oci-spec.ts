@@ -76,6 +76,8 @@ export interface OciHostLayout {
   idBase: number;
   /** cgroup path below each controller's root, e.g. `/sandpool/<id>`. */
   cgroupsPath: string;
+  /** With egress: the host file bound read-only at /etc/resolv.conf (it names the sandbox's gateway). */
+  resolvConf?: string;
 }
 
 const NOFILE_LIMIT = 4096;
@@ -174,13 +176,23 @@ export function buildOciConfig(spec: SandboxSpec, host: OciHostLayout, seccomp: 
         options: ['rbind', 'rw', 'nosuid', 'nodev', 'noexec'],
       },
       ...binds,
+      ...(host.resolvConf
+        ? [
+            {
+              destination: '/etc/resolv.conf',
+              type: 'bind',
+              source: host.resolvConf,
+              options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'],
+            },
+          ]
+        : []),
     ],
     linux: {
       uidMappings: [{ containerID: 0, hostID: host.idBase, size: ID_RANGE_SIZE }],
       gidMappings: [{ containerID: 0, hostID: host.idBase, size: ID_RANGE_SIZE }],
       namespaces: [
         { type: 'pid' },
-        // A new network namespace with nothing in it but loopback: egress disabled.
+        // A new network namespace: loopback only, unless the driver adds an egress link before start.
         { type: 'network' },
         { type: 'ipc' },
         { type: 'uts' },
