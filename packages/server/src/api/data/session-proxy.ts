@@ -139,6 +139,13 @@ function responseHeaders(upstream: IncomingMessage): Record<string, string | str
   return headers;
 }
 
+/** A response head as it goes on the wire, for replies written to a raw socket. */
+function rawHead(status: string, rawHeaders: string[]): string {
+  const lines = [`HTTP/1.1 ${status}`];
+  for (let i = 0; i < rawHeaders.length; i += 2) lines.push(`${rawHeaders[i]!}: ${rawHeaders[i + 1]!}`);
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
 const statusClass = (status: number) => `${String(Math.floor(status / 100))}xx`;
 
 /** Why the container did not answer, as the error the client gets. */
@@ -263,10 +270,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
           });
           outbound.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
             deps.metrics.proxyUpgrades.inc({ pool, outcome: 'switched' });
-            const lines = [`HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}`];
-            for (let i = 0; i < answer.rawHeaders.length; i += 2)
-              lines.push(`${answer.rawHeaders[i]!}: ${answer.rawHeaders[i + 1]!}`);
-            socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+            socket.write(rawHead(`101 ${answer.statusMessage ?? 'Switching Protocols'}`, answer.rawHeaders));
             if (upstreamHead.length > 0) socket.write(upstreamHead);
             if (head.length > 0) upstreamSocket.write(head);
             upstreamSocket.pipe(socket).pipe(upstreamSocket);
@@ -282,10 +286,9 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
           outbound.on('response', (answer) => {
             // The container answered without switching: relay its answer as it is.
             deps.metrics.proxyUpgrades.inc({ pool, outcome: 'refused' });
-            const lines = [`HTTP/1.1 ${String(answer.statusCode)} ${answer.statusMessage ?? ''}`];
-            for (let i = 0; i < answer.rawHeaders.length; i += 2)
-              lines.push(`${answer.rawHeaders[i]!}: ${answer.rawHeaders[i + 1]!}`);
-            socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+            socket.write(
+              rawHead(`${String(answer.statusCode)} ${answer.statusMessage ?? ''}`, answer.rawHeaders),
+            );
             answer.pipe(socket);
             answer.on('end', resolve);
           });
