@@ -103,7 +103,7 @@ export class Context {
     const spinner = ora({ text, stream: this.io.stderr, isEnabled: terminal, isSilent: !terminal }).start();
     try {
       const result = await work((now) => (spinner.text = `${text}: ${now}`));
-      spinner.succeed();
+      spinner.succeed(text);
       return result;
     } catch (error) {
       spinner.fail();

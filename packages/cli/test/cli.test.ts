@@ -152,7 +152,7 @@ describe('sandpool CLI against a real server', { skip: skipReason }, async () =>
     const [header, dashes, row] = table.stdout.split('\n');
     assert.match(
       header!,
-      /^Name\s+Location\s+ContainerType\s+MaxSessions\s+Ready\s+Allocated\s+ProvisioningState\s+Endpoint$/,
+      /^Name\s+Location\s+ContainerType\s+MaxSessions\s+Ready\s+Allocated\s+ProvisioningState\s+Image\s+Endpoint$/,
     );
     assert.match(dashes!, /^-+\s+-+/);
     assert.match(row!, /^clipy\s+local\s+PythonLTS\s+4\s+/);
