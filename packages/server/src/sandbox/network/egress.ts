@@ -16,9 +16,9 @@
  */
 
 import { Resolver } from 'node:dns/promises';
-import { createReadStream } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { isIPv4 } from 'node:net';
+import { isIPv4, type Socket } from 'node:net';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import { runChecked, type CommandRunner } from '../command.js';
@@ -254,14 +254,18 @@ export class EgressNetwork {
  * time stamp) and hands each attempt to `listener`.
  */
 export class DeniedWatcher {
-  private stream: ReturnType<typeof createReadStream> | undefined;
+  private reader: ChildProcess | undefined;
 
   async start(listener: (attempt: EgressAttempt) => void): Promise<void> {
-    if (this.stream) return;
+    if (this.reader) return;
     const uptime = Number((await readFile('/proc/uptime', 'utf8')).split(' ')[0]) * 1e6;
-    this.stream = createReadStream('/dev/kmsg', { encoding: 'utf8' });
+    // A child reads the device: a read of /dev/kmsg in this process would never let it exit.
+    this.reader = spawn('cat', ['/dev/kmsg'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    this.reader.unref();
+    const output = this.reader.stdout as Socket;
+    output.unref();
     let rest = '';
-    this.stream.on('data', (chunk: string | Buffer) => {
+    output.on('data', (chunk: Buffer) => {
       const lines = (rest + chunk.toString()).split('\n');
       rest = lines.pop() ?? '';
       for (const record of lines) {
@@ -272,11 +276,11 @@ export class DeniedWatcher {
         if (attempt) listener(attempt);
       }
     });
-    this.stream.on('error', () => this.stop());
+    this.reader.on('error', () => this.stop());
   }
 
   stop(): void {
-    this.stream?.destroy();
-    this.stream = undefined;
+    this.reader?.kill();
+    this.reader = undefined;
   }
 }
