@@ -155,17 +155,20 @@ export class HostLauncher implements SandboxLauncher {
   }
 }
 
-function fromInterpreter(session: InterpreterSandbox): SessionSandbox {
+/** The pool's view of a sandbox of either kind; `parts` are what the two kinds do differently. */
+function sessionSandbox(
+  session: InterpreterSandbox | ContainerSandbox,
+  parts: Pick<SessionSandbox, 'upstream' | 'execute'>,
+): SessionSandbox {
   return {
     id: session.id,
     dataDir: session.sandbox.dataDir,
     dataOwner: session.sandbox.dataOwner,
     consoleLogPath: session.sandbox.consoleLogPath,
-    upstream: undefined,
+    ...parts,
     get endState() {
       return session.endState;
     },
-    execute: (options) => session.execute(options),
     usage: () => session.usage(),
     onEnd: (listener) => session.onEnd(listener),
     destroy: () => session.destroy(),
@@ -173,27 +176,20 @@ function fromInterpreter(session: InterpreterSandbox): SessionSandbox {
   };
 }
 
+function fromInterpreter(session: InterpreterSandbox): SessionSandbox {
+  return sessionSandbox(session, { upstream: undefined, execute: (options) => session.execute(options) });
+}
+
 function fromContainer(session: ContainerSandbox): SessionSandbox {
-  return {
-    id: session.id,
-    dataDir: session.sandbox.dataDir,
-    dataOwner: session.sandbox.dataOwner,
-    consoleLogPath: session.sandbox.consoleLogPath,
+  return sessionSandbox(session, {
     upstream: {
       socketPath: session.upstreamSocket,
       targetPort: session.targetPort,
       confirmRunning: () => session.confirmRunning(),
     },
-    get endState() {
-      return session.endState;
-    },
     execute: () =>
       Promise.reject(
         new AppError(ErrorCode.InvalidParameter, 'a custom container session has no code interpreter'),
       ),
-    usage: () => session.usage(),
-    onEnd: (listener) => session.onEnd(listener),
-    destroy: () => session.destroy(),
-    release: () => session.release(),
-  };
+  });
 }

@@ -97,6 +97,25 @@ function targetOf(pools: PoolService, url: string): ProxyTarget | undefined {
   };
 }
 
+/**
+ * The end-to-end headers of a message: hop-by-hop ones, those its Connection header names, and
+ * `also` dropped.
+ */
+function endToEnd(message: IncomingMessage, also: readonly string[] = []): IncomingHttpHeaders {
+  const named = new Set(
+    (message.headers.connection ?? '')
+      .split(',')
+      .map((token) => token.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const headers: IncomingHttpHeaders = {};
+  for (const [name, value] of Object.entries(message.headers)) {
+    if (value === undefined || NOT_FORWARDED.has(name) || named.has(name) || also.includes(name)) continue;
+    headers[name] = value;
+  }
+  return headers;
+}
+
 /** The request's headers as the container gets them: hop-by-hop ones dropped, X-Forwarded-* added. */
 function forwardedHeaders(
   incoming: IncomingMessage,
@@ -104,17 +123,7 @@ function forwardedHeaders(
   prefix: string,
   upgrade: boolean,
 ): IncomingHttpHeaders {
-  const named = new Set(
-    (incoming.headers.connection ?? '')
-      .split(',')
-      .map((token) => token.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  const headers: IncomingHttpHeaders = {};
-  for (const [name, value] of Object.entries(incoming.headers)) {
-    if (NOT_FORWARDED.has(name) || named.has(name)) continue;
-    headers[name] = value;
-  }
+  const headers = endToEnd(incoming);
   const client = incoming.socket.remoteAddress ?? '';
   const before = incoming.headers['x-forwarded-for'];
   headers['x-forwarded-for'] = before ? `${String(before)}, ${client}` : client;
@@ -128,16 +137,8 @@ function forwardedHeaders(
   return headers;
 }
 
-function responseHeaders(upstream: IncomingMessage): Record<string, string | string[]> {
-  const named = new Set((upstream.headers.connection ?? '').split(',').map((t) => t.trim().toLowerCase()));
-  const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(upstream.headers)) {
-    if (value === undefined || NOT_FORWARDED.has(name) || named.has(name) || name === 'transfer-encoding')
-      continue;
-    headers[name] = value;
-  }
-  return headers;
-}
+/** The container's response headers as the client gets them; Node frames the body itself. */
+const responseHeaders = (upstream: IncomingMessage) => endToEnd(upstream, ['transfer-encoding']);
 
 /** A response head as it goes on the wire, for replies written to a raw socket. */
 function rawHead(status: string, rawHeaders: string[]): string {

@@ -24,10 +24,10 @@ import { AppError, ErrorCode } from '../../errors.js';
 import { runChecked, type CommandRunner } from '../command.js';
 
 const TABLE = 'sandpool';
-export const INTERFACE_PREFIX = 'sbx-';
+const INTERFACE_PREFIX = 'sbx-';
 const LOG_PREFIX = 'sandpool-egress-deny: ';
 /** Destinations no sandbox reaches, whatever its allowlist says. */
-export const BLOCKED_RANGES = [
+const BLOCKED_RANGES = [
   '0.0.0.0/8',
   '10.0.0.0/8',
   '100.64.0.0/10',

@@ -183,6 +183,8 @@ export class OciDriver implements SandboxDriver {
   private readonly network: EgressNetwork;
   private readonly denied = new DeniedWatcher();
   private readonly deniedListeners: ((sandboxId: string, attempt: DeniedConnection) => void)[] = [];
+  /** Sandboxes with an egress link, by their host interface: whom a refused connection belongs to. */
+  private readonly egressLinks = new Map<string, string>();
 
   static fromConfig(config: Config, run?: CommandRunner): OciDriver {
     return new OciDriver({
@@ -241,9 +243,14 @@ export class OciDriver implements SandboxDriver {
       this.cgroups = await detectCgroupLayout();
       await mkdir(this.options.stateDir, { recursive: true, mode: 0o711 });
       const records = await this.records();
-      for (const record of records) this.usedSlots.add(record.slot);
+      for (const record of records) {
+        this.usedSlots.add(record.slot);
+        if (record.egress && record.slot >= 0) {
+          this.egressLinks.set(this.addressing(record.slot).hostInterface, record.id);
+        }
+      }
       // Sandboxes with egress that outlived a restart are watched again.
-      if (records.some((record) => record.egress)) await this.watchDenied();
+      if (this.egressLinks.size > 0) await this.watchDenied();
     })();
     await this.loaded;
   }
@@ -384,6 +391,7 @@ export class OciDriver implements SandboxDriver {
       const pid = await this.readPid(spec.id, 'init.pid');
       if (pid === undefined) throw new Error('the runtime reported no init pid');
       await this.watchDenied();
+      this.egressLinks.set(link.hostInterface, spec.id);
       const elements = await this.network.attach(pid, link, spec.egress.allow);
       await writeFile(join(dir, 'egress.json'), JSON.stringify(elements));
     }
@@ -402,16 +410,10 @@ export class OciDriver implements SandboxDriver {
   /** Starts reading the kernel's log of refused connections, once, and maps each to its sandbox. */
   private async watchDenied(): Promise<void> {
     await this.denied.start((attempt) => {
-      void this.records().then((records) => {
-        const record = records.find(
-          (r) => r.egress && r.slot >= 0 && this.addressing(r.slot).hostInterface === attempt.hostInterface,
-        );
-        if (!record) return;
-        const { destination, protocol, port, sourcePort } = attempt;
-        for (const listener of this.deniedListeners) {
-          listener(record.id, { destination, protocol, port, sourcePort });
-        }
-      });
+      const id = this.egressLinks.get(attempt.hostInterface);
+      if (id === undefined) return;
+      const { destination, protocol, port, sourcePort } = attempt;
+      for (const listener of this.deniedListeners) listener(id, { destination, protocol, port, sourcePort });
     });
   }
 
@@ -634,7 +636,9 @@ export class OciDriver implements SandboxDriver {
       const elements = JSON.parse(
         await readFile(join(dir, 'egress.json'), 'utf8').catch(() => '[]'),
       ) as string[];
-      await this.network.detach(this.addressing(record.slot), elements);
+      const link = this.addressing(record.slot);
+      await this.network.detach(link, elements);
+      this.egressLinks.delete(link.hostInterface);
     }
     const cgroupPath = this.cgroupPath(id);
     let left = await removeCgroups(this.cgroups!, cgroupPath);
