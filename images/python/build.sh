@@ -45,6 +45,9 @@ root="$tmp/rootfs"
 # Headers and static archives pulled in by Depends (boost, gcc) are of no use at run time.
 rm -rf "$root/usr/include" "$root/usr/lib/gcc" "$root/var/cache/apt"/* "$root/var/lib/apt/lists"/* "$root/var/log"/*
 find "$root/usr/lib" -name '*.a' -delete
+# Nobody logs in: su, newgrp and unix_chkpwd lose their setuid/setgid bits (no_new_privs ignores them
+# already; this keeps the image free of them should a runtime ever run it without).
+find "$root" -xdev -type f -perm /6000 -exec chmod ug-s {} +
 # Mount points must exist in a read-only rootfs.
 mkdir -p "$root/mnt/data" "$root/opt/sandpool/agent" "$root/run/sandpool" "$root/home/user"
 mkdir -p "$root/etc/sandpool/matplotlib"

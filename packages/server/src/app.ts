@@ -14,6 +14,7 @@ import { Type } from 'typebox';
 import { registerAudit } from './api/audit.js';
 import { registerDashboard } from './api/dashboard.js';
 import { registerAuthentication } from './api/authentication.js';
+import { RateLimits, registerRateLimits } from './api/rate-limit.js';
 import { registerExecutionRoutes } from './api/data/execution-routes.js';
 import { registerFileRoutes } from './api/data/file-routes.js';
 import { registerSessionProxy } from './api/data/session-proxy.js';
@@ -40,7 +41,16 @@ import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
 
 export interface AppDeps {
-  config: Pick<Config, 'poolFullStatus' | 'uploadMaxBytes' | 'maxSessionsPerPool' | 'defaultSubscription'>;
+  config: Pick<
+    Config,
+    | 'poolFullStatus'
+    | 'uploadMaxBytes'
+    | 'maxSessionsPerPool'
+    | 'defaultSubscription'
+    | 'rateLimitPerPrincipal'
+    | 'rateLimitPerIdentifier'
+    | 'rateLimitBurstSeconds'
+  >;
   /** Base URL clients reach this server at (endpoints and poll URLs are built from it). */
   publicUrl: () => string;
   logger: Logger;
@@ -101,9 +111,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   registerErrorHandling(app, { poolFullStatus: deps.config.poolFullStatus });
   registerAuthentication(app, deps.authenticator);
+  const rateLimits = new RateLimits({
+    perPrincipal: deps.config.rateLimitPerPrincipal,
+    perIdentifier: deps.config.rateLimitPerIdentifier,
+    burstSeconds: deps.config.rateLimitBurstSeconds,
+    now: deps.now,
+  });
+  registerRateLimits(app, rateLimits);
   registerSessionProxy(app, {
     pools: deps.pools,
     authenticator: deps.authenticator,
+    rateLimits,
     metrics: deps.metrics,
     log: deps.logger,
     poolFullStatus: deps.config.poolFullStatus,

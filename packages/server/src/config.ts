@@ -118,6 +118,22 @@ export const ConfigSchema = Type.Object({
     maximum: 64,
     description: 'Sandboxes a pool starts at once while refilling its warm set.',
   }),
+  rateLimitPerPrincipal: Type.Number({
+    default: 200,
+    minimum: 0,
+    description: 'Requests per second one caller (API key or token subject) may make, averaged; 0: no limit.',
+  }),
+  rateLimitPerIdentifier: Type.Number({
+    default: 50,
+    minimum: 0,
+    description: 'Requests per second to one session identifier of a pool, averaged; 0: no limit.',
+  }),
+  rateLimitBurstSeconds: Type.Number({
+    default: 2,
+    minimum: 0.1,
+    maximum: 60,
+    description: 'A caller or identifier may burst to this many seconds’ worth of its rate at once.',
+  }),
   reaperIntervalMs: Type.Integer({ default: 1000, minimum: 10, description: 'How often expiry is checked.' }),
   auditRetentionDays: Type.Integer({
     default: 90,
@@ -204,7 +220,9 @@ const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowe
 function fromText(key: Key, text: string, source: string): unknown {
   const schema = ConfigSchema.properties[key] as { type?: string; anyOf?: { const?: unknown }[] };
   const numeric =
-    schema.type === 'integer' || (schema.anyOf?.every((member) => typeof member.const === 'number') ?? false);
+    schema.type === 'integer' ||
+    schema.type === 'number' ||
+    (schema.anyOf?.every((member) => typeof member.const === 'number') ?? false);
   if (schema.type === 'array') {
     try {
       return JSON.parse(text) as unknown;

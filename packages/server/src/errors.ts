@@ -55,6 +55,8 @@ export const ErrorCode = {
   // 429
   /** Every slot of the pool is allocated (404 under poolFullStatus=404). */
   SessionPoolFull: 'SessionPoolFull',
+  /** The caller, or the identifier, sent more requests than its rate limit allows; see Retry-After. */
+  RateLimitExceeded: 'RateLimitExceeded',
   // 500
   InternalServerError: 'InternalServerError',
   SandboxStartFailed: 'SandboxStartFailed',
@@ -111,6 +113,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   PayloadTooLarge: 413,
   UnsupportedMediaType: 415,
   SessionPoolFull: 429,
+  RateLimitExceeded: 429,
   InternalServerError: 500,
   SandboxStartFailed: 500,
   SandboxRuntimeError: 500,

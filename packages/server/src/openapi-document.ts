@@ -24,7 +24,15 @@ const unused = new Proxy(
 export async function renderOpenApiDocument(): Promise<string> {
   /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- stand-ins that throw if touched */
   const deps: AppDeps = {
-    config: { poolFullStatus: 429, uploadMaxBytes: 1, maxSessionsPerPool: 1, defaultSubscription: '' },
+    config: {
+      poolFullStatus: 429,
+      uploadMaxBytes: 1,
+      maxSessionsPerPool: 1,
+      defaultSubscription: '',
+      rateLimitPerPrincipal: 0,
+      rateLimitPerIdentifier: 0,
+      rateLimitBurstSeconds: 1,
+    },
     publicUrl: () => '',
     logger: pino({ level: 'silent' }),
     store: unused as AppDeps['store'],

@@ -108,6 +108,8 @@ export async function buildBusyboxImage(
   mkdirSync(join(bundle, 'rootfs', 'bin'), { recursive: true });
   mkdirSync(join(bundle, 'rootfs', 'www'), { recursive: true });
   copyFileSync('/bin/busybox', join(bundle, 'rootfs', 'bin', 'busybox'));
+  // Setuid root, as su is in many base images: the puller must strip the bit.
+  chmodSync(join(bundle, 'rootfs', 'bin', 'busybox'), 0o4755);
   writeFileSync(join(bundle, 'rootfs', 'www', 'index.html'), options.page ?? 'hello from busybox\n');
   await run('umoci', ['repack', '--image', `${layout}:web`, bundle]);
   const command = ['/bin/busybox', 'httpd', '-f', '-p', String(options.port ?? 8080), '-h', '/www'];

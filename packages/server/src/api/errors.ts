@@ -58,7 +58,10 @@ export function renderError(
   const status = wire.code === ErrorCode.SessionPoolFull ? options.poolFullStatus : wire.status;
   const headers: Record<string, string> = { 'x-ms-error-code': wire.code };
   if (status === 401) headers['www-authenticate'] = 'Bearer realm="sandpool"';
-  if (status === 429 || status === 503) headers['retry-after'] = '1';
+  if (status === 429 || status === 503) {
+    const seconds = wire.details?.retryAfterSeconds;
+    headers['retry-after'] = String(typeof seconds === 'number' ? seconds : 1);
+  }
   return {
     status,
     code: wire.code,

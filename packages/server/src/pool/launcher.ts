@@ -71,6 +71,25 @@ export interface HostLauncherOptions {
   limits: Omit<SandboxResources, 'cpu' | 'memoryBytes'>;
 }
 
+/**
+ * A session's limits. `/mnt/data` and `/tmp` are tmpfs, whose pages are charged to the sandbox's
+ * memory: a data cap above the memory limit would let a disk fill end in the OOM killer instead of
+ * ENOSPC. Each takes at most a share of memory (data half, tmp a quarter), leaving the rest for
+ * the code itself.
+ */
+export function sessionResources(
+  spec: Pick<PoolSpec, 'cpu' | 'memoryBytes'>,
+  limits: HostLauncherOptions['limits'],
+): SandboxResources {
+  return {
+    ...limits,
+    cpu: spec.cpu,
+    memoryBytes: spec.memoryBytes,
+    dataBytes: Math.min(limits.dataBytes, Math.floor(spec.memoryBytes / 2)),
+    tmpBytes: Math.min(limits.tmpBytes, Math.floor(spec.memoryBytes / 4)),
+  };
+}
+
 /** Sandboxes on this host: code interpreters (the PythonLTS image and its agent) and custom containers. */
 export class HostLauncher implements SandboxLauncher {
   constructor(
@@ -79,7 +98,7 @@ export class HostLauncher implements SandboxLauncher {
   ) {}
 
   async start(id: string, spec: PoolSpec): Promise<SessionSandbox> {
-    const resources = { cpu: spec.cpu, memoryBytes: spec.memoryBytes, ...this.options.limits };
+    const resources = sessionResources(spec, this.options.limits);
     const egress = spec.egress === 'EgressEnabled' ? { egress: { allow: spec.egressAllow } } : {};
     if (!spec.container) {
       const session = await InterpreterSandbox.start(this.driver, {

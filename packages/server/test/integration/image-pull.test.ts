@@ -4,7 +4,7 @@
  * nothing half-pulled left behind.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
@@ -61,6 +61,7 @@ describe('image pulls from a registry on loopback', { skip: skipReason }, async 
     assert.deepEqual(pulled.process.entrypoint, []);
     assert.deepEqual(pulled.process.cmd, ['/bin/busybox', 'httpd', '-f', '-p', '8080', '-h', '/www']);
     assert.ok(existsSync(join(pulled.rootfs, 'mnt/data')), 'mount points are made at unpack');
+    assert.equal(statSync(join(pulled.rootfs, 'bin/busybox')).mode & 0o7777, 0o755, 'setuid bit stripped');
     assert.ok(pulled.process.env.includes('GREETING=hello'));
     assert.equal(pulled.process.cwd, '/www');
     assert.deepEqual(readdirSync(join(cacheDir, 'tmp')), [], 'the work directory is cleaned up');

@@ -21,6 +21,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
 import type { Authenticator } from '../../auth/authenticator.js';
+import type { RateLimits } from '../rate-limit.js';
 import { authorize, type Principal } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { Metrics } from '../../observability/metrics.js';
@@ -51,6 +52,7 @@ const NOT_FORWARDED = new Set([
 export interface SessionProxyDeps {
   pools: PoolService;
   authenticator: Authenticator;
+  rateLimits: RateLimits;
   metrics: Metrics;
   log: Logger;
   poolFullStatus: 429 | 404;
@@ -253,6 +255,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
   async function tunnel(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     const principal: Principal = await deps.authenticator.authenticate(req.headers.authorization);
+    deps.rateLimits.check(principal, req.url ?? '');
     const target = targetOf(deps.pools, req.url ?? '');
     if (!target)
       throw new AppError(ErrorCode.RouteNotFound, `No route upgrades ${req.url?.split('?')[0] ?? ''}.`);

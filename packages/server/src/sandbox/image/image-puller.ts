@@ -268,6 +268,12 @@ export class ImagePuller {
       });
       if (unpack.code !== 0) throw pullFailure(reference, unpack.stderr);
       await makeMountPoints(reference, join(bundle, 'rootfs'));
+      // no_new_privs already makes setuid/setgid bits inert; stripping them keeps them so under any runtime.
+      const strip = await this.options.run('find', [
+        join(bundle, 'rootfs'),
+        ...['-xdev', '-type', 'f', '-perm', '/6000', '-exec', 'chmod', 'ug-s', '{}', '+'],
+      ]);
+      if (strip.code !== 0) throw pullFailure(reference, strip.stderr);
       const process = await readImageConfig(reference, layout);
       await writeFile(join(bundle, 'process.json'), JSON.stringify(process));
       // umoci makes the bundle 0700; sandboxes in their own user namespace must traverse it.

@@ -48,6 +48,7 @@ import {
 } from './cgroups.js';
 import { CPU_PERIOD_US, ID_RANGE_SIZE, SANDBOX_GID, SANDBOX_UID, buildOciConfig } from './oci-spec.js';
 import {
+  forbidKernelKeyring,
   forbidNamespaceCreation,
   toOciSeccomp,
   type ContainersSeccompProfile,
@@ -218,7 +219,7 @@ export class OciDriver implements SandboxDriver {
       capabilities: [],
       kernel: `${major}.${minor}`,
     });
-    this.seccomp = forbidNamespaceCreation(derived);
+    this.seccomp = forbidKernelKeyring(forbidNamespaceCreation(derived));
   }
 
   private dir(id: string): string {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 
 import {
+  forbidKernelKeyring,
   forbidNamespaceCreation,
   toOciSeccomp,
   UnsupportedArchitectureError,
@@ -100,6 +101,21 @@ describe('toOciSeccomp', () => {
         args: [{ index: 0, value: 0x7e020080, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
       },
       { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
+    ]);
+  });
+
+  it('refuses the kernel keyring with EPERM, whatever the profile allowed', () => {
+    const hardened = forbidKernelKeyring({
+      defaultAction: 'SCMP_ACT_ERRNO',
+      architectures: ['SCMP_ARCH_X86_64'],
+      syscalls: [
+        { names: ['read', 'keyctl', 'add_key'], action: 'SCMP_ACT_ALLOW' },
+        { names: ['request_key'], action: 'SCMP_ACT_ALLOW' },
+      ],
+    });
+    assert.deepEqual(hardened.syscalls, [
+      { names: ['read'], action: 'SCMP_ACT_ALLOW' },
+      { names: ['keyctl', 'add_key', 'request_key'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
     ]);
   });
 });

@@ -74,6 +74,7 @@ function applies(rule: ProfileRule, goArches: string[], target: SeccompTarget): 
 const CLONE_NAMESPACE_FLAGS = 0x7e020000;
 const CLONE_NEWTIME = 0x80;
 const ENOSYS = 38;
+const EPERM = 1;
 
 /**
  * Forbids creating namespaces from inside the sandbox. The containers profile allows `clone`,
@@ -84,14 +85,10 @@ const ENOSYS = 38;
  * with ENOSYS so that libc falls back to `clone`.
  */
 export function forbidNamespaceCreation(seccomp: OciSeccomp): OciSeccomp {
-  const restricted = new Set(['clone', 'clone3', 'unshare']);
-  const syscalls = seccomp.syscalls
-    .map((rule) => ({ ...rule, names: rule.names.filter((n) => !restricted.has(n)) }))
-    .filter((rule) => rule.names.length > 0);
   return {
     ...seccomp,
     syscalls: [
-      ...syscalls,
+      ...withoutRulesFor(seccomp, ['clone', 'clone3', 'unshare']),
       {
         names: ['clone'],
         action: 'SCMP_ACT_ALLOW',
@@ -107,6 +104,30 @@ export function forbidNamespaceCreation(seccomp: OciSeccomp): OciSeccomp {
       { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
     ],
   };
+}
+
+/**
+ * Refuses the kernel keyring (`keyctl`, `add_key`, `request_key`) with EPERM, as Docker's default
+ * profile does. The containers profile allows it; keyrings are keyed by host uid, which is unique
+ * per sandbox here, but the keyring code is a long record of kernel bugs reachable without privilege
+ * and no interpreter or server workload needs it.
+ */
+export function forbidKernelKeyring(seccomp: OciSeccomp): OciSeccomp {
+  const keyring = ['keyctl', 'add_key', 'request_key'];
+  return {
+    ...seccomp,
+    syscalls: [
+      ...withoutRulesFor(seccomp, keyring),
+      { names: keyring, action: 'SCMP_ACT_ERRNO', errnoRet: EPERM },
+    ],
+  };
+}
+
+/** The profile's rules with `names` taken out of each (and rules left empty dropped). */
+function withoutRulesFor(seccomp: OciSeccomp, names: string[]): OciSeccomp['syscalls'] {
+  return seccomp.syscalls
+    .map((rule) => ({ ...rule, names: rule.names.filter((n) => !names.includes(n)) }))
+    .filter((rule) => rule.names.length > 0);
 }
 
 export function toOciSeccomp(profile: ContainersSeccompProfile, target: SeccompTarget): OciSeccomp {

@@ -1,0 +1,113 @@
+/**
+ * @module api/rate-limit
+ * Request rate limits, so that one caller cannot starve a pool or the server: a token bucket per
+ * principal (API key or token subject) and one per session identifier of a pool (many callers
+ * sharing an identifier share its bucket). A request over either limit gets 429 RateLimitExceeded
+ * with a Retry-After of the seconds until its bucket holds a token again. Buckets live in memory,
+ * per server process; the least recently used are dropped beyond a bound, which only ever forgives.
+ */
+
+import type { FastifyInstance } from 'fastify';
+
+import type { Principal } from '../auth/roles.js';
+import { AppError, ErrorCode } from '../errors.js';
+
+export interface RateLimitSettings {
+  /** Requests per second per principal; 0 turns the limit off. */
+  perPrincipal: number;
+  /** Requests per second per pool and identifier; 0 turns the limit off. */
+  perIdentifier: number;
+  /** A bucket holds this many seconds' worth of its rate (at least one request). */
+  burstSeconds: number;
+  now: () => number;
+}
+
+/** Buckets kept per kind; beyond it the least recently used one is dropped. */
+const MAX_BUCKETS = 100_000;
+const POOL_REQUEST = /^\/subscriptions\/[^/?]+\/resourceGroups\/[^/?]+\/sessionPools\/([^/?]+)[^?]*\?(.*)$/;
+
+/** Token buckets keyed by string: `take` spends one token, or says how long until one is there. */
+export class TokenBuckets {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly capacity: number;
+
+  constructor(
+    private readonly perSecond: number,
+    burstSeconds: number,
+    private readonly now: () => number,
+  ) {
+    this.capacity = Math.max(1, perSecond * burstSeconds);
+  }
+
+  /** 0 when the request may go, else the seconds until the key's bucket holds a token. */
+  take(key: string): number {
+    const now = this.now();
+    const bucket = this.buckets.get(key);
+    const refilled = bucket ? ((now - bucket.at) / 1000) * this.perSecond : this.capacity;
+    const tokens = Math.min(this.capacity, (bucket?.tokens ?? 0) + refilled);
+    // Re-inserting keeps the map in least-recently-used order for eviction.
+    this.buckets.delete(key);
+    if (this.buckets.size >= MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value!);
+    if (tokens >= 1) {
+      this.buckets.set(key, { tokens: tokens - 1, at: now });
+      return 0;
+    }
+    this.buckets.set(key, { tokens, at: now });
+    return (1 - tokens) / this.perSecond;
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+}
+
+export class RateLimits {
+  private readonly principals: TokenBuckets | undefined;
+  private readonly identifiers: TokenBuckets | undefined;
+
+  constructor(private readonly settings: RateLimitSettings) {
+    const { perPrincipal, perIdentifier, burstSeconds, now } = settings;
+    this.principals = perPrincipal > 0 ? new TokenBuckets(perPrincipal, burstSeconds, now) : undefined;
+    this.identifiers = perIdentifier > 0 ? new TokenBuckets(perIdentifier, burstSeconds, now) : undefined;
+  }
+
+  /** Throws RateLimitExceeded when the caller, or the identifier `url` names, is over its limit. */
+  check(principal: Principal, url: string): void {
+    const callerWait = this.principals?.take(principal.id) ?? 0;
+    if (callerWait > 0) {
+      throw exceeded(
+        `more than ${this.settings.perPrincipal} requests per second from this caller`,
+        callerWait,
+      );
+    }
+    const target = POOL_REQUEST.exec(url);
+    const identifier = target && new URLSearchParams(target[2]).get('identifier');
+    if (!this.identifiers || !identifier) return;
+    const wait = this.identifiers.take(`${target[1]!.toLowerCase()}\n${identifier}`);
+    if (wait > 0) {
+      throw exceeded(
+        `more than ${this.settings.perIdentifier} requests per second to this session identifier`,
+        wait,
+      );
+    }
+  }
+}
+
+function exceeded(message: string, waitSeconds: number): AppError {
+  return new AppError(ErrorCode.RateLimitExceeded, `${message}; retry after the Retry-After seconds`, {
+    details: { retryAfterSeconds: Math.ceil(waitSeconds) },
+  });
+}
+
+/** Checks every authenticated request (public routes have no principal and no limit). */
+export function registerRateLimits(app: FastifyInstance, limits: RateLimits): void {
+  app.addHook('onRequest', (request, _reply, done) => {
+    const principal = request.principal as Principal | null;
+    try {
+      if (principal) limits.check(principal, request.raw.url ?? '');
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
+  });
+}
