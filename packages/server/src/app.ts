@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 
 import fastifyMultipart from '@fastify/multipart';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 
@@ -15,11 +15,12 @@ import { registerAudit } from './api/audit.js';
 import { registerDashboard } from './api/dashboard.js';
 import { registerAuthentication } from './api/authentication.js';
 import { RateLimits, registerRateLimits } from './api/rate-limit.js';
+import { AppError, ErrorCode } from './errors.js';
 import { registerExecutionRoutes } from './api/data/execution-routes.js';
 import { registerFileRoutes } from './api/data/file-routes.js';
 import { registerSessionProxy } from './api/data/session-proxy.js';
 import { registerSessionRoutes, type ImageMetadata } from './api/data/session-routes.js';
-import { registerErrorHandling } from './api/errors.js';
+import { answerClientError, registerErrorHandling, renderError } from './api/errors.js';
 import { registerAccessRoutes } from './api/management/access-routes.js';
 import { registerEventRoutes } from './api/management/event-routes.js';
 import { registerTimelineRoutes } from './api/management/timeline-routes.js';
@@ -89,6 +90,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     // Clients append a slash to the endpoint, or not.
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
+    clientErrorHandler: answerClientError,
+    // The router's own refusals (a path that does not decode) leave through the one error handler too.
+    frameworkErrors: (error, _request, reply) => {
+      const rendered = renderError(
+        error.code === 'FST_ERR_BAD_URL'
+          ? new AppError(ErrorCode.InvalidUrl, 'The request path has a malformed percent-escape.')
+          : error,
+        { poolFullStatus: deps.config.poolFullStatus },
+      );
+      void (reply as FastifyReply).status(rendered.status).headers(rendered.headers).send(rendered.body);
+    },
   }) as unknown as FastifyInstance;
 
   // Some clients label bodiless requests (DELETE session) as JSON; an empty body is no body.

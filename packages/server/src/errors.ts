@@ -17,6 +17,8 @@ export const ErrorCode = {
   InvalidApiVersionParameter: 'InvalidApiVersionParameter',
   InvalidIdentifier: 'InvalidIdentifier',
   InvalidFileName: 'InvalidFileName',
+  /** The request's path does not decode (a malformed percent-escape). */
+  InvalidUrl: 'InvalidUrl',
   /** A custom container's image reference does not parse. */
   InvalidImageReference: 'InvalidImageReference',
   /** The registry has no such repository, tag or digest. */
@@ -48,10 +50,16 @@ export const ErrorCode = {
   // 410
   /** The session's sandbox is gone; its state cannot be recovered. */
   SessionLost: 'SessionLost',
+  // 408
+  /** The client sent its request too slowly (Node's headers or request timeout). */
+  RequestTimeout: 'RequestTimeout',
   // 413
   PayloadTooLarge: 'PayloadTooLarge',
   // 415
   UnsupportedMediaType: 'UnsupportedMediaType',
+  // 431
+  /** The request line and headers exceed the HTTP parser's limit (16 KiB). */
+  RequestHeadersTooLarge: 'RequestHeadersTooLarge',
   // 429
   /** Every slot of the pool is allocated (404 under poolFullStatus=404). */
   SessionPoolFull: 'SessionPoolFull',
@@ -92,6 +100,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   InvalidApiVersionParameter: 400,
   InvalidIdentifier: 400,
   InvalidFileName: 400,
+  InvalidUrl: 400,
   InvalidImageReference: 400,
   ImageNotFound: 400,
   RegistryAuthFailed: 400,
@@ -110,7 +119,9 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   SandboxAlreadyExists: 409,
   SessionPoolBusy: 409,
   SessionLost: 410,
+  RequestTimeout: 408,
   PayloadTooLarge: 413,
+  RequestHeadersTooLarge: 431,
   UnsupportedMediaType: 415,
   SessionPoolFull: 429,
   RateLimitExceeded: 429,

@@ -37,6 +37,8 @@ export interface RequestOptions {
   key?: string | null;
   headers?: Record<string, string>;
   raw?: RequestInit['body'];
+  /** Fails the request (AbortError) when no answer arrived in time. */
+  timeoutMs?: number;
 }
 
 export interface TestResponse {
@@ -130,6 +132,7 @@ export async function startTestServer(
       method,
       headers,
       ...(body !== undefined && { body }),
+      ...(opts.timeoutMs !== undefined && { signal: AbortSignal.timeout(opts.timeoutMs) }),
     });
     const text = await response.text();
     let json: unknown;

@@ -5,6 +5,9 @@
  * server errors at error with their stack; a 5xx never carries internal details to the client.
  */
 
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+
 import type { FastifyError, FastifyInstance } from 'fastify';
 
 import { AppError, ErrorCode, HTTP_STATUS, type ErrorCode as Code } from '../errors.js';
@@ -94,4 +97,27 @@ export function registerErrorHandling(app: FastifyInstance, options: { poolFullS
       `No route serves ${request.method} ${request.url.split('?')[0] ?? ''}.`,
     );
   });
+}
+
+/**
+ * Answers what Node's HTTP parser refuses before any route sees it (headers too large, a client too
+ * slow, bytes that are not HTTP) in the same shape, then closes the connection as Node would.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [code, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [ErrorCode.RequestHeadersTooLarge, 'The request line and headers exceed 16 KiB.']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [ErrorCode.RequestTimeout, 'The request did not arrive in time.']
+        : [ErrorCode.InvalidRequestContent, 'The request is not valid HTTP/1.1.'];
+  const status = HTTP_STATUS[code];
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nx-ms-error-code: ${code}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }

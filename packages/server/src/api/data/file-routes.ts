@@ -92,7 +92,15 @@ export function registerFileRoutes(
         'Upload files as multipart/form-data with the field "file".',
       );
     }
-    const part = await request.file();
+    const part = await request.file().catch((error: unknown) => {
+      // The parser throws plain errors for a body cut off or malformed before the first part.
+      throw error instanceof AppError || (error as { statusCode?: number }).statusCode
+        ? error
+        : new AppError(
+            ErrorCode.InvalidRequestContent,
+            `The multipart body is malformed: ${(error as Error).message}`,
+          );
+    });
     if (!part) {
       throw new AppError(
         ErrorCode.InvalidRequestContent,

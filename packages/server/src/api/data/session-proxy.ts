@@ -80,15 +80,24 @@ function agentFor(upstream: Upstream): Agent {
   return agent;
 }
 
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The custom container pool and identifier a URL is for; undefined when the pool serves it itself. */
 function targetOf(pools: PoolService, url: string): ProxyTarget | undefined {
   const match = POOL_PATH.exec(url);
   if (!match) return undefined;
   const [, subscription = '', resourceGroup = '', name = '', rest = '/', query = ''] = match;
   if (POOL_OWNED.test(rest)) return undefined;
-  const manager = pools.manager(
-    poolId(decodeURIComponent(subscription), decodeURIComponent(resourceGroup), decodeURIComponent(name)),
-  );
+  const segments = [subscription, resourceGroup, name].map(decodeSegment);
+  // A segment that does not decode names no pool; the router answers the request (with a 4xx).
+  if (segments.some((s) => s === undefined)) return undefined;
+  const manager = pools.manager(poolId(...(segments as [string, string, string])));
   if (manager?.containerType !== 'CustomContainer') return undefined;
   const identifier = requireIdentifier(new URLSearchParams(query).get('identifier') ?? undefined);
   return {
