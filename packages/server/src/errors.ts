@@ -83,10 +83,14 @@ export const ErrorCode = {
   /** A custom container pool whose image is not pulled (still pulling, or the pull failed). */
   SessionPoolNotReady: 'SessionPoolNotReady',
   AgentUnavailable: 'AgentUnavailable',
+  /** The store stayed locked by another process past its busy timeout. */
+  StoreBusy: 'StoreBusy',
   ServiceShuttingDown: 'ServiceShuttingDown',
   // 507
   /** The session's /mnt/data is full. */
   SessionStorageFull: 'SessionStorageFull',
+  /** The disk holding the server's store is full. */
+  ServerStorageFull: 'ServerStorageFull',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -135,8 +139,10 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   ContainerUnreachable: 502,
   SessionPoolNotReady: 503,
   AgentUnavailable: 503,
+  StoreBusy: 503,
   ServiceShuttingDown: 503,
   SessionStorageFull: 507,
+  ServerStorageFull: 507,
 };
 
 export class AppError extends Error {

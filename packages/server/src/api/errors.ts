@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 
 import { AppError, ErrorCode, HTTP_STATUS, type ErrorCode as Code } from '../errors.js';
+import { storeFailure } from '../store/store.js';
 
 interface WireError {
   status: number;
@@ -33,7 +34,8 @@ function fromFastify(error: FastifyError): WireError | undefined {
   return { status: HTTP_STATUS[code], code, message: error.message };
 }
 
-function toWireError(error: unknown): WireError {
+function toWireError(thrown: unknown): WireError {
+  const error = storeFailure(thrown) ?? thrown;
   if (error instanceof AppError) {
     return {
       status: error.status,

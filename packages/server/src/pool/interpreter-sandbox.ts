@@ -21,6 +21,9 @@ import type {
   SandboxState,
 } from '../sandbox/driver.js';
 
+/** How long an attaching server waits for the agent's greeting before interrupting orphaned code. */
+const ORPHANED_EXECUTION_WAIT_MS = 500;
+
 /** Where the agent's code and socket appear inside the sandbox. */
 const AGENT_CODE_DIR = '/opt/sandpool/agent';
 const AGENT_SOCKET = '/run/sandpool/agent.sock';
@@ -98,21 +101,33 @@ export class InterpreterSandbox {
     }
   }
 
-  /** Connects to the agent of a sandbox that already runs, e.g. after a server restart. */
+  /**
+   * Connects to the agent of a sandbox that already runs, e.g. after a server restart. The agent
+   * serves one connection at a time: if the previous server died while code ran, the agent greets
+   * only once that code ends. That execution's result is lost with its server, so code still
+   * running after a short wait is interrupted rather than waited for.
+   */
   static async attach(
     driver: SandboxDriver,
     sandbox: Sandbox,
     agent: AgentClientOptions,
   ): Promise<InterpreterSandbox> {
-    const client = await AgentClient.connect(
-      sandbox.agentSocketPath,
-      {
-        interrupt: () => driver.signal(sandbox.id, 'SIGINT'),
-        kill: () => driver.signal(sandbox.id, 'SIGKILL'),
-      },
-      agent,
-    );
-    return new InterpreterSandbox(sandbox, client, driver);
+    const orphaned = setTimeout(() => {
+      void driver.signal(sandbox.id, 'SIGINT').catch(() => undefined);
+    }, ORPHANED_EXECUTION_WAIT_MS);
+    try {
+      const client = await AgentClient.connect(
+        sandbox.agentSocketPath,
+        {
+          interrupt: () => driver.signal(sandbox.id, 'SIGINT'),
+          kill: () => driver.signal(sandbox.id, 'SIGKILL'),
+        },
+        agent,
+      );
+      return new InterpreterSandbox(sandbox, client, driver);
+    } finally {
+      clearTimeout(orphaned);
+    }
   }
 
   get id(): string {

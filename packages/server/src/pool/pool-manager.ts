@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
-import type { JsonObject, PoolRow, SessionRow, Store } from '../store/store.js';
+import { storeFailure, type JsonObject, type PoolRow, type SessionRow, type Store } from '../store/store.js';
 import type { DeniedConnection } from '../sandbox/driver.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
 import { expiredReason, sessionExpiry, startBackoffMs, warmTarget, type SessionTimes } from './policy.js';
@@ -353,8 +353,11 @@ export class PoolManager {
     try {
       await this.deps.store.putSession(row);
     } catch (error) {
+      // The store still holds what it held: a warm sandbox goes back to the ready set it is recorded
+      // in; a cold one, never recorded, goes.
       this.sessions.delete(identifier);
-      await taken.sandbox.destroy().catch(() => undefined);
+      if (warm) this.ready.unshift(taken);
+      else await taken.sandbox.destroy().catch(() => undefined);
       throw error;
     }
     this.watchSession(session);
@@ -662,10 +665,19 @@ export class PoolManager {
   private async startReady(): Promise<void> {
     const id = this.deps.newSandboxId(this.name);
     const generation = this.pool.generation;
+    const row = this.newRow(id);
     let sandbox: SessionSandbox;
     try {
       sandbox = await this.startSandbox(id);
-    } catch (error) {
+      if (!this.draining && generation === this.pool.generation) {
+        // A sandbox the store does not know of would outlive every reconciliation: record it, or drop it.
+        await this.deps.store.putSession(row).catch(async (error: unknown) => {
+          await sandbox.destroy().catch(() => undefined);
+          throw error;
+        });
+      }
+    } catch (thrown) {
+      const error = storeFailure(thrown) ?? thrown;
       this.failures++;
       this.lastStartError = (error as Error).message;
       const retryInMs = startBackoffMs(this.failures);
@@ -687,12 +699,11 @@ export class PoolManager {
     }
     this.failures = 0;
     this.lastStartError = null;
-    const entry = { sandbox, row: this.newRow(id) };
+    const entry = { sandbox, row };
     if (this.draining || generation !== this.pool.generation) {
       await this.retire(entry, this.draining ? 'poolDeleted' : 'poolUpdated', null);
       return;
     }
-    await this.deps.store.putSession(entry.row);
     this.ready.push(entry);
     this.watchReady(entry);
     this.event('ready', { sessionId: id });

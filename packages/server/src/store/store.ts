@@ -7,6 +7,8 @@
  * own its meaning.
  */
 
+import { AppError, ErrorCode } from '../errors.js';
+
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
 
@@ -208,4 +210,28 @@ export interface Store {
   putSetting(key: string, value: string): Promise<void>;
 
   close(): Promise<void>;
+}
+
+/**
+ * The client-visible reason for a store failure that is the host's state, not a bug: the database
+ * locked by another process past the busy timeout, or its disk full. Undefined for anything else.
+ * Store implementations throw their driver's errors; the codes here are SQLite's (and ENOSPC).
+ */
+export function storeFailure(error: unknown): AppError | undefined {
+  const code = (error as { code?: unknown }).code;
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === 'SQLITE_BUSY_SNAPSHOT') {
+    return new AppError(ErrorCode.StoreBusy, 'The store is locked by another process; retry shortly.', {
+      cause: error,
+    });
+  }
+  if (
+    code === 'SQLITE_FULL' ||
+    code === 'SQLITE_IOERR_WRITE' ||
+    (error as { errno?: unknown }).errno === -28
+  ) {
+    return new AppError(ErrorCode.ServerStorageFull, 'The disk holding the server’s store is full.', {
+      cause: error,
+    });
+  }
+  return undefined;
 }

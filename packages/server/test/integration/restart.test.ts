@@ -4,11 +4,9 @@
  * and nothing is orphaned.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { runCommand } from '../../src/sandbox/command.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
@@ -26,51 +24,7 @@ import {
 } from '../server-harness.js';
 import { buildAppImage, startRegistry } from '../registry.js';
 import { skipReason } from './harness.js';
-
-const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
-
-interface Child {
-  process: ChildProcess;
-  url: string;
-}
-
-/** Starts `sandpool serve` as a child process and waits for its ready line. */
-async function startChild(env: Record<string, string>): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--default-pool', ''], {
-    env: { ...process.env, ...env, SANDPOOL_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`server exited with ${code} before it was ready`)));
-    lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'sandpool.ready' && entry.url) resolve(entry.url);
-      } catch {
-        // not a log line
-      }
-    });
-  });
-  return { process: child, url };
-}
-
-async function call(child: Child, method: string, path: string, body?: unknown) {
-  const response = await fetch(`${child.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${ADMIN_KEY}`,
-      ...(body !== undefined && { 'content-type': 'application/json' }),
-    },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return {
-    status: response.status,
-    headers: response.headers,
-    json: text ? (JSON.parse(text) as Record<string, any>) : {},
-  };
-}
+import { call, startChild, type Child } from '../child-server.js';
 
 const run = (child: Child, identifier: string, code: string) =>
   call(child, 'POST', `${poolPath('keep')}/executions?${DATA}&identifier=${identifier}`, { code });
