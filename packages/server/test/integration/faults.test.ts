@@ -52,7 +52,7 @@ describe('faults', { skip: skipReason }, () => {
   });
 
   /** A server of its own; with `storeDiskMiB`, its store lives alone on a tmpfs of that size. */
-  async function serve(name: string, options: { storeDiskMiB?: number } = {}) {
+  function serve(name: string, options: { storeDiskMiB?: number } = {}) {
     const home = mkdtempSync(`/var/tmp/sandpool-test-${name}-`);
     chmodSync(home, 0o711);
     let storeDisk: string | undefined;
@@ -112,11 +112,11 @@ describe('faults', { skip: skipReason }, () => {
       assert.deepEqual(host.cgroups, live, 'cgroups');
       assert.ok(
         host.mounts!.every((id) => live.includes(id)),
-        `mounts of ended sandboxes: ${host.mounts}`,
+        `mounts of ended sandboxes: ${host.mounts!.join(', ')}`,
       );
       assert.ok(
         host.processes!.every((id) => live.includes(id)),
-        `processes of ended sandboxes: ${host.processes}`,
+        `processes of ended sandboxes: ${host.processes!.join(', ')}`,
       );
     } finally {
       await store.close();
@@ -124,7 +124,7 @@ describe('faults', { skip: skipReason }, () => {
   }
 
   it('kill -9 during a cold allocation and during an execution: sessions reattach, the execution is recorded as lost, nothing is orphaned', async () => {
-    const server = await serve('faults-kill');
+    const server = serve('faults-kill');
     const first = await server.start();
     await createPool(first, 'busy');
     await createPool(first, 'cold', interpreterPool({ max: 4, ready: 0 }));
@@ -172,7 +172,7 @@ describe('faults', { skip: skipReason }, () => {
   });
 
   it('an agent that crashes ends its session with a typed reason, and the next request gets a new one', async () => {
-    const server = await serve('faults-agent');
+    const server = serve('faults-agent');
     const child = await server.start();
     await createPool(child, 'agents');
     const first = await run(child, 'agents', 'victim', 'x = 1');
@@ -201,7 +201,7 @@ describe('faults', { skip: skipReason }, () => {
   });
 
   it('a store locked by another process: requests fail with 503 StoreBusy, and work once it is released', async () => {
-    const server = await serve('faults-lock');
+    const server = serve('faults-lock');
     const child = await server.start();
     await createPool(child, 'locked');
     const lock = new SQLite(server.config.paths.database);
@@ -223,7 +223,7 @@ describe('faults', { skip: skipReason }, () => {
   });
 
   it('the store’s disk full: requests fail with 507 ServerStorageFull, and work once space is freed', async () => {
-    const server = await serve('faults-full', { storeDiskMiB: 16 });
+    const server = serve('faults-full', { storeDiskMiB: 16 });
     const child = await server.start();
     await createPool(child, 'full');
     const filler = join(server.storeDisk!, 'filler');
