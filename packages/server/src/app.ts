@@ -47,6 +47,7 @@ export interface AppDeps {
     | 'poolFullStatus'
     | 'uploadMaxBytes'
     | 'maxSessionsPerPool'
+    | 'minCooldownSeconds'
     | 'defaultSubscription'
     | 'rateLimitPerPrincipal'
     | 'rateLimitPerIdentifier'
@@ -181,7 +182,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerDashboard(app, deps.dashboardDir);
   registerSessionPoolRoutes(app, {
     pools: deps.pools,
-    limits: { maxSessionsPerPool: deps.config.maxSessionsPerPool },
+    limits: {
+      maxSessionsPerPool: deps.config.maxSessionsPerPool,
+      minCooldownSeconds: deps.config.minCooldownSeconds,
+    },
     publicUrl: deps.publicUrl,
   });
   registerEventRoutes(app, {

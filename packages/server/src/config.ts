@@ -103,6 +103,12 @@ export const ConfigSchema = Type.Object({
     maximum: 16_000,
     description: 'Upper bound of a pool’s maxConcurrentSessions.',
   }),
+  minCooldownSeconds: Type.Integer({
+    default: 300,
+    minimum: 1,
+    maximum: 3600,
+    description: 'Shortest cooldownPeriodInSeconds a pool may have (Azure’s floor is 300).',
+  }),
   poolFullStatus: Type.Union([Type.Literal(429), Type.Literal(404)], {
     default: 429,
     description: 'HTTP status when a pool is full (Azure documents 404, users observe 429).',

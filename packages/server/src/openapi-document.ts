@@ -28,6 +28,7 @@ export async function renderOpenApiDocument(): Promise<string> {
       poolFullStatus: 429,
       uploadMaxBytes: 1,
       maxSessionsPerPool: 1,
+      minCooldownSeconds: 300,
       defaultSubscription: '',
       rateLimitPerPrincipal: 0,
       rateLimitPerIdentifier: 0,

@@ -40,6 +40,8 @@ const DEFAULTS = pythonPoolSpec();
 
 export interface PoolLimits {
   maxSessionsPerPool: number;
+  /** Shortest cooldownPeriodInSeconds accepted (Azure's floor is 300). */
+  minCooldownSeconds: number;
 }
 
 export function validatePoolName(name: string): void {
@@ -75,7 +77,11 @@ const formatMemory = (bytes: number) => `${Number((bytes / GIB).toFixed(3))}Gi`;
 /** A custom container may live until it exits, up to a day. */
 const MAX_ALIVE_SECONDS = { min: 10, max: 86_400, default: 3600 };
 
-function parseLifecycle(dynamic: JsonRecord | undefined, containerType: ContainerType): Lifecycle {
+function parseLifecycle(
+  dynamic: JsonRecord | undefined,
+  containerType: ContainerType,
+  limits: PoolLimits,
+): Lifecycle {
   const target = 'properties.dynamicPoolConfiguration.lifecycleConfiguration';
   const lifecycle = optionalObject(field(dynamic, 'lifecycleConfiguration'), target);
   const type =
@@ -107,7 +113,7 @@ function parseLifecycle(dynamic: JsonRecord | undefined, containerType: Containe
   const cooldown = optionalInteger(
     field(lifecycle, 'cooldownPeriodInSeconds'),
     `${target}.cooldownPeriodInSeconds`,
-    { min: 300, max: 3600 },
+    { min: limits.minCooldownSeconds, max: 3600 },
   );
   return cooldown === undefined ? DEFAULTS.lifecycle : { type: 'Timed', cooldownSeconds: cooldown };
 }
@@ -387,7 +393,7 @@ export function parsePoolResource(
     containerType,
     maxConcurrentSessions,
     readySessionInstances,
-    lifecycle: parseLifecycle(dynamic, containerType),
+    lifecycle: parseLifecycle(dynamic, containerType, limits),
     egress,
     egressAllow,
     cpu:
