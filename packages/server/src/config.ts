@@ -103,6 +103,12 @@ export const ConfigSchema = Type.Object({
     maximum: 16_000,
     description: 'Upper bound of a pool’s maxConcurrentSessions.',
   }),
+  agentStartTimeoutSeconds: Type.Integer({
+    default: 30,
+    minimum: 1,
+    maximum: 600,
+    description: 'Longest a code interpreter sandbox’s agent may take to start (a loaded host boots slower).',
+  }),
   minCooldownSeconds: Type.Integer({
     default: 300,
     minimum: 1,

@@ -122,7 +122,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     new HostLauncher(OciDriver.fromConfig(config), {
       interpreter: {
         image: { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir },
-        agent: { connectTimeoutMs: 10_000, interruptGraceMs: 2_000 },
+        agent: { connectTimeoutMs: config.agentStartTimeoutSeconds * 1000, interruptGraceMs: 2_000 },
       },
       containers: { images, logs: consoleLogs },
       limits: {

@@ -335,7 +335,6 @@ export class PoolManager {
     const previous = this.deps.store.lastEndedSession(this.pool.id, identifier).catch(() => undefined);
     let taken = this.ready.shift();
     const warm = taken !== undefined;
-    if (taken) this.recordUsage('ready', taken.row.createdAt, started);
     if (!taken) {
       const id = this.deps.newSandboxId(this.name);
       const sandbox = await this.startSandbox(id);
@@ -360,6 +359,7 @@ export class PoolManager {
       else await taken.sandbox.destroy().catch(() => undefined);
       throw error;
     }
+    if (warm) this.recordUsage('ready', taken.row.createdAt, started);
     this.watchSession(session);
     this.refill();
     const durationMs = this.deps.now() - started;

@@ -108,7 +108,7 @@ export interface SandboxDriver {
   create(spec: SandboxSpec): Promise<Sandbox>;
   /** Current state; for an ended sandbox, how it ended. */
   inspect(id: string): Promise<SandboxState>;
-  /** Changes the sandbox's CPU limit (cores) while it runs. */
+  /** Changes the sandbox's CPU limit (cores) while it runs, and ends the priority it booted with. */
   setCpuLimit(id: string, cpu: number): Promise<void>;
   /** CPU and memory the sandbox has used; undefined once its cgroup is gone. */
   usage(id: string): Promise<ResourceUsage | undefined>;

@@ -53,6 +53,8 @@ describe('sandbox isolation (runc)', { skip: skipReason }, () => {
   it('boots at a full core, then holds the pool’s CPU limit before any user code runs', async () => {
     const quota = readFileSync(`/sys/fs/cgroup/cpu/sandpool-test/${a.id}/cpu.cfs_quota_us`, 'utf8').trim();
     assert.equal(quota, '25000', 'default 0.25 CPU = 25 ms per 100 ms period');
+    const shares = readFileSync(`/sys/fs/cgroup/cpu/sandpool-test/${a.id}/cpu.shares`, 'utf8').trim();
+    assert.equal(shares, '1024', 'the boot priority ends with the boot');
     const spin = await value(
       a,
       'import time\nstart = time.monotonic(); cpu = time.process_time()\nwhile time.monotonic() - start < 1.0: pass\nround(time.process_time() - cpu, 2)',

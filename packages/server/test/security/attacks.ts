@@ -140,7 +140,7 @@ export const ATTACKS: Attack[] = [
     area: 'other sessions',
     name: 'signal every process it can see (kill -1)',
     code: () => 'import signal\nos.kill(-1, signal.SIGKILL)\n"survived"',
-    // The interpreter's user owns no other process it may signal (the agent and init run as others).
+    // kill(-1) spares the caller and its namespace's init, and the agent is the interpreter itself: no target.
     expect: ['ProcessLookupError'],
     ownSession: true,
   },

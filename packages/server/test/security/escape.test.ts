@@ -95,10 +95,11 @@ describe('escape battery through the public API', { skip: skipReason }, async ()
   });
 
   for (const [index, attack] of ATTACKS.entries()) {
-    it(`${attack.area}: ${attack.name}`, async () => {
+    it(`${attack.area}: ${attack.name}`, async (t) => {
       const identifier = attack.ownSession ? `attacker-${index}` : 'attacker';
       await before(attack, identifier);
       const { response, outcome } = await run(attack, identifier);
+      t.diagnostic(`outcome: ${outcome}`);
       assert.ok(
         attack.expect.includes(outcome),
         `outcome ${JSON.stringify(outcome)}, expected one of ${attack.expect.join(', ')}\n${response.text.slice(0, 2000)}`,

@@ -116,7 +116,10 @@ export async function existingCgroups(layout: CgroupLayout, cgroupPath: string):
   return found;
 }
 
-/** Sets the CFS quota of a running cgroup: `cpu` cores per `periodUs`. */
+/**
+ * Sets the CFS quota of a running cgroup (`cpu` cores per `periodUs`) and returns it to the default
+ * weight it was started above (see oci-spec's BOOT_CPU_SHARES).
+ */
 export async function writeCpuLimit(
   layout: CgroupLayout,
   cgroupPath: string,
@@ -126,7 +129,9 @@ export async function writeCpuLimit(
   const quota = Math.round(cpu * periodUs);
   if (layout.version === 2) {
     await writeFile(join(CGROUP_ROOT, cgroupPath, 'cpu.max'), `${quota} ${periodUs}`);
+    await writeFile(join(CGROUP_ROOT, cgroupPath, 'cpu.weight'), '100');
   } else {
     await writeFile(join(CGROUP_ROOT, 'cpu', cgroupPath, 'cpu.cfs_quota_us'), String(quota));
+    await writeFile(join(CGROUP_ROOT, 'cpu', cgroupPath, 'cpu.shares'), '1024');
   }
 }

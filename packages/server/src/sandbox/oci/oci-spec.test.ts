@@ -61,7 +61,7 @@ describe('buildOciConfig', () => {
 
   it('applies memory (swap included), CPU and pids limits', () => {
     assert.deepEqual(config.linux.resources.memory, { limit: 256 * 1024 * 1024, swap: 256 * 1024 * 1024 });
-    assert.deepEqual(config.linux.resources.cpu, { quota: 50_000, period: 100_000 });
+    assert.deepEqual(config.linux.resources.cpu, { quota: 50_000, period: 100_000, shares: 262_144 });
     assert.deepEqual(config.linux.resources.pids, { limit: 64 });
     assert.deepEqual(config.linux.resources.devices, [{ allow: false, access: 'rwm' }]);
     assert.equal(config.linux.cgroupsPath, '/sandpool/abc');

@@ -58,7 +58,7 @@ export interface OciConfig {
     resources: {
       devices: { allow: boolean; access: string }[];
       memory: { limit: number; swap: number };
-      cpu: { quota: number; period: number };
+      cpu: { quota: number; period: number; shares: number };
       pids: { limit: number };
     };
     maskedPaths: string[];
@@ -81,6 +81,8 @@ export interface OciHostLayout {
 }
 
 const NOFILE_LIMIT = 4096;
+/** cgroup v1's largest cpu.shares (runc maps it to cpu.weight 10000 on v2); running sandboxes get 1024 (weight 100). */
+export const BOOT_CPU_SHARES = 262_144;
 
 /** /proc entries that leak host information or allow host-affecting writes (the runtimes' defaults). */
 const MASKED_PATHS = [
@@ -207,7 +209,13 @@ export function buildOciConfig(spec: SandboxSpec, host: OciHostLayout, seccomp: 
       resources: {
         devices: [{ allow: false, access: 'rwm' }],
         memory: { limit: resources.memoryBytes, swap: resources.memoryBytes },
-        cpu: { quota: Math.round(resources.cpu * CPU_PERIOD_US), period: CPU_PERIOD_US },
+        // A starting sandbox outweighs running ones, so busy neighbours on a loaded host cannot starve
+        // a cold start past its timeout; the driver's setCpuLimit returns it to the default weight.
+        cpu: {
+          quota: Math.round(resources.cpu * CPU_PERIOD_US),
+          period: CPU_PERIOD_US,
+          shares: BOOT_CPU_SHARES,
+        },
         pids: { limit: resources.pids },
       },
       maskedPaths: MASKED_PATHS,
