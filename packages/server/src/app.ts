@@ -92,7 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Clients append a slash to the endpoint, or not.
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
     clientErrorHandler: answerClientError,
-    // The router's own refusals (a path that does not decode) leave through the one error handler too.
+    // The router's own refusals (a path that does not decode) leave in the same shape, through renderError.
     frameworkErrors: (error, _request, reply) => {
       const rendered = renderError(
         error.code === 'FST_ERR_BAD_URL'
