@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 import type { Config } from '../src/config.js';
 import { OciDriver } from '../src/sandbox/oci/oci-driver.js';
+import { mountsBelow } from './integration/harness.js';
 import { ADMIN_KEY } from './server-harness.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -68,11 +69,9 @@ export async function sandboxesOnHost(config: Config): Promise<Record<string, st
         .filter((entry) => entry.isDirectory())
         .map((entry) => entry.name)
     : [];
-  const mounts = readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[1] ?? '')
-    .filter((target) => target.startsWith(`${stateDir}/`))
-    .map((target) => target.slice(stateDir.length + 1).split('/')[0]!);
+  const mounts = mountsBelow(`${stateDir}/`).map(
+    (target) => target.slice(stateDir.length + 1).split('/')[0]!,
+  );
   // conmon and socat name their sandbox's directory in their arguments.
   const inState = new RegExp(`${stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/([^/\\0]+)/`);
   const processes = readdirSync('/proc')

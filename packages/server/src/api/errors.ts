@@ -113,12 +113,18 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [ErrorCode.RequestTimeout, 'The request did not arrive in time.']
         : [ErrorCode.InvalidRequestContent, 'The request is not valid HTTP/1.1.'];
-  const status = HTTP_STATUS[code];
-  const body = JSON.stringify({ error: { code, message } });
+  // No pool is involved, so the pool-full status option cannot apply.
+  const rendered = renderError(new AppError(code, message), { poolFullStatus: 429 });
+  const body = JSON.stringify(rendered.body);
+  const headers = Object.entries({
+    ...rendered.headers,
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    connection: 'close',
+  }).map(([name, value]) => `${name}: ${value}\r\n`);
   if (socket.writable) {
     socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nx-ms-error-code: ${code}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${rendered.status} ${STATUS_CODES[rendered.status]}\r\n${headers.join('')}\r\n${body}`,
     );
   }
   socket.destroy(error);

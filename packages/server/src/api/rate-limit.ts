@@ -55,10 +55,6 @@ export class TokenBuckets {
     this.buckets.set(key, { tokens, at: now });
     return (1 - tokens) / this.perSecond;
   }
-
-  get size(): number {
-    return this.buckets.size;
-  }
 }
 
 export class RateLimits {

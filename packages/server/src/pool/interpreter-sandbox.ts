@@ -112,18 +112,15 @@ export class InterpreterSandbox {
     sandbox: Sandbox,
     agent: AgentClientOptions,
   ): Promise<InterpreterSandbox> {
+    const control = {
+      interrupt: () => driver.signal(sandbox.id, 'SIGINT'),
+      kill: () => driver.signal(sandbox.id, 'SIGKILL'),
+    };
     const orphaned = setTimeout(() => {
-      void driver.signal(sandbox.id, 'SIGINT').catch(() => undefined);
+      void control.interrupt().catch(() => undefined);
     }, ORPHANED_EXECUTION_WAIT_MS);
     try {
-      const client = await AgentClient.connect(
-        sandbox.agentSocketPath,
-        {
-          interrupt: () => driver.signal(sandbox.id, 'SIGINT'),
-          kill: () => driver.signal(sandbox.id, 'SIGKILL'),
-        },
-        agent,
-      );
+      const client = await AgentClient.connect(sandbox.agentSocketPath, control, agent);
       return new InterpreterSandbox(sandbox, client, driver);
     } finally {
       clearTimeout(orphaned);
