@@ -24,7 +24,7 @@ import {
   type ContainerTemplate,
   type PoolSpec,
 } from '../packages/server/src/pool/pool-spec.js';
-import { poolId } from '../packages/server/src/pool/pool-service.js';
+import { poolId } from '../packages/server/src/arm-id.js';
 import { runCommand } from '../packages/server/src/sandbox/command.js';
 import { DEFAULT_RESOURCES } from '../packages/server/src/sandbox/driver.js';
 import { ImagePuller } from '../packages/server/src/sandbox/image/image-puller.js';
@@ -64,7 +64,12 @@ async function coldStarts(): Promise<{ pullMs: number; noProbe: number[]; startu
   const options = isolatedDriverOptions('bench-custom', 8);
   const cacheDir = mkdtempSync('/var/tmp/sandpool-bench-images-');
   const logs = mkdtempSync('/var/tmp/sandpool-bench-logs-');
-  const puller = new ImagePuller({ cacheDir, insecureRegistries: [registry.host], run: runCommand });
+  const puller = new ImagePuller({
+    cacheDir,
+    insecureRegistries: [registry.host],
+    internalRegistries: [],
+    run: runCommand,
+  });
   const pullStarted = performance.now();
   const { digest } = await puller.pull(reference);
   const pullMs = performance.now() - pullStarted;

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 
 import { loadConfig } from '../packages/server/src/config.js';
-import { poolId } from '../packages/server/src/pool/pool-service.js';
+import { poolId } from '../packages/server/src/arm-id.js';
 import { OciDriver } from '../packages/server/src/sandbox/oci/oci-driver.js';
 import { startServer } from '../packages/server/src/server.js';
 import { config as hostConfig, testIdBase } from '../packages/server/test/isolated-driver.js';
@@ -38,7 +38,7 @@ const CONCURRENT = 16;
 const LOAD_SESSIONS = 100;
 const LOAD_CLIENTS = 32;
 const KEY = `sp_0123456789ab_${'B'.repeat(43)}`;
-const SUBSCRIPTION = '00000000-0000-0000-0000-00000000bench';
+const SUBSCRIPTION = '00000000-0000-0000-0000-0000000be4c4';
 const MAX_SANDBOXES = 160;
 
 const home = mkdtempSync('/var/tmp/sandpool-bench-server-');

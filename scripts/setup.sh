@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian host (root, Node 20+, npm, apt reachable) for Sandpool: system packages,
+# Sets up a fresh Debian host (root, npm, apt reachable) for Sandpool: Node 24 LTS, system packages,
 # npm dependencies, the compiled SDK and CLI (`npx sandpool`), the web dashboard, and the
 # code-interpreter image.
 # Idempotent and quick when everything is in place.
@@ -10,6 +10,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "setup: Sandpool manages namespaces, cgroups and mounts; run as root" >&2
   exit 1
 fi
+. scripts/node-runtime.sh
 
 # runc: the default OCI runtime (works on hybrid cgroup v1 unchanged); conmon: the per-sandbox monitor;
 # golang-github-containers-common: the default seccomp profile; mmdebstrap: builds the images;

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+. scripts/node-runtime.sh
 exec node --import tsx packages/server/src/main.ts "$@"

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+. scripts/node-runtime.sh
 npx tsc -b
 npx tsc -p bench
 npx tsc -p scripts

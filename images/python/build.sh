@@ -48,6 +48,11 @@ find "$root/usr/lib" -name '*.a' -delete
 # Nobody logs in: su, newgrp and unix_chkpwd lose their setuid/setgid bits (no_new_privs ignores them
 # already; this keeps the image free of them should a runtime ever run it without).
 find "$root" -xdev -type f -perm /6000 -exec chmod ug-s {} +
+# mmdebstrap copies the build host's name and resolver into the image: every sandbox would carry
+# them. Neutral files instead (a sandbox's resolver, when it has egress, is bound over resolv.conf).
+echo sandbox > "$root/etc/hostname"
+printf '127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
+: > "$root/etc/resolv.conf"
 # Mount points must exist in a read-only rootfs.
 mkdir -p "$root/mnt/data" "$root/opt/sandpool/agent" "$root/run/sandpool" "$root/home/user"
 mkdir -p "$root/etc/sandpool/matplotlib"

@@ -370,7 +370,7 @@ export interface paths {
         };
         /**
          * Ready to serve: the store answers, sandboxes can start, every pool is at its warm target
-         * @description 200 when every check passes, else 503 with the failing checks and why. No credential needed.
+         * @description 200 when every check passes, else 503. No credential needed; with one, the answer lists the checks and why any failed (pools limited to those the caller may read).
          */
         get: operations["Health_Ready"];
         put?: never;
@@ -586,6 +586,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/.management/startFailures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The pool’s latest failed sandbox starts with the end of each container’s console (for a Session Executor; secrets masked) */
+        get: operations["Pool_StartFailures"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/metadata": {
         parameters: {
             query?: never;
@@ -786,6 +803,8 @@ export interface components {
                     format: "png";
                     base64_data: string;
                 }[];
+                /** @description Fields cut to their bound: `stdout`, `stderr` and `executionResult` at outputStreamsMaxLength, `error` at 4 KiB, `images` at 16 or 8 MiB. */
+                truncated?: string[];
             };
             error?: {
                 code: string;
@@ -804,6 +823,8 @@ export interface components {
                 exitCode: number;
                 executionTimeInMilliseconds: number;
                 outputStreamsMaxLength: number;
+                /** @description Fields cut to their bound: `stdout`, `stderr` and `executionResult` at outputStreamsMaxLength, `error` at 4 KiB, `images` at 16 or 8 MiB. */
+                truncated?: string[];
             };
             error?: {
                 code: string;
@@ -875,8 +896,10 @@ export interface components {
             /** @description The HTTP status the call ended with. */
             status: number;
             durationMs: number;
-            /** @description Also in the server log and the x-ms-request-id header. */
+            /** @description The id this server gave the request: also in the server log and the x-ms-request-id header. */
             requestId: string;
+            /** @description The x-ms-client-request-id the client sent, as a label: it identifies nothing. */
+            clientRequestId: string | null;
         };
         UsageTotals: {
             /** @description The pool (`<resource group>/<name>`), or the tag’s value (`(none)` without it). */
@@ -2116,7 +2139,8 @@ export interface operations {
                 content: {
                     "application/json": {
                         status: "ready" | "notReady";
-                        checks: {
+                        /** @description Only for a caller with a credential. */
+                        checks?: {
                             name: string;
                             ok: boolean;
                             /** @description Why not, when the check fails. */
@@ -2133,7 +2157,8 @@ export interface operations {
                 content: {
                     "application/json": {
                         status: "ready" | "notReady";
-                        checks: {
+                        /** @description Only for a caller with a credential. */
+                        checks?: {
                             name: string;
                             ok: boolean;
                             /** @description Why not, when the check fails. */
@@ -2928,6 +2953,62 @@ export interface operations {
                             time: string;
                             stream: "stdout" | "stderr";
                             text: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Pool_StartFailures: {
+        parameters: {
+            query?: {
+                /** @description 2024-02-02-preview selects the legacy envelopes; later versions the current shapes. */
+                "api-version"?: "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-02-02-preview" | "2025-10-02-preview";
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        value: {
+                            sandboxId: string;
+                            at: string;
+                            /** @description The typed reason, e.g. SandboxStartFailed. */
+                            code: string;
+                            message: string;
+                            /** @description The console's last lines (at most 20, 4 KiB in all), each value of the pool's secrets masked. */
+                            console: string[];
                         }[];
                     };
                 };

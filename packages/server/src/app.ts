@@ -11,7 +11,8 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 
-import { registerAudit } from './api/audit.js';
+import { clientRequestId, registerAudit } from './api/audit.js';
+import { validateResourceGroup, validateSubscription } from './arm-id.js';
 import { registerDashboard } from './api/dashboard.js';
 import { registerAuthentication } from './api/authentication.js';
 import { RateLimits, registerRateLimits } from './api/rate-limit.js';
@@ -32,6 +33,7 @@ import { route } from './api/schemas/common.js';
 import { registerSessionPoolRoutes } from './api/management/session-pools.js';
 import type { ApiKeys } from './auth/api-keys.js';
 import type { Authenticator } from './auth/authenticator.js';
+import type { CredentialWatch } from './auth/credential-watch.js';
 import type { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { EventFeed } from './observability/event-feed.js';
@@ -61,6 +63,8 @@ export interface AppDeps {
   authenticator: Authenticator;
   apiKeys: ApiKeys;
   tokens: Tokens;
+  /** Ends long-lived connections whose credential is revoked or expires. */
+  credentials: CredentialWatch;
   imageMetadata: () => Promise<ImageMetadata>;
   /** Console output of ended custom container sessions. */
   consoleLogs: ConsoleLogArchive;
@@ -86,8 +90,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: JSON_BODY_LIMIT,
     ...(deps.https && { https: deps.https }),
-    // Azure clients put operation ids in headers of their own; requests get ours.
-    requestIdHeader: 'x-ms-client-request-id',
+    // Every request gets an id of ours; the client's own (x-ms-client-request-id) is kept beside it.
+    requestIdHeader: false,
     genReqId: () => randomUUID(),
     // Clients append a slash to the endpoint, or not.
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
@@ -124,6 +128,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   registerErrorHandling(app, { poolFullStatus: deps.config.poolFullStatus });
   registerAuthentication(app, deps.authenticator);
+  // Every subscription and resource group a path names is one Azure would accept, before any route
+  // looks it up or creates under it.
+  app.addHook('preValidation', async (request) => {
+    const params = request.params as Record<string, string | undefined>;
+    if (params.subscription !== undefined) validateSubscription(params.subscription);
+    if (params.resourceGroup !== undefined) validateResourceGroup(params.resourceGroup);
+  });
   const rateLimits = new RateLimits({
     perPrincipal: deps.config.rateLimitPerPrincipal,
     perIdentifier: deps.config.rateLimitPerIdentifier,
@@ -134,6 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerSessionProxy(app, {
     pools: deps.pools,
     authenticator: deps.authenticator,
+    credentials: deps.credentials,
     rateLimits,
     metrics: deps.metrics,
     log: deps.logger,
@@ -143,6 +155,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.addHook('onSend', async (request, reply) => {
     void reply.header('x-ms-request-id', request.id);
+    const clientId = clientRequestId(request);
+    if (clientId !== null) void reply.header('x-ms-client-request-id', clientId);
   });
   app.addHook('onResponse', async (request, reply) => {
     deps.metrics.httpRequestSeconds.observe(
@@ -192,6 +206,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     pools: deps.pools,
     store: deps.store,
     feed: deps.feed,
+    credentials: deps.credentials,
     publicUrl: deps.publicUrl,
   });
   registerTimelineRoutes(app, { pools: deps.pools, metrics: deps.metrics });
@@ -213,6 +228,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     pools: deps.pools,
     metrics: deps.metrics,
     runtimeUsable: deps.runtimeUsable,
+    authenticator: deps.authenticator,
   });
   registerFileRoutes(app, { pools: deps.pools, uploadMaxBytes: deps.config.uploadMaxBytes });
   registerSessionRoutes(app, {

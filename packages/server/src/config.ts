@@ -52,6 +52,11 @@ export const ConfigSchema = Type.Object({
     default: [],
     description: 'Registries (host:port) pulled from over plain HTTP or without verifying TLS (JSON).',
   }),
+  internalRegistries: Type.Array(Type.String(), {
+    default: [],
+    description:
+      'Registries (host:port) on loopback, private or link-local addresses that pools may pull from (JSON); any other registry there is refused.',
+  }),
   imagePullTimeoutSeconds: Type.Integer({
     default: 900,
     minimum: 10,

@@ -19,6 +19,12 @@ export const ErrorCode = {
   InvalidFileName: 'InvalidFileName',
   /** The request's path does not decode (a malformed percent-escape). */
   InvalidUrl: 'InvalidUrl',
+  /** A subscription segment that is not a GUID. */
+  InvalidSubscriptionId: 'InvalidSubscriptionId',
+  /** A resource group name outside Azure's charset or length. */
+  InvalidResourceGroupName: 'InvalidResourceGroupName',
+  /** A registry on loopback, link-local or a private range, which the operator did not allow. */
+  RegistryNotAllowed: 'RegistryNotAllowed',
   /** A custom container's image reference does not parse. */
   InvalidImageReference: 'InvalidImageReference',
   /** The registry has no such repository, tag or digest. */
@@ -44,6 +50,8 @@ export const ErrorCode = {
   SessionNotFound: 'SessionNotFound',
   ApiKeyNotFound: 'ApiKeyNotFound',
   // 409
+  /** A socket, FIFO or device under /mnt/data: the files API reads and writes regular files only. */
+  NotARegularFile: 'NotARegularFile',
   SandboxAlreadyExists: 'SandboxAlreadyExists',
   /** The pool is being deleted or has an operation running. */
   SessionPoolBusy: 'SessionPoolBusy',
@@ -105,6 +113,9 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   InvalidIdentifier: 400,
   InvalidFileName: 400,
   InvalidUrl: 400,
+  InvalidSubscriptionId: 400,
+  InvalidResourceGroupName: 400,
+  RegistryNotAllowed: 400,
   InvalidImageReference: 400,
   ImageNotFound: 400,
   RegistryAuthFailed: 400,
@@ -120,6 +131,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   FileNotFound: 404,
   SessionNotFound: 404,
   ApiKeyNotFound: 404,
+  NotARegularFile: 409,
   SandboxAlreadyExists: 409,
   SessionPoolBusy: 409,
   SessionLost: 410,

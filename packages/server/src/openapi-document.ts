@@ -41,6 +41,7 @@ export async function renderOpenApiDocument(): Promise<string> {
     authenticator: unused as AppDeps['authenticator'],
     apiKeys: unused as AppDeps['apiKeys'],
     tokens: unused as AppDeps['tokens'],
+    credentials: unused as AppDeps['credentials'],
     imageMetadata: () => Promise.reject(new Error('unused')),
     consoleLogs: unused as AppDeps['consoleLogs'],
     metrics: new Metrics(),

@@ -14,6 +14,7 @@ import type { ImageMetadata } from './api/data/session-routes.js';
 import { buildApp } from './app.js';
 import { ApiKeys } from './auth/api-keys.js';
 import { Authenticator } from './auth/authenticator.js';
+import { CredentialWatch } from './auth/credential-watch.js';
 import { parseGrant } from './auth/roles.js';
 import { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
@@ -23,7 +24,8 @@ import { Metrics } from './observability/metrics.js';
 import { ConsoleLogArchive } from './pool/console-log.js';
 import type { ImageSource } from './pool/container-image.js';
 import { HostLauncher, type SandboxLauncher } from './pool/launcher.js';
-import { PoolService, poolId } from './pool/pool-service.js';
+import { poolId } from './arm-id.js';
+import { PoolService } from './pool/pool-service.js';
 import { pythonPoolSpec } from './pool/pool-spec.js';
 import { DEFAULT_RESOURCES } from './sandbox/driver.js';
 import { ImagePuller } from './sandbox/image/image-puller.js';
@@ -113,6 +115,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const images = new ImagePuller({
     cacheDir: config.paths.imageCacheDir,
     insecureRegistries: config.insecureRegistries,
+    internalRegistries: config.internalRegistries,
     run: runCommand,
     timeoutMs: config.imagePullTimeoutSeconds * 1000,
   });
@@ -151,11 +154,15 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   await pools.start();
 
   const apiKeys = new ApiKeys(store, now);
+  await apiKeys.start();
+  const credentials = new CredentialWatch(now);
+  apiKeys.onRevoked((keyId) => credentials.revoked(keyId));
   const tokens = await Tokens.create({
     store,
     audiences: config.audiences,
     oidcIssuers: config.oidcIssuers,
     now,
+    isKeyActive: (keyId) => apiKeys.isActive(keyId),
   });
   const firstStart = (await store.getSetting(BOOTSTRAPPED)) === undefined;
   let bootstrapKey: string | undefined;
@@ -222,6 +229,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     authenticator: new Authenticator(apiKeys, tokens),
     apiKeys,
     tokens,
+    credentials,
     imageMetadata,
     consoleLogs,
     metrics,
@@ -270,6 +278,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     close() {
       closing ??= (async () => {
         clearInterval(prune);
+        apiKeys.stop();
         await app.close();
         await pools.stop();
         await store.close();

@@ -6,7 +6,7 @@
  * it for a Reader or Contributor of every pool. Code and file contents are never recorded.
  */
 
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
 import { authorize } from '../auth/roles.js';
@@ -25,6 +25,12 @@ const PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
 const entryResource = ({ seq, ...entry }: AuditRow) => ({ id: String(seq), ...entry });
+
+/** The client's own request id, when it sent a printable one of at most 200 characters. */
+export function clientRequestId(request: FastifyRequest): string | null {
+  const value = request.headers['x-ms-client-request-id'];
+  return typeof value === 'string' && /^[\x21-\x7e]{1,200}$/.test(value) ? value : null;
+}
 
 export function registerAudit(
   app: FastifyInstance,
@@ -47,6 +53,7 @@ export function registerAudit(
         status: reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 10) / 10,
         requestId: request.id,
+        clientRequestId: clientRequestId(request),
       })
       .catch((error: unknown) => deps.log.error({ err: error, action }, 'audit entry not stored'));
   });

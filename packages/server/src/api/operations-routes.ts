@@ -2,13 +2,16 @@
  * @module api/operations-routes
  * What operators and their tools poll: Prometheus metrics (for a Reader of every pool, so a scraper
  * gets a read-only key) and readiness (public, like the liveness probe, for load balancers and
- * orchestrators).
+ * orchestrators). Without a credential readiness says ready or not and nothing else; a caller with
+ * a credential also gets the checks, the pools among them limited to those it may read, since a
+ * check names a pool and says why its sandboxes fail.
  */
 
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 
-import { authorize } from '../auth/roles.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import { allows, authorize } from '../auth/roles.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PoolService } from '../pool/pool-service.js';
 import type { Store } from '../store/store.js';
@@ -21,7 +24,7 @@ const Check = Type.Object({
 });
 const Readiness = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('notReady')]),
-  checks: Type.Array(Check),
+  checks: Type.Optional(Type.Array(Check, { description: 'Only for a caller with a credential.' })),
 });
 
 export interface ReadinessDeps {
@@ -29,6 +32,8 @@ export interface ReadinessDeps {
   pools: PoolService;
   /** Whether sandboxes can start: resolves, or rejects saying why not. */
   runtimeUsable: () => Promise<void>;
+  /** Readiness is public; a credential sent with it unlocks the details. */
+  authenticator: Authenticator;
 }
 
 type CheckResult = Static<typeof Check>;
@@ -71,11 +76,15 @@ export function registerOperationsRoutes(
       operationId: 'Health_Ready',
       summary: 'Ready to serve: the store answers, sandboxes can start, every pool is at its warm target',
       description:
-        '200 when every check passes, else 503 with the failing checks and why. No credential needed.',
+        '200 when every check passes, else 503. No credential needed; with one, the answer lists the checks and why any failed (pools limited to those the caller may read).',
       tag: 'Health',
       response: { 200: Readiness, 503: Readiness },
     }),
-    async (_request, reply) => {
+    async (request, reply) => {
+      const principal =
+        request.headers.authorization === undefined
+          ? undefined
+          : await deps.authenticator.authenticate(request.headers.authorization);
       const checks = await Promise.all([
         check('store', async () => {
           await deps.store.listPools({});
@@ -100,7 +109,17 @@ export function registerOperationsRoutes(
           ),
       ]);
       const ready = checks.every((c) => c.ok);
-      return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'notReady', checks });
+      const status = ready ? 'ready' : 'notReady';
+      if (!principal) return reply.status(ready ? 200 : 503).send({ status });
+      const hidden = new Set(
+        deps.pools
+          .snapshot()
+          .filter((pool) => !allows(principal, 'pools/read', pool.id))
+          .map((pool) => `pool ${pool.pool}`),
+      );
+      return reply
+        .status(ready ? 200 : 503)
+        .send({ status, checks: checks.filter((c) => !hidden.has(c.name)) });
     },
   );
 }

@@ -29,30 +29,33 @@ describe('TokenBuckets', () => {
 
 describe('RateLimits', () => {
   const principal = (id: string) => ({ id, grants: [] });
-  const url = (pool: string, identifier: string) =>
-    `/subscriptions/s/resourceGroups/g/sessionPools/${pool}/executions?api-version=x&identifier=${identifier}`;
+  const pool = (name: string, group = 'g') =>
+    `/subscriptions/11111111-2222-3333-4444-555555555555/resourcegroups/${group}/providers/microsoft.app/sessionpools/${name}`;
   const refused = (fn: () => void) =>
     assert.throws(fn, (e: unknown) => e instanceof AppError && e.code === 'RateLimitExceeded');
 
-  it('limits each caller, and each pool’s identifier across callers', () => {
-    const limits = new RateLimits({ perPrincipal: 3, perIdentifier: 1, burstSeconds: 1, now: () => 0 });
-    limits.check(principal('alice'), url('p', 'u1'));
-    refused(() => limits.check(principal('bob'), url('p', 'u1')));
-    limits.check(principal('bob'), url('P', 'u2'));
-    limits.check(principal('bob'), url('q', 'u1'));
-    limits.check(principal('alice'), '/sandpool/apiKeys');
-    limits.check(principal('alice'), '/sandpool/apiKeys');
-    refused(() => limits.check(principal('alice'), '/sandpool/apiKeys'));
+  it('limits each caller', () => {
+    const limits = new RateLimits({ perPrincipal: 2, perIdentifier: 0, burstSeconds: 1, now: () => 0 });
+    limits.checkCaller(principal('alice'));
+    limits.checkCaller(principal('alice'));
+    refused(() => limits.checkCaller(principal('alice')));
+    limits.checkCaller(principal('bob'));
   });
 
-  it('reads the identifier decoded, so spelling it with escapes shares its bucket', () => {
+  it('limits each pool’s identifier across callers, pools of one name in two groups apart', () => {
     const limits = new RateLimits({ perPrincipal: 0, perIdentifier: 1, burstSeconds: 1, now: () => 0 });
-    limits.check(principal('a'), url('p', 'ab'));
-    refused(() => limits.check(principal('a'), url('p', '%61b')));
+    limits.checkIdentifier(pool('p'), 'u1');
+    refused(() => limits.checkIdentifier(pool('p'), 'u1'));
+    limits.checkIdentifier(pool('p'), 'u2');
+    limits.checkIdentifier(pool('q'), 'u1');
+    limits.checkIdentifier(pool('p', 'other'), 'u1');
   });
 
   it('does nothing at rate 0', () => {
     const limits = new RateLimits({ perPrincipal: 0, perIdentifier: 0, burstSeconds: 1, now: () => 0 });
-    for (let i = 0; i < 1000; i++) limits.check(principal('a'), url('p', 'u'));
+    for (let i = 0; i < 1000; i++) {
+      limits.checkCaller(principal('a'));
+      limits.checkIdentifier(pool('p'), 'u');
+    }
   });
 });

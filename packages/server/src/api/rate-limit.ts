@@ -5,6 +5,11 @@
  * sharing an identifier share its bucket). A request over either limit gets 429 RateLimitExceeded
  * with a Retry-After of the seconds until its bucket holds a token again. Buckets live in memory,
  * per server process; the least recently used are dropped beyond a bound, which only ever forgives.
+ *
+ * The caller's bucket is charged once the caller is authenticated; an identifier's bucket only
+ * once the caller is authorized on the pool, keyed by the pool's full ARM id and the identifier the
+ * route parsed, so nobody can spend another team's budget or step around it with a spelling of the
+ * path.
  */
 
 import type { FastifyInstance } from 'fastify';
@@ -24,7 +29,6 @@ export interface RateLimitSettings {
 
 /** Buckets kept per kind; beyond it the least recently used one is dropped. */
 const MAX_BUCKETS = 100_000;
-const POOL_REQUEST = /^\/subscriptions\/[^/?]+\/resourceGroups\/[^/?]+\/sessionPools\/([^/?]+)[^?]*\?(.*)$/;
 
 /** Token buckets keyed by string: `take` spends one token, or says how long until one is there. */
 export class TokenBuckets {
@@ -67,19 +71,17 @@ export class RateLimits {
     this.identifiers = perIdentifier > 0 ? new TokenBuckets(perIdentifier, burstSeconds, now) : undefined;
   }
 
-  /** Throws RateLimitExceeded when the caller, or the identifier `url` names, is over its limit. */
-  check(principal: Principal, url: string): void {
-    const callerWait = this.principals?.take(principal.id) ?? 0;
-    if (callerWait > 0) {
-      throw exceeded(
-        `more than ${this.settings.perPrincipal} requests per second from this caller`,
-        callerWait,
-      );
+  /** Throws RateLimitExceeded when the caller is over its limit. */
+  checkCaller(principal: Principal): void {
+    const wait = this.principals?.take(principal.id) ?? 0;
+    if (wait > 0) {
+      throw exceeded(`more than ${this.settings.perPrincipal} requests per second from this caller`, wait);
     }
-    const target = POOL_REQUEST.exec(url);
-    const identifier = target && new URLSearchParams(target[2]).get('identifier');
-    if (!this.identifiers || !identifier) return;
-    const wait = this.identifiers.take(`${target[1]!.toLowerCase()}\n${identifier}`);
+  }
+
+  /** Throws RateLimitExceeded when the identifier of the pool (its ARM id) is over its limit. */
+  checkIdentifier(poolId: string, identifier: string): void {
+    const wait = this.identifiers?.take(`${poolId}\n${identifier}`) ?? 0;
     if (wait > 0) {
       throw exceeded(
         `more than ${this.settings.perIdentifier} requests per second to this session identifier`,
@@ -95,12 +97,20 @@ function exceeded(message: string, waitSeconds: number): AppError {
   });
 }
 
-/** Checks every authenticated request (public routes have no principal and no limit). */
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The data-plane routes charge an identifier's bucket once they have authorized the caller. */
+    rateLimits: RateLimits;
+  }
+}
+
+/** Charges every authenticated caller (public routes have no principal and no limit). */
 export function registerRateLimits(app: FastifyInstance, limits: RateLimits): void {
+  app.decorate('rateLimits', limits);
   app.addHook('onRequest', (request, _reply, done) => {
     const principal = request.principal as Principal | null;
     try {
-      if (principal) limits.check(principal, request.raw.url ?? '');
+      if (principal) limits.checkCaller(principal);
       done();
     } catch (error) {
       done(error as Error);

@@ -1,15 +1,18 @@
 /**
  * @module auth/api-keys
  * API keys: `sp_<id>_<secret>`, 32 random bytes of secret. The store keeps the id and the SHA-256 of
- * the secret, never the secret; verification compares hashes in constant time. Keys are cached in
- * memory after first use so the hot path does not read the store.
+ * the secret, never the secret; verification compares hashes in constant time. Every key is held in
+ * memory (loaded at start, refreshed from the store every few seconds), so neither a key nor a token
+ * derived from one costs a store read on the hot path, and a revocation made by another process
+ * sharing the store arrives within one refresh. Revocations are announced to listeners, which close
+ * the long-lived connections the key, or a token derived from it, opened.
  */
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 import { AppError, ErrorCode } from '../errors.js';
 import type { ApiKeyRow, Store } from '../store/store.js';
-import { formatGrant, parseGrant, type Grant, type Principal } from './roles.js';
+import { formatGrant, parseGrants, type Grant, type Principal } from './roles.js';
 
 const KEY_PATTERN = /^sp_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 
@@ -17,13 +20,66 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest();
 
 export const looksLikeApiKey = (token: string) => token.startsWith('sp_');
 
+/** How often keys are read again from the store: the longest a revocation takes to reach this process. */
+export const KEY_REFRESH_MS = 5_000;
+
 export class ApiKeys {
   private readonly cache = new Map<string, ApiKeyRow>();
+  private readonly revocationListeners: ((keyId: string) => void)[] = [];
+  private refresher: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly now: () => number,
   ) {}
+
+  /** Loads every key and keeps them fresh; call once before serving. */
+  async start(): Promise<void> {
+    await this.refresh();
+    this.refresher = setInterval(() => {
+      this.refresh().catch(() => undefined);
+    }, KEY_REFRESH_MS);
+    this.refresher.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.refresher);
+  }
+
+  /** Calls `listener` with the id of every key revoked from now on. */
+  onRevoked(listener: (keyId: string) => void): void {
+    this.revocationListeners.push(listener);
+  }
+
+  /**
+   * Whether the key exists and is not revoked: what every token derived from it depends on. Only a
+   * key this process has never seen (made by another process moments ago) costs a store read.
+   */
+  async isActive(id: string): Promise<boolean> {
+    const key = await this.lookup(id);
+    return key !== undefined && key.revokedAt === null;
+  }
+
+  private async lookup(id: string): Promise<ApiKeyRow | undefined> {
+    const cached = this.cache.get(id);
+    if (cached) return cached;
+    const stored = await this.store.getApiKey(id);
+    if (stored) this.remember(stored);
+    return stored;
+  }
+
+  private async refresh(): Promise<void> {
+    for (const key of await this.store.listApiKeys()) this.remember(key);
+  }
+
+  /** Caches the key, announcing it when this is the first time it is seen revoked. */
+  private remember(key: ApiKeyRow): void {
+    const before = this.cache.get(key.id);
+    this.cache.set(key.id, key);
+    if (key.revokedAt !== null && before !== undefined && before.revokedAt === null) {
+      for (const listener of this.revocationListeners) listener(key.id);
+    }
+  }
 
   /** Creates a key; the returned secret is shown once and never stored. */
   async create(
@@ -58,7 +114,7 @@ export class ApiKeys {
     if (!key) throw new AppError(ErrorCode.ApiKeyNotFound, `no API key with id ${id}`);
     const revoked = { ...key, revokedAt: key.revokedAt ?? new Date(this.now()).toISOString() };
     await this.store.putApiKey(revoked);
-    this.cache.set(id, revoked);
+    this.remember(revoked);
     return revoked;
   }
 
@@ -71,14 +127,10 @@ export class ApiKeys {
     );
     if (!match) throw rejected;
     const id = match[1]!;
-    let key = this.cache.get(id);
-    if (!key) {
-      key = await this.store.getApiKey(id);
-      if (key) this.cache.set(id, key);
-    }
+    const key = await this.lookup(id);
     const expected = Buffer.from(key?.secretHash ?? '0'.repeat(64), 'hex');
     const matches = timingSafeEqual(expected, sha256(match[2]!));
     if (!key || !matches || key.revokedAt !== null) throw rejected;
-    return { id: `key:${id}`, grants: key.roles.map(parseGrant) };
+    return { id: `key:${id}`, grants: parseGrants(key.roles), keyId: id };
   }
 }

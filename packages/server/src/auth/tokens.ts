@@ -3,7 +3,12 @@
  * Bearer JWTs, verified with jose: those this server issues itself (ES256, key kept in the store) and
  * those of configured OIDC issuers (keys fetched from their JWKS). A token must carry one of the
  * accepted audiences (Azure's `https://dynamicsessions.io` and the legacy `https://acasessions.io` by
- * default); its `roles` claim lists grants in the `Role[:pool]` form.
+ * default); its `roles` claim lists grants in the `Role[:<ARM id>]` form.
+ *
+ * A token is derived from the credential that asked for it and never outlives or outranks it: its
+ * grants are a subset of the parent's (checked by the route), it expires no later than the parent,
+ * and a token whose chain starts at an API key names that key (`key` claim) and stops working the
+ * moment the key is revoked.
  */
 
 import {
@@ -16,13 +21,14 @@ import {
   importJWK,
   jwtVerify,
   type JWK,
+  type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
 
 import type { OidcIssuerConfig } from '../config.js';
 import { AppError, ErrorCode } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { formatGrant, parseGrant, type Grant, type Principal } from './roles.js';
+import { formatGrant, parseGrants, type Grant, type Principal } from './roles.js';
 
 export const LOCAL_ISSUER = 'sandpool';
 const SIGNING_KEY_SETTING = 'tokens.signingKey';
@@ -35,19 +41,9 @@ interface Issuer {
   rolesClaim: string;
 }
 
+/** Other applications' roles may share the claim; they grant nothing here. */
 function grantsFrom(claim: unknown): Grant[] {
-  const values = Array.isArray(claim) ? claim : typeof claim === 'string' ? claim.split(/[ ,]+/) : [];
-  const grants: Grant[] = [];
-  for (const value of values) {
-    // Other applications' roles may share the claim; they grant nothing here.
-    if (typeof value !== 'string') continue;
-    try {
-      grants.push(parseGrant(value));
-    } catch {
-      continue;
-    }
-  }
-  return grants;
+  return parseGrants(Array.isArray(claim) ? claim : typeof claim === 'string' ? claim.split(/[ ,]+/) : []);
 }
 
 export class Tokens {
@@ -56,6 +52,7 @@ export class Tokens {
     private readonly issuers: Map<string, Issuer>,
     private readonly audiences: string[],
     private readonly now: () => number,
+    private readonly isKeyActive: (keyId: string) => Promise<boolean>,
   ) {}
 
   static async create(options: {
@@ -63,6 +60,8 @@ export class Tokens {
     audiences: string[];
     oidcIssuers: OidcIssuerConfig[];
     now: () => number;
+    /** Whether an API key still stands; tokens derived from a revoked one stop working. */
+    isKeyActive: (keyId: string) => Promise<boolean>;
   }): Promise<Tokens> {
     let privateJwk: JWK;
     const stored = await options.store.getSetting(SIGNING_KEY_SETTING);
@@ -90,12 +89,16 @@ export class Tokens {
     }
     // Clients spell audiences with and without a trailing slash.
     const audiences = options.audiences.flatMap((a) => [a.replace(/\/+$/, ''), `${a.replace(/\/+$/, '')}/`]);
-    return new Tokens(signingKey, issuers, audiences, options.now);
+    return new Tokens(signingKey, issuers, audiences, options.now, options.isKeyActive);
   }
 
-  /** A short-lived token for `subject` carrying `grants`, signed by this server. */
+  /**
+   * A short-lived token derived from `parent`, carrying `grants` (the caller has checked they are
+   * the parent's to give), signed by this server. It expires after `ttlSeconds` or with its parent,
+   * whichever comes first.
+   */
   async issue(
-    subject: string,
+    parent: Principal,
     grants: Grant[],
     ttlSeconds: number,
   ): Promise<{ token: string; expiresAt: string }> {
@@ -109,15 +112,21 @@ export class Tokens {
       );
     }
     const issuedAt = Math.floor(this.now() / 1000);
-    const token = await new SignJWT({ roles: grants.map(formatGrant) })
+    const parentExpiry =
+      parent.expiresAt === undefined ? Number.POSITIVE_INFINITY : Math.floor(parent.expiresAt / 1000);
+    const expiresAt = Math.min(issuedAt + ttlSeconds, parentExpiry);
+    const token = await new SignJWT({
+      roles: grants.map(formatGrant),
+      ...(parent.keyId !== undefined && { key: parent.keyId }),
+    })
       .setProtectedHeader({ alg: 'ES256', typ: 'JWT' })
       .setIssuer(LOCAL_ISSUER)
-      .setSubject(subject)
+      .setSubject(parent.id)
       .setAudience(this.audiences[0]!)
       .setIssuedAt(issuedAt)
-      .setExpirationTime(issuedAt + ttlSeconds)
+      .setExpirationTime(expiresAt)
       .sign(this.signingKey);
-    return { token, expiresAt: new Date((issuedAt + ttlSeconds) * 1000).toISOString() };
+    return { token, expiresAt: new Date(expiresAt * 1000).toISOString() };
   }
 
   async verify(token: string): Promise<Principal> {
@@ -134,16 +143,13 @@ export class Tokens {
         `The access token's issuer ${JSON.stringify(issuerName)} is not trusted by this server.`,
       );
     }
+    let payload: JWTPayload;
     try {
-      const { payload } = await jwtVerify(token, issuer.keys, {
+      ({ payload } = await jwtVerify(token, issuer.keys, {
         issuer: issuerName!,
         audience: this.audiences,
         currentDate: new Date(this.now()),
-      });
-      return {
-        id: `${issuerName!}#${payload.sub ?? 'unknown'}`,
-        grants: grantsFrom(payload[issuer.rolesClaim]),
-      };
+      }));
     } catch (cause) {
       throw new AppError(
         ErrorCode.AuthenticationFailed,
@@ -151,5 +157,19 @@ export class Tokens {
         { cause },
       );
     }
+    // Only this server's own tokens can name one of its keys.
+    const keyId = issuerName === LOCAL_ISSUER && typeof payload.key === 'string' ? payload.key : undefined;
+    if (keyId !== undefined && !(await this.isKeyActive(keyId))) {
+      throw new AppError(
+        ErrorCode.AuthenticationFailed,
+        'The access token was derived from an API key that has been revoked.',
+      );
+    }
+    return {
+      id: `${issuerName!}#${payload.sub ?? 'unknown'}`,
+      grants: grantsFrom(payload[issuer.rolesClaim]),
+      ...(keyId !== undefined && { keyId }),
+      ...(payload.exp !== undefined && { expiresAt: payload.exp * 1000 }),
+    };
   }
 }

@@ -14,6 +14,8 @@ import { Timeline } from './timeline.js';
 
 /** What a scrape reads from each pool. */
 export interface PoolSnapshot {
+  /** The pool's ARM id. */
+  id: string;
   pool: string;
   containerType: string;
   maxSessions: number;

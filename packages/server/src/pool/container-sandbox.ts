@@ -15,7 +15,7 @@ import type {
   SandboxResources,
 } from '../sandbox/driver.js';
 import type { PulledImage } from '../sandbox/image/image-puller.js';
-import { readConsoleTail, type ConsoleLogArchive } from './console-log.js';
+import type { ConsoleLogArchive } from './console-log.js';
 import type { EndState } from './launcher.js';
 import type { ContainerTemplate, Probe } from './pool-spec.js';
 import { runProbe } from './probes.js';
@@ -28,7 +28,6 @@ const PORT_POLL_MS = 20;
 const DEFAULT_STARTUP_SECONDS = 60;
 /** CPU while the container boots (like the interpreter's); the pool's limit applies once it is up. */
 const BOOT_CPU = 1;
-const CONSOLE_TAIL_ON_FAILURE = 20;
 export const CONTAINER_LABEL = 'sandpool.container';
 
 /** What a sandbox needs to be taken up again after a restart, kept in its labels. */
@@ -158,12 +157,17 @@ export class ContainerSandbox {
   }
 
   private watch(): void {
-    const exits = setInterval(() => void this.checkExit(), EXIT_CHECK_MS);
+    // A check that fails for any reason (the sandbox going away under it, most often) is only a
+    // missed check: the next one, or the end that is under way, settles it. None may reject unheard.
+    const exits = setInterval(() => this.checkExit().catch(() => undefined), EXIT_CHECK_MS);
     exits.unref();
     this.timers.push(exits);
     if (this.liveness) {
       const probe = this.liveness;
-      const checks = setInterval(() => void this.checkLiveness(probe), probe.periodSeconds * 1000);
+      const checks = setInterval(
+        () => this.checkLiveness(probe).catch(() => undefined),
+        probe.periodSeconds * 1000,
+      );
       checks.unref();
       this.timers.push(checks);
     }
@@ -232,14 +236,10 @@ async function waitStarted(
   const budgetMs = startup
     ? (startup.initialDelaySeconds + startup.periodSeconds * startup.failureThreshold) * 1000
     : DEFAULT_STARTUP_SECONDS * 1000;
-  const fail = async (why: string) => {
-    const tail = await readConsoleTail(sandbox.consoleLogPath, CONSOLE_TAIL_ON_FAILURE);
-    const output = tail.map((line) => line.text).join('\n');
-    return new AppError(
-      ErrorCode.SandboxStartFailed,
-      `container ${container.name} ${why}${output ? `; its last output:\n${output}` : ''}`,
-    );
-  };
+  // The reason only: the container's output is its code's, for those who may read its console
+  // (the pool's start failures on the data plane), never the pool's status, events or logs.
+  const fail = (why: string) =>
+    new AppError(ErrorCode.SandboxStartFailed, `container ${container.name} ${why}`);
   const exited = async () => {
     const state = await driver.inspect(sandbox.id).catch(() => ({ status: 'unknown' as const }));
     if (state.status === 'running') return undefined;
@@ -249,11 +249,9 @@ async function waitStarted(
   };
   while (!(await driver.isListening(sandbox.id, container.targetPort))) {
     const exit = await exited();
-    if (exit) throw await fail(exit);
+    if (exit) throw fail(exit);
     if (Date.now() - started > budgetMs) {
-      throw await fail(
-        `did not listen on port ${container.targetPort} within ${Math.round(budgetMs / 1000)} s`,
-      );
+      throw fail(`did not listen on port ${container.targetPort} within ${Math.round(budgetMs / 1000)} s`);
     }
     await sleep(PORT_POLL_MS);
   }
@@ -265,9 +263,9 @@ async function waitStarted(
     if (result.ok) return;
     failures++;
     const exit = await exited();
-    if (exit) throw await fail(exit);
+    if (exit) throw fail(exit);
     if (failures >= startup.failureThreshold) {
-      throw await fail(`failed its startup probe ${failures} times: ${result.message}`);
+      throw fail(`failed its startup probe ${failures} times: ${result.message}`);
     }
     await sleep(startup.periodSeconds * 1000);
   }

@@ -144,8 +144,9 @@ export class InterpreterSandbox {
     this.endListeners.push(listener);
   }
 
+  /** Never rejects: a sandbox whose end cannot be read has ended in an unknown way. */
   private async noticeEnd(): Promise<void> {
-    const state = await this.waitForEnd();
+    const state = await this.waitForEnd().catch((): SandboxEnd => ({ status: 'unknown' }));
     // An agent that hung up while its sandbox still runs is as good as gone.
     this.ended ??= state.status === 'running' ? { status: 'unknown' } : state;
     for (const listener of this.endListeners.splice(0)) listener(this.ended);

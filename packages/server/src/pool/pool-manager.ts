@@ -75,6 +75,17 @@ export interface Allocation {
   previous: { reason: string; endedAt: string } | undefined;
 }
 
+/** A sandbox that failed to start: why (a typed reason and message, never the container's output). */
+export interface StartFailure {
+  sandboxId: string;
+  at: string;
+  code: string;
+  message: string;
+}
+
+/** How many failed starts a pool remembers. */
+const START_FAILURES_KEPT = 5;
+
 /** A custom container image being pulled for the pool. */
 export interface ImagePullProgress {
   image: string;
@@ -137,8 +148,12 @@ export class PoolManager {
   private readonly starts = new Set<Promise<void>>();
   private failures = 0;
   private lastStartError: string | null = null;
+  /** The latest failed starts, newest last: their sandboxes' console logs are archived under these ids. */
+  private readonly startFailures: StartFailure[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private draining = false;
+  /** The pool is deleted: nothing more is recorded for it (its records are gone with it). */
+  private forgotten = false;
   private warmWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private imagePull: ImagePullProgress | undefined;
   /** Refused connections already recorded, by connection, with when they were first seen. */
@@ -201,6 +216,7 @@ export class PoolManager {
   snapshot(): PoolSnapshot {
     const status = this.status();
     return {
+      id: this.id,
       pool: this.metricLabel,
       containerType: this.spec.containerType,
       maxSessions: this.spec.maxConcurrentSessions,
@@ -262,14 +278,14 @@ export class PoolManager {
    */
   async withSession<T>(
     identifier: string,
-    work: (session: Session) => Promise<T>,
+    work: (session: Session, allocation: Allocation) => Promise<T>,
     options: { serialize: boolean },
   ): Promise<{ value: T; session: Session; allocation: Allocation }> {
     const { session, allocation } = await this.acquire(identifier);
     session.busy++;
     this.touch(session);
     try {
-      const run = () => work(session);
+      const run = () => work(session, allocation);
       let value: T;
       if (options.serialize) {
         const result = session.queue.then(run, run);
@@ -398,9 +414,14 @@ export class PoolManager {
     session.lastAccessedAt = Math.max(session.lastAccessedAt, this.deps.now());
   }
 
+  /** Work nobody awaits: its failure is logged, never left to reject unheard. */
+  private background(work: Promise<unknown>, what: string): void {
+    work.catch((error: unknown) => this.deps.log.error({ err: error, pool: this.name }, `${what} failed`));
+  }
+
   private watchSession(session: Session): void {
     session.sandbox.onEnd((state) => {
-      void this.end(session, reasonFor(state), endDetails(state));
+      this.background(this.end(session, reasonFor(state), endDetails(state)), 'session.end');
     });
   }
 
@@ -409,7 +430,7 @@ export class PoolManager {
       const index = this.ready.indexOf(entry);
       if (index === -1) return;
       this.ready.splice(index, 1);
-      void this.retire(entry, reasonFor(state), endDetails(state));
+      this.background(this.retire(entry, reasonFor(state), endDetails(state)), 'sandbox.retire');
       this.refill();
     });
   }
@@ -570,6 +591,37 @@ export class PoolManager {
     for (const waiter of this.warmWaiters.splice(0)) waiter.reject(new Error('the pool was deleted'));
   }
 
+  /**
+   * Marks the drained pool deleted: from now on nothing is recorded for it, so no late write (an
+   * async execution ending, an event) can land among a new pool's records of the same name.
+   */
+  forget(): void {
+    this.forgotten = true;
+  }
+
+  /** The latest failed starts, newest first. */
+  recentStartFailures(): StartFailure[] {
+    return [...this.startFailures].reverse();
+  }
+
+  /**
+   * The text with every value of the pool's secrets masked: console output leaves the server only
+   * through this, since a container may print what its environment holds.
+   */
+  redact(text: string): string {
+    let masked = text;
+    for (const secret of this.spec.secrets) {
+      // One- and two-character values would mask half of any text and hide nothing worth hiding.
+      if (secret.value.length >= 3) masked = masked.replaceAll(secret.value, `[secret ${secret.name}]`);
+    }
+    return masked;
+  }
+
+  /** Whether the pool is deleted and records nothing more. */
+  get isForgotten(): boolean {
+    return this.forgotten;
+  }
+
   /** Stops background work and lets go of every sandbox without ending it, for a server shutting down. */
   detach(): void {
     this.draining = true;
@@ -680,6 +732,13 @@ export class PoolManager {
       const error = storeFailure(thrown) ?? thrown;
       this.failures++;
       this.lastStartError = (error as Error).message;
+      this.startFailures.push({
+        sandboxId: id,
+        at: new Date(this.deps.now()).toISOString(),
+        code: error instanceof AppError ? error.code : ErrorCode.SandboxStartFailed,
+        message: this.lastStartError,
+      });
+      this.startFailures.splice(0, this.startFailures.length - START_FAILURES_KEPT);
       const retryInMs = startBackoffMs(this.failures);
       this.deps.log.warn({ pool: this.name, err: error, retryInMs }, 'sandbox.start failed');
       this.event('startFailed', {
@@ -714,6 +773,7 @@ export class PoolManager {
     type: string,
     fields: { sessionId?: string; identifier?: string | null; reason?: string; details?: JsonObject | null },
   ): void {
+    if (this.forgotten) return;
     const event = {
       poolId: this.pool.id,
       sessionId: fields.sessionId ?? null,

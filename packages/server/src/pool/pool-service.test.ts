@@ -9,7 +9,8 @@ import { EventFeed } from '../observability/event-feed.js';
 import { Metrics } from '../observability/metrics.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { pythonPoolSpec, type PoolSpec } from './pool-spec.js';
-import { PoolService, poolId, type PoolDefinition } from './pool-service.js';
+import { poolId } from '../arm-id.js';
+import { PoolService, type PoolDefinition } from './pool-service.js';
 
 const spec = (overrides: Partial<PoolSpec> = {}): PoolSpec =>
   pythonPoolSpec({ maxConcurrentSessions: 4, ...overrides });

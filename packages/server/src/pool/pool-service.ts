@@ -9,6 +9,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 
 import type { Logger } from 'pino';
 
+import { poolId } from '../arm-id.js';
 import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, OperationKind, OperationRow, PoolRow, SessionRow, Store } from '../store/store.js';
 import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
@@ -38,11 +39,6 @@ export interface PoolDefinition {
   location: string;
   tags: Record<string, string>;
   spec: PoolSpec;
-}
-
-/** The ARM id of a pool, lower-cased: ARM ids compare case-insensitively. */
-export function poolId(subscription: string, resourceGroup: string, name: string): string {
-  return `/subscriptions/${subscription}/resourceGroups/${resourceGroup}/providers/Microsoft.App/sessionPools/${name}`.toLowerCase();
 }
 
 /** Sandbox ids: the pool's name (for people reading `runc list`) and enough randomness to be unique. */
@@ -444,7 +440,10 @@ export class PoolService {
     const manager = this.managers.get(id);
     this.managers.delete(id);
     await manager?.drain();
-    if (manager) this.deps.metrics.timeline.forget(manager.metricLabel);
+    if (manager) {
+      manager.forget();
+      this.deps.metrics.timeline.forget(manager.metricLabel);
+    }
     await this.deps.store.deletePool(id);
   }
 }

@@ -39,13 +39,20 @@ function httpGet(socketPath: string, check: Extract<Probe['check'], { kind: 'htt
   });
 }
 
-/** Runs one check of `probe` against the sandbox. */
+/**
+ * Runs one check of `probe` against the sandbox. It never rejects: a sandbox torn down while its
+ * probe is in flight (its port bridge closed, its state gone) is a failed check, not an error.
+ */
 export async function runProbe(driver: SandboxDriver, sandboxId: string, probe: Probe): Promise<ProbeResult> {
   const { check } = probe;
-  if (!(await driver.isListening(sandboxId, check.port))) {
-    return { ok: false, message: `nothing listens on port ${check.port}` };
+  try {
+    if (!(await driver.isListening(sandboxId, check.port))) {
+      return { ok: false, message: `nothing listens on port ${check.port}` };
+    }
+    if (check.kind === 'tcpSocket') return { ok: true };
+    const socketPath = await driver.openPort(sandboxId, check.port);
+    return await httpGet(socketPath, check, probe.timeoutSeconds * 1000);
+  } catch (error) {
+    return { ok: false, message: `the check could not run: ${(error as Error).message}` };
   }
-  if (check.kind === 'tcpSocket') return { ok: true };
-  const socketPath = await driver.openPort(sandboxId, check.port);
-  return httpGet(socketPath, check, probe.timeoutSeconds * 1000);
 }

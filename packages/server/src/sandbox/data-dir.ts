@@ -8,7 +8,7 @@
  */
 
 import { constants as fs, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, opendir, unlink, type FileHandle } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -101,6 +101,20 @@ function describe(name: string, stats: Stats, directory: string[]): DataFile {
   };
 }
 
+function notRegular(path: string): AppError {
+  return new AppError(
+    ErrorCode.NotARegularFile,
+    `${JSON.stringify(`/mnt/data/${path.replace(/^\/mnt\/data\/?/, '')}`)} is a socket, FIFO or device; the files API reads and writes regular files only`,
+  );
+}
+
+/** Throws NotARegularFile for a socket, FIFO or device (directories and links are the callers' to judge). */
+function refuseSpecial(stats: Stats, path: string): void {
+  if (stats.isSocket() || stats.isFIFO() || stats.isCharacterDevice() || stats.isBlockDevice()) {
+    throw notRegular(path);
+  }
+}
+
 export class DataDirectory {
   constructor(
     /** Host path of the sandbox's `/mnt/data` (a directory the host created). */
@@ -119,7 +133,7 @@ export class DataDirectory {
           next = await open(at(dir, segment), fs.O_RDONLY | fs.O_DIRECTORY | fs.O_NOFOLLOW);
         } catch (error) {
           if (!create || (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-          await mkdir(at(dir, segment), { mode: 0o755 });
+          await mkdir(at(dir, segment), { mode: 0o700 });
           next = await open(at(dir, segment), fs.O_RDONLY | fs.O_DIRECTORY | fs.O_NOFOLLOW);
           await next.chown(this.owner.uid, this.owner.gid);
         }
@@ -144,6 +158,10 @@ export class DataDirectory {
           ErrorCode.InvalidFileName,
           `${JSON.stringify(`/mnt/data/${path}`)} is a symlink or not a directory; the files API does not follow links`,
         );
+      // Opening a socket, or a FIFO nobody reads, for writing.
+      case 'ENXIO':
+      case 'EOPNOTSUPP':
+        return notRegular(path);
       case 'ENOSPC':
       case 'EDQUOT':
         return new AppError(ErrorCode.SessionStorageFull, "the session's /mnt/data is full");
@@ -152,7 +170,11 @@ export class DataDirectory {
     }
   }
 
-  /** The entries of a directory; with `recursive`, of everything below it (symlinks listed, not entered). */
+  /**
+   * The regular files and directories of a directory; with `recursive`, of everything below it
+   * (symlinks and special files left out, not entered). Entries are read a batch at a time and the
+   * walk stops at 10,000, so a directory of millions costs no more than the first 10,000.
+   */
   async list(path: string, recursive: boolean): Promise<DataFile[]> {
     const segments = dataPathSegments(path);
     const files: DataFile[] = [];
@@ -160,8 +182,11 @@ export class DataDirectory {
       const dir = await this.openDirectory(dirSegments);
       const subdirectories: string[] = [];
       try {
-        for (const name of await readdir(`/proc/self/fd/${dir.fd}`)) {
-          if (files.length >= MAX_LISTED) return;
+        const entries = await opendir(`/proc/self/fd/${dir.fd}`, { bufferSize: 256 });
+        for await (const entry of entries) {
+          if (files.length >= MAX_LISTED) break;
+          if (!entry.isFile() && !entry.isDirectory()) continue;
+          const name = entry.name;
           const stats = await lstat(at(dir, name)).catch(() => undefined);
           if (!stats || !(stats.isFile() || stats.isDirectory())) continue;
           files.push(describe(name, stats, dirSegments));
@@ -196,14 +221,19 @@ export class DataDirectory {
   async stat(path: string): Promise<DataFile> {
     return this.withParent(path, async (dir, name, directory) => {
       const stats = await lstat(at(dir, name));
+      refuseSpecial(stats, path);
       if (!stats.isFile()) throw notFound(path);
       return describe(name, stats, directory);
     });
   }
 
-  /** Opens a regular file for reading; symlinks, FIFOs and devices are not files here. */
+  /**
+   * Opens a regular file for reading; symlinks are not followed, and sockets, FIFOs and devices are
+   * refused before they are opened (opening one can block, or reach whatever listens on it).
+   */
   async open(path: string): Promise<{ file: DataFile; stream: Readable }> {
     return this.withParent(path, async (dir, name, directory) => {
+      refuseSpecial(await lstat(at(dir, name)), path);
       const handle = await open(at(dir, name), fs.O_RDONLY | fs.O_NOFOLLOW | fs.O_NONBLOCK);
       try {
         const stats = await handle.stat();
@@ -223,16 +253,17 @@ export class DataDirectory {
     const segments = [...dataPathSegments(directory), ...rest.reverse()];
     const dir = await this.openDirectory(segments, true);
     try {
+      const existing = await lstat(at(dir, fileName)).catch(() => undefined);
+      if (existing) refuseSpecial(existing, [...segments, fileName].join('/'));
       const handle = await open(
         at(dir, fileName),
         fs.O_WRONLY | fs.O_CREAT | fs.O_TRUNC | fs.O_NOFOLLOW | fs.O_NONBLOCK,
-        0o644,
+        0o600,
       );
       try {
         try {
-          if (!(await handle.stat()).isFile()) {
-            throw new AppError(ErrorCode.InvalidFileName, `${fileName} is not a regular file`);
-          }
+          // Planted between the look and the open: still not a file to write.
+          if (!(await handle.stat()).isFile()) throw notRegular([...segments, fileName].join('/'));
           await handle.chown(this.owner.uid, this.owner.gid);
         } catch (error) {
           await handle.close();

@@ -154,4 +154,9 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('usage_by_end').on('usage_records').columns(['ended_at']).execute();
     },
   },
+  '0004-client-request-id': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('audit').addColumn('client_request_id', 'text').execute();
+    },
+  },
 };

@@ -183,6 +183,7 @@ describe('SqliteStore', () => {
         status: 200,
         durationMs: 1.5,
         requestId: 'r',
+        clientRequestId: null,
       });
     await entry('pool.update', 'key:a', '2026-11-01T00:00:00.000Z');
     await entry('code.execute', 'key:b', '2026-11-20T00:00:00.000Z');

@@ -1,13 +1,15 @@
 /**
  * @module store/sqlite-store
  * The embedded store: one SQLite file through Kysely. WAL mode keeps readers off the writer's back
- * and makes a kill -9 lose at most the transaction in flight, never the file's consistency.
+ * and makes a kill -9 lose at most the transaction in flight, never the file's consistency. Settings
+ * (the token signing key among them) and pools' secret values are sealed (store/sealer.ts) under
+ * the keyring beside the file (`<file>.keys`) unless the caller names another.
  */
 
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { DatabaseSync } from 'node:sqlite';
 
-import SQLite from 'better-sqlite3';
 import { CamelCasePlugin, Kysely, Migrator, SqliteDialect, sql, type Selectable } from 'kysely';
 
 import { migrations } from './migrations.js';
@@ -29,6 +31,8 @@ import type {
   SessionState,
   Store,
 } from './store.js';
+import { Sealer } from './sealer.js';
+import { openSqlite } from './sqlite-connection.js';
 
 /** Rows as stored: JSON columns are text. */
 interface Tables {
@@ -50,18 +54,27 @@ const parseOrNull = (text: string | null): unknown => (text === null ? null : pa
 export class SqliteStore implements Store {
   private constructor(
     private readonly db: Kysely<Tables>,
-    private readonly sqlite: SQLite.Database,
+    private readonly sqlite: DatabaseSync,
+    private readonly sealer: Sealer,
   ) {}
 
-  /** Opens (creating if needed) the database at `path`, or an in-memory one for `:memory:`. */
-  static async open(path: string): Promise<SqliteStore> {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const sqlite = new SQLite(path);
-    sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('synchronous = NORMAL');
-    sqlite.pragma('busy_timeout = 5000');
+  /**
+   * Opens (creating if needed) the database at `path`, or an in-memory one for `:memory:`. The file
+   * holds keys and every tenant's records, so it is root's alone: created 0600 (SQLite gives its WAL
+   * and shared-memory files the database's mode), and an older, looser file is tightened.
+   */
+  static async open(path: string, sealer?: Sealer): Promise<SqliteStore> {
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      closeSync(openSync(path, 'a', 0o600));
+      for (const file of [path, `${path}-wal`, `${path}-shm`]) chmodIfPresent(file, 0o600);
+    }
+    const { database: sqlite, kysely: database } = openSqlite(path);
+    sqlite.exec('PRAGMA journal_mode = WAL');
+    sqlite.exec('PRAGMA synchronous = NORMAL');
+    sqlite.exec('PRAGMA busy_timeout = 5000');
     const db = new Kysely<Tables>({
-      dialect: new SqliteDialect({ database: sqlite }),
+      dialect: new SqliteDialect({ database }),
       plugins: [new CamelCasePlugin()],
     });
     const { error } = await new Migrator({
@@ -72,12 +85,42 @@ export class SqliteStore implements Store {
       await db.destroy();
       throw new Error(`cannot migrate the store at ${path}`, { cause: error });
     }
-    return new SqliteStore(db, sqlite);
+    const store = new SqliteStore(
+      db,
+      sqlite,
+      sealer ?? (path === ':memory:' ? Sealer.ephemeral() : Sealer.fromFile(`${path}.keys`)),
+    );
+    await store.resealStale();
+    return store;
+  }
+
+  /** Seals again whatever is plain or sealed under an older key (after a rotation, or an upgrade). */
+  private async resealStale(): Promise<void> {
+    for (const row of await this.db.selectFrom('settings').selectAll().execute()) {
+      if (this.sealer.isStale(row.value)) await this.putSetting(row.key, this.sealer.open(row.value));
+    }
+    for (const row of await this.db.selectFrom('pools').selectAll().execute()) {
+      const secrets = (parse(row.spec) as { secrets?: { value: string }[] }).secrets ?? [];
+      if (secrets.some((secret) => this.sealer.isStale(secret.value))) await this.putPool(this.toPool(row));
+    }
+  }
+
+  /** The spec with each secret's value passed through `transform`. */
+  private static mapSecrets(spec: JsonObject, transform: (value: string) => string): JsonObject {
+    const secrets = (spec as { secrets?: { name: string; value: string }[] }).secrets;
+    if (!secrets) return spec;
+    return { ...spec, secrets: secrets.map((secret) => ({ ...secret, value: transform(secret.value) })) };
+  }
+
+  private toPool(row: Selectable<Tables['pools']>): PoolRow {
+    const spec = SqliteStore.mapSecrets(parse(row.spec) as JsonObject, (value) => this.sealer.open(value));
+    return { ...row, tags: parse(row.tags) as PoolRow['tags'], spec };
   }
 
   /** SQLite's own integrity check; "ok" when the file is sound. */
   integrityCheck(): string {
-    return String(this.sqlite.pragma('integrity_check', { simple: true }));
+    const row = this.sqlite.prepare('PRAGMA integrity_check').get() as { integrity_check: string };
+    return row.integrity_check;
   }
 
   async listPools(filter: { subscription?: string; resourceGroup?: string } = {}): Promise<PoolRow[]> {
@@ -89,16 +132,17 @@ export class SqliteStore implements Store {
     if (filter.resourceGroup !== undefined) {
       query = query.where(sql<string>`lower(resource_group)`, '=', filter.resourceGroup.toLowerCase());
     }
-    return (await query.execute()).map(toPool);
+    return (await query.execute()).map((row) => this.toPool(row));
   }
 
   async getPool(id: string): Promise<PoolRow | undefined> {
     const row = await this.db.selectFrom('pools').selectAll().where('id', '=', id).executeTakeFirst();
-    return row && toPool(row);
+    return row && this.toPool(row);
   }
 
   async putPool(pool: PoolRow): Promise<void> {
-    const row = { ...pool, tags: json(pool.tags), spec: json(pool.spec) };
+    const spec = SqliteStore.mapSecrets(pool.spec, (value) => this.sealer.seal(value));
+    const row = { ...pool, tags: json(pool.tags), spec: json(spec) };
     await this.db
       .insertInto('pools')
       .values(row)
@@ -109,7 +153,9 @@ export class SqliteStore implements Store {
   async deletePool(id: string): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       await tx.deleteFrom('pools').where('id', '=', id).execute();
-      await tx.deleteFrom('sessions').where('poolId', '=', id).where('state', '!=', 'ended').execute();
+      await tx.deleteFrom('sessions').where('poolId', '=', id).execute();
+      await tx.deleteFrom('executions').where('poolId', '=', id).execute();
+      await tx.deleteFrom('events').where('poolId', '=', id).execute();
     });
   }
 
@@ -327,10 +373,11 @@ export class SqliteStore implements Store {
       .select('value')
       .where('key', '=', key)
       .executeTakeFirst();
-    return row?.value;
+    return row && this.sealer.open(row.value);
   }
 
-  async putSetting(key: string, value: string): Promise<void> {
+  async putSetting(key: string, plain: string): Promise<void> {
+    const value = this.sealer.seal(plain);
     await this.db
       .insertInto('settings')
       .values({ key, value })
@@ -343,8 +390,12 @@ export class SqliteStore implements Store {
   }
 }
 
-function toPool(row: Selectable<Tables['pools']>): PoolRow {
-  return { ...row, tags: parse(row.tags) as PoolRow['tags'], spec: parse(row.spec) as JsonObject };
+function chmodIfPresent(file: string, mode: number): void {
+  try {
+    chmodSync(file, mode);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
 }
 
 function toSession(row: Selectable<Tables['sessions']>): SessionRow {

@@ -117,7 +117,10 @@ export interface AuditRow {
   identifier: string | null;
   status: number;
   durationMs: number;
+  /** The id this server gave the request (x-ms-request-id). */
   requestId: string;
+  /** What the client called its request (x-ms-client-request-id), as sent: a label, never a key. */
+  clientRequestId: string | null;
 }
 
 export interface AuditQuery {
@@ -167,6 +170,10 @@ export interface Store {
   listPools(filter?: { subscription?: string; resourceGroup?: string }): Promise<PoolRow[]>;
   getPool(id: string): Promise<PoolRow | undefined>;
   putPool(pool: PoolRow): Promise<void>;
+  /**
+   * Deletes the pool and every record of its life (sessions, executions, events) in one
+   * transaction, so a new pool of the same name starts empty. Usage records stay: they are the bill.
+   */
   deletePool(id: string): Promise<void>;
 
   putOperation(operation: OperationRow): Promise<void>;
@@ -212,21 +219,31 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** SQLite's primary result codes that are the host's state (node:sqlite reports them as `errcode`). */
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+const SQLITE_FULL = 13;
+/** An extended code: a write the disk refused. */
+const SQLITE_IOERR_WRITE = 778;
+
 /**
  * The client-visible reason for a store failure that is the host's state, not a bug: the database
  * locked by another process past the busy timeout, or its disk full. Undefined for anything else.
- * Store implementations throw their driver's errors; the codes here are SQLite's (and ENOSPC).
+ * Store implementations throw their driver's errors; node:sqlite's carry SQLite's (possibly
+ * extended) result code in `errcode`, whose low byte is the primary code; a full disk may also
+ * surface as ENOSPC.
  */
 export function storeFailure(error: unknown): AppError | undefined {
-  const code = (error as { code?: unknown }).code;
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === 'SQLITE_BUSY_SNAPSHOT') {
+  const errcode = (error as { errcode?: unknown }).errcode;
+  const primary = typeof errcode === 'number' ? errcode & 0xff : undefined;
+  if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED) {
     return new AppError(ErrorCode.StoreBusy, 'The store is locked by another process; retry shortly.', {
       cause: error,
     });
   }
   if (
-    code === 'SQLITE_FULL' ||
-    code === 'SQLITE_IOERR_WRITE' ||
+    primary === SQLITE_FULL ||
+    errcode === SQLITE_IOERR_WRITE ||
     (error as { errno?: unknown }).errno === -28
   ) {
     return new AppError(ErrorCode.ServerStorageFull, 'The disk holding the server’s store is full.', {

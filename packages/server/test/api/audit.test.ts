@@ -91,7 +91,7 @@ describe('audit trail', async () => {
 
   it('is for Readers and Contributors of every pool, and refuses bad filters', async () => {
     const executor = await server.request('POST', '/sandpool/apiKeys', {
-      body: { roles: ['SessionExecutor:audited'] },
+      body: { roles: [`SessionExecutor:${armPath('audited')}`] },
     });
     assert.equal((await server.request('GET', '/sandpool/audit', { key: executor.json.key })).status, 403);
     const bad = await server.request('GET', '/sandpool/audit?since=last-week');

@@ -50,7 +50,7 @@ describe('authentication and roles', async () => {
 
   const newKey = async (roles: string[]) => {
     const created = await server.request('POST', '/sandpool/apiKeys', {
-      body: { name: roles.join(','), roles },
+      body: { name: roles.join(',').slice(0, 128), roles },
     });
     assert.equal(created.status, 201, created.text);
     return created.json as { id: string; key: string };
@@ -123,7 +123,7 @@ describe('authentication and roles', async () => {
   });
 
   it('scopes a grant to one pool', async () => {
-    const { key } = await newKey(['SessionExecutor:one']);
+    const { key } = await newKey([`SessionExecutor:${armPath('one')}`]);
     assert.equal((await run('one', key)).status, 200);
     assert.equal((await run('two', key)).status, 403);
   });
@@ -145,9 +145,23 @@ describe('authentication and roles', async () => {
     assert.equal((await run('one', key)).status, 403);
   });
 
-  it('only lets a Contributor of every pool manage keys, and only with roles it holds', async () => {
-    const { key: scoped } = await newKey(['Contributor:one']);
-    assert.equal((await server.request('GET', '/sandpool/apiKeys', { key: scoped })).status, 403);
+  it('lets a Contributor manage only keys within its scope, and only with roles it holds', async () => {
+    const { id: scopedId, key: scoped } = await newKey([`Contributor:${armPath('one')}`]);
+    const { id: otherId } = await newKey([`Reader:${armPath('two')}`]);
+    const seen = await server.request('GET', '/sandpool/apiKeys', { key: scoped });
+    assert.equal(seen.status, 200);
+    const ids = seen.json.value.map((k: { id: string }) => k.id);
+    assert.ok(ids.includes(scopedId), JSON.stringify(ids));
+    assert.ok(!ids.includes(otherId), 'a key of another pool is not listed');
+    assert.equal(ids.length, 1, 'nor the admin keys');
+    const revokeOther = await server.request('DELETE', `/sandpool/apiKeys/${otherId}`, { key: scoped });
+    assert.equal(revokeOther.status, 404);
+    assert.equal(revokeOther.json.error.code, 'ApiKeyNotFound');
+    const outside = await server.request('POST', '/sandpool/apiKeys', {
+      body: { roles: [`Contributor:${armPath('two')}`] },
+      key: scoped,
+    });
+    assert.equal(outside.status, 403);
     const { key: contributor } = await newKey(['Contributor']);
     const escalation = await server.request('POST', '/sandpool/apiKeys', {
       body: { roles: ['SessionExecutor'] },
@@ -171,13 +185,13 @@ describe('authentication and roles', async () => {
 
   it('mints tokens carrying a subset of the caller’s grants', async () => {
     const minted = await server.request('POST', '/sandpool/tokens', {
-      body: { roles: ['SessionExecutor:one'], expiresInSeconds: 300 },
+      body: { roles: [`SessionExecutor:${armPath('one')}`], expiresInSeconds: 300 },
     });
     assert.equal(minted.status, 201);
     const token = minted.json.token as string;
     assert.equal((await run('one', token)).status, 200);
     assert.equal((await run('two', token)).status, 403);
-    const { key } = await newKey(['SessionExecutor:one']);
+    const { key } = await newKey([`SessionExecutor:${armPath('one')}`]);
     const wider = await server.request('POST', '/sandpool/tokens', {
       body: { roles: ['SessionExecutor'] },
       key,

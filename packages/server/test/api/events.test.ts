@@ -118,7 +118,7 @@ describe('pool events', async () => {
     assert.equal(missing.status, 404);
     assert.equal(missing.json.error.code, 'ResourceNotFound');
     const executor = await server.request('POST', '/sandpool/apiKeys', {
-      body: { roles: ['SessionExecutor:watched'] },
+      body: { roles: [`SessionExecutor:${armPath('watched')}`] },
     });
     assert.equal(
       (await server.request('GET', `${armPath('watched')}/events?${MGMT}`, { key: executor.json.key }))

@@ -123,9 +123,10 @@ describe('metrics and readiness', async () => {
 
   it('lets a Contributor stop a session, and a Reader not', async () => {
     const key = async (roles: string[]) =>
-      (await server.request('POST', '/sandpool/apiKeys', { body: { name: roles[0], roles } })).json.key;
-    const operator = await key(['Contributor:metered']);
-    const reader = await key(['Reader:metered']);
+      (await server.request('POST', '/sandpool/apiKeys', { body: { name: roles[0]!.split(':')[0], roles } }))
+        .json.key;
+    const operator = await key([`Contributor:${armPath('metered')}`]);
+    const reader = await key([`Reader:${armPath('metered')}`]);
     const stop = (who: string) =>
       server.request('DELETE', `${poolPath('metered')}/session?${DATA}&identifier=secret-identifier-1`, {
         key: who,
@@ -147,7 +148,7 @@ describe('metrics and readiness', async () => {
   it('serves metrics to a Reader of every pool only', async () => {
     assert.equal((await server.request('GET', '/metrics', { key: null })).status, 401);
     const executor = await server.request('POST', '/sandpool/apiKeys', {
-      body: { name: 'exec', roles: ['SessionExecutor:metered'] },
+      body: { name: 'exec', roles: [`SessionExecutor:${armPath('metered')}`] },
     });
     assert.equal((await server.request('GET', '/metrics', { key: executor.json.key })).status, 403);
     const scraper = await server.request('POST', '/sandpool/apiKeys', {
@@ -157,7 +158,11 @@ describe('metrics and readiness', async () => {
   });
 
   it('is ready when the store answers and every pool is at its warm target', async () => {
-    const ready = await server.request('GET', '/readyz', { key: null });
+    // Without a credential: ready or not, and nothing else (no pool names, no failures).
+    const bare = await server.request('GET', '/readyz', { key: null });
+    assert.equal(bare.status, 200, bare.text);
+    assert.deepEqual(bare.json, { status: 'ready' });
+    const ready = await server.request('GET', '/readyz');
     assert.equal(ready.status, 200, ready.text);
     assert.equal(ready.json.status, 'ready');
     assert.deepEqual(
@@ -179,6 +184,9 @@ describe('metrics and readiness', async () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
         answer = await server.request('GET', '/readyz', { key: null });
       }
+      assert.equal(answer.status, 503);
+      assert.deepEqual(answer.json, { status: 'notReady' });
+      answer = await server.request('GET', '/readyz');
       assert.equal(answer.status, 503);
       assert.equal(answer.json.status, 'notReady');
       const broken = answer.json.checks.find((c: any) => c.name === 'pool tests/broken');

@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { FAKE_USAGE, FakeLauncher } from '../fake-launcher.js';
-import { DATA, createPool, execute, interpreterPool, poolPath, startTestServer } from '../server-harness.js';
+import {
+  armPath,
+  DATA,
+  createPool,
+  execute,
+  interpreterPool,
+  poolPath,
+  startTestServer,
+} from '../server-harness.js';
 
 const tagged = (costCenter: string) => ({ ...interpreterPool({ max: 2, ready: 1 }), tags: { costCenter } });
 
@@ -72,7 +80,7 @@ describe('usage and cost attribution', async () => {
     assert.equal(bad.json.error.target, 'by');
     assert.equal((await server.request('GET', '/sandpool/usage?since=soon')).json.error.target, 'since');
     const executor = await server.request('POST', '/sandpool/apiKeys', {
-      body: { roles: ['SessionExecutor:edu'] },
+      body: { roles: [`SessionExecutor:${armPath('edu')}`] },
     });
     assert.equal((await server.request('GET', '/sandpool/usage', { key: executor.json.key })).status, 403);
   });

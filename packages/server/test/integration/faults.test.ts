@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import SQLite from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 
 import { OciDriver } from '../../src/sandbox/oci/oci-driver.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
@@ -204,7 +204,7 @@ describe('faults', { skip: skipReason }, () => {
     const server = serve('faults-lock');
     const child = await server.start();
     await createPool(child, 'locked');
-    const lock = new SQLite(server.config.paths.database);
+    const lock = new DatabaseSync(server.config.paths.database);
     lock.exec('BEGIN EXCLUSIVE');
     try {
       const refused = await run(child, 'locked', 'during-lock', '1');

@@ -42,7 +42,13 @@ describe('image pulls from a registry on loopback', { skip: skipReason }, async 
   const cacheDir = mkdtempSync('/var/tmp/sandpool-test-images-');
   after(() => rmSync(cacheDir, { recursive: true, force: true }));
   const puller = (run: CommandRunner = runCommand) =>
-    new ImagePuller({ cacheDir, insecureRegistries: [open.host, locked.host], run, timeoutMs: 60_000 });
+    new ImagePuller({
+      cacheDir,
+      insecureRegistries: [open.host, locked.host],
+      internalRegistries: [],
+      run,
+      timeoutMs: 60_000,
+    });
 
   it('pulls by tag, pins the digest, unpacks the rootfs and reads what the image runs', async () => {
     const stages: string[] = [];
@@ -109,7 +115,12 @@ describe('image pulls from a registry on loopback', { skip: skipReason }, async 
     await assert.rejects(puller().pull(`${open.host}/apps/absent:1`), code('ImageNotFound'));
     await assert.rejects(puller().pull(`${open.host}/apps/web:arm`), code('ImagePlatformUnsupported'));
     const closed = `127.0.0.1:${await freePort()}`;
-    const unreachable = new ImagePuller({ cacheDir, insecureRegistries: [closed], run: runCommand });
+    const unreachable = new ImagePuller({
+      cacheDir,
+      insecureRegistries: [closed],
+      internalRegistries: [],
+      run: runCommand,
+    });
     await assert.rejects(unreachable.pull(`${closed}/apps/web:1`), code('RegistryUnreachable'));
     await assert.rejects(puller().pull('Not A/Reference'), code('InvalidImageReference'));
   });

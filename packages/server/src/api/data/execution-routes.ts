@@ -123,7 +123,7 @@ export function registerExecutionRoutes(
   );
 
   app.get(`${POOL_ENDPOINT}/executions/:executionId`, dataRoutes.getExecution, async (request) => {
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
+    const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
     const identifier = requireIdentifier(query.identifier);
     const { executionId } = request.params as { executionId: string };
     const row = await deps.store.getExecution(manager.id, identifier, executionId);

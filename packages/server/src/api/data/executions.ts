@@ -30,6 +30,23 @@ const DEFAULT_OUTPUT_CHARS = 4096;
 const MAX_OUTPUT_CHARS = 1_000_000;
 const MAX_CODE_CHARS = 4 * 1024 * 1024;
 const OPERATION_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/** An error's message: the exception's name and text, never a stream's worth. */
+const MAX_ERROR_MESSAGE_CHARS = 4096;
+/** Images an execution may return, and their base64 text together. */
+const MAX_IMAGES = 16;
+const MAX_IMAGE_CHARS = 8 * 1024 * 1024;
+
+/**
+ * The most one execution's stored record holds: stdout, stderr and the value each at most
+ * outputStreamsMaxLength characters (1,000,000 at most), the error message 4 KiB, and images 8 MiB of
+ * base64 in at most 16. The agent runs inside the sandbox and is not trusted to keep any of these.
+ */
+export const EXECUTION_RECORD_BOUND = {
+  streamChars: MAX_OUTPUT_CHARS,
+  errorMessageChars: MAX_ERROR_MESSAGE_CHARS,
+  images: MAX_IMAGES,
+  imageChars: MAX_IMAGE_CHARS,
+} as const;
 
 export interface ExecutionRequest {
   /** Python code, or a command line for a Shell pool. */
@@ -56,6 +73,8 @@ export interface ExecutionRecord {
   error: { code: string; message: string } | null;
   /** A shell command's exit status; null for Python, and for a command that was stopped or never started. */
   exitCode: number | null;
+  /** The fields cut to their bound (`stdout`, `stderr`, `executionResult`, `error`, `images`); absent when none. */
+  truncated?: string[];
 }
 
 /**
@@ -141,14 +160,17 @@ export function operationIdFrom(header: unknown): string {
   return header;
 }
 
-function cut(text: string, max: number): string {
-  return text.length > max ? text.slice(0, max) : text;
-}
-
+/** The record of what the agent answered, every field cut to its bound and the cut ones named. */
 function record(
   base: Pick<ExecutionRecord, 'id' | 'identifier' | 'executionType' | 'outputStreamsMaxLength'>,
   outcome: ExecutionOutcome,
 ): ExecutionRecord {
+  const truncated: string[] = [];
+  const cut = (field: string, text: string, max: number, alreadyCut = false) => {
+    if (alreadyCut || text.length > max) truncated.push(field);
+    return text.length > max ? text.slice(0, max) : text;
+  };
+  const max = base.outputStreamsMaxLength;
   let error: ExecutionRecord['error'] = null;
   let stderr = outcome.stderr;
   if (outcome.timedOut) {
@@ -157,20 +179,30 @@ function record(
       message: 'the execution ran past timeoutInSeconds and was interrupted',
     };
   } else if (outcome.error) {
-    error = { code: 'ExecutionError', message: `${outcome.error.name}: ${outcome.error.message}` };
+    const message = `${outcome.error.name}: ${outcome.error.message}`;
+    error = { code: 'ExecutionError', message: cut('error', message, MAX_ERROR_MESSAGE_CHARS) };
     // Clients show stderr to users and models; the traceback belongs there, as in Jupyter.
-    stderr = cut(stderr + outcome.error.traceback, base.outputStreamsMaxLength);
+    stderr += outcome.error.traceback;
   }
+  let imageChars = 0;
+  const images = outcome.images.filter((image, index) => {
+    imageChars += image.base64_data.length;
+    return index < MAX_IMAGES && imageChars <= MAX_IMAGE_CHARS;
+  });
+  if (images.length < outcome.images.length) truncated.push('images');
+  const value =
+    typeof outcome.result === 'string' ? cut('executionResult', outcome.result, max) : outcome.result;
   return {
     ...base,
     status: outcome.status === 'succeeded' && !outcome.timedOut ? 'Succeeded' : 'Failed',
-    stdout: outcome.stdout,
-    stderr,
-    value: outcome.result,
-    images: outcome.images,
+    stdout: cut('stdout', outcome.stdout, max, outcome.stdoutTruncated),
+    stderr: cut('stderr', stderr, max, outcome.stderrTruncated),
+    value,
+    images,
     executionTimeInMilliseconds: Math.round(outcome.durationMs),
     error,
     exitCode: outcome.exitCode ?? null,
+    ...(truncated.length > 0 && { truncated }),
   };
 }
 
@@ -237,14 +269,17 @@ export async function runExecution(
     createdAt: new Date(deps.now()).toISOString(),
     endedAt: null,
   };
-  const save = (final: ExecutionRecord, sessionId: string) =>
-    deps.store.putExecution({
+  // A run that ends after its pool was deleted has nowhere to go: the pool's records are gone.
+  const save = async (final: ExecutionRecord, sessionId: string) => {
+    if (manager.isForgotten) return;
+    await deps.store.putExecution({
       ...row,
       sessionId,
       status: final.status === 'Running' ? 'Running' : final.status,
       outcome: final as unknown as JsonObject,
       endedAt: final.status === 'Running' ? null : new Date(deps.now()).toISOString(),
     });
+  };
 
   const run = async () => {
     let executionStarted = 0;
@@ -366,6 +401,7 @@ export function executionResource(record: ExecutionRecord): JsonRecord {
             executionTimeInMilliseconds: record.executionTimeInMilliseconds,
             outputStreamsMaxLength: record.outputStreamsMaxLength,
             images: record.images,
+            ...(record.truncated && { truncated: record.truncated }),
           },
     ...(record.error && { error: record.error }),
   };
@@ -394,6 +430,7 @@ export function shellExecutionResource(record: ExecutionRecord): JsonRecord {
             exitCode,
             executionTimeInMilliseconds: record.executionTimeInMilliseconds,
             outputStreamsMaxLength: record.outputStreamsMaxLength,
+            ...(record.truncated && { truncated: record.truncated }),
           },
     ...(record.error && { error: record.error }),
   };

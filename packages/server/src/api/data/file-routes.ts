@@ -153,11 +153,17 @@ export function registerFileRoutes(
     const path = pathOf(request.query as Query);
     dataPathSegments(path);
     const { file, stream } = await withFiles(request, reply, ({ data }) => data.open(path));
-    return reply
-      .header('content-type', file.contentType)
-      .header('content-length', file.sizeInBytes)
-      .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`)
-      .send(stream);
+    return (
+      reply
+        .header('content-type', file.contentType)
+        .header('content-length', file.sizeInBytes)
+        .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`)
+        // A session's files are its code's output: a browser that opens one anyway (an .html, an .svg)
+        // must neither sniff it into something else nor run it with this origin's rights.
+        .header('x-content-type-options', 'nosniff')
+        .header('content-security-policy', "default-src 'none'; sandbox")
+        .send(stream)
+    );
   }
 
   const nameParam = (request: FastifyRequest) => (request.params as { name: string }).name;

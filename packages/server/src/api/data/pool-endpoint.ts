@@ -10,7 +10,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { authorize, type Action } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { Allocation, PoolManager, Session } from '../../pool/pool-manager.js';
-import { poolId, type PoolService } from '../../pool/pool-service.js';
+import { poolId } from '../../arm-id.js';
+import type { PoolService } from '../../pool/pool-service.js';
 import { DATA_VERSIONS, dataGeneration, requireApiVersion, type DataGeneration } from '../api-version.js';
 
 export const POOL_ENDPOINT = '/subscriptions/:subscription/resourceGroups/:resourceGroup/sessionPools/:pool';
@@ -41,8 +42,9 @@ export function requireIdentifier(value: unknown): string {
 }
 
 /**
- * Resolves the pool of a data-plane request after checking its api-version and the caller's role.
- * Azure's custom container paths (`.management/…`) may leave the api-version out.
+ * Resolves the pool of a data-plane request after checking its api-version and the caller's role,
+ * then charges the identifier's rate limit. Azure's custom container paths (`.management/…`) may
+ * leave the api-version out.
  */
 export function poolFor(
   pools: PoolService,
@@ -56,8 +58,10 @@ export function poolFor(
     options.versionOptional && query['api-version'] === undefined
       ? 'v2'
       : dataGeneration(requireApiVersion(query['api-version'], DATA_VERSIONS));
-  authorize(request.principal, action, params.pool);
-  const manager = pools.require(poolId(params.subscription, params.resourceGroup, params.pool), params.pool);
+  const id = poolId(params.subscription, params.resourceGroup, params.pool);
+  authorize(request.principal, action, id);
+  const manager = pools.require(id, params.pool);
+  if (typeof query.identifier === 'string') request.server.rateLimits.checkIdentifier(id, query.identifier);
   return { manager, query, generation };
 }
 
@@ -80,9 +84,14 @@ export function sessionHeaders(
       'x-sandpool-session',
       allocation.created ? (allocation.warm ? 'created-warm' : 'created-cold') : 'existing',
     );
-  if (allocation.previous) {
-    void reply
-      .header('x-sandpool-previous-session-ended', allocation.previous.reason)
-      .header('x-sandpool-previous-session-ended-at', allocation.previous.endedAt);
-  }
+  void reply.headers(previousSessionHeaders(allocation));
+}
+
+/** When the request replaced an ended session: how and when that one ended. */
+export function previousSessionHeaders(allocation: Allocation): Record<string, string> {
+  if (!allocation.previous) return {};
+  return {
+    'x-sandpool-previous-session-ended': allocation.previous.reason,
+    'x-sandpool-previous-session-ended-at': allocation.previous.endedAt,
+  };
 }

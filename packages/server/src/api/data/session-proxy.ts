@@ -21,15 +21,17 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
 import type { Authenticator } from '../../auth/authenticator.js';
+import type { CredentialWatch } from '../../auth/credential-watch.js';
 import type { RateLimits } from '../rate-limit.js';
 import { authorize, type Principal } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Upstream } from '../../pool/launcher.js';
-import type { PoolManager } from '../../pool/pool-manager.js';
-import { poolId, type PoolService } from '../../pool/pool-service.js';
+import type { Allocation, PoolManager } from '../../pool/pool-manager.js';
+import { poolId } from '../../arm-id.js';
+import type { PoolService } from '../../pool/pool-service.js';
 import { renderError } from '../errors.js';
-import { requireIdentifier } from './pool-endpoint.js';
+import { previousSessionHeaders, requireIdentifier } from './pool-endpoint.js';
 
 /** `/subscriptions/<s>/resourceGroups/<rg>/sessionPools/<pool>` and the rest of the path. */
 const POOL_PATH =
@@ -52,6 +54,7 @@ const NOT_FORWARDED = new Set([
 export interface SessionProxyDeps {
   pools: PoolService;
   authenticator: Authenticator;
+  credentials: CredentialWatch;
   rateLimits: RateLimits;
   metrics: Metrics;
   log: Logger;
@@ -185,9 +188,18 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
     res.end(JSON.stringify(rendered.body));
   };
 
-  /** Forwards one request and resolves once its response has ended or the client has gone. */
-  const forward = (req: IncomingMessage, res: ServerResponse, target: ProxyTarget, upstream: Upstream) =>
+  /**
+   * Forwards one request and resolves once its response has ended, the client has gone, or the
+   * credential that opened it was revoked or expired (a long stream does not outlive it).
+   */
+  const forward = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: ProxyTarget,
+    reached: { upstream: Upstream; allocation: Allocation; principal: Principal },
+  ) =>
     new Promise<void>((resolve) => {
+      const { upstream } = reached;
       const pool = target.manager.metricLabel;
       const started = performance.now();
       const outbound = httpRequest({
@@ -201,7 +213,10 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
       outbound.on('response', (answer) => {
         deps.metrics.proxyResponseSeconds.observe({ pool }, (performance.now() - started) / 1000);
         outcome = statusClass(answer.statusCode ?? 502);
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer));
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, {
+          ...responseHeaders(answer),
+          ...previousSessionHeaders(reached.allocation),
+        });
         answer.pipe(res);
         answer.on('error', () => res.destroy());
       });
@@ -213,7 +228,9 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
         outcome = 'unreachable';
         void unreachable(upstream, error).then((appError) => sendError(res, appError));
       });
+      const unwatch = deps.credentials.watch(reached.principal, () => res.destroy());
       res.on('close', () => {
+        unwatch();
         // The client left before the answer was complete: the container's side closes too.
         if (!res.writableFinished) outbound.destroy();
         deps.metrics.proxyRequests.inc({ pool, outcome });
@@ -227,14 +244,20 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
   app.addHook('onRequest', async (request, reply) => {
     const target = targetOf(deps.pools, request.raw.url ?? '');
     if (!target) return;
-    authorize(request.principal, 'sessions/execute', target.manager.name);
+    authorize(request.principal, 'sessions/execute', target.manager.id);
+    deps.rateLimits.checkIdentifier(target.manager.id, target.identifier);
     reply.hijack();
     const { raw: req } = request;
     const res = reply.raw;
     try {
       await target.manager.withSession(
         target.identifier,
-        (session) => forward(req, res, target, session.sandbox.upstream!),
+        (session, allocation) =>
+          forward(req, res, target, {
+            upstream: session.sandbox.upstream!,
+            allocation,
+            principal: request.principal,
+          }),
         { serialize: false },
       );
     } catch (error) {
@@ -264,15 +287,16 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
   async function tunnel(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     const principal: Principal = await deps.authenticator.authenticate(req.headers.authorization);
-    deps.rateLimits.check(principal, req.url ?? '');
+    deps.rateLimits.checkCaller(principal);
     const target = targetOf(deps.pools, req.url ?? '');
     if (!target)
       throw new AppError(ErrorCode.RouteNotFound, `No route upgrades ${req.url?.split('?')[0] ?? ''}.`);
-    authorize(principal, 'sessions/execute', target.manager.name);
+    authorize(principal, 'sessions/execute', target.manager.id);
+    deps.rateLimits.checkIdentifier(target.manager.id, target.identifier);
     const pool = target.manager.metricLabel;
     await target.manager.withSession(
       target.identifier,
-      (session) =>
+      (session, allocation) =>
         new Promise<void>((resolve, reject) => {
           const upstream = session.sandbox.upstream!;
           const outbound = httpRequest({
@@ -283,11 +307,18 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
           });
           outbound.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
             deps.metrics.proxyUpgrades.inc({ pool, outcome: 'switched' });
-            socket.write(rawHead(`101 ${answer.statusMessage ?? 'Switching Protocols'}`, answer.rawHeaders));
+            socket.write(
+              rawHead(`101 ${answer.statusMessage ?? 'Switching Protocols'}`, [
+                ...answer.rawHeaders,
+                ...Object.entries(previousSessionHeaders(allocation)).flat(),
+              ]),
+            );
             if (upstreamHead.length > 0) socket.write(upstreamHead);
             if (head.length > 0) upstreamSocket.write(head);
             upstreamSocket.pipe(socket).pipe(upstreamSocket);
+            const unwatch = deps.credentials.watch(principal, () => socket.destroy());
             const close = () => {
+              unwatch();
               socket.destroy();
               upstreamSocket.destroy();
               resolve();
@@ -300,7 +331,10 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
             // The container answered without switching: relay its answer as it is.
             deps.metrics.proxyUpgrades.inc({ pool, outcome: 'refused' });
             socket.write(
-              rawHead(`${String(answer.statusCode)} ${answer.statusMessage ?? ''}`, answer.rawHeaders),
+              rawHead(`${String(answer.statusCode)} ${answer.statusMessage ?? ''}`, [
+                ...answer.rawHeaders,
+                ...Object.entries(previousSessionHeaders(allocation)).flat(),
+              ]),
             );
             answer.pipe(socket);
             answer.on('end', resolve);

@@ -8,13 +8,29 @@ import type { FastifyInstance } from 'fastify';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolManager, Session } from '../../pool/pool-manager.js';
-import { readConsoleTail, type ConsoleLogArchive } from '../../pool/console-log.js';
+import { readConsoleTail, type ConsoleLine, type ConsoleLogArchive } from '../../pool/console-log.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { optionalInteger } from '../wire.js';
 import { dataRoutes } from '../schemas/data.js';
 import { POOL_ENDPOINT, poolFor, requireIdentifier } from './pool-endpoint.js';
 
 const PAGE_SIZE = 100;
+/** A failed start's console excerpt: its last lines, within a character budget. */
+const START_FAILURE_LINES = 20;
+const START_FAILURE_CHARS = 4096;
+
+/** The last of `lines` that fit the excerpt's budget together (the newest matter most). */
+function boundedExcerpt(lines: string[]): string[] {
+  const kept: string[] = [];
+  let budget = START_FAILURE_CHARS;
+  for (const line of [...lines].reverse()) {
+    const text = line.slice(0, budget);
+    if (text.length === 0) break;
+    kept.unshift(text);
+    budget -= text.length;
+  }
+  return kept;
+}
 
 export interface ImageMetadata {
   runtimes: { name: string; version: string }[];
@@ -92,9 +108,12 @@ export function registerSessionRoutes(
   });
 
   app.get(`${POOL_ENDPOINT}/.management/logs`, dataRoutes.sessionLogs, async (request) => {
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/read', { versionOptional: true });
+    // The console is the container's output: the same right as running code in it.
+    const { manager, query } = poolFor(deps.pools, request, 'sessions/execute', { versionOptional: true });
     const identifier = requireIdentifier(query.identifier);
     const tail = optionalInteger(query.tail, 'tail', { min: 1, max: 10_000 }) ?? 200;
+    const redacted = (lines: ConsoleLine[]) =>
+      lines.map((line) => ({ ...line, text: manager.redact(line.text) }));
     if (manager.containerType !== 'CustomContainer') {
       throw new AppError(
         ErrorCode.InvalidParameter,
@@ -107,7 +126,7 @@ export function registerSessionRoutes(
         identifier,
         sessionId: live.sandbox.id,
         live: true,
-        lines: await readConsoleTail(live.sandbox.consoleLogPath, tail),
+        lines: redacted(await readConsoleTail(live.sandbox.consoleLogPath, tail)),
       };
     }
     const last = await deps.pools.lastEndedSession(manager.id, identifier);
@@ -121,8 +140,19 @@ export function registerSessionRoutes(
       identifier,
       sessionId: last.id,
       live: false,
-      lines: await readConsoleTail(deps.consoleLogs.pathOf(last.id), tail),
+      lines: redacted(await readConsoleTail(deps.consoleLogs.pathOf(last.id), tail)),
     };
+  });
+
+  app.get(`${POOL_ENDPOINT}/.management/startFailures`, dataRoutes.startFailures, async (request) => {
+    const { manager } = poolFor(deps.pools, request, 'sessions/execute', { versionOptional: true });
+    const value = await Promise.all(
+      manager.recentStartFailures().map(async (failure) => {
+        const lines = await readConsoleTail(deps.consoleLogs.pathOf(failure.sandboxId), START_FAILURE_LINES);
+        return { ...failure, console: boundedExcerpt(lines.map((line) => manager.redact(line.text))) };
+      }),
+    );
+    return { value };
   });
 
   app.get(`${POOL_ENDPOINT}/metadata`, dataRoutes.metadata, async (request) => {

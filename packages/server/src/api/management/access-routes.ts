@@ -1,14 +1,23 @@
 /**
  * @module api/management/access-routes
- * Credentials: API keys (created, listed, revoked by a Contributor of every pool) and short-lived
- * tokens that any caller can mint for a subset of its own grants, e.g. to hand one pool's executor
- * rights to a worker.
+ * Credentials: API keys, and short-lived tokens that any caller can mint for a subset of its own
+ * grants, e.g. to hand one pool's executor rights to a worker. A key is managed (created, listed,
+ * revoked) by whoever holds Contributor over every scope it grants and holds the grants themselves,
+ * so a resource group's Contributor manages its group's keys and never sees another group's.
  */
 
 import type { FastifyInstance } from 'fastify';
 
 import type { ApiKeys } from '../../auth/api-keys.js';
-import { authorize, canDelegate, formatGrant, parseGrant, type Grant } from '../../auth/roles.js';
+import {
+  allows,
+  canDelegate,
+  formatGrant,
+  parseGrant,
+  parseGrants,
+  type Grant,
+  type Principal,
+} from '../../auth/roles.js';
 import type { Tokens } from '../../auth/tokens.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { ApiKeyRow } from '../../store/store.js';
@@ -28,13 +37,22 @@ function grantsFrom(body: unknown): Grant[] {
   if (!Array.isArray(roles) || roles.length === 0 || !roles.every((r) => typeof r === 'string')) {
     throw new AppError(
       ErrorCode.InvalidParameter,
-      'roles must be a non-empty array such as ["SessionExecutor:mypool"]',
+      'roles must be a non-empty array such as ["SessionExecutor:/subscriptions/<guid>/resourceGroups/<group>"]',
       {
         target: 'roles',
       },
     );
   }
   return roles.map(parseGrant);
+}
+
+/** Whether the principal may manage a key carrying `grants`: Contributor over each scope, and each grant its own. */
+function managesKey(principal: Principal, grants: Grant[]): boolean {
+  // A key whose grants no longer parse (an older form) is left to those who manage every key.
+  if (grants.length === 0) return allows(principal, 'keys/write');
+  return (
+    grants.every((grant) => allows(principal, 'keys/write', grant.scope)) && canDelegate(principal, grants)
+  );
 }
 
 export function registerAccessRoutes(
@@ -48,10 +66,12 @@ export function registerAccessRoutes(
   }));
 
   app.post('/sandpool/apiKeys', accessRoutes.createKey, async (request, reply) => {
-    authorize(request.principal, 'keys/write');
     const grants = grantsFrom(request.body);
-    if (!canDelegate(request.principal, grants)) {
-      throw new AppError(ErrorCode.AuthorizationFailed, 'A key can carry only roles its creator holds.');
+    if (!managesKey(request.principal, grants)) {
+      throw new AppError(
+        ErrorCode.AuthorizationFailed,
+        'A key can carry only roles its creator holds, at scopes where the creator is a Contributor.',
+      );
     }
     const name =
       optionalString(isRecord(request.body) ? field(request.body, 'name') : undefined, 'name', 128) ??
@@ -61,13 +81,19 @@ export function registerAccessRoutes(
   });
 
   app.get('/sandpool/apiKeys', accessRoutes.listKeys, async (request) => {
-    authorize(request.principal, 'keys/write');
-    return { value: (await deps.apiKeys.list()).map(keyResource) };
+    const keys = await deps.apiKeys.list();
+    return {
+      value: keys.filter((key) => managesKey(request.principal, parseGrants(key.roles))).map(keyResource),
+    };
   });
 
   app.delete('/sandpool/apiKeys/:id', accessRoutes.revokeKey, async (request) => {
-    authorize(request.principal, 'keys/write');
     const { id } = request.params as { id: string };
+    const key = (await deps.apiKeys.list()).find((candidate) => candidate.id === id);
+    // A key the caller may not manage is one it cannot tell from one that does not exist.
+    if (!key || !managesKey(request.principal, parseGrants(key.roles))) {
+      throw new AppError(ErrorCode.ApiKeyNotFound, `no API key with id ${id}`);
+    }
     return keyResource(await deps.apiKeys.revoke(id));
   });
 
@@ -83,6 +109,6 @@ export function registerAccessRoutes(
         min: 60,
         max: 86_400,
       }) ?? 3600;
-    return reply.status(201).send(await deps.tokens.issue(request.principal.id, grants, ttl));
+    return reply.status(201).send(await deps.tokens.issue(request.principal, grants, ttl));
   });
 }

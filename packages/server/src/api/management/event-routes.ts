@@ -8,6 +8,8 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
+import type { CredentialWatch } from '../../auth/credential-watch.js';
+import { poolId } from '../../arm-id.js';
 import { authorize } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { EventFeed } from '../../observability/event-feed.js';
@@ -70,7 +72,13 @@ const matches = (event: EventRow, filters: Filters) =>
 
 export function registerEventRoutes(
   app: FastifyInstance,
-  deps: { pools: PoolService; store: Store; feed: EventFeed; publicUrl: () => string },
+  deps: {
+    pools: PoolService;
+    store: Store;
+    feed: EventFeed;
+    credentials: CredentialWatch;
+    publicUrl: () => string;
+  },
 ): void {
   const streams = new Set<FastifyReply['raw']>();
   // Streams never end by themselves; a closing server ends them so it can close.
@@ -111,9 +119,15 @@ export function registerEventRoutes(
     raw.write(': sandpool events\n\n');
     const heartbeat = setInterval(() => raw.write(': keepalive\n\n'), HEARTBEAT_MS);
     streams.add(raw);
+    // A stream lives no longer than the credential that opened it; the client's reconnect then
+    // needs a valid one.
+    const unwatch = deps.credentials.watch(request.principal, (why) => {
+      raw.end(`: the credential was ${why}\n\n`);
+    });
     const close = () => {
       clearInterval(heartbeat);
       unsubscribe();
+      unwatch();
       streams.delete(raw);
     };
     // The response closes when the client goes away or the server ends the stream.
@@ -137,7 +151,11 @@ export function registerEventRoutes(
       const query = request.query as Query;
       const apiVersion = requireApiVersion(query['api-version'], MANAGEMENT_VERSIONS);
       const params = request.params as PoolParams;
-      authorize(request.principal, 'pools/read', params.name);
+      authorize(
+        request.principal,
+        'pools/read',
+        poolId(params.subscription, params.resourceGroup, params.name),
+      );
       const { id } = await loadPool(deps.pools, params);
       const filters = filtersFrom(query);
       const lastEventId = request.headers['last-event-id'];

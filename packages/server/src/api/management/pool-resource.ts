@@ -30,9 +30,9 @@ import {
   optionalString,
   type JsonRecord,
 } from '../wire.js';
+import { POOL_NAME } from '../../arm-id.js';
 import { containerTemplateResource, parseContainerTemplate } from './container-template.js';
 
-export const POOL_NAME = /^[a-z][a-z0-9]{2,62}$/;
 const SECRET_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 const GIB = 1024 ** 3;
 /** What a PUT that leaves a property out gets. */

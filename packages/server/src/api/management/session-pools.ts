@@ -7,9 +7,10 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
-import { authorize } from '../../auth/roles.js';
+import { allows, allowsWithin, authorize } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
-import { poolId, type PoolService } from '../../pool/pool-service.js';
+import { poolId, resourceGroupId, subscriptionId } from '../../arm-id.js';
+import type { PoolService } from '../../pool/pool-service.js';
 import { storedSpec } from '../../pool/pool-spec.js';
 import type { OperationRow, PoolRow } from '../../store/store.js';
 import { MANAGEMENT_VERSIONS, managementShape, requireApiVersion } from '../api-version.js';
@@ -76,14 +77,26 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
       .header('azure-asyncoperation', operationUrl('Statuses', pool, operation, apiVersion))
       .header('retry-after', '1');
 
+  /**
+   * The pools of a subscription or resource group that the caller may read: all of them with a grant
+   * on the scope (or wider), else those its narrower grants reach; AuthorizationFailed with none.
+   */
   async function list(request: FastifyRequest, filter: { subscription: string; resourceGroup?: string }) {
     const query = request.query as Query;
     const apiVersion = requireApiVersion(query['api-version'], MANAGEMENT_VERSIONS);
-    authorize(request.principal, 'pools/read');
+    const scope =
+      filter.resourceGroup === undefined
+        ? subscriptionId(filter.subscription)
+        : resourceGroupId(filter.subscription, filter.resourceGroup);
+    if (!allowsWithin(request.principal, 'pools/read', scope)) {
+      authorize(request.principal, 'pools/read', scope);
+    }
     const top = optionalInteger(query.$top, '$top', { min: 1, max: MAX_PAGE_SIZE }) ?? PAGE_SIZE;
     const skip =
       optionalInteger(query.$skipToken, '$skipToken', { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
-    const all = await pools.listPools(filter);
+    const all = (await pools.listPools(filter)).filter((pool) =>
+      allows(request.principal, 'pools/read', pool.id),
+    );
     const page = all.slice(skip, skip + top);
     const base = `${publicUrl()}${request.url.split('?')[0] ?? ''}`;
     return {
@@ -111,7 +124,11 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   app.get(`${POOLS}/:name`, poolRoutes.get, async (request) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
-    authorize(request.principal, 'pools/read', params.name);
+    authorize(
+      request.principal,
+      'pools/read',
+      poolId(params.subscription, params.resourceGroup, params.name),
+    );
     return render(await loadPool(pools, params), apiVersion);
   });
 
@@ -119,7 +136,11 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
     validatePoolName(params.name);
-    authorize(request.principal, 'pools/write', params.name);
+    authorize(
+      request.principal,
+      'pools/write',
+      poolId(params.subscription, params.resourceGroup, params.name),
+    );
     const current = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
     const definition = parsePoolResource(
       toCurrentShape(request.body),
@@ -138,7 +159,11 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   app.patch(`${POOLS}/:name`, poolRoutes.update, async (request, reply) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
-    authorize(request.principal, 'pools/write', params.name);
+    authorize(
+      request.principal,
+      'pools/write',
+      poolId(params.subscription, params.resourceGroup, params.name),
+    );
     const current = await loadPool(pools, params);
     const patch = request.body;
     if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
@@ -161,7 +186,11 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   app.delete(`${POOLS}/:name`, poolRoutes.delete, async (request, reply) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
-    authorize(request.principal, 'pools/write', params.name);
+    authorize(
+      request.principal,
+      'pools/write',
+      poolId(params.subscription, params.resourceGroup, params.name),
+    );
     const pool = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
     if (!pool) return reply.status(204).send();
     const operation = (await pools.delete(pool.id))!;
@@ -170,10 +199,12 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
 
   async function loadOperation(request: FastifyRequest): Promise<OperationRow & { apiVersion: string }> {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
-    authorize(request.principal, 'pools/read');
     const { operationId } = request.params as { operationId: string };
     const operation = await pools.getOperation(operationId);
-    if (!operation) throw new AppError(ErrorCode.OperationNotFound, `No operation ${operationId} is known.`);
+    // An operation the caller may not read is one it cannot tell from one that does not exist.
+    if (!operation || !allows(request.principal, 'pools/read', operation.poolId)) {
+      throw new AppError(ErrorCode.OperationNotFound, `No operation ${operationId} is known.`);
+    }
     return { ...operation, apiVersion };
   }
 

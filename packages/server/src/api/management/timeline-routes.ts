@@ -6,6 +6,7 @@
 
 import type { FastifyInstance } from 'fastify';
 
+import { poolId } from '../../arm-id.js';
 import { authorize } from '../../auth/roles.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { metricLabelOf } from '../../pool/pool-manager.js';
@@ -26,7 +27,11 @@ export function registerTimelineRoutes(
       const query = request.query as Record<string, string | undefined>;
       requireApiVersion(query['api-version'], MANAGEMENT_VERSIONS);
       const params = request.params as PoolParams;
-      authorize(request.principal, 'pools/read', params.name);
+      authorize(
+        request.principal,
+        'pools/read',
+        poolId(params.subscription, params.resourceGroup, params.name),
+      );
       const pool = await loadPool(deps.pools, params);
       const minutes = optionalInteger(query.minutes, 'minutes', { min: 1, max: 60 });
       const { timeline } = deps.metrics;

@@ -21,7 +21,13 @@ export const AuditEntry = Type.Object(
     identifier: Type.Union([Type.String(), Type.Null()]),
     status: Type.Integer({ description: 'The HTTP status the call ended with.' }),
     durationMs: Type.Number(),
-    requestId: Type.String({ description: 'Also in the server log and the x-ms-request-id header.' }),
+    requestId: Type.String({
+      description:
+        'The id this server gave the request: also in the server log and the x-ms-request-id header.',
+    }),
+    clientRequestId: Type.Union([Type.String(), Type.Null()], {
+      description: 'The x-ms-client-request-id the client sent, as a label: it identifies nothing.',
+    }),
   },
   { $id: 'AuditEntry' },
 );

@@ -67,6 +67,12 @@ export const Execution = Type.Object(
         executionTimeInMilliseconds: Type.Integer(),
         outputStreamsMaxLength: Type.Integer(),
         images: Type.Array(Image),
+        truncated: Type.Optional(
+          Type.Array(Type.String(), {
+            description:
+              'Fields cut to their bound: `stdout`, `stderr` and `executionResult` at outputStreamsMaxLength, `error` at 4 KiB, `images` at 16 or 8 MiB.',
+          }),
+        ),
       }),
     ]),
     error: Type.Optional(ExecutionError),
@@ -91,6 +97,12 @@ export const ShellExecution = Type.Object(
         exitCode: Type.Integer(),
         executionTimeInMilliseconds: Type.Integer(),
         outputStreamsMaxLength: Type.Integer(),
+        truncated: Type.Optional(
+          Type.Array(Type.String(), {
+            description:
+              'Fields cut to their bound: `stdout`, `stderr` and `executionResult` at outputStreamsMaxLength, `error` at 4 KiB, `images` at 16 or 8 MiB.',
+          }),
+        ),
       }),
     ]),
     error: Type.Optional(ExecutionError),
@@ -319,6 +331,30 @@ export const dataRoutes = {
             time: Type.String(),
             stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
             text: Type.String(),
+          }),
+        ),
+      }),
+    },
+  }),
+  startFailures: route({
+    operationId: 'Pool_StartFailures',
+    summary:
+      'The pool’s latest failed sandbox starts with the end of each container’s console (for a Session Executor; secrets masked)',
+    tag: 'Sessions',
+    params: PoolEndpointParams,
+    querystring: Type.Object({ 'api-version': Type.Optional(DataQuery['api-version']) }),
+    response: {
+      200: Type.Object({
+        value: Type.Array(
+          Type.Object({
+            sandboxId: Type.String(),
+            at: Type.String(),
+            code: Type.String({ description: 'The typed reason, e.g. SandboxStartFailed.' }),
+            message: Type.String(),
+            console: Type.Array(Type.String(), {
+              description:
+                "The console's last lines (at most 20, 4 KiB in all), each value of the pool's secrets masked.",
+            }),
           }),
         ),
       }),

@@ -7,7 +7,7 @@
 
 import { Type } from 'typebox';
 
-import { POOL_NAME } from '../management/pool-resource.js';
+import { POOL_NAME } from '../../arm-id.js';
 import { ManagementQuery, NoContent, route } from './common.js';
 
 const Lifecycle = Type.Object({

@@ -10,12 +10,15 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import { existsSync } from 'node:fs';
 import { chmod, lstat, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { CommandResult, CommandRunner } from '../command.js';
+import { isInternalAddress } from '../network/internal-addresses.js';
 import { PATHS } from '../oci/oci-spec.js';
 
 /**
@@ -66,6 +69,15 @@ export interface ImagePullerOptions {
   cacheDir: string;
   /** Registries (`host:port`) reached over plain HTTP or with an unverified certificate. */
   insecureRegistries: readonly string[];
+  /**
+   * Registries (`host:port`) the operator allows on internal addresses (loopback, private,
+   * link-local). Any other registry that resolves to one is refused: a pool's image must not make
+   * the server connect into the host's own networks. Insecure registries are named by the operator
+   * too and count as allowed.
+   */
+  internalRegistries: readonly string[];
+  /** Every address a host name resolves to (injected for tests; node's resolver by default). */
+  lookupAll?: (host: string) => Promise<string[]>;
   run: CommandRunner;
   /** Bounds each skopeo or umoci run. */
   timeoutMs?: number;
@@ -119,12 +131,17 @@ export function parseImageReference(text: string): ImageReference {
 const formatReference = (ref: ImageReference, pinned?: string) =>
   `${ref.registry}/${ref.repository}${pinned ? `@${pinned}` : ref.digest ? `@${ref.digest}` : `:${ref.tag ?? 'latest'}`}`;
 
-/** The typed failure skopeo's message describes. */
+/**
+ * The typed failure skopeo's message describes. The client gets the type and a sentence of ours:
+ * what the far side said stays in the server's log (the error's cause), since a registry is any
+ * server a Contributor names and its answer is not ours to reflect.
+ */
 export function pullFailure(reference: string, stderr: string): AppError {
   const message = (/msg="(.*)"\s*$/m.exec(stderr)?.[1] ?? stderr).replace(/\\"/g, '"').trim();
   const say = (code: ErrorCode, what: string) =>
-    new AppError(code, `cannot pull ${reference}: ${what} (${message})`, {
+    new AppError(code, `cannot pull ${reference}: ${what}`, {
       target: 'properties.customContainerTemplate.containers[0].image',
+      cause: new Error(message),
     });
   if (/unauthorized|authentication required|denied|invalid username\/password/i.test(message)) {
     return say(ErrorCode.RegistryAuthFailed, 'the registry refused the credentials');
@@ -165,6 +182,7 @@ export class ImagePuller {
     onStage?: (stage: PullStage) => void,
   ): Promise<PulledImage> {
     const ref = parseImageReference(reference);
+    await this.requireAllowedRegistry(ref.registry);
     // Sandboxes (users of their own) traverse the cache to their rootfs; the work area stays private.
     await mkdir(this.options.cacheDir, { recursive: true });
     await chmod(this.options.cacheDir, 0o711);
@@ -185,6 +203,28 @@ export class ImagePuller {
       return await pull;
     } finally {
       if (authFile) await rm(authFile, { force: true });
+    }
+  }
+
+  /**
+   * Refuses a registry on an internal address unless the operator named it. A name that does not
+   * resolve is left to the pull, which fails as unreachable. (A name that resolves differently for
+   * skopeo a moment later is the limit of this check; SECURITY.md says so.)
+   */
+  private async requireAllowedRegistry(registry: string): Promise<void> {
+    const { insecureRegistries, internalRegistries } = this.options;
+    if (internalRegistries.includes(registry) || insecureRegistries.includes(registry)) return;
+    const host = registry.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    const lookupAll =
+      this.options.lookupAll ??
+      (async (name: string) => (await lookup(name, { all: true })).map((found) => found.address));
+    const addresses = isIP(host) ? [host] : await lookupAll(host).catch(() => [] as string[]);
+    if (host === 'localhost' || addresses.some(isInternalAddress)) {
+      throw new AppError(
+        ErrorCode.RegistryNotAllowed,
+        `registry ${registry} is on a loopback, private or link-local address, which this server does not pull from unless its operator allows the registry (the internalRegistries setting)`,
+        { target: 'properties.customContainerTemplate.containers[0].image' },
+      );
     }
   }
 

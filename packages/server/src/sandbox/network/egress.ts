@@ -22,23 +22,11 @@ import { isIPv4, type Socket } from 'node:net';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import { runChecked, type CommandRunner } from '../command.js';
+import { INTERNAL_IPV4_RANGES } from './internal-addresses.js';
 
 const TABLE = 'sandpool';
 const INTERFACE_PREFIX = 'sbx-';
 const LOG_PREFIX = 'sandpool-egress-deny: ';
-/** Destinations no sandbox reaches, whatever its allowlist says. */
-const BLOCKED_RANGES = [
-  '0.0.0.0/8',
-  '10.0.0.0/8',
-  '100.64.0.0/10',
-  '127.0.0.0/8',
-  '169.254.0.0/16',
-  '172.16.0.0/12',
-  '192.0.0.0/24',
-  '192.168.0.0/16',
-  '198.18.0.0/15',
-  '224.0.0.0/3',
-];
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 const CIDR = /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/;
 
@@ -115,7 +103,7 @@ add set inet ${TABLE} allowed { type ipv4_addr . ipv4_addr; flags interval; }
 add set inet ${TABLE} blocked { type ipv4_addr; flags interval; }
 add map inet ${TABLE} resolver { type ipv4_addr : ipv4_addr; }
 flush set inet ${TABLE} blocked
-add element inet ${TABLE} blocked { ${BLOCKED_RANGES.join(', ')} }
+add element inet ${TABLE} blocked { ${INTERNAL_IPV4_RANGES.join(', ')} }
 add chain inet ${TABLE} prerouting { type nat hook prerouting priority dstnat; }
 add chain inet ${TABLE} postrouting { type nat hook postrouting priority srcnat; }
 add chain inet ${TABLE} input { type filter hook input priority filter; policy accept; }

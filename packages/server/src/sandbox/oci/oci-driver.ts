@@ -359,11 +359,12 @@ export class OciDriver implements SandboxDriver {
       await chmod(owned, 0o700);
       await chown(owned, uid, gid);
     }
+    // The session's files are its user's alone (and root's): no other account on the host reads them.
     await runChecked(this.run, 'mount', [
       '-t',
       'tmpfs',
       '-o',
-      `size=${spec.resources.dataBytes},mode=0755,uid=${uid},gid=${gid},nosuid,nodev`,
+      `size=${spec.resources.dataBytes},mode=0700,uid=${uid},gid=${gid},nosuid,nodev`,
       'tmpfs',
       dataDir,
     ]);
