@@ -130,10 +130,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerAuthentication(app, deps.authenticator);
   // Every subscription and resource group a path names is one Azure would accept, before any route
   // looks it up or creates under it.
-  app.addHook('preValidation', async (request) => {
+  app.addHook('preValidation', (request, _reply, done) => {
     const params = request.params as Record<string, string | undefined>;
-    if (params.subscription !== undefined) validateSubscription(params.subscription);
-    if (params.resourceGroup !== undefined) validateResourceGroup(params.resourceGroup);
+    try {
+      if (params.subscription !== undefined) validateSubscription(params.subscription);
+      if (params.resourceGroup !== undefined) validateResourceGroup(params.resourceGroup);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
   });
   const rateLimits = new RateLimits({
     perPrincipal: deps.config.rateLimitPerPrincipal,

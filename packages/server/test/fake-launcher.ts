@@ -29,6 +29,7 @@ export class FakeSandbox implements SessionSandbox {
     readonly id: string,
     readonly spec: PoolSpec,
     private readonly run: (code: string) => Promise<string>,
+    private readonly answer: (code: string) => Partial<ExecutionOutcome>,
   ) {
     this.dataDir = mkdtempSync(join(tmpdir(), `sandpool-fake-${id}-`));
     this.consoleLogPath = join(this.dataDir, 'console.log');
@@ -53,6 +54,7 @@ export class FakeSandbox implements SessionSandbox {
         error: null,
         durationMs: 0,
         timedOut: false,
+        ...this.answer(options.code),
       };
     } finally {
       this.running--;
@@ -96,12 +98,19 @@ export class FakeLauncher implements SandboxLauncher {
   /** Resolves each start; tests replace it to hold starts back. */
   gate: () => Promise<void> = () => Promise.resolve();
   run: (code: string) => Promise<string> = (code) => Promise.resolve(code);
+  /** Fields of the agent's reply to replace, as a hostile agent would (tests of the host's bounds). */
+  answer: (code: string) => Partial<ExecutionOutcome> = () => ({});
 
   async start(id: string, spec: PoolSpec): Promise<SessionSandbox> {
     this.starts++;
     await this.gate();
     if (this.failWith) throw this.failWith;
-    const sandbox = new FakeSandbox(id, spec, (code) => this.run(code));
+    const sandbox = new FakeSandbox(
+      id,
+      spec,
+      (code) => this.run(code),
+      (code) => this.answer(code),
+    );
     this.sandboxes.set(id, sandbox);
     return sandbox;
   }

@@ -184,8 +184,9 @@ export async function createPool(
   server: TestServer,
   name: string,
   body: unknown = interpreterPool(),
+  resourceGroup = RESOURCE_GROUP,
 ): Promise<string> {
-  const created = await server.request('PUT', `${armPath(name)}?${MGMT}`, { body });
+  const created = await server.request('PUT', `${armPath(name, resourceGroup)}?${MGMT}`, { body });
   if (created.status !== 201 && created.status !== 200)
     throw new Error(`PUT ${name}: ${created.status} ${created.text}`);
   return pollAsyncOperation(server, created.headers.get('azure-asyncoperation')!);

@@ -159,13 +159,13 @@ export class ContainerSandbox {
   private watch(): void {
     // A check that fails for any reason (the sandbox going away under it, most often) is only a
     // missed check: the next one, or the end that is under way, settles it. None may reject unheard.
-    const exits = setInterval(() => this.checkExit().catch(() => undefined), EXIT_CHECK_MS);
+    const exits = setInterval(() => void this.checkExit().catch(() => undefined), EXIT_CHECK_MS);
     exits.unref();
     this.timers.push(exits);
     if (this.liveness) {
       const probe = this.liveness;
       const checks = setInterval(
-        () => this.checkLiveness(probe).catch(() => undefined),
+        () => void this.checkLiveness(probe).catch(() => undefined),
         probe.periodSeconds * 1000,
       );
       checks.unref();

@@ -1,5 +1,5 @@
 /**
- * Microsoft's ARM SDK (@azure/arm-appcontainers, the release that runs on Node 20) manages pools on
+ * Microsoft's ARM SDK (@azure/arm-appcontainers 4) manages pools on
  * Sandpool over HTTPS exactly as it would on Azure: create, get, list, update and delete, with the
  * SDK's own long-running-operation pollers. Only the endpoint, the CA and the credential change.
  */
@@ -30,7 +30,7 @@ describe('@azure/arm-appcontainers against Sandpool', { skip: skipReason }, asyn
   const poll = { updateIntervalInMs: 50 };
 
   it('creates a pool and waits for its long-running operation', async () => {
-    const pool = await pools.beginCreateOrUpdateAndWait(
+    const pool = await pools.createOrUpdate(
       RESOURCE_GROUP,
       'sdkpool',
       {
@@ -67,7 +67,7 @@ describe('@azure/arm-appcontainers against Sandpool', { skip: skipReason }, asyn
   });
 
   it('updates a pool with a PATCH long-running operation', async () => {
-    const updated = await pools.beginUpdateAndWait(
+    const updated = await pools.update(
       RESOURCE_GROUP,
       'sdkpool',
       { scaleConfiguration: { maxConcurrentSessions: 8 } },
@@ -78,7 +78,7 @@ describe('@azure/arm-appcontainers against Sandpool', { skip: skipReason }, asyn
   });
 
   it('deletes a pool and then reports it missing in ARM’s terms', async () => {
-    await pools.beginDeleteAndWait(RESOURCE_GROUP, 'sdkpool', poll);
+    await pools.delete(RESOURCE_GROUP, 'sdkpool', poll);
     await assert.rejects(pools.get(RESOURCE_GROUP, 'sdkpool'), (error: any) => {
       assert.equal(error.statusCode, 404);
       assert.equal(error.code, 'ResourceNotFound');
@@ -88,12 +88,13 @@ describe('@azure/arm-appcontainers against Sandpool', { skip: skipReason }, asyn
 
   it('surfaces validation errors as ARM errors with their code', async () => {
     await assert.rejects(
-      pools.beginCreateOrUpdateAndWait(
-        RESOURCE_GROUP,
-        'badpool',
-        { location: 'westus2', scaleConfiguration: { maxConcurrentSessions: 2, readySessionInstances: 5 } },
-        poll,
-      ),
+      async () =>
+        await pools.createOrUpdate(
+          RESOURCE_GROUP,
+          'badpool',
+          { location: 'westus2', scaleConfiguration: { maxConcurrentSessions: 2, readySessionInstances: 5 } },
+          poll,
+        ),
       (error: any) => {
         assert.equal(error.statusCode, 400);
         assert.equal(error.code, 'InvalidParameter');

@@ -275,7 +275,11 @@ describe('custom container pools', { skip: skipReason }, async () => {
     assert.ok(texts.includes('stderr:app exiting with 3'), texts.join('\n'));
     const next = await proxied('webapp', 'carol', '/');
     assert.equal(next.status, 200, 'the identifier gets a new session');
-    assert.equal(next.headers.get('x-sandpool-previous-session-ended') ?? 'containerExit', 'containerExit');
+    assert.equal(next.headers.get('x-sandpool-previous-session-ended'), 'containerExit');
+    assert.ok(
+      Date.parse(next.headers.get('x-sandpool-previous-session-ended-at') ?? 'absent') > 0,
+      'the proxy says when the previous session ended',
+    );
   });
 
   it('streams request and response bodies both ways, and closes the container’s side when the client leaves', async () => {

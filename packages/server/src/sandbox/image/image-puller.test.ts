@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { AppError } from '../../errors.js';
-import { parseImageReference, pullFailure } from './image-puller.js';
+import { ImagePuller, parseImageReference, pullFailure } from './image-puller.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 
@@ -75,4 +75,37 @@ describe('pull failures', () => {
       assert.equal((error.cause as Error).message, stderr);
     });
   }
+});
+
+describe('registries on internal addresses', () => {
+  const puller = (internalRegistries: string[], addresses: string[]) =>
+    new ImagePuller({
+      cacheDir: '/nonexistent/never-reached',
+      insecureRegistries: [],
+      internalRegistries,
+      run: () => Promise.reject(new Error('no pull may start')),
+      lookupAll: () => Promise.resolve(addresses),
+    });
+  const refused = (error: unknown) => error instanceof AppError && error.code === 'RegistryNotAllowed';
+
+  for (const [registry, addresses] of [
+    ['127.0.0.1:5000', []],
+    ['localhost:5000', []],
+    ['[::1]:5000', []],
+    ['registry.corp.example', ['10.1.2.3']],
+    ['metadata.example', ['169.254.169.254']],
+    ['mixed.example', ['93.184.216.34', '192.168.1.9']],
+    ['mapped.example', ['::ffff:127.0.0.1']],
+  ] as const) {
+    it(`refuses ${registry} (${addresses.join(', ') || 'literal'}) before connecting`, async () => {
+      await assert.rejects(puller([], [...addresses]).pull(`${registry}/app:1`), refused);
+    });
+  }
+
+  it('pulls from an internal registry the operator named', async () => {
+    await assert.rejects(puller(['127.0.0.1:5000'], []).pull('127.0.0.1:5000/app:1'), (error: unknown) => {
+      assert.ok(!refused(error), String(error));
+      return true;
+    });
+  });
 });
