@@ -18,6 +18,7 @@ import { SandpoolClient } from '@sandpool/sdk';
 import { skipReason } from '../../server/test/integration/harness.js';
 import { buildAppImage, buildBusyboxImage, startRegistry } from '../../server/test/registry.js';
 import {
+  armPath,
   ADMIN_KEY,
   RESOURCE_GROUP,
   SUBSCRIPTION,
@@ -377,7 +378,14 @@ describe('sandpool CLI against a real server', { skip: skipReason }, async () =>
   });
 
   it('creates, uses, lists and revokes credentials', async () => {
-    const created = await sandpool('token', 'create', '--roles', 'SessionExecutor:clipy', '--name', 'worker');
+    const created = await sandpool(
+      'token',
+      'create',
+      '--roles',
+      `SessionExecutor:${armPath('clipy')}`,
+      '--name',
+      'worker',
+    );
     assert.equal(created.code, 0, created.stderr);
     const key = created.json.key as string;
     const worker = shell({

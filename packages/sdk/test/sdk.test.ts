@@ -12,6 +12,7 @@ import { ApiError, SandpoolClient } from '@sandpool/sdk';
 
 import { skipReason } from '../../server/test/integration/harness.js';
 import {
+  armPath,
   ADMIN_KEY,
   RESOURCE_GROUP,
   SUBSCRIPTION,
@@ -189,7 +190,10 @@ describe('SDK against a real server', { skip: skipReason }, async () => {
   });
 
   it('creates and revokes keys, and works with a token credential that refreshes', async () => {
-    const key = await client.keys.create({ name: 'worker', roles: ['SessionExecutor:sdkpython'] });
+    const key = await client.keys.create({
+      name: 'worker',
+      roles: [`SessionExecutor:${armPath('sdkpython')}`],
+    });
     assert.match(key.key, /^sp_/);
     assert.ok((await client.keys.list()).some((k) => k.id === key.id));
     let minted = 0;
@@ -199,8 +203,12 @@ describe('SDK against a real server', { skip: skipReason }, async () => {
       resourceGroup: RESOURCE_GROUP,
       credential: async () => {
         minted++;
-        return (await client.tokens.create({ roles: ['SessionExecutor:sdkpython'], expiresInSeconds: 60 }))
-          .token;
+        return (
+          await client.tokens.create({
+            roles: [`SessionExecutor:${armPath('sdkpython')}`],
+            expiresInSeconds: 60,
+          })
+        ).token;
       },
     });
     assert.equal((await worker.pool('sdkpython').session('w').execute('2 + 2')).result?.executionResult, 4);

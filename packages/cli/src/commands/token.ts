@@ -26,7 +26,7 @@ export function tokenCommand(context: () => Context): Command {
       .description('Create an API key, or with --expires-in a short-lived token; the secret is shown once.')
       .requiredOption(
         '--roles <role...>',
-        'SessionExecutor, Contributor or Reader, each optionally :<pool> (e.g. SessionExecutor:default)',
+        'SessionExecutor, Contributor or Reader, each optionally :<ARM id> of a subscription, resource group or pool (e.g. SessionExecutor:/subscriptions/<guid>/resourceGroups/sandpool)',
         collect,
         undefined,
       )
