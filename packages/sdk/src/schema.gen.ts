@@ -676,8 +676,10 @@ export interface components {
                 };
                 sessionNetworkConfiguration?: {
                     status: "EgressEnabled" | "EgressDisabled";
-                    /** @description Sandpool, EgressEnabled: the only destinations (IPv4 addresses, CIDRs, domain names resolved when a sandbox starts); without it, any public address. */
+                    /** @description Sandpool, EgressEnabled: the only destinations (IPv4 addresses, CIDRs, domain names resolved when a sandbox starts), each optionally limited to a port (`api.example.com:443`, `10.0.0.0/24:5432/tcp`); without it, any public address. Sessions of a pool with an allowlist resolve only its names. */
                     egressAllowlist?: string[];
+                    /** @description Sandpool, EgressEnabled: the IPv4 resolver its sessions’ DNS goes to (default: the server’s egressDnsServer). */
+                    dnsServer?: string;
                 };
                 secrets?: {
                     name: string;

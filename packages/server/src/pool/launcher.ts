@@ -99,7 +99,15 @@ export class HostLauncher implements SandboxLauncher {
 
   async start(id: string, spec: PoolSpec): Promise<SessionSandbox> {
     const resources = sessionResources(spec, this.options.limits);
-    const egress = spec.egress === 'EgressEnabled' ? { egress: { allow: spec.egressAllow } } : {};
+    const egress =
+      spec.egress === 'EgressEnabled'
+        ? {
+            egress: {
+              allow: spec.egressAllow,
+              ...(spec.egressDnsServer !== undefined && { dnsServer: spec.egressDnsServer }),
+            },
+          }
+        : {};
     if (!spec.container) {
       const session = await InterpreterSandbox.start(this.driver, {
         id,

@@ -60,6 +60,8 @@ export interface PoolSpec {
   egress: 'EgressEnabled' | 'EgressDisabled';
   /** With EgressEnabled: the only destinations (CIDRs, domain names); empty means any public address. */
   egressAllow: string[];
+  /** With EgressEnabled: the resolver its sessions' DNS goes to; the server's when absent. */
+  egressDnsServer?: string;
   /** Cores per session. */
   cpu: number;
   /** Memory per session, bytes. */
@@ -117,6 +119,7 @@ export function sameTemplate(a: PoolSpec, b: PoolSpec): boolean {
       s.containerType,
       s.egress,
       s.egressAllow,
+      s.egressDnsServer,
       s.cpu,
       s.memoryBytes,
       s.runtime,

@@ -38,10 +38,11 @@ export interface SandboxSpec {
   /** What the layer above needs to take the sandbox up again after a restart; list() returns them. */
   labels?: Record<string, string>;
   /**
-   * Outbound network (EgressEnabled): public addresses, or only `allow` (CIDRs, domain names) when
-   * it lists any. Absent: the sandbox has loopback only.
+   * Outbound network (EgressEnabled): public addresses, or only `allow` (CIDRs, domain names, each
+   * optionally with a port) when it lists any; DNS through `dnsServer`, the server's when absent.
+   * Absent: the sandbox has loopback only.
    */
-  egress?: { allow: string[] };
+  egress?: { allow: string[]; dnsServer?: string };
 }
 
 /** A connection a sandbox tried and the egress rules refused. */

@@ -2,9 +2,10 @@
  * Egress control with real sandboxes, against an "outside" the test builds itself: a network
  * namespace linked to the host, holding an HTTP server on 198.51.100.1 and .2, a private address
  * (10.99.77.1) and a DNS server. No traffic goes anywhere else: the pools' resolver is the test's.
- * EgressEnabled reaches the outside (and resolves names), EgressDisabled reaches nothing, an
- * allowlist narrows it, and in every mode the host, other sandboxes and private ranges stay out of
- * reach, each refusal recorded as an event.
+ * EgressEnabled reaches the outside (and resolves names), EgressDisabled reaches nothing (not even
+ * a lookup), an allowlist narrows it (to ports too, and its sessions resolve only its names), a pool
+ * can name its own resolver, and in every mode the host, other sandboxes and private ranges stay
+ * out of reach, each refusal recorded as an event.
  */
 
 import assert from 'node:assert/strict';
@@ -41,6 +42,9 @@ async function sh(file: string, args: string[]): Promise<void> {
 }
 
 /** The outside: a namespace behind a veth from the host, with web servers and a DNS server in it. */
+/** The names the outside's resolvers were asked, as they print them. */
+const asked: string[] = [];
+
 async function buildOutside(): Promise<() => Promise<void>> {
   const children: ChildProcess[] = [];
   const removeLinks = async () => {
@@ -87,17 +91,23 @@ async function buildOutside(): Promise<() => Promise<void>> {
   for (const address of [OUTSIDE, OUTSIDE_OTHER, OUTSIDE_PRIVATE]) {
     inside(['busybox', 'httpd', '-f', '-p', `${address}:8080`, '-h', web]);
   }
-  const dns = inside([
-    process.execPath,
-    DNS_SERVER,
-    OUTSIDE,
-    `allowed.test=${OUTSIDE}`,
-    `other.test=${OUTSIDE_OTHER}`,
-  ]);
-  await new Promise((resolve, reject) => {
-    dns.stdout.once('data', resolve);
-    dns.once('exit', (code) => reject(new Error(`the DNS server exited with ${String(code)}`)));
-  });
+  inside(['busybox', 'httpd', '-f', '-p', `${OUTSIDE_OTHER}:8081`, '-h', web]);
+  // The public resolver, and a bank's internal one that alone knows internal.test.
+  const resolvers = [
+    [OUTSIDE, `allowed.test=${OUTSIDE}`, `other.test=${OUTSIDE_OTHER}`],
+    [OUTSIDE_OTHER, `internal.test=${OUTSIDE_OTHER}`],
+  ];
+  for (const args of resolvers) {
+    const dns = inside([process.execPath, DNS_SERVER, ...args]);
+    await new Promise((resolve, reject) => {
+      dns.stdout.once('data', resolve);
+      dns.once('exit', (code) => reject(new Error(`the DNS server exited with ${String(code)}`)));
+    });
+    dns.stdout.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n'))
+        if (line.startsWith('asked ')) asked.push(line.slice(6));
+    });
+  }
   return teardown;
 }
 
@@ -168,9 +178,10 @@ describe('egress', { skip: skipReason }, async () => {
     await connect('open', 'b', OUTSIDE);
     const other = (await gatewayOf('open', 'b')).replace(/\.\d+$/, (last) => `.${Number(last.slice(1)) + 1}`);
     assert.match(await connect('open', 'a', other), /^refused/, 'another sandbox');
+    const wanted = [`${OUTSIDE_PRIVATE}:8080`, `${gateway}:${hostPort}`, `${other}:8080`];
     for (let i = 0; i < 100; i++) {
       const reasons = (await deniedEvents('open')).map((e) => e.reason);
-      if (reasons.includes(`${OUTSIDE_PRIVATE}:8080`) && reasons.includes(`${gateway}:${hostPort}`)) break;
+      if (wanted.every((reason) => reasons.includes(reason))) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const events = await deniedEvents('open');
@@ -181,6 +192,10 @@ describe('egress', { skip: skipReason }, async () => {
     assert.ok(
       events.some((e) => e.reason === `${gateway}:${hostPort}`),
       JSON.stringify(events),
+    );
+    assert.ok(
+      events.some((e) => e.reason === `${other}:8080` && e.identifier === 'a'),
+      `an attempt on another sandbox is an event too: ${JSON.stringify(events)}`,
     );
     assert.equal(
       events.filter((e) => e.reason === `${OUTSIDE_PRIVATE}:8080`).length,
@@ -198,6 +213,64 @@ describe('egress', { skip: skipReason }, async () => {
     assert.deepEqual(pool.json.properties.sessionNetworkConfiguration.egressAllowlist, ['allowed.test']);
   });
 
+  it('an allowlist’s sessions resolve only its names: no other name leaves the host', async () => {
+    const allowed = await inSession('listed', 'c', '/cgi-bin/resolve?allowed.test');
+    assert.match(allowed, /Address:? 198\.51\.100\.1/);
+    await inSession('listed', 'c', '/cgi-bin/resolve?api.allowed.test');
+    const leak = await inSession('listed', 'c', '/cgi-bin/resolve?c2VjcmV0.exfil.test');
+    assert.doesNotMatch(leak, /Address:? 198/);
+    assert.match(await inSession('listed', 'c', '/cgi-bin/resolve?other.test'), /NXDOMAIN|can't resolve/i);
+    for (let i = 0; i < 50 && !asked.includes('api.allowed.test'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(asked.includes('api.allowed.test'), 'names under an allowed domain are asked');
+    assert.ok(!asked.some((name) => name.includes('exfil') || name === 'other.test'), asked.join(' '));
+    let events: { reason: string }[] = [];
+    for (let i = 0; i < 50; i++) {
+      events = await deniedEvents('listed');
+      if (events.some((e) => e.reason === 'c2vjcmv0.exfil.test:53')) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(
+      events.some((e) => e.reason === 'c2vjcmv0.exfil.test:53'),
+      `a refused lookup is an event (names compare lower-case): ${JSON.stringify(events)}`,
+    );
+  });
+
+  it('an allowlist entry with a port opens that port alone', async () => {
+    const body = customPool(image, {
+      status: 'EgressEnabled',
+      egressAllowlist: [`${OUTSIDE_OTHER}:8080/tcp`],
+    });
+    assert.equal(await createPool(server, 'ported', body), 'Succeeded');
+    assert.match(await connect('ported', 'p', OUTSIDE_OTHER, 8080), /^connected/);
+    assert.match(await connect('ported', 'p', OUTSIDE_OTHER, 8081), /^refused/, 'another port');
+    assert.match(await connect('ported', 'p', OUTSIDE, 8080), /^refused/, 'another address');
+    const refused = await server.request('PUT', `${armPath('badport')}?${MGMT}`, {
+      body: customPool(image, { status: 'EgressEnabled', egressAllowlist: ['allowed.test:99999'] }),
+    });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.json.error.target, 'properties.sessionNetworkConfiguration.egressAllowlist[0]');
+  });
+
+  it('a pool names its own resolver', async () => {
+    const body = customPool(image, {
+      status: 'EgressEnabled',
+      egressAllowlist: ['internal.test'],
+      dnsServer: OUTSIDE_OTHER,
+    });
+    assert.equal(await createPool(server, 'bank', body), 'Succeeded');
+    assert.match(await inSession('bank', 'b', '/cgi-bin/resolve?internal.test'), /Address:? 198\.51\.100\.2/);
+    assert.match(await connect('bank', 'b', 'internal.test'), /^connected/);
+    const pool = await server.request('GET', `${armPath('bank')}?${MGMT}`);
+    assert.equal(pool.json.properties.sessionNetworkConfiguration.dnsServer, OUTSIDE_OTHER);
+    const disabled = await server.request('PUT', `${armPath('nodns')}?${MGMT}`, {
+      body: customPool(image, { status: 'EgressDisabled', dnsServer: OUTSIDE }),
+    });
+    assert.equal(disabled.status, 400);
+    assert.equal(disabled.json.error.target, 'properties.sessionNetworkConfiguration.dnsServer');
+  });
+
   it('EgressDisabled reaches nothing but its own loopback', async () => {
     assert.equal(
       await createPool(server, 'closed', customPool(image, { status: 'EgressDisabled' })),
@@ -205,6 +278,10 @@ describe('egress', { skip: skipReason }, async () => {
     );
     assert.match(await connect('closed', 'd', OUTSIDE), /^refused/);
     assert.match(await connect('closed', 'd', '127.0.0.1'), /^connected/, 'its own loopback works');
+    const before = asked.length;
+    assert.doesNotMatch(await inSession('closed', 'd', '/cgi-bin/resolve?closed-leak.test'), /Address:? 198/);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(asked.slice(before), [], 'no lookup leaves an EgressDisabled session');
   });
 
   it('gives code interpreter pools the same egress', async () => {

@@ -6,6 +6,8 @@
  * (`runc`, or `runsc` for gVisor).
  */
 
+import { isIPv4 } from 'node:net';
+
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolStatus } from '../../pool/pool-manager.js';
 import type { PoolDefinition } from '../../pool/pool-service.js';
@@ -132,7 +134,7 @@ function parseAllowlist(value: unknown): string[] {
     if (!isAllowEntry(text)) {
       throw new AppError(
         ErrorCode.InvalidParameter,
-        `${target}[${i}] must be an IPv4 address, a CIDR such as 203.0.113.0/24, or a domain name; got ${JSON.stringify(entry)}`,
+        `${target}[${i}] must be an IPv4 address, a CIDR such as 203.0.113.0/24 or a domain name, optionally with :port or :port/tcp|udp; got ${JSON.stringify(entry)}`,
         { target: `${target}[${i}]` },
       );
     }
@@ -351,6 +353,17 @@ export function parsePoolResource(
       { target: 'properties.sessionNetworkConfiguration.egressAllowlist' },
     );
   }
+  const dnsTarget = 'properties.sessionNetworkConfiguration.dnsServer';
+  const egressDnsServer = optionalString(field(network, 'dnsServer'), dnsTarget, 15);
+  if (egressDnsServer !== undefined && (egress === 'EgressDisabled' || !isIPv4(egressDnsServer))) {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      egress === 'EgressDisabled'
+        ? 'dnsServer applies to EgressEnabled pools: an EgressDisabled session resolves nothing'
+        : `dnsServer must be an IPv4 address; got ${JSON.stringify(egressDnsServer)}`,
+      { target: dnsTarget },
+    );
+  }
 
   const secrets = parseSecrets(field(properties, 'secrets')).map((secret) => ({
     name: secret.name,
@@ -396,6 +409,7 @@ export function parsePoolResource(
     lifecycle: parseLifecycle(dynamic, containerType, limits),
     egress,
     egressAllow,
+    ...(egressDnsServer !== undefined && { egressDnsServer }),
     cpu:
       optionalNumber(field(resources, 'cpu'), `${resourcesTarget}.cpu`, { min: 0.25, max: 2 }) ??
       DEFAULTS.cpu,
@@ -460,6 +474,7 @@ export function poolResource(
       sessionNetworkConfiguration: {
         status: spec.egress,
         ...(spec.egressAllow.length > 0 && { egressAllowlist: spec.egressAllow }),
+        ...(spec.egressDnsServer !== undefined && { dnsServer: spec.egressDnsServer }),
       },
       sessionResources: { cpu: spec.cpu, memory: formatMemory(spec.memoryBytes) },
       ...(spec.container && {

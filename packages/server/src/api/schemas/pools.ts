@@ -46,7 +46,13 @@ const PoolProperties = Type.Object(
           Type.Array(Type.String(), {
             maxItems: 64,
             description:
-              'Sandpool, EgressEnabled: the only destinations (IPv4 addresses, CIDRs, domain names resolved when a sandbox starts); without it, any public address.',
+              'Sandpool, EgressEnabled: the only destinations (IPv4 addresses, CIDRs, domain names resolved when a sandbox starts), each optionally limited to a port (`api.example.com:443`, `10.0.0.0/24:5432/tcp`); without it, any public address. Sessions of a pool with an allowlist resolve only its names.',
+          }),
+        ),
+        dnsServer: Type.Optional(
+          Type.String({
+            description:
+              'Sandpool, EgressEnabled: the IPv4 resolver its sessions’ DNS goes to (default: the server’s egressDnsServer).',
           }),
         ),
       }),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { addressing, isAllowEntry, parseDenied } from './egress.js';
+import { addressing, allowedNames, isAllowEntry, parseAllowEntry, parseDenied } from './egress.js';
 
 describe('egress', () => {
   it('gives each host id range its own /30 and interface name', () => {
@@ -43,12 +43,41 @@ describe('egress', () => {
     assert.equal(parseDenied('6,1,2,-;eth0: link up'), undefined);
   });
 
-  it('takes IPv4 addresses, CIDRs and domain names in an allowlist', () => {
-    for (const good of ['203.0.113.7', '203.0.113.0/24', 'pypi.org', 'files.pythonhosted.org']) {
+  it('takes IPv4 addresses, CIDRs and domain names in an allowlist, each with an optional port', () => {
+    for (const good of [
+      '203.0.113.7',
+      '203.0.113.0/24',
+      'pypi.org',
+      'files.pythonhosted.org',
+      'api.bank.example:443',
+      '10.0.0.0/24:5432/tcp',
+      '203.0.113.9:514/udp',
+    ]) {
       assert.ok(isAllowEntry(good), good);
     }
-    for (const bad of ['300.1.1.1', '10.0.0.0/33', 'localhost', '*.example.com', 'http://x.org', '::1', '']) {
+    for (const bad of [
+      '300.1.1.1',
+      '10.0.0.0/33',
+      'localhost',
+      '*.example.com',
+      'http://x.org',
+      '::1',
+      '',
+      'pypi.org:0',
+      'pypi.org:65536',
+      'pypi.org:443/sctp',
+      'pypi.org:443:80',
+    ]) {
       assert.ok(!isAllowEntry(bad), bad);
     }
+    assert.deepEqual(parseAllowEntry('10.0.0.0/24:5432/tcp'), {
+      target: '10.0.0.0/24',
+      port: 5432,
+      protocol: 'tcp',
+    });
+    assert.deepEqual(allowedNames(['10.0.0.0/24:5432', 'Pypi.org', 'api.bank.example:443']), [
+      'pypi.org',
+      'api.bank.example',
+    ]);
   });
 });

@@ -7,9 +7,13 @@
  *
  * The rules: nothing enters a sandbox unless it answers the sandbox; a sandbox never reaches the
  * host itself, another sandbox, or private, link-local, shared (CGNAT), loopback or multicast
- * addresses; its DNS queries to its gateway go to the resolver its server names; beyond that it
- * reaches either any public address or only its allowlist. Each denied connection is logged by the
- * kernel (rate-limited) with a prefix {@link DeniedWatcher} reads back from /dev/kmsg.
+ * addresses; beyond that it reaches either any public address or only its allowlist, whose entries
+ * may name a port (`host:443`, `203.0.113.0/24:5432/tcp`; without one, every port and protocol).
+ * Its DNS queries to its gateway go to its pool's resolver (the server's by default): straight
+ * there without an allowlist, and with one through the host's {@link DnsFilter}, which answers
+ * only the allowlist's names, so no other name leaves the host. Each denied connection, to another
+ * sandbox too, is logged by the kernel (rate-limited) with a prefix {@link DeniedWatcher} reads
+ * back from /dev/kmsg.
  *
  * The table is shared by every server on the host; what differs per sandbox (allowlist, resolver)
  * lives in set and map elements keyed by the sandbox's address, so servers never overwrite each other.
@@ -22,6 +26,7 @@ import { isIPv4, type Socket } from 'node:net';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import { runChecked, type CommandRunner } from '../command.js';
+import { DnsFilter, type DnsPolicy } from './dns-filter.js';
 import { INTERNAL_IPV4_RANGES } from './internal-addresses.js';
 
 const TABLE = 'sandpool';
@@ -29,12 +34,46 @@ const INTERFACE_PREFIX = 'sbx-';
 const LOG_PREFIX = 'sandpool-egress-deny: ';
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 const CIDR = /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/;
+const ENTRY = /^([^:]+)(?::(\d{1,5})(?:\/(tcp|udp))?)?$/;
 
-/** Whether `entry` is an allowlist entry: an IPv4 address or CIDR, or a domain name. */
-export function isAllowEntry(entry: string): boolean {
-  const cidr = CIDR.exec(entry);
-  if (cidr) return isIPv4(cidr[1]!) && (cidr[2] === undefined || Number(cidr[2]) <= 32);
-  return HOSTNAME.test(entry);
+/** One allowlist entry: an IPv4 address, CIDR or domain name, and optionally one port (and protocol). */
+export interface AllowEntry {
+  target: string;
+  port?: number;
+  /** With a port: tcp, udp, or both when absent. */
+  protocol?: 'tcp' | 'udp';
+}
+
+/** The entry `text` names (`host`, `host:443`, `10.0.0.0/24:5432/tcp`), or undefined if it is none. */
+export function parseAllowEntry(text: string): AllowEntry | undefined {
+  const match = ENTRY.exec(text);
+  if (!match) return undefined;
+  const [, target = '', port, protocol] = match;
+  const cidr = CIDR.exec(target);
+  const validTarget = cidr
+    ? isIPv4(cidr[1]!) && (cidr[2] === undefined || Number(cidr[2]) <= 32)
+    : HOSTNAME.test(target);
+  if (!validTarget) return undefined;
+  if (port === undefined) return { target };
+  const number = Number(port);
+  if (number < 1 || number > 65_535) return undefined;
+  return { target, port: number, ...(protocol && { protocol: protocol as 'tcp' | 'udp' }) };
+}
+
+export const isAllowEntry = (text: string) => parseAllowEntry(text) !== undefined;
+
+/** The allowlist's domain names: what its sandboxes' DNS answers, with everything below them. */
+export const allowedNames = (allow: readonly string[]) =>
+  allow
+    .map(parseAllowEntry)
+    .filter((entry): entry is AllowEntry => entry !== undefined && !CIDR.test(entry.target))
+    .map((entry) => entry.target.toLowerCase());
+
+/** An allowlist entry resolved: an address range, and the port it is limited to, if any. */
+interface AllowedRange {
+  range: string;
+  port?: number;
+  protocol?: 'tcp' | 'udp';
 }
 
 export interface SandboxAddressing {
@@ -100,8 +139,9 @@ function ruleset(): string {
   return `add table inet ${TABLE}
 add set inet ${TABLE} open { type ipv4_addr; }
 add set inet ${TABLE} allowed { type ipv4_addr . ipv4_addr; flags interval; }
+add set inet ${TABLE} allowed_ports { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }
 add set inet ${TABLE} blocked { type ipv4_addr; flags interval; }
-add map inet ${TABLE} resolver { type ipv4_addr : ipv4_addr; }
+add map inet ${TABLE} dns_target { type ipv4_addr : ipv4_addr . inet_service; }
 flush set inet ${TABLE} blocked
 add element inet ${TABLE} blocked { ${INTERNAL_IPV4_RANGES.join(', ')} }
 add chain inet ${TABLE} prerouting { type nat hook prerouting priority dstnat; }
@@ -116,11 +156,13 @@ flush chain inet ${TABLE} input
 flush chain inet ${TABLE} forward
 flush chain inet ${TABLE} egress
 flush chain inet ${TABLE} deny
-add rule inet ${TABLE} prerouting iifname ${sandbox} meta l4proto { tcp, udp } th dport 53 fib daddr type local dnat ip to ip saddr map @resolver
+add rule inet ${TABLE} prerouting iifname ${sandbox} meta l4proto { tcp, udp } th dport 53 fib daddr type local dnat ip to ip saddr map @dns_target
 add rule inet ${TABLE} postrouting iifname ${sandbox} oifname != ${sandbox} masquerade
 add rule inet ${TABLE} input iifname ${sandbox} ct state established,related accept
+add rule inet ${TABLE} input iifname ${sandbox} ct status dnat meta l4proto { tcp, udp } accept
 add rule inet ${TABLE} input iifname ${sandbox} goto deny
 add rule inet ${TABLE} forward oifname ${sandbox} ct state established,related accept
+add rule inet ${TABLE} forward iifname ${sandbox} oifname ${sandbox} goto deny
 add rule inet ${TABLE} forward oifname ${sandbox} drop
 add rule inet ${TABLE} forward iifname ${sandbox} jump egress
 add rule inet ${TABLE} egress ct state established,related accept
@@ -128,6 +170,7 @@ add rule inet ${TABLE} egress ct status dnat meta l4proto { tcp, udp } th dport 
 add rule inet ${TABLE} egress ip daddr @blocked goto deny
 add rule inet ${TABLE} egress ip saddr @open accept
 add rule inet ${TABLE} egress ip saddr . ip daddr @allowed accept
+add rule inet ${TABLE} egress ip saddr . ip daddr . meta l4proto . th dport @allowed_ports accept
 add rule inet ${TABLE} egress goto deny
 add rule inet ${TABLE} deny limit rate 50/second burst 100 packets log prefix "${LOG_PREFIX}"
 add rule inet ${TABLE} deny drop
@@ -138,14 +181,34 @@ export interface EgressNetworkOptions {
   run: CommandRunner;
   /** Where each sandbox gets its /30 (a /14 holds every host id range). */
   subnet: string;
-  /** The resolver the sandboxes' DNS queries go to, and domain allowlists are resolved with. */
+  /** The resolver a pool without one of its own gets: its sandboxes' DNS and its allowlist's names. */
   dnsServer: string;
+  /** Hears each name an allowlisted sandbox asked for and was refused, with the sandbox's address. */
+  onRefusedName?: (address: string, name: string) => void;
+}
+
+/** What a sandbox's link needs beyond its addressing: its allowlist and its resolver. */
+export interface EgressPolicy {
+  allow: readonly string[];
+  /** The pool's resolver; the server's when absent. */
+  dnsServer?: string;
+}
+
+/** What {@link EgressNetwork.attach} set up, kept beside the sandbox to undo or restore it. */
+export interface EgressLink {
+  /** Rule elements added for the sandbox. */
+  elements: string[];
+  /** With an allowlist: the names its DNS answers and where it asks. */
+  dns?: DnsPolicy;
 }
 
 export class EgressNetwork {
   private prepared: Promise<void> | undefined;
+  private readonly dnsFilter: DnsFilter;
 
-  constructor(private readonly options: EgressNetworkOptions) {}
+  constructor(private readonly options: EgressNetworkOptions) {
+    this.dnsFilter = new DnsFilter(options.onRefusedName);
+  }
 
   /** Turns on forwarding and loads the table (idempotent; every server loads the same rules). */
   prepare(): Promise<void> {
@@ -159,41 +222,53 @@ export class EgressNetwork {
     return this.prepared;
   }
 
-  /** The addresses of domain names in an allowlist, asked of the pools' resolver. */
-  async resolve(allow: readonly string[]): Promise<string[]> {
+  /** The resolver for `policy`: the pool's, else the server's; refused when there is none. */
+  private resolverOf(policy: EgressPolicy): string {
+    const server = policy.dnsServer ?? this.options.dnsServer;
+    if (!isIPv4(server)) {
+      throw new AppError(
+        ErrorCode.SandboxStartFailed,
+        'no resolver for sandboxes with egress: set egressDnsServer, or the pool’s sessionNetworkConfiguration.dnsServer',
+      );
+    }
+    return server;
+  }
+
+  /** The address ranges of an allowlist, its domain names asked of `resolverAddress`. */
+  async resolve(allow: readonly string[], resolverAddress: string): Promise<AllowedRange[]> {
     const resolver = new Resolver({ timeout: 3000, tries: 2 });
-    resolver.setServers([this.options.dnsServer]);
-    const ranges: string[] = [];
-    for (const entry of allow) {
-      if (CIDR.test(entry)) {
-        ranges.push(entry.includes('/') ? entry : `${entry}/32`);
+    resolver.setServers([resolverAddress]);
+    const ranges: AllowedRange[] = [];
+    for (const text of allow) {
+      const entry = parseAllowEntry(text);
+      if (!entry) continue;
+      const limit = {
+        ...(entry.port !== undefined && { port: entry.port }),
+        ...(entry.protocol && { protocol: entry.protocol }),
+      };
+      if (CIDR.test(entry.target)) {
+        ranges.push({ range: entry.target.includes('/') ? entry.target : `${entry.target}/32`, ...limit });
         continue;
       }
-      const addresses = await resolver.resolve4(entry).catch((error: unknown) => {
+      const addresses = await resolver.resolve4(entry.target).catch((error: unknown) => {
         throw new AppError(
           ErrorCode.SandboxStartFailed,
-          `cannot resolve ${entry} of the egress allowlist: ${(error as Error).message}`,
+          `cannot resolve ${entry.target} of the egress allowlist: ${(error as Error).message}`,
         );
       });
-      ranges.push(...addresses.map((address) => `${address}/32`));
+      ranges.push(...addresses.map((address) => ({ range: `${address}/32`, ...limit })));
     }
     return ranges;
   }
 
   /**
-   * Gives the sandbox whose init is `pid` its link, routes and rules: `allow` empty means any public
-   * address, else only those ranges. Called before the sandbox's process starts. Returns the rule
-   * elements it added, which {@link detach} removes.
+   * Gives the sandbox whose init is `pid` its link, routes and rules: an empty allowlist means any
+   * public address, else only those ranges (and ports). Called before the sandbox's process starts.
    */
-  async attach(pid: number, at: SandboxAddressing, allow: readonly string[]): Promise<string[]> {
+  async attach(pid: number, at: SandboxAddressing, policy: EgressPolicy): Promise<EgressLink> {
     await this.prepare();
-    if (!isIPv4(this.options.dnsServer)) {
-      throw new AppError(
-        ErrorCode.SandboxStartFailed,
-        'no resolver for sandboxes with egress: set egressDnsServer',
-      );
-    }
-    const ranges = await this.resolve(allow);
+    const resolverAddress = this.resolverOf(policy);
+    const ranges = await this.resolve(policy.allow, resolverAddress);
     const { run } = this.options;
     const inside = (args: string[]) =>
       runChecked(run, 'nsenter', [`--net=/proc/${pid}/ns/net`, '--', 'ip', ...args]);
@@ -215,26 +290,74 @@ export class EgressNetwork {
     await inside(['addr', 'add', `${at.address}/30`, 'dev', 'eth0']);
     await inside(['link', 'set', 'eth0', 'up']);
     await inside(['route', 'add', 'default', 'via', at.gateway]);
-    const elements = [
-      `resolver { ${at.address} : ${this.options.dnsServer} }`,
-      ranges.length === 0
-        ? `open { ${at.address} }`
-        : `allowed { ${ranges.map((range) => `${at.address} . ${range}`).join(', ')} }`,
-    ];
-    await runChecked(run, 'nft', ['-f', '-'], {
+    const dns: DnsPolicy | undefined =
+      policy.allow.length > 0
+        ? { allowedNames: allowedNames(policy.allow), upstream: resolverAddress }
+        : undefined;
+    const elements = [await this.dnsElement(at, dns, resolverAddress), ...rangeElements(at, ranges)];
+    await this.addElements(elements);
+    return { elements, ...(dns && { dns }) };
+  }
+
+  /**
+   * Takes up a sandbox's link after a restart: its DNS goes to this server's filter now (the one
+   * that answered it went with the old process). Returns the link as it now stands.
+   */
+  async restore(at: SandboxAddressing, link: EgressLink): Promise<EgressLink> {
+    if (!link.dns) return link;
+    await this.prepare();
+    const stale = link.elements.filter((element) => element.startsWith('dns_target '));
+    for (const element of stale) await this.deleteElement(element);
+    const fresh = await this.dnsElement(at, link.dns, link.dns.upstream);
+    await this.addElements([fresh]);
+    return { ...link, elements: [fresh, ...link.elements.filter((element) => !stale.includes(element))] };
+  }
+
+  /** Where the sandbox's DNS goes: the filter (with an allowlist), else its resolver directly. */
+  private async dnsElement(
+    at: SandboxAddressing,
+    dns: DnsPolicy | undefined,
+    resolverAddress: string,
+  ): Promise<string> {
+    if (!dns) return `dns_target { ${at.address} : ${resolverAddress} . 53 }`;
+    const port = await this.dnsFilter.start();
+    this.dnsFilter.set(at.address, dns);
+    return `dns_target { ${at.address} : ${at.gateway} . ${port} }`;
+  }
+
+  private async addElements(elements: readonly string[]): Promise<void> {
+    await runChecked(this.options.run, 'nft', ['-f', '-'], {
       input: elements.map((element) => `add element inet ${TABLE} ${element}\n`).join(''),
     });
-    return elements;
+  }
+
+  private async deleteElement(element: string): Promise<void> {
+    await this.options.run('nft', ['-f', '-'], { input: `delete element inet ${TABLE} ${element}\n` });
   }
 
   /** Removes the sandbox's link and the rule elements {@link attach} added (idempotent). */
-  async detach(at: SandboxAddressing, elements: readonly string[]): Promise<void> {
-    const { run } = this.options;
-    await run('ip', ['link', 'del', at.hostInterface]);
-    for (const element of elements) {
-      await run('nft', ['-f', '-'], { input: `delete element inet ${TABLE} ${element}\n` });
-    }
+  async detach(at: SandboxAddressing, link: EgressLink): Promise<void> {
+    this.dnsFilter.delete(at.address);
+    await this.options.run('ip', ['link', 'del', at.hostInterface]);
+    for (const element of link.elements) await this.deleteElement(element);
   }
+}
+
+/** The set elements letting the sandbox at `at` reach `ranges`: every public address when none. */
+function rangeElements(at: SandboxAddressing, ranges: readonly AllowedRange[]): string[] {
+  if (ranges.length === 0) return [`open { ${at.address} }`];
+  const whole = ranges.filter((r) => r.port === undefined).map((r) => `${at.address} . ${r.range}`);
+  const ported = ranges.flatMap((r) =>
+    r.port === undefined
+      ? []
+      : (r.protocol ? [r.protocol] : ['tcp', 'udp']).map(
+          (protocol) => `${at.address} . ${r.range} . ${protocol} . ${String(r.port)}`,
+        ),
+  );
+  return [
+    ...(whole.length > 0 ? [`allowed { ${whole.join(', ')} }`] : []),
+    ...(ported.length > 0 ? [`allowed_ports { ${ported.join(', ')} }`] : []),
+  ];
 }
 
 /**

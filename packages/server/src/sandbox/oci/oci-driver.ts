@@ -12,7 +12,7 @@
  *   agent/         the sandbox's /run/sandpool, where the agent's socket lives
  *   exit/<id>      the exit status, written by conmon
  *   ports/         unix sockets bridged to TCP ports on the sandbox's loopback (see openPort)
- *   resolv.conf, egress.json   with egress: its resolver, and the rule elements to remove
+ *   resolv.conf, egress.json   with egress: its resolver, the rule elements to remove, its DNS policy
  *   init.pid, conmon.pid, conmon.log, console.log
  */
 
@@ -26,7 +26,13 @@ import { realpath } from 'node:fs/promises';
 import { ConfigError, type Config } from '../../config.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import { runChecked, runCommand, type CommandRunner } from '../command.js';
-import { DeniedWatcher, EgressNetwork, addressing, type SandboxAddressing } from '../network/egress.js';
+import {
+  DeniedWatcher,
+  EgressNetwork,
+  addressing,
+  type EgressLink,
+  type SandboxAddressing,
+} from '../network/egress.js';
 import type {
   DeniedConnection,
   ExitCause,
@@ -130,6 +136,13 @@ export function defaultRuntimes(runtimeStateDir: string): Record<RuntimeName, Ru
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What a sandbox's egress set up (`egress.json`); an older server wrote the rule elements alone. */
+async function readEgressLink(dir: string): Promise<EgressLink> {
+  const saved = JSON.parse(await readFile(join(dir, 'egress.json'), 'utf8').catch(() => '[]')) as
+    EgressLink | string[];
+  return Array.isArray(saved) ? { elements: saved } : saved;
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -186,6 +199,8 @@ export class OciDriver implements SandboxDriver {
   private readonly deniedListeners: ((sandboxId: string, attempt: DeniedConnection) => void)[] = [];
   /** Sandboxes with an egress link, by their host interface: whom a refused connection belongs to. */
   private readonly egressLinks = new Map<string, string>();
+  /** The same sandboxes by their address: whom a refused DNS question belongs to. */
+  private readonly egressAddresses = new Map<string, string>();
 
   static fromConfig(config: Config, run?: CommandRunner): OciDriver {
     return new OciDriver({
@@ -211,7 +226,11 @@ export class OciDriver implements SandboxDriver {
       );
     }
     this.run = options.run ?? runCommand;
-    this.network = new EgressNetwork({ run: this.run, ...options.egress });
+    this.network = new EgressNetwork({
+      run: this.run,
+      ...options.egress,
+      onRefusedName: (address, name) => this.refusedName(address, name),
+    });
     const profile = JSON.parse(readFileSync(options.seccompProfilePath, 'utf8')) as ContainersSeccompProfile;
     const [major = '0', minor = '0'] = release().split('.');
     const derived = toOciSeccomp(profile, {
@@ -247,7 +266,11 @@ export class OciDriver implements SandboxDriver {
       for (const record of records) {
         this.usedSlots.add(record.slot);
         if (record.egress && record.slot >= 0) {
-          this.egressLinks.set(this.addressing(record.slot).hostInterface, record.id);
+          const at = this.addressing(record.slot);
+          this.remember(record.id, at);
+          const dir = this.dir(record.id);
+          const link = await this.network.restore(at, await readEgressLink(dir));
+          await writeFile(join(dir, 'egress.json'), JSON.stringify(link));
         }
       }
       // Sandboxes with egress that outlived a restart are watched again.
@@ -393,9 +416,9 @@ export class OciDriver implements SandboxDriver {
       const pid = await this.readPid(spec.id, 'init.pid');
       if (pid === undefined) throw new Error('the runtime reported no init pid');
       await this.watchDenied();
-      this.egressLinks.set(link.hostInterface, spec.id);
-      const elements = await this.network.attach(pid, link, spec.egress.allow);
-      await writeFile(join(dir, 'egress.json'), JSON.stringify(elements));
+      this.remember(spec.id, link);
+      const attached = await this.network.attach(pid, link, spec.egress);
+      await writeFile(join(dir, 'egress.json'), JSON.stringify(attached));
     }
     await runChecked(this.run, runtime.path, [...runtime.args, 'start', spec.id]);
   }
@@ -403,6 +426,21 @@ export class OciDriver implements SandboxDriver {
   /** The sandbox's egress link: its /30 follows from its host id range, unique on the host. */
   private addressing(slot: number): SandboxAddressing {
     return addressing(this.options.egress.subnet, Math.floor(this.options.idBase / ID_RANGE_SIZE) + slot);
+  }
+
+  /** Notes whom the egress link at `at` belongs to. */
+  private remember(id: string, at: SandboxAddressing): void {
+    this.egressLinks.set(at.hostInterface, id);
+    this.egressAddresses.set(at.address, id);
+  }
+
+  /** A DNS question the filter refused, as a refused `dns` attempt (the pool folds a resolver's retries). */
+  private refusedName(address: string, name: string): void {
+    const id = this.egressAddresses.get(address);
+    if (id === undefined) return;
+    for (const listener of this.deniedListeners) {
+      listener(id, { destination: name, protocol: 'dns', port: 53, sourcePort: null });
+    }
   }
 
   onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void {
@@ -635,12 +673,10 @@ export class OciDriver implements SandboxDriver {
     if (conmon && isAlive(conmon)) process.kill(conmon, 'SIGKILL');
     if (runtime) await this.run(runtime.path, [...runtime.args, 'delete', '--force', id]);
     if (record.egress && record.slot !== undefined && record.slot >= 0) {
-      const elements = JSON.parse(
-        await readFile(join(dir, 'egress.json'), 'utf8').catch(() => '[]'),
-      ) as string[];
-      const link = this.addressing(record.slot);
-      await this.network.detach(link, elements);
-      this.egressLinks.delete(link.hostInterface);
+      const at = this.addressing(record.slot);
+      await this.network.detach(at, await readEgressLink(dir));
+      this.egressLinks.delete(at.hostInterface);
+      this.egressAddresses.delete(at.address);
     }
     const cgroupPath = this.cgroupPath(id);
     let left = await removeCgroups(this.cgroups!, cgroupPath);
