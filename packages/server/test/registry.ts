@@ -162,6 +162,10 @@ fi
   health: `#!/bin/sh
 if [ -f /tmp/sick ]; then printf 'Status: 500 Sick\\r\\n\\r\\nsick\\n'; else printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'; fi
 `,
+  slow: `#!/bin/sh
+sleep 1
+printf 'Content-Type: text/plain\\r\\n\\r\\nslow ok\\n'
+`,
   sicken: `#!/bin/sh
 touch /tmp/sick
 printf 'Content-Type: text/plain\\r\\n\\r\\nsick now\\n'

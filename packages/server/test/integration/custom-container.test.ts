@@ -401,6 +401,79 @@ describe('custom container pools', { skip: skipReason }, async () => {
     );
   });
 
+  it('tells a Contributor why a start failed, never the output of the command it chose', async () => {
+    const contributor = await server.request('POST', '/sandpool/apiKeys', {
+      body: { name: 'contributor', roles: [`Contributor:${armPath('leaky')}`] },
+    });
+    const key = contributor.json.key as string;
+    const body = customPool({
+      image: `${open.host}/team/app:1`,
+      command: ['/bin/sh', '-c', 'echo "leak:$SECRET_TOKEN"; exit 3'],
+      env: [{ name: 'SECRET_TOKEN', secretRef: 'token' }],
+    });
+    const created = await server.request('PUT', `${armPath('leaky')}?${MGMT}`, { key, body });
+    assert.equal(created.status, 201, created.text);
+    await until('the start to fail', async () => (await events('leaky', 'startFailed'))[0]);
+    const seenByContributor = [
+      (await server.request('GET', `${armPath('leaky')}?${MGMT}`, { key })).text,
+      (await server.request('GET', `${armPath('leaky')}/events?${MGMT}`, { key })).text,
+      (await server.request('GET', '/readyz', { key })).text,
+      (await server.request('GET', '/readyz', { key: null })).text,
+    ];
+    for (const text of seenByContributor) {
+      assert.ok(!text.includes('very-secret-token'), text);
+      // The command's own text says `leak:$SECRET_TOKEN`; its output would say `leak:` and more.
+      assert.ok(!/leak:[^$]/.test(text), text);
+    }
+    const pool = JSON.parse(seenByContributor[0]!) as { properties: { sessionStatus: any } };
+    assert.equal(
+      pool.properties.sessionStatus.lastStartError,
+      'container app exited with code 3 before it was ready',
+    );
+    const failures = `${poolPath('leaky')}/.management/startFailures`;
+    assert.equal((await server.request('GET', failures, { key })).status, 403);
+    const excerpt = await server.request('GET', failures);
+    assert.equal(excerpt.status, 200, excerpt.text);
+    assert.ok(!excerpt.text.includes('very-secret-token'), excerpt.text);
+    assert.ok(
+      excerpt.json.value[0].console.includes('leak:[secret token]'),
+      JSON.stringify(excerpt.json.value[0]),
+    );
+    assert.equal(excerpt.json.value[0].code, 'SandboxStartFailed');
+  });
+
+  it('survives sessions stopped while their liveness probes are in flight', async () => {
+    const body = customPool({
+      image: `${open.host}/team/app:1`,
+      max: 4,
+      ready: 2,
+      probes: [
+        {
+          type: 'Liveness',
+          httpGet: { path: '/cgi-bin/slow', port: 8080 },
+          periodSeconds: 1,
+          timeoutSeconds: 3,
+          failureThreshold: 3,
+        },
+      ],
+    });
+    assert.equal(await createPool(server, 'raced', body), 'Succeeded');
+    for (let round = 0; round < 12; round++) {
+      const identifier = `race-${round}`;
+      assert.equal((await proxied('raced', identifier, '/cgi-bin/echo')).status, 200);
+      // A probe (one second long) is in flight most of the time: stop now, at a random point in it.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 1000));
+      const stopped = await server.request(
+        'POST',
+        `${poolPath('raced')}/.management/stopSession?api-version=2025-10-02-preview&identifier=${identifier}`,
+      );
+      assert.equal(stopped.status, 200, stopped.text);
+      assert.equal((await server.request('GET', '/healthz', { key: null })).status, 200);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    assert.equal((await server.request('GET', '/healthz', { key: null })).status, 200, 'still up');
+  });
+
   it('fails the pool with a typed reason when the image cannot be pulled, and serves nothing half-pulled', async () => {
     const cases = [
       { name: 'noimage', body: customPool({ image: `${open.host}/team/absent:1` }), code: 'ImageNotFound' },

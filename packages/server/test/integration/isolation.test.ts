@@ -3,12 +3,13 @@
  * host's 127.0.0.1 (which a sandbox must not reach) and the sandbox's own.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import type { InterpreterSandbox } from '../../src/pool/interpreter-sandbox.js';
+import { runCommand } from '../../src/sandbox/command.js';
 import { skipReason, startPython, testDriver, value } from './harness.js';
 
 const MiB = 1024 * 1024;
@@ -128,6 +129,21 @@ describe('sandbox isolation (runc)', { skip: skipReason }, () => {
     );
     assert.equal(seen, '([], False, False)');
     assert.equal(await value(a, 'import os\nos.path.exists("/proc/1/root/var/lib/sandpool")'), false);
+  });
+
+  it('keeps a session’s files from every other account on the host', async () => {
+    await value(b, 'open("/mnt/data/private.txt", "w").write("b private")');
+    const dir = b.sandbox.dataDir;
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    const stranger = await runCommand('setpriv', [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      'cat',
+      join(dir, 'private.txt'),
+    ]);
+    assert.notEqual(stranger.code, 0, stranger.stdout);
+    assert.match(stranger.stderr, /Permission denied/);
   });
 
   it('has loopback only: no route out, no host services', async () => {

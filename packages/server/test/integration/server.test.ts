@@ -1,5 +1,7 @@
 /** The server end to end over HTTP, with real sandboxes: executions, files, sessions, pool limits. */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import {
@@ -193,7 +195,8 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
   });
 
   it('is ready, and its metrics show what happened: starts, a timeout, an out-of-memory end', async () => {
-    const ready = await server.request('GET', '/readyz', { key: null });
+    assert.deepEqual((await server.request('GET', '/readyz', { key: null })).json, { status: 'ready' });
+    const ready = await server.request('GET', '/readyz');
     assert.equal(ready.status, 200, ready.text);
     assert.ok(ready.json.checks.some((c: any) => c.name === 'runtime' && c.ok));
     const text = (await server.request('GET', '/metrics')).text;
@@ -284,7 +287,10 @@ describe('pool limits, updates and deletion with real sandboxes', { skip: skipRe
     assert.equal((await execute(server, 'small', 'b', 'kept')).json.result.executionResult, true);
   });
 
-  it('drains a deleted pool', async () => {
+  it('drains a deleted pool, and forgets its sessions with it', async () => {
+    const id = armPath('small').toLowerCase();
+    const live = await server.server.store.listSessions(id, ['ready', 'allocated']);
+    assert.ok(live.length > 0, 'the pool had sandboxes to drain');
     const deleted = await server.request('DELETE', `${armPath('small')}?${MGMT}`);
     assert.equal(deleted.status, 202);
     await waitFor(
@@ -293,12 +299,9 @@ describe('pool limits, updates and deletion with real sandboxes', { skip: skipRe
         (await server.request('GET', deleted.headers.get('location')!.slice(server.url.length))).status ===
         204,
     );
-    const left = await server.server.store.listSessions(armPath('small').toLowerCase(), [
-      'ready',
-      'allocated',
-    ]);
-    assert.deepEqual(left, []);
-    const ended = await server.server.store.listSessions(armPath('small').toLowerCase(), ['ended']);
-    assert.ok(ended.some((s) => s.endReason === 'poolDeleted'));
+    assert.deepEqual(await server.server.store.listSessions(id), [], 'its records went with it');
+    for (const session of live) {
+      assert.ok(!existsSync(join(server.config.paths.stateDir, session.id)), `sandbox ${session.id} is gone`);
+    }
   });
 });
