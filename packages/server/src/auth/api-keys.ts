@@ -21,7 +21,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest();
 export const looksLikeApiKey = (token: string) => token.startsWith('sp_');
 
 /** How often keys are read again from the store: the longest a revocation takes to reach this process. */
-export const KEY_REFRESH_MS = 5_000;
+const KEY_REFRESH_MS = 5_000;
 
 export class ApiKeys {
   private readonly cache = new Map<string, ApiKeyRow>();

@@ -36,17 +36,9 @@ const MAX_ERROR_MESSAGE_CHARS = 4096;
 const MAX_IMAGES = 16;
 const MAX_IMAGE_CHARS = 8 * 1024 * 1024;
 
-/**
- * The most one execution's stored record holds: stdout, stderr and the value each at most
- * outputStreamsMaxLength characters (1,000,000 at most), the error message 4 KiB, and images 8 MiB of
- * base64 in at most 16. The agent runs inside the sandbox and is not trusted to keep any of these.
- */
-export const EXECUTION_RECORD_BOUND = {
-  streamChars: MAX_OUTPUT_CHARS,
-  errorMessageChars: MAX_ERROR_MESSAGE_CHARS,
-  images: MAX_IMAGES,
-  imageChars: MAX_IMAGE_CHARS,
-} as const;
+// So one execution's stored record holds at most: stdout, stderr and the value each at
+// outputStreamsMaxLength characters (1,000,000 at most), the error message 4 KiB, and images 8 MiB of
+// base64 in at most 16. The agent runs inside the sandbox and is not trusted to keep any of these.
 
 export interface ExecutionRequest {
   /** Python code, or a command line for a Shell pool. */
