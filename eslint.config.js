@@ -1,8 +1,11 @@
 // Type-checked lint for the whole repo; `no-restricted-imports` holds the layer boundaries of
-// packages/server/src (api → pool → interpreter | sandbox → OS; store and observability are leaves).
+// packages/server/src (api → pool → interpreter | sandbox → OS; store and observability are leaves),
+// and `import-x/no-cycle` refuses any import cycle in the server's source.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
+import { importX } from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 const layer = (files, forbidden, why) => ({
   files,
@@ -45,6 +48,26 @@ export default tseslint.config(
     ['**/api/*', '**/oci/*'],
     'pool/ uses the SandboxDriver interface, never a runtime, and knows nothing of HTTP',
   ),
+  layer(
+    ['packages/server/src/store/**'],
+    ['**/api/*', '**/pool/*', '**/interpreter/*', '**/sandbox/*', '**/observability/*', '**/auth/*'],
+    'store/ is a leaf: everyone may call it, it calls no one',
+  ),
+  layer(
+    ['packages/server/src/observability/**'],
+    ['**/api/*', '**/pool/*', '**/interpreter/*', '**/sandbox/*', '**/auth/*'],
+    'observability/ is a leaf: everyone may call it, it calls no one (beyond the store’s row types)',
+  ),
+  {
+    files: ['packages/server/src/**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [createTypeScriptImportResolver()],
+    },
+    rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
+  },
   layer(
     ['packages/sdk/src/**'],
     ['node:*', '**/server/**'],

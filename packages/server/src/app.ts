@@ -39,6 +39,7 @@ import type { Config } from './config.js';
 import type { EventFeed } from './observability/event-feed.js';
 import type { Metrics } from './observability/metrics.js';
 import type { ConsoleLogArchive } from './pool/console-log.js';
+import type { Executions } from './pool/executions.js';
 import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
@@ -60,6 +61,8 @@ export interface AppDeps {
   logger: Logger;
   store: Store;
   pools: PoolService;
+  /** Runs and reads executions (the pool layer's use case). */
+  executions: Executions;
   authenticator: Authenticator;
   apiKeys: ApiKeys;
   tokens: Tokens;
@@ -222,11 +225,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   registerExecutionRoutes(app, {
     pools: deps.pools,
-    store: deps.store,
-    log: deps.logger,
-    now: deps.now,
+    executions: deps.executions,
     publicUrl: deps.publicUrl,
-    metrics: deps.metrics,
   });
   registerOperationsRoutes(app, {
     store: deps.store,

@@ -23,8 +23,10 @@ import { createLogger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ConsoleLogArchive } from './pool/console-log.js';
 import type { ImageSource } from './pool/container-image.js';
-import { HostLauncher, type SandboxLauncher } from './pool/launcher.js';
+import { HostLauncher } from './pool/launcher.js';
+import type { SandboxLauncher } from './pool/session-sandbox.js';
 import { poolId } from './arm-id.js';
+import { Executions } from './pool/executions.js';
 import { PoolService } from './pool/pool-service.js';
 import { pythonPoolSpec } from './pool/pool-spec.js';
 import { DEFAULT_RESOURCES } from './sandbox/driver.js';
@@ -87,30 +89,12 @@ function runtimeCheck(config: Config): () => Promise<void> {
   };
 }
 
-/** Records executions that were running when the previous server process died. */
-async function failInterruptedExecutions(store: Store, now: () => number): Promise<void> {
-  for (const row of await store.listExecutions({ status: 'Running' })) {
-    await store.putExecution({
-      ...row,
-      status: 'Failed',
-      outcome: {
-        ...row.outcome,
-        status: 'Failed',
-        error: {
-          code: 'ServerRestarted',
-          message: 'the server restarted while this execution ran; its result is lost',
-        },
-      },
-      endedAt: new Date(now()).toISOString(),
-    });
-  }
-}
-
 export async function startServer(config: Config, overrides: ServerOverrides = {}): Promise<RunningServer> {
   const now = overrides.now ?? Date.now;
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const store = await SqliteStore.open(config.paths.database);
-  await failInterruptedExecutions(store, now);
+  const executions = new Executions({ store, log: logger, now });
+  await executions.failInterrupted();
 
   const images = new ImagePuller({
     cacheDir: config.paths.imageCacheDir,
@@ -226,6 +210,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     logger,
     store,
     pools,
+    executions,
     authenticator: new Authenticator(apiKeys, tokens),
     apiKeys,
     tokens,

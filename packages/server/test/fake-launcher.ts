@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import type { ExecuteOptions, ExecutionOutcome } from '../src/interpreter/agent-client.js';
 import type { ImageSource } from '../src/pool/container-image.js';
-import type { EndState, SandboxLauncher, SessionSandbox, Upstream } from '../src/pool/launcher.js';
+import type { EndState, SandboxLauncher, SessionSandbox, Upstream } from '../src/pool/session-sandbox.js';
 import type { PoolSpec } from '../src/pool/pool-spec.js';
 import type { ResourceUsage } from '../src/sandbox/driver.js';
 import type { PulledImage, PullStage } from '../src/sandbox/image/image-puller.js';

@@ -11,7 +11,6 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 
 import { AppError, ErrorCode, HTTP_STATUS, type ErrorCode as Code } from '../errors.js';
-import { storeFailure } from '../store/store.js';
 
 interface WireError {
   status: number;
@@ -34,8 +33,7 @@ function fromFastify(error: FastifyError): WireError | undefined {
   return { status: HTTP_STATUS[code], code, message: error.message };
 }
 
-function toWireError(thrown: unknown): WireError {
-  const error = storeFailure(thrown) ?? thrown;
+function toWireError(error: unknown): WireError {
   if (error instanceof AppError) {
     return {
       status: error.status,

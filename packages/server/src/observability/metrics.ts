@@ -10,7 +10,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-import { Timeline } from './timeline.js';
+import { Timeline, type ExecutionStatus } from './timeline.js';
 
 /** What a scrape reads from each pool. */
 export interface PoolSnapshot {
@@ -40,8 +40,6 @@ const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 /** Idle times and lifetimes of sessions: seconds to hours, around the usual cooldowns. */
 const SESSION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14_400];
-
-export type ExecutionStatus = 'succeeded' | 'failed' | 'timeout' | 'lost';
 
 export class Metrics {
   readonly registry = new Registry();

@@ -5,10 +5,11 @@
  * the long history; this answers "what is happening now" without one, and is lost on restart.
  */
 
-import type { ExecutionStatus } from './metrics.js';
-
 /** Latency samples kept per minute; past this a reservoir keeps an even sample of them. */
 const SAMPLES_PER_BUCKET = 2048;
+
+/** How an execution ended, in the bounded words metrics and the timeline count it under. */
+export type ExecutionStatus = 'succeeded' | 'failed' | 'timeout' | 'lost';
 
 export interface TimelinePoint {
   /** Start of the minute. */

@@ -16,7 +16,7 @@ import type {
 } from '../sandbox/driver.js';
 import type { PulledImage } from '../sandbox/image/image-puller.js';
 import type { ConsoleLogArchive } from './console-log.js';
-import type { EndState } from './launcher.js';
+import type { EndState } from './session-sandbox.js';
 import type { ContainerTemplate, Probe } from './pool-spec.js';
 import { runProbe } from './probes.js';
 

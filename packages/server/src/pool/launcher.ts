@@ -1,66 +1,19 @@
 /**
  * @module pool/launcher
- * How a pool gets sandboxes: start one from the pool's template, reattach one that outlived a server
- * restart, or remove one by id. The pool manager sees only {@link SessionSandbox}; the interpreter
- * launcher backs it with a real sandbox and its agent, and unit tests back it with an in-memory fake.
+ * How a pool gets sandboxes on this host: start one from the pool's template, reattach one that
+ * outlived a server restart, or remove one by id. The pool manager sees only the interface in
+ * pool/session-sandbox; this launcher backs it with a real sandbox and its agent or container.
  */
 
 import { AppError, ErrorCode } from '../errors.js';
-import type { AgentClientOptions, ExecuteOptions, ExecutionOutcome } from '../interpreter/agent-client.js';
-import type {
-  DeniedConnection,
-  ResourceUsage,
-  Sandbox,
-  SandboxDriver,
-  SandboxResources,
-} from '../sandbox/driver.js';
+import type { AgentClientOptions } from '../interpreter/agent-client.js';
+import type { DeniedConnection, Sandbox, SandboxDriver, SandboxResources } from '../sandbox/driver.js';
 import type { ConsoleLogArchive } from './console-log.js';
 import { pinnedReference, registryCredentials, type ImageSource } from './container-image.js';
 import { CONTAINER_LABEL, ContainerSandbox } from './container-sandbox.js';
-import { InterpreterSandbox, type PythonImage, type SandboxEnd } from './interpreter-sandbox.js';
+import { InterpreterSandbox, type PythonImage } from './interpreter-sandbox.js';
 import type { PoolSpec } from './pool-spec.js';
-
-/** How a sandbox ended: as the driver saw it, or ended by Sandpool for failing its liveness probe. */
-export type EndState = SandboxEnd | { status: 'unhealthy'; message: string };
-
-/** How the session proxy reaches a custom container. */
-export interface Upstream {
-  /** Host unix socket bridged to the container's target port. */
-  socketPath: string;
-  targetPort: number;
-  /** Checks at once whether the container still runs, after its port refused a connection. */
-  confirmRunning(): Promise<boolean>;
-}
-
-export interface SessionSandbox {
-  readonly id: string;
-  /** Host path of the sandbox's `/mnt/data`. */
-  readonly dataDir: string;
-  readonly dataOwner: { uid: number; gid: number };
-  /** Host path of the console log (custom containers; the interpreter's agent keeps its own output). */
-  readonly consoleLogPath: string;
-  /** Set for custom containers: where the session proxy sends requests. */
-  readonly upstream: Upstream | undefined;
-  execute(options: ExecuteOptions): Promise<ExecutionOutcome>;
-  /** CPU and memory used so far; undefined once the sandbox is gone. */
-  usage(): Promise<ResourceUsage | undefined>;
-  /** How the sandbox ended, once the host knows it has. */
-  readonly endState: EndState | undefined;
-  /** Called once if the sandbox ends by itself. */
-  onEnd(listener: (state: EndState) => void): void;
-  destroy(): Promise<void>;
-  /** Lets go of the sandbox without ending it (server shutdown): it keeps running for the next start. */
-  release(): void;
-}
-
-export interface SandboxLauncher {
-  start(id: string, spec: PoolSpec): Promise<SessionSandbox>;
-  /** Every sandbox on the host: reattached if it lives, else how it ended (after a server restart). */
-  attachAll(): Promise<Map<string, SessionSandbox | EndState>>;
-  destroy(id: string): Promise<void>;
-  /** Hears each connection a sandbox with egress tried and the rules refused. */
-  onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void;
-}
+import type { EndState, SandboxLauncher, SessionSandbox } from './session-sandbox.js';
 
 export interface HostLauncherOptions {
   /** The code interpreter's image and how to talk to its agent. */

@@ -9,12 +9,13 @@
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
-import { storeFailure, type JsonObject, type PoolRow, type SessionRow, type Store } from '../store/store.js';
+import type { JsonObject, PoolRow, SessionRow, Store } from '../store/store.js';
 import type { DeniedConnection } from '../sandbox/driver.js';
-import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
+import type { EndState, SandboxLauncher, SessionSandbox } from './session-sandbox.js';
 import { expiredReason, sessionExpiry, startBackoffMs, warmTarget, type SessionTimes } from './policy.js';
 import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
+import type { ExecutionStatus } from '../observability/timeline.js';
 import {
   runnable,
   type ContainerTemplate,
@@ -282,19 +283,19 @@ export class PoolManager {
     options: { serialize: boolean },
   ): Promise<{ value: T; session: Session; allocation: Allocation }> {
     const { session, allocation } = await this.acquire(identifier);
+    const value = await this.useSession(session, () => work(session, allocation), options);
+    return { value, session, allocation };
+  }
+
+  /** Runs `work` on a session already acquired, as {@link withSession} does. */
+  async useSession<T>(session: Session, work: () => Promise<T>, options: { serialize: boolean }): Promise<T> {
     session.busy++;
     this.touch(session);
     try {
-      const run = () => work(session, allocation);
-      let value: T;
-      if (options.serialize) {
-        const result = session.queue.then(run, run);
-        session.queue = result.catch(() => undefined);
-        value = await result;
-      } else {
-        value = await run();
-      }
-      return { value, session, allocation };
+      if (!options.serialize) return await work();
+      const result = session.queue.then(work, work);
+      session.queue = result.catch(() => undefined);
+      return await result;
     } finally {
       session.busy--;
       this.touch(session);
@@ -303,6 +304,12 @@ export class PoolManager {
       const state = session.sandbox.endState;
       if (state) await this.end(session, reasonFor(state), endDetails(state));
     }
+  }
+
+  /** Counts an execution the session ran, for its usage record and the pool's metrics. */
+  executed(session: Session, status: ExecutionStatus, seconds: number): void {
+    session.executions++;
+    this.deps.metrics.recordExecution(this.metricLabel, this.interpreterType, status, seconds);
   }
 
   /** The identifier's session, allocated on first use; concurrent first requests share one. */
@@ -728,8 +735,7 @@ export class PoolManager {
           throw error;
         });
       }
-    } catch (thrown) {
-      const error = storeFailure(thrown) ?? thrown;
+    } catch (error) {
       this.failures++;
       this.lastStartError = (error as Error).message;
       this.startFailures.push({

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { poolId } from '../arm-id.js';
 import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, OperationKind, OperationRow, PoolRow, SessionRow, Store } from '../store/store.js';
-import type { EndState, SandboxLauncher, SessionSandbox } from './launcher.js';
+import type { EndState, SandboxLauncher, SessionSandbox } from './session-sandbox.js';
 import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
 import { registryCredentials, type ImageSource } from './container-image.js';

@@ -2,20 +2,61 @@
  * @module store/sqlite-connection
  * Node's built-in SQLite (`node:sqlite`) in the shape Kysely's SQLite dialect drives. Kysely asks
  * each statement whether it returns rows (`reader`); node:sqlite answers that with the statement's
- * result columns, and takes parameters spread rather than as one array.
+ * result columns, and takes parameters spread rather than as one array. Failures that are the
+ * host's state, not a bug (the file locked by another process past the busy timeout, its disk
+ * full), leave here as the store's own errors, so nothing above the store knows SQLite's codes.
  */
 
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 
 import type { SqliteDatabase, SqliteStatement } from 'kysely';
 
+import { AppError, ErrorCode } from '../errors.js';
+
+/** SQLite's primary result codes (the low byte of node:sqlite's `errcode`) that are the host's state. */
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+const SQLITE_FULL = 13;
+/** An extended code: a write the disk refused. */
+const SQLITE_IOERR_WRITE = 778;
+const ENOSPC = -28;
+
+/** The store's error for a driver failure that is the host's state; the failure itself otherwise. */
+function translated(error: unknown): unknown {
+  const errcode = (error as { errcode?: unknown }).errcode;
+  const primary = typeof errcode === 'number' ? errcode & 0xff : undefined;
+  if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED) {
+    return new AppError(ErrorCode.StoreBusy, 'The store is locked by another process; retry shortly.', {
+      cause: error,
+    });
+  }
+  if (
+    primary === SQLITE_FULL ||
+    errcode === SQLITE_IOERR_WRITE ||
+    (error as { errno?: unknown }).errno === ENOSPC
+  ) {
+    return new AppError(ErrorCode.ServerStorageFull, 'The disk holding the server’s store is full.', {
+      cause: error,
+    });
+  }
+  return error;
+}
+
+function guarded<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    throw translated(error);
+  }
+}
+
 function statement(prepared: StatementSync): SqliteStatement {
   const args = (parameters: ReadonlyArray<unknown>) => parameters as SQLInputValue[];
   return {
     reader: prepared.columns().length > 0,
-    all: (parameters) => prepared.all(...args(parameters)),
-    run: (parameters) => prepared.run(...args(parameters)),
-    iterate: (parameters) => prepared.iterate(...args(parameters)),
+    all: (parameters) => guarded(() => prepared.all(...args(parameters))),
+    run: (parameters) => guarded(() => prepared.run(...args(parameters))),
+    iterate: (parameters) => guarded(() => prepared.iterate(...args(parameters))),
   };
 }
 
@@ -26,7 +67,7 @@ export function openSqlite(path: string): { database: DatabaseSync; kysely: Sqli
     database,
     kysely: {
       close: () => database.close(),
-      prepare: (sql) => statement(database.prepare(sql)),
+      prepare: (sql) => guarded(() => statement(database.prepare(sql))),
     },
   };
 }

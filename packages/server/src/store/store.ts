@@ -4,10 +4,10 @@
  * sessions (ready sandboxes included, so a restarted server can reattach them), executions, lifecycle
  * events, API keys and server settings. The embedded implementation is SQLite ({@link SqliteStore});
  * a PostgreSQL one fills the same interface for several nodes. Rows carry plain JSON; the layers above
- * own its meaning.
+ * own its meaning. A failure that is the host's state, not a bug, leaves every implementation as
+ * the store's own error: `StoreBusy` (locked past its timeout, or failing over) or
+ * `ServerStorageFull`; callers never see a driver's codes.
  */
-
-import { AppError, ErrorCode } from '../errors.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
@@ -159,7 +159,7 @@ export interface ApiKeyRow {
   name: string;
   /** SHA-256 of the secret part, hex. */
   secretHash: string;
-  /** Role grants, e.g. `Contributor` or `SessionExecutor:mypool`. */
+  /** Role grants, e.g. `Contributor` or `SessionExecutor:/subscriptions/<guid>/resourceGroups/<group>`. */
   roles: string[];
   createdAt: string;
   revokedAt: string | null;
@@ -217,38 +217,4 @@ export interface Store {
   putSetting(key: string, value: string): Promise<void>;
 
   close(): Promise<void>;
-}
-
-/** SQLite's primary result codes that are the host's state (node:sqlite reports them as `errcode`). */
-const SQLITE_BUSY = 5;
-const SQLITE_LOCKED = 6;
-const SQLITE_FULL = 13;
-/** An extended code: a write the disk refused. */
-const SQLITE_IOERR_WRITE = 778;
-
-/**
- * The client-visible reason for a store failure that is the host's state, not a bug: the database
- * locked by another process past the busy timeout, or its disk full. Undefined for anything else.
- * Store implementations throw their driver's errors; node:sqlite's carry SQLite's (possibly
- * extended) result code in `errcode`, whose low byte is the primary code; a full disk may also
- * surface as ENOSPC.
- */
-export function storeFailure(error: unknown): AppError | undefined {
-  const errcode = (error as { errcode?: unknown }).errcode;
-  const primary = typeof errcode === 'number' ? errcode & 0xff : undefined;
-  if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED) {
-    return new AppError(ErrorCode.StoreBusy, 'The store is locked by another process; retry shortly.', {
-      cause: error,
-    });
-  }
-  if (
-    primary === SQLITE_FULL ||
-    errcode === SQLITE_IOERR_WRITE ||
-    (error as { errno?: unknown }).errno === -28
-  ) {
-    return new AppError(ErrorCode.ServerStorageFull, 'The disk holding the server’s store is full.', {
-      cause: error,
-    });
-  }
-  return undefined;
 }

@@ -7,12 +7,10 @@
 import { randomUUID } from 'node:crypto';
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../../errors.js';
-import type { Metrics } from '../../observability/metrics.js';
+import type { ExecutionRecord, Executions } from '../../pool/executions.js';
 import type { PoolService } from '../../pool/pool-service.js';
-import type { Store } from '../../store/store.js';
 import { field, isRecord, type JsonRecord } from '../wire.js';
 import { dataRoutes, legacyRoutes } from '../schemas/data.js';
 import {
@@ -21,8 +19,6 @@ import {
   preReleaseExecutionResource,
   operationIdFrom,
   parseExecutionRequest,
-  runExecution,
-  type ExecutionRecord,
 } from './executions.js';
 import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders } from './pool-endpoint.js';
 
@@ -30,11 +26,8 @@ export function registerExecutionRoutes(
   app: FastifyInstance,
   deps: {
     pools: PoolService;
-    store: Store;
-    log: Logger;
-    now: () => number;
+    executions: Executions;
     publicUrl: () => string;
-    metrics: Metrics;
   },
 ): void {
   app.post(`${POOL_ENDPOINT}/executions`, dataRoutes.execute, async (request, reply) => {
@@ -43,20 +36,14 @@ export function registerExecutionRoutes(
     const identifier = requireIdentifier(query.identifier);
     const executionRequest = parseExecutionRequest(request.body, manager.interpreterType);
     const operationId = operationIdFrom(request.headers['operation-id']);
-    const run = await runExecution(deps, manager, {
+    const run = await deps.executions.run(manager, {
       identifier,
       operationId,
       callerChoseId: request.headers['operation-id'] !== undefined,
       principal: request.principal.id,
       request: executionRequest,
     });
-    if (run.session && run.allocation) {
-      sessionHeaders(
-        reply,
-        { session: run.session, allocation: run.allocation },
-        { receivedAt, executionMs: run.executionMs },
-      );
-    }
+    if (run.reached) sessionHeaders(reply, run.reached, { receivedAt, executionMs: run.executionMs });
     const location = `${deps.publicUrl()}${request.url.split('?')[0] ?? ''}/${encodeURIComponent(operationId)}?api-version=${query['api-version'] ?? ''}&identifier=${encodeURIComponent(identifier)}`;
     request.log.info(
       {
@@ -97,18 +84,14 @@ export function registerExecutionRoutes(
         ...parseExecutionRequest(request.body, 'PythonLTS', codeField),
         executionType: 'Synchronous' as const,
       };
-      const run = await runExecution(deps, manager, {
+      const run = await deps.executions.run(manager, {
         identifier,
         operationId: randomUUID(),
         callerChoseId: false,
         principal: request.principal.id,
         request: executionRequest,
       });
-      sessionHeaders(
-        reply,
-        { session: run.session!, allocation: run.allocation! },
-        { receivedAt, executionMs: run.executionMs },
-      );
+      sessionHeaders(reply, run.reached!, { receivedAt, executionMs: run.executionMs });
       return reply.status(200).send(render(run.record));
     };
   app.post(
@@ -126,13 +109,13 @@ export function registerExecutionRoutes(
     const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
     const identifier = requireIdentifier(query.identifier);
     const { executionId } = request.params as { executionId: string };
-    const row = await deps.store.getExecution(manager.id, identifier, executionId);
-    if (!row) {
+    const record = await deps.executions.get(manager, identifier, executionId);
+    if (!record) {
       throw new AppError(
         ErrorCode.ExecutionNotFound,
         `No execution ${executionId} exists for this identifier in this pool.`,
       );
     }
-    return executionRendererFor(manager.interpreterType)(row.outcome as unknown as ExecutionRecord);
+    return executionRendererFor(manager.interpreterType)(record);
   });
 }

@@ -26,7 +26,7 @@ import type { RateLimits } from '../rate-limit.js';
 import { authorize, type Principal } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { Upstream } from '../../pool/launcher.js';
+import type { Upstream } from '../../pool/session-sandbox.js';
 import type { Allocation, PoolManager } from '../../pool/pool-manager.js';
 import { poolId } from '../../arm-id.js';
 import type { PoolService } from '../../pool/pool-service.js';

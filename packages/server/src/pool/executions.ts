@@ -1,0 +1,283 @@
+/**
+ * @module pool/executions
+ * Running code in a pool's sessions, the use case behind every execution route: idempotency by
+ * operation id (a retry with the same id gets the first run's record), serialized runs per
+ * session, the record bounded field by field and stored, the execution counted in the pool's
+ * metrics, async runs finished in the background, and runs a dead server left behind marked as lost.
+ * The API layer parses requests and renders records; it never touches a session.
+ */
+
+import { createHash } from 'node:crypto';
+
+import type { Logger } from 'pino';
+
+import { AppError, ErrorCode } from '../errors.js';
+import type { ExecutionOutcome, Language } from '../interpreter/agent-client.js';
+import type { ImageOutput } from '../interpreter/protocol.js';
+import type { ExecutionStatus } from '../observability/timeline.js';
+import type { ExecutionRow, JsonObject, Store } from '../store/store.js';
+import type { Allocation, PoolManager, Session } from './pool-manager.js';
+
+/** The most characters a stream or value is cut to, whatever the request asks. */
+export const MAX_OUTPUT_CHARS = 1_000_000;
+
+/** An error's message: the exception's name and text, never a stream's worth. */
+const MAX_ERROR_MESSAGE_CHARS = 4096;
+/** Images an execution may return, and their base64 text together. */
+const MAX_IMAGES = 16;
+const MAX_IMAGE_CHARS = 8 * 1024 * 1024;
+
+// So one execution's stored record holds at most: stdout, stderr and the value each at
+// outputStreamsMaxLength characters (1,000,000 at most), the error message 4 KiB, and images 8 MiB of
+// base64 in at most 16. The agent runs inside the sandbox and is not trusted to keep any of these.
+
+export interface ExecutionRequest {
+  /** Python code, or a command line for a Shell pool. */
+  code: string;
+  language: Language;
+  executionType: 'Synchronous' | 'Asynchronous';
+  timeoutSeconds: number;
+  outputStreamsMaxLength: number;
+}
+
+/** What an execution produced, independent of any API generation. */
+export interface ExecutionRecord {
+  id: string;
+  identifier: string;
+  executionType: 'Synchronous' | 'Asynchronous';
+  status: 'Running' | 'Succeeded' | 'Failed';
+  stdout: string;
+  stderr: string;
+  /** The value of the last expression. */
+  value: string | number | boolean | null;
+  images: ImageOutput[];
+  executionTimeInMilliseconds: number;
+  outputStreamsMaxLength: number;
+  error: { code: string; message: string } | null;
+  /** A shell command's exit status; null for Python, and for a command that was stopped or never started. */
+  exitCode: number | null;
+  /** The fields cut to their bound (`stdout`, `stderr`, `executionResult`, `error`, `images`); absent when none. */
+  truncated?: string[];
+}
+
+/** What a run returns: the record, and how its session was reached (absent for a replayed record). */
+export interface ExecutionRun {
+  record: ExecutionRecord;
+  reached: { session: Session; allocation: Allocation } | undefined;
+  /** Milliseconds spent running the code (sync runs). */
+  executionMs: number;
+}
+
+/** The record of what the agent answered, every field cut to its bound and the cut ones named. */
+function record(
+  base: Pick<ExecutionRecord, 'id' | 'identifier' | 'executionType' | 'outputStreamsMaxLength'>,
+  outcome: ExecutionOutcome,
+): ExecutionRecord {
+  const truncated: string[] = [];
+  const cut = (field: string, text: string, max: number, alreadyCut = false) => {
+    if (alreadyCut || text.length > max) truncated.push(field);
+    return text.length > max ? text.slice(0, max) : text;
+  };
+  const max = base.outputStreamsMaxLength;
+  let error: ExecutionRecord['error'] = null;
+  let stderr = outcome.stderr;
+  if (outcome.timedOut) {
+    error = {
+      code: 'ExecutionTimeout',
+      message: 'the execution ran past timeoutInSeconds and was interrupted',
+    };
+  } else if (outcome.error) {
+    const message = `${outcome.error.name}: ${outcome.error.message}`;
+    error = { code: 'ExecutionError', message: cut('error', message, MAX_ERROR_MESSAGE_CHARS) };
+    // Clients show stderr to users and models; the traceback belongs there, as in Jupyter.
+    stderr += outcome.error.traceback;
+  }
+  let imageChars = 0;
+  const images = outcome.images.filter((image, index) => {
+    imageChars += image.base64_data.length;
+    return index < MAX_IMAGES && imageChars <= MAX_IMAGE_CHARS;
+  });
+  if (images.length < outcome.images.length) truncated.push('images');
+  const value =
+    typeof outcome.result === 'string' ? cut('executionResult', outcome.result, max) : outcome.result;
+  return {
+    ...base,
+    status: outcome.status === 'succeeded' && !outcome.timedOut ? 'Succeeded' : 'Failed',
+    stdout: cut('stdout', outcome.stdout, max, outcome.stdoutTruncated),
+    stderr: cut('stderr', stderr, max, outcome.stderrTruncated),
+    value,
+    images,
+    executionTimeInMilliseconds: Math.round(outcome.durationMs),
+    error,
+    exitCode: outcome.exitCode ?? null,
+    ...(truncated.length > 0 && { truncated }),
+  };
+}
+
+/** The bounded status an execution counts under in the metrics. */
+function metricStatus(record: ExecutionRecord): ExecutionStatus {
+  if (record.error?.code === 'ExecutionTimeout') return 'timeout';
+  if (record.error?.code === ErrorCode.SessionLost) return 'lost';
+  return record.status === 'Succeeded' ? 'succeeded' : 'failed';
+}
+
+/** The record of a run that never got an answer from its session. */
+function failed(
+  base: Pick<ExecutionRecord, 'id' | 'identifier' | 'executionType' | 'outputStreamsMaxLength'>,
+  error: { code: string; message: string },
+  executionTimeInMilliseconds = 0,
+): ExecutionRecord {
+  return {
+    ...base,
+    status: 'Failed',
+    stdout: '',
+    stderr: '',
+    value: null,
+    images: [],
+    executionTimeInMilliseconds,
+    error,
+    exitCode: null,
+  };
+}
+
+export class Executions {
+  constructor(private readonly deps: { store: Store; log: Logger; now: () => number }) {}
+
+  /**
+   * Runs an execution and stores it. Sync runs resolve with the final record; async runs acquire
+   * their session, resolve at once with a `Running` record, and store the final one when the run
+   * ends.
+   */
+  async run(
+    manager: PoolManager,
+    input: {
+      identifier: string;
+      operationId: string;
+      /** The client sent the id (operation-id), so a retry may repeat it. */
+      callerChoseId: boolean;
+      principal: string;
+      request: ExecutionRequest;
+    },
+  ): Promise<ExecutionRun> {
+    const { identifier, operationId, request } = input;
+    if (input.callerChoseId) {
+      const existing = await this.deps.store.getExecution(manager.id, identifier, operationId);
+      // A retried request with the same operation-id gets the first run's record, not a second run.
+      if (existing) {
+        return { record: existing.outcome as unknown as ExecutionRecord, reached: undefined, executionMs: 0 };
+      }
+    }
+    const base = {
+      id: operationId,
+      identifier,
+      executionType: request.executionType,
+      outputStreamsMaxLength: request.outputStreamsMaxLength,
+    };
+    const row: ExecutionRow = {
+      id: operationId,
+      poolId: manager.id,
+      identifier,
+      sessionId: '',
+      status: 'Running',
+      principal: input.principal,
+      codeBytes: Buffer.byteLength(request.code),
+      codeSha256: createHash('sha256').update(request.code).digest('hex'),
+      outcome: {},
+      createdAt: new Date(this.deps.now()).toISOString(),
+      endedAt: null,
+    };
+    // A run that ends after its pool was deleted has nowhere to go: the pool's records are gone.
+    const save = async (final: ExecutionRecord, sessionId: string) => {
+      if (manager.isForgotten) return;
+      await this.deps.store.putExecution({
+        ...row,
+        sessionId,
+        status: final.status,
+        outcome: final as unknown as JsonObject,
+        endedAt: final.status === 'Running' ? null : new Date(this.deps.now()).toISOString(),
+      });
+    };
+
+    // Allocation errors (pool full, bad identifier) belong to the request, so they surface here.
+    const reached = await manager.acquire(identifier);
+    const { session } = reached;
+    const execute = async () => {
+      const started = performance.now();
+      const final = await manager.useSession(
+        session,
+        async () => {
+          try {
+            const outcome = await session.sandbox.execute({
+              code: request.code,
+              language: request.language,
+              timeoutMs: request.timeoutSeconds * 1000,
+              maxOutputChars: request.outputStreamsMaxLength,
+            });
+            return record(base, outcome);
+          } catch (error) {
+            if (!(error instanceof AppError) || error.code !== ErrorCode.SessionLost) throw error;
+            return failed(
+              base,
+              { code: ErrorCode.SessionLost, message: error.message },
+              Math.round(performance.now() - started),
+            );
+          }
+        },
+        { serialize: true },
+      );
+      const executionMs = performance.now() - started;
+      manager.executed(session, metricStatus(final), executionMs / 1000);
+      await save(final, session.sandbox.id);
+      return { final, executionMs };
+    };
+
+    if (request.executionType === 'Synchronous') {
+      const { final, executionMs } = await execute();
+      return { record: final, reached, executionMs };
+    }
+    const running: ExecutionRecord = {
+      ...base,
+      status: 'Running',
+      stdout: '',
+      stderr: '',
+      value: null,
+      images: [],
+      executionTimeInMilliseconds: 0,
+      error: null,
+      exitCode: null,
+    };
+    await save(running, session.sandbox.id);
+    execute().catch(async (error: unknown) => {
+      this.deps.log.error({ err: error, operationId }, 'async execution failed');
+      const message = error instanceof Error ? error.message : String(error);
+      const code = error instanceof AppError ? error.code : 'InternalServerError';
+      await save(failed(base, { code, message }), session.sandbox.id).catch(() => undefined);
+    });
+    return { record: running, reached, executionMs: 0 };
+  }
+
+  /** The stored record of an execution of the identifier in the pool, if there is one. */
+  async get(manager: PoolManager, identifier: string, id: string): Promise<ExecutionRecord | undefined> {
+    const row = await this.deps.store.getExecution(manager.id, identifier, id);
+    return row && (row.outcome as unknown as ExecutionRecord);
+  }
+
+  /** Marks the executions that were running when the previous server process died as lost. */
+  async failInterrupted(): Promise<void> {
+    for (const row of await this.deps.store.listExecutions({ status: 'Running' })) {
+      await this.deps.store.putExecution({
+        ...row,
+        status: 'Failed',
+        outcome: {
+          ...row.outcome,
+          status: 'Failed',
+          error: {
+            code: 'ServerRestarted',
+            message: 'the server restarted while this execution ran; its result is lost',
+          },
+        },
+        endedAt: new Date(this.deps.now()).toISOString(),
+      });
+    }
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * @module pool/session-sandbox
+ * What the pool sees of a sandbox and of whoever starts them: {@link SessionSandbox} (run code,
+ * reach its port, read its use, hear its end) and {@link SandboxLauncher}. The host launcher backs
+ * them with real sandboxes; unit tests with an in-memory fake.
+ */
+
+import type { ExecuteOptions, ExecutionOutcome } from '../interpreter/agent-client.js';
+import type { DeniedConnection, ResourceUsage } from '../sandbox/driver.js';
+import type { SandboxEnd } from './interpreter-sandbox.js';
+import type { PoolSpec } from './pool-spec.js';
+
+/** How a sandbox ended: as the driver saw it, or ended by Sandpool for failing its liveness probe. */
+export type EndState = SandboxEnd | { status: 'unhealthy'; message: string };
+
+/** How the session proxy reaches a custom container. */
+export interface Upstream {
+  /** Host unix socket bridged to the container's target port. */
+  socketPath: string;
+  targetPort: number;
+  /** Checks at once whether the container still runs, after its port refused a connection. */
+  confirmRunning(): Promise<boolean>;
+}
+
+export interface SessionSandbox {
+  readonly id: string;
+  /** Host path of the sandbox's `/mnt/data`. */
+  readonly dataDir: string;
+  readonly dataOwner: { uid: number; gid: number };
+  /** Host path of the console log (custom containers; the interpreter's agent keeps its own output). */
+  readonly consoleLogPath: string;
+  /** Set for custom containers: where the session proxy sends requests. */
+  readonly upstream: Upstream | undefined;
+  execute(options: ExecuteOptions): Promise<ExecutionOutcome>;
+  /** CPU and memory used so far; undefined once the sandbox is gone. */
+  usage(): Promise<ResourceUsage | undefined>;
+  /** How the sandbox ended, once the host knows it has. */
+  readonly endState: EndState | undefined;
+  /** Called once if the sandbox ends by itself. */
+  onEnd(listener: (state: EndState) => void): void;
+  destroy(): Promise<void>;
+  /** Lets go of the sandbox without ending it (server shutdown): it keeps running for the next start. */
+  release(): void;
+}
+
+export interface SandboxLauncher {
+  start(id: string, spec: PoolSpec): Promise<SessionSandbox>;
+  /** Every sandbox on the host: reattached if it lives, else how it ended (after a server restart). */
+  attachAll(): Promise<Map<string, SessionSandbox | EndState>>;
+  destroy(id: string): Promise<void>;
+  /** Hears each connection a sandbox with egress tried and the rules refused. */
+  onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void;
+}
