@@ -3,6 +3,7 @@
  * prints a Markdown table and keeps it in bench/results/. Run as root after scripts/setup.sh:
  *
  *   node --import tsx bench/server.bench.ts [--sequential 60] [--rounds 10] [--warm 1000] [--seconds 10]
+ *     [--jupyter 10] [--sessions 100]
  *
  * - new identifier → first result of `print(1)`, warm pool, one client at a time and 16 at once;
  * - `print(1)` on an existing session;
@@ -32,10 +33,11 @@ const { values: args } = parseArgs({
     warm: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '10' },
     jupyter: { type: 'string', default: '10' },
+    sessions: { type: 'string', default: '100' },
   },
 });
 const CONCURRENT = 16;
-const LOAD_SESSIONS = 100;
+const LOAD_SESSIONS = Number(args.sessions);
 const LOAD_CLIENTS = 32;
 const KEY = `sp_0123456789ab_${'B'.repeat(43)}`;
 const SUBSCRIPTION = '00000000-0000-0000-0000-0000000be4c4';

@@ -76,7 +76,11 @@ export class FakeSandbox implements SessionSandbox {
     for (const listener of this.listeners.splice(0)) listener(state);
   }
 
+  /** The server let go of it (shutdown) without ending it. */
+  released = false;
+
   release(): void {
+    this.released = true;
     this.listeners.length = 0;
   }
 

@@ -153,6 +153,10 @@ export class PoolManager {
   private readonly startFailures: StartFailure[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private draining = false;
+  /** The server is stopping: nothing new starts, and what is running is kept for the next start. */
+  private detaching = false;
+  /** Store writes nobody awaits (events, usage): a stopping server waits for them before the store closes. */
+  private readonly writes = new Set<Promise<unknown>>();
   /** The pool is deleted: nothing more is recorded for it (its records are gone with it). */
   private forgotten = false;
   private warmWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
@@ -629,11 +633,23 @@ export class PoolManager {
     return this.forgotten;
   }
 
-  /** Stops background work and lets go of every sandbox without ending it, for a server shutting down. */
-  detach(): void {
-    this.draining = true;
+  /**
+   * Stops background work and lets go of every sandbox without ending it, for a server shutting
+   * down: starts under way finish and are recorded as ready (the next start takes them up), and the
+   * writes in flight land before the store closes.
+   */
+  async detach(): Promise<void> {
+    this.detaching = true;
     clearTimeout(this.retryTimer);
+    await Promise.allSettled([...this.starts]);
     for (const { sandbox } of [...this.ready, ...this.sessions.values()]) sandbox.release();
+    await Promise.allSettled([...this.writes]);
+  }
+
+  /** Keeps a write nobody awaits in view until it lands. */
+  private track(write: Promise<unknown>): void {
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
   }
 
   /** Resolves once the warm set reaches its target; rejects when the latest start failed or the next one fails. */
@@ -652,7 +668,7 @@ export class PoolManager {
 
   /** Starts sandboxes until the warm set (with those starting) reaches its target. */
   refill(): void {
-    if (this.draining || this.retryTimer) return;
+    if (this.draining || this.detaching || this.retryTimer) return;
     const target = warmTarget(this.spec, this.sessions.size + this.allocating.size);
     if (this.ready.length >= target) {
       for (const waiter of this.warmWaiters.splice(0)) waiter.resolve();
@@ -675,7 +691,7 @@ export class PoolManager {
     measured: { cpuSeconds: number; executions: number } = { cpuSeconds: 0, executions: 0 },
   ): void {
     const seconds = Math.max(0, endedAtMs - Date.parse(startedAt)) / 1000;
-    this.deps.store
+    const write = this.deps.store
       .appendUsage({
         kind,
         poolId: this.pool.id,
@@ -690,6 +706,7 @@ export class PoolManager {
         executions: measured.executions,
       })
       .catch((error: unknown) => this.deps.log.error({ err: error, kind }, 'usage not recorded'));
+    this.track(write);
   }
 
   /** Starts a sandbox from the pool's template, timing it (and counting it when it fails). */
@@ -753,7 +770,7 @@ export class PoolManager {
         details: { message: this.lastStartError, retryInMs, consecutiveFailures: this.failures },
       });
       for (const waiter of this.warmWaiters.splice(0)) waiter.reject(error as Error);
-      if (!this.draining && !this.retryTimer) {
+      if (!this.draining && !this.detaching && !this.retryTimer) {
         this.retryTimer = setTimeout(() => {
           this.retryTimer = undefined;
           this.refill();
@@ -789,9 +806,11 @@ export class PoolManager {
       details: fields.details ?? null,
       at: new Date(this.deps.now()).toISOString(),
     };
-    this.deps.store
-      .appendEvent(event)
-      .then((seq) => this.deps.feed.publish({ ...event, seq }))
-      .catch((error: unknown) => this.deps.log.error({ err: error, type }, 'event not stored'));
+    this.track(
+      this.deps.store
+        .appendEvent(event)
+        .then((seq) => this.deps.feed.publish({ ...event, seq }))
+        .catch((error: unknown) => this.deps.log.error({ err: error, type }, 'event not stored')),
+    );
   }
 }

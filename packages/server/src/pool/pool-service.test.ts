@@ -58,6 +58,33 @@ describe('PoolService and PoolManager', () => {
     assert.equal((await store.listSessions(ID, ['ready'])).length, 2);
   });
 
+  it('stops gracefully: starts under way finish and are recorded, writes land, before the store closes', async () => {
+    const { store, launcher, service, manager } = await setup();
+    let release: () => void = () => undefined;
+    launcher.gate = () =>
+      new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    // Taking a ready sandbox starts a replacement, held at the gate.
+    await manager.acquire('user-1');
+    assert.equal(manager.status().starting, 1);
+    const errors: string[] = [];
+    const stopped = service.stop().catch((error: unknown) => errors.push(String(error)));
+    release();
+    await stopped;
+    assert.deepEqual(errors, []);
+    assert.equal((await store.listSessions(ID, ['ready'])).length, 2, 'the replacement was recorded');
+    assert.equal((await store.listSessions(ID, ['allocated'])).length, 1);
+    const events = (await store.listEvents(ID, { limit: 100 })).map((event) => event.type);
+    assert.equal(events.filter((type) => type === 'ready').length, 3, 'its ready event landed too');
+    await store.close();
+    assert.equal(launcher.live().length, 3, 'every sandbox keeps running for the next start');
+    assert.ok(
+      launcher.live().every((sandbox) => sandbox.released),
+      'and was let go',
+    );
+  });
+
   it('gives concurrent first requests for one identifier one session', async () => {
     const { manager, launcher } = await setup();
     const [a, b] = await Promise.all([manager.acquire('user-1'), manager.acquire('user-1')]);

@@ -128,12 +128,15 @@ export class PoolService {
     });
   }
 
-  /** Stops background work and waits for running operations; sandboxes keep running for the next start. */
+  /**
+   * Stops background work and waits for running operations, starts under way and writes in flight,
+   * so the store closes with nothing lost; sandboxes keep running for the next start.
+   */
   async stop(): Promise<void> {
     clearInterval(this.reaper);
     await Promise.allSettled(this.running.values());
     await this.reap();
-    for (const manager of this.managers.values()) manager.detach();
+    await Promise.all([...this.managers.values()].map((manager) => manager.detach()));
   }
 
   async reap(): Promise<void> {
