@@ -51,5 +51,7 @@ main().catch((error: unknown) => {
     return;
   }
   console.error(error);
-  process.exitCode = 1;
+  // A start that failed halfway may hold connections open (agents it was reattaching): a server that
+  // cannot serve ends here rather than linger without listening.
+  process.exit(1);
 });

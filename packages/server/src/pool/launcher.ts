@@ -105,7 +105,13 @@ export class HostLauncher implements SandboxLauncher {
     const found = new Map<string, SessionSandbox | EndState>();
     await Promise.all(
       (await this.driver.list()).map(async (sandbox) => {
-        const state = await this.driver.inspect(sandbox.id);
+        // A sandbox half made or half removed when the last server died can vanish between the
+        // listing and the look: then it is not on the host.
+        const state = await this.driver.inspect(sandbox.id).catch((error: unknown) => {
+          if (error instanceof AppError && error.code === ErrorCode.SandboxNotFound) return undefined;
+          throw error;
+        });
+        if (state === undefined) return;
         if (state.status !== 'running') {
           found.set(sandbox.id, state);
           return;
