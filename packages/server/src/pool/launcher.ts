@@ -105,13 +105,13 @@ export class HostLauncher implements SandboxLauncher {
     const found = new Map<string, SessionSandbox | EndState>();
     await Promise.all(
       (await this.driver.list()).map(async (sandbox) => {
-        // A sandbox half made or half removed when the last server died can vanish between the
-        // listing and the look: then it is not on the host.
-        const state = await this.driver.inspect(sandbox.id).catch((error: unknown) => {
-          if (error instanceof AppError && error.code === ErrorCode.SandboxNotFound) return undefined;
+        // A create that died before writing its record leaves a directory the driver lists but
+        // cannot inspect: it never ran, and reporting it ended lets the caller remove what is left.
+        const state = await this.driver.inspect(sandbox.id).catch((error: unknown): EndState => {
+          if (error instanceof AppError && error.code === ErrorCode.SandboxNotFound)
+            return { status: 'unknown' };
           throw error;
         });
-        if (state === undefined) return;
         if (state.status !== 'running') {
           found.set(sandbox.id, state);
           return;
