@@ -56,11 +56,12 @@ export class ApiKeys {
    * key this process has never seen (made by another process moments ago) costs a store read.
    */
   async isActive(id: string): Promise<boolean> {
-    const key = await this.lookup(id);
+    const key = await this.get(id);
     return key !== undefined && key.revokedAt === null;
   }
 
-  private async lookup(id: string): Promise<ApiKeyRow | undefined> {
+  /** The key with this id, from memory (the store only for one this process has not seen). */
+  async get(id: string): Promise<ApiKeyRow | undefined> {
     const cached = this.cache.get(id);
     if (cached) return cached;
     const stored = await this.store.getApiKey(id);
@@ -127,7 +128,7 @@ export class ApiKeys {
     );
     if (!match) throw rejected;
     const id = match[1]!;
-    const key = await this.lookup(id);
+    const key = await this.get(id);
     const expected = Buffer.from(key?.secretHash ?? '0'.repeat(64), 'hex');
     const matches = timingSafeEqual(expected, sha256(match[2]!));
     if (!key || !matches || key.revokedAt !== null) throw rejected;

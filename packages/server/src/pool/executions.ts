@@ -121,15 +121,16 @@ function metricStatus(record: ExecutionRecord): ExecutionStatus {
   return record.status === 'Succeeded' ? 'succeeded' : 'failed';
 }
 
-/** The record of a run that never got an answer from its session. */
-function failed(
+/** A record with no answer from the session in it: a run still under way, or one that never got one. */
+function withoutOutput(
   base: Pick<ExecutionRecord, 'id' | 'identifier' | 'executionType' | 'outputStreamsMaxLength'>,
-  error: { code: string; message: string },
+  status: 'Running' | 'Failed',
+  error: ExecutionRecord['error'],
   executionTimeInMilliseconds = 0,
 ): ExecutionRecord {
   return {
     ...base,
-    status: 'Failed',
+    status,
     stdout: '',
     stderr: '',
     value: null,
@@ -161,11 +162,9 @@ export class Executions {
   ): Promise<ExecutionRun> {
     const { identifier, operationId, request } = input;
     if (input.callerChoseId) {
-      const existing = await this.deps.store.getExecution(manager.id, identifier, operationId);
+      const existing = await this.get(manager, identifier, operationId);
       // A retried request with the same operation-id gets the first run's record, not a second run.
-      if (existing) {
-        return { record: existing.outcome as unknown as ExecutionRecord, reached: undefined, executionMs: 0 };
-      }
+      if (existing) return { record: existing, reached: undefined, executionMs: 0 };
     }
     const base = {
       id: operationId,
@@ -216,8 +215,9 @@ export class Executions {
             return record(base, outcome);
           } catch (error) {
             if (!(error instanceof AppError) || error.code !== ErrorCode.SessionLost) throw error;
-            return failed(
+            return withoutOutput(
               base,
+              'Failed',
               { code: ErrorCode.SessionLost, message: error.message },
               Math.round(performance.now() - started),
             );
@@ -235,23 +235,13 @@ export class Executions {
       const { final, executionMs } = await execute();
       return { record: final, reached, executionMs };
     }
-    const running: ExecutionRecord = {
-      ...base,
-      status: 'Running',
-      stdout: '',
-      stderr: '',
-      value: null,
-      images: [],
-      executionTimeInMilliseconds: 0,
-      error: null,
-      exitCode: null,
-    };
+    const running = withoutOutput(base, 'Running', null);
     await save(running, session.sandbox.id);
     execute().catch(async (error: unknown) => {
       this.deps.log.error({ err: error, operationId }, 'async execution failed');
       const message = error instanceof Error ? error.message : String(error);
       const code = error instanceof AppError ? error.code : 'InternalServerError';
-      await save(failed(base, { code, message }), session.sandbox.id).catch(() => undefined);
+      await save(withoutOutput(base, 'Failed', { code, message }), session.sandbox.id).catch(() => undefined);
     });
     return { record: running, reached, executionMs: 0 };
   }

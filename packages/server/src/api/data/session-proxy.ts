@@ -299,6 +299,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
       (session, allocation) =>
         new Promise<void>((resolve, reject) => {
           const upstream = session.sandbox.upstream!;
+          const previous = Object.entries(previousSessionHeaders(allocation)).flat();
           const outbound = httpRequest({
             socketPath: upstream.socketPath,
             method: req.method,
@@ -310,7 +311,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
             socket.write(
               rawHead(`101 ${answer.statusMessage ?? 'Switching Protocols'}`, [
                 ...answer.rawHeaders,
-                ...Object.entries(previousSessionHeaders(allocation)).flat(),
+                ...previous,
               ]),
             );
             if (upstreamHead.length > 0) socket.write(upstreamHead);
@@ -333,7 +334,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
             socket.write(
               rawHead(`${String(answer.statusCode)} ${answer.statusMessage ?? ''}`, [
                 ...answer.rawHeaders,
-                ...Object.entries(previousSessionHeaders(allocation)).flat(),
+                ...previous,
               ]),
             );
             answer.pipe(socket);

@@ -89,7 +89,7 @@ export function registerAccessRoutes(
 
   app.delete('/sandpool/apiKeys/:id', accessRoutes.revokeKey, async (request) => {
     const { id } = request.params as { id: string };
-    const key = (await deps.apiKeys.list()).find((candidate) => candidate.id === id);
+    const key = await deps.apiKeys.get(id);
     // A key the caller may not manage is one it cannot tell from one that does not exist.
     if (!key || !managesKey(request.principal, parseGrants(key.roles))) {
       throw new AppError(ErrorCode.ApiKeyNotFound, `no API key with id ${id}`);

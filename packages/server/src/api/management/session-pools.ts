@@ -42,9 +42,13 @@ const POOLS =
   '/subscriptions/:subscription/resourceGroups/:resourceGroup/providers/Microsoft.App/sessionPools';
 const OPERATIONS = '/subscriptions/:subscription/providers/Microsoft.App/locations/:location';
 
+/** The ARM id of the pool the route's parameters name. */
+export const poolIdOf = (params: PoolParams) =>
+  poolId(params.subscription, params.resourceGroup, params.name);
+
 /** The pool the route's parameters name, or ARM's ResourceNotFound. */
 export async function loadPool(pools: PoolService, params: PoolParams): Promise<PoolRow> {
-  const pool = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
+  const pool = await pools.getPool(poolIdOf(params));
   if (!pool) {
     throw new AppError(
       ErrorCode.ResourceNotFound,
@@ -124,11 +128,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   app.get(`${POOLS}/:name`, poolRoutes.get, async (request) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
-    authorize(
-      request.principal,
-      'pools/read',
-      poolId(params.subscription, params.resourceGroup, params.name),
-    );
+    authorize(request.principal, 'pools/read', poolIdOf(params));
     return render(await loadPool(pools, params), apiVersion);
   });
 
@@ -136,12 +136,8 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
     validatePoolName(params.name);
-    authorize(
-      request.principal,
-      'pools/write',
-      poolId(params.subscription, params.resourceGroup, params.name),
-    );
-    const current = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
+    authorize(request.principal, 'pools/write', poolIdOf(params));
+    const current = await pools.getPool(poolIdOf(params));
     const definition = parsePoolResource(
       toCurrentShape(request.body),
       params,
@@ -159,11 +155,7 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   app.patch(`${POOLS}/:name`, poolRoutes.update, async (request, reply) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
-    authorize(
-      request.principal,
-      'pools/write',
-      poolId(params.subscription, params.resourceGroup, params.name),
-    );
+    authorize(request.principal, 'pools/write', poolIdOf(params));
     const current = await loadPool(pools, params);
     const patch = request.body;
     if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
@@ -186,12 +178,8 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   app.delete(`${POOLS}/:name`, poolRoutes.delete, async (request, reply) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
-    authorize(
-      request.principal,
-      'pools/write',
-      poolId(params.subscription, params.resourceGroup, params.name),
-    );
-    const pool = await pools.getPool(poolId(params.subscription, params.resourceGroup, params.name));
+    authorize(request.principal, 'pools/write', poolIdOf(params));
+    const pool = await pools.getPool(poolIdOf(params));
     if (!pool) return reply.status(204).send();
     const operation = (await pools.delete(pool.id))!;
     return accepted(reply, pool, operation, apiVersion).send();

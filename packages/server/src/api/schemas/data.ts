@@ -50,6 +50,14 @@ export const ExecutionRequest = Type.Object(
 );
 
 /** A code-interpreter pool's `SessionCodeExecutionResource`. */
+/** Which fields of a result were cut to their bound; absent when none was. */
+const Truncated = Type.Optional(
+  Type.Array(Type.String(), {
+    description:
+      'Fields cut to their bound: `stdout`, `stderr` and `executionResult` at outputStreamsMaxLength, `error` at 4 KiB, `images` at 16 or 8 MiB.',
+  }),
+);
+
 export const Execution = Type.Object(
   {
     id: Type.String(),
@@ -67,12 +75,7 @@ export const Execution = Type.Object(
         executionTimeInMilliseconds: Type.Integer(),
         outputStreamsMaxLength: Type.Integer(),
         images: Type.Array(Image),
-        truncated: Type.Optional(
-          Type.Array(Type.String(), {
-            description:
-              'Fields cut to their bound: `stdout`, `stderr` and `executionResult` at outputStreamsMaxLength, `error` at 4 KiB, `images` at 16 or 8 MiB.',
-          }),
-        ),
+        truncated: Truncated,
       }),
     ]),
     error: Type.Optional(ExecutionError),
@@ -97,12 +100,7 @@ export const ShellExecution = Type.Object(
         exitCode: Type.Integer(),
         executionTimeInMilliseconds: Type.Integer(),
         outputStreamsMaxLength: Type.Integer(),
-        truncated: Type.Optional(
-          Type.Array(Type.String(), {
-            description:
-              'Fields cut to their bound: `stdout`, `stderr` and `executionResult` at outputStreamsMaxLength, `error` at 4 KiB, `images` at 16 or 8 MiB.',
-          }),
-        ),
+        truncated: Truncated,
       }),
     ]),
     error: Type.Optional(ExecutionError),
