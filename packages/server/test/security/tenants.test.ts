@@ -164,6 +164,26 @@ describe('tenants and credentials as adversaries', async () => {
     assert.equal(bare.json.error.target, 'roles');
   });
 
+  it('serves a pool’s start failures to its Session Executors only', async () => {
+    const path = (group = RESOURCE_GROUP) => `${poolPath('alpha', group)}/.management/startFailures`;
+    const { id, key: executor } = await newKey(server, [`SessionExecutor:${armPath('alpha')}`]);
+    const { key: contributor } = await newKey(server, [`Contributor:${armPath('alpha')}`]);
+    const { key: elsewhere } = await newKey(server, [`SessionExecutor:${armPath('beta')}`]);
+    const answer = await server.request('GET', path(), { key: executor });
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(answer.json, { value: [] });
+    assert.equal((await server.request('GET', path(), { key: contributor })).status, 403, 'wrong role');
+    assert.equal((await server.request('GET', path(), { key: elsewhere })).status, 403, 'another pool');
+    assert.equal(
+      (await server.request('GET', path(OTHER_GROUP), { key: executor })).status,
+      403,
+      'another group',
+    );
+    assert.equal((await server.request('GET', path(), { key: null })).status, 401, 'no credential');
+    assert.equal((await server.request('DELETE', `/sandpool/apiKeys/${id}`)).status, 200);
+    assert.equal((await server.request('GET', path(), { key: executor })).status, 401, 'revoked');
+  });
+
   it('subscription and resource group segments follow Azure’s rules, before anything is created', async () => {
     const body = interpreterPool({ max: 1, ready: 0 });
     const cases: [string, string, string][] = [
