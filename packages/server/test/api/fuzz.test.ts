@@ -255,7 +255,14 @@ describe('API fuzzing: never a 5xx, always a stable error code', async () => {
       [
         'a wrong type for a field',
         fc
-          .oneof(fc.integer(), fc.boolean(), fc.array(fc.string()), fc.object())
+          .oneof(
+            fc.integer(),
+            fc.boolean(),
+            fc.array(fc.string()),
+            // A `__proto__` or `constructor` key is another class: the JSON parser refuses the whole
+            // body (InvalidRequestContent) before any field is read.
+            fc.object({ key: fc.string().filter((key) => key !== '__proto__' && key !== 'constructor') }),
+          )
           .map((code) => () => server.request('POST', at('executions'), { body: { code } })),
         400,
         'InvalidParameter',
