@@ -189,7 +189,7 @@ async function proxyOverhead(): Promise<{ direct: number[]; proxied: number[] }>
     await get(proxiedOptions); // allocates the session
     const session = server.pools.manager(id)!.getSession('bench')!;
     const directOptions: RequestOptions = {
-      socketPath: session.sandbox.upstream!.socketPath,
+      socketPath: session.instance.upstream!.socketPath,
       path: '/index.html',
       agent: new Agent({ keepAlive: true, maxSockets: 1 }),
     };

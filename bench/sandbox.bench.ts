@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 
 import { fmt, machine, summary, writeReport } from './report.js';
 
-import { InterpreterSandbox } from '../packages/server/src/pool/interpreter-sandbox.js';
+import { InterpreterInstance } from '../packages/server/src/pool/interpreter-instance.js';
 import { DEFAULT_RESOURCES, type RuntimeName } from '../packages/server/src/sandbox/driver.js';
 import { OciDriver } from '../packages/server/src/sandbox/oci/oci-driver.js';
 import {
@@ -52,8 +52,8 @@ function start(
   label: string,
   cpu = DEFAULT_RESOURCES.cpu,
   runtime: RuntimeName = 'runc',
-): Promise<InterpreterSandbox> {
-  return InterpreterSandbox.start(driver, {
+): Promise<InterpreterInstance> {
+  return InterpreterInstance.start(driver, {
     id: nextId(label),
     runtime,
     image,
@@ -136,7 +136,7 @@ function sandboxPssMiB(id: string): number {
 }
 
 async function idleMemory(): Promise<{ idle: number[]; pandas: number[] }> {
-  const sessions: InterpreterSandbox[] = [];
+  const sessions: InterpreterInstance[] = [];
   for (let i = 0; i < IDLE_SANDBOXES; i += 4) {
     sessions.push(
       ...(await Promise.all(Array.from({ length: Math.min(4, IDLE_SANDBOXES - i) }, () => start('idle')))),

@@ -155,7 +155,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     authenticator: deps.authenticator,
     credentials: deps.credentials,
     rateLimits,
-    metrics: deps.metrics,
     log: deps.logger,
     poolFullStatus: deps.config.poolFullStatus,
     scheme: deps.https ? 'https' : 'http',
@@ -167,12 +166,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (clientId !== null) void reply.header('x-ms-client-request-id', clientId);
   });
   app.addHook('onResponse', async (request, reply) => {
-    deps.metrics.httpRequestSeconds.observe(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? 'unmatched',
-        status: String(reply.statusCode),
-      },
+    deps.metrics.recordHttpRequest(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode },
       reply.elapsedTime / 1000,
     );
     request.log.info(

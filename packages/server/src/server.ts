@@ -24,7 +24,7 @@ import { Metrics } from './observability/metrics.js';
 import { ConsoleLogArchive } from './pool/console-log.js';
 import type { ImageSource } from './pool/container-image.js';
 import { HostLauncher } from './pool/launcher.js';
-import type { SandboxLauncher } from './pool/session-sandbox.js';
+import type { InstanceLauncher } from './pool/instance.js';
 import { poolId } from './arm-id.js';
 import { Executions } from './pool/executions.js';
 import { PoolService } from './pool/pool-service.js';
@@ -52,7 +52,7 @@ export interface RunningServer {
 export interface ServerOverrides {
   logger?: Logger;
   now?: () => number;
-  launcher?: SandboxLauncher;
+  launcher?: InstanceLauncher;
   /** Where custom container images come from (a fake beside a fake launcher). */
   images?: ImageSource;
   /** Checks every JSON response against its documented schema and reports mismatches (tests). */

@@ -1,5 +1,5 @@
 /**
- * An in-memory {@link SandboxLauncher} for unit tests of the pool layer: sandboxes start at once (or
+ * An in-memory {@link InstanceLauncher} for unit tests of the pool layer: sandboxes start at once (or
  * fail, when told to), run "code" by calling a test-supplied function, and can be made to die.
  */
 
@@ -7,14 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import type { ExecuteOptions, ExecutionOutcome } from '../src/interpreter/agent-client.js';
+import type { AgentRequest, AgentResult } from '../src/interpreter/agent-client.js';
 import type { ImageSource } from '../src/pool/container-image.js';
-import type { EndState, SandboxLauncher, SessionSandbox, Upstream } from '../src/pool/session-sandbox.js';
+import type { EndState, InstanceLauncher, Instance, Upstream } from '../src/pool/instance.js';
 import type { PoolSpec } from '../src/pool/pool-spec.js';
 import type { ResourceUsage } from '../src/sandbox/driver.js';
 import type { PulledImage, PullStage } from '../src/sandbox/image/image-puller.js';
 
-export class FakeSandbox implements SessionSandbox {
+export class FakeSandbox implements Instance {
   readonly dataDir: string;
   readonly dataOwner = { uid: process.getuid!(), gid: process.getgid!() };
   readonly consoleLogPath: string;
@@ -29,13 +29,13 @@ export class FakeSandbox implements SessionSandbox {
     readonly id: string,
     readonly spec: PoolSpec,
     private readonly run: (code: string) => Promise<string>,
-    private readonly answer: (code: string) => Partial<ExecutionOutcome>,
+    private readonly answer: (code: string) => Partial<AgentResult>,
   ) {
     this.dataDir = mkdtempSync(join(tmpdir(), `sandpool-fake-${id}-`));
     this.consoleLogPath = join(this.dataDir, 'console.log');
   }
 
-  async execute(options: ExecuteOptions): Promise<ExecutionOutcome> {
+  async execute(options: AgentRequest): Promise<AgentResult> {
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     try {
@@ -94,7 +94,7 @@ export class FakeSandbox implements SessionSandbox {
 
 export const FAKE_USAGE: ResourceUsage = { cpuSeconds: 0.25, memoryBytes: 1 << 20, peakMemoryBytes: 2 << 20 };
 
-export class FakeLauncher implements SandboxLauncher {
+export class FakeLauncher implements InstanceLauncher {
   readonly sandboxes = new Map<string, FakeSandbox>();
   starts = 0;
   /** When set, starts reject with it. */
@@ -103,9 +103,9 @@ export class FakeLauncher implements SandboxLauncher {
   gate: () => Promise<void> = () => Promise.resolve();
   run: (code: string) => Promise<string> = (code) => Promise.resolve(code);
   /** Fields of the agent's reply to replace, as a hostile agent would (tests of the host's bounds). */
-  answer: (code: string) => Partial<ExecutionOutcome> = () => ({});
+  answer: (code: string) => Partial<AgentResult> = () => ({});
 
-  async start(id: string, spec: PoolSpec): Promise<SessionSandbox> {
+  async start(id: string, spec: PoolSpec): Promise<Instance> {
     this.starts++;
     await this.gate();
     if (this.failWith) throw this.failWith;
@@ -119,7 +119,7 @@ export class FakeLauncher implements SandboxLauncher {
     return sandbox;
   }
 
-  attachAll(): Promise<Map<string, SessionSandbox | EndState>> {
+  attachAll(): Promise<Map<string, Instance | EndState>> {
     return Promise.resolve(new Map(this.live().map((sandbox) => [sandbox.id, sandbox])));
   }
 

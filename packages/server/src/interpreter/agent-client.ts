@@ -16,7 +16,7 @@ import {
   parseHello,
   type AgentHello,
   type AgentReply,
-  type ExecutionReply,
+  type RunReply,
   type PingReply,
 } from './protocol.js';
 
@@ -34,7 +34,7 @@ export interface AgentControl {
 /** `python` runs in the interpreter's persistent namespace; `bash` and `sh` run one command line. */
 export type Language = 'python' | 'bash' | 'sh';
 
-export interface ExecuteOptions {
+export interface AgentRequest {
   code: string;
   /** Default `python`. */
   language?: Language;
@@ -44,7 +44,7 @@ export interface ExecuteOptions {
   maxOutputChars: number;
 }
 
-export interface ExecutionOutcome extends ExecutionReply {
+export interface AgentResult extends RunReply {
   /** The time limit ran out and the code was interrupted. */
   timedOut: boolean;
 }
@@ -285,7 +285,7 @@ export class AgentClient {
     });
   }
 
-  execute(options: ExecuteOptions): Promise<ExecutionOutcome> {
+  execute(options: AgentRequest): Promise<AgentResult> {
     return this.serialized(async () => {
       const language = options.language ?? 'python';
       const { reply } = this.send(

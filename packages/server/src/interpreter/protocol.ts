@@ -20,13 +20,13 @@ export interface ImageOutput {
   base64_data: string;
 }
 
-export interface ExecutionError {
+export interface CodeError {
   name: string;
   message: string;
   traceback: string;
 }
 
-export interface ExecutionReply {
+export interface RunReply {
   id: number;
   ok: true;
   status: 'succeeded' | 'failed';
@@ -38,7 +38,7 @@ export interface ExecutionReply {
   /** The value of the last expression: a JSON primitive, or the repr of anything else. */
   result: string | number | boolean | null;
   images: ImageOutput[];
-  error: ExecutionError | null;
+  error: CodeError | null;
   /** A `shell` command's exit status (null when it was interrupted or did not start); absent for Python. */
   exitCode?: number | null;
   durationMs: number;
@@ -56,7 +56,7 @@ export interface FailureReply {
   error: { code: string; message: string };
 }
 
-export type AgentReply = ExecutionReply | PingReply | FailureReply;
+export type AgentReply = RunReply | PingReply | FailureReply;
 
 export class MalformedMessageError extends Error {}
 
@@ -75,7 +75,7 @@ function isImage(value: unknown): value is ImageOutput {
   );
 }
 
-function isExecutionError(value: unknown): value is ExecutionError {
+function isCodeError(value: unknown): value is CodeError {
   return (
     isObject(value) &&
     typeof value.name === 'string' &&
@@ -84,7 +84,7 @@ function isExecutionError(value: unknown): value is ExecutionError {
   );
 }
 
-function isExecutionReply(m: Json): boolean {
+function isRunReply(m: Json): boolean {
   return (
     (m.status === 'succeeded' || m.status === 'failed') &&
     typeof m.interrupted === 'boolean' &&
@@ -95,7 +95,7 @@ function isExecutionReply(m: Json): boolean {
     (m.result === null || ['string', 'number', 'boolean'].includes(typeof m.result)) &&
     Array.isArray(m.images) &&
     m.images.every(isImage) &&
-    (m.error === null || isExecutionError(m.error)) &&
+    (m.error === null || isCodeError(m.error)) &&
     (m.exitCode === undefined || m.exitCode === null || Number.isInteger(m.exitCode)) &&
     typeof m.durationMs === 'number'
   );
@@ -141,6 +141,6 @@ export function parseAgentMessage(line: string): AgentReply {
     return message as unknown as FailureReply;
   }
   if (typeof message.executions === 'number') return message as unknown as PingReply;
-  if (isExecutionReply(message)) return message as unknown as ExecutionReply;
+  if (isRunReply(message)) return message as unknown as RunReply;
   throw new MalformedMessageError('agent reply has an unknown shape');
 }

@@ -10,7 +10,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-import { Timeline, type ExecutionStatus } from './timeline.js';
+import { Timeline, type ExecutionEnd } from './timeline.js';
 
 /** What a scrape reads from each pool. */
 export interface PoolSnapshot {
@@ -43,20 +43,20 @@ const SESSION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly allocationSeconds: Histogram<'pool' | 'launch'>;
-  readonly sandboxStartSeconds: Histogram<'pool'>;
-  readonly sandboxStartFailures: Counter<'pool'>;
-  readonly sessionEnds: Counter<'pool' | 'reason'>;
-  readonly poolFullRejections: Counter<'pool'>;
-  readonly executions: Counter<'pool' | 'container_type' | 'status'>;
-  readonly executionSeconds: Histogram<'pool' | 'status'>;
-  readonly httpRequestSeconds: Histogram<'method' | 'route' | 'status'>;
-  readonly sessionIdleSeconds: Histogram<'pool'>;
-  readonly sessionLifetimeSeconds: Histogram<'pool'>;
-  readonly sessionCpuSeconds: Counter<'pool'>;
-  readonly proxyRequests: Counter<'pool' | 'outcome'>;
-  readonly proxyResponseSeconds: Histogram<'pool'>;
-  readonly proxyUpgrades: Counter<'pool' | 'outcome'>;
+  private readonly allocationSeconds: Histogram<'pool' | 'launch'>;
+  private readonly sandboxStartSeconds: Histogram<'pool'>;
+  private readonly sandboxStartFailures: Counter<'pool'>;
+  private readonly sessionEnds: Counter<'pool' | 'reason'>;
+  private readonly poolFullRejections: Counter<'pool'>;
+  private readonly executions: Counter<'pool' | 'container_type' | 'status'>;
+  private readonly executionSeconds: Histogram<'pool' | 'status'>;
+  private readonly httpRequestSeconds: Histogram<'method' | 'route' | 'status'>;
+  private readonly sessionIdleSeconds: Histogram<'pool'>;
+  private readonly sessionLifetimeSeconds: Histogram<'pool'>;
+  private readonly sessionCpuSeconds: Counter<'pool'>;
+  private readonly proxyRequests: Counter<'pool' | 'outcome'>;
+  private readonly proxyResponseSeconds: Histogram<'pool'>;
+  private readonly proxyUpgrades: Counter<'pool' | 'outcome'>;
   readonly timeline: Timeline;
 
   constructor(now: () => number = Date.now) {
@@ -161,7 +161,7 @@ export class Metrics {
     this.timeline.recordAllocation(pool, warm, seconds * 1000);
   }
 
-  recordExecution(pool: string, containerType: string, status: ExecutionStatus, seconds: number): void {
+  recordExecution(pool: string, containerType: string, status: ExecutionEnd, seconds: number): void {
     this.executions.inc({ pool, container_type: containerType, status });
     this.executionSeconds.observe({ pool, status }, seconds);
     this.timeline.recordExecution(pool, status);
@@ -188,6 +188,23 @@ export class Metrics {
   recordSessionEnd(pool: string, reason: string): void {
     this.sessionEnds.inc({ pool, reason });
     this.timeline.recordEnd(pool, reason);
+  }
+
+  recordHttpRequest(request: { method: string; route: string; status: number }, seconds: number): void {
+    this.httpRequestSeconds.observe(
+      { method: request.method, route: request.route, status: String(request.status) },
+      seconds,
+    );
+  }
+
+  /** A request proxied to a custom container: how it ended, and how long its answer took to start. */
+  recordProxyRequest(pool: string, outcome: string, responseSeconds: number | undefined): void {
+    this.proxyRequests.inc({ pool, outcome });
+    if (responseSeconds !== undefined) this.proxyResponseSeconds.observe({ pool }, responseSeconds);
+  }
+
+  recordProxyUpgrade(pool: string, outcome: 'switched' | 'refused' | 'unreachable'): void {
+    this.proxyUpgrades.inc({ pool, outcome });
   }
 
   recordPoolFull(pool: string): void {

@@ -9,7 +9,7 @@
 const SAMPLES_PER_BUCKET = 2048;
 
 /** How an execution ended, in the bounded words metrics and the timeline count it under. */
-export type ExecutionStatus = 'succeeded' | 'failed' | 'timeout' | 'lost';
+export type ExecutionEnd = 'succeeded' | 'failed' | 'timeout' | 'lost';
 
 export interface TimelinePoint {
   /** Start of the minute. */
@@ -19,7 +19,7 @@ export interface TimelinePoint {
   coldAllocations: number;
   allocationP50Ms: number | null;
   allocationP99Ms: number | null;
-  executions: Record<ExecutionStatus, number>;
+  executions: Record<ExecutionEnd, number>;
   ends: Record<string, number>;
   poolFullRejections: number;
 }
@@ -29,7 +29,7 @@ interface Bucket {
   allocations: number;
   coldAllocations: number;
   latencies: number[];
-  executions: Record<ExecutionStatus, number>;
+  executions: Record<ExecutionEnd, number>;
   ends: Record<string, number>;
   poolFullRejections: number;
 }
@@ -72,7 +72,7 @@ export class Timeline {
     }
   }
 
-  recordExecution(pool: string, status: ExecutionStatus): void {
+  recordExecution(pool: string, status: ExecutionEnd): void {
     this.current(pool).executions[status] += 1;
   }
 

@@ -12,11 +12,12 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
-import type { ExecutionOutcome, Language } from '../interpreter/agent-client.js';
+import type { AgentResult, Language } from '../interpreter/agent-client.js';
 import type { ImageOutput } from '../interpreter/protocol.js';
-import type { ExecutionStatus } from '../observability/timeline.js';
+import type { ExecutionEnd } from '../observability/timeline.js';
 import type { ExecutionRow, JsonObject, Store } from '../store/store.js';
-import type { Allocation, PoolManager, Session } from './pool-manager.js';
+import type { PoolManager } from './pool-manager.js';
+import type { Allocation, Session } from './sessions.js';
 
 /** The most characters a stream or value is cut to, whatever the request asks. */
 export const MAX_OUTPUT_CHARS = 1_000_000;
@@ -41,7 +42,7 @@ export interface ExecutionRequest {
 }
 
 /** What an execution produced, independent of any API generation. */
-export interface ExecutionRecord {
+export interface ExecutionResult {
   id: string;
   identifier: string;
   executionType: 'Synchronous' | 'Asynchronous';
@@ -62,7 +63,7 @@ export interface ExecutionRecord {
 
 /** What a run returns: the record, and how its session was reached (absent for a replayed record). */
 export interface ExecutionRun {
-  record: ExecutionRecord;
+  record: ExecutionResult;
   reached: { session: Session; allocation: Allocation } | undefined;
   /** Milliseconds spent running the code (sync runs). */
   executionMs: number;
@@ -70,16 +71,16 @@ export interface ExecutionRun {
 
 /** The record of what the agent answered, every field cut to its bound and the cut ones named. */
 function record(
-  base: Pick<ExecutionRecord, 'id' | 'identifier' | 'executionType' | 'outputStreamsMaxLength'>,
-  outcome: ExecutionOutcome,
-): ExecutionRecord {
+  base: Pick<ExecutionResult, 'id' | 'identifier' | 'executionType' | 'outputStreamsMaxLength'>,
+  outcome: AgentResult,
+): ExecutionResult {
   const truncated: string[] = [];
   const cut = (field: string, text: string, max: number, alreadyCut = false) => {
     if (alreadyCut || text.length > max) truncated.push(field);
     return text.length > max ? text.slice(0, max) : text;
   };
   const max = base.outputStreamsMaxLength;
-  let error: ExecutionRecord['error'] = null;
+  let error: ExecutionResult['error'] = null;
   let stderr = outcome.stderr;
   if (outcome.timedOut) {
     error = {
@@ -115,7 +116,7 @@ function record(
 }
 
 /** The bounded status an execution counts under in the metrics. */
-function metricStatus(record: ExecutionRecord): ExecutionStatus {
+function metricStatus(record: ExecutionResult): ExecutionEnd {
   if (record.error?.code === 'ExecutionTimeout') return 'timeout';
   if (record.error?.code === ErrorCode.SessionLost) return 'lost';
   return record.status === 'Succeeded' ? 'succeeded' : 'failed';
@@ -123,11 +124,11 @@ function metricStatus(record: ExecutionRecord): ExecutionStatus {
 
 /** A record with no answer from the session in it: a run still under way, or one that never got one. */
 function withoutOutput(
-  base: Pick<ExecutionRecord, 'id' | 'identifier' | 'executionType' | 'outputStreamsMaxLength'>,
+  base: Pick<ExecutionResult, 'id' | 'identifier' | 'executionType' | 'outputStreamsMaxLength'>,
   status: 'Running' | 'Failed',
-  error: ExecutionRecord['error'],
+  error: ExecutionResult['error'],
   executionTimeInMilliseconds = 0,
-): ExecutionRecord {
+): ExecutionResult {
   return {
     ...base,
     status,
@@ -186,7 +187,7 @@ export class Executions {
       endedAt: null,
     };
     // A run that ends after its pool was deleted has nowhere to go: the pool's records are gone.
-    const save = async (final: ExecutionRecord, sessionId: string) => {
+    const save = async (final: ExecutionResult, sessionId: string) => {
       if (manager.isForgotten) return;
       await this.deps.store.putExecution({
         ...row,
@@ -206,7 +207,7 @@ export class Executions {
         session,
         async () => {
           try {
-            const outcome = await session.sandbox.execute({
+            const outcome = await session.instance.execute({
               code: request.code,
               language: request.language,
               timeoutMs: request.timeoutSeconds * 1000,
@@ -227,7 +228,7 @@ export class Executions {
       );
       const executionMs = performance.now() - started;
       manager.executed(session, metricStatus(final), executionMs / 1000);
-      await save(final, session.sandbox.id);
+      await save(final, session.id);
       return { final, executionMs };
     };
 
@@ -236,20 +237,22 @@ export class Executions {
       return { record: final, reached, executionMs };
     }
     const running = withoutOutput(base, 'Running', null);
-    await save(running, session.sandbox.id);
+    await save(running, session.id);
     execute().catch(async (error: unknown) => {
       this.deps.log.error({ err: error, operationId }, 'async execution failed');
       const message = error instanceof Error ? error.message : String(error);
       const code = error instanceof AppError ? error.code : 'InternalServerError';
-      await save(withoutOutput(base, 'Failed', { code, message }), session.sandbox.id).catch(() => undefined);
+      await save(withoutOutput(base, 'Failed', { code, message }), session.id).catch(
+        () => undefined,
+      );
     });
     return { record: running, reached, executionMs: 0 };
   }
 
   /** The stored record of an execution of the identifier in the pool, if there is one. */
-  async get(manager: PoolManager, identifier: string, id: string): Promise<ExecutionRecord | undefined> {
+  async get(manager: PoolManager, identifier: string, id: string): Promise<ExecutionResult | undefined> {
     const row = await this.deps.store.getExecution(manager.id, identifier, id);
-    return row && (row.outcome as unknown as ExecutionRecord);
+    return row && (row.outcome as unknown as ExecutionResult);
   }
 
   /** Marks the executions that were running when the previous server process died as lost. */

@@ -2,7 +2,7 @@
  * @module pool/launcher
  * How a pool gets sandboxes on this host: start one from the pool's template, reattach one that
  * outlived a server restart, or remove one by id. The pool manager sees only the interface in
- * pool/session-sandbox; this launcher backs it with a real sandbox and its agent or container.
+ * pool/instance; this launcher backs it with a real sandbox and its agent or container.
  */
 
 import { AppError, ErrorCode } from '../errors.js';
@@ -10,10 +10,10 @@ import type { AgentClientOptions } from '../interpreter/agent-client.js';
 import type { DeniedConnection, Sandbox, SandboxDriver, SandboxResources } from '../sandbox/driver.js';
 import type { ConsoleLogArchive } from './console-log.js';
 import { pinnedReference, registryCredentials, type ImageSource } from './container-image.js';
-import { CONTAINER_LABEL, ContainerSandbox } from './container-sandbox.js';
-import { InterpreterSandbox, type PythonImage } from './interpreter-sandbox.js';
+import { CONTAINER_LABEL, ContainerInstance } from './container-instance.js';
+import { InterpreterInstance, type PythonImage } from './interpreter-instance.js';
 import type { PoolSpec } from './pool-spec.js';
-import type { EndState, SandboxLauncher, SessionSandbox } from './session-sandbox.js';
+import type { EndState, InstanceLauncher, Instance } from './instance.js';
 
 export interface HostLauncherOptions {
   /** The code interpreter's image and how to talk to its agent. */
@@ -44,13 +44,13 @@ export function sessionResources(
 }
 
 /** Sandboxes on this host: code interpreters (the PythonLTS image and its agent) and custom containers. */
-export class HostLauncher implements SandboxLauncher {
+export class HostLauncher implements InstanceLauncher {
   constructor(
     private readonly driver: SandboxDriver,
     private readonly options: HostLauncherOptions,
   ) {}
 
-  async start(id: string, spec: PoolSpec): Promise<SessionSandbox> {
+  async start(id: string, spec: PoolSpec): Promise<Instance> {
     const resources = sessionResources(spec, this.options.limits);
     const egress =
       spec.egress === 'EgressEnabled'
@@ -62,7 +62,7 @@ export class HostLauncher implements SandboxLauncher {
           }
         : {};
     if (!spec.container) {
-      const session = await InterpreterSandbox.start(this.driver, {
+      const interpreter = await InterpreterInstance.start(this.driver, {
         id,
         runtime: spec.runtime,
         image: this.options.interpreter.image,
@@ -70,7 +70,7 @@ export class HostLauncher implements SandboxLauncher {
         agent: this.options.interpreter.agent,
         ...egress,
       });
-      return fromInterpreter(session);
+      return fromInterpreter(interpreter);
     }
     const { container } = spec;
     // The pool pinned the digest at create/update: this finds it in the cache (or fetches that digest again).
@@ -85,7 +85,7 @@ export class HostLauncher implements SandboxLauncher {
           ? (variable.value ?? '')
           : (spec.secrets.find((s) => s.name === variable.secretRef)?.value ?? '');
     }
-    const session = await ContainerSandbox.start(this.driver, this.options.containers.logs, {
+    const started = await ContainerInstance.start(this.driver, this.options.containers.logs, {
       id,
       runtime: spec.runtime,
       image,
@@ -94,15 +94,15 @@ export class HostLauncher implements SandboxLauncher {
       resources,
       ...egress,
     });
-    return fromContainer(session);
+    return fromContainer(started);
   }
 
   onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void {
     this.driver.onEgressDenied(listener);
   }
 
-  async attachAll(): Promise<Map<string, SessionSandbox | EndState>> {
-    const found = new Map<string, SessionSandbox | EndState>();
+  async attachAll(): Promise<Map<string, Instance | EndState>> {
+    const found = new Map<string, Instance | EndState>();
     await Promise.all(
       (await this.driver.list()).map(async (sandbox) => {
         // A create that died before writing its record leaves a directory the driver lists but
@@ -127,12 +127,14 @@ export class HostLauncher implements SandboxLauncher {
     return found;
   }
 
-  private async attach(sandbox: Sandbox): Promise<SessionSandbox> {
+  private async attach(sandbox: Sandbox): Promise<Instance> {
     if (sandbox.labels[CONTAINER_LABEL] !== undefined) {
-      return fromContainer(await ContainerSandbox.attach(this.driver, this.options.containers.logs, sandbox));
+      return fromContainer(
+        await ContainerInstance.attach(this.driver, this.options.containers.logs, sandbox),
+      );
     }
     return fromInterpreter(
-      await InterpreterSandbox.attach(this.driver, sandbox, this.options.interpreter.agent),
+      await InterpreterInstance.attach(this.driver, sandbox, this.options.interpreter.agent),
     );
   }
 
@@ -141,37 +143,37 @@ export class HostLauncher implements SandboxLauncher {
   }
 }
 
-/** The pool's view of a sandbox of either kind; `parts` are what the two kinds do differently. */
-function sessionSandbox(
-  session: InterpreterSandbox | ContainerSandbox,
-  parts: Pick<SessionSandbox, 'upstream' | 'execute'>,
-): SessionSandbox {
+/** The pool's view of an instance of either kind; `parts` are what the two kinds do differently. */
+function asInstance(
+  kind: InterpreterInstance | ContainerInstance,
+  parts: Pick<Instance, 'upstream' | 'execute'>,
+): Instance {
   return {
-    id: session.id,
-    dataDir: session.sandbox.dataDir,
-    dataOwner: session.sandbox.dataOwner,
-    consoleLogPath: session.sandbox.consoleLogPath,
+    id: kind.id,
+    dataDir: kind.sandbox.dataDir,
+    dataOwner: kind.sandbox.dataOwner,
+    consoleLogPath: kind.sandbox.consoleLogPath,
     ...parts,
     get endState() {
-      return session.endState;
+      return kind.endState;
     },
-    usage: () => session.usage(),
-    onEnd: (listener) => session.onEnd(listener),
-    destroy: () => session.destroy(),
-    release: () => session.release(),
+    usage: () => kind.usage(),
+    onEnd: (listener) => kind.onEnd(listener),
+    destroy: () => kind.destroy(),
+    release: () => kind.release(),
   };
 }
 
-function fromInterpreter(session: InterpreterSandbox): SessionSandbox {
-  return sessionSandbox(session, { upstream: undefined, execute: (options) => session.execute(options) });
+function fromInterpreter(interpreter: InterpreterInstance): Instance {
+  return asInstance(interpreter, { upstream: undefined, execute: (options) => interpreter.execute(options) });
 }
 
-function fromContainer(session: ContainerSandbox): SessionSandbox {
-  return sessionSandbox(session, {
+function fromContainer(container: ContainerInstance): Instance {
+  return asInstance(container, {
     upstream: {
-      socketPath: session.upstreamSocket,
-      targetPort: session.targetPort,
-      confirmRunning: () => session.confirmRunning(),
+      socketPath: container.upstreamSocket,
+      targetPort: container.targetPort,
+      confirmRunning: () => container.confirmRunning(),
     },
     execute: () =>
       Promise.reject(

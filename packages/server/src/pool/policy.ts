@@ -5,6 +5,8 @@
  * them; tests table them.
  */
 
+import type { JsonObject } from '../store/store.js';
+import type { EndState } from './instance.js';
 import { runnable, type EndReason, type Lifecycle, type PoolSpec } from './pool-spec.js';
 
 export interface SessionTimes {
@@ -60,4 +62,28 @@ const BACKOFF_MAX_MS = 60_000;
 export function startBackoffMs(failures: number): number {
   if (failures <= 0) return 0;
   return Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1));
+}
+
+/** The session's end reason when its instance ended by itself. */
+export function reasonFor(state: EndState): EndReason {
+  if (state.status === 'unknown') return 'hostLost';
+  if (state.status === 'unhealthy') return 'unhealthy';
+  switch (state.cause) {
+    case 'oom':
+      return 'oom';
+    case 'crashed':
+      return 'crashed';
+    case 'killed':
+      return 'killed';
+    case 'exited':
+      return 'containerExit';
+    case 'destroyed':
+      return 'hostLost';
+  }
+}
+
+/** What the end's record says beyond its reason: the exit code and signal, or the failed probe. */
+export function endDetails(state: EndState): JsonObject | null {
+  if (state.status === 'unhealthy') return { message: state.message };
+  return state.status === 'exited' ? { exitCode: state.exitCode, signal: state.signal } : null;
 }

@@ -150,7 +150,7 @@ describe('PoolService and PoolManager', () => {
     launcher.run = () => new Promise((resolve) => (release = () => resolve('done')));
     const running = manager.withSession(
       'u',
-      (s) => s.sandbox.execute({ code: '', timeoutMs: 1, maxOutputChars: 1 }),
+      (s) => s.instance.execute({ code: '', timeoutMs: 1, maxOutputChars: 1 }),
       {
         serialize: true,
       },
@@ -168,7 +168,7 @@ describe('PoolService and PoolManager', () => {
     launcher.run = (code) => new Promise((resolve) => setTimeout(() => resolve(code), 5));
     const results = await Promise.all(
       ['1', '2', '3'].map((code) =>
-        manager.withSession('u', (s) => s.sandbox.execute({ code, timeoutMs: 1, maxOutputChars: 1 }), {
+        manager.withSession('u', (s) => s.instance.execute({ code, timeoutMs: 1, maxOutputChars: 1 }), {
           serialize: true,
         }),
       ),
@@ -177,7 +177,7 @@ describe('PoolService and PoolManager', () => {
       results.map((r) => r.value.stdout),
       ['1', '2', '3'],
     );
-    assert.equal(launcher.sandboxes.get(results[0]!.session.sandbox.id)?.maxRunning, 1);
+    assert.equal(launcher.sandboxes.get(results[0]!.session.instance.id)?.maxRunning, 1);
   });
 
   it('records how a sandbox that died ended, and what the session used', async () => {
@@ -187,11 +187,11 @@ describe('PoolService and PoolManager', () => {
     await manager.withSession('u', () => Promise.resolve(), { serialize: true });
     clock.now += 90_000;
     launcher.sandboxes
-      .get(session.sandbox.id)!
+      .get(session.instance.id)!
       .die({ status: 'exited', cause: 'oom', exitCode: 137, signal: 'SIGKILL' });
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(manager.getSession('u'), undefined);
-    const row = (await store.listSessions(ID)).find((s) => s.id === session.sandbox.id)!;
+    const row = (await store.listSessions(ID)).find((s) => s.id === session.instance.id)!;
     assert.equal(row.endReason, 'oom');
     assert.deepEqual(row.endDetails, {
       exitCode: 137,
@@ -209,7 +209,7 @@ describe('PoolService and PoolManager', () => {
     const { manager, launcher, service } = await setup();
     const { session } = await manager.acquire('u');
     await service.settled(ID);
-    const readyBefore = launcher.live().filter((s) => s.id !== session.sandbox.id);
+    const readyBefore = launcher.live().filter((s) => s.id !== session.instance.id);
     await service.put(definition({ cpu: 0.5 }));
     await service.settled(ID);
     assert.ok(readyBefore.every((s) => s.destroyed));
@@ -243,8 +243,8 @@ describe('PoolService and PoolManager', () => {
   it('reattaches live sandboxes after a restart and records the dead ones', async () => {
     const { store, launcher, service } = await setup();
     const manager = service.manager(ID)!;
-    const alive = (await manager.acquire('alive')).session.sandbox.id;
-    const dead = (await manager.acquire('dead')).session.sandbox.id;
+    const alive = (await manager.acquire('alive')).session.instance.id;
+    const dead = (await manager.acquire('dead')).session.instance.id;
     await service.stop();
     launcher.sandboxes.get(dead)!.destroyed = true;
     const orphan = await launcher.start('orphan-1', spec());
@@ -262,7 +262,7 @@ describe('PoolService and PoolManager', () => {
     });
     await restarted.start();
     const again = restarted.manager(ID)!;
-    assert.equal(again.getSession('alive')?.sandbox.id, alive);
+    assert.equal(again.getSession('alive')?.instance.id, alive);
     assert.equal(again.getSession('dead'), undefined);
     assert.equal((await store.lastEndedSession(ID, 'dead'))?.endReason, 'hostLost');
     assert.equal(launcher.sandboxes.get(orphan.id)?.destroyed, true);

@@ -12,16 +12,16 @@ import type { Logger } from 'pino';
 import { poolId } from '../arm-id.js';
 import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, OperationKind, OperationRow, PoolRow, SessionRow, Store } from '../store/store.js';
-import type { EndState, SandboxLauncher, SessionSandbox } from './session-sandbox.js';
+import type { HeldInstance, InstanceLauncher } from './instance.js';
 import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
 import { registryCredentials, type ImageSource } from './container-image.js';
-import { PoolManager, endDetails, reasonFor } from './pool-manager.js';
+import { PoolManager } from './pool-manager.js';
 import { needsPull, sameTemplate, storedSpec as specOf, type PoolSpec } from './pool-spec.js';
 
 export interface PoolServiceDeps {
   store: Store;
-  launcher: SandboxLauncher;
+  launcher: InstanceLauncher;
   log: Logger;
   now: () => number;
   refillParallelism: number;
@@ -41,8 +41,8 @@ export interface PoolDefinition {
   spec: PoolSpec;
 }
 
-/** Sandbox ids: the pool's name (for people reading `runc list`) and enough randomness to be unique. */
-function newSandboxId(poolName: string): string {
+/** Instance ids: the pool's name (for people reading `runc list`) and enough randomness to be unique. */
+function newInstanceId(poolName: string): string {
   return `${poolName.slice(0, 40)}-${randomBytes(6).toString('hex')}`;
 }
 
@@ -61,16 +61,16 @@ export class PoolService {
     for (const pool of await this.deps.store.listPools()) {
       const manager = this.manage(pool);
       const rows = await this.deps.store.listSessions(pool.id, ['ready', 'allocated']);
-      const ready: { sandbox: SessionSandbox; row: (typeof rows)[number] }[] = [];
+      const ready: HeldInstance[] = [];
       const allocated: typeof ready = [];
       for (const row of rows) {
         const found = onHost.get(row.id) ?? { status: 'unknown' };
         onHost.delete(row.id);
         if ('execute' in found) {
-          (row.state === 'ready' ? ready : allocated).push({ sandbox: found, row });
+          (row.state === 'ready' ? ready : allocated).push({ instance: found, row });
           continue;
         }
-        await this.recordLost(pool.id, row, found);
+        await manager.recordLost(row, found);
       }
       manager.adopt(ready, allocated);
       this.deps.log.info(
@@ -102,30 +102,6 @@ export class PoolService {
     for (const manager of this.managers.values()) manager.refill();
     this.reaper = setInterval(() => void this.reap(), this.deps.reaperIntervalMs);
     this.reaper.unref();
-  }
-
-  /** Records a session whose sandbox died while no server watched it, and removes what is left of it. */
-  private async recordLost(poolId: string, row: SessionRow, state: EndState): Promise<void> {
-    const reason = reasonFor(state);
-    const details = endDetails(state);
-    await this.deps.launcher.destroy(row.id).catch(() => undefined);
-    const at = new Date(this.deps.now()).toISOString();
-    await this.deps.store.putSession({
-      ...row,
-      state: 'ended',
-      endedAt: at,
-      endReason: reason,
-      endDetails: details,
-    });
-    await this.deps.store.appendEvent({
-      poolId,
-      sessionId: row.id,
-      identifier: row.identifier,
-      type: 'ended',
-      reason,
-      details: { ...details, whileServerWasDown: true },
-      at,
-    });
   }
 
   /**
@@ -268,11 +244,7 @@ export class PoolService {
       );
       digest = pulled.digest;
     } catch (error) {
-      const code = error instanceof AppError ? error.code : ErrorCode.ImagePullFailed;
-      manager.event('imagePullFailed', {
-        reason: code,
-        details: { image: container.image, message: (error as Error).message },
-      });
+      manager.recorder.imagePullFailed(container.image, error);
       const current = await this.deps.store.getPool(pool.id);
       if (current?.generation === pool.generation) {
         await this.deps.store.putPool({
@@ -285,9 +257,7 @@ export class PoolService {
     } finally {
       manager.setImagePull(undefined);
     }
-    manager.event('imagePulled', {
-      details: { image: container.image, digest, seconds: Math.round(performance.now() - started) / 1000 },
-    });
+    manager.recorder.imagePulled(container.image, digest, Math.round(performance.now() - started) / 1000);
     const current = await this.deps.store.getPool(pool.id);
     if (current?.generation !== pool.generation) return;
     const pinned: PoolSpec = { ...spec, container: { ...container, imageDigest: digest } };
@@ -342,7 +312,7 @@ export class PoolService {
       launcher: this.deps.launcher,
       log: this.deps.log.child({ pool: pool.name }),
       now: this.deps.now,
-      newSandboxId,
+      newInstanceId,
       refillParallelism: this.deps.refillParallelism,
       metrics: this.deps.metrics,
       feed: this.deps.feed,
@@ -443,10 +413,7 @@ export class PoolService {
     const manager = this.managers.get(id);
     this.managers.delete(id);
     await manager?.drain();
-    if (manager) {
-      manager.forget();
-      this.deps.metrics.timeline.forget(manager.metricLabel);
-    }
+    manager?.forget();
     await this.deps.store.deletePool(id);
   }
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 
-import { InterpreterSandbox } from '../../src/pool/interpreter-sandbox.js';
+import { InterpreterInstance } from '../../src/pool/interpreter-instance.js';
 import { DEFAULT_RESOURCES } from '../../src/sandbox/driver.js';
 import { agentOptions, image, skipReason, testDriver, uniqueId, value } from './harness.js';
 
@@ -15,7 +15,7 @@ describe('Python interpreter under gVisor (runsc)', { skip: runscSkip }, () => {
   const driver = testDriver('gvisor');
 
   it('runs the agent behind gVisor’s kernel, interrupts overruns, and cleans up', async () => {
-    const session = await InterpreterSandbox.start(driver, {
+    const session = await InterpreterInstance.start(driver, {
       id: uniqueId('gvisor'),
       runtime: 'runsc',
       image,

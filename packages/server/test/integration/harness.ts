@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { DEFAULT_RESOURCES, type SandboxResources } from '../../src/sandbox/driver.js';
 import { OciDriver, type OciDriverOptions } from '../../src/sandbox/oci/oci-driver.js';
 import { config, isolatedDriverOptions, removeIsolatedDriver } from '../isolated-driver.js';
-import { InterpreterSandbox } from '../../src/pool/interpreter-sandbox.js';
+import { InterpreterInstance } from '../../src/pool/interpreter-instance.js';
 
 /** Why these tests cannot run here, or undefined when they can. */
 export const skipReason: string | undefined =
@@ -47,8 +47,8 @@ export function startPython(
   driver: OciDriver,
   label: string,
   resources: Partial<SandboxResources> = {},
-): Promise<InterpreterSandbox> {
-  return InterpreterSandbox.start(driver, {
+): Promise<InterpreterInstance> {
+  return InterpreterInstance.start(driver, {
     id: uniqueId(label),
     runtime: 'runc',
     image,
@@ -58,7 +58,7 @@ export function startPython(
 }
 
 /** Runs code and returns its last expression's value, failing the test on any error. */
-export async function value(session: InterpreterSandbox, code: string, timeoutMs = 30_000): Promise<unknown> {
+export async function value(session: InterpreterInstance, code: string, timeoutMs = 30_000): Promise<unknown> {
   const outcome = await session.execute({ code, timeoutMs, maxOutputChars: 65_536 });
   if (outcome.error)
     throw new Error(`${outcome.error.name}: ${outcome.error.message}\n${outcome.error.traceback}`);

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { AppError, ErrorCode } from '../../src/errors.js';
-import type { InterpreterSandbox } from '../../src/pool/interpreter-sandbox.js';
+import type { InterpreterInstance } from '../../src/pool/interpreter-instance.js';
 import { skipReason, startPython, testDriver, value } from './harness.js';
 
 describe('Python interpreter in a runc sandbox', { skip: skipReason }, () => {
   const driver = testDriver('interp');
-  let session: InterpreterSandbox;
+  let session: InterpreterInstance;
 
   before(async () => {
     session = await startPython(driver, 'interp', { cpu: 1 });

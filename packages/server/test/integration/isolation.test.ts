@@ -8,7 +8,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import type { InterpreterSandbox } from '../../src/pool/interpreter-sandbox.js';
+import type { InterpreterInstance } from '../../src/pool/interpreter-instance.js';
 import { runCommand } from '../../src/sandbox/command.js';
 import { skipReason, startPython, testDriver, value } from './harness.js';
 
@@ -16,8 +16,8 @@ const MiB = 1024 * 1024;
 
 describe('sandbox isolation (runc)', { skip: skipReason }, () => {
   const driver = testDriver('iso');
-  let a: InterpreterSandbox;
-  let b: InterpreterSandbox;
+  let a: InterpreterInstance;
+  let b: InterpreterInstance;
   let hostServer: Server;
   let hostPort = 0;
   const hostDir = mkdtempSync('/var/tmp/sandpool-host-secret-');
@@ -67,7 +67,7 @@ describe('sandbox isolation (runc)', { skip: skipReason }, () => {
   });
 
   it('gives each sandbox its own host id range', async () => {
-    const hostUid = async (s: InterpreterSandbox) => {
+    const hostUid = async (s: InterpreterInstance) => {
       const { pid } = (await driver.inspect(s.id)) as { pid: number };
       return Number(/Uid:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
     };

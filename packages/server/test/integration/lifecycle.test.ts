@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { AppError, ErrorCode } from '../../src/errors.js';
-import { InterpreterSandbox } from '../../src/pool/interpreter-sandbox.js';
+import { InterpreterInstance } from '../../src/pool/interpreter-instance.js';
 import { DEFAULT_RESOURCES } from '../../src/sandbox/driver.js';
 import { OciDriver } from '../../src/sandbox/oci/oci-driver.js';
 import { driverContract } from '../driver-contract.js';
@@ -135,7 +135,7 @@ describe('sandbox lifecycle (runc)', { skip: skipReason }, () => {
     const found = (await restarted.list()).find((s) => s.id === id);
     assert.ok(found, 'the sandbox is listed after the restart');
     assert.equal((await restarted.inspect(id)).status, 'running');
-    const session = await InterpreterSandbox.attach(restarted, found, agentOptions);
+    const session = await InterpreterInstance.attach(restarted, found, agentOptions);
     try {
       assert.deepEqual(
         await session.ping(),

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { AppError, ErrorCode } from '../../errors.js';
-import type { ExecutionRecord, Executions } from '../../pool/executions.js';
+import type { ExecutionResult, Executions } from '../../pool/executions.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { field, isRecord, type JsonRecord } from '../wire.js';
 import { dataRoutes, legacyRoutes } from '../schemas/data.js';
@@ -66,7 +66,7 @@ export function registerExecutionRoutes(
    * the identifier in the query or, for pre-release clients, in the body.
    */
   const legacyExecute =
-    (codeField: 'code' | 'pythonCode', render: (record: ExecutionRecord) => JsonRecord) =>
+    (codeField: 'code' | 'pythonCode', render: (record: ExecutionResult) => JsonRecord) =>
     async (request: FastifyRequest, reply: FastifyReply) => {
       const receivedAt = performance.now();
       const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');

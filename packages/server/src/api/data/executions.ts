@@ -1,7 +1,7 @@
 /**
  * @module api/data/executions
  * Executions on the wire: the request as clients send it (flat or wrapped in `properties`, enums in
- * any case) read into an {@link ExecutionRequest}, and the {@link ExecutionRecord} the pool layer
+ * any case) read into an {@link ExecutionRequest}, and the {@link ExecutionResult} the pool layer
  * made rendered as the current generation's `SessionCodeExecutionResource`, a Shell pool's
  * execution, or the legacy generations' envelopes.
  */
@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { AppError, ErrorCode } from '../../errors.js';
-import { MAX_OUTPUT_CHARS, type ExecutionRecord, type ExecutionRequest } from '../../pool/executions.js';
+import { MAX_OUTPUT_CHARS, type ExecutionResult, type ExecutionRequest } from '../../pool/executions.js';
 import type { InterpreterType } from '../../pool/pool-spec.js';
 import { field, isRecord, optionalEnum, optionalInteger, optionalString, type JsonRecord } from '../wire.js';
 
@@ -108,13 +108,13 @@ export function operationIdFrom(header: unknown): string {
 }
 
 /** The value clients read as `executionResult`: the last expression, else the first image. */
-function executionResult(record: ExecutionRecord): unknown {
+function executionResult(record: ExecutionResult): unknown {
   if (record.value !== null) return record.value;
   return record.images[0] ?? null;
 }
 
 /** The fields the legacy generations return, in their `Success`/`Failure` words. */
-function legacyFields(record: ExecutionRecord): JsonRecord {
+function legacyFields(record: ExecutionResult): JsonRecord {
   // Legacy clients read `result.type` when `result` is not a string (LlamaIndex TS throws on null),
   // so "no value" is the empty string there.
   const result = executionResult(record) ?? '';
@@ -131,17 +131,17 @@ function legacyFields(record: ExecutionRecord): JsonRecord {
 }
 
 /** The legacy generation's (`code/execute`) answer: `$id`-numbered `properties` envelope. */
-export function legacyExecutionResource(record: ExecutionRecord): JsonRecord {
+export function legacyExecutionResource(record: ExecutionResult): JsonRecord {
   return { $id: '1', properties: { $id: '2', ...legacyFields(record) } };
 }
 
 /** The pre-release generation's (`python/execute`) answer: the fields at the top level. */
-export function preReleaseExecutionResource(record: ExecutionRecord): JsonRecord {
+export function preReleaseExecutionResource(record: ExecutionResult): JsonRecord {
   return legacyFields(record);
 }
 
 /** The current generation's `SessionCodeExecutionResource`. */
-export function executionResource(record: ExecutionRecord): JsonRecord {
+export function executionResource(record: ExecutionResult): JsonRecord {
   return {
     id: record.id,
     identifier: record.identifier,
@@ -168,7 +168,7 @@ export function executionResource(record: ExecutionRecord): JsonRecord {
  * (LangChain's SessionsBashTool) read it with `int(status)`. A command stopped at its time limit
  * reports 124, as GNU timeout does; one that never started, 127, as a shell does.
  */
-export function shellExecutionResource(record: ExecutionRecord): JsonRecord {
+export function shellExecutionResource(record: ExecutionResult): JsonRecord {
   const exitCode =
     record.exitCode ??
     (record.error?.code === 'ExecutionTimeout' ? TIMED_OUT_EXIT_CODE : COMMAND_NOT_RUN_EXIT_CODE);
@@ -195,6 +195,6 @@ export function shellExecutionResource(record: ExecutionRecord): JsonRecord {
 /** How a pool of `containerType` renders an execution on `POST executions` and `GET executions/{id}`. */
 export function executionRendererFor(
   containerType: InterpreterType,
-): (record: ExecutionRecord) => JsonRecord {
+): (record: ExecutionResult) => JsonRecord {
   return containerType === 'Shell' ? shellExecutionResource : executionResource;
 }

@@ -73,7 +73,7 @@ export function registerFileRoutes(
     const identifier = requireIdentifier(query.identifier);
     const { value, session, allocation } = await manager.withSession(
       identifier,
-      (s) => work({ data: new DataDirectory(s.sandbox.dataDir, s.sandbox.dataOwner), query, generation }),
+      (s) => work({ data: new DataDirectory(s.instance.dataDir, s.instance.dataOwner), query, generation }),
       { serialize: false },
     );
     sessionHeaders(reply, { session, allocation }, { receivedAt });

@@ -75,7 +75,7 @@ export function sessionHeaders(
   const overall = performance.now() - timings.receivedAt;
   const execution = timings.executionMs ?? 0;
   void reply
-    .header('x-ms-session-guid', session.sandbox.id)
+    .header('x-ms-session-guid', session.id)
     .header('x-ms-allocation-time', Math.round(allocation.durationMs))
     .header('x-ms-preparation-time', Math.max(0, Math.round(overall - allocation.durationMs - execution)))
     .header('x-ms-execution-request-time', Math.round(execution))

@@ -25,8 +25,7 @@ import type { CredentialWatch } from '../../auth/credential-watch.js';
 import type { RateLimits } from '../rate-limit.js';
 import { authorize, type Principal } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
-import type { Metrics } from '../../observability/metrics.js';
-import type { Upstream } from '../../pool/session-sandbox.js';
+import type { Upstream } from '../../pool/instance.js';
 import type { Allocation, PoolManager } from '../../pool/pool-manager.js';
 import { poolId } from '../../arm-id.js';
 import type { PoolService } from '../../pool/pool-service.js';
@@ -56,7 +55,6 @@ export interface SessionProxyDeps {
   authenticator: Authenticator;
   credentials: CredentialWatch;
   rateLimits: RateLimits;
-  metrics: Metrics;
   log: Logger;
   poolFullStatus: 429 | 404;
   /** `https` when the server listens with TLS. */
@@ -200,8 +198,8 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
   ) =>
     new Promise<void>((resolve) => {
       const { upstream } = reached;
-      const pool = target.manager.metricLabel;
       const started = performance.now();
+      let responseSeconds: number | undefined;
       const outbound = httpRequest({
         socketPath: upstream.socketPath,
         agent: agentFor(upstream),
@@ -211,7 +209,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
       });
       let outcome = 'aborted';
       outbound.on('response', (answer) => {
-        deps.metrics.proxyResponseSeconds.observe({ pool }, (performance.now() - started) / 1000);
+        responseSeconds = (performance.now() - started) / 1000;
         outcome = statusClass(answer.statusCode ?? 502);
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, {
           ...responseHeaders(answer),
@@ -233,7 +231,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
         unwatch();
         // The client left before the answer was complete: the container's side closes too.
         if (!res.writableFinished) outbound.destroy();
-        deps.metrics.proxyRequests.inc({ pool, outcome });
+        target.manager.recorder.proxied(outcome, responseSeconds);
         resolve();
       });
       // The head goes now: a client that waits for the answer before sending its body must get one.
@@ -254,7 +252,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
         target.identifier,
         (session, allocation) =>
           forward(req, res, target, {
-            upstream: session.sandbox.upstream!,
+            upstream: session.instance.upstream!,
             allocation,
             principal: request.principal,
           }),
@@ -293,12 +291,12 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
       throw new AppError(ErrorCode.RouteNotFound, `No route upgrades ${req.url?.split('?')[0] ?? ''}.`);
     authorize(principal, 'sessions/execute', target.manager.id);
     deps.rateLimits.checkIdentifier(target.manager.id, target.identifier);
-    const pool = target.manager.metricLabel;
+    const { recorder } = target.manager;
     await target.manager.withSession(
       target.identifier,
       (session, allocation) =>
         new Promise<void>((resolve, reject) => {
-          const upstream = session.sandbox.upstream!;
+          const upstream = session.instance.upstream!;
           const previous = Object.entries(previousSessionHeaders(allocation)).flat();
           const outbound = httpRequest({
             socketPath: upstream.socketPath,
@@ -307,7 +305,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
             headers: forwardedHeaders(req, deps.scheme, target.prefix, true),
           });
           outbound.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
-            deps.metrics.proxyUpgrades.inc({ pool, outcome: 'switched' });
+            recorder.upgraded('switched');
             socket.write(
               rawHead(`101 ${answer.statusMessage ?? 'Switching Protocols'}`, [
                 ...answer.rawHeaders,
@@ -330,7 +328,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
           });
           outbound.on('response', (answer) => {
             // The container answered without switching: relay its answer as it is.
-            deps.metrics.proxyUpgrades.inc({ pool, outcome: 'refused' });
+            recorder.upgraded('refused');
             socket.write(
               rawHead(`${String(answer.statusCode)} ${answer.statusMessage ?? ''}`, [
                 ...answer.rawHeaders,
@@ -341,7 +339,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
             answer.on('end', resolve);
           });
           outbound.on('error', (error) => {
-            deps.metrics.proxyUpgrades.inc({ pool, outcome: 'unreachable' });
+            recorder.upgraded('unreachable');
             void unreachable(upstream, error).then(reject);
           });
           outbound.end();

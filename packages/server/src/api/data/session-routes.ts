@@ -39,13 +39,13 @@ export interface ImageMetadata {
 
 /** The session as Azure describes it, plus what it has run and uses now (read from its cgroup). */
 async function sessionResource(manager: PoolManager, session: Session) {
-  const usage = await session.sandbox.usage().catch(() => undefined);
+  const usage = await session.instance.usage().catch(() => undefined);
   return {
     identifier: session.identifier,
     createdAt: new Date(session.allocatedAt).toISOString(),
     lastAccessedAt: new Date(session.lastAccessedAt).toISOString(),
     expireAt: new Date(manager.expiresAt(session)).toISOString(),
-    etag: session.sandbox.id,
+    etag: session.id,
     executions: session.executions,
     ...(usage && { usage }),
   };
@@ -124,9 +124,9 @@ export function registerSessionRoutes(
     if (live) {
       return {
         identifier,
-        sessionId: live.sandbox.id,
+        sessionId: live.id,
         live: true,
-        lines: redacted(await readConsoleTail(live.sandbox.consoleLogPath, tail)),
+        lines: redacted(await readConsoleTail(live.instance.consoleLogPath, tail)),
       };
     }
     const last = await deps.pools.lastEndedSession(manager.id, identifier);

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 
 import { authorize } from '../../auth/roles.js';
 import type { Metrics } from '../../observability/metrics.js';
-import { metricLabelOf } from '../../pool/pool-manager.js';
+import { metricLabelOf } from '../../pool/pool-recorder.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { MANAGEMENT_VERSIONS, requireApiVersion } from '../api-version.js';
 import { timelineRoutes } from '../schemas/events.js';

@@ -3,7 +3,7 @@ import { describe, it, mock } from 'node:test';
 
 import type { Sandbox, SandboxDriver } from '../sandbox/driver.js';
 import type { ConsoleLogArchive } from './console-log.js';
-import { CONTAINER_LABEL, ContainerSandbox, containerCommand } from './container-sandbox.js';
+import { CONTAINER_LABEL, ContainerInstance, containerCommand } from './container-instance.js';
 import type { ContainerTemplate } from './pool-spec.js';
 
 const image = { entrypoint: ['/entry'], cmd: ['--serve'], env: [], cwd: '/' };
@@ -29,7 +29,7 @@ describe('containerCommand', () => {
   });
 });
 
-describe('ContainerSandbox watching its container', () => {
+describe('ContainerInstance watching its container', () => {
   it('lets a liveness check that the session’s end overtakes fail quietly: nothing rejects unheard', async () => {
     const unhandled: unknown[] = [];
     const hear = (reason: unknown) => unhandled.push(reason);
@@ -64,7 +64,7 @@ describe('ContainerSandbox watching its container', () => {
     } as unknown as Sandbox;
     mock.timers.enable({ apis: ['setInterval'] });
     try {
-      const session = await ContainerSandbox.attach(driver, archive, sandbox);
+      const session = await ContainerInstance.attach(driver, archive, sandbox);
       mock.timers.tick(1000); // a liveness check starts and waits to hear whether the port listens
       await session.destroy(); // the session ends meanwhile (a stop, an expiry): its port bridge goes
       answerListening(true); // the check goes on, to a port that is gone

@@ -1,13 +1,14 @@
 /**
- * @module pool/session-sandbox
- * What the pool sees of a sandbox and of whoever starts them: {@link SessionSandbox} (run code,
- * reach its port, read its use, hear its end) and {@link SandboxLauncher}. The host launcher backs
+ * @module pool/instance
+ * What the pool sees of a sandbox and of whoever starts them: {@link Instance} (run code,
+ * reach its port, read its use, hear its end) and {@link InstanceLauncher}. The host launcher backs
  * them with real sandboxes; unit tests with an in-memory fake.
  */
 
-import type { ExecuteOptions, ExecutionOutcome } from '../interpreter/agent-client.js';
+import type { AgentRequest, AgentResult } from '../interpreter/agent-client.js';
 import type { DeniedConnection, ResourceUsage } from '../sandbox/driver.js';
-import type { SandboxEnd } from './interpreter-sandbox.js';
+import type { SandboxEnd } from './interpreter-instance.js';
+import type { SessionRow } from '../store/store.js';
 import type { PoolSpec } from './pool-spec.js';
 
 /** How a sandbox ended: as the driver saw it, or ended by Sandpool for failing its liveness probe. */
@@ -22,7 +23,7 @@ export interface Upstream {
   confirmRunning(): Promise<boolean>;
 }
 
-export interface SessionSandbox {
+export interface Instance {
   readonly id: string;
   /** Host path of the sandbox's `/mnt/data`. */
   readonly dataDir: string;
@@ -31,7 +32,7 @@ export interface SessionSandbox {
   readonly consoleLogPath: string;
   /** Set for custom containers: where the session proxy sends requests. */
   readonly upstream: Upstream | undefined;
-  execute(options: ExecuteOptions): Promise<ExecutionOutcome>;
+  execute(options: AgentRequest): Promise<AgentResult>;
   /** CPU and memory used so far; undefined once the sandbox is gone. */
   usage(): Promise<ResourceUsage | undefined>;
   /** How the sandbox ended, once the host knows it has. */
@@ -43,11 +44,17 @@ export interface SessionSandbox {
   release(): void;
 }
 
-export interface SandboxLauncher {
-  start(id: string, spec: PoolSpec): Promise<SessionSandbox>;
+export interface InstanceLauncher {
+  start(id: string, spec: PoolSpec): Promise<Instance>;
   /** Every sandbox on the host: reattached if it lives, else how it ended (after a server restart). */
-  attachAll(): Promise<Map<string, SessionSandbox | EndState>>;
+  attachAll(): Promise<Map<string, Instance | EndState>>;
   destroy(id: string): Promise<void>;
   /** Hears each connection a sandbox with egress tried and the rules refused. */
   onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void;
+}
+
+/** An instance with the store's row for it: ready in the warm set, or claimed by a session. */
+export interface HeldInstance {
+  instance: Instance;
+  row: SessionRow;
 }

@@ -1,5 +1,5 @@
 /**
- * @module pool/container-sandbox
+ * @module pool/container-instance
  * One custom container sandbox: the pool's image run by the driver, started when its port listens
  * and its startup probe passes, then watched: an exit ends it with the exit code, failing liveness
  * checks end it as unhealthy. The session proxy reaches its target port through a unix socket bridged
@@ -16,7 +16,7 @@ import type {
 } from '../sandbox/driver.js';
 import type { PulledImage } from '../sandbox/image/image-puller.js';
 import type { ConsoleLogArchive } from './console-log.js';
-import type { EndState } from './session-sandbox.js';
+import type { EndState } from './instance.js';
 import type { ContainerTemplate, Probe } from './pool-spec.js';
 import { runProbe } from './probes.js';
 
@@ -36,7 +36,7 @@ interface ContainerLabel {
   probes: Probe[];
 }
 
-export interface ContainerSandboxOptions {
+export interface ContainerInstanceOptions {
   id: string;
   runtime: RuntimeName;
   image: PulledImage;
@@ -66,7 +66,7 @@ export function containerCommand(image: PulledImage['process'], container: Conta
   return [...entrypoint, ...args];
 }
 
-export class ContainerSandbox {
+export class ContainerInstance {
   private ended: EndState | undefined;
   private readonly endListeners: ((state: EndState) => void)[] = [];
   private timers: NodeJS.Timeout[] = [];
@@ -86,8 +86,8 @@ export class ContainerSandbox {
   static async start(
     driver: SandboxDriver,
     archive: ConsoleLogArchive,
-    options: ContainerSandboxOptions,
-  ): Promise<ContainerSandbox> {
+    options: ContainerInstanceOptions,
+  ): Promise<ContainerInstance> {
     const { container, image } = options;
     const command = containerCommand(image.process, container);
     if (command.length === 0) {
@@ -112,7 +112,7 @@ export class ContainerSandbox {
     try {
       await waitStarted(driver, sandbox, container);
       await driver.setCpuLimit(sandbox.id, options.resources.cpu);
-      return await ContainerSandbox.attach(driver, archive, sandbox);
+      return await ContainerInstance.attach(driver, archive, sandbox);
     } catch (error) {
       await archive.keep(sandbox.id, sandbox.consoleLogPath).catch(() => undefined);
       await driver.destroy(sandbox.id).catch(() => undefined);
@@ -125,11 +125,11 @@ export class ContainerSandbox {
     driver: SandboxDriver,
     archive: ConsoleLogArchive,
     sandbox: Sandbox,
-  ): Promise<ContainerSandbox> {
+  ): Promise<ContainerInstance> {
     const label = JSON.parse(sandbox.labels[CONTAINER_LABEL] ?? '{}') as ContainerLabel;
     const socket = await driver.openPort(sandbox.id, label.targetPort);
     const liveness = label.probes.find((p) => p.type === 'Liveness');
-    const session = new ContainerSandbox(sandbox, driver, archive, label.targetPort, socket, liveness);
+    const session = new ContainerInstance(sandbox, driver, archive, label.targetPort, socket, liveness);
     session.watch();
     return session;
   }

@@ -1,5 +1,5 @@
 /**
- * @module pool/interpreter-sandbox
+ * @module pool/interpreter-instance
  * One code-interpreter sandbox: a sandbox from the driver with the Python agent running in it, and the
  * host's connection to that agent. Executions that outlive their time limit are interrupted; a session
  * whose interpreter dies is reported lost with the reason the driver found, never silently replaced.
@@ -9,8 +9,8 @@ import { AppError, ErrorCode } from '../errors.js';
 import {
   AgentClient,
   type AgentClientOptions,
-  type ExecuteOptions,
-  type ExecutionOutcome,
+  type AgentRequest,
+  type AgentResult,
 } from '../interpreter/agent-client.js';
 import type {
   ResourceUsage,
@@ -44,7 +44,7 @@ export interface PythonImage {
   agentDir: string;
 }
 
-export interface InterpreterSandboxOptions {
+export interface InterpreterInstanceOptions {
   id: string;
   runtime: RuntimeName;
   image: PythonImage;
@@ -66,7 +66,7 @@ export const PYTHON_AGENT_COMMAND = [
 
 export type SandboxEnd = Exclude<SandboxState, { status: 'running' }>;
 
-export class InterpreterSandbox {
+export class InterpreterInstance {
   private ended: SandboxEnd | undefined;
   private readonly endListeners: ((state: SandboxEnd) => void)[] = [];
 
@@ -79,7 +79,10 @@ export class InterpreterSandbox {
   }
 
   /** Creates the sandbox and waits until its agent answers. */
-  static async start(driver: SandboxDriver, options: InterpreterSandboxOptions): Promise<InterpreterSandbox> {
+  static async start(
+    driver: SandboxDriver,
+    options: InterpreterInstanceOptions,
+  ): Promise<InterpreterInstance> {
     const sandbox = await driver.create({
       id: options.id,
       runtime: options.runtime,
@@ -91,7 +94,7 @@ export class InterpreterSandbox {
       ...(options.egress && { egress: options.egress }),
     });
     try {
-      const session = await InterpreterSandbox.attach(driver, sandbox, options.agent);
+      const session = await InterpreterInstance.attach(driver, sandbox, options.agent);
       // Only the agent has run so far; the pool's own limit applies before any user code does.
       await driver.setCpuLimit(sandbox.id, options.resources.cpu);
       return session;
@@ -111,7 +114,7 @@ export class InterpreterSandbox {
     driver: SandboxDriver,
     sandbox: Sandbox,
     agent: AgentClientOptions,
-  ): Promise<InterpreterSandbox> {
+  ): Promise<InterpreterInstance> {
     const control = {
       interrupt: () => driver.signal(sandbox.id, 'SIGINT'),
       kill: () => driver.signal(sandbox.id, 'SIGKILL'),
@@ -121,7 +124,7 @@ export class InterpreterSandbox {
     }, ORPHANED_EXECUTION_WAIT_MS);
     try {
       const client = await AgentClient.connect(sandbox.agentSocketPath, control, agent);
-      return new InterpreterSandbox(sandbox, client, driver);
+      return new InterpreterInstance(sandbox, client, driver);
     } finally {
       clearTimeout(orphaned);
     }
@@ -156,7 +159,7 @@ export class InterpreterSandbox {
     return this.driver.usage(this.id);
   }
 
-  async execute(options: ExecuteOptions): Promise<ExecutionOutcome> {
+  async execute(options: AgentRequest): Promise<AgentResult> {
     if (this.ended) throw this.lostError(this.ended);
     try {
       return await this.agent.execute(options);

@@ -1,0 +1,272 @@
+/**
+ * @module pool/warm-pool
+ * A pool's warm set: instances started from its template ahead of demand and kept at the target
+ * `pool/policy` sets, refilled as sessions claim them, with a growing backoff after failed starts.
+ * Starting on demand (when the warm set is empty) goes through here too, so every start is timed
+ * and counted the same way.
+ */
+
+import type { Logger } from 'pino';
+
+import { AppError, ErrorCode } from '../errors.js';
+import type { SessionRow, Store } from '../store/store.js';
+import type { HeldInstance, Instance, InstanceLauncher } from './instance.js';
+import { endDetails, reasonFor, startBackoffMs, warmTarget } from './policy.js';
+import type { EndReason, PoolSpec } from './pool-spec.js';
+import type { PoolRecorder } from './pool-recorder.js';
+import { retire } from './retire.js';
+
+/** A failed start: why (a typed reason and message, never the container's output). */
+export interface StartFailure {
+  /** Its console log, for custom containers, is archived under this id. */
+  sandboxId: string;
+  at: string;
+  code: string;
+  message: string;
+}
+
+/** How many failed starts a pool remembers. */
+const START_FAILURES_KEPT = 5;
+
+export interface WarmPoolDeps {
+  store: Store;
+  launcher: InstanceLauncher;
+  recorder: PoolRecorder;
+  log: Logger;
+  now: () => number;
+  newInstanceId: () => string;
+  refillParallelism: number;
+  /** The pool as it is now: its template and the generation that template belongs to. */
+  template: () => { spec: PoolSpec; poolId: string; generation: number };
+  /** Sessions allocated or being allocated: the warm target grows with them. */
+  claimed: () => number;
+}
+
+export class WarmPool {
+  private readonly ready: HeldInstance[] = [];
+  private readonly starts = new Set<Promise<void>>();
+  private failures = 0;
+  private lastStartError: string | null = null;
+  /** The latest failed starts, newest last. */
+  private readonly failed: StartFailure[] = [];
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Nothing new starts, and a start that finishes is retired: the pool is being deleted. */
+  private deleting = false;
+  /** Nothing new starts, and a start that finishes is kept for the next server: it is stopping. */
+  private stopping = false;
+  private waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+
+  constructor(private readonly deps: WarmPoolDeps) {}
+
+  get size(): number {
+    return this.ready.length;
+  }
+
+  get starting(): number {
+    return this.starts.size;
+  }
+
+  get consecutiveStartFailures(): number {
+    return this.failures;
+  }
+
+  get lastError(): string | null {
+    return this.lastStartError;
+  }
+
+  /** The latest failed starts, newest first. */
+  startFailures(): StartFailure[] {
+    return [...this.failed].reverse();
+  }
+
+  instances(): Instance[] {
+    return this.ready.map((held) => held.instance);
+  }
+
+  has(instanceId: string): boolean {
+    return this.ready.some((held) => held.instance.id === instanceId);
+  }
+
+  /** Takes up ready instances that outlived a restart. */
+  adopt(held: HeldInstance[]): void {
+    for (const entry of held) this.hold(entry);
+  }
+
+  /** The oldest ready instance, claimed: it leaves the warm set, which refills. */
+  take(): HeldInstance | undefined {
+    return this.ready.shift();
+  }
+
+  /** Puts back an instance whose claim could not be stored: the store still records it ready. */
+  giveBack(held: HeldInstance): void {
+    this.ready.unshift(held);
+  }
+
+  /** Starts an instance on demand, for a claim the warm set could not serve. */
+  async launch(id: string): Promise<Instance> {
+    try {
+      return await this.start(id);
+    } catch (error) {
+      this.deps.recorder.startFailed(id, error);
+      throw error;
+    }
+  }
+
+  /** Starts an instance from the template, timing it. */
+  private async start(id: string): Promise<Instance> {
+    const started = performance.now();
+    const instance = await this.deps.launcher.start(id, this.deps.template().spec);
+    this.deps.recorder.started((performance.now() - started) / 1000);
+    return instance;
+  }
+
+  /** A row for a new instance of the pool's current template. */
+  newRow(id: string): SessionRow {
+    const { poolId, generation } = this.deps.template();
+    return {
+      id,
+      poolId,
+      identifier: null,
+      state: 'ready',
+      generation,
+      createdAt: new Date(this.deps.now()).toISOString(),
+      allocatedAt: null,
+      lastAccessedAt: null,
+      endedAt: null,
+      endReason: null,
+      endDetails: null,
+    };
+  }
+
+  /** Resolves once the warm set reaches its target; rejects when the latest start failed or the next one fails. */
+  whenWarm(): Promise<void> {
+    if (this.ready.length >= this.target()) return Promise.resolve();
+    if (this.lastStartError !== null) return Promise.reject(new Error(this.lastStartError));
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  /** Starts instances until the warm set (with those starting) reaches its target. */
+  refill(): void {
+    if (this.deleting || this.stopping || this.retryTimer) return;
+    const target = this.target();
+    if (this.ready.length >= target) {
+      for (const waiter of this.waiters.splice(0)) waiter.resolve();
+      return;
+    }
+    while (this.ready.length + this.starts.size < target && this.starts.size < this.deps.refillParallelism) {
+      const start: Promise<void> = this.startReady().finally(() => {
+        this.starts.delete(start);
+        this.refill();
+      });
+      this.starts.add(start);
+    }
+  }
+
+  /**
+   * The template changed (every ready instance is replaced) or the target shrank (the surplus goes).
+   * Failed starts are forgotten: the new template gets a fresh try.
+   */
+  async reshape(templateChanged: boolean): Promise<void> {
+    const surplus = templateChanged ? this.ready.splice(0) : this.ready.splice(this.target());
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.failures = 0;
+    this.lastStartError = null;
+    await Promise.all(surplus.map((held) => this.retire(held, 'poolUpdated')));
+    this.refill();
+  }
+
+  /**
+   * Stops starting instances, for a pool being deleted or a server stopping; resolves when the
+   * starts under way have finished (retired if the pool is deleted, kept ready if the server stops).
+   */
+  async stopStarting(why: 'deleting' | 'stopping'): Promise<void> {
+    if (why === 'deleting') this.deleting = true;
+    else this.stopping = true;
+    clearTimeout(this.retryTimer);
+    await Promise.allSettled([...this.starts]);
+  }
+
+  /** Retires every ready instance of a deleted pool (after {@link stopStarting}). */
+  async drain(): Promise<void> {
+    await Promise.all(this.ready.splice(0).map((held) => this.retire(held, 'poolDeleted')));
+    for (const waiter of this.waiters.splice(0)) waiter.reject(new Error('the pool was deleted'));
+  }
+
+  /** Lets go of every ready instance without ending it: the next server takes them up. */
+  release(): void {
+    for (const held of this.ready) held.instance.release();
+  }
+
+  private target(): number {
+    return warmTarget(this.deps.template().spec, this.deps.claimed());
+  }
+
+  private hold(held: HeldInstance): void {
+    this.ready.push(held);
+    held.instance.onEnd((state) => {
+      const index = this.ready.indexOf(held);
+      if (index === -1) return;
+      this.ready.splice(index, 1);
+      this.retire(held, reasonFor(state), endDetails(state)).catch((error: unknown) =>
+        this.deps.log.error({ err: error }, 'sandbox.retire failed'),
+      );
+      this.refill();
+    });
+  }
+
+  private retire(held: HeldInstance, reason: EndReason, details: ReturnType<typeof endDetails> = null) {
+    return retire(held, reason, details, this.deps);
+  }
+
+  private async startReady(): Promise<void> {
+    const id = this.deps.newInstanceId();
+    const { generation } = this.deps.template();
+    const row = this.newRow(id);
+    let instance: Instance;
+    try {
+      instance = await this.start(id);
+      if (!this.deleting && generation === this.deps.template().generation) {
+        // An instance the store does not know of would outlive every reconciliation: record it, or drop it.
+        await this.deps.store.putSession(row).catch(async (error: unknown) => {
+          await instance.destroy().catch(() => undefined);
+          throw error;
+        });
+      }
+    } catch (error) {
+      this.failedToStart(id, error);
+      return;
+    }
+    this.failures = 0;
+    this.lastStartError = null;
+    const held = { instance, row };
+    if (this.deleting || generation !== this.deps.template().generation) {
+      await this.retire(held, this.deleting ? 'poolDeleted' : 'poolUpdated');
+      return;
+    }
+    this.hold(held);
+    this.deps.recorder.ready(id);
+  }
+
+  private failedToStart(id: string, error: unknown): void {
+    this.failures++;
+    this.lastStartError = (error as Error).message;
+    this.failed.push({
+      sandboxId: id,
+      at: new Date(this.deps.now()).toISOString(),
+      code: error instanceof AppError ? error.code : ErrorCode.SandboxStartFailed,
+      message: this.lastStartError,
+    });
+    this.failed.splice(0, this.failed.length - START_FAILURES_KEPT);
+    const retryInMs = startBackoffMs(this.failures);
+    this.deps.recorder.startFailed(id, error, { retryInMs, consecutiveFailures: this.failures });
+    for (const waiter of this.waiters.splice(0)) waiter.reject(error as Error);
+    if (!this.deleting && !this.stopping && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.refill();
+      }, retryInMs);
+      this.retryTimer.unref();
+    }
+  }
+}
