@@ -4,7 +4,7 @@
  * the HTTP app, listening. Shared by main.ts and the end-to-end tests, which start real servers.
  */
 
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { FastifyInstance } from 'fastify';
@@ -12,10 +12,10 @@ import type { Logger } from 'pino';
 
 import type { ImageMetadata } from './api/data/session-routes.js';
 import { buildApp } from './app.js';
+import { bootstrap } from './bootstrap.js';
 import { ApiKeys } from './auth/api-keys.js';
 import { Authenticator } from './auth/authenticator.js';
 import { CredentialWatch } from './auth/credential-watch.js';
-import { parseGrant } from './auth/roles.js';
 import { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
 import { EventFeed } from './observability/event-feed.js';
@@ -28,11 +28,12 @@ import type { InstanceLauncher } from './pool/instance.js';
 import { poolId } from './arm-id.js';
 import { Executions } from './pool/executions.js';
 import { PoolService } from './pool/pool-service.js';
-import { pythonPoolSpec } from './pool/pool-spec.js';
+import { keepPruning } from './pool/retention.js';
 import { DEFAULT_RESOURCES } from './sandbox/driver.js';
 import { ImagePuller } from './sandbox/image/image-puller.js';
 import { OciDriver } from './sandbox/oci/oci-driver.js';
-import { runChecked, runCommand } from './sandbox/command.js';
+import { runCommand } from './sandbox/command.js';
+import { runtimeCheck } from './sandbox/runtime-check.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { loadTls } from './tls.js';
@@ -57,36 +58,6 @@ export interface ServerOverrides {
   images?: ImageSource;
   /** Checks every JSON response against its documented schema and reports mismatches (tests). */
   onContractViolation?: (violation: string) => void;
-}
-
-const BOOTSTRAPPED = 'server.bootstrapped';
-const PRUNE_INTERVAL_MS = 60_000;
-const ADMIN_GRANTS = ['Contributor', 'SessionExecutor', 'Reader'].map(parseGrant);
-
-const RUNTIME_CHECK_INTERVAL_MS = 30_000;
-
-/**
- * Readiness of the sandbox runtime: the image is in place and the OCI runtime runs. Probes run at
- * most every 30 s, so a load balancer polling /readyz costs no process per poll.
- */
-function runtimeCheck(config: Config): () => Promise<void> {
-  let last: { at: number; result: Promise<void> } | undefined;
-  const probe = async () => {
-    const image = join(config.paths.pythonRootfs, 'etc/sandpool/image.json');
-    await access(image).catch(() => {
-      throw new Error(`no code-interpreter image at ${config.paths.pythonRootfs}: run scripts/setup.sh`);
-    });
-    await runChecked(runCommand, config.runtime, ['--version']).catch((error: unknown) => {
-      throw new Error(`the OCI runtime ${config.runtime} does not run: ${(error as Error).message}`);
-    });
-  };
-  return () => {
-    if (!last || Date.now() - last.at > RUNTIME_CHECK_INTERVAL_MS) {
-      last = { at: Date.now(), result: probe() };
-      last.result.catch(() => undefined);
-    }
-    return last.result;
-  };
 }
 
 export async function startServer(config: Config, overrides: ServerOverrides = {}): Promise<RunningServer> {
@@ -148,27 +119,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     now,
     isKeyActive: (keyId) => apiKeys.isActive(keyId),
   });
-  const firstStart = (await store.getSetting(BOOTSTRAPPED)) === undefined;
-  let bootstrapKey: string | undefined;
-  if (firstStart) {
-    const { secret } = await apiKeys.create(
-      'bootstrap admin',
-      ADMIN_GRANTS,
-      config.bootstrapApiKey || undefined,
-    );
-    bootstrapKey = secret;
-    if (config.defaultPool) {
-      await pools.put({
-        subscription: config.defaultSubscription,
-        resourceGroup: config.defaultResourceGroup,
-        name: config.defaultPool,
-        location: 'local',
-        tags: {},
-        spec: pythonPoolSpec({ runtime: config.runtime }),
-      });
-    }
-    await store.putSetting(BOOTSTRAPPED, new Date(now()).toISOString());
-  }
+  const bootstrapKey = await bootstrap({ config, store, apiKeys, pools, now });
 
   const tls =
     config.tls === 'off'
@@ -188,20 +139,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       (text) => JSON.parse(text) as ImageMetadata,
     ));
 
-  // Execution records hold output and images, ended sessions only answer "how did my last one end":
-  // both are kept for the retention period.
-  const prune = setInterval(() => {
-    const cutoff = new Date(now() - config.retentionHours * 3_600_000).toISOString();
-    Promise.all([
-      store.deleteExecutionsEndedBefore(cutoff),
-      store.deleteSessionsEndedBefore(cutoff),
-      store.deleteEventsBefore(cutoff),
-      store.deleteAuditBefore(new Date(now() - config.auditRetentionDays * 86_400_000).toISOString()),
-      store.deleteUsageBefore(new Date(now() - config.usageRetentionDays * 86_400_000).toISOString()),
-      consoleLogs.prune(now() - config.retentionHours * 3_600_000),
-    ]).catch((error: unknown) => logger.error({ err: error }, 'pruning failed'));
-  }, PRUNE_INTERVAL_MS);
-  prune.unref();
+  const stopPruning = keepPruning(config, { store, consoleLogs, log: logger, now });
 
   const base = { url: config.publicUrl.replace(/\/+$/, '') };
   const app = await buildApp({
@@ -262,7 +200,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     // Idempotent: a second close (a second signal, a test's own teardown) waits for the first.
     close() {
       closing ??= (async () => {
-        clearInterval(prune);
+        stopPruning();
         apiKeys.stop();
         await app.close();
         await pools.stop();

@@ -8,12 +8,8 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadConfig } from '../src/config.js';
-import {
-  MAX_HOST_ID,
-  OciDriver,
-  defaultRuntimes,
-  type OciDriverOptions,
-} from '../src/sandbox/oci/oci-driver.js';
+import { MAX_HOST_ID } from '../src/sandbox/oci/id-slots.js';
+import { OciDriver, defaultRuntimes, type OciDriverOptions } from '../src/sandbox/oci/oci-driver.js';
 import { ID_RANGE_SIZE } from '../src/sandbox/oci/oci-spec.js';
 
 export const config = loadConfig({ argv: [] });

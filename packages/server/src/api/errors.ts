@@ -112,7 +112,20 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
         ? [ErrorCode.RequestTimeout, 'The request did not arrive in time.']
         : [ErrorCode.InvalidRequestContent, 'The request is not valid HTTP/1.1.'];
   // No pool is involved, so the pool-full status option cannot apply.
-  const rendered = renderError(new AppError(code, message), { poolFullStatus: 429 });
+  writeSocketError(socket, new AppError(code, message), { poolFullStatus: 429 });
+  socket.destroy(error);
+}
+
+/**
+ * Writes an error as a whole HTTP response straight to a socket no HTTP response object owns (one
+ * the parser refused, an upgrade refused before any tunnel) and closes the connection after it.
+ */
+export function writeSocketError(
+  socket: Duplex,
+  error: unknown,
+  options: { poolFullStatus: 429 | 404 },
+): void {
+  const rendered = renderError(error, options);
   const body = JSON.stringify(rendered.body);
   const headers = Object.entries({
     ...rendered.headers,
@@ -121,9 +134,8 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
     connection: 'close',
   }).map(([name, value]) => `${name}: ${value}\r\n`);
   if (socket.writable) {
-    socket.write(
+    socket.end(
       `HTTP/1.1 ${rendered.status} ${STATUS_CODES[rendered.status]}\r\n${headers.join('')}\r\n${body}`,
     );
   }
-  socket.destroy(error);
 }

@@ -242,9 +242,7 @@ export class Executions {
       this.deps.log.error({ err: error, operationId }, 'async execution failed');
       const message = error instanceof Error ? error.message : String(error);
       const code = error instanceof AppError ? error.code : 'InternalServerError';
-      await save(withoutOutput(base, 'Failed', { code, message }), session.id).catch(
-        () => undefined,
-      );
+      await save(withoutOutput(base, 'Failed', { code, message }), session.id).catch(() => undefined);
     });
     return { record: running, reached, executionMs: 0 };
   }

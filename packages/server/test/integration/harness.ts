@@ -58,7 +58,11 @@ export function startPython(
 }
 
 /** Runs code and returns its last expression's value, failing the test on any error. */
-export async function value(session: InterpreterInstance, code: string, timeoutMs = 30_000): Promise<unknown> {
+export async function value(
+  session: InterpreterInstance,
+  code: string,
+  timeoutMs = 30_000,
+): Promise<unknown> {
   const outcome = await session.execute({ code, timeoutMs, maxOutputChars: 65_536 });
   if (outcome.error)
     throw new Error(`${outcome.error.name}: ${outcome.error.message}\n${outcome.error.traceback}`);

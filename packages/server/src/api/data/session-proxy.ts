@@ -29,7 +29,7 @@ import type { Upstream } from '../../pool/instance.js';
 import type { Allocation, PoolManager } from '../../pool/pool-manager.js';
 import { poolId } from '../../arm-id.js';
 import type { PoolService } from '../../pool/pool-service.js';
-import { renderError } from '../errors.js';
+import { renderError, writeSocketError } from '../errors.js';
 import { previousSessionHeaders, requireIdentifier } from './pool-endpoint.js';
 
 /** `/subscriptions/<s>/resourceGroups/<rg>/sessionPools/<pool>` and the rest of the path. */
@@ -267,17 +267,7 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     void tunnel(req, socket, head).catch((error: unknown) => {
       if (!(error instanceof AppError)) deps.log.error({ err: error }, 'proxy upgrade failed');
-      const rendered = renderError(error, { poolFullStatus: deps.poolFullStatus });
-      const body = JSON.stringify(rendered.body);
-      const headers = Object.entries({
-        ...rendered.headers,
-        'content-type': 'application/json',
-        'content-length': String(Buffer.byteLength(body)),
-        connection: 'close',
-      })
-        .map(([name, value]) => `${name}: ${value}\r\n`)
-        .join('');
-      socket.end(`HTTP/1.1 ${rendered.status} ${rendered.code}\r\n${headers}\r\n${body}`);
+      writeSocketError(socket, error, { poolFullStatus: deps.poolFullStatus });
     });
   });
 

@@ -16,13 +16,9 @@ import type { OperationRow, PoolRow } from '../../store/store.js';
 import { MANAGEMENT_VERSIONS, managementShape, requireApiVersion } from '../api-version.js';
 import { mergePatch, optionalInteger } from '../wire.js';
 import { poolRoutes } from '../schemas/pools.js';
-import {
-  parsePoolResource,
-  poolResource,
-  toCurrentShape,
-  validatePoolName,
-  type PoolLimits,
-} from './pool-resource.js';
+import { toCurrentShape } from './pool-legacy-shapes.js';
+import { parsePoolResource, validatePoolName, type PoolLimits } from './pool-parse.js';
+import { poolResource } from './pool-render.js';
 
 export interface ManagementDeps {
   pools: PoolService;

@@ -1,7 +1,7 @@
 /**
  * @module api/schemas/pools
  * The `Microsoft.App/sessionPools` resource and its long-running operations, as of the current
- * api-versions. Older api-versions move a few fields (see management/pool-resource.ts), so fields
+ * api-versions. Older api-versions move a few fields (see management/pool-legacy-shapes.ts), so fields
  * that moved are optional here.
  */
 

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { ConfigError } from '../../config.js';
-import { MAX_HOST_ID, OciDriver, classifyExit, defaultRuntimes } from './oci-driver.js';
+import { MAX_HOST_ID } from './id-slots.js';
+import { classifyExit } from './monitor.js';
+import { OciDriver, defaultRuntimes } from './oci-driver.js';
 
 describe('classifyExit', () => {
   const cases: [exitCode: number, oomKills: number, expected: ReturnType<typeof classifyExit>][] = [

@@ -16,14 +16,13 @@
  *   init.pid, conmon.pid, conmon.log, console.log
  */
 
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { constants as osConstants, release } from 'node:os';
+import { chmod, chown, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { realpath } from 'node:fs/promises';
 
-import { ConfigError, type Config } from '../../config.js';
+import type { Config } from '../../config.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import { runChecked, runCommand, type CommandRunner } from '../command.js';
 import {
@@ -35,7 +34,6 @@ import {
 } from '../network/egress.js';
 import type {
   DeniedConnection,
-  ExitCause,
   ResourceUsage,
   RuntimeName,
   Sandbox,
@@ -52,7 +50,19 @@ import {
   writeCpuLimit,
   type CgroupLayout,
 } from './cgroups.js';
-import { CPU_PERIOD_US, ID_RANGE_SIZE, SANDBOX_GID, SANDBOX_UID, buildOciConfig } from './oci-spec.js';
+import { IdSlots } from './id-slots.js';
+import {
+  awaitExitCode,
+  classifyExit,
+  isAlive,
+  launchMonitor,
+  readPidFile,
+  signalName,
+  sleep,
+  type RuntimeCommand,
+} from './monitor.js';
+import { CPU_PERIOD_US, ID_RANGE_SIZE, buildOciConfig } from './oci-spec.js';
+import { closeBridges, isListening, openBridge } from './port-bridge.js';
 import {
   forbidKernelKeyring,
   forbidNamespaceCreation,
@@ -62,28 +72,15 @@ import {
 } from './seccomp.js';
 
 export const SANDBOX_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
-/** The largest valid host uid/gid: (uid_t)-1 means "no change" to the kernel. */
-export const MAX_HOST_ID = 2 ** 32 - 2;
 const AGENT_SOCKET_NAME = 'agent.sock';
-const SIGKILL_EXIT = 128 + osConstants.signals.SIGKILL;
-const CONSOLE_LOG_MAX_BYTES = 1024 * 1024;
 /**
  * gVisor's sentry runs its own threads inside the sandbox's pids cgroup; below this it cannot boot
  * (measured: 64 panics, 1024 boots). Processes inside gVisor are then bounded by memory, not pids.
  */
 const RUNSC_MIN_PIDS = 1024;
 const WAIT_STEP_MS = 5;
-const EXIT_WAIT_MS = 2000;
-const SYNC_MESSAGE = /\{[^}]*\}/;
-const BRIDGE_READY_MS = 3000;
-/** `st` of a listening socket in /proc/<pid>/net/tcp{,6}. */
-const TCP_LISTEN = '0A';
 
-export interface RuntimeCommand {
-  path: string;
-  /** Global flags placed before the runtime's subcommand. */
-  args: string[];
-}
+export type { RuntimeCommand };
 
 export interface OciDriverOptions {
   /** Parent directory of every sandbox's state directory. */
@@ -134,8 +131,6 @@ export function defaultRuntimes(runtimeStateDir: string): Record<RuntimeName, Ru
   };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** What a sandbox's egress set up (`egress.json`); an older server wrote the rule elements alone. */
 async function readEgressLink(dir: string): Promise<EgressLink> {
   const saved = JSON.parse(await readFile(join(dir, 'egress.json'), 'utf8').catch(() => '[]')) as
@@ -143,55 +138,10 @@ async function readEgressLink(dir: string): Promise<EgressLink> {
   return Array.isArray(saved) ? { elements: saved } : saved;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * conmon answers on its sync pipe with `{"data": <init pid>}` once the runtime has created the
- * container, or a negative value and a message when it could not. It keeps the pipe open afterwards,
- * so the first complete message is the answer.
- */
-function readSyncMessage(pipe: NodeJS.ReadableStream): Promise<string> {
-  return new Promise((resolve) => {
-    let received = '';
-    const finish = () => {
-      pipe.removeAllListeners('data');
-      (pipe as NodeJS.ReadableStream & { destroy(): void }).destroy();
-      resolve(SYNC_MESSAGE.exec(received)?.[0] ?? '');
-    };
-    pipe.on('data', (chunk: Buffer) => {
-      received += chunk.toString();
-      if (SYNC_MESSAGE.test(received)) finish();
-    });
-    pipe.on('end', finish);
-    pipe.on('error', finish);
-  });
-}
-
-function signalName(exitCode: number): string | null {
-  if (exitCode <= 128) return null;
-  const entry = Object.entries(osConstants.signals).find(([, n]) => n === exitCode - 128);
-  return entry ? entry[0] : null;
-}
-
-/** The ways an init can end, from its exit status and the cgroup's OOM counter. */
-export function classifyExit(exitCode: number, oomKills: number): ExitCause {
-  if (oomKills > 0) return 'oom';
-  if (exitCode === 0) return 'exited';
-  if (exitCode === SIGKILL_EXIT) return 'killed';
-  return 'crashed';
-}
-
 export class OciDriver implements SandboxDriver {
   private readonly run: CommandRunner;
   private readonly seccomp: OciSeccomp;
-  private readonly usedSlots = new Set<number>();
+  private readonly slots: IdSlots;
   private cgroups: CgroupLayout | undefined;
   private loaded: Promise<void> | undefined;
   private readonly network: EgressNetwork;
@@ -219,12 +169,7 @@ export class OciDriver implements SandboxDriver {
   }
 
   constructor(private readonly options: OciDriverOptions) {
-    const lastId = options.idBase + options.maxSandboxes * ID_RANGE_SIZE - 1;
-    if (options.idBase < ID_RANGE_SIZE || lastId > MAX_HOST_ID) {
-      throw new ConfigError(
-        `host id ranges ${options.idBase}..${lastId} for ${options.maxSandboxes} sandboxes must lie within ${ID_RANGE_SIZE}..${MAX_HOST_ID}`,
-      );
-    }
+    this.slots = new IdSlots(options.idBase, options.maxSandboxes);
     this.run = options.run ?? runCommand;
     this.network = new EgressNetwork({
       run: this.run,
@@ -264,7 +209,7 @@ export class OciDriver implements SandboxDriver {
       await mkdir(this.options.stateDir, { recursive: true, mode: 0o711 });
       const records = await this.records();
       for (const record of records) {
-        this.usedSlots.add(record.slot);
+        this.slots.mark(record.slot);
         if (record.egress && record.slot >= 0) {
           const at = this.addressing(record.slot);
           this.remember(record.id, at);
@@ -298,29 +243,11 @@ export class OciDriver implements SandboxDriver {
       runtime: record.runtime,
       agentSocketPath: join(this.dir(record.id), 'agent', AGENT_SOCKET_NAME),
       dataDir: join(this.dir(record.id), 'data'),
-      dataOwner: this.sandboxUser(record.slot),
+      dataOwner: this.slots.sandboxUser(record.slot),
       consoleLogPath: join(this.dir(record.id), 'console.log'),
       labels: record.labels ?? {},
       createdAt: new Date(record.createdAt),
     };
-  }
-
-  private sandboxUser(slot: number): { uid: number; gid: number } {
-    const idBase = this.options.idBase + slot * ID_RANGE_SIZE;
-    return { uid: idBase + SANDBOX_UID, gid: idBase + SANDBOX_GID };
-  }
-
-  private allocateSlot(): number {
-    for (let slot = 0; slot < this.options.maxSandboxes; slot++) {
-      if (!this.usedSlots.has(slot)) {
-        this.usedSlots.add(slot);
-        return slot;
-      }
-    }
-    throw new AppError(
-      ErrorCode.SandboxStartFailed,
-      `host limit of ${this.options.maxSandboxes} sandboxes reached`,
-    );
   }
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
@@ -341,7 +268,7 @@ export class OciDriver implements SandboxDriver {
       }
       throw error;
     }
-    const slot = this.allocateSlot();
+    const slot = this.slots.take();
     const record: SandboxRecord = {
       id: spec.id,
       runtime: spec.runtime,
@@ -354,7 +281,7 @@ export class OciDriver implements SandboxDriver {
       await this.start(spec, record, runtime);
     } catch (error) {
       await this.destroy(spec.id).catch(() => undefined);
-      this.usedSlots.delete(slot);
+      this.slots.giveBack(slot);
       if (error instanceof AppError) throw error;
       throw new AppError(
         ErrorCode.SandboxStartFailed,
@@ -369,8 +296,8 @@ export class OciDriver implements SandboxDriver {
 
   private async start(spec: SandboxSpec, record: SandboxRecord, runtime: RuntimeCommand): Promise<void> {
     const dir = this.dir(spec.id);
-    const idBase = this.options.idBase + record.slot * ID_RANGE_SIZE;
-    const { uid, gid } = this.sandboxUser(record.slot);
+    const idBase = this.slots.rangeStart(record.slot);
+    const { uid, gid } = this.slots.sandboxUser(record.slot);
     await writeFile(join(dir, 'sandbox.json'), JSON.stringify(record));
     const dataDir = join(dir, 'data');
     const agentDir = join(dir, 'agent');
@@ -413,7 +340,7 @@ export class OciDriver implements SandboxDriver {
       this.seccomp,
     );
     await writeFile(join(dir, 'bundle', 'config.json'), JSON.stringify(config));
-    await this.launchMonitor(spec.id, runtime);
+    await launchMonitor(this.run, this.options.conmonPath, spec.id, dir, runtime);
     // The process waits for `start`: its network is in place before it runs.
     if (link && spec.egress) {
       const pid = await this.readPid(spec.id, 'init.pid');
@@ -460,54 +387,8 @@ export class OciDriver implements SandboxDriver {
     });
   }
 
-  /** Starts conmon, which runs `<runtime> create` and stays behind as the sandbox's monitor. */
-  private async launchMonitor(id: string, runtime: RuntimeCommand): Promise<void> {
-    const dir = this.dir(id);
-    const args = [
-      '--api-version', '1',
-      '-c', id, '-u', id, '-n', id,
-      '-r', runtime.path,
-      ...runtime.args.flatMap((a) => ['--runtime-arg', a]),
-      '-b', join(dir, 'bundle'),
-      '-p', join(dir, 'init.pid'),
-      '-P', join(dir, 'conmon.pid'),
-      '--exit-dir', join(dir, 'exit'),
-      '-0', join(dir, 'persist'),
-      '--socket-dir-path', join(dir, 'attach'),
-      '-l', `k8s-file:${join(dir, 'console.log')}`,
-      '--log-size-max', String(CONSOLE_LOG_MAX_BYTES),
-      '--log-level', 'error',
-      '--no-sync-log',
-    ]; // prettier-ignore
-    const log = await open(join(dir, 'conmon.log'), 'a');
-    let report: Promise<string> = Promise.resolve('');
-    try {
-      const result = await this.run(this.options.conmonPath, args, {
-        // conmon writes files such as `oom` into its working directory: the sandbox's own.
-        cwd: dir,
-        logFd: log.fd,
-        extraPipes: 1,
-        env: { ...process.env, _OCI_SYNCPIPE: '3' },
-        onPipes: ([syncPipe]) => {
-          if (syncPipe) report = readSyncMessage(syncPipe);
-        },
-      });
-      if (result.code !== 0) throw new Error(`conmon exited with ${String(result.code)}`);
-    } finally {
-      await log.close();
-    }
-    const message = await report;
-    const parsed = message ? (JSON.parse(message) as { data?: number; message?: string }) : {};
-    if (!parsed.data || parsed.data < 0) {
-      const conmonLog = await readFile(join(dir, 'conmon.log'), 'utf8').catch(() => '');
-      throw new Error(parsed.message ?? (conmonLog.trim() || 'conmon reported no container pid'));
-    }
-  }
-
-  private async readPid(id: string, file: 'init.pid' | 'conmon.pid'): Promise<number | undefined> {
-    const text = await readFile(join(this.dir(id), file), 'utf8').catch(() => '');
-    const pid = Number.parseInt(text, 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  private readPid(id: string, file: 'init.pid' | 'conmon.pid'): Promise<number | undefined> {
+    return readPidFile(join(this.dir(id), file));
   }
 
   /** The init's host pid, only while that pid still belongs to this sandbox's cgroup. */
@@ -518,24 +399,6 @@ export class OciDriver implements SandboxDriver {
     return cgroup.includes(this.cgroupPath(id)) ? pid : undefined;
   }
 
-  private async exitCode(id: string): Promise<number | undefined> {
-    const text = await readFile(join(this.dir(id), 'exit', id), 'utf8').catch(() => undefined);
-    return text === undefined ? undefined : Number.parseInt(text, 10);
-  }
-
-  /**
-   * The exit status once conmon has written it: conmon writes it a moment after reaping the init.
-   * Undefined if conmon is gone without writing one, or takes longer than the wait.
-   */
-  private async awaitExitCode(id: string): Promise<number | undefined> {
-    const conmon = await this.readPid(id, 'conmon.pid');
-    for (let waited = 0; ; waited += WAIT_STEP_MS) {
-      const code = await this.exitCode(id);
-      if (code !== undefined || !conmon || !isAlive(conmon) || waited >= EXIT_WAIT_MS) return code;
-      await sleep(WAIT_STEP_MS);
-    }
-  }
-
   async inspect(id: string): Promise<SandboxState> {
     await this.load();
     if (!existsSync(join(this.dir(id), 'sandbox.json'))) {
@@ -544,7 +407,7 @@ export class OciDriver implements SandboxDriver {
     const pid = await this.livePid(id);
     if (pid !== undefined) return { status: 'running', pid };
     // The init is gone; conmon writes the exit file a moment after reaping it.
-    const code = await this.awaitExitCode(id);
+    const code = await awaitExitCode(id, this.dir(id));
     if (code === undefined || Number.isNaN(code)) return { status: 'unknown' };
     const oomKills = await readOomKills(this.cgroups!, this.cgroupPath(id));
     const oomFile = existsSync(join(this.dir(id), 'persist', 'oom'));
@@ -578,57 +441,15 @@ export class OciDriver implements SandboxDriver {
   async openPort(id: string, port: number): Promise<string> {
     await this.load();
     const record = await this.record(id);
-    const socket = join(this.dir(id), 'ports', `${port}.sock`);
-    const bridge = await this.readBridgePid(id, port);
-    if (bridge !== undefined && isAlive(bridge) && existsSync(socket)) return socket;
     const pid = await this.livePid(id);
     if (pid === undefined) throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} is not running`);
-    await rm(socket, { force: true });
-    const { uid, gid } = this.sandboxUser(record.slot);
-    // socat enters only the sandbox's network namespace, as the sandbox's own unprivileged host user,
-    // so the bridge can do no more than the sandbox itself; fork serves each connection on its own.
-    const child = spawn(
-      'nsenter',
-      [
-        `--net=/proc/${pid}/ns/net`,
-        '--setgid', String(gid),
-        '--setuid', String(uid),
-        '--',
-        this.options.socatPath,
-        `UNIX-LISTEN:${socket},fork,mode=0600`,
-        `TCP:127.0.0.1:${port},nodelay`,
-      ],
-      { detached: true, stdio: 'ignore' },
-    ); // prettier-ignore
-    child.unref();
-    if (child.pid === undefined)
-      throw new AppError(ErrorCode.SandboxRuntimeError, `cannot start socat for ${id}`);
-    await writeFile(join(this.dir(id), 'ports', `${port}.pid`), String(child.pid));
-    for (let waited = 0; !existsSync(socket); waited += WAIT_STEP_MS) {
-      if (waited >= BRIDGE_READY_MS || !isAlive(child.pid)) {
-        throw new AppError(
-          ErrorCode.SandboxRuntimeError,
-          `sandbox ${id}: the bridge to port ${port} did not open`,
-        );
-      }
-      await sleep(WAIT_STEP_MS);
-    }
-    return socket;
+    const user = this.slots.sandboxUser(record.slot);
+    return openBridge(this.options.socatPath, { id, dir: this.dir(id), pid, user }, port);
   }
 
   async isListening(id: string, port: number): Promise<boolean> {
     const pid = await this.livePid(id);
-    if (pid === undefined) return false;
-    const tables = await Promise.all(
-      ['tcp', 'tcp6'].map((table) => readFile(`/proc/${pid}/net/${table}`, 'utf8').catch(() => '')),
-    );
-    const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-    return tables.some((table) =>
-      table.split('\n').some((line) => {
-        const [, local = '', , state] = line.trim().split(/\s+/);
-        return state === TCP_LISTEN && local.endsWith(`:${hexPort}`);
-      }),
-    );
+    return pid !== undefined && isListening(pid, port);
   }
 
   private async record(id: string): Promise<SandboxRecord> {
@@ -639,31 +460,11 @@ export class OciDriver implements SandboxDriver {
     }
   }
 
-  private async readBridgePid(id: string, port: number): Promise<number | undefined> {
-    const text = await readFile(join(this.dir(id), 'ports', `${port}.pid`), 'utf8').catch(() => '');
-    const pid = Number.parseInt(text, 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  }
-
-  /** Kills every port bridge of a sandbox, with the per-connection children each one forked. */
-  private async closePorts(id: string): Promise<void> {
-    const files = await readdir(join(this.dir(id), 'ports')).catch(() => [] as string[]);
-    for (const file of files.filter((f) => f.endsWith('.pid'))) {
-      const pid = await this.readBridgePid(id, Number.parseInt(file, 10));
-      if (pid === undefined) continue;
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-  }
-
   async destroy(id: string): Promise<void> {
     await this.load();
     const dir = this.dir(id);
     if (!existsSync(dir)) return;
-    await this.closePorts(id);
+    await closeBridges(dir);
     const record = JSON.parse(
       await readFile(join(dir, 'sandbox.json'), 'utf8').catch(() => '{}'),
     ) as Partial<SandboxRecord>;
@@ -671,7 +472,7 @@ export class OciDriver implements SandboxDriver {
     const pid = await this.livePid(id);
     if (pid !== undefined) process.kill(pid, 'SIGKILL');
     // conmon lingers for a second or two after writing the exit status; its work is done by then.
-    await this.awaitExitCode(id);
+    await awaitExitCode(id, dir);
     const conmon = await this.readPid(id, 'conmon.pid');
     if (conmon && isAlive(conmon)) process.kill(conmon, 'SIGKILL');
     if (runtime) await this.run(runtime.path, [...runtime.args, 'delete', '--force', id]);
@@ -689,7 +490,7 @@ export class OciDriver implements SandboxDriver {
     }
     await this.unmountBelow(dir);
     await rm(dir, { recursive: true, force: true });
-    if (record.slot !== undefined) this.usedSlots.delete(record.slot);
+    if (record.slot !== undefined) this.slots.giveBack(record.slot);
     if (left.length > 0) {
       throw new AppError(
         ErrorCode.SandboxRuntimeError,

@@ -1,26 +1,16 @@
 /**
- * @module api/management/pool-resource
- * The `Microsoft.App/sessionPools` resource in its current ARM shape (api-version 2025-01-01 and
- * later), read into a {@link PoolDefinition} and written back from a stored pool. Beyond Azure, two
- * optional properties: `sessionResources` (cpu and memory per session) and `sandboxRuntime`
- * (`runc`, or `runsc` for gVisor).
+ * @module api/management/pool-parse
+ * Reads the `Microsoft.App/sessionPools` resource in its current ARM shape (api-version 2025-01-01
+ * and later; older shapes are moved to it first by `pool-legacy-shapes`) into a
+ * {@link PoolDefinition}, with a typed error for every property that is out of bounds.
  */
 
 import { isIPv4 } from 'node:net';
 
 import { AppError, ErrorCode } from '../../errors.js';
-import type { PoolStatus } from '../../pool/pool-manager.js';
 import type { PoolDefinition } from '../../pool/pool-service.js';
-import {
-  pythonPoolSpec,
-  storedSpec,
-  type ContainerType,
-  type Lifecycle,
-  type PoolSpec,
-} from '../../pool/pool-spec.js';
+import { pythonPoolSpec, type ContainerType, type Lifecycle, type PoolSpec } from '../../pool/pool-spec.js';
 import { isAllowEntry } from '../../sandbox/network/egress.js';
-import type { PoolRow } from '../../store/store.js';
-import type { ManagementShape } from '../api-version.js';
 import {
   field,
   firstField,
@@ -33,7 +23,7 @@ import {
   type JsonRecord,
 } from '../wire.js';
 import { POOL_NAME } from '../../arm-id.js';
-import { containerTemplateResource, parseContainerTemplate } from './container-template.js';
+import { parseContainerTemplate } from './container-template.js';
 
 const SECRET_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 const GIB = 1024 ** 3;
@@ -73,8 +63,6 @@ function parseMemory(value: unknown, target: string): number | undefined {
   }
   return bytes;
 }
-
-const formatMemory = (bytes: number) => `${Number((bytes / GIB).toFixed(3))}Gi`;
 
 /** A custom container may live until it exits, up to a day. */
 const MAX_ALIVE_SECONDS = { min: 10, max: 86_400, default: 3600 };
@@ -171,70 +159,6 @@ function parseSecrets(value: unknown): { name: string; value: string }[] {
     seen.add(name);
     return { name, value: optionalString(field(secret, 'value'), `${target}.value`, 65_536) ?? '' };
   });
-}
-
-/** A copy of `record` with `name` (matched case-insensitively) set to `value`, or removed when undefined. */
-function withField(record: JsonRecord, name: string, value: unknown): JsonRecord {
-  const rest = Object.entries(record).filter(([key]) => key.toLowerCase() !== name.toLowerCase());
-  return Object.fromEntries(value === undefined ? rest : [...rest, [name, value]]);
-}
-
-/**
- * Moves the settings of the pre-2025 api-versions to where the current shape has them:
- * `properties.maxConcurrentSessions` (2024-02-02-preview) into `scaleConfiguration`,
- * `dynamicPoolConfiguration.executionType` + `coolDownPeriodInSecond` / `cooldownPeriodInSeconds`
- * (2024 previews) into `lifecycleConfiguration`, and `JupyterPython` to `PythonLTS`. A body of any
- * version then reads the same way, and a PATCH in an old shape merges onto the current resource.
- */
-export function toCurrentShape(body: unknown): unknown {
-  if (!isRecord(body)) return body;
-  const properties = field(body, 'properties');
-  if (!isRecord(properties)) return body;
-  let result = properties;
-  const max = field(result, 'maxConcurrentSessions');
-  if (max !== undefined) {
-    const scale = optionalObject(field(result, 'scaleConfiguration'), 'properties.scaleConfiguration') ?? {};
-    result = withField(withField(result, 'maxConcurrentSessions', undefined), 'scaleConfiguration', {
-      ...scale,
-      maxConcurrentSessions: max,
-    });
-  }
-  const dynamic = optionalObject(
-    field(result, 'dynamicPoolConfiguration'),
-    'properties.dynamicPoolConfiguration',
-  );
-  if (dynamic) {
-    const executionType = optionalEnum(
-      field(dynamic, 'executionType'),
-      'properties.dynamicPoolConfiguration.executionType',
-      ['Timed'] as const,
-    );
-    const cooldown = firstField(dynamic, ['cooldownPeriodInSeconds', 'coolDownPeriodInSecond']);
-    let moved = withField(
-      withField(dynamic, 'executionType', undefined),
-      'cooldownPeriodInSeconds',
-      undefined,
-    );
-    moved = withField(moved, 'coolDownPeriodInSecond', undefined);
-    if (executionType !== undefined || cooldown !== undefined) {
-      const lifecycle =
-        optionalObject(
-          field(moved, 'lifecycleConfiguration'),
-          'properties.dynamicPoolConfiguration.lifecycleConfiguration',
-        ) ?? {};
-      moved = withField(moved, 'lifecycleConfiguration', {
-        ...lifecycle,
-        lifecycleType: 'Timed',
-        ...(cooldown !== undefined && { cooldownPeriodInSeconds: cooldown }),
-      });
-    }
-    result = withField(result, 'dynamicPoolConfiguration', moved);
-  }
-  const containerType = field(result, 'containerType');
-  if (typeof containerType === 'string' && containerType.toLowerCase() === 'jupyterpython') {
-    result = withField(result, 'containerType', 'PythonLTS');
-  }
-  return withField(body, 'properties', result);
 }
 
 /**
@@ -419,87 +343,4 @@ export function parsePoolResource(
     ...(template && { container: template.container }),
   };
   return { ...at, location, tags, spec };
-}
-
-/** The ARM resource as GET returns it. Secret values are write-only and never returned. */
-export function poolResource(
-  pool: PoolRow,
-  endpointBase: string,
-  status: PoolStatus | undefined,
-  shape: ManagementShape,
-): JsonRecord {
-  const spec = storedSpec(pool);
-  const cooldownSeconds = spec.lifecycle.type === 'Timed' ? spec.lifecycle.cooldownSeconds : undefined;
-  // Each api-version's clients read the scale and lifecycle settings where that version put them.
-  const versioned =
-    shape === 'preview-2024-02'
-      ? {
-          // That version called the Python code interpreter JupyterPython.
-          containerType: spec.containerType === 'PythonLTS' ? 'JupyterPython' : spec.containerType,
-          maxConcurrentSessions: spec.maxConcurrentSessions,
-          dynamicPoolConfiguration: { executionType: 'Timed', coolDownPeriodInSecond: cooldownSeconds },
-        }
-      : {
-          containerType: spec.containerType,
-          scaleConfiguration: {
-            maxConcurrentSessions: spec.maxConcurrentSessions,
-            readySessionInstances: spec.readySessionInstances,
-          },
-          dynamicPoolConfiguration:
-            shape === 'preview-2024-08'
-              ? { executionType: 'Timed', cooldownPeriodInSeconds: cooldownSeconds }
-              : {
-                  lifecycleConfiguration:
-                    spec.lifecycle.type === 'Timed'
-                      ? { lifecycleType: 'Timed', cooldownPeriodInSeconds: spec.lifecycle.cooldownSeconds }
-                      : {
-                          lifecycleType: 'OnContainerExit',
-                          maxAlivePeriodInSeconds: spec.lifecycle.maxAliveSeconds,
-                        },
-                },
-        };
-  const resourceId = `/subscriptions/${pool.subscription}/resourceGroups/${pool.resourceGroup}/providers/Microsoft.App/sessionPools/${pool.name}`;
-  return {
-    id: resourceId,
-    name: pool.name,
-    type: 'Microsoft.App/sessionPools',
-    location: pool.location,
-    tags: pool.tags,
-    systemData: { createdAt: pool.createdAt, lastModifiedAt: pool.updatedAt },
-    properties: {
-      ...versioned,
-      poolManagementType: 'Dynamic',
-      nodeCount: 1,
-      secrets: spec.secrets.map((s) => ({ name: s.name })),
-      sessionNetworkConfiguration: {
-        status: spec.egress,
-        ...(spec.egressAllow.length > 0 && { egressAllowlist: spec.egressAllow }),
-        ...(spec.egressDnsServer !== undefined && { dnsServer: spec.egressDnsServer }),
-      },
-      sessionResources: { cpu: spec.cpu, memory: formatMemory(spec.memoryBytes) },
-      ...(spec.container && {
-        customContainerTemplate: containerTemplateResource(spec.container, {
-          cpu: spec.cpu,
-          memory: formatMemory(spec.memoryBytes),
-        }),
-        imageStatus: {
-          image: spec.container.image,
-          digest: spec.container.imageDigest,
-          ...(status?.imagePull && { pulling: status.imagePull }),
-        },
-      }),
-      sandboxRuntime: spec.runtime,
-      poolManagementEndpoint: `${endpointBase}/subscriptions/${pool.subscription}/resourceGroups/${pool.resourceGroup}/sessionPools/${pool.name}`,
-      provisioningState: pool.provisioningState,
-      ...(status && {
-        sessionStatus: {
-          readySessionCount: status.ready,
-          allocatedSessionCount: status.allocated,
-          startingSessionCount: status.starting,
-          consecutiveStartFailures: status.consecutiveStartFailures,
-          lastStartError: status.lastStartError ?? pool.statusMessage,
-        },
-      }),
-    },
-  };
 }

@@ -1,0 +1,44 @@
+/**
+ * @module bootstrap
+ * What the first start of a server on an empty store sets up, once: an admin API key (its secret
+ * shown once, or the one the configuration names) and the configured default pool.
+ */
+
+import type { ApiKeys } from './auth/api-keys.js';
+import { parseGrant } from './auth/roles.js';
+import type { Config } from './config.js';
+import type { PoolService } from './pool/pool-service.js';
+import { pythonPoolSpec } from './pool/pool-spec.js';
+import type { Store } from './store/store.js';
+
+const BOOTSTRAPPED = 'server.bootstrapped';
+const ADMIN_GRANTS = ['Contributor', 'SessionExecutor', 'Reader'].map(parseGrant);
+
+/** Sets up a first start; returns the admin key's secret when it did (undefined on later starts). */
+export async function bootstrap(deps: {
+  config: Config;
+  store: Store;
+  apiKeys: ApiKeys;
+  pools: PoolService;
+  now: () => number;
+}): Promise<string | undefined> {
+  const { config, store } = deps;
+  if ((await store.getSetting(BOOTSTRAPPED)) !== undefined) return undefined;
+  const { secret } = await deps.apiKeys.create(
+    'bootstrap admin',
+    ADMIN_GRANTS,
+    config.bootstrapApiKey || undefined,
+  );
+  if (config.defaultPool) {
+    await deps.pools.put({
+      subscription: config.defaultSubscription,
+      resourceGroup: config.defaultResourceGroup,
+      name: config.defaultPool,
+      location: 'local',
+      tags: {},
+      spec: pythonPoolSpec({ runtime: config.runtime }),
+    });
+  }
+  await store.putSetting(BOOTSTRAPPED, new Date(deps.now()).toISOString());
+  return secret;
+}
