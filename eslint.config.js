@@ -49,6 +49,11 @@ export default tseslint.config(
     'pool/ uses the SandboxDriver interface, never a runtime, and knows nothing of HTTP',
   ),
   layer(
+    ['packages/server/src/api/**'],
+    ['**/sandbox/*', '**/interpreter/*'],
+    'api/ parses and renders; it reaches sandboxes and interpreters only through pool/',
+  ),
+  layer(
     ['packages/server/src/store/**'],
     ['**/api/*', '**/pool/*', '**/interpreter/*', '**/sandbox/*', '**/observability/*', '**/auth/*'],
     'store/ is a leaf: everyone may call it, it calls no one',

@@ -12,6 +12,9 @@ import {
 } from '../sandbox/image/image-puller.js';
 import type { ContainerTemplate, PoolSpec } from './pool-spec.js';
 
+/** How a pool's image reference is read; the API checks a template's image with it. */
+export { parseImageReference };
+
 /** Where images come from (the ImagePuller; a fake in unit tests). */
 export interface ImageSource {
   pull(

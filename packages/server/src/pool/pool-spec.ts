@@ -6,6 +6,9 @@
 
 import type { RuntimeName } from '../sandbox/driver.js';
 
+/** What an egress allowlist entry may be (an IPv4 address, a CIDR or a domain name, with or without a port): the sandbox network's rule, which the API checks a pool's allowlist against. */
+export { isAllowEntry } from '../sandbox/network/egress.js';
+
 /**
  * `PythonLTS` runs Python in a persistent interpreter; `Shell` runs command lines (same image, same
  * agent); `CustomContainer` runs the pool's own image and proxies HTTP to it.

@@ -12,7 +12,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolService } from '../../pool/pool-service.js';
-import { DataDirectory, dataPathSegments, type DataFile } from '../../sandbox/data-dir.js';
+import {
+  dataPathSegments,
+  withSessionFiles,
+  type DataDirectory,
+  type DataFile,
+} from '../../pool/session-files.js';
 import type { DataGeneration } from '../api-version.js';
 import { optionalBoolean, type JsonRecord } from '../wire.js';
 import { dataRoutes, legacyRoutes } from '../schemas/data.js';
@@ -71,10 +76,8 @@ export function registerFileRoutes(
     const receivedAt = performance.now();
     const { manager, query, generation } = poolFor(deps.pools, request, 'sessions/execute');
     const identifier = requireIdentifier(query.identifier);
-    const { value, session, allocation } = await manager.withSession(
-      identifier,
-      (s) => work({ data: new DataDirectory(s.instance.dataDir, s.instance.dataOwner), query, generation }),
-      { serialize: false },
+    const { value, session, allocation } = await withSessionFiles(manager, identifier, (data) =>
+      work({ data, query, generation }),
     );
     sessionHeaders(reply, { session, allocation }, { receivedAt });
     return value;

@@ -7,7 +7,7 @@
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { ContainerTemplate, EnvVar, Probe } from '../../pool/pool-spec.js';
-import { parseImageReference } from '../../sandbox/image/image-puller.js';
+import { parseImageReference } from '../../pool/container-image.js';
 import {
   field,
   firstField,

@@ -9,8 +9,13 @@ import { isIPv4 } from 'node:net';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolDefinition } from '../../pool/pool-service.js';
-import { pythonPoolSpec, type ContainerType, type Lifecycle, type PoolSpec } from '../../pool/pool-spec.js';
-import { isAllowEntry } from '../../sandbox/network/egress.js';
+import {
+  isAllowEntry,
+  pythonPoolSpec,
+  type ContainerType,
+  type Lifecycle,
+  type PoolSpec,
+} from '../../pool/pool-spec.js';
 import {
   field,
   firstField,
