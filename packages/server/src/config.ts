@@ -347,7 +347,7 @@ function firstNameserver(readFile: (path: string) => string): string {
   }
 }
 
-/** The README's configuration table, one row per setting. */
+/** The settings table of docs/settings.md, one row per setting. */
 export function settingsTable(): string[] {
   return describeSettings().map(
     (s) => `| \`${s.flag}\` | \`${s.env}\` | ${s.description.replace(/\|/g, '\\|')} |`,
