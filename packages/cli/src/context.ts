@@ -19,6 +19,8 @@ export interface CliIo {
   stdout: (data: string | Uint8Array) => void;
   /** Errors, hints and the spinner go here, never into output a script parses. */
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** How requests reach the server; the global fetch unless a test hands requests to a server in process. */
+  fetch?: typeof fetch;
 }
 
 export interface GlobalOptions {
@@ -55,13 +57,14 @@ function fetchTrusting(caFile: string): typeof fetch {
   };
 }
 
-export function clientFor(profile: Profile): SandpoolClient {
+export function clientFor(profile: Profile, io: Pick<CliIo, 'fetch'>): SandpoolClient {
+  const fetch = profile.caFile ? fetchTrusting(profile.caFile) : io.fetch;
   return new SandpoolClient({
     endpoint: profile.endpoint,
     credential: profile.apiKey,
     ...(profile.subscription && { subscription: profile.subscription }),
     ...(profile.resourceGroup && { resourceGroup: profile.resourceGroup }),
-    ...(profile.caFile && { fetch: fetchTrusting(profile.caFile) }),
+    ...(fetch && { fetch }),
   });
 }
 
@@ -86,7 +89,7 @@ export class Context {
   }
 
   client(resourceGroup?: string): SandpoolClient {
-    return clientFor(this.profile(resourceGroup));
+    return clientFor(this.profile(resourceGroup), this.io);
   }
 
   print<T extends object>(data: T | T[], columns?: Columns<T>): void {

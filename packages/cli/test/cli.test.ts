@@ -5,13 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify, stripVTControlCharacters } from 'node:util';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { SandpoolClient } from '@sandpool/sdk';
 
@@ -29,49 +28,9 @@ import {
   type TestServer,
 } from '../../server/test/server-harness.js';
 import { ExitCode } from '../src/failure.js';
-import { main } from '../src/main.js';
+import { shell } from './shell.js';
 
 const bin = fileURLToPath(new URL('../bin/sandpool.js', import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: any;
-}
-
-/** A shell with its own config directory and environment, running the CLI in process. */
-function shell(extraEnv: Record<string, string> = {}, options: { terminal?: boolean } = {}) {
-  const configDir = mkdtempSync(join(tmpdir(), 'sandpool-cli-'));
-  after(() => rmSync(configDir, { recursive: true, force: true }));
-  const env: Record<string, string> = { SANDPOOL_CONFIG_DIR: configDir, ...extraEnv };
-  const sandpool = async (...args: string[]): Promise<Run> => {
-    const chunks: Buffer[] = [];
-    // A terminal as ora sees one: a stream that says it is a TTY and can move its cursor.
-    const stderr = Object.assign(
-      new PassThrough(),
-      options.terminal
-        ? { isTTY: true, columns: 80, cursorTo: () => true, clearLine: () => true, moveCursor: () => true }
-        : { isTTY: false },
-    );
-    let errors = '';
-    stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
-    const code = await main(args, {
-      env: (name) => env[name],
-      stdout: (data) => chunks.push(Buffer.from(data)),
-      stderr,
-    });
-    const stdout = Buffer.concat(chunks).toString();
-    let json: unknown;
-    try {
-      json = JSON.parse(stdout);
-    } catch {
-      json = undefined;
-    }
-    return { code, stdout, stderr: errors, json };
-  };
-  return { sandpool, env, configDir };
-}
 
 describe('sandpool CLI against a real server', { skip: skipReason }, async () => {
   const server: TestServer = await startTestServer('cli');

@@ -96,6 +96,29 @@ function ok<T>(result: { data?: T; error?: unknown; response: Response }): T {
   return result.data as T;
 }
 
+/** GETs an absolute URL the server handed out (nextLink, operation status), on the client's base URL. */
+async function followLink<T>(client: SandpoolClient, link: string): Promise<T> {
+  const url = new URL(link);
+  const result = await client.api.request(
+    'get',
+    url.pathname as never,
+    {
+      querySerializer: () => url.search.slice(1),
+    } as never,
+  );
+  return ok(result as { data?: T; error?: unknown; response: Response });
+}
+
+/** Every item of a paged list, following `nextLink`. */
+async function allPages<T>(client: SandpoolClient, page: { value: T[]; nextLink?: string }): Promise<T[]> {
+  const items = [...page.value];
+  while (page.nextLink) {
+    page = await followLink<typeof page>(client, page.nextLink);
+    items.push(...page.value);
+  }
+  return items;
+}
+
 export class SandpoolClient {
   /** The management plane: create, read, update, delete pools. */
   readonly pools: Pools;
@@ -193,6 +216,7 @@ export class SandpoolClient {
 }
 
 export class Pools {
+  /** @internal Reached through {@link SandpoolClient}. */
   constructor(private readonly client: SandpoolClient) {}
 
   private path(name: string) {
@@ -213,7 +237,7 @@ export class Pools {
           '/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools',
           { params: { path: this.client.scope, query: this.query } },
         );
-    return this.allPages(ok(first));
+    return allPages(this.client, ok(first));
   }
 
   async get(name: string): Promise<SessionPool> {
@@ -286,7 +310,7 @@ export class Pools {
       },
     });
     // The JSON page; the same route's other media type is the live stream, which this does not ask for.
-    return this.allPages(ok(first) as { value: PoolEvent[]; nextLink?: string });
+    return allPages(this.client, ok(first) as { value: PoolEvent[]; nextLink?: string });
   }
 
   /** The pool's last hour minute by minute: allocations (p50/p99 ms), executions, ends, pool-full refusals. */
@@ -352,27 +376,17 @@ export class Pools {
     }
   }
 
-  /** Every item of a paged list, following `nextLink`. */
-  async allPages<T>(page: { value: T[]; nextLink?: string }): Promise<T[]> {
-    const items = [...page.value];
-    while (page.nextLink) {
-      page = await this.followLink<typeof page>(page.nextLink);
-      items.push(...page.value);
-    }
-    return items;
-  }
-
   /** Polls the operation named by `Azure-AsyncOperation` until it succeeds; throws if it fails. */
   private async waitFor(response: Response, poll?: () => Promise<void>): Promise<void> {
     const url = response.headers.get('azure-asyncoperation');
     if (!url) return;
     for (;;) {
       await poll?.();
-      const status = await this.followLink<{
+      const status = await followLink<{
         name: string;
         status: string;
         error?: { code: string; message: string };
-      }>(url);
+      }>(this.client, url);
       if (status.status === 'Succeeded') return;
       if (status.status === 'Failed') {
         throw new OperationFailedError(
@@ -384,23 +398,11 @@ export class Pools {
       await sleep(this.client.pollIntervalMs);
     }
   }
-
-  /** GETs an absolute URL the server handed out (nextLink, operation status), on this client's base URL. */
-  async followLink<T>(link: string): Promise<T> {
-    const url = new URL(link);
-    const result = await this.client.api.request(
-      'get',
-      url.pathname as never,
-      {
-        querySerializer: () => url.search.slice(1),
-      } as never,
-    );
-    return ok(result as { data?: T; error?: unknown; response: Response });
-  }
 }
 
 /** A pool's data plane: its sessions by identifier, the sessions list, and its runtime metadata. */
 export class Pool {
+  /** @internal Reached through {@link SandpoolClient}. */
   constructor(
     private readonly client: SandpoolClient,
     readonly name: string,
@@ -447,6 +449,7 @@ export class Session {
   /** The session's `/mnt/data`. */
   readonly files: Files;
 
+  /** @internal Reached through {@link SandpoolClient}. */
   constructor(
     private readonly client: SandpoolClient,
     readonly pool: string,
@@ -559,6 +562,7 @@ type FileParams = ReturnType<Session['params']>;
 
 /** Files in the session's `/mnt/data`; `path` names a subdirectory. */
 export class Files {
+  /** @internal Reached through {@link SandpoolClient}. */
   constructor(
     private readonly client: SandpoolClient,
     private readonly params: () => FileParams,
@@ -628,6 +632,7 @@ export class Files {
 }
 
 export class Keys {
+  /** @internal Reached through {@link SandpoolClient}. */
   constructor(private readonly client: SandpoolClient) {}
 
   /** Creates a key; the returned `key` is the secret, shown this once. */
@@ -645,19 +650,19 @@ export class Keys {
 }
 
 export class Audit {
+  /** @internal Reached through {@link SandpoolClient}. */
   constructor(private readonly client: SandpoolClient) {}
 
   /** Audit entries, oldest first, narrowed by time (ISO 8601), principal, action and pool. */
   async list(
     query: { since?: string; until?: string; principal?: string; action?: string; pool?: string } = {},
   ): Promise<AuditEntry[]> {
-    return this.client.pools.allPages(
-      ok(await this.client.api.GET('/sandpool/audit', { params: { query } })),
-    );
+    return allPages(this.client, ok(await this.client.api.GET('/sandpool/audit', { params: { query } })));
   }
 }
 
 export class Tokens {
+  /** @internal Reached through {@link SandpoolClient}. */
   constructor(private readonly client: SandpoolClient) {}
 
   /** Mints a token with `roles` (default: all of the caller's) that expires after `expiresInSeconds` (default 3600). */

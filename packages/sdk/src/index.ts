@@ -1,18 +1,19 @@
 /**
  * @module @sandpool/sdk
  * TypeScript client for Sandpool, and for Azure Container Apps dynamic sessions (same wire
- * contract): pools, sessions by identifier, executions and files. Runs in Node 20+ and browsers.
+ * contract): pools, sessions by identifier, executions and files. Runs in Node 24+ and browsers.
  */
 
 export {
   SandpoolClient,
-  Pools,
-  Pool,
-  Session,
-  Files,
-  Keys,
-  Tokens,
-  Audit,
+  // Reached through a client (client.pools, client.pool(name).session(id)…), never constructed.
+  type Pools,
+  type Pool,
+  type Session,
+  type Files,
+  type Keys,
+  type Tokens,
+  type Audit,
   type SandpoolClientOptions,
   type ExecuteOptions,
   type WaitOption,

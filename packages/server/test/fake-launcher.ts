@@ -14,7 +14,7 @@ import type { PoolSpec } from '../src/pool/pool-spec.js';
 import type { ResourceUsage } from '../src/sandbox/driver.js';
 import type { PulledImage, PullStage } from '../src/sandbox/image/image-puller.js';
 
-export class FakeSandbox implements Instance {
+export class FakeInstance implements Instance {
   readonly dataDir: string;
   readonly dataOwner = { uid: process.getuid!(), gid: process.getgid!() };
   readonly consoleLogPath: string;
@@ -95,7 +95,7 @@ export class FakeSandbox implements Instance {
 export const FAKE_USAGE: ResourceUsage = { cpuSeconds: 0.25, memoryBytes: 1 << 20, peakMemoryBytes: 2 << 20 };
 
 export class FakeLauncher implements InstanceLauncher {
-  readonly sandboxes = new Map<string, FakeSandbox>();
+  readonly sandboxes = new Map<string, FakeInstance>();
   starts = 0;
   /** When set, starts reject with it. */
   failWith: Error | undefined;
@@ -109,7 +109,7 @@ export class FakeLauncher implements InstanceLauncher {
     this.starts++;
     await this.gate();
     if (this.failWith) throw this.failWith;
-    const sandbox = new FakeSandbox(
+    const sandbox = new FakeInstance(
       id,
       spec,
       (code) => this.run(code),
@@ -132,7 +132,7 @@ export class FakeLauncher implements InstanceLauncher {
     // Nothing to hear.
   }
 
-  live(): FakeSandbox[] {
+  live(): FakeInstance[] {
     return [...this.sandboxes.values()].filter((s) => !s.destroyed);
   }
 }

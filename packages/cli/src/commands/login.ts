@@ -67,7 +67,7 @@ export function loginCommands(context: () => Context): Command[] {
         ...(flags.resourceGroup && { resourceGroup: flags.resourceGroup }),
         ...(caFile && { caFile }),
       };
-      const client = clientFor(profile);
+      const client = clientFor(profile, cli.io);
       let note = '';
       try {
         await client.pools.list();
