@@ -203,29 +203,24 @@ export class Executions {
     const { session } = reached;
     const execute = async () => {
       const started = performance.now();
-      const final = await manager.useSession(
-        session,
-        async () => {
-          try {
-            const outcome = await session.instance.execute({
-              code: request.code,
-              language: request.language,
-              timeoutMs: request.timeoutSeconds * 1000,
-              maxOutputChars: request.outputStreamsMaxLength,
-            });
-            return record(base, outcome);
-          } catch (error) {
-            if (!(error instanceof AppError) || error.code !== ErrorCode.SessionLost) throw error;
-            return withoutOutput(
-              base,
-              'Failed',
-              { code: ErrorCode.SessionLost, message: error.message },
-              Math.round(performance.now() - started),
-            );
-          }
-        },
-        { serialize: true },
-      );
+      let final: ExecutionResult;
+      try {
+        const outcome = await manager.execute(session, {
+          code: request.code,
+          language: request.language,
+          timeoutMs: request.timeoutSeconds * 1000,
+          maxOutputChars: request.outputStreamsMaxLength,
+        });
+        final = record(base, outcome);
+      } catch (error) {
+        if (!(error instanceof AppError) || error.code !== ErrorCode.SessionLost) throw error;
+        final = withoutOutput(
+          base,
+          'Failed',
+          { code: ErrorCode.SessionLost, message: error.message },
+          Math.round(performance.now() - started),
+        );
+      }
       const executionMs = performance.now() - started;
       manager.executed(session, metricStatus(final), executionMs / 1000);
       await save(final, session.id);

@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
+import type { AgentRequest, AgentResult } from '../interpreter/agent-client.js';
 import type { PoolRow, SessionRow, Store } from '../store/store.js';
 import type { DeniedConnection } from '../sandbox/driver.js';
 import type { EventFeed } from '../observability/event-feed.js';
@@ -224,9 +225,9 @@ export class PoolManager {
     return { value, session, allocation };
   }
 
-  /** Runs `work` on a session already acquired, as {@link withSession} does. */
-  useSession<T>(session: Session, work: () => Promise<T>, options: { serialize: boolean }): Promise<T> {
-    return this.sessions.use(session, work, options);
+  /** Runs code in a session already acquired, after the executions before it (one at a time). */
+  execute(session: Session, request: AgentRequest): Promise<AgentResult> {
+    return this.sessions.use(session, () => session.instance.execute(request), { serialize: true });
   }
 
   /** Counts an execution the session ran, for its usage record and the pool's metrics. */
