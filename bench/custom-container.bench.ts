@@ -2,7 +2,7 @@
  * Custom container benchmarks (issue: custom containers). Not a test: it measures, prints a Markdown
  * table and writes it to bench/results/. Run as root after scripts/setup.sh:
  *
- *   node --import tsx bench/custom-container.bench.ts [--cold 30] [--requests 2000]
+ *   node --import tsx bench/custom-container.bench.ts [--quick] [--cold 30] [--requests 2000]
  *
  * - cold start: from the cached image to ready (its port listens; with a startup probe, the probe
  *   passed), through the same launcher the server uses, busybox httpd as the app.
@@ -13,9 +13,8 @@
 
 import { Agent, request, type RequestOptions } from 'node:http';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 
-import { fmt, machine, summary, writeReport } from './report.js';
+import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
 
 import { ConsoleLogArchive } from '../packages/server/src/pool/console-log.js';
 import { HostLauncher } from '../packages/server/src/pool/launcher.js';
@@ -45,12 +44,10 @@ import {
   testServerEnv,
 } from '../packages/server/test/server-harness.js';
 
-const { values: args } = parseArgs({
-  options: { cold: { type: 'string', default: '30' }, requests: { type: 'string', default: '2000' } },
-});
-const COLD_RUNS = Number(args.cold);
-const REQUESTS = Number(args.requests);
-const ROUND = 100;
+const args = benchArgs({ cold: { full: 30, quick: 2 }, requests: { full: 2000, quick: 40 } });
+const COLD_RUNS = args.cold;
+const REQUESTS = args.requests;
+const ROUND = Math.min(100, REQUESTS);
 
 const cleanups: (() => void)[] = [];
 const cleanup = (undo: () => void) => cleanups.push(undo);
@@ -232,7 +229,7 @@ try {
     '',
     `Proxy overhead: ${fmt(p.p50 - d.p50)} ms added at p50 (${(p.p50 / d.p50).toFixed(2)}×), ${fmt(p.p99 - d.p99)} ms at p99 (${(p.p99 / d.p99).toFixed(2)}×).`,
   ].join('\n');
-  writeReport('custom-container', table);
+  writeReport('custom-container', table, args.quick);
 } finally {
   for (const undo of cleanups.reverse()) undo();
 }

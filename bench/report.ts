@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
@@ -21,9 +22,32 @@ export function machine(): string {
   return `${cpus().length} vCPU (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB, kernel ${release()}, Node ${process.version}, ${runc}`;
 }
 
-/** Prints the table and keeps it as bench/results/<name>-<date>.md. */
-export function writeReport(name: string, table: string): void {
+/**
+ * A benchmark's sizes from its flags: each has a full default and a quick one. `--quick` runs every
+ * phase with the quick sizes (seconds, not minutes), so the test suite can run each benchmark and a
+ * change that breaks one fails CI; its numbers are not kept.
+ */
+export function benchArgs<K extends string>(
+  sizes: Record<K, { full: number; quick: number }>,
+): { quick: boolean } & Record<K, number> {
+  const options: Record<string, { type: 'string' } | { type: 'boolean' }> = { quick: { type: 'boolean' } };
+  for (const name of Object.keys(sizes)) options[name] = { type: 'string' };
+  const { values } = parseArgs({ options }) as { values: Record<string, string | boolean | undefined> };
+  const quick = values.quick === true;
+  const result = { quick } as { quick: boolean } & Record<K, number>;
+  for (const name of Object.keys(sizes) as K[]) {
+    const given = values[name];
+    const value = typeof given === 'string' ? Number(given) : sizes[name][quick ? 'quick' : 'full'];
+    if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+    (result as Record<K, number>)[name] = value;
+  }
+  return result;
+}
+
+/** Prints the table and, unless it was a quick run, keeps it as bench/results/<name>-<date>.md. */
+export function writeReport(name: string, table: string, quick = false): void {
   console.log(table);
+  if (quick) return;
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   writeFileSync(
     new URL(`./results/${name}-${new Date().toISOString().slice(0, 10)}.md`, import.meta.url),

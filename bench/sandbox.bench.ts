@@ -2,7 +2,7 @@
  * Sandbox benchmarks (issue: foundation). Not a test: it measures, prints a Markdown table and writes
  * it to bench/results/. Run as root after scripts/setup.sh:
  *
- *   node --import tsx bench/sandbox.bench.ts [--cold 30] [--warm 2000] [--idle 100]
+ *   node --import tsx bench/sandbox.bench.ts [--quick] [--cold 30] [--warm 2000] [--idle 100]
  *
  * - cold start: driver.create() → the agent answers `1+1`, with runc and with gVisor, beside the
  *   floor: runc running `python3 -c pass` in the same image and hardened bundle, with no monitor or
@@ -15,9 +15,8 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
-import { fmt, machine, summary, writeReport } from './report.js';
+import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
 
 import { InterpreterInstance } from '../packages/server/src/pool/interpreter-instance.js';
 import { DEFAULT_RESOURCES, type RuntimeName } from '../packages/server/src/sandbox/driver.js';
@@ -28,16 +27,14 @@ import {
   removeIsolatedDriver,
 } from '../packages/server/test/isolated-driver.js';
 
-const { values: args } = parseArgs({
-  options: {
-    cold: { type: 'string', default: '30' },
-    warm: { type: 'string', default: '2000' },
-    idle: { type: 'string', default: '100' },
-  },
+const args = benchArgs({
+  cold: { full: 30, quick: 2 },
+  warm: { full: 2000, quick: 50 },
+  idle: { full: 100, quick: 4 },
 });
-const COLD_RUNS = Number(args.cold);
-const WARM_RUNS = Number(args.warm);
-const IDLE_SANDBOXES = Number(args.idle);
+const COLD_RUNS = args.cold;
+const WARM_RUNS = args.warm;
+const IDLE_SANDBOXES = args.idle;
 const PANDAS_SANDBOXES = Math.min(10, IDLE_SANDBOXES);
 
 const image = { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir };
@@ -185,7 +182,7 @@ async function main(): Promise<void> {
     `| idle PSS per sandbox, ${IDLE_SANDBOXES} up (agent, tini, conmon) | ${idle.n} | ${fmt(idle.p50)} MiB | ${fmt(idle.p99)} MiB | ≤ 15 MiB (mean ${fmt(mean(memory.idle))}) |`,
     `| PSS per sandbox after \`import pandas\` | ${pandas.n} | ${fmt(pandas.p50)} MiB | ${fmt(pandas.p99)} MiB | — (mean ${fmt(mean(memory.pandas))}) |`,
   ].join('\n');
-  writeReport('sandbox', table);
+  writeReport('sandbox', table, args.quick);
 }
 
 try {

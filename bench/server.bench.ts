@@ -2,7 +2,7 @@
  * Server benchmarks (issue: session pools). Not a test: it measures over HTTP with auth on loopback,
  * prints a Markdown table and keeps it in bench/results/. Run as root after scripts/setup.sh:
  *
- *   node --import tsx bench/server.bench.ts [--sequential 60] [--rounds 10] [--warm 1000] [--seconds 10]
+ *   node --import tsx bench/server.bench.ts [--quick] [--sequential 60] [--rounds 10] [--warm 1000] [--seconds 10]
  *     [--jupyter 10] [--sessions 100]
  *
  * - new identifier → first result of `print(1)`, warm pool, one client at a time and 16 at once;
@@ -15,7 +15,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { parseArgs } from 'node:util';
 
 import pino from 'pino';
 
@@ -24,20 +23,18 @@ import { poolId } from '../packages/server/src/arm-id.js';
 import { OciDriver } from '../packages/server/src/sandbox/oci/oci-driver.js';
 import { startServer } from '../packages/server/src/server.js';
 import { config as hostConfig, testIdBase } from '../packages/server/test/isolated-driver.js';
-import { fmt, machine, summary, writeReport } from './report.js';
+import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
 
-const { values: args } = parseArgs({
-  options: {
-    sequential: { type: 'string', default: '60' },
-    rounds: { type: 'string', default: '10' },
-    warm: { type: 'string', default: '1000' },
-    seconds: { type: 'string', default: '10' },
-    jupyter: { type: 'string', default: '10' },
-    sessions: { type: 'string', default: '100' },
-  },
+const args = benchArgs({
+  sequential: { full: 60, quick: 5 },
+  rounds: { full: 10, quick: 2 },
+  warm: { full: 1000, quick: 50 },
+  seconds: { full: 10, quick: 1 },
+  jupyter: { full: 10, quick: 1 },
+  sessions: { full: 100, quick: 8 },
 });
 const CONCURRENT = 16;
-const LOAD_SESSIONS = Number(args.sessions);
+const LOAD_SESSIONS = args.sessions;
 const LOAD_CLIENTS = 32;
 const KEY = `sp_0123456789ab_${'B'.repeat(43)}`;
 const SUBSCRIPTION = '00000000-0000-0000-0000-0000000be4c4';
@@ -188,16 +185,16 @@ async function main(): Promise<void> {
     console.error(`[${((performance.now() - began) / 1000).toFixed(1)} s] ${what}`);
   await createPool('alloc', 200, 20);
   phase('new identifier, one client…');
-  const sequential = summary(await newIdentifierSequential(Number(args.sequential)));
+  const sequential = summary(await newIdentifierSequential(args.sequential));
   phase(`new identifier, ${CONCURRENT} clients…`);
-  const concurrent = summary(await newIdentifierConcurrent(Number(args.rounds)));
+  const concurrent = summary(await newIdentifierConcurrent(args.rounds));
   phase('existing session…');
-  const existing = summary(await warmExecutions(Number(args.warm)));
+  const existing = summary(await warmExecutions(args.warm));
   phase(`throughput over ${LOAD_SESSIONS} sessions…`);
-  const load = await throughput(Number(args.seconds));
+  const load = await throughput(args.seconds);
   const loadLatency = summary(load.latency);
   phase('Jupyter baseline…');
-  const jupyter = jupyterBaseline(Number(args.jupyter), Number(args.warm));
+  const jupyter = jupyterBaseline(args.jupyter, args.warm);
   const jupyterCold = summary(jupyter.cold);
   const jupyterWarm = summary(jupyter.warm);
 
@@ -214,7 +211,7 @@ async function main(): Promise<void> {
     '',
     `Sustained throughput: **${Math.round(load.perSecond)} executions/s**.`,
   ].join('\n');
-  writeReport('server', table);
+  writeReport('server', table, args.quick);
 }
 
 try {

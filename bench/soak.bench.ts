@@ -4,7 +4,7 @@
  * service owner asks: any 5xx, anything lost, latency percentiles, sessions reaped, server memory.
  * Run as root after scripts/setup.sh:
  *
- *   node --import tsx bench/soak.bench.ts [--clients 200] [--minutes 10]
+ *   node --import tsx bench/soak.bench.ts [--quick] [--clients 200] [--minutes 10]
  *
  * Three pools (two PythonLTS, one Shell), each max 8 sessions with 2 ready and a 20 s cooldown.
  * Every client has its own API key (SessionExecutor) and loops: mostly synchronous executions, some
@@ -16,7 +16,6 @@
  */
 
 import { mkdtempSync, readFileSync, chmodSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 
 import { call, startChild, type Child } from '../packages/server/test/child-server.js';
 import {
@@ -29,13 +28,11 @@ import {
   testConfig,
   testServerEnv,
 } from '../packages/server/test/server-harness.js';
-import { fmt, machine, summary, writeReport } from './report.js';
+import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
 
-const { values: args } = parseArgs({
-  options: { clients: { type: 'string', default: '200' }, minutes: { type: 'string', default: '10' } },
-});
-const CLIENTS = Number(args.clients);
-const DURATION_MS = Number(args.minutes) * 60_000;
+const args = benchArgs({ clients: { full: 200, quick: 6 }, minutes: { full: 10, quick: 0.25 } });
+const CLIENTS = args.clients;
+const DURATION_MS = args.minutes * 60_000;
 const POOLS = [
   { name: 'soakpya', type: 'PythonLTS' as const, code: (i: number) => `sum(range(${1000 + i}))` },
   { name: 'soakpyb', type: 'PythonLTS' as const, code: (i: number) => `len(str(2 ** ${500 + i}))` },
@@ -271,7 +268,7 @@ try {
     `- sessions allocated: ${allocated}, ended: ${ended}; still allocated ${COOLDOWN_S + 5} s after the last request: ${leftover.length ? leftover.join(', ') : 'none'}`,
     `- server RSS: ${fmt(firstMinute)} MiB in minute 2, ${fmt(lastMinute)} MiB in the last minute, max ${fmt(Math.max(...rss.map((s) => s.mib)))} MiB`,
   ].join('\n');
-  writeReport('soak', table);
+  writeReport('soak', table, args.quick);
   for (const error of [...tally.serverErrors, ...tally.lost].slice(0, 20)) console.log(`  ${error}`);
   for (const sample of tally.samples.values()) console.log(`  example: ${sample}`);
   process.exitCode = tally.serverErrors.length || tally.lost.length || leftover.length ? 1 : 0;

@@ -6,6 +6,7 @@
  */
 
 import { AppError, ErrorCode } from '../errors.js';
+import { readConsoleTail } from './console-log.js';
 import {
   AgentClient,
   type AgentClientOptions,
@@ -66,6 +67,24 @@ export const PYTHON_AGENT_COMMAND = [
 
 export type SandboxEnd = Exclude<SandboxState, { status: 'running' }>;
 
+/**
+ * What the sandbox of an agent that never answered was doing, for the start failure's message: still
+ * running, or how it ended, with the last line the agent printed (the image is Sandpool's own, so its
+ * output holds no tenant's data).
+ */
+async function whyNoAgent(driver: SandboxDriver, sandbox: Sandbox): Promise<string | undefined> {
+  const state = await driver.inspect(sandbox.id).catch(() => undefined);
+  if (!state) return undefined;
+  const said = (await readConsoleTail(sandbox.consoleLogPath, 1).catch(() => []))[0]?.text.trim();
+  const how =
+    state.status === 'running'
+      ? 'the sandbox still runs'
+      : state.status === 'exited'
+        ? `the sandbox ended: ${state.cause}, exit code ${state.exitCode}`
+        : 'the sandbox is gone';
+  return said ? `${how}; its last output: ${said.slice(0, 300)}` : how;
+}
+
 export class InterpreterInstance {
   private ended: SandboxEnd | undefined;
   private readonly endListeners: ((state: SandboxEnd) => void)[] = [];
@@ -99,7 +118,11 @@ export class InterpreterInstance {
       await driver.setCpuLimit(sandbox.id, options.resources.cpu);
       return session;
     } catch (error) {
+      const why = await whyNoAgent(driver, sandbox);
       await driver.destroy(sandbox.id).catch(() => undefined);
+      if (error instanceof AppError && why) {
+        throw new AppError(error.code, `${error.message} (${why})`, { cause: error });
+      }
       throw error;
     }
   }
