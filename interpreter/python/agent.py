@@ -67,8 +67,12 @@ class StreamCapture:
         """Restores the descriptor and returns (text, truncated)."""
         os.dup2(self.saved, self.fd)
         os.close(self.saved)
-        # Child processes that outlive the code may still hold the write end; stop waiting for them.
         self.thread.join(DRAIN_SECONDS)
+        # A reader still running either waits for a child process the code left holding the write end
+        # (stop waiting for it), or has not been scheduled yet: a sandbox at its CPU quota can sit out
+        # most of a period. Then no one else can write, and it reaches EOF once it has read the rest.
+        if self.thread.is_alive() and not self._held_elsewhere():
+            self.thread.join()
         text = b"".join(self.chunks).decode("utf-8", errors="replace")
         truncated = self.total > self.kept or len(text) > self.max_chars
         if self.thread.is_alive():
@@ -76,6 +80,25 @@ class StreamCapture:
         else:
             os.close(self.read_end)
         return text[: self.max_chars], truncated
+
+    def _held_elsewhere(self):
+        """Whether another process (a child of the code) still holds this pipe."""
+        pipe = f"pipe:[{os.fstat(self.read_end).st_ino}]"
+        me = str(os.getpid())
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or pid == me:
+                continue
+            try:
+                descriptors = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for descriptor in descriptors:
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{descriptor}") == pipe:
+                        return True
+                except OSError:
+                    pass
+        return False
 
     def _drain_and_close(self):
         self.thread.join()

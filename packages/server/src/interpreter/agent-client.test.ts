@@ -91,6 +91,32 @@ describe('AgentClient', () => {
     server.close();
   });
 
+  it('never interrupts an agent still starting; interrupts a listening agent that stays silent', async () => {
+    // Starting: the socket appears only after the silence allowance has long passed.
+    const slowPath = join(dir, `agent-${counter++}.sock`);
+    const starting = recordingControl();
+    const connecting = AgentClient.connect(slowPath, starting, options, 30);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    const slow = createServer((socket) => socket.write('{"op":"hello","protocol":1,"pid":8}\n'));
+    await new Promise<void>((resolve) => slow.listen(slowPath, resolve));
+    const started = await connecting;
+    assert.deepEqual(starting.calls, [], 'an agent that was not listening yet is left to start');
+    started.close();
+    slow.close();
+
+    // Orphaned code: the agent listens but greets only once interrupted.
+    const busyPath = join(dir, `agent-${counter++}.sock`);
+    let waiting: Socket | undefined;
+    const busy = createServer((socket) => (waiting = socket));
+    await new Promise<void>((resolve) => busy.listen(busyPath, resolve));
+    const orphaned = recordingControl(() => waiting?.write('{"op":"hello","protocol":1,"pid":9}\n'));
+    const reattached = await AgentClient.connect(busyPath, orphaned, options, 30);
+    assert.equal(reattached.hello.pid, 9);
+    assert.deepEqual(orphaned.calls, ['interrupt']);
+    reattached.close();
+    busy.close();
+  });
+
   it('interrupts an execution that overruns and returns the interrupted reply', async () => {
     let pendingId = 0;
     let socketRef: Socket | undefined;

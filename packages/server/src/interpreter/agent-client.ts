@@ -141,11 +141,17 @@ export class AgentClient {
     );
   }
 
-  /** Waits for the agent's socket, connects and reads its greeting. */
+  /**
+   * Waits for the agent's socket, connects and reads its greeting. An agent that accepts the
+   * connection but stays silent for `interruptSilentAfterMs` is still running code a previous
+   * connection sent (its server died): that code is interrupted, so the greeting follows. The clock
+   * starts only once the agent listens; an agent still starting up is never interrupted.
+   */
   static async connect(
     socketPath: string,
     control: AgentControl,
     options: AgentClientOptions,
+    interruptSilentAfterMs?: number,
   ): Promise<AgentClient> {
     const deadline = Date.now() + options.connectTimeoutMs;
     const socket = await connectWhenListening(socketPath, deadline);
@@ -155,8 +161,13 @@ export class AgentClient {
         () => done(new AppError(ErrorCode.AgentUnavailable, 'the agent did not greet in time')),
         Math.max(0, deadline - Date.now()),
       );
+      const silent =
+        interruptSilentAfterMs === undefined
+          ? undefined
+          : setTimeout(() => void control.interrupt().catch(() => undefined), interruptSilentAfterMs);
       const done = (error?: Error, value?: AgentHello) => {
         clearTimeout(timer);
+        clearTimeout(silent);
         socket.off('data', onData);
         socket.off('error', onError);
         socket.off('close', onClose);

@@ -22,7 +22,11 @@ import type {
   SandboxState,
 } from '../sandbox/driver.js';
 
-/** How long an attaching server waits for the agent's greeting before interrupting orphaned code. */
+/**
+ * How long a listening agent may stay silent before its code is taken for orphaned and interrupted.
+ * The wait starts once the agent listens: an agent still starting (slow under load, or behind
+ * gVisor) would die of a SIGINT in the middle of its imports.
+ */
 const ORPHANED_EXECUTION_WAIT_MS = 500;
 
 /** Where the agent's code and socket appear inside the sandbox. */
@@ -142,15 +146,13 @@ export class InterpreterInstance {
       interrupt: () => driver.signal(sandbox.id, 'SIGINT'),
       kill: () => driver.signal(sandbox.id, 'SIGKILL'),
     };
-    const orphaned = setTimeout(() => {
-      void control.interrupt().catch(() => undefined);
-    }, ORPHANED_EXECUTION_WAIT_MS);
-    try {
-      const client = await AgentClient.connect(sandbox.agentSocketPath, control, agent);
-      return new InterpreterInstance(sandbox, client, driver);
-    } finally {
-      clearTimeout(orphaned);
-    }
+    const client = await AgentClient.connect(
+      sandbox.agentSocketPath,
+      control,
+      agent,
+      ORPHANED_EXECUTION_WAIT_MS,
+    );
+    return new InterpreterInstance(sandbox, client, driver);
   }
 
   get id(): string {
