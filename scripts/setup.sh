@@ -21,9 +21,11 @@ fi
 # chromium: the browser the dashboard's tests drive (playwright-core cannot download one here);
 # skopeo, umoci: pull and unpack custom containers' images; docker-registry, busybox-static: the
 # loopback registry and the static binary the image tests build their images from; socat: the
-# bridge from the session proxy into a custom container's network namespace; nftables: egress rules.
+# bridge from the session proxy into a custom container's network namespace; nftables: egress rules;
+# postgresql: the server the PostgreSQL store's tests start in a directory of their own.
 packages=(runc conmon golang-github-containers-common mmdebstrap runsc iproute2 util-linux ca-certificates
-  openssl python3-jupyter-client python3-ipykernel chromium skopeo umoci docker-registry busybox-static socat nftables)
+  openssl python3-jupyter-client python3-ipykernel chromium skopeo umoci docker-registry busybox-static socat nftables
+  postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,6 +39,11 @@ fi
 # every interface.
 if [ -d /run/systemd/system ] && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
   systemctl disable --now docker-registry
+fi
+# Likewise the package's own database cluster: Sandpool's tests run theirs, and a cluster's database
+# is the operator's to provide (docs/settings.md, --store).
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet postgresql 2>/dev/null; then
+  systemctl disable --now postgresql
 fi
 
 stamp=node_modules/.sandpool-lock-hash

@@ -98,6 +98,17 @@ export const ConfigSchema = Type.Object({
     description: 'Base URL clients use to reach this server (default: from host and port).',
   }),
   database: Type.String({ default: '', description: 'SQLite file (default: <home>/sandpool.db).' }),
+  store: Type.String({
+    default: '',
+    pattern: '^(|postgres(ql)?://.+)$',
+    description:
+      'A PostgreSQL URL (postgres://user:password@host:port/database) to keep the store there instead of the SQLite file: what the nodes of a cluster share.',
+  }),
+  storeKeys: Type.String({
+    default: '',
+    description:
+      'Keyring that seals secret values and settings in the store (default: <database>.keys, or <home>/store.keys with PostgreSQL, where every node needs the same file).',
+  }),
   logLevel: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info', description: 'pino log level of the JSON logs on stdout.' },
@@ -211,6 +222,7 @@ export interface Config extends Settings {
     /** The built web dashboard (packages/web/dist). */
     dashboardDir: string;
     database: string;
+    storeKeys: string;
     tlsDir: string;
   };
 }
@@ -333,6 +345,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       sessionLogsDir: join(valid.home, 'session-logs'),
       dashboardDir: join(REPO_ROOT, 'packages', 'web', 'dist'),
       database: valid.database || join(valid.home, 'sandpool.db'),
+      storeKeys:
+        valid.storeKeys ||
+        (valid.store
+          ? join(valid.home, 'store.keys')
+          : `${valid.database || join(valid.home, 'sandpool.db')}.keys`),
       tlsDir: join(valid.home, 'tls'),
     },
   };

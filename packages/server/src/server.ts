@@ -34,6 +34,8 @@ import { ImagePuller } from './sandbox/image/image-puller.js';
 import { OciDriver } from './sandbox/oci/oci-driver.js';
 import { runCommand } from './sandbox/command.js';
 import { runtimeCheck } from './sandbox/runtime-check.js';
+import { PostgresStore } from './store/postgres-store.js';
+import { Sealer } from './store/sealer.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { loadTls } from './tls.js';
@@ -63,7 +65,10 @@ export interface ServerOverrides {
 export async function startServer(config: Config, overrides: ServerOverrides = {}): Promise<RunningServer> {
   const now = overrides.now ?? Date.now;
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  const store = await SqliteStore.open(config.paths.database);
+  const sealer = Sealer.fromFile(config.paths.storeKeys);
+  const store = config.store
+    ? await PostgresStore.open(config.store, sealer)
+    : await SqliteStore.open(config.paths.database, sealer);
   const executions = new Executions({ store, log: logger, now });
   await executions.failInterrupted();
 

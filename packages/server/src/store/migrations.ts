@@ -1,14 +1,32 @@
 /**
  * @module store/migrations
  * The store's schema as Kysely migrations, written with the schema builder rather than SQL text so a
- * PostgreSQL store can reuse them. Migrations only ever get appended; the Migrator records which ran.
+ * PostgreSQL store runs them too. Migrations only ever get appended; the Migrator records which ran.
  */
 
-import { sql, type Kysely, type Migration } from 'kysely';
+import { PostgresAdapter, sql, type ColumnDataType, type Kysely, type Migration } from 'kysely';
+import type { ColumnDefinitionBuilder } from 'kysely';
+
+/**
+ * What differs between the databases, kept to column types: the auto-numbered `seq` (SQLite's
+ * rowid alias, PostgreSQL's 64-bit identity) and 8-byte floats (SQLite's `real` is one already).
+ */
+function columnsFor(db: Kysely<unknown>) {
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  const seqType: ColumnDataType = postgres ? 'bigint' : 'integer';
+  const float: ColumnDataType = postgres ? 'double precision' : 'real';
+  return {
+    seqType,
+    seq: (c: ColumnDefinitionBuilder) =>
+      postgres ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
+    float,
+  };
+}
 
 export const migrations: Record<string, Migration> = {
   '0001-initial': {
     async up(db: Kysely<unknown>) {
+      const column = columnsFor(db);
       await db.schema
         .createTable('pools')
         .addColumn('id', 'text', (c) => c.primaryKey())
@@ -88,7 +106,7 @@ export const migrations: Record<string, Migration> = {
 
       await db.schema
         .createTable('events')
-        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('seq', column.seqType, column.seq)
         .addColumn('pool_id', 'text', (c) => c.notNull())
         .addColumn('session_id', 'text')
         .addColumn('identifier', 'text')
@@ -118,9 +136,10 @@ export const migrations: Record<string, Migration> = {
   },
   '0002-audit': {
     async up(db: Kysely<unknown>) {
+      const column = columnsFor(db);
       await db.schema
         .createTable('audit')
-        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('seq', column.seqType, column.seq)
         .addColumn('at', 'text', (c) => c.notNull())
         .addColumn('principal', 'text', (c) => c.notNull())
         .addColumn('action', 'text', (c) => c.notNull())
@@ -128,7 +147,7 @@ export const migrations: Record<string, Migration> = {
         .addColumn('pool', 'text')
         .addColumn('identifier', 'text')
         .addColumn('status', 'integer', (c) => c.notNull())
-        .addColumn('duration_ms', 'real', (c) => c.notNull())
+        .addColumn('duration_ms', column.float, (c) => c.notNull())
         .addColumn('request_id', 'text', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('audit_by_time').on('audit').columns(['at']).execute();
@@ -136,9 +155,10 @@ export const migrations: Record<string, Migration> = {
   },
   '0003-usage': {
     async up(db: Kysely<unknown>) {
+      const column = columnsFor(db);
       await db.schema
         .createTable('usage_records')
-        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('seq', column.seqType, column.seq)
         .addColumn('kind', 'text', (c) => c.notNull())
         .addColumn('pool_id', 'text', (c) => c.notNull())
         .addColumn('resource_group', 'text', (c) => c.notNull())
@@ -146,9 +166,9 @@ export const migrations: Record<string, Migration> = {
         .addColumn('tags', 'text', (c) => c.notNull())
         .addColumn('started_at', 'text', (c) => c.notNull())
         .addColumn('ended_at', 'text', (c) => c.notNull())
-        .addColumn('seconds', 'real', (c) => c.notNull())
-        .addColumn('cpu_seconds', 'real', (c) => c.notNull())
-        .addColumn('memory_gib_seconds', 'real', (c) => c.notNull())
+        .addColumn('seconds', column.float, (c) => c.notNull())
+        .addColumn('cpu_seconds', column.float, (c) => c.notNull())
+        .addColumn('memory_gib_seconds', column.float, (c) => c.notNull())
         .addColumn('executions', 'integer', (c) => c.notNull())
         .execute();
       await db.schema.createIndex('usage_by_end').on('usage_records').columns(['ended_at']).execute();

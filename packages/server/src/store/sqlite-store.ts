@@ -1,62 +1,30 @@
 /**
  * @module store/sqlite-store
- * The embedded store: one SQLite file through Kysely. WAL mode keeps readers off the writer's back
- * and makes a kill -9 lose at most the transaction in flight, never the file's consistency. Settings
- * (the token signing key among them) and pools' secret values are sealed (store/sealer.ts) under
- * the keyring beside the file (`<file>.keys`) unless the caller names another.
+ * The embedded store: one SQLite file through Kysely (the queries are store/sql-store's). WAL mode
+ * keeps readers off the writer's back and makes a kill -9 lose at most the transaction in flight,
+ * never the file's consistency. Its keyring sits beside the file (`<file>.keys`) unless the caller
+ * names another.
  */
 
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 
-import { CamelCasePlugin, Kysely, Migrator, SqliteDialect, sql, type Selectable } from 'kysely';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
 
 import { migrations } from './migrations.js';
-import type {
-  ApiKeyRow,
-  AuditQuery,
-  AuditRow,
-  UsageRecord,
-  EventQuery,
-  EventRow,
-  ExecutionRow,
-  ExecutionStatus,
-  JsonObject,
-  NewEvent,
-  OperationRow,
-  OperationStatus,
-  PoolRow,
-  SessionRow,
-  SessionState,
-  Store,
-} from './store.js';
 import { Sealer } from './sealer.js';
+import { camelCase, SqlStore, type Tables } from './sql-store.js';
 import { openSqlite } from './sqlite-connection.js';
 
-/** Rows as stored: JSON columns are text. */
-interface Tables {
-  pools: Omit<PoolRow, 'tags' | 'spec'> & { tags: string; spec: string };
-  operations: Omit<OperationRow, 'error'> & { error: string | null };
-  sessions: Omit<SessionRow, 'endDetails'> & { endDetails: string | null };
-  executions: Omit<ExecutionRow, 'outcome'> & { outcome: string };
-  events: Omit<EventRow, 'details' | 'seq'> & { details: string | null; seq: number | undefined };
-  apiKeys: Omit<ApiKeyRow, 'roles'> & { roles: string };
-  audit: Omit<AuditRow, 'seq'> & { seq: number | undefined };
-  usageRecords: Omit<UsageRecord, 'tags'> & { tags: string; seq: number | undefined };
-  settings: { key: string; value: string };
-}
-
-const json = (value: unknown): string => JSON.stringify(value);
-const parse = (text: string): unknown => JSON.parse(text);
-const parseOrNull = (text: string | null): unknown => (text === null ? null : parse(text));
-
-export class SqliteStore implements Store {
+export class SqliteStore extends SqlStore {
   private constructor(
-    private readonly db: Kysely<Tables>,
+    db: Kysely<Tables>,
     private readonly sqlite: DatabaseSync,
-    private readonly sealer: Sealer,
-  ) {}
+    sealer: Sealer,
+  ) {
+    super(db, sealer);
+  }
 
   /**
    * Opens (creating if needed) the database at `path`, or an in-memory one for `:memory:`. The file
@@ -73,10 +41,7 @@ export class SqliteStore implements Store {
     sqlite.exec('PRAGMA journal_mode = WAL');
     sqlite.exec('PRAGMA synchronous = NORMAL');
     sqlite.exec('PRAGMA busy_timeout = 5000');
-    const db = new Kysely<Tables>({
-      dialect: new SqliteDialect({ database }),
-      plugins: [new CamelCasePlugin()],
-    });
+    const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database }), plugins: [camelCase()] });
     const { error } = await new Migrator({
       db,
       provider: { getMigrations: () => Promise.resolve(migrations) },
@@ -94,299 +59,10 @@ export class SqliteStore implements Store {
     return store;
   }
 
-  /** Seals again whatever is plain or sealed under an older key (after a rotation, or an upgrade). */
-  private async resealStale(): Promise<void> {
-    for (const row of await this.db.selectFrom('settings').selectAll().execute()) {
-      if (this.sealer.isStale(row.value)) await this.putSetting(row.key, this.sealer.open(row.value));
-    }
-    for (const row of await this.db.selectFrom('pools').selectAll().execute()) {
-      const secrets = (parse(row.spec) as { secrets?: { value: string }[] }).secrets ?? [];
-      if (secrets.some((secret) => this.sealer.isStale(secret.value))) await this.putPool(this.toPool(row));
-    }
-  }
-
-  /** The spec with each secret's value passed through `transform`. */
-  private static mapSecrets(spec: JsonObject, transform: (value: string) => string): JsonObject {
-    const secrets = (spec as { secrets?: { name: string; value: string }[] }).secrets;
-    if (!secrets) return spec;
-    return { ...spec, secrets: secrets.map((secret) => ({ ...secret, value: transform(secret.value) })) };
-  }
-
-  private toPool(row: Selectable<Tables['pools']>): PoolRow {
-    const spec = SqliteStore.mapSecrets(parse(row.spec) as JsonObject, (value) => this.sealer.open(value));
-    return { ...row, tags: parse(row.tags) as PoolRow['tags'], spec };
-  }
-
   /** SQLite's own integrity check; "ok" when the file is sound. */
   integrityCheck(): string {
     const row = this.sqlite.prepare('PRAGMA integrity_check').get() as { integrity_check: string };
     return row.integrity_check;
-  }
-
-  async listPools(filter: { subscription?: string; resourceGroup?: string } = {}): Promise<PoolRow[]> {
-    let query = this.db.selectFrom('pools').selectAll().orderBy('id');
-    // ARM compares subscription and resource group names case-insensitively.
-    if (filter.subscription !== undefined) {
-      query = query.where(sql<string>`lower(subscription)`, '=', filter.subscription.toLowerCase());
-    }
-    if (filter.resourceGroup !== undefined) {
-      query = query.where(sql<string>`lower(resource_group)`, '=', filter.resourceGroup.toLowerCase());
-    }
-    return (await query.execute()).map((row) => this.toPool(row));
-  }
-
-  async getPool(id: string): Promise<PoolRow | undefined> {
-    const row = await this.db.selectFrom('pools').selectAll().where('id', '=', id).executeTakeFirst();
-    return row && this.toPool(row);
-  }
-
-  async putPool(pool: PoolRow): Promise<void> {
-    const spec = SqliteStore.mapSecrets(pool.spec, (value) => this.sealer.seal(value));
-    const row = { ...pool, tags: json(pool.tags), spec: json(spec) };
-    await this.db
-      .insertInto('pools')
-      .values(row)
-      .onConflict((c) => c.column('id').doUpdateSet(row))
-      .execute();
-  }
-
-  async deletePool(id: string): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('pools').where('id', '=', id).execute();
-      await tx.deleteFrom('sessions').where('poolId', '=', id).execute();
-      await tx.deleteFrom('executions').where('poolId', '=', id).execute();
-      await tx.deleteFrom('events').where('poolId', '=', id).execute();
-    });
-  }
-
-  async putOperation(operation: OperationRow): Promise<void> {
-    const row = { ...operation, error: operation.error && json(operation.error) };
-    await this.db
-      .insertInto('operations')
-      .values(row)
-      .onConflict((c) => c.column('id').doUpdateSet(row))
-      .execute();
-  }
-
-  async getOperation(id: string): Promise<OperationRow | undefined> {
-    const row = await this.db.selectFrom('operations').selectAll().where('id', '=', id).executeTakeFirst();
-    return row && { ...row, error: parseOrNull(row.error) as OperationRow['error'] };
-  }
-
-  async listOperations(filter: { status: OperationStatus }): Promise<OperationRow[]> {
-    const rows = await this.db
-      .selectFrom('operations')
-      .selectAll()
-      .where('status', '=', filter.status)
-      .orderBy('startedAt')
-      .execute();
-    return rows.map((row) => ({ ...row, error: parseOrNull(row.error) as OperationRow['error'] }));
-  }
-
-  async putSession(session: SessionRow): Promise<void> {
-    const row = { ...session, endDetails: session.endDetails && json(session.endDetails) };
-    await this.db
-      .insertInto('sessions')
-      .values(row)
-      .onConflict((c) => c.column('id').doUpdateSet(row))
-      .execute();
-  }
-
-  async listSessions(poolId: string, states?: SessionState[]): Promise<SessionRow[]> {
-    let query = this.db.selectFrom('sessions').selectAll().where('poolId', '=', poolId);
-    if (states) query = query.where('state', 'in', states);
-    return (await query.orderBy('createdAt').execute()).map(toSession);
-  }
-
-  async deleteSessionsEndedBefore(endedBefore: string): Promise<number> {
-    const result = await this.db
-      .deleteFrom('sessions')
-      .where('state', '=', 'ended')
-      .where('endedAt', '<', endedBefore)
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
-  }
-
-  async lastEndedSession(poolId: string, identifier: string): Promise<SessionRow | undefined> {
-    const row = await this.db
-      .selectFrom('sessions')
-      .selectAll()
-      .where('poolId', '=', poolId)
-      .where('identifier', '=', identifier)
-      .where('state', '=', 'ended')
-      .orderBy('endedAt', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return row && toSession(row);
-  }
-
-  async putExecution(execution: ExecutionRow): Promise<void> {
-    const row = { ...execution, outcome: json(execution.outcome) };
-    await this.db
-      .insertInto('executions')
-      .values(row)
-      .onConflict((c) => c.columns(['poolId', 'identifier', 'id']).doUpdateSet(row))
-      .execute();
-  }
-
-  async listExecutions(filter: { status: ExecutionStatus }): Promise<ExecutionRow[]> {
-    const rows = await this.db
-      .selectFrom('executions')
-      .selectAll()
-      .where('status', '=', filter.status)
-      .execute();
-    return rows.map((row) => ({ ...row, outcome: parse(row.outcome) as JsonObject }));
-  }
-
-  async deleteExecutionsEndedBefore(endedBefore: string): Promise<number> {
-    const result = await this.db
-      .deleteFrom('executions')
-      .where('endedAt', '<', endedBefore)
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
-  }
-
-  async getExecution(poolId: string, identifier: string, id: string): Promise<ExecutionRow | undefined> {
-    const row = await this.db
-      .selectFrom('executions')
-      .selectAll()
-      .where('poolId', '=', poolId)
-      .where('identifier', '=', identifier)
-      .where('id', '=', id)
-      .executeTakeFirst();
-    return row && { ...row, outcome: parse(row.outcome) as JsonObject };
-  }
-
-  async appendEvent(event: NewEvent): Promise<number> {
-    const result = await this.db
-      .insertInto('events')
-      .values({ ...event, seq: undefined, details: event.details && json(event.details) })
-      .executeTakeFirstOrThrow();
-    return Number(result.insertId);
-  }
-
-  async listEvents(poolId: string, query: EventQuery): Promise<EventRow[]> {
-    let select = this.db
-      .selectFrom('events')
-      .selectAll()
-      .where('poolId', '=', poolId)
-      .where('seq', '>', query.afterSeq ?? 0);
-    if (query.types?.length) select = select.where('type', 'in', query.types);
-    if (query.identifier !== undefined) select = select.where('identifier', '=', query.identifier);
-    if (query.since !== undefined) select = select.where('at', '>=', query.since);
-    const rows = await select.orderBy('seq').limit(query.limit).execute();
-    return rows.map((row) => ({
-      ...row,
-      seq: row.seq!,
-      details: parseOrNull(row.details) as JsonObject | null,
-    }));
-  }
-
-  async deleteEventsBefore(before: string): Promise<number> {
-    const result = await this.db.deleteFrom('events').where('at', '<', before).executeTakeFirst();
-    return Number(result.numDeletedRows);
-  }
-
-  async appendAudit(entry: Omit<AuditRow, 'seq'>): Promise<void> {
-    await this.db
-      .insertInto('audit')
-      .values({ ...entry, seq: undefined })
-      .execute();
-  }
-
-  async listAudit(query: AuditQuery): Promise<AuditRow[]> {
-    let select = this.db
-      .selectFrom('audit')
-      .selectAll()
-      .where('seq', '>', query.afterSeq ?? 0);
-    if (query.since !== undefined) select = select.where('at', '>=', query.since);
-    if (query.until !== undefined) select = select.where('at', '<', query.until);
-    if (query.principal !== undefined) select = select.where('principal', '=', query.principal);
-    if (query.action !== undefined) select = select.where('action', '=', query.action);
-    if (query.pool !== undefined) select = select.where('pool', '=', query.pool);
-    const rows = await select.orderBy('seq').limit(query.limit).execute();
-    return rows.map((row) => ({ ...row, seq: row.seq! }));
-  }
-
-  async deleteAuditBefore(before: string): Promise<number> {
-    const result = await this.db.deleteFrom('audit').where('at', '<', before).executeTakeFirst();
-    return Number(result.numDeletedRows);
-  }
-
-  async appendUsage(record: UsageRecord): Promise<void> {
-    await this.db
-      .insertInto('usageRecords')
-      .values({ ...record, tags: json(record.tags), seq: undefined })
-      .execute();
-  }
-
-  async listUsage(window: { since: string; until: string }): Promise<UsageRecord[]> {
-    const rows = await this.db
-      .selectFrom('usageRecords')
-      .selectAll()
-      .where('endedAt', '>=', window.since)
-      .where('endedAt', '<', window.until)
-      .orderBy('seq')
-      .execute();
-    return rows.map((row) => ({
-      kind: row.kind,
-      poolId: row.poolId,
-      resourceGroup: row.resourceGroup,
-      pool: row.pool,
-      tags: parse(row.tags) as Record<string, string>,
-      startedAt: row.startedAt,
-      endedAt: row.endedAt,
-      seconds: row.seconds,
-      cpuSeconds: row.cpuSeconds,
-      memoryGibSeconds: row.memoryGibSeconds,
-      executions: row.executions,
-    }));
-  }
-
-  async deleteUsageBefore(before: string): Promise<number> {
-    const result = await this.db.deleteFrom('usageRecords').where('endedAt', '<', before).executeTakeFirst();
-    return Number(result.numDeletedRows);
-  }
-
-  async putApiKey(key: ApiKeyRow): Promise<void> {
-    const row = { ...key, roles: json(key.roles) };
-    await this.db
-      .insertInto('apiKeys')
-      .values(row)
-      .onConflict((c) => c.column('id').doUpdateSet(row))
-      .execute();
-  }
-
-  async getApiKey(id: string): Promise<ApiKeyRow | undefined> {
-    const row = await this.db.selectFrom('apiKeys').selectAll().where('id', '=', id).executeTakeFirst();
-    return row && { ...row, roles: parse(row.roles) as string[] };
-  }
-
-  async listApiKeys(): Promise<ApiKeyRow[]> {
-    const rows = await this.db.selectFrom('apiKeys').selectAll().orderBy('createdAt').execute();
-    return rows.map((row) => ({ ...row, roles: parse(row.roles) as string[] }));
-  }
-
-  async getSetting(key: string): Promise<string | undefined> {
-    const row = await this.db
-      .selectFrom('settings')
-      .select('value')
-      .where('key', '=', key)
-      .executeTakeFirst();
-    return row && this.sealer.open(row.value);
-  }
-
-  async putSetting(key: string, plain: string): Promise<void> {
-    const value = this.sealer.seal(plain);
-    await this.db
-      .insertInto('settings')
-      .values({ key, value })
-      .onConflict((c) => c.column('key').doUpdateSet({ value }))
-      .execute();
-  }
-
-  async close(): Promise<void> {
-    await this.db.destroy();
   }
 }
 
@@ -396,8 +72,4 @@ function chmodIfPresent(file: string, mode: number): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-}
-
-function toSession(row: Selectable<Tables['sessions']>): SessionRow {
-  return { ...row, endDetails: parseOrNull(row.endDetails) as JsonObject | null };
 }

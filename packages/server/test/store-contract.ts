@@ -1,0 +1,277 @@
+/**
+ * What every store must do, whatever database is under it: one suite, run against SQLite
+ * (src/store/sqlite-store.test.ts) and a real PostgreSQL server (src/store/postgres-store.test.ts).
+ * `open` hands each test a store of its own, empty.
+ */
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+
+import type { PoolRow, SessionRow, Store } from '../src/store/store.js';
+
+const at = '2026-11-26T12:00:00.000Z';
+
+export const pool = (name: string, resourceGroup = 'rg'): PoolRow => ({
+  id: `/subscriptions/s/resourcegroups/${resourceGroup}/providers/microsoft.app/sessionpools/${name}`,
+  subscription: 's',
+  resourceGroup,
+  name,
+  location: 'local',
+  tags: { costCenter: 'ml' },
+  spec: { containerType: 'PythonLTS', scale: { max: 10 } },
+  provisioningState: 'Succeeded',
+  generation: 1,
+  statusMessage: null,
+  createdAt: at,
+  updatedAt: at,
+});
+
+export const session = (
+  id: string,
+  poolId: string,
+  identifier: string | null,
+  state: SessionRow['state'],
+): SessionRow => ({
+  id,
+  poolId,
+  identifier,
+  state,
+  generation: 1,
+  createdAt: at,
+  allocatedAt: state === 'ready' ? null : at,
+  lastAccessedAt: null,
+  endedAt: state === 'ended' ? at : null,
+  endReason: state === 'ended' ? 'cooldown' : null,
+  endDetails: null,
+});
+
+export function storeContract(open: () => Promise<Store>): void {
+  it('keeps pools with their JSON intact and filters by resource group', async () => {
+    const store = await open();
+    await store.putPool(pool('a'));
+    await store.putPool(pool('b', 'other'));
+    await store.putPool({ ...pool('a'), generation: 2 });
+    assert.equal((await store.listPools()).length, 2);
+    assert.deepEqual(
+      (await store.listPools({ subscription: 's', resourceGroup: 'rg' })).map((p) => p.name),
+      ['a'],
+    );
+    assert.deepEqual(
+      (await store.listPools({ subscription: 'S', resourceGroup: 'RG' })).map((p) => p.name),
+      ['a'],
+      'names compare case-insensitively, as in ARM',
+    );
+    const a = (await store.getPool(pool('a').id))!;
+    assert.equal(a.generation, 2);
+    assert.deepEqual(a.spec, pool('a').spec);
+    assert.deepEqual(a.tags, { costCenter: 'ml' });
+    await store.deletePool(pool('a').id);
+    assert.equal(await store.getPool(pool('a').id), undefined);
+    await store.close();
+  });
+
+  it('refuses a second live session for one identifier', async () => {
+    const store = await open();
+    const poolId = pool('a').id;
+    await store.putSession(session('s1', poolId, 'user-1', 'allocated'));
+    await assert.rejects(store.putSession(session('s2', poolId, 'user-1', 'allocated')));
+    await store.putSession(session('s1', poolId, 'user-1', 'ended'));
+    await store.putSession(session('s2', poolId, 'user-1', 'allocated'));
+    assert.deepEqual(
+      (await store.listSessions(poolId, ['allocated', 'ready'])).map((s) => s.id),
+      ['s2'],
+    );
+    assert.equal((await store.lastEndedSession(poolId, 'user-1'))?.endReason, 'cooldown');
+    await store.close();
+  });
+
+  it('forgets executions that ended before the cutoff, never running ones', async () => {
+    const store = await open();
+    const execution = (id: string, endedAt: string | null) => ({
+      id,
+      poolId: 'p',
+      identifier: 'u',
+      sessionId: 's',
+      status: endedAt ? ('Succeeded' as const) : ('Running' as const),
+      principal: 'key:x',
+      codeBytes: 1,
+      codeSha256: 'x',
+      outcome: {},
+      createdAt: at,
+      endedAt,
+    });
+    await store.putExecution(execution('old', '2026-11-25T00:00:00.000Z'));
+    await store.putExecution(execution('new', '2026-11-26T11:00:00.000Z'));
+    await store.putExecution(execution('running', null));
+    assert.equal(await store.deleteExecutionsEndedBefore('2026-11-26T00:00:00.000Z'), 1);
+    assert.equal(await store.getExecution('p', 'u', 'old'), undefined);
+    assert.ok(await store.getExecution('p', 'u', 'new'));
+    assert.ok(await store.getExecution('p', 'u', 'running'));
+    await store.close();
+  });
+
+  it('pages events in order', async () => {
+    const store = await open();
+    for (let i = 0; i < 5; i++) {
+      await store.appendEvent({
+        poolId: 'p',
+        sessionId: null,
+        identifier: null,
+        type: 'test',
+        reason: String(i),
+        details: { i },
+        at,
+      });
+    }
+    const first = await store.listEvents('p', { limit: 2 });
+    const next = await store.listEvents('p', { afterSeq: first.at(-1)!.seq, limit: 10 });
+    assert.deepEqual(
+      [...first, ...next].map((e) => e.reason),
+      ['0', '1', '2', '3', '4'],
+    );
+    assert.deepEqual(next[0]?.details, { i: 2 });
+    await store.close();
+  });
+
+  it('narrows events by type, identifier and time, and prunes old ones', async () => {
+    const store = await open();
+    const add = (type: string, identifier: string | null, when: string) =>
+      store.appendEvent({
+        poolId: 'p',
+        sessionId: null,
+        identifier,
+        type,
+        reason: null,
+        details: null,
+        at: when,
+      });
+    await add('allocated', 'a', '2026-11-26T10:00:00.000Z');
+    await add('ended', 'a', '2026-11-26T11:00:00.000Z');
+    await add('ended', 'b', '2026-11-26T12:00:00.000Z');
+    await add('ready', null, '2026-11-26T12:30:00.000Z');
+    await store.appendEvent({
+      poolId: 'other',
+      sessionId: null,
+      identifier: 'a',
+      type: 'ended',
+      reason: null,
+      details: null,
+      at,
+    });
+    const pick = async (query: Parameters<typeof store.listEvents>[1]) =>
+      (await store.listEvents('p', query)).map((e) => `${e.type}:${e.identifier ?? '-'}`);
+    assert.deepEqual(await pick({ limit: 10, types: ['ended'] }), ['ended:a', 'ended:b']);
+    assert.deepEqual(await pick({ limit: 10, identifier: 'a' }), ['allocated:a', 'ended:a']);
+    assert.deepEqual(await pick({ limit: 10, since: '2026-11-26T11:30:00.000Z' }), ['ended:b', 'ready:-']);
+    assert.deepEqual(
+      await pick({ limit: 10, types: ['ended', 'ready'], since: '2026-11-26T11:00:00.000Z' }),
+      ['ended:a', 'ended:b', 'ready:-'],
+    );
+    assert.equal(await store.deleteEventsBefore('2026-11-26T11:30:00.000Z'), 2);
+    assert.deepEqual(await pick({ limit: 10 }), ['ended:b', 'ready:-']);
+    await store.close();
+  });
+
+  it('keeps an audit trail it can narrow and prune', async () => {
+    const store = await open();
+    const entry = (action: string, principal: string, when: string) =>
+      store.appendAudit({
+        at: when,
+        principal,
+        action,
+        resourceGroup: 'rg',
+        pool: 'p',
+        identifier: null,
+        status: 200,
+        durationMs: 1.5,
+        requestId: 'r',
+        clientRequestId: null,
+      });
+    await entry('pool.update', 'key:a', '2026-11-01T00:00:00.000Z');
+    await entry('code.execute', 'key:b', '2026-11-20T00:00:00.000Z');
+    await entry('code.execute', 'key:a', '2026-11-25T00:00:00.000Z');
+    const actions = async (query: Partial<Parameters<typeof store.listAudit>[0]>) =>
+      (await store.listAudit({ limit: 10, ...query })).map((e) => `${e.action}/${e.principal}`);
+    assert.deepEqual(await actions({ principal: 'key:a' }), ['pool.update/key:a', 'code.execute/key:a']);
+    assert.deepEqual(await actions({ action: 'code.execute', since: '2026-11-21T00:00:00.000Z' }), [
+      'code.execute/key:a',
+    ]);
+    assert.deepEqual(await actions({ until: '2026-11-20T00:00:00.000Z' }), ['pool.update/key:a']);
+    assert.equal(await store.deleteAuditBefore('2026-11-15T00:00:00.000Z'), 1);
+    assert.equal((await store.listAudit({ limit: 10 })).length, 2);
+    await store.close();
+  });
+
+  it('forgets a deleted pool’s sessions, executions and events with it', async () => {
+    const store = await open();
+    const p = pool('gone');
+    await store.putPool(p);
+    await store.putSession(session('s1', p.id, 'u', 'ended'));
+    await store.putExecution({
+      id: 'op',
+      poolId: p.id,
+      identifier: 'u',
+      sessionId: 's1',
+      status: 'Succeeded',
+      principal: 'key:x',
+      codeBytes: 1,
+      codeSha256: '0',
+      outcome: {},
+      createdAt: at,
+      endedAt: at,
+    });
+    await store.appendEvent({
+      poolId: p.id,
+      sessionId: 's1',
+      identifier: 'u',
+      type: 'ended',
+      reason: 'cooldown',
+      details: null,
+      at,
+    });
+    await store.deletePool(p.id);
+    assert.equal(await store.getExecution(p.id, 'u', 'op'), undefined);
+    assert.equal(await store.lastEndedSession(p.id, 'u'), undefined);
+    assert.deepEqual(await store.listEvents(p.id, { limit: 10 }), []);
+    await store.close();
+  });
+
+  it('keeps settings and secret values as they were put, and the usage ledger in order', async () => {
+    const store = await open();
+    await store.putSetting('tokens.signingKey', 'private-scalar-d');
+    await store.putSetting('tokens.signingKey', 'rotated-scalar');
+    assert.equal(await store.getSetting('tokens.signingKey'), 'rotated-scalar');
+    assert.equal(await store.getSetting('absent'), undefined);
+    const vault: PoolRow = {
+      ...pool('vault'),
+      spec: { containerType: 'PythonLTS', secrets: [{ name: 'db-password', value: 'hunter2-password' }] },
+    };
+    await store.putPool(vault);
+    assert.deepEqual((await store.getPool(vault.id))?.spec, vault.spec);
+    const usage = (endedAt: string, seconds: number) =>
+      store.appendUsage({
+        kind: 'session',
+        poolId: vault.id,
+        resourceGroup: 'rg',
+        pool: 'vault',
+        tags: { team: 'risk' },
+        startedAt: at,
+        endedAt,
+        seconds,
+        cpuSeconds: 0.125,
+        memoryGibSeconds: seconds / 2,
+        executions: 3,
+      });
+    await usage('2026-11-26T12:00:01.000Z', 1.5);
+    await usage('2026-11-26T12:00:02.000Z', 2.25);
+    const ledger = await store.listUsage({ since: at, until: '2026-11-27T00:00:00.000Z' });
+    assert.deepEqual(
+      ledger.map((u) => [u.seconds, u.cpuSeconds, u.tags.team]),
+      [
+        [1.5, 0.125, 'risk'],
+        [2.25, 0.125, 'risk'],
+      ],
+    );
+    assert.equal(await store.deleteUsageBefore('2026-11-26T12:00:02.000Z'), 1);
+    await store.close();
+  });
+}
