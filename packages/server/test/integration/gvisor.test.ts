@@ -1,6 +1,6 @@
 /** gVisor's runsc as the stronger-isolation runtime: the same agent, behind a user-space kernel. */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { describe, it } from 'node:test';
 
 import { InterpreterInstance } from '../../src/pool/interpreter-instance.js';
@@ -32,6 +32,7 @@ describe('Python interpreter under gVisor (runsc)', { skip: runscSkip }, () => {
         await value(session, 'import os\nx = 20\n(os.getuid(), os.getcwd())'),
         "(1000, '/mnt/data')",
       );
+      assert.equal(statSync(session.sandbox.dataDir).mode & 0o777, 0o700, 'the session’s files are its own');
       const outcome = await session.execute({
         code: 'while True: x += 1',
         timeoutMs: 300,

@@ -310,9 +310,7 @@ export class OciDriver implements SandboxDriver {
       await chown(owned, uid, gid);
     }
     // The session's files are its user's alone (and root's): no other account on the host reads them.
-    // Under gVisor the root stays 0755: with 0700 its gofer intermittently fails to bring the agent up
-    // (measured: 2 starts in 3 time out), so there files keep only their own modes (SECURITY.md).
-    const dataMode = spec.runtime === 'runsc' ? '0755' : '0700';
+    const dataMode = '0700';
     await runChecked(this.run, 'mount', [
       '-t',
       'tmpfs',
