@@ -11,6 +11,7 @@ import { auditCommand } from './commands/audit.js';
 import { completionCommand } from './commands/completion.js';
 import { doctorCommand } from './commands/doctor.js';
 import { loginCommands } from './commands/login.js';
+import { nodeCommand } from './commands/node.js';
 import { serveCommand } from './commands/serve.js';
 import { sessionCommandGroup } from './commands/session.js';
 import { sessionPoolCommand } from './commands/sessionpool.js';
@@ -50,6 +51,7 @@ function program(io: CliIo, setExitCode: (code: number) => void): Command {
     tokenCommand(context),
     auditCommand(context),
     usageCommand(context),
+    nodeCommand(context),
     doctorCommand(context, setExitCode),
     ...loginCommands(context),
     serveCommand(setExitCode),

@@ -45,4 +45,21 @@ describe('sandpool CLI against a server in process', async () => {
     const bad = await sandpool('sessionpool', 'create', '-n', 'cli2', ...scope, '--max-sessions', 'many');
     assert.equal(bad.code, ExitCode.Usage);
   });
+
+  it('lists the nodes and drains this one', async () => {
+    const listed = await sandpool('node', 'list');
+    assert.equal(listed.code, ExitCode.Ok, listed.stderr);
+    const [node] = listed.json as { name: string; live: boolean }[];
+    assert.ok(node?.live);
+    const stopped = await sandpool('session', 'stop', '-n', 'cli', ...scope, '--identifier', 'u1');
+    assert.equal(stopped.code, ExitCode.Ok, stopped.stderr);
+    const drained = await sandpool('node', 'drain', node.name, '--wait');
+    assert.equal(drained.code, ExitCode.Ok, drained.stderr);
+    assert.equal(drained.json.draining, true);
+    const refused = await sandpool(
+      'session', 'code-interpreter', 'execute', '-n', 'cli', ...scope, '--identifier', 'u3', '--code', 'x',
+    ); // prettier-ignore
+    assert.equal(refused.code, ExitCode.Busy, 'a draining node starts no session');
+    assert.match(refused.stderr, /draining/);
+  });
 });

@@ -21,6 +21,7 @@ export type SessionInfo = Schemas['Session'];
 export type ApiKey = Schemas['ApiKey'];
 export type PoolEvent = Schemas['Event'];
 export type AuditEntry = Schemas['AuditEntry'];
+export type NodeInfo = Schemas['Node'];
 export type UsageTotals = Schemas['UsageTotals'];
 export type Readiness = paths['/readyz']['get']['responses'][200]['content']['application/json'];
 export type Principal = paths['/sandpool/whoami']['get']['responses'][200]['content']['application/json'];
@@ -128,6 +129,8 @@ export class SandpoolClient {
   readonly tokens: Tokens;
   /** Who changed what and ran code where. */
   readonly audit: Audit;
+  /** The server processes sharing the store, and draining one. */
+  readonly nodes: Nodes;
   /** @internal */
   readonly api: Client<paths>;
   /** @internal */
@@ -180,6 +183,7 @@ export class SandpoolClient {
     this.keys = new Keys(this);
     this.tokens = new Tokens(this);
     this.audit = new Audit(this);
+    this.nodes = new Nodes(this);
   }
 
   /** A pool's data plane, by pool name. */
@@ -658,6 +662,21 @@ export class Audit {
     query: { since?: string; until?: string; principal?: string; action?: string; pool?: string } = {},
   ): Promise<AuditEntry[]> {
     return allPages(this.client, ok(await this.client.api.GET('/sandpool/audit', { params: { query } })));
+  }
+}
+
+export class Nodes {
+  /** @internal Reached through {@link SandpoolClient}. */
+  constructor(private readonly client: SandpoolClient) {}
+
+  /** Every node, with its lease; the node answering adds what it holds. */
+  async list(): Promise<NodeInfo[]> {
+    return ok(await this.client.api.GET('/sandpool/nodes')).value;
+  }
+
+  /** Drains the node named `name` (send it to that node): it starts nothing new; poll until `drained`. */
+  async drain(name: string): Promise<NodeInfo> {
+    return ok(await this.client.api.POST('/sandpool/nodes/{name}/drain', { params: { path: { name } } }));
   }
 }
 

@@ -41,6 +41,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sandpool/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The nodes sharing this store (needs Reader or Contributor on every pool) */
+        get: operations["Nodes_List"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sandpool/nodes/{name}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Drains a node: no new sessions or ready sandboxes; its sessions run to their end
+         * @description Sent to the node itself (Kubernetes’ preStop). Poll the node list until it reports `drained`. A restart undrains it. Needs Contributor on every pool.
+         */
+        post: operations["Nodes_Drain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -918,6 +955,26 @@ export interface components {
             readySeconds: number;
             readyMemoryGibSeconds: number;
         };
+        Node: {
+            name: string;
+            /** @description Where other nodes and operators reach it. */
+            url: string;
+            maxSandboxes: number;
+            /** @description It starts no new session or ready sandbox. */
+            draining: boolean;
+            /** @description Draining with nothing left running (for another node: draining and its lease run out). */
+            drained: boolean;
+            /** @description Its lease lies ahead. */
+            live: boolean;
+            startedAt: string;
+            leaseUntil: string;
+            /** @description What it holds now: given by the node that answers, for itself. */
+            load?: {
+                sessions: number;
+                ready: number;
+                starting: number;
+            };
+        };
     };
     responses: never;
     parameters: never;
@@ -1007,6 +1064,86 @@ export interface operations {
                         by: string;
                         value: components["schemas"]["UsageTotals"][];
                     };
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Nodes_List: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        value: components["schemas"]["Node"][];
+                    };
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Nodes_Drain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Node"];
                 };
             };
             /** @description Azure's error body. */

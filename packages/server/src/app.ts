@@ -28,6 +28,7 @@ import { registerTimelineRoutes } from './api/management/timeline-routes.js';
 import { registerOpenApi, SHARED_SCHEMAS } from './api/openapi.js';
 import { registerOperationsRoutes } from './api/operations-routes.js';
 import { registerUsageRoutes } from './api/usage-routes.js';
+import { registerNodeRoutes } from './api/node-routes.js';
 import { checkResponses } from './api/response-contract.js';
 import { route } from './api/schemas/common.js';
 import { registerSessionPoolRoutes } from './api/management/session-pools.js';
@@ -40,6 +41,7 @@ import type { EventFeed } from './observability/event-feed.js';
 import type { Metrics } from './observability/metrics.js';
 import type { ConsoleLogArchive } from './pool/console-log.js';
 import type { Executions } from './pool/executions.js';
+import type { NodeRegistry } from './pool/node-registry.js';
 import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
@@ -61,6 +63,8 @@ export interface AppDeps {
   logger: Logger;
   store: Store;
   pools: PoolService;
+  /** This server as a node: its registration, lease and drain. */
+  nodes: NodeRegistry;
   /** Runs and reads executions (the pool layer's use case). */
   executions: Executions;
   authenticator: Authenticator;
@@ -184,6 +188,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   registerAudit(app, { store: deps.store, log: deps.logger, now: deps.now, publicUrl: deps.publicUrl });
   registerUsageRoutes(app, { store: deps.store, now: deps.now });
+  registerNodeRoutes(app, { nodes: deps.nodes });
 
   app.get(
     '/healthz',

@@ -7,6 +7,7 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -102,7 +103,7 @@ export const ConfigSchema = Type.Object({
     default: '',
     pattern: '^(|postgres(ql)?://.+)$',
     description:
-      'A PostgreSQL URL (postgres://user:password@host:port/database) to keep the store there instead of the SQLite file: what the nodes of a cluster share.',
+      'A PostgreSQL URL (postgres://user:password@host:port/database) to keep the store there instead of the SQLite file. One live node per database for now: a second is refused at start.',
   }),
   storeKeys: Type.String({
     default: '',
@@ -163,6 +164,18 @@ export const ConfigSchema = Type.Object({
     description: 'A caller or identifier may burst to this many seconds’ worth of its rate at once.',
   }),
   reaperIntervalMs: Type.Integer({ default: 1000, minimum: 10, description: 'How often expiry is checked.' }),
+  nodeName: Type.String({
+    default: '',
+    pattern: '^(|[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?)$',
+    description: 'This server’s name among the nodes sharing its store (default: the host name).',
+  }),
+  nodeLeaseSeconds: Type.Integer({
+    default: 15,
+    minimum: 3,
+    maximum: 300,
+    description:
+      'How long a node counts as live after it last renewed its lease (renewed every third of it).',
+  }),
   auditRetentionDays: Type.Integer({
     default: 90,
     minimum: 1,
@@ -336,6 +349,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   return {
     ...valid,
     egressDnsServer: valid.egressDnsServer || firstNameserver(readFile),
+    nodeName: valid.nodeName || hostname().toLowerCase(),
     paths: {
       stateDir: join(valid.home, 'sandboxes'),
       runtimeStateDir: join(valid.runDir, 'runtime'),

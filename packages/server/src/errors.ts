@@ -41,6 +41,8 @@ export const ErrorCode = {
   AuthorizationFailed: 'AuthorizationFailed',
   // 404
   SandboxNotFound: 'SandboxNotFound',
+  /** No node of that name has registered with the store. */
+  NodeNotFound: 'NodeNotFound',
   /** No such session pool. */
   ResourceNotFound: 'ResourceNotFound',
   RouteNotFound: 'RouteNotFound',
@@ -94,6 +96,8 @@ export const ErrorCode = {
   /** The store stayed locked by another process past its busy timeout. */
   StoreBusy: 'StoreBusy',
   ServiceShuttingDown: 'ServiceShuttingDown',
+  /** This node is draining: it starts no new session (another node, or this one after a restart, will). */
+  NodeDraining: 'NodeDraining',
   // 507
   /** The session's /mnt/data is full. */
   SessionStorageFull: 'SessionStorageFull',
@@ -125,6 +129,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   AuthorizationFailed: 403,
   SandboxNotFound: 404,
   ResourceNotFound: 404,
+  NodeNotFound: 404,
   RouteNotFound: 404,
   OperationNotFound: 404,
   ExecutionNotFound: 404,
@@ -153,6 +158,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   AgentUnavailable: 503,
   StoreBusy: 503,
   ServiceShuttingDown: 503,
+  NodeDraining: 503,
   SessionStorageFull: 507,
   ServerStorageFull: 507,
 };

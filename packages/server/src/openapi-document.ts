@@ -38,6 +38,7 @@ export async function renderOpenApiDocument(): Promise<string> {
     logger: pino({ level: 'silent' }),
     store: unused as AppDeps['store'],
     pools: unused as AppDeps['pools'],
+    nodes: unused as AppDeps['nodes'],
     executions: unused as AppDeps['executions'],
     authenticator: unused as AppDeps['authenticator'],
     apiKeys: unused as AppDeps['apiKeys'],

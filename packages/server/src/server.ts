@@ -28,6 +28,7 @@ import type { InstanceLauncher } from './pool/instance.js';
 import { poolId } from './arm-id.js';
 import { Executions } from './pool/executions.js';
 import { PoolService } from './pool/pool-service.js';
+import { NodeRegistry } from './pool/node-registry.js';
 import { keepPruning } from './pool/retention.js';
 import { DEFAULT_RESOURCES } from './sandbox/driver.js';
 import { ImagePuller } from './sandbox/image/image-puller.js';
@@ -111,6 +112,17 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     () => pools.snapshot(),
     () => pools.liveUsage(),
   );
+  const nodes = new NodeRegistry({
+    store,
+    pools,
+    log: logger,
+    now,
+    name: config.nodeName,
+    maxSandboxes: config.maxSandboxes,
+    leaseSeconds: config.nodeLeaseSeconds,
+  });
+  // Before any session is touched: a store another live node holds is not this server's.
+  await nodes.claimStore();
   await pools.start();
 
   const apiKeys = new ApiKeys(store, now);
@@ -153,6 +165,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     logger,
     store,
     pools,
+    nodes,
     executions,
     authenticator: new Authenticator(apiKeys, tokens),
     apiKeys,
@@ -178,6 +191,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       : config.host;
   const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
   base.url ||= url;
+  await nodes.start(base.url);
 
   const defaultPool = config.defaultPool
     ? await store.getPool(poolId(config.defaultSubscription, config.defaultResourceGroup, config.defaultPool))
@@ -206,6 +220,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     close() {
       closing ??= (async () => {
         stopPruning();
+        nodes.stop();
         apiKeys.stop();
         await app.close();
         await pools.stop();

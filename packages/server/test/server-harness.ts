@@ -215,3 +215,10 @@ export function execute(
     { body: { code, codeInputType: 'Inline', executionType: 'Synchronous', ...extra } },
   );
 }
+
+/** A new API key with `roles`, made by the admin key: its id and its secret. */
+export async function newKey(server: TestServer, roles: string[]): Promise<{ id: string; key: string }> {
+  const created = await server.request('POST', '/sandpool/apiKeys', { body: { name: 'tenant', roles } });
+  assert.equal(created.status, 201, created.text);
+  return created.json as { id: string; key: string };
+}

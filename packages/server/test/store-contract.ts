@@ -274,4 +274,30 @@ export function storeContract(open: () => Promise<Store>): void {
     assert.equal(await store.deleteUsageBefore('2026-11-26T12:00:02.000Z'), 1);
     await store.close();
   });
+
+  it('registers nodes and renews their leases', async () => {
+    const store = await open();
+    const node = {
+      name: 'node-b',
+      url: 'https://10.0.0.2:8443',
+      maxSandboxes: 600,
+      draining: false,
+      startedAt: at,
+      leaseUntil: '2026-11-26T12:00:15.000Z',
+    };
+    await store.putNode(node);
+    await store.putNode({ ...node, name: 'node-a' });
+    await store.putNode({ ...node, draining: true, leaseUntil: '2026-11-26T12:00:30.000Z' });
+    assert.deepEqual(
+      (await store.listNodes()).map((n) => `${n.name}:${n.draining}:${n.leaseUntil}`),
+      ['node-a:false:2026-11-26T12:00:15.000Z', 'node-b:true:2026-11-26T12:00:30.000Z'],
+    );
+    assert.deepEqual(await store.getNode('node-b'), {
+      ...node,
+      draining: true,
+      leaseUntil: '2026-11-26T12:00:30.000Z',
+    });
+    assert.equal(await store.getNode('absent'), undefined);
+    await store.close();
+  });
 }

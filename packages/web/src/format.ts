@@ -59,6 +59,11 @@ export function percent(fraction: number): string {
   return `${Math.round(fraction * 100)}%`;
 }
 
+/** Reserved memory over time: GiB·s while it is small, GiB·h from an hour's worth. */
+export function gibTime(gibSeconds: number): string {
+  return gibSeconds < 3600 ? `${number(gibSeconds, 1)} GiB·s` : `${number(gibSeconds / 3600, 2)} GiB·h`;
+}
+
 export function number(value: number, digits = 0): string {
   return value.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }

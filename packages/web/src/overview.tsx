@@ -1,16 +1,18 @@
 /**
  * @module overview
  * Every pool at a glance: ready, allocated and maximum sessions with the pool's pressure, the last
- * hour's allocations, executions and errors, and the last day's usage per pool.
+ * hour's allocations, executions and errors, and the last day's usage per pool, costliest first.
  */
 
 import type { PoolTimeline, UsageTotals } from '@sandpool/sdk';
+import { useState } from 'preact/hooks';
 
 import type { SignedIn } from './auth.js';
 import { CapacityBar, CapacityFigures, ErrorNote, StartFailures } from './parts.js';
-import { count, cpuTime, duration, milliseconds, number } from './format.js';
+import { count, cpuTime, duration, gibTime, milliseconds } from './format.js';
 import { usePolled } from './live.js';
 import { poolHref, summarize, type PoolSummary } from './pool-summary.js';
+import { costOf, rankUsage } from './usage-ranking.js';
 
 const DAY_MS = 86_400_000;
 
@@ -65,39 +67,75 @@ function PoolCard({ auth, pool }: { auth: SignedIn; pool: PoolSummary }) {
   );
 }
 
-function UsageTable({ rows }: { rows: UsageTotals[] }) {
+/** How many pools the usage table shows before "show all". */
+const TOP_POOLS = 10;
+
+function UsageTable({ rows, livePools }: { rows: UsageTotals[]; livePools: string[] }) {
+  const [filter, setFilter] = useState('');
+  const [showAll, setShowAll] = useState(false);
   if (rows.length === 0) return <p class="muted">No session has ended in the last 24 hours.</p>;
+  const { shown, matching } = rankUsage(rows, livePools, {
+    filter,
+    limit: showAll ? Number.POSITIVE_INFINITY : TOP_POOLS,
+  });
   return (
-    <div class="table-scroll">
-      <table data-testid="usage">
-        <thead>
-          <tr>
-            <th>Pool</th>
-            <th class="num">Sessions</th>
-            <th class="num">Session time</th>
-            <th class="num">CPU</th>
-            <th class="num">Memory GiB·h</th>
-            <th class="num">Executions</th>
-            <th class="num" title="Time prewarmed sandboxes waited unused">
-              Ready idle
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((row) => (
-            <tr key={row.key}>
-              <td>{row.key}</td>
-              <td class="num">{row.sessions}</td>
-              <td class="num">{duration(row.sessionSeconds)}</td>
-              <td class="num">{cpuTime(row.cpuSeconds)}</td>
-              <td class="num">{number(row.memoryGibSeconds / 3600, 2)}</td>
-              <td class="num">{row.executions}</td>
-              <td class="num">{duration(row.readySeconds)}</td>
+    <>
+      {rows.length > TOP_POOLS && (
+        <p class="table-tools">
+          <label>
+            Find a pool{' '}
+            <input
+              type="search"
+              value={filter}
+              onInput={(event) => setFilter(event.currentTarget.value)}
+              data-testid="usage-filter"
+            />
+          </label>
+        </p>
+      )}
+      <div class="table-scroll">
+        <table data-testid="usage">
+          <thead>
+            <tr>
+              <th>Pool</th>
+              <th
+                class="num"
+                title="Reserved memory, sessions and prewarmed sandboxes: what the table is ranked by"
+              >
+                Memory
+              </th>
+              <th class="num">Sessions</th>
+              <th class="num">Session time</th>
+              <th class="num">CPU</th>
+              <th class="num">Executions</th>
+              <th class="num" title="Time prewarmed sandboxes waited unused">
+                Ready idle
+              </th>
             </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+          </thead>
+          <tbody>
+            {shown.map((row) => (
+              <tr key={row.key} data-testid="usage-row" data-cost={costOf(row)}>
+                <td>
+                  {row.key} {row.deleted && <span class="badge ended">deleted</span>}
+                </td>
+                <td class="num">{gibTime(costOf(row))}</td>
+                <td class="num">{row.sessions}</td>
+                <td class="num">{duration(row.sessionSeconds)}</td>
+                <td class="num">{cpuTime(row.cpuSeconds)}</td>
+                <td class="num">{row.executions}</td>
+                <td class="num">{duration(row.readySeconds)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {matching > shown.length && (
+        <button type="button" class="quiet" onClick={() => setShowAll(true)}>
+          Show all {matching} pools
+        </button>
+      )}
+    </>
   );
 }
 
@@ -126,7 +164,12 @@ export function Overview({ auth }: { auth: SignedIn }) {
       <section class="card">
         <h2>Usage, last 24 hours</h2>
         <ErrorNote error={usage.error} what="load usage (it needs Reader on every pool)" />
-        {usage.data && <UsageTable rows={usage.data.value} />}
+        {usage.data && (
+          <UsageTable
+            rows={usage.data.value}
+            livePools={summaries.map((pool) => `${pool.resourceGroup}/${pool.name}`)}
+          />
+        )}
       </section>
     </>
   );

@@ -165,6 +165,39 @@ describe('web dashboard in Chromium', { skip: why }, async () => {
     await page.close();
   });
 
+  it('ranks the day’s usage by cost and marks a deleted pool’s row', async () => {
+    await client.pools.createOrUpdate('webgone', { maxSessions: 1, readySessions: 1 });
+    const gone = client.pool('webgone').session('once');
+    await gone.execute('1');
+    await gone.stop();
+    await client.pools.delete('webgone');
+    const page = await openPage();
+    await signIn(page, ADMIN_KEY);
+    const rows = page.getByTestId('usage-row');
+    await rows
+      .filter({ hasText: `${RESOURCE_GROUP}/webgone` })
+      .filter({ hasText: 'deleted' })
+      .waitFor();
+    await rows.filter({ hasText: `${RESOURCE_GROUP}/webpython` }).waitFor();
+    assert.equal(
+      await rows
+        .filter({ hasText: `${RESOURCE_GROUP}/webpython` })
+        .getByText('deleted')
+        .count(),
+      0,
+      'a live pool is not marked deleted',
+    );
+    const costs = await rows.evaluateAll((cells) =>
+      cells.map((row) => Number(row.getAttribute('data-cost'))),
+    );
+    assert.deepEqual(
+      costs,
+      [...costs].sort((a, b) => b - a),
+      'costliest first',
+    );
+    await page.close();
+  });
+
   it('offers no stop action to a Reader', async () => {
     const page = await openPage();
     await signIn(page, readerKey);

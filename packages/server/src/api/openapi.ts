@@ -11,6 +11,7 @@ import type { TSchema } from 'typebox';
 
 import { ApiKey } from './schemas/access.js';
 import { AuditEntry } from './schemas/audit.js';
+import { Node } from './schemas/nodes.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Event } from './schemas/events.js';
 import { Execution, ExecutionRequest, File, Session, ShellExecution } from './schemas/data.js';
@@ -30,6 +31,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   Event,
   AuditEntry,
   UsageTotals,
+  Node,
 ];
 
 export const OPENAPI_PATH = '/openapi.json';

@@ -280,8 +280,30 @@ export class PoolManager {
 
   /** Ends everything, for a deleted pool: nothing starts afterwards. */
   async drain(): Promise<void> {
-    await Promise.all([this.warm.stopStarting('deleting'), this.sessions.stopClaiming()]);
-    await Promise.all([this.warm.drain(), this.sessions.drain()]);
+    await Promise.all([
+      this.warm.stopStarting('poolDeleted'),
+      this.sessions.stopClaiming(
+        new AppError(ErrorCode.SessionPoolBusy, `session pool ${this.name} is being deleted`),
+      ),
+    ]);
+    await Promise.all([this.warm.retireAll('poolDeleted'), this.sessions.drain()]);
+  }
+
+  /**
+   * Takes the pool out of this node's service, for a node being drained: no new session, no ready
+   * instance (those it had are retired); its sessions run to their natural end.
+   */
+  async drainNode(node: string): Promise<void> {
+    await Promise.all([
+      this.warm.stopStarting('nodeDrained'),
+      this.sessions.stopClaiming(
+        new AppError(
+          ErrorCode.NodeDraining,
+          `node ${node} is draining and starts no new session of pool ${this.name}; retry on another node`,
+        ),
+      ),
+    ]);
+    await this.warm.retireAll('nodeDrained');
   }
 
   /**
@@ -303,7 +325,7 @@ export class PoolManager {
    * writes in flight land before the store closes.
    */
   async detach(): Promise<void> {
-    await this.warm.stopStarting('stopping');
+    await this.warm.stopStarting();
     this.warm.release();
     this.sessions.release();
     await this.recorder.settled();

@@ -52,8 +52,31 @@ export class PoolService {
   private readonly running = new Map<string, Promise<void>>();
   private readonly changing = new Map<string, Promise<void>>();
   private reaper: NodeJS.Timeout | undefined;
+  /** The node this service runs on is draining (its name), or undefined. */
+  private drainingNode: string | undefined;
 
   constructor(private readonly deps: PoolServiceDeps) {}
+
+  /**
+   * Drains this node: every pool, present and future, starts no new session or ready instance here,
+   * and the ready ones are retired; live sessions run to their natural end.
+   */
+  async drainNode(node: string): Promise<void> {
+    this.drainingNode = node;
+    await Promise.all([...this.managers.values()].map((manager) => manager.drainNode(node)));
+  }
+
+  /** What this node holds now, across its pools. */
+  nodeLoad(): { sessions: number; ready: number; starting: number } {
+    const load = { sessions: 0, ready: 0, starting: 0 };
+    for (const manager of this.managers.values()) {
+      const status = manager.status();
+      load.sessions += status.allocated;
+      load.ready += status.ready;
+      load.starting += status.starting;
+    }
+    return load;
+  }
 
   /** Reconciles the store with the host, resumes interrupted operations and starts the reaper. */
   async start(): Promise<void> {
@@ -318,6 +341,12 @@ export class PoolService {
       feed: this.deps.feed,
     });
     this.managers.set(pool.id, manager);
+    if (this.drainingNode !== undefined) {
+      const node = this.drainingNode;
+      manager
+        .drainNode(node)
+        .catch((error: unknown) => this.deps.log.error({ err: error, pool: pool.name }, 'pool.drain failed'));
+    }
     return manager;
   }
 

@@ -113,6 +113,7 @@ export type EndReason =
   | 'killed'
   | 'poolDeleted'
   | 'poolUpdated'
+  | 'nodeDrained'
   | 'hostLost';
 
 /** Whether two specs start identical sandboxes (a change replaces the warm set). */

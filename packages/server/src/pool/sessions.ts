@@ -71,8 +71,8 @@ const times = (session: Session): SessionTimes => ({
 export class Sessions {
   private readonly byIdentifier = new Map<string, Session>();
   private readonly claiming = new Map<string, Promise<Claimed>>();
-  /** The pool is being deleted: nothing new is claimed. */
-  private deleting = false;
+  /** Why nothing new is claimed (the pool is being deleted, the node drained), once that is so. */
+  private closedWith: AppError | undefined;
 
   constructor(private readonly deps: SessionsDeps) {}
 
@@ -128,9 +128,8 @@ export class Sessions {
 
   /** Why a new session cannot be claimed now, if it cannot. */
   private refusal(): AppError | undefined {
+    if (this.closedWith) return this.closedWith;
     const name = this.deps.poolName();
-    if (this.deleting)
-      return new AppError(ErrorCode.SessionPoolBusy, `session pool ${name} is being deleted`);
     const notRunnable = this.deps.notRunnable();
     if (notRunnable) return notRunnable;
     const { maxConcurrentSessions } = this.deps.spec();
@@ -241,9 +240,9 @@ export class Sessions {
     await Promise.all(work);
   }
 
-  /** Refuses new claims and waits for those under way, for a pool being deleted. */
-  async stopClaiming(): Promise<void> {
-    this.deleting = true;
+  /** Refuses new claims with `refusal` from now on, and waits for those under way. */
+  async stopClaiming(refusal: AppError): Promise<void> {
+    this.closedWith ??= refusal;
     await Promise.allSettled([...this.claiming.values()]);
   }
 

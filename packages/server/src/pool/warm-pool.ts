@@ -50,10 +50,10 @@ export class WarmPool {
   /** The latest failed starts, newest last. */
   private readonly failed: StartFailure[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
-  /** Nothing new starts, and a start that finishes is retired: the pool is being deleted. */
-  private deleting = false;
-  /** Nothing new starts, and a start that finishes is kept for the next server: it is stopping. */
-  private stopping = false;
+  /** Nothing new starts: the pool is being deleted, the node drained, or the server stopping. */
+  private closed = false;
+  /** Why a start that finishes after closing is retired (undefined: it is kept for the next server). */
+  private retireAs: EndReason | undefined;
   private waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
 
   constructor(private readonly deps: WarmPoolDeps) {}
@@ -140,14 +140,15 @@ export class WarmPool {
 
   /** Resolves once the warm set reaches its target; rejects when the latest start failed or the next one fails. */
   whenWarm(): Promise<void> {
-    if (this.ready.length >= this.target()) return Promise.resolve();
+    // A closed warm set starts nothing more: it is as warm as it will get.
+    if (this.closed || this.ready.length >= this.target()) return Promise.resolve();
     if (this.lastStartError !== null) return Promise.reject(new Error(this.lastStartError));
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   /** Starts instances until the warm set (with those starting) reaches its target. */
   refill(): void {
-    if (this.deleting || this.stopping || this.retryTimer) return;
+    if (this.closed || this.retryTimer) return;
     const target = this.target();
     if (this.ready.length >= target) {
       for (const waiter of this.waiters.splice(0)) waiter.resolve();
@@ -177,20 +178,22 @@ export class WarmPool {
   }
 
   /**
-   * Stops starting instances, for a pool being deleted or a server stopping; resolves when the
-   * starts under way have finished (retired if the pool is deleted, kept ready if the server stops).
+   * Stops starting instances; resolves when the starts under way have finished. With `retireAs` (a
+   * pool deleted, a node drained) they are retired for that reason; without (a server stopping) they
+   * are kept ready for the next server.
    */
-  async stopStarting(why: 'deleting' | 'stopping'): Promise<void> {
-    if (why === 'deleting') this.deleting = true;
-    else this.stopping = true;
+  async stopStarting(retireAs?: EndReason): Promise<void> {
+    this.closed = true;
+    this.retireAs ??= retireAs;
     clearTimeout(this.retryTimer);
     await Promise.allSettled([...this.starts]);
   }
 
-  /** Retires every ready instance of a deleted pool (after {@link stopStarting}). */
-  async drain(): Promise<void> {
-    await Promise.all(this.ready.splice(0).map((held) => this.retire(held, 'poolDeleted')));
-    for (const waiter of this.waiters.splice(0)) waiter.reject(new Error('the pool was deleted'));
+  /** Retires every ready instance (after {@link stopStarting}). */
+  async retireAll(reason: EndReason): Promise<void> {
+    await Promise.all(this.ready.splice(0).map((held) => this.retire(held, reason)));
+    for (const waiter of this.waiters.splice(0))
+      waiter.reject(new Error(`the warm set was retired: ${reason}`));
   }
 
   /** Lets go of every ready instance without ending it: the next server takes them up. */
@@ -226,7 +229,7 @@ export class WarmPool {
     let instance: Instance;
     try {
       instance = await this.start(id);
-      if (!this.deleting && generation === this.deps.template().generation) {
+      if (this.retireAs === undefined && generation === this.deps.template().generation) {
         // An instance the store does not know of would outlive every reconciliation: record it, or drop it.
         await this.deps.store.putSession(row).catch(async (error: unknown) => {
           await instance.destroy().catch(() => undefined);
@@ -240,8 +243,8 @@ export class WarmPool {
     this.failures = 0;
     this.lastStartError = null;
     const held = { instance, row };
-    if (this.deleting || generation !== this.deps.template().generation) {
-      await this.retire(held, this.deleting ? 'poolDeleted' : 'poolUpdated');
+    if (this.retireAs !== undefined || generation !== this.deps.template().generation) {
+      await this.retire(held, this.retireAs ?? 'poolUpdated');
       return;
     }
     this.hold(held);
@@ -261,7 +264,7 @@ export class WarmPool {
     const retryInMs = startBackoffMs(this.failures);
     this.deps.recorder.startFailed(id, error, { retryInMs, consecutiveFailures: this.failures });
     for (const waiter of this.waiters.splice(0)) waiter.reject(error as Error);
-    if (!this.deleting && !this.stopping && !this.retryTimer) {
+    if (!this.closed && !this.retryTimer) {
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
         this.refill();

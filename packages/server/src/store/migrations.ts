@@ -179,4 +179,17 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('audit').addColumn('client_request_id', 'text').execute();
     },
   },
+  '0005-nodes': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('nodes')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('max_sandboxes', 'integer', (c) => c.notNull())
+        .addColumn('draining', 'integer', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('lease_until', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

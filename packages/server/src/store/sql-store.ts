@@ -19,6 +19,7 @@ import type {
   ExecutionStatus,
   JsonObject,
   NewEvent,
+  NodeRow,
   OperationRow,
   OperationStatus,
   PoolRow,
@@ -39,6 +40,7 @@ export interface Tables {
   audit: Omit<AuditRow, 'seq'> & { seq: number | undefined };
   usageRecords: Omit<UsageRecord, 'tags'> & { tags: string; seq: number | undefined };
   settings: { key: string; value: string };
+  nodes: Omit<NodeRow, 'draining'> & { draining: number };
 }
 
 /** Column names are snake_case in the database and camelCase here. */
@@ -320,6 +322,25 @@ export class SqlStore implements Store {
   async listApiKeys(): Promise<ApiKeyRow[]> {
     const rows = await this.db.selectFrom('apiKeys').selectAll().orderBy('createdAt').execute();
     return rows.map((row) => ({ ...row, roles: parse(row.roles) as string[] }));
+  }
+
+  async putNode(node: NodeRow): Promise<void> {
+    const row = { ...node, draining: node.draining ? 1 : 0 };
+    await this.db
+      .insertInto('nodes')
+      .values(row)
+      .onConflict((c) => c.column('name').doUpdateSet(row))
+      .execute();
+  }
+
+  async getNode(name: string): Promise<NodeRow | undefined> {
+    const row = await this.db.selectFrom('nodes').selectAll().where('name', '=', name).executeTakeFirst();
+    return row && { ...row, draining: row.draining === 1 };
+  }
+
+  async listNodes(): Promise<NodeRow[]> {
+    const rows = await this.db.selectFrom('nodes').selectAll().orderBy('name').execute();
+    return rows.map((row) => ({ ...row, draining: row.draining === 1 }));
   }
 
   async getSetting(key: string): Promise<string | undefined> {

@@ -154,6 +154,20 @@ export interface UsageRecord {
   executions: number;
 }
 
+/** A server process of the service, as it registered: where other nodes reach it, and its lease. */
+export interface NodeRow {
+  name: string;
+  /** The URL other nodes and operators reach it on. */
+  url: string;
+  /** How many sandboxes it may hold. */
+  maxSandboxes: number;
+  /** It takes no new sessions and starts no sandboxes; its sessions run to their end. */
+  draining: boolean;
+  startedAt: string;
+  /** It is live while this lies ahead; a node that stops renewing it is lost. */
+  leaseUntil: string;
+}
+
 export interface ApiKeyRow {
   id: string;
   name: string;
@@ -212,6 +226,10 @@ export interface Store {
   putApiKey(key: ApiKeyRow): Promise<void>;
   getApiKey(id: string): Promise<ApiKeyRow | undefined>;
   listApiKeys(): Promise<ApiKeyRow[]>;
+
+  putNode(node: NodeRow): Promise<void>;
+  getNode(name: string): Promise<NodeRow | undefined>;
+  listNodes(): Promise<NodeRow[]>;
 
   getSetting(key: string): Promise<string | undefined>;
   putSetting(key: string, value: string): Promise<void>;

@@ -13,6 +13,7 @@ import { describe, it } from 'node:test';
 
 import { FakeLauncher } from '../fake-launcher.js';
 import {
+  newKey,
   ADMIN_KEY,
   DATA,
   MGMT,
@@ -29,12 +30,6 @@ import {
 } from '../server-harness.js';
 
 const OTHER_GROUP = 'other-team';
-
-async function newKey(server: TestServer, roles: string[]): Promise<{ id: string; key: string }> {
-  const created = await server.request('POST', '/sandpool/apiKeys', { body: { name: 'tenant', roles } });
-  assert.equal(created.status, 201, created.text);
-  return created.json as { id: string; key: string };
-}
 
 async function newToken(server: TestServer, parent: string, body: object = {}) {
   const minted = await server.request('POST', '/sandpool/tokens', { key: parent, body });

@@ -1,0 +1,56 @@
+/**
+ * @module api/schemas/nodes
+ * Sandpool's nodes (no Azure counterpart): the server processes sharing one store, their leases,
+ * and draining one for maintenance.
+ */
+
+import { Type } from 'typebox';
+
+import { route } from './common.js';
+
+export const Node = Type.Object(
+  {
+    name: Type.String(),
+    url: Type.String({ description: 'Where other nodes and operators reach it.' }),
+    maxSandboxes: Type.Integer(),
+    draining: Type.Boolean({ description: 'It starts no new session or ready sandbox.' }),
+    drained: Type.Boolean({
+      description: 'Draining with nothing left running (for another node: draining and its lease run out).',
+    }),
+    live: Type.Boolean({ description: 'Its lease lies ahead.' }),
+    startedAt: Type.String(),
+    leaseUntil: Type.String(),
+    load: Type.Optional(
+      Type.Object(
+        {
+          sessions: Type.Integer(),
+          ready: Type.Integer(),
+          starting: Type.Integer(),
+        },
+        { description: 'What it holds now: given by the node that answers, for itself.' },
+      ),
+    ),
+  },
+  { $id: 'Node' },
+);
+
+const tag = 'Operations' as const;
+
+export const nodeRoutes = {
+  list: route({
+    operationId: 'Nodes_List',
+    summary: 'The nodes sharing this store (needs Reader or Contributor on every pool)',
+    tag,
+    response: { 200: Type.Object({ value: Type.Array(Type.Ref('Node')) }) },
+  }),
+  drain: route({
+    operationId: 'Nodes_Drain',
+    summary: 'Drains a node: no new sessions or ready sandboxes; its sessions run to their end',
+    description:
+      'Sent to the node itself (Kubernetes’ preStop). Poll the node list until it reports `drained`. A restart undrains it. Needs Contributor on every pool.',
+    tag,
+    audit: 'node.drain',
+    params: Type.Object({ name: Type.String() }),
+    response: { 200: Type.Ref('Node') },
+  }),
+};
