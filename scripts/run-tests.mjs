@@ -1,4 +1,4 @@
-// Collects every *.test.ts under the given folders (default: packages and bench) and runs them with
+// Collects every *.test.ts under the given folders (default: packages, bench and deploy) and runs them with
 // node:test. `--test` with no files passes with zero tests, so an empty collection is an error here.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const flags = process.argv.slice(2).filter((a) => a.startsWith('-'));
-const files = (roots.length ? roots : ['packages', 'bench']).flatMap((root) =>
+const files = (roots.length ? roots : ['packages', 'bench', 'deploy']).flatMap((root) =>
   readdirSync(root, { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.test.ts') && !/(^|\/)(node_modules|dist)\//.test(f))
     .map((f) => join(root, f)),

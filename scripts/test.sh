@@ -6,6 +6,7 @@ scripts/setup.sh
 . scripts/node-runtime.sh
 npx tsc -b
 npx tsc -p bench
+npx tsc -p deploy
 npx tsc -p scripts
 npx tsc -p packages/sdk/test
 npx tsc -p packages/cli/test
