@@ -279,14 +279,14 @@ export class PoolManager {
   }
 
   /** Ends everything, for a deleted pool: nothing starts afterwards. */
-  async drain(): Promise<void> {
+  async endEverything(): Promise<void> {
     await Promise.all([
       this.warm.stopStarting('poolDeleted'),
       this.sessions.stopClaiming(
         new AppError(ErrorCode.SessionPoolBusy, `session pool ${this.name} is being deleted`),
       ),
     ]);
-    await Promise.all([this.warm.retireAll('poolDeleted'), this.sessions.drain()]);
+    await Promise.all([this.warm.retireAll('poolDeleted'), this.sessions.endAll()]);
   }
 
   /**
@@ -307,8 +307,9 @@ export class PoolManager {
   }
 
   /**
-   * Marks the drained pool deleted: from now on nothing is recorded for it, so no late write (an
-   * async execution ending, an event) can land among a new pool's records of the same name.
+   * Marks the pool deleted once it has ended everything: from now on nothing is recorded for it, so
+   * no late write (an async execution ending, an event) can land among a new pool's records of the
+   * same name.
    */
   forget(): void {
     this.recorder.forget();

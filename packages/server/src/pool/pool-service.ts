@@ -441,7 +441,7 @@ export class PoolService {
   private async remove(id: string): Promise<void> {
     const manager = this.managers.get(id);
     this.managers.delete(id);
-    await manager?.drain();
+    await manager?.endEverything();
     manager?.forget();
     await this.deps.store.deletePool(id);
   }

@@ -247,7 +247,7 @@ export class Sessions {
   }
 
   /** Ends every session of a deleted pool (after {@link stopClaiming}). */
-  async drain(): Promise<void> {
+  async endAll(): Promise<void> {
     await Promise.all([...this.byIdentifier.values()].map((session) => this.end(session, 'poolDeleted')));
   }
 
