@@ -1,7 +1,8 @@
 /**
  * @module overview
  * Every pool at a glance: ready, allocated and maximum sessions with the pool's pressure, the last
- * hour's allocations, executions and errors, and the last day's usage per pool, costliest first.
+ * hour's allocations, executions and errors, the last day's usage per pool, costliest first, and
+ * the nodes.
  */
 
 import type { PoolTimeline, UsageTotals } from '@sandpool/sdk';
@@ -11,6 +12,7 @@ import type { SignedIn } from './auth.js';
 import { CapacityBar, CapacityFigures, ErrorNote, StartFailures } from './parts.js';
 import { count, cpuTime, duration, gibTime, milliseconds } from './format.js';
 import { usePolled } from './live.js';
+import { NodesTable } from './nodes-table.js';
 import { poolHref, summarize, type PoolSummary } from './pool-summary.js';
 import { costOf, rankUsage } from './usage-ranking.js';
 
@@ -146,6 +148,7 @@ export function Overview({ auth }: { auth: SignedIn }) {
     30_000,
     'usage',
   );
+  const nodes = usePolled(() => auth.client().nodes.list(), 5000, 'nodes');
   const summaries = (pools.data ?? []).map(summarize);
   return (
     <>
@@ -170,6 +173,11 @@ export function Overview({ auth }: { auth: SignedIn }) {
             livePools={summaries.map((pool) => `${pool.resourceGroup}/${pool.name}`)}
           />
         )}
+      </section>
+      <section class="card">
+        <h2>Nodes</h2>
+        <ErrorNote error={nodes.error} what="load the nodes (it needs Reader on every pool)" />
+        {nodes.data && <NodesTable nodes={nodes.data} now={Date.now()} />}
       </section>
     </>
   );

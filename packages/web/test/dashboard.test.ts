@@ -161,6 +161,9 @@ describe('web dashboard in Chromium', { skip: why }, async () => {
 
     await page.goto(`${server.url}/dashboard/#/`);
     await page.getByTestId('hour').filter({ hasText: '3 allocations' }).waitFor();
+    const node = page.getByTestId('node-row').first();
+    await node.filter({ hasText: 'serving' }).waitFor();
+    assert.match(await node.innerText(), /serving/);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-overview.png`, fullPage: true });
     await page.close();
   });
