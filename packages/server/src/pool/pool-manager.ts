@@ -17,7 +17,7 @@ import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.
 import type { ExecutionEnd } from '../observability/timeline.js';
 import type { EndState, HeldInstance, InstanceLauncher } from './instance.js';
 import { endDetails, reasonFor, warmTarget } from './policy.js';
-import { PoolRecorder } from './pool-recorder.js';
+import { PoolRecorder, type StartFailure } from './pool-recorder.js';
 import {
   runnable,
   type ContainerTemplate,
@@ -26,7 +26,7 @@ import {
   type PoolSpec,
 } from './pool-spec.js';
 import { Sessions, type Allocation, type Claimed, type Session } from './sessions.js';
-import { WarmPool, type StartFailure } from './warm-pool.js';
+import { WarmPool } from './warm-pool.js';
 
 export type { Allocation, Session, StartFailure };
 

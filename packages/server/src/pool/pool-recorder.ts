@@ -32,6 +32,15 @@ export interface PoolRecorderDeps {
 export const metricLabelOf = (pool: Pick<PoolRow, 'resourceGroup' | 'name'>) =>
   `${pool.resourceGroup}/${pool.name}`;
 
+/** A failed start: why (a typed reason and message, never the container's output). */
+export interface StartFailure {
+  /** Its console log, for custom containers, is archived under this id. */
+  sandboxId: string;
+  at: string;
+  code: string;
+  message: string;
+}
+
 /** How an instance's end came to be recorded, beyond its row. */
 export interface EndRecord {
   /** A session's measured use (absent for a ready instance, or one found dead after a restart). */
@@ -90,24 +99,23 @@ export class PoolRecorder {
   }
 
   /**
-   * An instance failed to start. A start for the warm set is retried after a backoff and announced;
-   * an on-demand start's error goes to the request that asked for it.
+   * An instance failed to start. A start for the warm set is retried after a backoff and announced
+   * (`retried`); an on-demand start's error goes to the request that asked for it.
    */
-  startFailed(
-    instanceId: string,
-    error: unknown,
-    retry?: { retryInMs: number; consecutiveFailures: number },
-  ): void {
+  startFailed(retried?: {
+    failure: StartFailure;
+    error: unknown;
+    retryInMs: number;
+    consecutiveFailures: number;
+  }): void {
     this.deps.metrics.recordSandboxStartFailure(this.label);
-    if (!retry) return;
-    this.deps.log.warn(
-      { pool: this.pool.name, err: error, retryInMs: retry.retryInMs },
-      'sandbox.start failed',
-    );
+    if (!retried) return;
+    const { failure, retryInMs, consecutiveFailures } = retried;
+    this.deps.log.warn({ pool: this.pool.name, err: retried.error, retryInMs }, 'sandbox.start failed');
     void this.event('startFailed', {
-      sessionId: instanceId,
-      reason: error instanceof AppError ? error.code : ErrorCode.SandboxStartFailed,
-      details: { message: (error as Error).message, ...retry },
+      sessionId: failure.sandboxId,
+      reason: failure.code,
+      details: { message: failure.message, retryInMs, consecutiveFailures },
     });
   }
 

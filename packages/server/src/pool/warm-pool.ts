@@ -13,17 +13,8 @@ import type { SessionRow, Store } from '../store/store.js';
 import type { HeldInstance, Instance, InstanceLauncher } from './instance.js';
 import { endDetails, reasonFor, startBackoffMs, warmTarget } from './policy.js';
 import type { EndReason, PoolSpec } from './pool-spec.js';
-import type { PoolRecorder } from './pool-recorder.js';
+import type { PoolRecorder, StartFailure } from './pool-recorder.js';
 import { retire } from './retire.js';
-
-/** A failed start: why (a typed reason and message, never the container's output). */
-export interface StartFailure {
-  /** Its console log, for custom containers, is archived under this id. */
-  sandboxId: string;
-  at: string;
-  code: string;
-  message: string;
-}
 
 /** How many failed starts a pool remembers. */
 const START_FAILURES_KEPT = 5;
@@ -46,7 +37,6 @@ export class WarmPool {
   private readonly ready: HeldInstance[] = [];
   private readonly starts = new Set<Promise<void>>();
   private failures = 0;
-  private lastStartError: string | null = null;
   /** The latest failed starts, newest last. */
   private readonly failed: StartFailure[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
@@ -70,8 +60,9 @@ export class WarmPool {
     return this.failures;
   }
 
+  /** Why the latest start failed, while starts keep failing. */
   get lastError(): string | null {
-    return this.lastStartError;
+    return this.failures > 0 ? (this.failed.at(-1)?.message ?? null) : null;
   }
 
   /** The latest failed starts, newest first. */
@@ -107,7 +98,7 @@ export class WarmPool {
     try {
       return await this.start(id);
     } catch (error) {
-      this.deps.recorder.startFailed(id, error);
+      this.deps.recorder.startFailed();
       throw error;
     }
   }
@@ -142,7 +133,8 @@ export class WarmPool {
   whenWarm(): Promise<void> {
     // A closed warm set starts nothing more: it is as warm as it will get.
     if (this.closed || this.ready.length >= this.target()) return Promise.resolve();
-    if (this.lastStartError !== null) return Promise.reject(new Error(this.lastStartError));
+    const lastError = this.lastError;
+    if (lastError !== null) return Promise.reject(new Error(lastError));
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
@@ -172,7 +164,6 @@ export class WarmPool {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.failures = 0;
-    this.lastStartError = null;
     await Promise.all(surplus.map((held) => this.retire(held, 'poolUpdated')));
     this.refill();
   }
@@ -241,7 +232,6 @@ export class WarmPool {
       return;
     }
     this.failures = 0;
-    this.lastStartError = null;
     const held = { instance, row };
     if (this.retireAs !== undefined || generation !== this.deps.template().generation) {
       await this.retire(held, this.retireAs ?? 'poolUpdated');
@@ -253,16 +243,16 @@ export class WarmPool {
 
   private failedToStart(id: string, error: unknown): void {
     this.failures++;
-    this.lastStartError = (error as Error).message;
-    this.failed.push({
+    const failure: StartFailure = {
       sandboxId: id,
       at: new Date(this.deps.now()).toISOString(),
       code: error instanceof AppError ? error.code : ErrorCode.SandboxStartFailed,
-      message: this.lastStartError,
-    });
+      message: (error as Error).message,
+    };
+    this.failed.push(failure);
     this.failed.splice(0, this.failed.length - START_FAILURES_KEPT);
     const retryInMs = startBackoffMs(this.failures);
-    this.deps.recorder.startFailed(id, error, { retryInMs, consecutiveFailures: this.failures });
+    this.deps.recorder.startFailed({ failure, error, retryInMs, consecutiveFailures: this.failures });
     for (const waiter of this.waiters.splice(0)) waiter.reject(error as Error);
     if (!this.closed && !this.retryTimer) {
       this.retryTimer = setTimeout(() => {

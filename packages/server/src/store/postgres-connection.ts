@@ -80,7 +80,7 @@ function wrapClient(client: pg.PoolClient): PostgresPoolClient {
 }
 
 /** A pool of at most `max` connections to `url`, in the shape Kysely's PostgresDialect takes. */
-export function postgresPool(url: string, max = 10): { pool: PostgresPool; end: () => Promise<void> } {
+export function postgresPool(url: string, max = 10): PostgresPool {
   const pool = new pg.Pool({
     connectionString: url,
     max,
@@ -91,15 +91,12 @@ export function postgresPool(url: string, max = 10): { pool: PostgresPool; end: 
   // An idle connection the server dropped (a restart) must not crash the process: the pool replaces it.
   pool.on('error', () => undefined);
   return {
-    pool: {
-      connect: async () => {
-        try {
-          return wrapClient(await pool.connect());
-        } catch (error) {
-          throw storeErrorOf(error);
-        }
-      },
-      end: () => pool.end(),
+    connect: async () => {
+      try {
+        return wrapClient(await pool.connect());
+      } catch (error) {
+        throw storeErrorOf(error);
+      }
     },
     end: () => pool.end(),
   };

@@ -18,7 +18,7 @@ const MIGRATION_LOCK = 0x5a4d_b001;
 export class PostgresStore extends SqlStore {
   /** Connects to the database at `url`, bringing its schema up to date. */
   static async open(url: string, sealer: Sealer): Promise<PostgresStore> {
-    const { pool } = postgresPool(url);
+    const pool = postgresPool(url);
     const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }), plugins: [camelCase()] });
     try {
       await db.connection().execute(async (connection) => {

@@ -14,7 +14,8 @@ import type { ExitCause } from '../driver.js';
 
 const CONSOLE_LOG_MAX_BYTES = 1024 * 1024;
 const SIGKILL_EXIT = 128 + osConstants.signals.SIGKILL;
-const WAIT_STEP_MS = 5;
+/** How often the sandbox's files and processes are polled while something is awaited of them. */
+export const WAIT_STEP_MS = 5;
 const EXIT_WAIT_MS = 2000;
 const SYNC_MESSAGE = /\{[^}]*\}/;
 

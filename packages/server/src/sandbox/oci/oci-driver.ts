@@ -59,6 +59,7 @@ import {
   readPidFile,
   signalName,
   sleep,
+  WAIT_STEP_MS,
   type RuntimeCommand,
 } from './monitor.js';
 import { CPU_PERIOD_US, ID_RANGE_SIZE, buildOciConfig } from './oci-spec.js';
@@ -78,7 +79,6 @@ const AGENT_SOCKET_NAME = 'agent.sock';
  * (measured: 64 panics, 1024 boots). Processes inside gVisor are then bounded by memory, not pids.
  */
 const RUNSC_MIN_PIDS = 1024;
-const WAIT_STEP_MS = 5;
 
 export type { RuntimeCommand };
 

@@ -12,9 +12,8 @@ import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { AppError, ErrorCode } from '../../errors.js';
-import { isAlive, readPidFile, sleep } from './monitor.js';
+import { WAIT_STEP_MS, isAlive, readPidFile, sleep } from './monitor.js';
 
-const WAIT_STEP_MS = 5;
 const BRIDGE_READY_MS = 3000;
 /** `st` of a listening socket in /proc/<pid>/net/tcp{,6}. */
 const TCP_LISTEN = '0A';
