@@ -16,6 +16,8 @@ import {
   newKey,
   poolPath,
   DATA,
+  RESOURCE_GROUP,
+  SUBSCRIPTION,
   startTestServer,
 } from '../server-harness.js';
 
@@ -44,6 +46,9 @@ describe('nodes', async () => {
   it('only a role on every pool lists or drains nodes; no one else, and no revoked key', async () => {
     const reader = await newKey(server, ['Reader']);
     const scoped = await newKey(server, [`Contributor:${armPath('drainme')}`]);
+    const group = await newKey(server, [
+      `Contributor:/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}`,
+    ]);
     const executor = await newKey(server, ['SessionExecutor']);
     const revoked = await newKey(server, ['Contributor']);
     assert.equal((await server.request('DELETE', `/sandpool/apiKeys/${revoked.id}`)).status, 200);
@@ -53,6 +58,8 @@ describe('nodes', async () => {
     assert.equal((await drain(reader.key)).status, 403, 'a Reader cannot drain');
     assert.equal((await list(scoped.key)).status, 403, 'a role on one pool is not a role on the node');
     assert.equal((await drain(scoped.key)).status, 403);
+    assert.equal((await list(group.key)).status, 403, 'nor is a role on one resource group');
+    assert.equal((await drain(group.key)).status, 403);
     assert.equal((await list(executor.key)).status, 403);
     assert.equal((await drain(revoked.key)).status, 401);
     assert.equal((await list(null)).status, 401);
