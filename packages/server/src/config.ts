@@ -103,7 +103,7 @@ export const ConfigSchema = Type.Object({
     default: '',
     pattern: '^(|postgres(ql)?://.+)$',
     description:
-      'A PostgreSQL URL (postgres://user:password@host:port/database) to keep the store there instead of the SQLite file. One live node per database for now: a second is refused at start.',
+      'A PostgreSQL URL (postgres://user:password@host:port/database) to keep the store there instead of the SQLite file. Every node of a cluster names the same database.',
   }),
   storeKeys: Type.String({
     default: '',
@@ -168,6 +168,12 @@ export const ConfigSchema = Type.Object({
     default: '',
     pattern: '^(|[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?)$',
     description: 'This server’s name among the nodes sharing its store (default: the host name).',
+  }),
+  nodeUrl: Type.String({
+    default: '',
+    pattern: '^(|https?://.+)$',
+    description:
+      'The URL other nodes reach this one on, to forward requests for the sessions it holds (default: the URL it listens on).',
   }),
   nodeLeaseSeconds: Type.Integer({
     default: 15,

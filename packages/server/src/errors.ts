@@ -89,6 +89,8 @@ export const ErrorCode = {
   ImagePullFailed: 'ImagePullFailed',
   /** The custom container refused or dropped the proxied request (not listening, exited). */
   ContainerUnreachable: 'ContainerUnreachable',
+  /** The node holding the identifier's session did not answer the forwarded request. */
+  NodeUnreachable: 'NodeUnreachable',
   // 503
   /** A custom container pool whose image is not pulled (still pulling, or the pull failed). */
   SessionPoolNotReady: 'SessionPoolNotReady',
@@ -98,6 +100,10 @@ export const ErrorCode = {
   ServiceShuttingDown: 'ServiceShuttingDown',
   /** This node is draining: it starts no new session (another node, or this one after a restart, will). */
   NodeDraining: 'NodeDraining',
+  /** Every node is draining or full: none can take a new session. */
+  NoNodeAvailable: 'NoNodeAvailable',
+  /** The session moved to another node while the request was routed; a retry reaches it. */
+  SessionElsewhere: 'SessionElsewhere',
   // 507
   /** The session's /mnt/data is full. */
   SessionStorageFull: 'SessionStorageFull',
@@ -154,11 +160,14 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   RegistryUnreachable: 502,
   ImagePullFailed: 502,
   ContainerUnreachable: 502,
+  NodeUnreachable: 502,
   SessionPoolNotReady: 503,
   AgentUnavailable: 503,
   StoreBusy: 503,
   ServiceShuttingDown: 503,
   NodeDraining: 503,
+  NoNodeAvailable: 503,
+  SessionElsewhere: 503,
   SessionStorageFull: 507,
   ServerStorageFull: 507,
 };

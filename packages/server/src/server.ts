@@ -28,6 +28,7 @@ import type { InstanceLauncher } from './pool/instance.js';
 import { poolId } from './arm-id.js';
 import { Executions } from './pool/executions.js';
 import { PoolService } from './pool/pool-service.js';
+import { ClusterView } from './pool/cluster-view.js';
 import { NodeRegistry } from './pool/node-registry.js';
 import { keepPruning } from './pool/retention.js';
 import { DEFAULT_RESOURCES } from './sandbox/driver.js';
@@ -97,6 +98,16 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     });
   const metrics = new Metrics(now);
   const feed = new EventFeed();
+  const cluster: ClusterView = new ClusterView({
+    self: config.nodeName,
+    maxSandboxes: config.maxSandboxes,
+    localLoad: (): number => {
+      const load = pools.nodeLoad();
+      return load.sessions + load.ready + load.starting;
+    },
+    draining: (): boolean => nodes.draining,
+    now,
+  });
   const pools = new PoolService({
     store,
     launcher,
@@ -107,6 +118,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     metrics,
     feed,
     images: overrides.images ?? images,
+    cluster,
   });
   metrics.observePools(
     () => pools.snapshot(),
@@ -115,14 +127,13 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const nodes = new NodeRegistry({
     store,
     pools,
+    cluster,
     log: logger,
     now,
     name: config.nodeName,
     maxSandboxes: config.maxSandboxes,
     leaseSeconds: config.nodeLeaseSeconds,
   });
-  // Before any session is touched: a store another live node holds is not this server's.
-  await nodes.claimStore();
   await pools.start();
 
   const apiKeys = new ApiKeys(store, now);
@@ -156,7 +167,13 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       (text) => JSON.parse(text) as ImageMetadata,
     ));
 
-  const stopPruning = keepPruning(config, { store, consoleLogs, log: logger, now });
+  const stopPruning = keepPruning(config, {
+    store,
+    consoleLogs,
+    log: logger,
+    now,
+    leads: () => nodes.leading,
+  });
 
   const base = { url: config.publicUrl.replace(/\/+$/, '') };
   const app = await buildApp({
@@ -191,7 +208,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       : config.host;
   const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
   base.url ||= url;
-  await nodes.start(base.url);
+  await nodes.start(config.nodeUrl || url);
 
   const defaultPool = config.defaultPool
     ? await store.getPool(poolId(config.defaultSubscription, config.defaultResourceGroup, config.defaultPool))
@@ -220,7 +237,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     close() {
       closing ??= (async () => {
         stopPruning();
-        nodes.stop();
+        await nodes.stop();
         apiKeys.stop();
         await app.close();
         await pools.stop();

@@ -35,6 +35,7 @@ export const session = (
   poolId,
   identifier,
   state,
+  node: 'node-a',
   generation: 1,
   createdAt: at,
   allocatedAt: state === 'ready' ? null : at,
@@ -81,6 +82,80 @@ export function storeContract(open: () => Promise<Store>): void {
       ['s2'],
     );
     assert.equal((await store.lastEndedSession(poolId, 'user-1'))?.endReason, 'cooldown');
+    await store.close();
+  });
+
+  it('places a new identifier once: its live session, a ready sandbox by node preference, a cold start, or none', async () => {
+    const store = await open();
+    const poolId = pool('a').id;
+    const request = (identifier: string, nodes: string[], coldNode: string | undefined, maxSessions = 10) =>
+      store.placeSession({
+        poolId,
+        identifier,
+        generation: 1,
+        maxSessions,
+        nodes,
+        coldNode,
+        coldId: `cold-${identifier}`,
+        at,
+      });
+    await store.putSession({ ...session('r-a', poolId, null, 'ready'), node: 'node-a' });
+    await store.putSession({ ...session('r-b', poolId, null, 'ready'), node: 'node-b' });
+    await store.putSession({ ...session('r-old', poolId, null, 'ready'), node: 'node-c', generation: 0 });
+
+    const first = await request('u1', ['node-b', 'node-a'], 'node-a');
+    assert.deepEqual(
+      [first.kind, first.kind === 'warm' && first.row.id],
+      ['warm', 'r-b'],
+      'the preferred node first',
+    );
+    const again = await request('u1', ['node-a'], 'node-a');
+    assert.deepEqual([again.kind, again.kind === 'existing' && again.row.node], ['existing', 'node-b']);
+    const second = await request('u2', ['node-b', 'node-a'], 'node-a');
+    assert.equal(second.kind === 'warm' && second.row.id, 'r-a');
+    // node-c's sandbox is of an older template: never handed out.
+    const cold = await request('u3', ['node-c', 'node-b'], 'node-c');
+    assert.deepEqual(cold.kind === 'cold' && [cold.row.id, cold.row.node, cold.row.state], [
+      'cold-u3',
+      'node-c',
+      'allocated',
+    ]);
+    assert.equal((await request('u4', ['node-a'], undefined)).kind, 'noNode');
+    assert.deepEqual(await request('u5', ['node-a'], 'node-a', 3), { kind: 'full', allocated: 3 });
+    assert.equal((await store.liveSession(poolId, 'u1'))?.node, 'node-b');
+
+    // Concurrent placements of one identifier make one session; of many, never more than the max.
+    const racing = await Promise.all(Array.from({ length: 8 }, () => request('same', ['node-a'], 'node-a')));
+    assert.equal(new Set(racing.map((p) => p.kind !== 'full' && p.kind !== 'noNode' && p.row.id)).size, 1);
+    const crowd = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => request(`crowd-${String(i)}`, ['node-a'], 'node-a', 10)),
+    );
+    assert.equal(crowd.filter((p) => p.kind === 'cold').length, 6, 'four were allocated already');
+
+    const counts = await store.countSessions();
+    assert.deepEqual(
+      counts
+        .filter((c) => c.state === 'allocated')
+        .map((c) => `${c.node ?? ''}:${String(c.count)}`)
+        .sort(),
+      ['node-a:8', 'node-b:1', 'node-c:1'],
+    );
+    const ended = await store.endNodeSessions('node-b', 'hostLost', at);
+    assert.deepEqual(
+      ended.map((row) => `${row.id}:${row.state}:${row.endReason ?? ''}`),
+      ['r-b:ended:hostLost'],
+    );
+    assert.equal(await store.liveSession(poolId, 'u1'), undefined);
+    assert.deepEqual(await store.endNodeSessions('node-b', 'hostLost', at), [], 'each end is returned once');
+    await store.close();
+  });
+
+  it('keeps the first value of a setting initialised twice, and one leader', async () => {
+    const store = await open();
+    assert.equal(await store.initSetting('cluster.key', 'first'), 'first');
+    assert.equal(await store.initSetting('cluster.key', 'second'), 'first');
+    assert.equal(await store.holdLeadership(), true);
+    assert.equal(await store.holdLeadership(), true, 'a leader stays leader');
     await store.close();
   });
 

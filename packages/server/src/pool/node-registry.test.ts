@@ -3,45 +3,169 @@ import { describe, it } from 'node:test';
 
 import pino from 'pino';
 
+import { FakeImageSource, FakeLauncher } from '../../test/fake-launcher.js';
+import { poolId } from '../arm-id.js';
+import { EventFeed } from '../observability/event-feed.js';
+import { Metrics } from '../observability/metrics.js';
 import { SqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/store.js';
+import { ClusterView } from './cluster-view.js';
 import { NodeRegistry } from './node-registry.js';
-import type { PoolService } from './pool-service.js';
+import { pythonPoolSpec } from './pool-spec.js';
+import { PoolService } from './pool-service.js';
 
-const idle = {
-  nodeLoad: () => ({ sessions: 0, ready: 0, starting: 0 }),
-  drainNode: () => Promise.resolve(),
-} as unknown as PoolService;
+const ID = poolId('sub', 'rg', 'pool');
+
+/** A node as server.ts composes one, on a fake launcher, sharing `store` with the others. */
+function node(store: Store, name: string, clock: { now: number }) {
+  const launcher = new FakeLauncher();
+  const now = () => clock.now;
+  const cluster: ClusterView = new ClusterView({
+    self: name,
+    maxSandboxes: 10,
+    localLoad: (): number => {
+      const load = pools.nodeLoad();
+      return load.sessions + load.ready + load.starting;
+    },
+    draining: (): boolean => registry.draining,
+    now,
+  });
+  const log = pino({ level: 'silent' });
+  const pools: PoolService = new PoolService({
+    store,
+    launcher,
+    log,
+    now,
+    refillParallelism: 2,
+    metrics: new Metrics(),
+    feed: new EventFeed(),
+    reaperIntervalMs: 60_000,
+    images: new FakeImageSource(),
+    cluster,
+  });
+  const registry: NodeRegistry = new NodeRegistry({
+    store,
+    pools,
+    cluster,
+    log,
+    now,
+    name,
+    maxSandboxes: 10,
+    leaseSeconds: 15,
+  });
+  return { pools, registry, launcher };
+}
 
 describe('NodeRegistry', () => {
-  it('refuses a second live node on one store until clustering exists, and takes over a lapsed lease', async () => {
+  it('shares one store between live nodes, splits the warm set and places sessions on the node that holds a ready sandbox', async () => {
     const store = await SqliteStore.open(':memory:');
-    let now = Date.parse('2026-11-30T08:00:00.000Z');
-    const registry = (name: string) =>
-      new NodeRegistry({
-        store,
-        pools: idle,
-        log: pino({ level: 'silent' }),
-        now: () => now,
-        name,
-        maxSandboxes: 10,
-        leaseSeconds: 15,
-      });
-    const first = registry('node-a');
-    await first.start('http://a');
-    await assert.rejects(registry('node-b').start('http://b'), /node-a holds this store/);
-    // The same node restarting is not a second node.
-    const again = registry('node-a');
-    await again.start('http://a');
-    first.stop();
-    again.stop();
-    now += 16_000;
-    const successor = registry('node-b');
-    await successor.start('http://b');
+    const clock = { now: Date.parse('2026-11-30T08:00:00.000Z') };
+    const a = node(store, 'node-a', clock);
+    const b = node(store, 'node-b', clock);
+    await a.pools.start();
+    await b.pools.start();
+    await a.registry.start('http://a');
+    await b.registry.start('http://b');
+    await a.registry.tick();
+    await a.pools.put({
+      subscription: 'sub',
+      resourceGroup: 'rg',
+      name: 'pool',
+      location: 'local',
+      tags: {},
+      spec: pythonPoolSpec({ readySessionInstances: 4, maxConcurrentSessions: 5 }),
+    });
+    await a.registry.tick();
+    await b.registry.tick();
+    await a.pools.settled(ID);
+    await b.pools.manager(ID)!.whenWarm();
+    await a.registry.tick();
     assert.deepEqual(
-      (await successor.list()).map((n) => `${n.name}:${n.live}`),
+      [a.pools.manager(ID)!.status().ready, b.pools.manager(ID)!.status().ready],
+      [2, 2],
+      'four ready sandboxes, two on each node',
+    );
+    assert.deepEqual(
+      (await a.registry.list()).map((n) => `${n.name}:${n.live}:${n.load.ready}`),
+      ['node-a:true:2', 'node-b:true:2'],
+    );
+
+    // Node a takes its own two ready sandboxes first (its refills held back), then b's: that request
+    // goes to b.
+    const held: (() => void)[] = [];
+    a.launcher.gate = () => new Promise((resolve) => held.push(resolve));
+    const routes = [];
+    for (const identifier of ['u1', 'u2', 'u3']) {
+      routes.push(await a.pools.manager(ID)!.route(identifier, { claim: true }));
+    }
+    assert.deepEqual(routes, [undefined, undefined, 'node-b']);
+    a.launcher.gate = () => Promise.resolve();
+    for (const release of held) release();
+    // b finds the session the store placed on it and binds its ready sandbox.
+    const onB = await b.pools.manager(ID)!.acquire('u3');
+    assert.equal(onB.allocation.warm, true);
+    assert.equal(await a.pools.manager(ID)!.route('u3', { claim: false }), 'node-b');
+    assert.equal(await b.pools.manager(ID)!.route('u1', { claim: true }), 'node-a');
+
+    // The max counts across nodes: 3 allocated, 2 more fit, the sixth is refused.
+    await b.pools.manager(ID)!.acquire('u4');
+    await b.pools.manager(ID)!.acquire('u5');
+    await assert.rejects(a.pools.manager(ID)!.route('u6', { claim: true }), { code: 'SessionPoolFull' });
+
+    // Node a stops renewing: once its lease has run out, the leader (b) ends what it held.
+    await a.registry.stop();
+    clock.now += 16_000;
+    await b.registry.tick();
+    const ended = await store.lastEndedSession(ID, 'u1');
+    assert.equal(ended?.endReason, 'hostLost');
+    assert.equal(ended.node, 'node-a');
+    assert.deepEqual(
+      (await b.registry.list()).map((n) => `${n.name}:${n.live}`),
       ['node-a:false', 'node-b:true'],
     );
-    successor.stop();
+    // u1's next request lands on b, with a new session.
+    assert.equal(await b.pools.manager(ID)!.route('u1', { claim: true }), undefined);
+    assert.equal((await b.pools.manager(ID)!.acquire('u1')).allocation.created, true);
+
+    // a comes back: what the cluster ended is let go of, and not recorded a second time.
+    const events = (await store.listEvents(ID, { limit: 1000, types: ['ended'] })).length;
+    clock.now += 1_000;
+    await a.registry.tick();
+    assert.equal(a.pools.manager(ID)!.getSession('u1'), undefined);
+    assert.equal((await store.listEvents(ID, { limit: 1000, types: ['ended'] })).length, events);
+
+    await b.registry.stop();
+    await a.pools.stop();
+    await b.pools.stop();
+    await store.close();
+  });
+
+  it('drains: no new placement here, the ready sandboxes retired, drained once its sessions end', async () => {
+    const store = await SqliteStore.open(':memory:');
+    const clock = { now: Date.parse('2026-11-30T08:00:00.000Z') };
+    const a = node(store, 'node-a', clock);
+    await a.pools.start();
+    await a.registry.start('http://a');
+    await a.pools.put({
+      subscription: 'sub',
+      resourceGroup: 'rg',
+      name: 'pool',
+      location: 'local',
+      tags: {},
+      spec: pythonPoolSpec({ readySessionInstances: 1, maxConcurrentSessions: 5 }),
+    });
+    await a.pools.settled(ID);
+    const manager = a.pools.manager(ID)!;
+    await manager.acquire('kept');
+    const drained = await a.registry.drain('node-a');
+    assert.equal(drained.draining, true);
+    assert.equal(drained.drained, false, 'one session still runs');
+    await assert.rejects(manager.acquire('new'), { code: 'NodeDraining' });
+    assert.equal(manager.status().ready, 0);
+    await manager.stop('kept');
+    assert.equal((await a.registry.list())[0]!.drained, true);
+    await a.registry.stop();
+    await a.pools.stop();
     await store.close();
   });
 });

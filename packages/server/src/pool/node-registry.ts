@@ -1,21 +1,25 @@
 /**
  * @module pool/node-registry
- * This server as a node of the service: registered in the store under its name with the URL it is
- * reached on and its capacity, and holding a lease it renews every third of its length (a node that
- * stops renewing is lost). Draining takes the node out of service for new work: no new session or
- * ready instance, its sessions run to their end, and then it reports itself drained, which is what
- * Kubernetes' preStop waits for. A restart undrains it.
+ * This server as a node of the cluster: registered in the store under its name with the URL other
+ * nodes reach it on and its capacity, holding a lease it renews every third of its length (a node
+ * that stops renewing is lost). Each renewal also looks at the cluster (the nodes and what they
+ * hold, for placement), follows pools changed through other nodes, and, on the one node that holds
+ * the store's leadership, ends what lost nodes held. Draining takes the node out of service for new
+ * work: no new session or ready instance, its sessions run to their end, and then it reports itself
+ * drained, which is what Kubernetes' preStop waits for. A restart undrains it.
  */
 
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
 import type { NodeRow, Store } from '../store/store.js';
+import type { ClusterView } from './cluster-view.js';
 import type { PoolService } from './pool-service.js';
 
 export interface NodeRegistryDeps {
   store: Store;
   pools: PoolService;
+  cluster: ClusterView;
   log: Logger;
   now: () => number;
   name: string;
@@ -29,13 +33,16 @@ export interface NodeView extends NodeRow {
   live: boolean;
   /** Draining, and nothing of its own left running or starting. */
   drained: boolean;
-  /** What it holds now: known for the node answering (undefined for others). */
-  load?: { sessions: number; ready: number; starting: number };
+  /** What it holds now: exact for the node answering, as of the last look for the others. */
+  load: { sessions: number; ready: number; starting?: number };
 }
 
 export class NodeRegistry {
   private row: NodeRow | undefined;
   private renewal: NodeJS.Timeout | undefined;
+  private leads = false;
+  /** The renewal under way: a slow one (the store failing over) is not overlapped by the next. */
+  private ticking: Promise<void> | undefined;
 
   constructor(private readonly deps: NodeRegistryDeps) {}
 
@@ -43,13 +50,17 @@ export class NodeRegistry {
     return this.deps.name;
   }
 
-  /**
-   * Registers this node (not draining: a restart undrains) and starts renewing its lease. Nodes do
-   * not share sessions yet, so a store another live node holds is refused rather than shared: each
-   * would take the other's sessions for lost ({@link claimStore}).
-   */
+  get draining(): boolean {
+    return this.row?.draining ?? false;
+  }
+
+  /** Whether this node held the store's leadership at its last look. */
+  get leading(): boolean {
+    return this.leads;
+  }
+
+  /** Registers this node (not draining: a restart undrains), looks at the cluster, and keeps doing so. */
   async start(url: string): Promise<void> {
-    await this.claimStore();
     const now = this.deps.now();
     this.row = {
       name: this.deps.name,
@@ -60,31 +71,51 @@ export class NodeRegistry {
       leaseUntil: this.leaseFrom(now),
     };
     await this.deps.store.putNode(this.row);
+    await this.look();
     this.renewal = setInterval(
       () => {
-        this.renew().catch((error: unknown) => this.deps.log.warn({ err: error }, 'node.lease not renewed'));
+        this.ticking ??= this.tick().finally(() => (this.ticking = undefined));
       },
       (this.deps.leaseSeconds * 1000) / 3,
     );
     this.renewal.unref();
   }
 
-  /** Refuses a store another live node holds; checked before this server touches any session. */
-  async claimStore(): Promise<void> {
-    const now = this.deps.now();
-    const holder = (await this.deps.store.listNodes()).find(
-      (node) => node.name !== this.deps.name && Date.parse(node.leaseUntil) > now,
-    );
-    if (holder) {
-      throw new AppError(
-        ErrorCode.InvalidParameter,
-        `node ${holder.name} holds this store (its lease runs until ${holder.leaseUntil}); one node per store until clustering lands`,
-      );
+  /** Stops renewing; resolves when the renewal under way has finished. */
+  async stop(): Promise<void> {
+    clearInterval(this.renewal);
+    await this.ticking;
+  }
+
+  /** One renewal: the lease, a look at the cluster, the pools, and the leader's duties. */
+  async tick(): Promise<void> {
+    const steps: [string, () => Promise<unknown>][] = [
+      ['node.lease not renewed', () => this.renew()],
+      ['cluster.look failed', () => this.look()],
+      ['pools.follow failed', () => this.deps.pools.follow()],
+      ['cluster.lead failed', () => this.lead()],
+    ];
+    for (const [failure, step] of steps) {
+      await step().catch((error: unknown) => this.deps.log.warn({ err: error }, failure));
     }
   }
 
-  stop(): void {
-    clearInterval(this.renewal);
+  /** Reads the nodes and what they hold, for placement and the nodes list. */
+  private async look(): Promise<void> {
+    const [nodes, counts] = await Promise.all([this.deps.store.listNodes(), this.deps.store.countSessions()]);
+    this.deps.cluster.update(nodes, counts);
+  }
+
+  /** The leader ends what nodes whose lease ran out held; leadership moves when its holder dies. */
+  private async lead(): Promise<void> {
+    this.leads = await this.deps.store.holdLeadership().catch(() => false);
+    if (!this.leads) return;
+    const now = this.deps.now();
+    for (const node of await this.deps.store.listNodes()) {
+      if (node.name === this.deps.name || Date.parse(node.leaseUntil) > now) continue;
+      const ended = await this.deps.pools.endLostNode(node.name);
+      if (ended > 0) this.deps.log.warn({ node: node.name, ended }, 'node.lost: its sessions ended hostLost');
+    }
   }
 
   /** Drains this node (idempotent); `name` must be its own. */
@@ -98,9 +129,9 @@ export class NodeRegistry {
         { target: 'name' },
       );
     }
-    await this.deps.pools.drainNode(name);
     this.row = { ...this.current(), draining: true };
     await this.deps.store.putNode(this.row);
+    await this.deps.pools.drainNode();
     return this.view(this.row);
   }
 
@@ -110,9 +141,19 @@ export class NodeRegistry {
     return rows.map((row) => this.view(row.name === this.deps.name ? this.current() : row));
   }
 
+  /**
+   * Renews the lease. A lease that ran out (the node stalled, or lost the store) may have had its
+   * sessions ended by the leader: what the store no longer holds live is let go of here.
+   */
   private async renew(): Promise<void> {
-    this.row = { ...this.current(), leaseUntil: this.leaseFrom(this.deps.now()) };
+    const now = this.deps.now();
+    const lapsed = Date.parse(this.current().leaseUntil) <= now;
+    this.row = { ...this.current(), leaseUntil: this.leaseFrom(now) };
     await this.deps.store.putNode(this.row);
+    if (lapsed) {
+      const dropped = await this.deps.pools.dropEndedElsewhere();
+      this.deps.log.warn({ dropped }, 'node.lease lapsed and was renewed');
+    }
   }
 
   private current(): NodeRow {
@@ -126,7 +167,10 @@ export class NodeRegistry {
 
   private view(row: NodeRow): NodeView {
     const live = Date.parse(row.leaseUntil) > this.deps.now();
-    if (row.name !== this.deps.name) return { ...row, live, drained: row.draining && !live };
+    if (row.name !== this.deps.name) {
+      const load = this.deps.cluster.held(row.name);
+      return { ...row, live, drained: row.draining && (!live || load.sessions + load.ready === 0), load };
+    }
     const load = this.deps.pools.nodeLoad();
     return { ...row, live, drained: row.draining && load.sessions + load.starting + load.ready === 0, load };
   }

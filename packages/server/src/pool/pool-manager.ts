@@ -15,6 +15,7 @@ import type { DeniedConnection } from '../sandbox/driver.js';
 import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
 import type { ExecutionEnd } from '../observability/timeline.js';
+import type { ClusterView } from './cluster-view.js';
 import type { EndState, HeldInstance, InstanceLauncher } from './instance.js';
 import { endDetails, reasonFor, warmTarget } from './policy.js';
 import { PoolRecorder, type StartFailure } from './pool-recorder.js';
@@ -25,10 +26,10 @@ import {
   type InterpreterType,
   type PoolSpec,
 } from './pool-spec.js';
-import { Sessions, type Allocation, type Claimed, type Session } from './sessions.js';
+import { Sessions, type Allocation, type Claimed, type Reach, type Session } from './sessions.js';
 import { WarmPool } from './warm-pool.js';
 
-export type { Allocation, Session, StartFailure };
+export type { Allocation, Reach, Session, StartFailure };
 
 export interface PoolManagerDeps {
   store: Store;
@@ -40,6 +41,8 @@ export interface PoolManagerDeps {
   metrics: Metrics;
   /** Live readers of the pool's events. */
   feed: EventFeed;
+  /** The nodes sessions and ready instances are placed on. */
+  cluster: ClusterView;
 }
 
 /** A custom container image being pulled for the pool. */
@@ -78,7 +81,7 @@ export class PoolManager {
       recorder: this.recorder,
       newInstanceId,
       template: () => ({ spec: this.spec, poolId: this.pool.id, generation: this.pool.generation }),
-      claimed: () => this.sessions.claimed,
+      claimed: () => this.sessions.claimed + deps.cluster.allocatedElsewhere(this.pool.id),
     });
     this.sessions = new Sessions({
       ...deps,
@@ -87,6 +90,7 @@ export class PoolManager {
       newInstanceId,
       poolName: () => this.pool.name,
       poolId: () => this.pool.id,
+      generation: () => this.pool.generation,
       spec: () => this.spec,
       notRunnable: () => this.notRunnable(),
     });
@@ -98,6 +102,11 @@ export class PoolManager {
 
   get name(): string {
     return this.pool.name;
+  }
+
+  /** The pool's row as this node last applied it. */
+  get row(): PoolRow {
+    return this.pool;
   }
 
   get containerType(): ContainerType {
@@ -212,6 +221,19 @@ export class PoolManager {
   }
 
   /**
+   * Where a request for the identifier goes: here (its session claimed, placed by the store when it
+   * had none) or another node. With `claim` false, an identifier without a session stays here.
+   */
+  async route(identifier: string, options: { claim: boolean }): Promise<string | undefined> {
+    if (!options.claim) {
+      const node = await this.sessions.locate(identifier);
+      return node === this.deps.cluster.self ? undefined : node;
+    }
+    const reach = await this.sessions.route(identifier);
+    return 'node' in reach ? reach.node : undefined;
+  }
+
+  /**
    * Runs `work` against the identifier's session, allocating one if needed, and keeps the session
    * alive meanwhile. With `serialize`, work on one session runs one at a time (executions).
    */
@@ -242,6 +264,16 @@ export class PoolManager {
     if (!session) return false;
     await this.sessions.end(session, 'stopped');
     return true;
+  }
+
+  /**
+   * Destroys, without recording an end, the instances whose ids are not in `live` (the cluster ended
+   * them while this node was out of touch). Returns how many.
+   */
+  async dropAbsent(live: Set<string>): Promise<number> {
+    const gone = [...this.sessions.dropAbsent(live), ...this.warm.dropAbsent(live)];
+    await Promise.all(gone.map((instance) => instance.destroy().catch(() => undefined)));
+    return gone.length;
   }
 
   /** Ends sessions whose time is up and stores when the others were last used. */
@@ -290,19 +322,12 @@ export class PoolManager {
   }
 
   /**
-   * Takes the pool out of this node's service, for a node being drained: no new session, no ready
-   * instance (those it had are retired); its sessions run to their natural end.
+   * Takes the pool out of this node's service, for a node being drained: no ready instance (those it
+   * had are retired) and, since placement passes over a draining node, no new session; its sessions
+   * run to their natural end.
    */
-  async drainNode(node: string): Promise<void> {
-    await Promise.all([
-      this.warm.stopStarting('nodeDrained'),
-      this.sessions.stopClaiming(
-        new AppError(
-          ErrorCode.NodeDraining,
-          `node ${node} is draining and starts no new session of pool ${this.name}; retry on another node`,
-        ),
-      ),
-    ]);
+  async drainNode(): Promise<void> {
+    await this.warm.stopStarting('nodeDrained');
     await this.warm.retireAll('nodeDrained');
   }
 

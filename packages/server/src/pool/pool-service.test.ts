@@ -11,6 +11,17 @@ import { SqliteStore } from '../store/sqlite-store.js';
 import { pythonPoolSpec, type PoolSpec } from './pool-spec.js';
 import { poolId } from '../arm-id.js';
 import { PoolService, type PoolDefinition } from './pool-service.js';
+import { ClusterView } from './cluster-view.js';
+
+/** This node alone: the cluster the embedded store has. */
+const alone = () =>
+  new ClusterView({
+    self: 'node-a',
+    maxSandboxes: 1000,
+    localLoad: () => 0,
+    draining: () => false,
+    now: Date.now,
+  });
 
 const spec = (overrides: Partial<PoolSpec> = {}): PoolSpec =>
   pythonPoolSpec({ maxConcurrentSessions: 4, ...overrides });
@@ -40,6 +51,7 @@ async function setup(overrides: Partial<PoolSpec> = {}) {
     feed: new EventFeed(),
     reaperIntervalMs: 60_000,
     images: new FakeImageSource(),
+    cluster: alone(),
   });
   await service.start();
   await service.put(definition(overrides));
@@ -259,6 +271,7 @@ describe('PoolService and PoolManager', () => {
       feed: new EventFeed(),
       reaperIntervalMs: 60_000,
       images: new FakeImageSource(),
+      cluster: alone(),
     });
     await restarted.start();
     const again = restarted.manager(ID)!;

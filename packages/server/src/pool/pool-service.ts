@@ -1,8 +1,9 @@
 /**
  * @module pool/pool-service
- * Every pool on this server: creating, updating and deleting them as long-running operations,
- * reconciling the store with the host after a restart (reattach what lives, record what died, remove
- * what nobody owns), and the reaper loop that applies expiry.
+ * Every pool on this node: creating, updating and deleting them as long-running operations,
+ * following what other nodes did to them (a pool created, changed or deleted elsewhere), reconciling
+ * the store with the host after a restart (reattach what lives, record what died, remove what nobody
+ * owns), ending the sessions of lost nodes, and the reaper loop that applies expiry.
  */
 
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -12,6 +13,7 @@ import type { Logger } from 'pino';
 import { poolId } from '../arm-id.js';
 import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, OperationKind, OperationRow, PoolRow, SessionRow, Store } from '../store/store.js';
+import type { ClusterView } from './cluster-view.js';
 import type { HeldInstance, InstanceLauncher } from './instance.js';
 import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
@@ -30,6 +32,8 @@ export interface PoolServiceDeps {
   feed: EventFeed;
   /** Custom container images, pulled at pool create/update. */
   images: ImageSource;
+  /** The nodes sessions and ready instances are placed on; this node is `cluster.self`. */
+  cluster: ClusterView;
 }
 
 export interface PoolDefinition {
@@ -52,18 +56,16 @@ export class PoolService {
   private readonly running = new Map<string, Promise<void>>();
   private readonly changing = new Map<string, Promise<void>>();
   private reaper: NodeJS.Timeout | undefined;
-  /** The node this service runs on is draining (its name), or undefined. */
-  private drainingNode: string | undefined;
 
   constructor(private readonly deps: PoolServiceDeps) {}
 
   /**
-   * Drains this node: every pool, present and future, starts no new session or ready instance here,
-   * and the ready ones are retired; live sessions run to their natural end.
+   * Drains this node (the cluster view already says so): every pool, present and future, starts no
+   * new session or ready instance here, and the ready ones are retired; live sessions run to their
+   * natural end.
    */
-  async drainNode(node: string): Promise<void> {
-    this.drainingNode = node;
-    await Promise.all([...this.managers.values()].map((manager) => manager.drainNode(node)));
+  async drainNode(): Promise<void> {
+    await Promise.all([...this.managers.values()].map((manager) => manager.drainNode()));
   }
 
   /** What this node holds now, across its pools. */
@@ -81,12 +83,17 @@ export class PoolService {
   /** Reconciles the store with the host, resumes interrupted operations and starts the reaper. */
   async start(): Promise<void> {
     const onHost = await this.deps.launcher.attachAll();
+    const self = this.deps.cluster.self;
     for (const pool of await this.deps.store.listPools()) {
       const manager = this.manage(pool);
-      const rows = await this.deps.store.listSessions(pool.id, ['ready', 'allocated']);
+      // Only this node's: what another node holds is that node's to reconcile, and what the cluster
+      // ended while this node was away is gone from the list (its sandboxes are removed below).
+      const rows = await this.deps.store.listSessions(pool.id, ['ready', 'allocated'], self);
       const ready: HeldInstance[] = [];
       const allocated: typeof ready = [];
-      for (const row of rows) {
+      for (const stored of rows) {
+        const row = { ...stored, node: self };
+        if (stored.node === null) await this.deps.store.putSession(row);
         const found = onHost.get(row.id) ?? { status: 'unknown' };
         onHost.delete(row.id);
         if ('execute' in found) {
@@ -117,7 +124,7 @@ export class PoolService {
         );
     }
     for (const operation of await this.deps.store.listOperations({ status: 'InProgress' })) {
-      this.resume(operation);
+      if (operation.node === self || operation.node === null) this.resume(operation);
     }
     this.deps.launcher.onEgressDenied((sandboxId, attempt) => {
       for (const manager of this.managers.values()) if (manager.egressDenied(sandboxId, attempt)) return;
@@ -136,6 +143,84 @@ export class PoolService {
     await Promise.allSettled(this.running.values());
     await this.reap();
     await Promise.all([...this.managers.values()].map((manager) => manager.detach()));
+  }
+
+  /**
+   * Follows what other nodes did to the pools: a pool created elsewhere is taken up, a changed one applied, a deleted one ended here. Pools with an operation running on
+   * this node are this node's to change, and skipped. Every pool then refills to its share of the
+   * ready target, which moves as nodes come and go.
+   */
+  async follow(): Promise<void> {
+    const stored = await this.deps.store.listPools();
+    const busy = (id: string) => this.changing.has(id) || this.running.has(id);
+    for (const pool of stored) {
+      if (busy(pool.id)) continue;
+      const manager = this.managers.get(pool.id);
+      if (pool.provisioningState === 'Deleting') {
+        if (manager) await this.endHere(pool.id, manager);
+        continue;
+      }
+      if (!manager) {
+        // A custom container's image, pinned by the node that pulled it, comes to this node's cache
+        // with the first start (the launcher fetches that digest).
+        this.manage(pool);
+        continue;
+      }
+      if (manager.row.updatedAt !== pool.updatedAt || manager.row.generation !== pool.generation) {
+        await manager.update(pool, specOf(pool), manager.row.generation !== pool.generation);
+      }
+    }
+    const ids = new Set(stored.map((pool) => pool.id));
+    for (const [id, manager] of this.managers) {
+      if (!ids.has(id) && !busy(id)) await this.endHere(id, manager);
+    }
+    for (const manager of this.managers.values()) manager.refill();
+  }
+
+  /** Ends this node's part of a pool deleted through another node: nothing of it is recorded any more. */
+  private async endHere(id: string, manager: PoolManager): Promise<void> {
+    this.managers.delete(id);
+    manager.forget();
+    await manager.endEverything();
+  }
+
+  /**
+   * Ends what a lost node held (run by the cluster's leader): its sessions end `hostLost`, the next
+   * request for one of their identifiers gets a new session, and the ready targets it held move to
+   * the nodes left. Returns how many ended.
+   */
+  async endLostNode(node: string): Promise<number> {
+    const rows = await this.deps.store.endNodeSessions(
+      node,
+      'hostLost',
+      new Date(this.deps.now()).toISOString(),
+    );
+    for (const row of rows) await this.managers.get(row.poolId)?.recorder.ended(row);
+    for (const operation of await this.deps.store.listOperations({ status: 'InProgress' })) {
+      if (operation.node !== node) continue;
+      const taken = { ...operation, node: this.deps.cluster.self };
+      await this.deps.store.putOperation(taken);
+      this.resume(taken);
+    }
+    return rows.length;
+  }
+
+  /**
+   * Lets go of what this node holds but the store no longer records live here (ended by the leader
+   * while this node's lease had lapsed): those sandboxes are destroyed without a second record of
+   * their end. Returns how many.
+   */
+  async dropEndedElsewhere(): Promise<number> {
+    let dropped = 0;
+    for (const manager of this.managers.values()) {
+      const live = await this.deps.store.listSessions(
+        manager.id,
+        ['ready', 'allocated'],
+        this.deps.cluster.self,
+      );
+      dropped += await manager.dropAbsent(new Set(live.map((row) => row.id)));
+    }
+    return dropped;
   }
 
   async reap(): Promise<void> {
@@ -339,12 +424,12 @@ export class PoolService {
       refillParallelism: this.deps.refillParallelism,
       metrics: this.deps.metrics,
       feed: this.deps.feed,
+      cluster: this.deps.cluster,
     });
     this.managers.set(pool.id, manager);
-    if (this.drainingNode !== undefined) {
-      const node = this.drainingNode;
+    if (this.deps.cluster.draining) {
       manager
-        .drainNode(node)
+        .drainNode()
         .catch((error: unknown) => this.deps.log.error({ err: error, pool: pool.name }, 'pool.drain failed'));
     }
     return manager;
@@ -356,6 +441,7 @@ export class PoolService {
       poolId,
       kind,
       status: 'InProgress',
+      node: this.deps.cluster.self,
       error: null,
       startedAt: new Date(this.deps.now()).toISOString(),
       endedAt: null,

@@ -25,6 +25,7 @@ describe('retention', () => {
         poolId: 'p',
         identifier: id,
         state: 'ended',
+        node: 'node-a',
         generation: 1,
         createdAt: iso(endedHoursAgo + 1),
         allocatedAt: iso(endedHoursAgo + 1),
@@ -64,10 +65,17 @@ describe('retention', () => {
     await usage(3);
     await usage(50 * 24);
 
-    await prune(
-      { retentionHours: 2, auditRetentionDays: 30, usageRetentionDays: 31 },
-      { store, consoleLogs: new ConsoleLogArchive(dir), log: pino({ level: 'silent' }), now: () => NOW },
-    );
+    const periods = { retentionHours: 2, auditRetentionDays: 30, usageRetentionDays: 31 };
+    const deps = {
+      store,
+      consoleLogs: new ConsoleLogArchive(dir),
+      log: pino({ level: 'silent' }),
+      now: () => NOW,
+    };
+    // A node that does not lead the cluster leaves the shared store to the leader.
+    await prune(periods, { ...deps, leads: () => false });
+    assert.equal((await store.lastEndedSession('p', 'old'))?.id, 'old');
+    await prune(periods, { ...deps, leads: () => true });
 
     assert.equal(await store.lastEndedSession('p', 'old'), undefined);
     assert.equal((await store.lastEndedSession('p', 'recent'))?.id, 'recent');

@@ -25,19 +25,26 @@ export interface RetentionDeps {
   consoleLogs: ConsoleLogArchive;
   log: Logger;
   now: () => number;
+  /** Whether this node leads the cluster: the store is pruned by one node, each node's log archive by itself. */
+  leads: () => boolean;
 }
 
 /** Removes what is past its period now. */
 export async function prune(periods: RetentionPeriods, deps: RetentionDeps): Promise<void> {
   const now = deps.now();
   const cutoff = new Date(now - periods.retentionHours * HOUR_MS).toISOString();
+  const archive = deps.consoleLogs.prune(now - periods.retentionHours * HOUR_MS);
+  if (!deps.leads()) {
+    await archive;
+    return;
+  }
   await Promise.all([
+    archive,
     deps.store.deleteExecutionsEndedBefore(cutoff),
     deps.store.deleteSessionsEndedBefore(cutoff),
     deps.store.deleteEventsBefore(cutoff),
     deps.store.deleteAuditBefore(new Date(now - periods.auditRetentionDays * DAY_MS).toISOString()),
     deps.store.deleteUsageBefore(new Date(now - periods.usageRetentionDays * DAY_MS).toISOString()),
-    deps.consoleLogs.prune(now - periods.retentionHours * HOUR_MS),
   ]);
 }
 

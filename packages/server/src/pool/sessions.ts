@@ -1,14 +1,17 @@
 /**
  * @module pool/sessions
- * A pool's sessions: the identifier → session map, claims (single-flight per identifier, bounded by
- * `maxConcurrentSessions`, served from the warm set or started on demand), work on a session
- * (executions one at a time), and ends with their reasons, by request, by expiry or by death.
+ * A pool's sessions on this node: the identifier → session map, claims (single-flight per identifier,
+ * bounded by `maxConcurrentSessions` across the cluster, placed by the store on a ready sandbox or a
+ * cold start), work on a session (executions one at a time), and ends with their reasons, by request,
+ * by expiry or by death. A claim the store places on another node is answered with that node's name:
+ * the request goes there.
  */
 
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
-import type { JsonObject, SessionRow, Store } from '../store/store.js';
+import type { JsonObject, Placement, SessionRow, Store } from '../store/store.js';
+import type { ClusterView } from './cluster-view.js';
 import type { HeldInstance, Instance } from './instance.js';
 import { endDetails, expiredReason, reasonFor, sessionExpiry, type SessionTimes } from './policy.js';
 import type { EndReason, PoolSpec } from './pool-spec.js';
@@ -48,15 +51,20 @@ export interface Claimed {
   allocation: Allocation;
 }
 
+/** Where an identifier's session is: here (claimed), or on another node (by name). */
+export type Reach = { here: Claimed } | { node: string };
+
 export interface SessionsDeps {
   store: Store;
   recorder: PoolRecorder;
   warm: WarmPool;
+  cluster: ClusterView;
   log: Logger;
   now: () => number;
   newInstanceId: () => string;
   poolName: () => string;
   poolId: () => string;
+  generation: () => number;
   spec: () => PoolSpec;
   /** Why the pool cannot start an instance now (an image pull under way or failed), if it cannot. */
   notRunnable: () => AppError | undefined;
@@ -70,7 +78,12 @@ const times = (session: Session): SessionTimes => ({
 
 export class Sessions {
   private readonly byIdentifier = new Map<string, Session>();
-  private readonly claiming = new Map<string, Promise<Claimed>>();
+  private readonly claiming = new Map<string, Promise<Reach>>();
+  /**
+   * Claims made ahead of their request's handler (while routing it): the handler's acquire reports
+   * them as created, with the allocation they had.
+   */
+  private readonly fresh = new Map<string, Claimed>();
   /** Why nothing new is claimed (the pool is being deleted, the node drained), once that is so. */
   private closedWith: AppError | undefined;
 
@@ -108,17 +121,39 @@ export class Sessions {
     for (const { instance, row } of held) this.watch(this.bind(row.identifier!, instance, row));
   }
 
-  /** The identifier's session, allocated on first use; concurrent first requests share one. */
-  acquire(identifier: string): Promise<Claimed> {
+  /**
+   * The identifier's session, allocated on first use; concurrent first requests share one. A session
+   * another node holds is refused with `SessionElsewhere` (requests are routed before they get here,
+   * so this is a race with a move, and a retry lands right).
+   */
+  async acquire(identifier: string): Promise<Claimed> {
+    const reach = await this.reach(identifier);
+    if ('here' in reach) return reach.here;
+    throw new AppError(
+      ErrorCode.SessionElsewhere,
+      `the session of this identifier is held by node ${reach.node}; retry and the request is routed there`,
+    );
+  }
+
+  /** Where the identifier's session is, claiming one (placed by the store) when it has none. */
+  reach(identifier: string): Promise<Reach> {
+    const fresh = this.fresh.get(identifier);
+    if (fresh) {
+      this.fresh.delete(identifier);
+      return Promise.resolve({ here: fresh });
+    }
     const existing = this.byIdentifier.get(identifier);
     if (existing) {
       return Promise.resolve({
-        session: existing,
-        allocation: { created: false, warm: true, durationMs: 0, previous: undefined },
+        here: {
+          session: existing,
+          allocation: { created: false, warm: true, durationMs: 0, previous: undefined },
+        },
       });
     }
     const inFlight = this.claiming.get(identifier);
-    if (inFlight) return inFlight;
+    if (inFlight)
+      return inFlight.then((reach) => ('here' in reach ? { here: this.joined(reach.here) } : reach));
     const refusal = this.refusal();
     if (refusal) return Promise.reject(refusal);
     const claim = this.claim(identifier).finally(() => this.claiming.delete(identifier));
@@ -126,14 +161,40 @@ export class Sessions {
     return claim;
   }
 
+  /**
+   * Claims ahead of the request's handler: where the session is, remembering a claim made here so
+   * the handler's {@link acquire} reports it as the request's own.
+   */
+  async route(identifier: string): Promise<Reach> {
+    const claimed = this.byIdentifier.has(identifier) || this.claiming.has(identifier);
+    const reach = await this.reach(identifier);
+    if ('here' in reach && !claimed && reach.here.allocation.created) this.fresh.set(identifier, reach.here);
+    return reach;
+  }
+
+  /** Where the identifier's live session is, without claiming one: here, elsewhere, or nowhere. */
+  async locate(identifier: string): Promise<string | undefined> {
+    if (this.byIdentifier.has(identifier) || this.claiming.has(identifier)) return this.deps.cluster.self;
+    return (await this.deps.store.liveSession(this.deps.poolId(), identifier))?.node ?? undefined;
+  }
+
+  /** A concurrent request that shared another's claim reached an existing session. */
+  private joined(claimed: Claimed): Claimed {
+    return { session: claimed.session, allocation: { ...claimed.allocation, created: false, durationMs: 0 } };
+  }
+
   /** Why a new session cannot be claimed now, if it cannot. */
   private refusal(): AppError | undefined {
     if (this.closedWith) return this.closedWith;
-    const name = this.deps.poolName();
     const notRunnable = this.deps.notRunnable();
     if (notRunnable) return notRunnable;
+    if (this.claimed < this.deps.spec().maxConcurrentSessions) return undefined;
+    return this.full();
+  }
+
+  private full(): AppError {
+    const name = this.deps.poolName();
     const { maxConcurrentSessions } = this.deps.spec();
-    if (this.claimed < maxConcurrentSessions) return undefined;
     this.deps.recorder.poolFull();
     return new AppError(
       ErrorCode.SessionPoolFull,
@@ -142,48 +203,82 @@ export class Sessions {
     );
   }
 
-  private async claim(identifier: string): Promise<Claimed> {
+  private async claim(identifier: string): Promise<Reach> {
     const started = this.deps.now();
     const previous = this.deps.store.lastEndedSession(this.deps.poolId(), identifier).catch(() => undefined);
-    let taken = this.deps.warm.take();
-    const warm = taken !== undefined;
-    if (!taken) {
-      const id = this.deps.newInstanceId();
-      taken = { instance: await this.deps.warm.launch(id), row: this.deps.warm.newRow(id) };
+    const row = this.placed(await this.place(identifier));
+    if (row.node !== this.deps.cluster.self && row.node !== null) return { node: row.node };
+    // The row is this node's: a ready instance (claimed here or by the node that routed the request
+    // here), or one to start now.
+    let instance = this.deps.warm.take(row.id);
+    const warm = instance !== undefined;
+    if (!instance) {
+      try {
+        instance = await this.deps.warm.launch(row.id);
+      } catch (error) {
+        await this.deps.store
+          .putSession({
+            ...row,
+            state: 'ended',
+            endedAt: new Date(this.deps.now()).toISOString(),
+            endReason: 'crashed',
+            endDetails: { startFailed: (error as Error).message },
+          })
+          .catch(() => undefined);
+        throw error;
+      }
     }
-    const now = new Date(this.deps.now()).toISOString();
-    const row: SessionRow = {
-      ...taken.row,
-      identifier,
-      state: 'allocated',
-      allocatedAt: now,
-      lastAccessedAt: now,
-    };
-    const session = this.bind(identifier, taken.instance, row);
-    try {
-      await this.deps.store.putSession(row);
-    } catch (error) {
-      // The store still holds what it held: a warm instance goes back to the ready set it is recorded
-      // in; a cold one, never recorded, goes.
-      this.byIdentifier.delete(identifier);
-      if (warm) this.deps.warm.giveBack(taken);
-      else await taken.instance.destroy().catch(() => undefined);
-      throw error;
-    }
+    const session = this.bind(identifier, instance, row);
     this.watch(session);
     this.deps.warm.refill();
     const durationMs = this.deps.now() - started;
-    this.deps.recorder.allocated(row, { warm, durationMs, ...(warm && { readySince: taken.row.createdAt }) });
+    this.deps.recorder.allocated(row, { warm, durationMs, ...(warm && { readySince: row.createdAt }) });
     const before = await previous;
     return {
-      session,
-      allocation: {
-        created: true,
-        warm,
-        durationMs,
-        previous: before && { reason: before.endReason ?? 'unknown', endedAt: before.endedAt ?? '' },
+      here: {
+        session,
+        allocation: {
+          created: true,
+          warm,
+          durationMs,
+          previous: before && { reason: before.endReason ?? 'unknown', endedAt: before.endedAt ?? '' },
+        },
       },
     };
+  }
+
+  /** Asks the store to place the identifier's session, in one transaction across the cluster. */
+  private place(identifier: string): Promise<Placement> {
+    const { cluster } = this.deps;
+    const coldNode = cluster.coldNode();
+    return this.deps.store.placeSession({
+      poolId: this.deps.poolId(),
+      identifier,
+      generation: this.deps.generation(),
+      maxSessions: this.deps.spec().maxConcurrentSessions,
+      nodes: cluster.readyOrder(),
+      coldNode,
+      coldId: this.deps.newInstanceId(),
+      at: new Date(this.deps.now()).toISOString(),
+    });
+  }
+
+  /** The placed session's row, or why there is none. */
+  private placed(placement: Placement): SessionRow {
+    if (placement.kind === 'full') throw this.full();
+    if (placement.kind === 'noNode') {
+      if (this.deps.cluster.draining) {
+        throw new AppError(
+          ErrorCode.NodeDraining,
+          `node ${this.deps.cluster.self} is draining and no other node can take a new session of pool ${this.deps.poolName()}`,
+        );
+      }
+      throw new AppError(
+        ErrorCode.NoNodeAvailable,
+        `no node can take a new session of pool ${this.deps.poolName()}: every node is draining or full`,
+      );
+    }
+    return placement.row;
   }
 
   /**
@@ -213,6 +308,7 @@ export class Sessions {
     if (session.ending) return session.ending;
     session.ended = reason;
     if (this.byIdentifier.get(session.identifier) === session) this.byIdentifier.delete(session.identifier);
+    if (this.fresh.get(session.identifier)?.session === session) this.fresh.delete(session.identifier);
     session.ending = (async () => {
       await retire(session, reason, details, this.deps, session);
       this.deps.warm.refill();
@@ -249,6 +345,19 @@ export class Sessions {
   /** Ends every session of a deleted pool (after {@link stopClaiming}). */
   async endAll(): Promise<void> {
     await Promise.all([...this.byIdentifier.values()].map((session) => this.end(session, 'poolDeleted')));
+  }
+
+  /** Forgets the sessions whose instances are not in `live`, handing back their instances. */
+  dropAbsent(live: Set<string>): Instance[] {
+    const gone = [...this.byIdentifier.values()].filter((session) => !live.has(session.id));
+    for (const session of gone) {
+      // Its end is the cluster's record: the instance's death, when destroyed, records nothing more.
+      session.ended = 'hostLost';
+      session.ending = Promise.resolve();
+      this.byIdentifier.delete(session.identifier);
+      this.fresh.delete(session.identifier);
+    }
+    return gone.map((session) => session.instance);
   }
 
   /** Lets go of every session's instance without ending it: the next server takes them up. */

@@ -1,7 +1,8 @@
 /**
  * @module pool/warm-pool
- * A pool's warm set: instances started from its template ahead of demand and kept at the target
- * `pool/policy` sets, refilled as sessions claim them, with a growing backoff after failed starts.
+ * A pool's warm set on this node: instances started from its template ahead of demand and kept at
+ * this node's share of the target `pool/policy` sets (`pool/cluster-view` splits it over the nodes),
+ * refilled as sessions claim them, with a growing backoff after failed starts.
  * Starting on demand (when the warm set is empty) goes through here too, so every start is timed
  * and counted the same way.
  */
@@ -10,6 +11,7 @@ import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
 import type { SessionRow, Store } from '../store/store.js';
+import type { ClusterView } from './cluster-view.js';
 import type { HeldInstance, Instance, InstanceLauncher } from './instance.js';
 import { endDetails, reasonFor, startBackoffMs, warmTarget } from './policy.js';
 import type { EndReason, PoolSpec } from './pool-spec.js';
@@ -29,8 +31,9 @@ export interface WarmPoolDeps {
   refillParallelism: number;
   /** The pool as it is now: its template and the generation that template belongs to. */
   template: () => { spec: PoolSpec; poolId: string; generation: number };
-  /** Sessions allocated or being allocated: the warm target grows with them. */
+  /** Sessions allocated or being allocated across the cluster: the warm target shrinks as they near the max. */
   claimed: () => number;
+  cluster: ClusterView;
 }
 
 export class WarmPool {
@@ -83,14 +86,11 @@ export class WarmPool {
     for (const entry of held) this.hold(entry);
   }
 
-  /** The oldest ready instance, claimed: it leaves the warm set, which refills. */
-  take(): HeldInstance | undefined {
-    return this.ready.shift();
-  }
-
-  /** Puts back an instance whose claim could not be stored: the store still records it ready. */
-  giveBack(held: HeldInstance): void {
-    this.ready.unshift(held);
+  /** The ready instance the store allocated to a session: it leaves the warm set, which refills. */
+  take(id: string): Instance | undefined {
+    const index = this.ready.findIndex((held) => held.instance.id === id);
+    if (index === -1) return undefined;
+    return this.ready.splice(index, 1)[0]!.instance;
   }
 
   /** Starts an instance on demand, for a claim the warm set could not serve. */
@@ -112,13 +112,14 @@ export class WarmPool {
   }
 
   /** A row for a new instance of the pool's current template. */
-  newRow(id: string): SessionRow {
+  private newRow(id: string): SessionRow {
     const { poolId, generation } = this.deps.template();
     return {
       id,
       poolId,
       identifier: null,
       state: 'ready',
+      node: this.deps.cluster.self,
       generation,
       createdAt: new Date(this.deps.now()).toISOString(),
       allocatedAt: null,
@@ -187,13 +188,20 @@ export class WarmPool {
       waiter.reject(new Error(`the warm set was retired: ${reason}`));
   }
 
+  /** Forgets the ready instances not in `live`, handing them back. */
+  dropAbsent(live: Set<string>): Instance[] {
+    const gone = this.ready.filter((held) => !live.has(held.instance.id));
+    for (const held of gone) this.ready.splice(this.ready.indexOf(held), 1);
+    return gone.map((held) => held.instance);
+  }
+
   /** Lets go of every ready instance without ending it: the next server takes them up. */
   release(): void {
     for (const held of this.ready) held.instance.release();
   }
 
   private target(): number {
-    return warmTarget(this.deps.template().spec, this.deps.claimed());
+    return this.deps.cluster.readyShare(warmTarget(this.deps.template().spec, this.deps.claimed()));
   }
 
   private hold(held: HeldInstance): void {

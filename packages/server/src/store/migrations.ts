@@ -192,4 +192,11 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0006-nodes-hold-sessions': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('sessions').addColumn('node', 'text').execute();
+      await db.schema.alterTable('operations').addColumn('node', 'text').execute();
+      await db.schema.createIndex('sessions_by_node').on('sessions').columns(['node', 'state']).execute();
+    },
+  },
 };

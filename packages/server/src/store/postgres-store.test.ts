@@ -40,6 +40,21 @@ describe('PostgresStore on a real PostgreSQL server', { skip: postgresSkipReason
     await store.close();
   });
 
+  it('has one leader among the nodes, and leadership moves when the leader goes', async () => {
+    const url = await newDatabase();
+    const sealer = Sealer.ephemeral();
+    const [first, second, third] = await Promise.all([1, 2, 3].map(() => PostgresStore.open(url, sealer)));
+    const leaders = await Promise.all([first!, second!, third!].map((store) => store.holdLeadership()));
+    assert.equal(leaders.filter(Boolean).length, 1);
+    const leader = [first!, second!, third!][leaders.indexOf(true)]!;
+    const others = [first!, second!, third!].filter((store) => store !== leader);
+    await leader.close();
+    const next = [];
+    for (const store of others) next.push(await store.holdLeadership());
+    assert.deepEqual(next.sort(), [false, true]);
+    await Promise.all(others.map((store) => store.close()));
+  });
+
   it('migrates once when several nodes start against one empty database together', async () => {
     const url = await newDatabase();
     const sealer = Sealer.ephemeral();

@@ -5,7 +5,15 @@
  * starting together do not race. Its keyring is a file every node must hold the same copy of.
  */
 
-import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  sql,
+  type PostgresPool,
+  type PostgresPoolClient,
+  type Transaction,
+} from 'kysely';
 
 import { migrations } from './migrations.js';
 import { postgresPool } from './postgres-connection.js';
@@ -14,8 +22,64 @@ import { camelCase, SqlStore, type Tables } from './sql-store.js';
 
 /** The advisory lock the nodes take while one of them migrates (an arbitrary, fixed number). */
 const MIGRATION_LOCK = 0x5a4d_b001;
+/** The advisory lock the cluster's leader holds for as long as it lives. */
+const LEADER_LOCK = 0x5a4d_b002;
 
 export class PostgresStore extends SqlStore {
+  protected override readonly rowLocks = true;
+  /** The connection holding the leader's lock, while this node leads. */
+  private leaderConnection: PostgresPoolClient | undefined;
+
+  private constructor(
+    db: Kysely<Tables>,
+    sealer: Sealer,
+    private readonly pool: PostgresPool,
+  ) {
+    super(db, sealer);
+  }
+
+  protected override async lockPlacements(tx: Transaction<Tables>, poolId: string): Promise<void> {
+    await sql`select pg_advisory_xact_lock(hashtext(${poolId}))`.execute(tx);
+  }
+
+  /**
+   * Leadership is a session-level advisory lock on a connection of its own: it lasts exactly as
+   * long as that connection, so a leader that dies (or loses the database) lets go of it by itself.
+   */
+  override async holdLeadership(): Promise<boolean> {
+    if (this.leaderConnection) {
+      try {
+        await this.leaderConnection.query('select 1', []);
+        return true;
+      } catch {
+        // The connection died and its lock with it: another node may lead now.
+        this.leaderConnection.release();
+        this.leaderConnection = undefined;
+      }
+    }
+    const connection = await this.pool.connect();
+    try {
+      const { rows } = await connection.query<{ held: boolean }>('select pg_try_advisory_lock($1) as held', [
+        LEADER_LOCK,
+      ]);
+      if (!rows[0]?.held) {
+        connection.release();
+        return false;
+      }
+    } catch (error) {
+      connection.release();
+      throw error;
+    }
+    this.leaderConnection = connection;
+    return true;
+  }
+
+  override async close(): Promise<void> {
+    this.leaderConnection?.release();
+    this.leaderConnection = undefined;
+    await super.close();
+  }
+
   /** Connects to the database at `url`, bringing its schema up to date. */
   static async open(url: string, sealer: Sealer): Promise<PostgresStore> {
     const pool = postgresPool(url);
@@ -38,7 +102,7 @@ export class PostgresStore extends SqlStore {
       await db.destroy();
       throw new Error(`cannot migrate the store at ${redactedUrl(url)}`, { cause: error });
     }
-    const store = new PostgresStore(db, sealer);
+    const store = new PostgresStore(db, sealer, pool);
     await store.resealStale();
     return store;
   }

@@ -6,7 +6,7 @@
  * they reach a row. Each database's store opens its connection, migrates, and maps its errors.
  */
 
-import { CamelCasePlugin, sql, type Kysely, type Selectable } from 'kysely';
+import { CamelCasePlugin, sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 
 import type {
   ApiKeyRow,
@@ -22,7 +22,10 @@ import type {
   NodeRow,
   OperationRow,
   OperationStatus,
+  Placement,
+  PlacementRequest,
   PoolRow,
+  SessionCount,
   SessionRow,
   SessionState,
   Store,
@@ -55,6 +58,15 @@ export class SqlStore implements Store {
     protected readonly db: Kysely<Tables>,
     private readonly sealer: Sealer,
   ) {}
+
+  /**
+   * Makes placements of one pool wait for each other (PostgreSQL: a transaction-scoped advisory
+   * lock). The embedded store runs one transaction at a time on its one connection already.
+   */
+  protected lockPlacements?(tx: Transaction<Tables>, poolId: string): Promise<void>;
+
+  /** Whether ready rows are claimed with `FOR UPDATE SKIP LOCKED` (PostgreSQL). */
+  protected readonly rowLocks: boolean = false;
 
   /** Seals again whatever is plain or sealed under an older key (after a rotation, or an upgrade). */
   protected async resealStale(): Promise<void> {
@@ -148,10 +160,123 @@ export class SqlStore implements Store {
       .execute();
   }
 
-  async listSessions(poolId: string, states?: SessionState[]): Promise<SessionRow[]> {
+  async listSessions(poolId: string, states?: SessionState[], node?: string): Promise<SessionRow[]> {
     let query = this.db.selectFrom('sessions').selectAll().where('poolId', '=', poolId);
     if (states) query = query.where('state', 'in', states);
+    if (node !== undefined)
+      query = query.where((eb) => eb.or([eb('node', '=', node), eb('node', 'is', null)]));
     return (await query.orderBy('createdAt').execute()).map(toSession);
+  }
+
+  async liveSession(poolId: string, identifier: string): Promise<SessionRow | undefined> {
+    const row = await this.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('poolId', '=', poolId)
+      .where('identifier', '=', identifier)
+      .where('state', '=', 'allocated')
+      .executeTakeFirst();
+    return row && toSession(row);
+  }
+
+  placeSession(request: PlacementRequest): Promise<Placement> {
+    return this.db.transaction().execute(async (tx): Promise<Placement> => {
+      await this.lockPlacements?.(tx, request.poolId);
+      const live = tx
+        .selectFrom('sessions')
+        .where('poolId', '=', request.poolId)
+        .where('state', '=', 'allocated');
+      const existing = await live.selectAll().where('identifier', '=', request.identifier).executeTakeFirst();
+      if (existing) return { kind: 'existing', row: toSession(existing) };
+      const { allocated } = await live
+        .select((eb) => eb.fn.countAll<number | string>().as('allocated'))
+        .executeTakeFirstOrThrow();
+      if (Number(allocated) >= request.maxSessions) return { kind: 'full', allocated: Number(allocated) };
+      const allocation = {
+        identifier: request.identifier,
+        state: 'allocated' as const,
+        allocatedAt: request.at,
+        lastAccessedAt: request.at,
+      };
+      const ready =
+        request.nodes.length === 0
+          ? undefined
+          : await tx
+              .selectFrom('sessions')
+              .selectAll()
+              .where('poolId', '=', request.poolId)
+              .where('state', '=', 'ready')
+              .where('generation', '=', request.generation)
+              .where('node', 'in', request.nodes)
+              .orderBy(
+                sql`case ${sql.ref('node')} ${sql.join(
+                  request.nodes.map((node, rank) => sql`when ${node} then ${rank}`),
+                  sql` `,
+                )} end`,
+              )
+              .orderBy('createdAt')
+              .limit(1)
+              .$if(this.rowLocks, (query) => query.forUpdate().skipLocked())
+              .executeTakeFirst();
+      if (ready) {
+        await tx.updateTable('sessions').set(allocation).where('id', '=', ready.id).execute();
+        return { kind: 'warm', row: toSession({ ...ready, ...allocation }) };
+      }
+      if (request.coldNode === undefined) return { kind: 'noNode' };
+      const cold: SessionRow = {
+        id: request.coldId,
+        poolId: request.poolId,
+        generation: request.generation,
+        node: request.coldNode,
+        createdAt: request.at,
+        endedAt: null,
+        endReason: null,
+        endDetails: null,
+        ...allocation,
+      };
+      await tx
+        .insertInto('sessions')
+        .values({ ...cold, endDetails: null })
+        .execute();
+      return { kind: 'cold', row: cold };
+    });
+  }
+
+  async countSessions(): Promise<SessionCount[]> {
+    const rows = await this.db
+      .selectFrom('sessions')
+      .select(['poolId', 'node', 'state', (eb) => eb.fn.countAll<number | string>().as('count')])
+      .where('state', 'in', ['ready', 'allocated'])
+      .groupBy(['poolId', 'node', 'state'])
+      .execute();
+    return rows.map((row) => ({
+      ...row,
+      state: row.state as SessionCount['state'],
+      count: Number(row.count),
+    }));
+  }
+
+  endNodeSessions(node: string, reason: string, at: string): Promise<SessionRow[]> {
+    return this.db.transaction().execute(async (tx) => {
+      const rows = await tx
+        .selectFrom('sessions')
+        .selectAll()
+        .where('node', '=', node)
+        .where('state', 'in', ['ready', 'allocated'])
+        .execute();
+      if (rows.length === 0) return [];
+      const end = { state: 'ended' as const, endedAt: at, endReason: reason };
+      await tx
+        .updateTable('sessions')
+        .set(end)
+        .where(
+          'id',
+          'in',
+          rows.map((row) => row.id),
+        )
+        .execute();
+      return rows.map((row) => toSession({ ...row, ...end }));
+    });
   }
 
   async deleteSessionsEndedBefore(endedBefore: string): Promise<number> {
@@ -359,6 +484,19 @@ export class SqlStore implements Store {
       .values({ key, value })
       .onConflict((c) => c.column('key').doUpdateSet({ value }))
       .execute();
+  }
+
+  async initSetting(key: string, plain: string): Promise<string> {
+    await this.db
+      .insertInto('settings')
+      .values({ key, value: this.sealer.seal(plain) })
+      .onConflict((c) => c.column('key').doNothing())
+      .execute();
+    return (await this.getSetting(key))!;
+  }
+
+  holdLeadership(): Promise<boolean> {
+    return Promise.resolve(true);
   }
 
   async close(): Promise<void> {

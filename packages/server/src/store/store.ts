@@ -41,6 +41,8 @@ export interface OperationRow {
   poolId: string;
   kind: OperationKind;
   status: OperationStatus;
+  /** The node running it; when that node is lost, the leader takes it over. Null: recorded before nodes were. */
+  node: string | null;
   error: { code: string; message: string } | null;
   startedAt: string;
   endedAt: string | null;
@@ -55,6 +57,11 @@ export interface SessionRow {
   /** Null while the sandbox waits in the warm set. */
   identifier: string | null;
   state: SessionState;
+  /**
+   * The node that holds the sandbox. Null only for rows written before nodes were recorded: the node
+   * that reconciles the store takes them as its own.
+   */
+  node: string | null;
   generation: number;
   createdAt: string;
   allocatedAt: string | null;
@@ -168,6 +175,43 @@ export interface NodeRow {
   leaseUntil: string;
 }
 
+/** A new identifier's claim, decided by the store in one transaction so nodes never race on it. */
+export interface PlacementRequest {
+  poolId: string;
+  identifier: string;
+  /** Only ready sandboxes of the pool's current template are handed out. */
+  generation: number;
+  /** The pool's `maxConcurrentSessions`, counted across every node. */
+  maxSessions: number;
+  /** Nodes whose ready sandboxes the session may take, most preferred first. */
+  nodes: string[];
+  /** Where the session starts when no node has a ready sandbox for it (none: nowhere). */
+  coldNode: string | undefined;
+  /** The sandbox id a cold start gets. */
+  coldId: string;
+  at: string;
+}
+
+/**
+ * What a placement found: the identifier's live session (placed before, maybe by another node); the
+ * pool full; a ready sandbox now allocated to the identifier; a cold start recorded on `coldNode`;
+ * or no node to place it on.
+ */
+export type Placement =
+  | { kind: 'existing'; row: SessionRow }
+  | { kind: 'full'; allocated: number }
+  | { kind: 'warm'; row: SessionRow }
+  | { kind: 'cold'; row: SessionRow }
+  | { kind: 'noNode' };
+
+/** How many live sandboxes one node holds for one pool, in one state. */
+export interface SessionCount {
+  poolId: string;
+  node: string | null;
+  state: 'ready' | 'allocated';
+  count: number;
+}
+
 export interface ApiKeyRow {
   id: string;
   name: string;
@@ -195,8 +239,22 @@ export interface Store {
   listOperations(filter: { status: OperationStatus }): Promise<OperationRow[]>;
 
   putSession(session: SessionRow): Promise<void>;
-  /** Sessions of a pool in the given states (all states when omitted). */
-  listSessions(poolId: string, states?: SessionState[]): Promise<SessionRow[]>;
+  /**
+   * Sessions of a pool in the given states (all states when omitted); with `node`, only those that
+   * node holds (and those no node was recorded for).
+   */
+  listSessions(poolId: string, states?: SessionState[], node?: string): Promise<SessionRow[]>;
+  /** The identifier's live session, on whichever node holds it. */
+  liveSession(poolId: string, identifier: string): Promise<SessionRow | undefined>;
+  /** Places a new identifier's session (see {@link PlacementRequest}); one placement at a time per pool. */
+  placeSession(request: PlacementRequest): Promise<Placement>;
+  /** Live sandboxes per pool, node and state, across the cluster. */
+  countSessions(): Promise<SessionCount[]>;
+  /**
+   * Ends every live sandbox `node` holds (a lost node), recording `reason` and `at`; returns the
+   * rows as they were ended, so each end is recorded once.
+   */
+  endNodeSessions(node: string, reason: string, at: string): Promise<SessionRow[]>;
   /** Forgets sessions that ended before `endedBefore` (ISO time); returns how many. */
   deleteSessionsEndedBefore(endedBefore: string): Promise<number>;
   /** The most recently ended session that had this identifier. */
@@ -233,6 +291,15 @@ export interface Store {
 
   getSetting(key: string): Promise<string | undefined>;
   putSetting(key: string, value: string): Promise<void>;
+  /** Stores `value` unless the key has one already; returns what the key holds afterwards. */
+  initSetting(key: string, value: string): Promise<string>;
+
+  /**
+   * Whether this process leads the cluster's shared duties now, becoming leader if nobody is. A
+   * PostgreSQL store holds an advisory lock for as long as its connection lives, so leadership moves
+   * when the leader dies; the embedded store has one process, always the leader.
+   */
+  holdLeadership(): Promise<boolean>;
 
   close(): Promise<void>;
 }
