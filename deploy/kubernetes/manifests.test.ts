@@ -91,6 +91,11 @@ describe('Kubernetes manifests', () => {
     ]);
     const env = new Map(container.env.map((e) => [e.name, e]));
     assert.equal(env.get('SANDPOOL_NODE_NAME')?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName');
+    assert.equal(
+      env.get('SANDPOOL_NODE_URL')?.value,
+      'https://$(POD_IP):8443',
+      'the URL other nodes forward to',
+    );
     assert.equal(env.get('SANDPOOL_STORE')?.valueFrom?.secretKeyRef?.name, 'sandpool-store');
     const keyring = daemonSet.spec.template.spec.volumes.find((v) => v.name === 'store-keys');
     assert.equal(keyring?.secret?.secretName, 'sandpool-store');

@@ -962,17 +962,20 @@ export interface components {
             maxSandboxes: number;
             /** @description It starts no new session or ready sandbox. */
             draining: boolean;
-            /** @description Draining with nothing left running (for another node: draining and its lease run out). */
+            /** @description Draining with nothing left running (for another node: as of the answering node’s last look, or its lease run out). */
             drained: boolean;
+            /** @description Given for the answering node: it leads the cluster’s shared duties (ending lost nodes’ sessions, pruning). */
+            leader?: boolean;
             /** @description Its lease lies ahead. */
             live: boolean;
             startedAt: string;
             leaseUntil: string;
-            /** @description What it holds now: given by the node that answers, for itself. */
-            load?: {
+            /** @description What it holds: exact for the answering node, as of its last look at the store (every third of a lease) for the others. */
+            load: {
                 sessions: number;
                 ready: number;
-                starting: number;
+                /** @description Given for the answering node. */
+                starting?: number;
             };
         };
     };

@@ -29,18 +29,21 @@ import { registerOpenApi, SHARED_SCHEMAS } from './api/openapi.js';
 import { registerOperationsRoutes } from './api/operations-routes.js';
 import { registerUsageRoutes } from './api/usage-routes.js';
 import { registerNodeRoutes } from './api/node-routes.js';
+import { registerNodeForwarding } from './api/node-forwarding.js';
 import { checkResponses } from './api/response-contract.js';
 import { route } from './api/schemas/common.js';
 import { registerSessionPoolRoutes } from './api/management/session-pools.js';
 import type { ApiKeys } from './auth/api-keys.js';
 import type { Authenticator } from './auth/authenticator.js';
 import type { CredentialWatch } from './auth/credential-watch.js';
+import type { ForwardedPrincipals } from './auth/forwarded-principal.js';
 import type { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { EventFeed } from './observability/event-feed.js';
 import type { Metrics } from './observability/metrics.js';
 import type { ConsoleLogArchive } from './pool/console-log.js';
 import type { Executions } from './pool/executions.js';
+import type { ClusterView } from './pool/cluster-view.js';
 import type { NodeRegistry } from './pool/node-registry.js';
 import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
@@ -65,6 +68,10 @@ export interface AppDeps {
   pools: PoolService;
   /** This server as a node: its registration, lease and drain. */
   nodes: NodeRegistry;
+  /** The cluster as this node sees it: where requests for other nodes' sessions go. */
+  cluster: ClusterView;
+  /** Signs the principal of a request forwarded to another node. */
+  forwardedPrincipals: ForwardedPrincipals;
   /** Runs and reads executions (the pool layer's use case). */
   executions: Executions;
   authenticator: Authenticator;
@@ -154,7 +161,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     now: deps.now,
   });
   registerRateLimits(app, rateLimits);
+  const forwarding = {
+    pools: deps.pools,
+    cluster: deps.cluster,
+    forwarded: deps.forwardedPrincipals,
+    poolFullStatus: deps.config.poolFullStatus,
+  };
+  registerNodeForwarding(app, forwarding);
   registerSessionProxy(app, {
+    forwarding,
     pools: deps.pools,
     authenticator: deps.authenticator,
     credentials: deps.credentials,

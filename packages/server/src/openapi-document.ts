@@ -39,6 +39,8 @@ export async function renderOpenApiDocument(): Promise<string> {
     store: unused as AppDeps['store'],
     pools: unused as AppDeps['pools'],
     nodes: unused as AppDeps['nodes'],
+    cluster: unused as AppDeps['cluster'],
+    forwardedPrincipals: unused as AppDeps['forwardedPrincipals'],
     executions: unused as AppDeps['executions'],
     authenticator: unused as AppDeps['authenticator'],
     apiKeys: unused as AppDeps['apiKeys'],

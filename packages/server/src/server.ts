@@ -29,6 +29,7 @@ import { poolId } from './arm-id.js';
 import { Executions } from './pool/executions.js';
 import { PoolService } from './pool/pool-service.js';
 import { ClusterView } from './pool/cluster-view.js';
+import { ForwardedPrincipals } from './auth/forwarded-principal.js';
 import { NodeRegistry } from './pool/node-registry.js';
 import { keepPruning } from './pool/retention.js';
 import { DEFAULT_RESOURCES } from './sandbox/driver.js';
@@ -147,6 +148,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     now,
     isKeyActive: (keyId) => apiKeys.isActive(keyId),
   });
+  const forwardedPrincipals = await ForwardedPrincipals.fromStore(store, now);
   const bootstrapKey = await bootstrap({ config, store, apiKeys, pools, now });
 
   const tls =
@@ -184,7 +186,9 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     pools,
     nodes,
     executions,
-    authenticator: new Authenticator(apiKeys, tokens),
+    authenticator: new Authenticator(apiKeys, tokens, forwardedPrincipals),
+    cluster,
+    forwardedPrincipals,
     apiKeys,
     tokens,
     credentials,

@@ -51,6 +51,21 @@ export interface TestResponse {
 let serversStarted = 0;
 
 /** Environment for a server of its own under `home`. */
+/** Polls `check` until it answers something other than undefined or false, and returns that. */
+export async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 export function testServerEnv(
   name: string,
   home: string,

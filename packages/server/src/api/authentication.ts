@@ -17,6 +17,8 @@ import { OPENAPI_PATH } from './openapi.js';
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal;
+    /** Another node of the cluster forwarded the request: it is served here. */
+    forwardedByPeer: boolean;
   }
 }
 
@@ -32,9 +34,16 @@ const PUBLIC_ROUTES = new Set([
 
 export function registerAuthentication(app: FastifyInstance, authenticator: Authenticator): void {
   app.decorateRequest('principal', null as unknown as Principal);
+  app.decorateRequest('forwardedByPeer', false);
   app.addHook('onRequest', async (request) => {
     const route = request.routeOptions.url;
     if (route !== undefined && PUBLIC_ROUTES.has(route)) return;
-    request.principal = await authenticator.authenticate(request.headers.authorization);
+    const { principal, forwarded } = await authenticator.authenticateRequest({
+      headers: request.headers,
+      method: request.method,
+      url: request.raw.url ?? '',
+    });
+    request.principal = principal;
+    request.forwardedByPeer = forwarded;
   });
 }

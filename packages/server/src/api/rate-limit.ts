@@ -104,13 +104,16 @@ declare module 'fastify' {
   }
 }
 
-/** Charges every authenticated caller (public routes have no principal and no limit). */
+/**
+ * Charges every authenticated caller (public routes have no principal and no limit), once: a request
+ * another node forwarded was charged there.
+ */
 export function registerRateLimits(app: FastifyInstance, limits: RateLimits): void {
   app.decorate('rateLimits', limits);
   app.addHook('onRequest', (request, _reply, done) => {
     const principal = request.principal as Principal | null;
     try {
-      if (principal) limits.checkCaller(principal);
+      if (principal && !request.forwardedByPeer) limits.checkCaller(principal);
       done();
     } catch (error) {
       done(error as Error);

@@ -44,6 +44,9 @@ export function sessionResources(
 }
 
 /** Sandboxes on this host: code interpreters (the PythonLTS image and its agent) and custom containers. */
+/** How long a reattached agent may take to answer (it is normally listening already). */
+const REATTACH_WAIT_MS = 5_000;
+
 export class HostLauncher implements InstanceLauncher {
   constructor(
     private readonly driver: SandboxDriver,
@@ -133,8 +136,14 @@ export class HostLauncher implements InstanceLauncher {
         await ContainerInstance.attach(this.driver, this.options.containers.logs, sandbox),
       );
     }
+    // An agent that is not listening by now was starting when its server died, and nobody will
+    // finish that start: a short wait tells the two apart without holding up the server's start.
+    const { agent } = this.options.interpreter;
     return fromInterpreter(
-      await InterpreterInstance.attach(this.driver, sandbox, this.options.interpreter.agent),
+      await InterpreterInstance.attach(this.driver, sandbox, {
+        ...agent,
+        connectTimeoutMs: Math.min(agent.connectTimeoutMs, REATTACH_WAIT_MS),
+      }),
     );
   }
 

@@ -33,6 +33,8 @@ export interface NodeView extends NodeRow {
   live: boolean;
   /** Draining, and nothing of its own left running or starting. */
   drained: boolean;
+  /** The node answering leads the cluster's duties (known for that node alone). */
+  leader?: boolean;
   /** What it holds now: exact for the node answering, as of the last look for the others. */
   load: { sessions: number; ready: number; starting?: number };
 }
@@ -41,6 +43,12 @@ export class NodeRegistry {
   private row: NodeRow | undefined;
   private renewal: NodeJS.Timeout | undefined;
   private leads = false;
+  /**
+   * Since when this node has renewed its lease without a miss. The leader judges other nodes lost
+   * only after a whole lease of this: when the store itself was away, every lease lapsed together,
+   * and none of those nodes is lost.
+   */
+  private inTouchSince = 0;
   /** The renewal under way: a slow one (the store failing over) is not overlapped by the next. */
   private ticking: Promise<void> | undefined;
 
@@ -71,6 +79,7 @@ export class NodeRegistry {
       leaseUntil: this.leaseFrom(now),
     };
     await this.deps.store.putNode(this.row);
+    this.inTouchSince = now;
     await this.look();
     this.renewal = setInterval(
       () => {
@@ -109,8 +118,8 @@ export class NodeRegistry {
   /** The leader ends what nodes whose lease ran out held; leadership moves when its holder dies. */
   private async lead(): Promise<void> {
     this.leads = await this.deps.store.holdLeadership().catch(() => false);
-    if (!this.leads) return;
     const now = this.deps.now();
+    if (!this.leads || now - this.inTouchSince < this.deps.leaseSeconds * 1000) return;
     for (const node of await this.deps.store.listNodes()) {
       if (node.name === this.deps.name || Date.parse(node.leaseUntil) > now) continue;
       const ended = await this.deps.pools.endLostNode(node.name);
@@ -148,8 +157,15 @@ export class NodeRegistry {
   private async renew(): Promise<void> {
     const now = this.deps.now();
     const lapsed = Date.parse(this.current().leaseUntil) <= now;
-    this.row = { ...this.current(), leaseUntil: this.leaseFrom(now) };
-    await this.deps.store.putNode(this.row);
+    const renewed = { ...this.current(), leaseUntil: this.leaseFrom(now) };
+    try {
+      await this.deps.store.putNode(renewed);
+    } catch (error) {
+      this.inTouchSince = Number.POSITIVE_INFINITY;
+      throw error;
+    }
+    this.row = renewed;
+    if (this.inTouchSince === Number.POSITIVE_INFINITY) this.inTouchSince = now;
     if (lapsed) {
       const dropped = await this.deps.pools.dropEndedElsewhere();
       this.deps.log.warn({ dropped }, 'node.lease lapsed and was renewed');
@@ -172,6 +188,12 @@ export class NodeRegistry {
       return { ...row, live, drained: row.draining && (!live || load.sessions + load.ready === 0), load };
     }
     const load = this.deps.pools.nodeLoad();
-    return { ...row, live, drained: row.draining && load.sessions + load.starting + load.ready === 0, load };
+    return {
+      ...row,
+      live,
+      leader: this.leads,
+      drained: row.draining && load.sessions + load.starting + load.ready === 0,
+      load,
+    };
   }
 }

@@ -221,16 +221,16 @@ export class PoolManager {
   }
 
   /**
-   * Where a request for the identifier goes: here (its session claimed, placed by the store when it
-   * had none) or another node. With `claim` false, an identifier without a session stays here.
+   * The node a request for the identifier goes to, or undefined to serve it here (see
+   * `Sessions.route`). With `claim` false, an identifier without a session stays here.
    */
-  async route(identifier: string, options: { claim: boolean }): Promise<string | undefined> {
-    if (!options.claim) {
-      const node = await this.sessions.locate(identifier);
-      return node === this.deps.cluster.self ? undefined : node;
-    }
-    const reach = await this.sessions.route(identifier);
-    return 'node' in reach ? reach.node : undefined;
+  route(identifier: string, options: { claim: boolean }): Promise<string | undefined> {
+    return options.claim ? this.sessions.route(identifier) : this.sessions.locate(identifier);
+  }
+
+  /** Puts back a session claimed for a request its handler refused before using it. */
+  returnUnused(identifier: string): Promise<void> {
+    return this.sessions.returnUnused(identifier);
   }
 
   /**
@@ -303,6 +303,11 @@ export class PoolManager {
   /** Starts instances until the warm set reaches its target. */
   refill(): void {
     this.warm.refill();
+  }
+
+  /** Brings the warm set to this node's share of the target, after the cluster changed. */
+  rebalance(): Promise<void> {
+    return this.warm.rebalance();
   }
 
   /** Resolves once the warm set reaches its target; rejects when the latest start failed or the next one fails. */

@@ -147,8 +147,8 @@ export class PoolService {
 
   /**
    * Follows what other nodes did to the pools: a pool created elsewhere is taken up, a changed one applied, a deleted one ended here. Pools with an operation running on
-   * this node are this node's to change, and skipped. Every pool then refills to its share of the
-   * ready target, which moves as nodes come and go.
+   * this node are this node's to change, and skipped. Every pool's warm set then moves to this
+   * node's share of the ready target, which changes as nodes come and go.
    */
   async follow(): Promise<void> {
     const stored = await this.deps.store.listPools();
@@ -174,7 +174,7 @@ export class PoolService {
     for (const [id, manager] of this.managers) {
       if (!ids.has(id) && !busy(id)) await this.endHere(id, manager);
     }
-    for (const manager of this.managers.values()) manager.refill();
+    await Promise.all([...this.managers.values()].map((manager) => manager.rebalance()));
   }
 
   /** Ends this node's part of a pool deleted through another node: nothing of it is recorded any more. */
@@ -245,6 +245,18 @@ export class PoolService {
 
   manager(id: string): PoolManager | undefined {
     return this.managers.get(id);
+  }
+
+  /**
+   * The pool's manager, taking up a pool another node created since this node last followed the
+   * store (a request for it may come here first).
+   */
+  async known(id: string): Promise<PoolManager | undefined> {
+    const manager = this.managers.get(id);
+    if (manager) return manager;
+    const pool = await this.deps.store.getPool(id);
+    if (!pool || pool.provisioningState === 'Deleting' || this.changing.has(id)) return undefined;
+    return this.managers.get(id) ?? this.manage(pool);
   }
 
   /** The pool's manager, or ResourceNotFound in ARM's words. */

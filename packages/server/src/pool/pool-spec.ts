@@ -114,6 +114,8 @@ export type EndReason =
   | 'poolDeleted'
   | 'poolUpdated'
   | 'nodeDrained'
+  /** A ready sandbox retired because its node held more than its share of the pool's ready target. */
+  | 'rebalanced'
   | 'hostLost';
 
 /** Whether two specs start identical sandboxes (a change replaces the warm set). */

@@ -135,13 +135,61 @@ export class Sessions {
     );
   }
 
-  /** Where the identifier's session is, claiming one (placed by the store) when it has none. */
-  reach(identifier: string): Promise<Reach> {
+  /**
+   * Where the identifier's session is, claiming one (placed by the store) when it has none. A claim
+   * is recorded (`allocated`) when it reaches its request's handler.
+   */
+  async reach(identifier: string): Promise<Reach> {
     const fresh = this.fresh.get(identifier);
     if (fresh) {
       this.fresh.delete(identifier);
-      return Promise.resolve({ here: fresh });
+      return { here: this.reported(fresh) };
     }
+    const reach = await this.claimOrJoin(identifier);
+    return 'here' in reach && reach.here.allocation.created ? { here: this.reported(reach.here) } : reach;
+  }
+
+  /**
+   * Where a request for the identifier goes, before its handler runs: the node holding its session,
+   * or undefined for here. A new session is claimed now, since the store may place it on another
+   * node's ready instance; a claim placed here waits for the handler's {@link acquire}, which reports
+   * it as the request's own, and goes back to the warm set if the handler refuses the request
+   * ({@link returnUnused}), so a bad request costs no session.
+   */
+  async route(identifier: string): Promise<string | undefined> {
+    if (this.byIdentifier.has(identifier)) return undefined;
+    const reach = await this.claimOrJoin(identifier);
+    if ('node' in reach) return reach.node;
+    if (reach.here.allocation.created) this.fresh.set(identifier, reach.here);
+    return undefined;
+  }
+
+  /**
+   * Puts a claim no handler took (the request was refused before it reached the session) back in
+   * the warm set: its row is ready again and nothing of it was recorded as a session.
+   */
+  async returnUnused(identifier: string): Promise<void> {
+    const claimed = this.fresh.get(identifier);
+    if (!claimed) return;
+    this.fresh.delete(identifier);
+    const { session } = claimed;
+    if (session.busy > 0 || this.byIdentifier.get(identifier) !== session) return;
+    this.byIdentifier.delete(identifier);
+    // Its instance lives on as a ready one: the session's watcher records nothing more.
+    session.ending = Promise.resolve();
+    const row: SessionRow = {
+      ...session.row,
+      identifier: null,
+      state: 'ready',
+      allocatedAt: null,
+      lastAccessedAt: null,
+    };
+    await this.deps.store.putSession(row);
+    this.deps.warm.giveBack({ instance: session.instance, row });
+  }
+
+  /** The identifier's session here, being claimed, or claimed now; or the node that holds it. */
+  private claimOrJoin(identifier: string): Promise<Reach> {
     const existing = this.byIdentifier.get(identifier);
     if (existing) {
       return Promise.resolve({
@@ -161,21 +209,22 @@ export class Sessions {
     return claim;
   }
 
-  /**
-   * Claims ahead of the request's handler: where the session is, remembering a claim made here so
-   * the handler's {@link acquire} reports it as the request's own.
-   */
-  async route(identifier: string): Promise<Reach> {
-    const claimed = this.byIdentifier.has(identifier) || this.claiming.has(identifier);
-    const reach = await this.reach(identifier);
-    if ('here' in reach && !claimed && reach.here.allocation.created) this.fresh.set(identifier, reach.here);
-    return reach;
+  /** Records a new session as its request takes it up. */
+  private reported(claimed: Claimed): Claimed {
+    const { session, allocation } = claimed;
+    this.deps.recorder.allocated(session.row, {
+      warm: allocation.warm,
+      durationMs: allocation.durationMs,
+      ...(allocation.warm && { readySince: session.row.createdAt }),
+    });
+    return claimed;
   }
 
-  /** Where the identifier's live session is, without claiming one: here, elsewhere, or nowhere. */
+  /** The node holding the identifier's live session, when another node does. */
   async locate(identifier: string): Promise<string | undefined> {
-    if (this.byIdentifier.has(identifier) || this.claiming.has(identifier)) return this.deps.cluster.self;
-    return (await this.deps.store.liveSession(this.deps.poolId(), identifier))?.node ?? undefined;
+    if (this.byIdentifier.has(identifier) || this.claiming.has(identifier)) return undefined;
+    const node = (await this.deps.store.liveSession(this.deps.poolId(), identifier))?.node;
+    return node === this.deps.cluster.self || node === null ? undefined : node;
   }
 
   /** A concurrent request that shared another's claim reached an existing session. */
@@ -232,7 +281,6 @@ export class Sessions {
     this.watch(session);
     this.deps.warm.refill();
     const durationMs = this.deps.now() - started;
-    this.deps.recorder.allocated(row, { warm, durationMs, ...(warm && { readySince: row.createdAt }) });
     const before = await previous;
     return {
       here: {

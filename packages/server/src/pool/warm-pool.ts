@@ -93,6 +93,17 @@ export class WarmPool {
     return this.ready.splice(index, 1)[0]!.instance;
   }
 
+  /** Takes back an instance claimed for a request that never used it; ready again if still current. */
+  giveBack(held: HeldInstance): void {
+    if (this.closed || held.row.generation !== this.deps.template().generation) {
+      void this.retire(held, this.retireAs ?? 'poolUpdated').catch((error: unknown) =>
+        this.deps.log.error({ err: error }, 'sandbox.retire failed'),
+      );
+      return;
+    }
+    this.hold(held);
+  }
+
   /** Starts an instance on demand, for a claim the warm set could not serve. */
   async launch(id: string): Promise<Instance> {
     try {
@@ -166,6 +177,16 @@ export class WarmPool {
     this.retryTimer = undefined;
     this.failures = 0;
     await Promise.all(surplus.map((held) => this.retire(held, 'poolUpdated')));
+    this.refill();
+  }
+
+  /**
+   * Brings the warm set to this node's share, which moves as nodes come and go: the surplus is
+   * retired (the nodes with room start theirs), a shortfall started.
+   */
+  async rebalance(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all(this.ready.splice(this.target()).map((held) => this.retire(held, 'rebalanced')));
     this.refill();
   }
 

@@ -312,6 +312,16 @@ describe('data plane: every bad input is a 4xx with a stable code', async () => 
     assert.deepEqual(listed.json.value, []);
   });
 
+  it('claims no session for a request it refuses, though the claim is made before the body is read', async () => {
+    for (const identifier of ['refused-1', 'refused-2', 'refused-3']) {
+      const refused = await server.request('POST', at('executions', identifier), { body: { codeInput: 1 } });
+      assert.equal(refused.status, 400, refused.text);
+      // The claim goes back once the response has left.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal((await server.request('GET', at('session', identifier))).status, 404);
+    }
+  });
+
   it('answers a full pool with 429 SessionPoolFull and a Retry-After', async () => {
     await server.request('POST', at('executions', 'a'), { body: { code: '1' } });
     await server.request('POST', at('executions', 'b'), { body: { code: '1' } });

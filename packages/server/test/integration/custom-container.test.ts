@@ -21,7 +21,7 @@ import {
   startRegistry,
   type TestRegistry,
 } from '../registry.js';
-import { ADMIN_KEY, MGMT, armPath, createPool, poolPath, startTestServer } from '../server-harness.js';
+import { ADMIN_KEY, MGMT, armPath, createPool, poolPath, startTestServer, until } from '../server-harness.js';
 import { skipReason } from './harness.js';
 
 interface PoolOptions {
@@ -79,22 +79,6 @@ function customPool(options: PoolOptions) {
       sessionNetworkConfiguration: { status: 'EgressDisabled' },
     },
   };
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 /** Parses the echo CGI's `key=value` lines. */

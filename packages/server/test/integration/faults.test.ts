@@ -25,18 +25,11 @@ import {
   removeServerState,
   testConfig,
   testServerEnv,
+  until,
 } from '../server-harness.js';
 import { childrenOf, skipReason } from './harness.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('faults', { skip: skipReason }, () => {
   const children: ChildProcess[] = [];

@@ -14,16 +14,9 @@ import {
   interpreterPool,
   startTestServer,
   type TestServer,
+  until,
 } from '../server-harness.js';
 import { skipReason } from './harness.js';
-
-const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-};
 
 describe('server with real sandboxes', { skip: skipReason }, async () => {
   const clock = { offsetMs: 0 };
@@ -97,7 +90,7 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
     assert.equal(accepted.headers.get('operation-id'), 'my-op-1');
     const location = accepted.headers.get('operation-location')!.slice(server.url.length);
     let final: any;
-    await waitFor('the async execution', async () => {
+    await until('the async execution', async () => {
       final = (await server.request('GET', location)).json;
       return final.status !== 'Running';
     });
@@ -239,7 +232,7 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
   it('ends idle sessions after the cooldown (injected clock)', async () => {
     await execute(server, 'pyt', 'idle', 'state = 1');
     clock.offsetMs += 301_000;
-    await waitFor(
+    await until(
       'the reaper',
       async () => (await server.request('GET', at('session', 'idle'))).status === 404,
     );
@@ -262,7 +255,7 @@ describe('pool limits, updates and deletion with real sandboxes', { skip: skipRe
     assert.equal(full.status, 429);
     assert.equal(full.json.error.code, 'SessionPoolFull');
     await server.request('DELETE', `${poolPath('small')}/session?${DATA}&identifier=a`);
-    await waitFor('the warm set to refill', async () => (await status()).readySessionCount === 1);
+    await until('the warm set to refill', async () => (await status()).readySessionCount === 1);
     assert.equal(
       (await execute(server, 'small', 'c', '1')).headers.get('x-sandpool-session'),
       'created-warm',
@@ -272,7 +265,7 @@ describe('pool limits, updates and deletion with real sandboxes', { skip: skipRe
   it('replaces ready sandboxes on a template change and keeps allocated sessions', async () => {
     await execute(server, 'small', 'b', 'kept = True');
     await server.request('DELETE', `${poolPath('small')}/session?${DATA}&identifier=c`);
-    await waitFor('a ready sandbox', async () => (await status()).readySessionCount === 1);
+    await until('a ready sandbox', async () => (await status()).readySessionCount === 1);
     const readyBefore = (
       await server.server.store.listSessions(armPath('small').toLowerCase(), ['ready'])
     )[0]!.id;
@@ -280,7 +273,7 @@ describe('pool limits, updates and deletion with real sandboxes', { skip: skipRe
       body: { properties: { sessionResources: { cpu: 0.5 } } },
     });
     assert.equal(patched.status, 202);
-    await waitFor('the new warm set', async () => {
+    await until('the new warm set', async () => {
       const ready = await server.server.store.listSessions(armPath('small').toLowerCase(), ['ready']);
       return ready.length === 1 && ready[0]!.id !== readyBefore;
     });
@@ -293,7 +286,7 @@ describe('pool limits, updates and deletion with real sandboxes', { skip: skipRe
     assert.ok(live.length > 0, 'the pool had sandboxes to drain');
     const deleted = await server.request('DELETE', `${armPath('small')}?${MGMT}`);
     assert.equal(deleted.status, 202);
-    await waitFor(
+    await until(
       'the delete',
       async () =>
         (await server.request('GET', deleted.headers.get('location')!.slice(server.url.length))).status ===

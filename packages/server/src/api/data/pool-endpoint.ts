@@ -84,6 +84,8 @@ export function sessionHeaders(
       'x-sandpool-session',
       allocation.created ? (allocation.warm ? 'created-warm' : 'created-cold') : 'existing',
     );
+  // Which node holds the session (a request any node received was served there).
+  if (session.row.node !== null) void reply.header('x-sandpool-node', session.row.node);
   void reply.headers(previousSessionHeaders(allocation));
 }
 

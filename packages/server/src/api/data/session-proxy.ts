@@ -30,6 +30,8 @@ import type { Allocation, PoolManager } from '../../pool/pool-manager.js';
 import { poolId } from '../../arm-id.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { renderError, writeSocketError } from '../errors.js';
+import { endToEnd, rawHead } from '../hop-by-hop.js';
+import { routeOf, tunnelToNode, type NodeForwardingDeps } from '../node-forwarding.js';
 import { previousSessionHeaders, requireIdentifier } from './pool-endpoint.js';
 
 /** `/subscriptions/<s>/resourceGroups/<rg>/sessionPools/<pool>` and the rest of the path. */
@@ -37,19 +39,6 @@ const POOL_PATH =
   /^\/subscriptions\/([^/?]+)\/resourceGroups\/([^/?]+)\/sessionPools\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 /** Paths the pool answers itself, even for custom containers (Azure proxies all but the first). */
 const POOL_OWNED = /^\/(\.management\/|session$|listSessions$|metadata$)/;
-/** Hop-by-hop headers (RFC 9110 §7.6.1), plus the credential that must not reach the container. */
-const NOT_FORWARDED = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'upgrade',
-  'authorization',
-]);
-
 export interface SessionProxyDeps {
   pools: PoolService;
   authenticator: Authenticator;
@@ -59,6 +48,8 @@ export interface SessionProxyDeps {
   poolFullStatus: 429 | 404;
   /** `https` when the server listens with TLS. */
   scheme: 'http' | 'https';
+  /** Upgrades for sessions other nodes hold are tunnelled there. */
+  forwarding: NodeForwardingDeps;
 }
 
 interface ProxyTarget {
@@ -109,25 +100,6 @@ function targetOf(pools: PoolService, url: string): ProxyTarget | undefined {
   };
 }
 
-/**
- * The end-to-end headers of a message: hop-by-hop ones, those its Connection header names, and
- * `also` dropped.
- */
-function endToEnd(message: IncomingMessage, also: readonly string[] = []): IncomingHttpHeaders {
-  const named = new Set(
-    (message.headers.connection ?? '')
-      .split(',')
-      .map((token) => token.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  const headers: IncomingHttpHeaders = {};
-  for (const [name, value] of Object.entries(message.headers)) {
-    if (value === undefined || NOT_FORWARDED.has(name) || named.has(name) || also.includes(name)) continue;
-    headers[name] = value;
-  }
-  return headers;
-}
-
 /** The request's headers as the container gets them: hop-by-hop ones dropped, X-Forwarded-* added. */
 function forwardedHeaders(
   incoming: IncomingMessage,
@@ -151,13 +123,6 @@ function forwardedHeaders(
 
 /** The container's response headers as the client gets them; Node frames the body itself. */
 const responseHeaders = (upstream: IncomingMessage) => endToEnd(upstream, ['transfer-encoding']);
-
-/** A response head as it goes on the wire, for replies written to a raw socket. */
-function rawHead(status: string, rawHeaders: string[]): string {
-  const lines = [`HTTP/1.1 ${status}`];
-  for (let i = 0; i < rawHeaders.length; i += 2) lines.push(`${rawHeaders[i]!}: ${rawHeaders[i + 1]!}`);
-  return `${lines.join('\r\n')}\r\n\r\n`;
-}
 
 const statusClass = (status: number) => `${String(Math.floor(status / 100))}xx`;
 
@@ -274,8 +239,19 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
   /** Tunnels an upgrade to the container: once it switches protocols, bytes flow both ways untouched. */
   async function tunnel(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
-    const principal: Principal = await deps.authenticator.authenticate(req.headers.authorization);
+    const { principal, forwarded } = await deps.authenticator.authenticateRequest({
+      headers: req.headers,
+      method: req.method ?? 'GET',
+      url: req.url ?? '',
+    });
     deps.rateLimits.checkCaller(principal);
+    if (!forwarded) {
+      const { node } = await routeOf(deps.forwarding, principal, {
+        method: req.method ?? 'GET',
+        url: req.url ?? '',
+      });
+      if (node !== undefined) return tunnelToNode(deps.forwarding, node, principal, req, socket, head);
+    }
     const target = targetOf(deps.pools, req.url ?? '');
     if (!target)
       throw new AppError(ErrorCode.RouteNotFound, `No route upgrades ${req.url?.split('?')[0] ?? ''}.`);

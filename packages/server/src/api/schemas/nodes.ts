@@ -15,20 +15,28 @@ export const Node = Type.Object(
     maxSandboxes: Type.Integer(),
     draining: Type.Boolean({ description: 'It starts no new session or ready sandbox.' }),
     drained: Type.Boolean({
-      description: 'Draining with nothing left running (for another node: draining and its lease run out).',
+      description:
+        'Draining with nothing left running (for another node: as of the answering node’s last look, or its lease run out).',
     }),
+    leader: Type.Optional(
+      Type.Boolean({
+        description:
+          'Given for the answering node: it leads the cluster’s shared duties (ending lost nodes’ sessions, pruning).',
+      }),
+    ),
     live: Type.Boolean({ description: 'Its lease lies ahead.' }),
     startedAt: Type.String(),
     leaseUntil: Type.String(),
-    load: Type.Optional(
-      Type.Object(
-        {
-          sessions: Type.Integer(),
-          ready: Type.Integer(),
-          starting: Type.Integer(),
-        },
-        { description: 'What it holds now: given by the node that answers, for itself.' },
-      ),
+    load: Type.Object(
+      {
+        sessions: Type.Integer(),
+        ready: Type.Integer(),
+        starting: Type.Optional(Type.Integer({ description: 'Given for the answering node.' })),
+      },
+      {
+        description:
+          'What it holds: exact for the answering node, as of its last look at the store (every third of a lease) for the others.',
+      },
     ),
   },
   { $id: 'Node' },
