@@ -26,6 +26,7 @@ const BENCHMARKS: { name: string; rows: number }[] = [
   { name: 'sandbox', rows: 7 },
   { name: 'custom-container', rows: 4 },
   { name: 'soak', rows: 3 },
+  { name: 'cluster', rows: 6 },
 ];
 
 describe('benchmarks in quick mode', { skip: skipReason }, () => {

@@ -14,7 +14,6 @@
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 
 import pino from 'pino';
 
@@ -23,6 +22,7 @@ import { poolId } from '../packages/server/src/arm-id.js';
 import { OciDriver } from '../packages/server/src/sandbox/oci/oci-driver.js';
 import { startServer } from '../packages/server/src/server.js';
 import { config as hostConfig, testIdBase } from '../packages/server/test/isolated-driver.js';
+import { BENCH_SUBSCRIPTION, PoolClient } from './pool-client.js';
 import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
 
 const args = benchArgs({
@@ -37,7 +37,6 @@ const CONCURRENT = 16;
 const LOAD_SESSIONS = args.sessions;
 const LOAD_CLIENTS = 32;
 const KEY = `sp_0123456789ab_${'B'.repeat(43)}`;
-const SUBSCRIPTION = '00000000-0000-0000-0000-0000000be4c4';
 const MAX_SANDBOXES = 160;
 
 const home = mkdtempSync('/var/tmp/sandpool-bench-server-');
@@ -58,58 +57,22 @@ const env: Record<string, string> = {
 const config = loadConfig({ argv: ['--default-pool', ''], lookupEnv: (name) => env[name] });
 const server = await startServer(config, { logger: pino({ level: 'warn' }) });
 
-const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
-// node:http with keep-alive, as a service calling Sandpool would; Node 20's fetch adds about 1 ms a call.
-const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-
-function call(method: string, url: string, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-const armUrl = (pool: string) =>
-  `${server.url}/subscriptions/${SUBSCRIPTION}/resourceGroups/bench/providers/Microsoft.App/sessionPools/${pool}?api-version=2025-07-01`;
-const dataUrl = (pool: string, path: string, identifier: string) =>
-  `${server.url}/subscriptions/${SUBSCRIPTION}/resourceGroups/bench/sessionPools/${pool}/${path}?api-version=2025-02-02-preview&identifier=${identifier}`;
+const client = new PoolClient(server.url, KEY);
 
 async function createPool(name: string, max: number, ready: number): Promise<void> {
-  const body = {
-    location: 'local',
-    properties: { scaleConfiguration: { maxConcurrentSessions: max, readySessionInstances: ready } },
-  };
-  const response = await call('PUT', armUrl(name), JSON.stringify(body));
-  if (response.status !== 201) throw new Error(`create ${name}: ${response.status} ${response.text}`);
+  await client.createPool(name, max, ready);
   await warm(name, ready);
 }
 
 /** Waits until the pool's warm set holds `ready` sandboxes (not measured). */
 async function warm(name: string, ready: number): Promise<void> {
-  const manager = server.pools.manager(poolId(SUBSCRIPTION, 'bench', name))!;
+  const manager = server.pools.manager(poolId(BENCH_SUBSCRIPTION, 'bench', name))!;
   while (manager.status().ready < ready) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
 /** `print(1)` for an identifier; resolves with the round trip in milliseconds. */
-async function printOne(pool: string, identifier: string): Promise<number> {
-  const began = performance.now();
-  const response = await call('POST', dataUrl(pool, 'executions', identifier), '{"code":"print(1)"}');
-  const elapsed = performance.now() - began;
-  const result = JSON.parse(response.text) as { status?: string; result?: { stdout?: string } };
-  if (result.status !== 'Succeeded' || result.result?.stdout !== '1\n') {
-    throw new Error(`print(1) answered ${response.status} ${JSON.stringify(result)}`);
-  }
-  return elapsed;
-}
-
-async function endSession(pool: string, identifier: string): Promise<void> {
-  const response = await call('DELETE', dataUrl(pool, 'session', identifier));
-  if (response.status !== 204) throw new Error(`DELETE session answered ${response.status} ${response.text}`);
-}
+const printOne = async (pool: string, identifier: string) => (await client.printOne(pool, identifier)).ms;
+const endSession = (pool: string, identifier: string) => client.endSession(pool, identifier);
 
 let counter = 0;
 const newIdentifier = () => `bench-${process.pid}-${counter++}`;
@@ -217,7 +180,7 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
-  agent.destroy();
+  client.close();
   await server.close();
   const driver = OciDriver.fromConfig(config);
   for (const sandbox of await driver.list()) await driver.destroy(sandbox.id).catch(() => undefined);

@@ -27,7 +27,10 @@ export function NodesTable({ nodes, now }: { nodes: NodeInfo[]; now: number }) {
         <tbody>
           {nodes.map((node) => (
             <tr key={node.name} data-testid="node-row">
-              <td title={node.url}>{node.name}</td>
+              <td title={node.url}>
+                {node.name}
+                {node.leader ? <span class="badge ready">leader</span> : null}
+              </td>
               <td>
                 {!node.live ? (
                   <span class="badge warn">lost</span>
@@ -40,8 +43,8 @@ export function NodesTable({ nodes, now }: { nodes: NodeInfo[]; now: number }) {
                 )}
               </td>
               <td class="num">{node.live ? duration((Date.parse(node.leaseUntil) - now) / 1000) : '–'}</td>
-              <td class="num">{node.load?.sessions ?? '–'}</td>
-              <td class="num">{node.load?.ready ?? '–'}</td>
+              <td class="num">{node.load.sessions}</td>
+              <td class="num">{node.load.ready}</td>
               <td class="num">{node.maxSandboxes}</td>
             </tr>
           ))}

@@ -16,8 +16,9 @@ const NODE_COLUMNS: Columns<NodeInfo> = [
   ['Live', (n) => n.live],
   ['Draining', (n) => n.draining],
   ['Drained', (n) => n.drained],
-  ['Sessions', (n) => n.load?.sessions],
-  ['Ready', (n) => n.load?.ready],
+  ['Sessions', (n) => n.load.sessions],
+  ['Ready', (n) => n.load.ready],
+  ['Leader', (n) => n.leader ?? ''],
   ['LeaseUntil', (n) => n.leaseUntil],
 ];
 

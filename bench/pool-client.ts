@@ -1,0 +1,88 @@
+/**
+ * What the server benchmarks ask of a Sandpool endpoint, over node:http with keep-alive as a service
+ * calling Sandpool would (fetch adds about a millisecond a call): create a pool, run `print(1)` for
+ * an identifier and time it, end a session.
+ */
+
+import { Agent, request } from 'node:http';
+
+export const BENCH_SUBSCRIPTION = '00000000-0000-0000-0000-0000000be4c4';
+
+export class PoolClient {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly headers: Record<string, string>;
+
+  constructor(
+    /** The node's base URL. */
+    readonly url: string,
+    key: string,
+  ) {
+    this.headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+  }
+
+  call(
+    method: string,
+    url: string,
+    body?: string,
+  ): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
+    return new Promise((resolve, reject) => {
+      const req = request(url, { method, agent: this.agent, headers: this.headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString(),
+            headers: res.headers,
+          }),
+        );
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  armUrl(pool: string): string {
+    return `${this.url}/subscriptions/${BENCH_SUBSCRIPTION}/resourceGroups/bench/providers/Microsoft.App/sessionPools/${pool}?api-version=2025-07-01`;
+  }
+
+  dataUrl(pool: string, path: string, identifier: string): string {
+    return `${this.url}/subscriptions/${BENCH_SUBSCRIPTION}/resourceGroups/bench/sessionPools/${pool}/${path}?api-version=2025-02-02-preview&identifier=${identifier}`;
+  }
+
+  /** Creates a PythonLTS pool; its warm set fills in the background. */
+  async createPool(name: string, max: number, ready: number): Promise<void> {
+    const body = {
+      location: 'local',
+      properties: { scaleConfiguration: { maxConcurrentSessions: max, readySessionInstances: ready } },
+    };
+    const response = await this.call('PUT', this.armUrl(name), JSON.stringify(body));
+    if (response.status !== 201) throw new Error(`create ${name}: ${response.status} ${response.text}`);
+  }
+
+  /** `print(1)` for an identifier: the round trip in milliseconds, and the node that served it. */
+  async printOne(pool: string, identifier: string): Promise<{ ms: number; node: string }> {
+    const began = performance.now();
+    const response = await this.call(
+      'POST',
+      this.dataUrl(pool, 'executions', identifier),
+      '{"code":"print(1)"}',
+    );
+    const ms = performance.now() - began;
+    const result = JSON.parse(response.text) as { status?: string; result?: { stdout?: string } };
+    if (result.status !== 'Succeeded' || result.result?.stdout !== '1\n') {
+      throw new Error(`print(1) answered ${response.status} ${JSON.stringify(result)}`);
+    }
+    return { ms, node: String(response.headers['x-sandpool-node'] ?? '') };
+  }
+
+  async endSession(pool: string, identifier: string): Promise<void> {
+    const response = await this.call('DELETE', this.dataUrl(pool, 'session', identifier));
+    if (response.status !== 204)
+      throw new Error(`DELETE session answered ${response.status} ${response.text}`);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
