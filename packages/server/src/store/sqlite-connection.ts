@@ -60,6 +60,18 @@ function statement(prepared: StatementSync): SqliteStatement {
   };
 }
 
+/**
+ * A rollback of a transaction SQLite already rolled back: it does that by itself on some errors (a
+ * full disk among them), and the rollback Kysely then sends would fail and hide the error that
+ * caused it.
+ */
+const NOTHING_TO_ROLL_BACK: SqliteStatement = {
+  reader: false,
+  all: () => [],
+  run: () => ({ changes: 0, lastInsertRowid: 0 }),
+  iterate: () => [][Symbol.iterator](),
+};
+
 /** Opens the database file (created 0600 by the caller's umask) for Kysely. */
 export function openSqlite(path: string): { database: DatabaseSync; kysely: SqliteDatabase } {
   const database = new DatabaseSync(path);
@@ -67,7 +79,10 @@ export function openSqlite(path: string): { database: DatabaseSync; kysely: Sqli
     database,
     kysely: {
       close: () => database.close(),
-      prepare: (sql) => guarded(() => statement(database.prepare(sql))),
+      prepare: (sql) =>
+        sql === 'rollback' && !database.isTransaction
+          ? NOTHING_TO_ROLL_BACK
+          : guarded(() => statement(database.prepare(sql))),
     },
   };
 }
