@@ -33,10 +33,12 @@ interface ImageConfig {
 describe('the Sandpool image', { skip: skipReason }, () => {
   const dir = mkdtempSync('/var/tmp/sandpool-image-test-');
   const layout = `${dir}/out/sandpool`;
+  const bundle = `${dir}/bundle`;
   let runs = 0;
 
   before(async () => {
     await run('bash', [BUILD, `${dir}/out`], { timeout: 20 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+    await run('umoci', ['unpack', '--image', `${layout}:${VERSION}`, bundle]);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -44,10 +46,9 @@ describe('the Sandpool image', { skip: skipReason }, () => {
   const blob = (digest: string): unknown =>
     JSON.parse(readFileSync(`${layout}/blobs/${digest.replace(':', '/')}`, 'utf8'));
 
-  /** Runs `args` in a container of the image (runc, from an unpacked bundle); its stdout. */
+  /** Runs `args` in a container of the image (runc, from the unpacked bundle); its stdout. */
   async function inImage(args: string[]): Promise<string> {
-    const bundle = `${dir}/bundle-${String(runs++)}`;
-    await run('umoci', ['unpack', '--image', `${layout}:${VERSION}`, bundle]);
+    runs++;
     const specPath = `${bundle}/config.json`;
     const spec = JSON.parse(readFileSync(specPath, 'utf8')) as {
       process: { args: string[]; terminal: boolean };
@@ -55,23 +56,19 @@ describe('the Sandpool image', { skip: skipReason }, () => {
     spec.process.args = args;
     spec.process.terminal = false;
     writeFileSync(specPath, JSON.stringify(spec));
-    try {
-      const { stdout } = await run(
-        'runc',
-        [
-          '--root',
-          `${dir}/runc`,
-          'run',
-          '--bundle',
-          bundle,
-          `sandpool-image-test-${String(process.pid)}-${String(runs)}`,
-        ],
-        { timeout: 120_000 },
-      );
-      return stdout;
-    } finally {
-      rmSync(bundle, { recursive: true, force: true });
-    }
+    const { stdout } = await run(
+      'runc',
+      [
+        '--root',
+        `${dir}/runc`,
+        'run',
+        '--bundle',
+        bundle,
+        `sandpool-image-test-${String(process.pid)}-${String(runs)}`,
+      ],
+      { timeout: 120_000 },
+    );
+    return stdout;
   }
 
   it('is an OCI layout tagged with the server’s version, whose entrypoint runs the server', () => {
@@ -103,8 +100,19 @@ describe('the Sandpool image', { skip: skipReason }, () => {
       '--help',
     ]);
     assert.match(settings, /--node-url/);
-    for (const tool of ['runc', 'conmon', 'skopeo', 'umoci', 'socat', 'nft', 'mmdebstrap']) {
-      assert.match(await inImage(['/bin/sh', '-c', `command -v ${tool}`]), new RegExp(`/${tool}\\n`));
-    }
+    const tools = ['runc', 'conmon', 'runsc', 'skopeo', 'umoci', 'socat', 'nft', 'mmdebstrap'];
+    const found = await inImage([
+      '/bin/sh',
+      '-c',
+      `for tool in ${tools.join(' ')}; do command -v $tool; done`,
+    ]);
+    assert.deepEqual(
+      found
+        .trim()
+        .split('\n')
+        .map((path) => path.split('/').at(-1)),
+      tools,
+      'every host tool the server drives',
+    );
   });
 });
