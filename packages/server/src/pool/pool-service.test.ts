@@ -115,6 +115,27 @@ describe('PoolService and PoolManager', () => {
     await manager.acquire('c');
   });
 
+  it('takes a ready sandbox the store recorded a moment before the warm set held it', async () => {
+    const { store, manager } = await setup({ readySessionInstances: 1 });
+    // Ready rows land in the store and then wait, as a slow commit would, before the warm set holds them.
+    const put = store.putSession.bind(store);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    store.putSession = async (row) => {
+      await put(row);
+      if (row.state === 'ready') await held;
+    };
+    await manager.acquire('first');
+    while ((await store.listSessions(ID, ['ready'])).length === 0 || manager.status().ready > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const second = manager.acquire('second');
+    setTimeout(release, 20);
+    const { allocation, session } = await second;
+    assert.equal(allocation.warm, true, 'the recorded sandbox, not a second start under its id');
+    assert.equal((await store.liveSession(ID, 'second'))?.id, session.id);
+  });
+
   it('starts on demand when the warm set is empty', async () => {
     const { manager } = await setup({ readySessionInstances: 0 });
     const { allocation } = await manager.acquire('cold');

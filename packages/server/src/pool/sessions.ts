@@ -259,7 +259,7 @@ export class Sessions {
     if (row.node !== this.deps.cluster.self && row.node !== null) return { node: row.node };
     // The row is this node's: a ready instance (claimed here or by the node that routed the request
     // here), or one to start now.
-    let instance = this.deps.warm.take(row.id);
+    let instance = await this.deps.warm.take(row.id);
     const warm = instance !== undefined;
     if (!instance) {
       try {

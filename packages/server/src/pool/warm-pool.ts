@@ -38,7 +38,8 @@ export interface WarmPoolDeps {
 
 export class WarmPool {
   private readonly ready: HeldInstance[] = [];
-  private readonly starts = new Set<Promise<void>>();
+  /** Starts under way, by instance id: a start resolves once its instance is held (or given up). */
+  private readonly starts = new Map<string, Promise<void>>();
   private failures = 0;
   /** The latest failed starts, newest last. */
   private readonly failed: StartFailure[] = [];
@@ -86,8 +87,13 @@ export class WarmPool {
     for (const entry of held) this.hold(entry);
   }
 
-  /** The ready instance the store allocated to a session: it leaves the warm set, which refills. */
-  take(id: string): Instance | undefined {
+  /**
+   * The ready instance the store allocated to a session: it leaves the warm set, which refills. The
+   * store records an instance ready a moment before the warm set holds it, so a start under way for
+   * that id is waited for.
+   */
+  async take(id: string): Promise<Instance | undefined> {
+    await this.starts.get(id);
     const index = this.ready.findIndex((held) => held.instance.id === id);
     if (index === -1) return undefined;
     return this.ready.splice(index, 1)[0]!.instance;
@@ -159,11 +165,12 @@ export class WarmPool {
       return;
     }
     while (this.ready.length + this.starts.size < target && this.starts.size < this.deps.refillParallelism) {
-      const start: Promise<void> = this.startReady().finally(() => {
-        this.starts.delete(start);
+      const id = this.deps.newInstanceId();
+      const start: Promise<void> = this.startReady(id).finally(() => {
+        this.starts.delete(id);
         this.refill();
       });
-      this.starts.add(start);
+      this.starts.set(id, start);
     }
   }
 
@@ -199,7 +206,7 @@ export class WarmPool {
     this.closed = true;
     this.retireAs ??= retireAs;
     clearTimeout(this.retryTimer);
-    await Promise.allSettled([...this.starts]);
+    await Promise.allSettled([...this.starts.values()]);
   }
 
   /** Retires every ready instance (after {@link stopStarting}). */
@@ -242,8 +249,7 @@ export class WarmPool {
     return retire(held, reason, details, this.deps);
   }
 
-  private async startReady(): Promise<void> {
-    const id = this.deps.newInstanceId();
+  private async startReady(id: string): Promise<void> {
     const { generation } = this.deps.template();
     const row = this.newRow(id);
     let instance: Instance;
