@@ -73,6 +73,7 @@ async function start(setUp: SetUp, index: number): Promise<Running> {
       SANDPOOL_PORT: '0',
       SANDPOOL_TLS: 'off',
       SANDPOOL_BOOTSTRAP_API_KEY: KEY,
+      SANDPOOL_LOG_LEVEL: 'warn',
       SANDPOOL_NODE_NAME: `node-${String(n)}`,
       SANDPOOL_NODE_LEASE_SECONDS: '3',
       // It measures speed, not limits: one identifier takes thousands of requests here.

@@ -3,7 +3,7 @@
  * on the same home, and for checking that nothing of a sandbox outlives it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -19,22 +19,26 @@ export interface Child {
   url: string;
 }
 
-/** Starts `sandpool serve` as a child process and waits for its ready line. */
+/**
+ * Starts `sandpool serve` as a child process and waits for its banner (on stderr, which it passes
+ * on). Its JSON logs (stdout) are dropped; `SANDPOOL_TEST_CHILD_LOGS=<dir>` keeps each child's, at
+ * info level, in a file there, for a failure that needs them.
+ */
 export async function startChild(env: Record<string, string>): Promise<Child> {
+  const logDir = process.env.SANDPOOL_TEST_CHILD_LOGS;
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--default-pool', ''], {
-    env: { ...process.env, ...env, SANDPOOL_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env, ...(logDir && { SANDPOOL_LOG_LEVEL: 'info' }) },
+    stdio: ['ignore', logDir ? 'pipe' : 'ignore', 'pipe'],
   });
-  const lines = createInterface({ input: child.stdout });
+  if (logDir && child.stdout)
+    child.stdout.pipe(createWriteStream(`${logDir}/sandpool-${String(child.pid)}.log`));
+  const lines = createInterface({ input: child.stderr! });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`server exited with ${code} before it was ready`)));
     lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'sandpool.ready' && entry.url) resolve(entry.url);
-      } catch {
-        // not a log line
-      }
+      process.stderr.write(`${line}\n`);
+      const listening = /^Sandpool is listening on (\S+)$/.exec(line);
+      if (listening) resolve(listening[1]!);
     });
   });
   return { process: child, url };
