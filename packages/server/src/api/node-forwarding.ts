@@ -80,7 +80,8 @@ async function addressed(pools: PoolService, method: string, url: string): Promi
 }
 
 /**
- * Where a request goes: `node` for another node; here otherwise, with `returnUnused` when it
+ * Where a request goes: `node` for another node (with `forgetNode`, for when it failed there: the
+ * next request asks the store again); here otherwise, with `returnUnused` when it
  * claimed a new session here (called once the response has left, it puts back a claim the handler
  * refused before using). Claims (or finds) the identifier's session after checking the caller may:
  * the weakest action the route can need, the holder checks the exact one.
@@ -89,13 +90,13 @@ export async function routeOf(
   deps: NodeForwardingDeps,
   principal: Principal,
   request: { method: string; url: string },
-): Promise<{ node?: string; returnUnused?: () => Promise<void> }> {
+): Promise<{ node?: string; forgetNode?: () => void; returnUnused?: () => Promise<void> }> {
   const target = await addressed(deps.pools, request.method, request.url);
   if (!target) return {};
   const { manager, identifier, claim } = target;
   authorize(principal, claim ? 'sessions/execute' : 'sessions/read', manager.id);
   const node = await manager.route(identifier, { claim });
-  if (node !== undefined) return { node };
+  if (node !== undefined) return { node, forgetNode: () => manager.forgetHolder(identifier) };
   return claim ? { returnUnused: () => manager.returnUnused(identifier) } : {};
 }
 
@@ -114,7 +115,10 @@ export function registerNodeForwarding(app: FastifyInstance, deps: NodeForwardin
   app.addHook('onRequest', async (request, reply) => {
     if (request.forwardedByPeer || !(request.principal as Principal | null)) return;
     const url = request.raw.url ?? '';
-    const { node, returnUnused } = await routeOf(deps, request.principal, { method: request.method, url });
+    const { node, forgetNode, returnUnused } = await routeOf(deps, request.principal, {
+      method: request.method,
+      url,
+    });
     if (returnUnused) {
       reply.raw.once('close', () => {
         returnUnused().catch((error: unknown) => request.log.error({ err: error }, 'session.return failed'));
@@ -123,24 +127,25 @@ export function registerNodeForwarding(app: FastifyInstance, deps: NodeForwardin
     if (node === undefined) return;
     const target = peerUrl(deps.cluster, node, url);
     reply.hijack();
-    relay(
-      request.raw,
-      reply.raw,
+    relay(request.raw, reply.raw, {
       target,
-      deps.forwarded.sign(request.principal, { method: request.method, url }),
-      deps,
-    );
+      signed: deps.forwarded.sign(request.principal, { method: request.method, url }),
+      failed: forgetNode!,
+      poolFullStatus: deps.poolFullStatus,
+    });
   });
 }
 
-/** Sends the request on to `target` and the answer back, both streamed. */
+/**
+ * Sends the request on to `target` and the answer back, both streamed; `failed` is called when the
+ * node did not answer or answered with a server error (it may no longer hold the session).
+ */
 function relay(
   req: IncomingMessage,
   res: ServerResponse,
-  target: URL,
-  signed: string,
-  deps: NodeForwardingDeps,
+  forward: { target: URL; signed: string; failed: () => void; poolFullStatus: 429 | 404 },
 ): void {
+  const { target, signed, failed } = forward;
   const https = target.protocol === 'https:';
   const outbound = (https ? httpsRequest : httpRequest)(target, {
     method: req.method,
@@ -148,11 +153,13 @@ function relay(
     headers: { ...endToEnd(req), host: target.host, [FORWARDED_PRINCIPAL_HEADER]: signed },
   });
   outbound.on('response', (answer) => {
+    if ((answer.statusCode ?? 502) >= 500) failed();
     res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer, ['transfer-encoding']));
     answer.pipe(res);
     answer.on('error', () => res.destroy());
   });
   outbound.on('error', (error) => {
+    failed();
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;
@@ -162,7 +169,7 @@ function relay(
         ErrorCode.NodeUnreachable,
         `the node holding the session (${target.host}) did not answer: ${error.message}; if it is lost, its sessions end within its lease and a retry gets a new one`,
       ),
-      { poolFullStatus: deps.poolFullStatus },
+      { poolFullStatus: forward.poolFullStatus },
     );
     res.writeHead(rendered.status, {
       ...rendered.headers,

@@ -46,11 +46,16 @@ export class ClusterView {
     return this.nodes.find((node) => node.name === name);
   }
 
+  /** Whether the node's lease lay ahead at the last look. */
+  isLive(name: string): boolean {
+    const node = this.node(name);
+    return node !== undefined && Date.parse(node.leaseUntil) > this.deps.now();
+  }
+
   /** Nodes that take new work, by name; this node among them unless it drains. */
   private serving(): string[] {
-    const now = this.deps.now();
     const others = this.nodes
-      .filter((node) => node.name !== this.deps.self && !node.draining && Date.parse(node.leaseUntil) > now)
+      .filter((node) => node.name !== this.deps.self && !node.draining && this.isLive(node.name))
       .map((node) => node.name);
     const names = this.draining ? others : [...others, this.deps.self];
     return names.sort();

@@ -228,6 +228,11 @@ export class PoolManager {
     return options.claim ? this.sessions.route(identifier) : this.sessions.locate(identifier);
   }
 
+  /** Forgets which node holds the identifier's session: a request forwarded there failed. */
+  forgetHolder(identifier: string): void {
+    this.sessions.forgetElsewhere(identifier);
+  }
+
   /** Puts back a session claimed for a request its handler refused before using it. */
   returnUnused(identifier: string): Promise<void> {
     return this.sessions.returnUnused(identifier);

@@ -19,6 +19,9 @@ import type { PoolRecorder } from './pool-recorder.js';
 import { retire } from './retire.js';
 import type { WarmPool } from './warm-pool.js';
 
+/** How many identifiers held by other nodes a pool remembers. */
+const ELSEWHERE_KEPT = 10_000;
+
 export interface Session extends HeldInstance {
   readonly identifier: string;
   /** The session's id on the wire (`x-ms-session-guid`): its instance's id. */
@@ -84,6 +87,12 @@ export class Sessions {
    * them as created, with the allocation they had.
    */
   private readonly fresh = new Map<string, Claimed>();
+  /**
+   * Identifiers whose live session another node holds, as last found: their requests go there
+   * without asking the store (sessions never move; one that ended is claimed again by its old node,
+   * or refused there with `SessionElsewhere`, which the forwarder answers by forgetting the entry).
+   */
+  private readonly elsewhere = new Map<string, string>();
   /** Why nothing new is claimed (the pool is being deleted, the node drained), once that is so. */
   private closedWith: AppError | undefined;
 
@@ -158,10 +167,33 @@ export class Sessions {
    */
   async route(identifier: string): Promise<string | undefined> {
     if (this.byIdentifier.has(identifier)) return undefined;
+    const known = this.knownElsewhere(identifier);
+    if (known !== undefined) return known;
     const reach = await this.claimOrJoin(identifier);
-    if ('node' in reach) return reach.node;
+    if ('node' in reach) return this.heldElsewhere(identifier, reach.node);
     if (reach.here.allocation.created) this.fresh.set(identifier, reach.here);
     return undefined;
+  }
+
+  /** The node last found holding the identifier's session, while that node is live. */
+  private knownElsewhere(identifier: string): string | undefined {
+    const node = this.elsewhere.get(identifier);
+    if (node === undefined || this.deps.cluster.isLive(node)) return node;
+    this.elsewhere.delete(identifier);
+    return undefined;
+  }
+
+  /** Forgets where the identifier's session was found (a forward to that node failed). */
+  forgetElsewhere(identifier: string): void {
+    this.elsewhere.delete(identifier);
+  }
+
+  private heldElsewhere(identifier: string, node: string): string {
+    this.elsewhere.delete(identifier);
+    this.elsewhere.set(identifier, node);
+    // The oldest entry goes first: a bound, not a cache policy worth more.
+    if (this.elsewhere.size > ELSEWHERE_KEPT) this.elsewhere.delete(this.elsewhere.keys().next().value!);
+    return node;
   }
 
   /**
@@ -223,8 +255,12 @@ export class Sessions {
   /** The node holding the identifier's live session, when another node does. */
   async locate(identifier: string): Promise<string | undefined> {
     if (this.byIdentifier.has(identifier) || this.claiming.has(identifier)) return undefined;
+    const known = this.knownElsewhere(identifier);
+    if (known !== undefined) return known;
     const node = (await this.deps.store.liveSession(this.deps.poolId(), identifier))?.node;
-    return node === this.deps.cluster.self || node === null ? undefined : node;
+    return node === this.deps.cluster.self || node === null || node === undefined
+      ? undefined
+      : this.heldElsewhere(identifier, node);
   }
 
   /** A concurrent request that shared another's claim reached an existing session. */

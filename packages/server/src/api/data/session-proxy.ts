@@ -246,11 +246,16 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
     });
     deps.rateLimits.checkCaller(principal);
     if (!forwarded) {
-      const { node } = await routeOf(deps.forwarding, principal, {
+      const { node, forgetNode } = await routeOf(deps.forwarding, principal, {
         method: req.method ?? 'GET',
         url: req.url ?? '',
       });
-      if (node !== undefined) return tunnelToNode(deps.forwarding, node, principal, req, socket, head);
+      if (node !== undefined) {
+        return tunnelToNode(deps.forwarding, node, principal, req, socket, head).catch((error: unknown) => {
+          forgetNode?.();
+          throw error;
+        });
+      }
     }
     const target = targetOf(deps.pools, req.url ?? '');
     if (!target)
