@@ -887,9 +887,11 @@ export interface components {
             expireAt: string;
             /** @description The sandbox’s id; a new session has a new one. */
             etag: string;
-            /** @description Sandpool: executions run in the session since this server took it up. */
-            executions: number;
-            /** @description Sandpool: what the sandbox uses now, from its cgroup. */
+            /** @description Sandpool: executions run in the session since its node took it up (given by the node that holds it). */
+            executions?: number;
+            /** @description Sandpool: the node that holds the session. */
+            node?: string;
+            /** @description Sandpool: what the sandbox uses now, from its cgroup (given by the node that holds it). */
             usage?: {
                 cpuSeconds: number;
                 memoryBytes: number;

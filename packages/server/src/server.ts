@@ -97,7 +97,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         tmpBytes: DEFAULT_RESOURCES.tmpBytes,
       },
     });
-  const metrics = new Metrics(now);
+  const metrics = new Metrics(now, config.nodeName);
   const feed = new EventFeed();
   const cluster: ClusterView = new ClusterView({
     self: config.nodeName,

@@ -51,6 +51,14 @@ export interface TestResponse {
 let serversStarted = 0;
 
 /** Environment for a server of its own under `home`. */
+/** A metrics scrape without the `node` label every series carries (one value per server). */
+export function withoutNodeLabel(text: string): string {
+  return text
+    .replaceAll(/,?node="[^"]*"/g, '')
+    .replaceAll('{,', '{')
+    .replaceAll('{}', '');
+}
+
 /** Polls `check` until it answers something other than undefined or false, and returns that. */
 export async function until<T>(
   what: string,

@@ -59,8 +59,10 @@ export class Metrics {
   private readonly proxyUpgrades: Counter<'pool' | 'outcome'>;
   readonly timeline: Timeline;
 
-  constructor(now: () => number = Date.now) {
+  /** With `node`, every series carries it as a label: one value per process, so bounded. */
+  constructor(now: () => number = Date.now, node?: string) {
     this.timeline = new Timeline(now);
+    if (node !== undefined) this.registry.setDefaultLabels({ node });
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'sandpool_' });
     this.allocationSeconds = new Histogram({

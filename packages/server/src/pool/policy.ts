@@ -5,7 +5,7 @@
  * them; tests table them.
  */
 
-import type { JsonObject } from '../store/store.js';
+import type { JsonObject, SessionRow } from '../store/store.js';
 import type { EndState } from './instance.js';
 import { runnable, type EndReason, type Lifecycle, type PoolSpec } from './pool-spec.js';
 
@@ -29,6 +29,13 @@ export function sessionExpiry(
     case 'OnContainerExit':
       return { at: times.allocatedAt + lifecycle.maxAliveSeconds * 1000, reason: 'maxAlive' };
   }
+}
+
+/** When a session ends by itself, from the times its row holds (a session another node serves). */
+export function storedExpiry(spec: PoolSpec, row: SessionRow): number {
+  const allocatedAt = Date.parse(row.allocatedAt ?? row.createdAt);
+  const lastAccessedAt = Date.parse(row.lastAccessedAt ?? row.allocatedAt ?? row.createdAt);
+  return sessionExpiry(spec.lifecycle, { allocatedAt, lastAccessedAt, busy: false }).at;
 }
 
 /**

@@ -17,7 +17,7 @@ import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.
 import type { ExecutionEnd } from '../observability/timeline.js';
 import type { ClusterView } from './cluster-view.js';
 import type { EndState, HeldInstance, InstanceLauncher } from './instance.js';
-import { endDetails, reasonFor, warmTarget } from './policy.js';
+import { endDetails, reasonFor, storedExpiry, warmTarget } from './policy.js';
 import { PoolRecorder, type StartFailure } from './pool-recorder.js';
 import {
   runnable,
@@ -190,6 +190,22 @@ export class PoolManager {
   /** When a session will end by itself under the pool's lifecycle. */
   expiresAt(session: Session): number {
     return this.sessions.expiresAt(session);
+  }
+
+  /** This node's name: the holder of every session {@link listSessions} returns. */
+  get node(): string {
+    return this.deps.cluster.self;
+  }
+
+  /**
+   * Sessions other nodes hold, as the store has them (their last use as their node last stored it),
+   * with when each ends by itself.
+   */
+  async sessionsElsewhere(): Promise<{ row: SessionRow; expiresAt: number }[]> {
+    const rows = await this.deps.store.listSessions(this.pool.id, ['allocated']);
+    return rows
+      .filter((row) => row.node !== null && row.node !== this.deps.cluster.self && row.identifier !== null)
+      .map((row) => ({ row, expiresAt: storedExpiry(this.spec, row) }));
   }
 
   /** Takes up instances that outlived a restart (from the store, reattached by the launcher). */

@@ -15,11 +15,14 @@ import {
   interpreterPool,
   poolPath,
   startTestServer,
+  withoutNodeLabel,
 } from '../server-harness.js';
 
 /** The value of one sample in a Prometheus exposition, e.g. `name{a="b"}`. */
 function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  const line = withoutNodeLabel(text)
+    .split('\n')
+    .find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
@@ -40,7 +43,12 @@ describe('metrics and readiness', async () => {
     const scrape = await server.request('GET', '/metrics');
     assert.equal(scrape.status, 200);
     assert.match(scrape.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-    const text = scrape.text;
+    const text = withoutNodeLabel(scrape.text);
+    assert.match(
+      scrape.text,
+      /^sandpool_sessions\{[^}]*node="[^"]+"[^}]*\} 1$/m,
+      'every series names its node',
+    );
     assert.equal(
       sample(text, `sandpool_executions_total{${pool},container_type="PythonLTS",status="succeeded"}`),
       3,

@@ -124,6 +124,14 @@ describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? pos
     assert.equal(throughC.json.result.executionResult, 42);
     assert.equal(throughB.headers.get('x-ms-session-guid'), session);
     assert.equal(throughC.headers.get('x-ms-session-guid'), session);
+    const holder = first.headers.get('x-sandpool-node');
+    for (const name of ['node-a', 'node-b', 'node-c']) {
+      const listed = await call(node(name).child, 'GET', `${poolPath(POOL)}/listSessions?${DATA}`);
+      const entry = (listed.json.sessions as { identifier: string; node: string }[]).find(
+        (s) => s.identifier === 'student',
+      );
+      assert.equal(entry?.node, holder, `${name} lists every node's sessions`);
+    }
 
     const form = new FormData();
     form.append('file', new Blob(['uploaded through a\n']), 'note.txt');

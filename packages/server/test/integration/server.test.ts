@@ -15,6 +15,7 @@ import {
   startTestServer,
   type TestServer,
   until,
+  withoutNodeLabel,
 } from '../server-harness.js';
 import { skipReason } from './harness.js';
 
@@ -192,7 +193,7 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
     const ready = await server.request('GET', '/readyz');
     assert.equal(ready.status, 200, ready.text);
     assert.ok(ready.json.checks.some((c: any) => c.name === 'runtime' && c.ok));
-    const text = (await server.request('GET', '/metrics')).text;
+    const text = withoutNodeLabel((await server.request('GET', '/metrics')).text);
     const value = (series: string) =>
       Number(
         text
@@ -224,7 +225,7 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
     assert.ok(usage.cpuSeconds >= 0.2, `cpuSeconds ${usage.cpuSeconds}`);
     assert.ok(usage.peakMemoryBytes >= 150 * 1024 * 1024, `peakMemoryBytes ${usage.peakMemoryBytes}`);
     assert.ok(usage.lifetimeSeconds >= 1.5);
-    const text = (await server.request('GET', '/metrics')).text;
+    const text = withoutNodeLabel((await server.request('GET', '/metrics')).text);
     assert.match(text, /^sandpool_session_cpu_seconds_total\{pool="tests\/pyt"\} (0\.[2-9]|[1-9])/m);
     assert.match(text, /^sandpool_session_idle_seconds_count\{pool="tests\/pyt"\} [1-9]/m);
   });

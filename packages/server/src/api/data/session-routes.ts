@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolManager, Session } from '../../pool/pool-manager.js';
+import type { SessionRow } from '../../store/store.js';
 import { readConsoleTail, type ConsoleLine, type ConsoleLogArchive } from '../../pool/console-log.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { optionalInteger } from '../wire.js';
@@ -47,7 +48,20 @@ async function sessionResource(manager: PoolManager, session: Session) {
     expireAt: new Date(manager.expiresAt(session)).toISOString(),
     etag: session.id,
     executions: session.executions,
+    node: manager.node,
     ...(usage && { usage }),
+  };
+}
+
+/** A session another node holds, as the store has it (its use and executions are that node's to tell). */
+function storedSessionResource({ row, expiresAt }: { row: SessionRow; expiresAt: number }) {
+  return {
+    identifier: row.identifier!,
+    createdAt: row.allocatedAt ?? row.createdAt,
+    lastAccessedAt: row.lastAccessedAt ?? row.allocatedAt ?? row.createdAt,
+    expireAt: new Date(expiresAt).toISOString(),
+    etag: row.id,
+    node: row.node!,
   };
 }
 
@@ -82,8 +96,18 @@ export function registerSessionRoutes(
   app.get(`${POOL_ENDPOINT}/listSessions`, dataRoutes.listSessions, async (request) => {
     const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
     const skip = optionalInteger(query.skip, 'skip', { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
-    const all = manager.listSessions();
-    const page = await Promise.all(all.slice(skip, skip + PAGE_SIZE).map((s) => sessionResource(manager, s)));
+    // Every node's sessions: this node's from memory, the others' from the store, oldest first.
+    const all = [
+      ...manager.listSessions().map((session) => ({
+        createdAt: session.allocatedAt,
+        render: () => sessionResource(manager, session),
+      })),
+      ...(await manager.sessionsElsewhere()).map((stored) => ({
+        createdAt: Date.parse(stored.row.allocatedAt ?? stored.row.createdAt),
+        render: () => Promise.resolve(storedSessionResource(stored)),
+      })),
+    ].sort((a, b) => a.createdAt - b.createdAt);
+    const page = await Promise.all(all.slice(skip, skip + PAGE_SIZE).map((entry) => entry.render()));
     const path = request.url.split('?')[0] ?? '';
     return {
       sessions: page,

@@ -154,9 +154,13 @@ export const Session = Type.Object(
     lastAccessedAt: Type.String(),
     expireAt: Type.String({ description: 'When the cooldown (or maxAlivePeriod) ends the session.' }),
     etag: Type.String({ description: 'The sandbox’s id; a new session has a new one.' }),
-    executions: Type.Integer({
-      description: 'Sandpool: executions run in the session since this server took it up.',
-    }),
+    executions: Type.Optional(
+      Type.Integer({
+        description:
+          'Sandpool: executions run in the session since its node took it up (given by the node that holds it).',
+      }),
+    ),
+    node: Type.Optional(Type.String({ description: 'Sandpool: the node that holds the session.' })),
     usage: Type.Optional(
       Type.Object(
         {
@@ -164,7 +168,10 @@ export const Session = Type.Object(
           memoryBytes: Type.Integer(),
           peakMemoryBytes: Type.Integer(),
         },
-        { description: 'Sandpool: what the sandbox uses now, from its cgroup.' },
+        {
+          description:
+            'Sandpool: what the sandbox uses now, from its cgroup (given by the node that holds it).',
+        },
       ),
     ),
   },
