@@ -166,7 +166,12 @@ export class PoolService {
         this.manage(pool);
         continue;
       }
-      if (manager.row.updatedAt !== pool.updatedAt || manager.row.generation !== pool.generation) {
+      // A pinned image digest changes the spec alone (no new generation, no new updatedAt).
+      if (
+        manager.row.updatedAt !== pool.updatedAt ||
+        manager.row.generation !== pool.generation ||
+        JSON.stringify(manager.row.spec) !== JSON.stringify(pool.spec)
+      ) {
         await manager.update(pool, specOf(pool), manager.row.generation !== pool.generation);
       }
     }

@@ -8,7 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import {
@@ -26,6 +28,7 @@ import {
 } from '../server-harness.js';
 import { call, sandboxesOnHost, startChild, type Child } from '../child-server.js';
 import { postgresSkipReason, startPostgres, type PostgresServer } from '../postgres-server.js';
+import { buildAppImage, startRegistry, type TestRegistry } from '../registry.js';
 import { skipReason } from './harness.js';
 
 const LEASE_SECONDS = 3;
@@ -42,6 +45,8 @@ const run = (node: Node, identifier: string, code: string) =>
 
 describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? postgresSkipReason }, () => {
   let database: PostgresServer;
+  let registry: TestRegistry;
+  const undos: (() => void)[] = [];
   const processes: ChildProcess[] = [];
   const keys = mkdtempSync('/var/tmp/sandpool-test-cluster-keys-');
   const nodes = new Map<string, Node>();
@@ -78,6 +83,10 @@ describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? pos
   }
 
   before(async () => {
+    // Their cleanups run in this suite's after(), not at the end of this hook.
+    const cleanup = (undo: () => void) => undos.push(undo);
+    registry = await startRegistry({ cleanup });
+    await registry.push(await buildAppImage(cleanup), 'team/app:1');
     database = startPostgres();
     const store = await database.createDatabase('sandpool_cluster');
     for (const name of ['node-a', 'node-b', 'node-c']) {
@@ -91,6 +100,7 @@ describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? pos
           SANDPOOL_STORE_KEYS: `${keys}/store.keys`,
           SANDPOOL_NODE_NAME: name,
           SANDPOOL_NODE_LEASE_SECONDS: String(LEASE_SECONDS),
+          SANDPOOL_INSECURE_REGISTRIES: JSON.stringify([registry.host]),
         }),
       );
     }
@@ -111,6 +121,7 @@ describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? pos
     for (const child of processes) child.kill('SIGKILL');
     for (const entry of nodes.values()) await removeServerState(testConfig(entry.env));
     database.remove();
+    for (const undo of undos) undo();
     rmSync(keys, { recursive: true, force: true });
   });
 
@@ -150,6 +161,83 @@ describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? pos
     );
     assert.equal(read.status, 200);
     assert.equal(await read.text(), 'uploaded through a\n');
+  });
+
+  it('tunnels a WebSocket to a custom container through a node that does not hold its session', async () => {
+    const echo = {
+      location: 'local',
+      properties: {
+        containerType: 'CustomContainer',
+        scaleConfiguration: { maxConcurrentSessions: 2, readySessionInstances: 1 },
+        customContainerTemplate: {
+          containers: [
+            {
+              name: 'echo',
+              image: `${registry.host}/team/app:1`,
+              command: ['/bin/busybox'],
+              args: ['nc', '-ll', '-p', '8080', '-e', '/app/echo.sh'],
+              resources: { cpu: 0.25, memory: '0.5Gi' },
+            },
+          ],
+          ingress: { targetPort: 8080 },
+        },
+      },
+    };
+    const created = await call(node('node-a').child, 'PUT', `${armPath('echo')}?${MGMT}`, echo);
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    await until(
+      'the echo pool',
+      async () =>
+        (await call(node('node-a').child, 'GET', `${armPath('echo')}?${MGMT}`)).json.properties
+          ?.provisioningState === 'Succeeded',
+      60_000,
+    );
+    /** Opens a WebSocket through `name` and checks a frame comes back. */
+    const roundTrip = async (name: string) => {
+      const { port, hostname } = new URL(node(name).child.url);
+      const socket = connect(Number(port), hostname);
+      const key = randomBytes(16).toString('base64');
+      socket.write(
+        [
+          `GET ${poolPath('echo')}/ws?identifier=ws-user HTTP/1.1`,
+          `Host: ${hostname}:${port}`,
+          `Authorization: Bearer ${ADMIN_KEY}`,
+          'Connection: Upgrade',
+          'Upgrade: websocket',
+          'Sec-WebSocket-Version: 13',
+          `Sec-WebSocket-Key: ${key}`,
+          '',
+          '',
+        ].join('\r\n'),
+      );
+      let received = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+      await until('the 101 answer', () => received.includes('\r\n\r\n'));
+      const head = received.toString().split('\r\n\r\n')[0]!;
+      assert.match(head, /^HTTP\/1\.1 101 /, head);
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      assert.ok(head.includes(accept), 'the container answered the handshake');
+      received = Buffer.alloc(0);
+      const mask = [1, 2, 3, 4];
+      const frame = Buffer.from([
+        0x81,
+        0x85,
+        ...mask,
+        ...Buffer.from('hello').map((b, i) => b ^ mask[i % 4]!),
+      ]);
+      socket.write(frame);
+      await until('the frame echoed back', () => received.length >= frame.length);
+      assert.deepEqual(received, frame);
+      socket.destroy();
+    };
+    await roundTrip('node-a');
+    const listed = await call(node('node-a').child, 'GET', `${poolPath('echo')}/listSessions?${DATA}`);
+    const holder = (listed.json.sessions as { identifier: string; node: string }[]).find(
+      (entry) => entry.identifier === 'ws-user',
+    )!.node;
+    await roundTrip(['node-a', 'node-b', 'node-c'].find((name) => name !== holder)!);
+    const deleted = await call(node('node-a').child, 'DELETE', `${armPath('echo')}?${MGMT}`);
+    assert.ok(deleted.status < 300, JSON.stringify(deleted.json));
   });
 
   it('refuses a forwarded principal a node did not sign, or signed for another request', async () => {
