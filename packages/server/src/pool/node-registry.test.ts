@@ -16,6 +16,16 @@ import { PoolService } from './pool-service.js';
 
 const ID = poolId('sub', 'rg', 'pool');
 
+/** The pool both tests put: `ready` sandboxes wanted, five sessions at most. */
+const poolOf = (ready: number) => ({
+  subscription: 'sub',
+  resourceGroup: 'rg',
+  name: 'pool',
+  location: 'local',
+  tags: {},
+  spec: pythonPoolSpec({ readySessionInstances: ready, maxConcurrentSessions: 5 }),
+});
+
 /** A node as server.ts composes one, on a fake launcher, sharing `store` with the others. */
 function node(store: Store, name: string, clock: { now: number }) {
   const launcher = new FakeLauncher();
@@ -67,14 +77,7 @@ describe('NodeRegistry', () => {
     await a.registry.start('http://a');
     await b.registry.start('http://b');
     await a.registry.tick();
-    await a.pools.put({
-      subscription: 'sub',
-      resourceGroup: 'rg',
-      name: 'pool',
-      location: 'local',
-      tags: {},
-      spec: pythonPoolSpec({ readySessionInstances: 4, maxConcurrentSessions: 5 }),
-    });
+    await a.pools.put(poolOf(4));
     await a.registry.tick();
     await b.registry.tick();
     await a.pools.settled(ID);
@@ -149,14 +152,7 @@ describe('NodeRegistry', () => {
     const a = node(store, 'node-a', clock);
     await a.pools.start();
     await a.registry.start('http://a');
-    await a.pools.put({
-      subscription: 'sub',
-      resourceGroup: 'rg',
-      name: 'pool',
-      location: 'local',
-      tags: {},
-      spec: pythonPoolSpec({ readySessionInstances: 1, maxConcurrentSessions: 5 }),
-    });
+    await a.pools.put(poolOf(1));
     await a.pools.settled(ID);
     const manager = a.pools.manager(ID)!;
     await manager.acquire('kept');

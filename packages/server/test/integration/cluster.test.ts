@@ -8,9 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import {
@@ -29,6 +27,7 @@ import {
 import { call, sandboxesOnHost, startChild, type Child } from '../child-server.js';
 import { postgresSkipReason, startPostgres, type PostgresServer } from '../postgres-server.js';
 import { buildAppImage, startRegistry, type TestRegistry } from '../registry.js';
+import { assertWebSocketEchoes } from '../websocket-echo.js';
 import { skipReason } from './harness.js';
 
 const LEASE_SECONDS = 3;
@@ -192,44 +191,8 @@ describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? pos
           ?.provisioningState === 'Succeeded',
       60_000,
     );
-    /** Opens a WebSocket through `name` and checks a frame comes back. */
-    const roundTrip = async (name: string) => {
-      const { port, hostname } = new URL(node(name).child.url);
-      const socket = connect(Number(port), hostname);
-      const key = randomBytes(16).toString('base64');
-      socket.write(
-        [
-          `GET ${poolPath('echo')}/ws?identifier=ws-user HTTP/1.1`,
-          `Host: ${hostname}:${port}`,
-          `Authorization: Bearer ${ADMIN_KEY}`,
-          'Connection: Upgrade',
-          'Upgrade: websocket',
-          'Sec-WebSocket-Version: 13',
-          `Sec-WebSocket-Key: ${key}`,
-          '',
-          '',
-        ].join('\r\n'),
-      );
-      let received = Buffer.alloc(0);
-      socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
-      await until('the 101 answer', () => received.includes('\r\n\r\n'));
-      const head = received.toString().split('\r\n\r\n')[0]!;
-      assert.match(head, /^HTTP\/1\.1 101 /, head);
-      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-      assert.ok(head.includes(accept), 'the container answered the handshake');
-      received = Buffer.alloc(0);
-      const mask = [1, 2, 3, 4];
-      const frame = Buffer.from([
-        0x81,
-        0x85,
-        ...mask,
-        ...Buffer.from('hello').map((b, i) => b ^ mask[i % 4]!),
-      ]);
-      socket.write(frame);
-      await until('the frame echoed back', () => received.length >= frame.length);
-      assert.deepEqual(received, frame);
-      socket.destroy();
-    };
+    const roundTrip = (name: string) =>
+      assertWebSocketEchoes(node(name).child.url, `${poolPath('echo')}/ws?identifier=ws-user`);
     await roundTrip('node-a');
     const listed = await call(node('node-a').child, 'GET', `${poolPath('echo')}/listSessions?${DATA}`);
     const holder = (listed.json.sessions as { identifier: string; node: string }[]).find(

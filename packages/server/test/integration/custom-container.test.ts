@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 
 import { runCommand } from '../../src/sandbox/command.js';
@@ -22,6 +21,7 @@ import {
   type TestRegistry,
 } from '../registry.js';
 import { ADMIN_KEY, MGMT, armPath, createPool, poolPath, startTestServer, until } from '../server-harness.js';
+import { assertWebSocketEchoes } from '../websocket-echo.js';
 import { skipReason } from './harness.js';
 
 interface PoolOptions {
@@ -308,43 +308,7 @@ describe('custom container pools', { skip: skipReason }, async () => {
   });
 
   it('tunnels a WebSocket upgrade both ways', async () => {
-    const { port, hostname } = new URL(server.url);
-    const socket = connect(Number(port), hostname);
-    const key = randomBytes(16).toString('base64');
-    socket.write(
-      [
-        `GET ${poolPath('echo')}/ws?identifier=erin HTTP/1.1`,
-        `Host: ${hostname}:${port}`,
-        `Authorization: Bearer ${ADMIN_KEY}`,
-        'Connection: Upgrade',
-        'Upgrade: websocket',
-        'Sec-WebSocket-Version: 13',
-        `Sec-WebSocket-Key: ${key}`,
-        '',
-        '',
-      ].join('\r\n'),
-    );
-    let received = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
-    await until('the 101 answer', () => (received.includes('\r\n\r\n') ? true : undefined));
-    const head = received.toString().split('\r\n\r\n')[0]!;
-    assert.match(head, /^HTTP\/1\.1 101 /);
-    const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-    assert.match(head, new RegExp(`Sec-WebSocket-Accept: ${accept.replace(/[+/]/g, '\\$&')}`, 'i'));
-    received = Buffer.alloc(0);
-    const frame = Buffer.from([
-      0x81,
-      0x85,
-      1,
-      2,
-      3,
-      4,
-      ...Buffer.from('hello').map((b, i) => b ^ [1, 2, 3, 4][i % 4]!),
-    ]);
-    socket.write(frame);
-    await until('the frame echoed back', () => (received.length >= frame.length ? true : undefined));
-    assert.deepEqual(received, frame);
-    socket.destroy();
+    await assertWebSocketEchoes(server.url, `${poolPath('echo')}/ws?identifier=erin`);
   });
 
   it('replaces an unhealthy session when its liveness probe fails, and gates the warm set on the startup probe', async () => {
