@@ -136,6 +136,16 @@ describe('PoolService and PoolManager', () => {
     assert.equal((await store.liveSession(ID, 'second'))?.id, session.id);
   });
 
+  it('gives the identifier back when its cold start fails: no session, and no end to report', async () => {
+    const { manager, launcher, store } = await setup({ readySessionInstances: 0 });
+    launcher.failWith = new Error('image missing');
+    await assert.rejects(manager.acquire('unlucky'), /image missing/);
+    launcher.failWith = undefined;
+    assert.equal(await store.liveSession(ID, 'unlucky'), undefined);
+    assert.equal(await store.lastEndedSession(ID, 'unlucky'), undefined);
+    assert.equal((await manager.acquire('unlucky')).allocation.previous, undefined);
+  });
+
   it('starts on demand when the warm set is empty', async () => {
     const { manager } = await setup({ readySessionInstances: 0 });
     const { allocation } = await manager.acquire('cold');

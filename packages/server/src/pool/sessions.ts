@@ -301,15 +301,8 @@ export class Sessions {
       try {
         instance = await this.deps.warm.launch(row.id);
       } catch (error) {
-        await this.deps.store
-          .putSession({
-            ...row,
-            state: 'ended',
-            endedAt: new Date(this.deps.now()).toISOString(),
-            endReason: 'crashed',
-            endDetails: { startFailed: (error as Error).message },
-          })
-          .catch(() => undefined);
+        // The placement reserved the identifier for a sandbox that never ran: it had no session.
+        await this.deps.store.deleteSession(row.id).catch(() => undefined);
         throw error;
       }
     }

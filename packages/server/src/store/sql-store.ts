@@ -279,6 +279,10 @@ export class SqlStore implements Store {
     });
   }
 
+  async deleteSession(id: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('id', '=', id).execute();
+  }
+
   async deleteSessionsEndedBefore(endedBefore: string): Promise<number> {
     const result = await this.db
       .deleteFrom('sessions')

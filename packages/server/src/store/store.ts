@@ -255,6 +255,8 @@ export interface Store {
    * rows as they were ended, so each end is recorded once.
    */
   endNodeSessions(node: string, reason: string, at: string): Promise<SessionRow[]>;
+  /** Forgets one session row (a cold start's placement whose sandbox never started). */
+  deleteSession(id: string): Promise<void>;
   /** Forgets sessions that ended before `endedBefore` (ISO time); returns how many. */
   deleteSessionsEndedBefore(endedBefore: string): Promise<number>;
   /** The most recently ended session that had this identifier. */
