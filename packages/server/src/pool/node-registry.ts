@@ -51,6 +51,10 @@ export class NodeRegistry {
   private inTouchSince = 0;
   /** The renewal under way: a slow one (the store failing over) is not overlapped by the next. */
   private ticking: Promise<void> | undefined;
+  /** Following the pools, under way; a change announced meanwhile makes it run once more. */
+  private following: Promise<void> | undefined;
+  private followAgain = false;
+  private unsubscribe: () => void = () => undefined;
 
   constructor(private readonly deps: NodeRegistryDeps) {}
 
@@ -93,7 +97,27 @@ export class NodeRegistry {
   /** Stops renewing; resolves when the renewal under way has finished. */
   async stop(): Promise<void> {
     clearInterval(this.renewal);
-    await this.ticking;
+    this.unsubscribe();
+    await Promise.all([this.ticking, this.following]);
+  }
+
+  /** Follows the pools now, or once more after the follow under way (a change may have come since). */
+  private followPools(): Promise<void> {
+    if (this.following) {
+      this.followAgain = true;
+      return this.following;
+    }
+    this.following = this.deps.pools
+      .follow()
+      .catch((error: unknown) => this.deps.log.warn({ err: error }, 'pools.follow failed'))
+      .finally(() => {
+        this.following = undefined;
+        if (this.followAgain) {
+          this.followAgain = false;
+          void this.followPools();
+        }
+      });
+    return this.following;
   }
 
   /** One renewal: the lease, a look at the cluster, the pools, and the leader's duties. */
@@ -101,7 +125,7 @@ export class NodeRegistry {
     const steps: [string, () => Promise<unknown>][] = [
       ['node.lease not renewed', () => this.renew()],
       ['cluster.look failed', () => this.look()],
-      ['pools.follow failed', () => this.deps.pools.follow()],
+      ['pools.follow failed', () => this.followPools()],
       ['cluster.lead failed', () => this.lead()],
     ];
     for (const [failure, step] of steps) {

@@ -40,6 +40,37 @@ describe('PostgresStore on a real PostgreSQL server', { skip: postgresSkipReason
     await store.close();
   });
 
+  it('tells the other nodes at once when a node changes the pools (LISTEN/NOTIFY)', async () => {
+    const url = await newDatabase();
+    const sealer = Sealer.ephemeral();
+    const [writer, reader] = await Promise.all([1, 2].map(() => PostgresStore.open(url, sealer)));
+    let heard = 0;
+    let connected!: () => void;
+    const listening = new Promise<void>((resolve) => (connected = resolve));
+    const stop = reader!.onPoolsChanged(() => {
+      heard++;
+      connected();
+    });
+    await listening;
+    const before = heard;
+    const changed = new Promise<void>((resolve) => {
+      const unsubscribe = reader!.onPoolsChanged(() => {
+        unsubscribe();
+        resolve();
+      });
+    });
+    await writer!.putPool(pool('announced'));
+    await Promise.race([
+      changed,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('no notification in 10 s')), 10_000).unref(),
+      ),
+    ]);
+    assert.ok(heard > before, 'the change was heard');
+    stop();
+    await Promise.all([writer!.close(), reader!.close()]);
+  });
+
   it('has one leader among the nodes, and leadership moves when the leader goes', async () => {
     const url = await newDatabase();
     const sealer = Sealer.ephemeral();

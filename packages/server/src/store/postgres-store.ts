@@ -17,7 +17,9 @@ import {
 
 import { migrations } from './migrations.js';
 import { postgresPool } from './postgres-connection.js';
+import { POOLS_CHANNEL, PoolChangeListener } from './postgres-notifications.js';
 import type { Sealer } from './sealer.js';
+import type { PoolRow } from './store.js';
 import { camelCase, SqlStore, type Tables } from './sql-store.js';
 
 /** The advisory lock the nodes take while one of them migrates (an arbitrary, fixed number). */
@@ -30,12 +32,34 @@ export class PostgresStore extends SqlStore {
   /** The connection holding the leader's lock, while this node leads. */
   private leaderConnection: PostgresPoolClient | undefined;
 
+  private readonly poolChanges: PoolChangeListener;
+
   private constructor(
     db: Kysely<Tables>,
     sealer: Sealer,
     private readonly pool: PostgresPool,
+    url: string,
   ) {
     super(db, sealer);
+    this.poolChanges = new PoolChangeListener(url);
+  }
+
+  override async putPool(pool: PoolRow): Promise<void> {
+    await super.putPool(pool);
+    await this.announcePoolChange();
+  }
+
+  override async deletePool(id: string): Promise<void> {
+    await super.deletePool(id);
+    await this.announcePoolChange();
+  }
+
+  override onPoolsChanged(listener: () => void): () => void {
+    return this.poolChanges.subscribe(listener);
+  }
+
+  private async announcePoolChange(): Promise<void> {
+    await sql`select pg_notify(${POOLS_CHANNEL}, '')`.execute(this.db);
   }
 
   protected override async lockPlacements(tx: Transaction<Tables>, poolId: string): Promise<void> {
@@ -75,6 +99,7 @@ export class PostgresStore extends SqlStore {
   }
 
   override async close(): Promise<void> {
+    await this.poolChanges.close();
     this.leaderConnection?.release();
     this.leaderConnection = undefined;
     await super.close();
@@ -102,7 +127,7 @@ export class PostgresStore extends SqlStore {
       await db.destroy();
       throw new Error(`cannot migrate the store at ${redactedUrl(url)}`, { cause: error });
     }
-    const store = new PostgresStore(db, sealer, pool);
+    const store = new PostgresStore(db, sealer, pool, url);
     await store.resealStale();
     return store;
   }

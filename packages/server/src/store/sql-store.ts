@@ -53,7 +53,10 @@ const json = (value: unknown): string => JSON.stringify(value);
 const parse = (text: string): unknown => JSON.parse(text);
 const parseOrNull = (text: string | null): unknown => (text === null ? null : parse(text));
 
-export class SqlStore implements Store {
+export abstract class SqlStore implements Store {
+  /** Each database tells of pool changes its own way (or, alone, has none to tell). */
+  abstract onPoolsChanged(listener: () => void): () => void;
+
   protected constructor(
     protected readonly db: Kysely<Tables>,
     private readonly sealer: Sealer,

@@ -59,6 +59,11 @@ export class SqliteStore extends SqlStore {
     return store;
   }
 
+  /** The embedded store has one process: nobody else changes its pools, and nothing is announced. */
+  onPoolsChanged(): () => void {
+    return () => undefined;
+  }
+
   /** SQLite's own integrity check; "ok" when the file is sound. */
   integrityCheck(): string {
     const row = this.sqlite.prepare('PRAGMA integrity_check').get() as { integrity_check: string };

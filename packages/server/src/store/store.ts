@@ -297,6 +297,12 @@ export interface Store {
   initSetting(key: string, value: string): Promise<string>;
 
   /**
+   * Calls `listener` when another process may have changed the pools (PostgreSQL: LISTEN/NOTIFY),
+   * and once on connecting; returns what stops it. The embedded store has no other process.
+   */
+  onPoolsChanged(listener: () => void): () => void;
+
+  /**
    * Whether this process leads the cluster's shared duties now, becoming leader if nobody is. A
    * PostgreSQL store holds an advisory lock for as long as its connection lives, so leadership moves
    * when the leader dies; the embedded store has one process, always the leader.
