@@ -49,7 +49,7 @@ export class NodeRegistry {
    * and none of those nodes is lost.
    */
   private inTouchSince = 0;
-  /** The renewal under way: a slow one (the store failing over) is not overlapped by the next. */
+  /** The lease renewal under way: a slow one (the store failing over) is not overlapped by the next. */
   private ticking: Promise<void> | undefined;
   /** Following the pools, under way; a change announced meanwhile makes it run once more. */
   private following: Promise<void> | undefined;
@@ -87,7 +87,8 @@ export class NodeRegistry {
     await this.look();
     this.renewal = setInterval(
       () => {
-        this.ticking ??= this.tick().finally(() => (this.ticking = undefined));
+        this.ticking ??= this.renewAndLead().finally(() => (this.ticking = undefined));
+        void this.followPools();
       },
       (this.deps.leaseSeconds * 1000) / 3,
     );
@@ -120,12 +121,20 @@ export class NodeRegistry {
     return this.following;
   }
 
-  /** One renewal: the lease, a look at the cluster, the pools, and the leader's duties. */
+  /** One renewal: the lease, a look at the cluster and the leader's duties, then the pools. */
   async tick(): Promise<void> {
+    await this.renewAndLead();
+    await this.followPools();
+  }
+
+  /**
+   * The store-bound part of a renewal. Following the pools runs beside it, never in its way: ending
+   * a deleted pool here waits for starts under way, and the lease must not wait with it.
+   */
+  private async renewAndLead(): Promise<void> {
     const steps: [string, () => Promise<unknown>][] = [
       ['node.lease not renewed', () => this.renew()],
       ['cluster.look failed', () => this.look()],
-      ['pools.follow failed', () => this.followPools()],
       ['cluster.lead failed', () => this.lead()],
     ];
     for (const [failure, step] of steps) {

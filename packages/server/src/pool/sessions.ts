@@ -169,6 +169,12 @@ export class Sessions {
     if (this.byIdentifier.has(identifier)) return undefined;
     const known = this.knownElsewhere(identifier);
     if (known !== undefined) return known;
+    // This node may not have caught up with the pool yet (an image another node just pinned): a
+    // session another node holds is still reached.
+    if (this.deps.notRunnable() !== undefined) {
+      const elsewhere = await this.locate(identifier);
+      if (elsewhere !== undefined) return elsewhere;
+    }
     const reach = await this.claimOrJoin(identifier);
     if ('node' in reach) return this.heldElsewhere(identifier, reach.node);
     if (reach.here.allocation.created) this.fresh.set(identifier, reach.here);
