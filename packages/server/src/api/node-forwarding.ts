@@ -76,7 +76,7 @@ async function addressed(pools: PoolService, method: string, url: string): Promi
   }
   const manager = await pools.known(id);
   if (!manager) return undefined;
-  return { manager, identifier: requireIdentifier(identifier), claim: !REACH_ONLY.test(`${method} ${rest}`) };
+  return { manager, identifier, claim: !REACH_ONLY.test(`${method} ${rest}`) };
 }
 
 /**
@@ -93,8 +93,10 @@ export async function routeOf(
 ): Promise<{ node?: string; forgetNode?: () => void; returnUnused?: () => Promise<void> }> {
   const target = await addressed(deps.pools, request.method, request.url);
   if (!target) return {};
-  const { manager, identifier, claim } = target;
+  const { manager, claim } = target;
+  // Authorized before the identifier is read: a caller without a role learns nothing of the pool.
   authorize(principal, claim ? 'sessions/execute' : 'sessions/read', manager.id);
+  const identifier = requireIdentifier(target.identifier);
   const node = await manager.route(identifier, { claim });
   if (node !== undefined) return { node, forgetNode: () => manager.forgetHolder(identifier) };
   return claim ? { returnUnused: () => manager.returnUnused(identifier) } : {};

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { FakeLauncher } from '../fake-launcher.js';
-import { DATA, createPool, poolPath, interpreterPool, startTestServer } from '../server-harness.js';
+import {
+  DATA,
+  armPath,
+  createPool,
+  interpreterPool,
+  newKey,
+  poolPath,
+  startTestServer,
+} from '../server-harness.js';
 
 const upload = (name: string, content: string | Uint8Array, field = 'file') => {
   const form = new FormData();
@@ -310,6 +318,15 @@ describe('data plane: every bad input is a 4xx with a stable code', async () => 
   it('leaves nothing behind from a refused upload', async () => {
     const listed = await server.request('GET', at('files'));
     assert.deepEqual(listed.json.value, []);
+  });
+
+  it('answers a caller without a role on the pool 403 before it reads the identifier', async () => {
+    const outsider = await newKey(server, [`SessionExecutor:${armPath('elsewhere')}`]);
+    const answer = await server.request('POST', at('executions', 'not valid: spaces'), {
+      key: outsider.key,
+      body: { code: '1' },
+    });
+    assert.equal(answer.status, 403, 'an invalid identifier would say the pool exists');
   });
 
   it('claims no session for a request it refuses, though the claim is made before the body is read', async () => {
