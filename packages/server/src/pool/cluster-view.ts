@@ -46,6 +46,13 @@ export class ClusterView {
     return this.nodes.find((node) => node.name === name);
   }
 
+  /** Other nodes whose lease has run out, as of the last look. */
+  lostNodes(): string[] {
+    return this.nodes
+      .filter((node) => node.name !== this.deps.self && !this.isLive(node.name))
+      .map((node) => node.name);
+  }
+
   /** Whether the node's lease lay ahead at the last look. */
   isLive(name: string): boolean {
     const node = this.node(name);

@@ -151,12 +151,11 @@ export class NodeRegistry {
   /** The leader ends what nodes whose lease ran out held; leadership moves when its holder dies. */
   private async lead(): Promise<void> {
     this.leads = await this.deps.store.holdLeadership().catch(() => false);
-    const now = this.deps.now();
-    if (!this.leads || now - this.inTouchSince < this.deps.leaseSeconds * 1000) return;
-    for (const node of await this.deps.store.listNodes()) {
-      if (node.name === this.deps.name || Date.parse(node.leaseUntil) > now) continue;
-      const ended = await this.deps.pools.endLostNode(node.name);
-      if (ended > 0) this.deps.log.warn({ node: node.name, ended }, 'node.lost: its sessions ended hostLost');
+    if (!this.leads || this.deps.now() - this.inTouchSince < this.deps.leaseSeconds * 1000) return;
+    // The nodes as the look just before read them.
+    for (const node of this.deps.cluster.lostNodes()) {
+      const ended = await this.deps.pools.endLostNode(node);
+      if (ended > 0) this.deps.log.warn({ node, ended }, 'node.lost: its sessions ended hostLost');
     }
   }
 
