@@ -136,6 +136,34 @@ describe('PoolService and PoolManager', () => {
     assert.equal((await store.liveSession(ID, 'second'))?.id, session.id);
   });
 
+  it('names the end of a session the leader ended just before the new one was placed', async () => {
+    const { manager, store, clock } = await setup();
+    const at = new Date(clock.now).toISOString();
+    await store.putSession({
+      id: 'on-lost-node',
+      poolId: ID,
+      generation: 0,
+      node: 'node-z',
+      identifier: 'moved',
+      state: 'allocated',
+      createdAt: at,
+      allocatedAt: at,
+      lastAccessedAt: at,
+      endedAt: null,
+      endReason: null,
+      endDetails: null,
+    });
+    // The leader's end commits between the request's arrival and its placement.
+    const place = store.placeSession.bind(store);
+    store.placeSession = async (request) => {
+      await store.endNodeSessions('node-z', 'hostLost', at);
+      return place(request);
+    };
+    const { allocation } = await manager.acquire('moved');
+    assert.equal(allocation.created, true);
+    assert.equal(allocation.previous?.reason, 'hostLost');
+  });
+
   it('gives the identifier back when its cold start fails: no session, and no end to report', async () => {
     const { manager, launcher, store } = await setup({ readySessionInstances: 0 });
     launcher.failWith = new Error('image missing');

@@ -296,9 +296,11 @@ export class Sessions {
 
   private async claim(identifier: string): Promise<Reach> {
     const started = this.deps.now();
-    const previous = this.deps.store.lastEndedSession(this.deps.poolId(), identifier).catch(() => undefined);
     const row = this.placed(await this.place(identifier));
     if (row.node !== this.deps.cluster.self && row.node !== null) return { node: row.node };
+    // Read after the placement, which saw every end committed before it (a leader ending a lost
+    // node's sessions just now among them), and beside the start.
+    const previous = this.deps.store.lastEndedSession(this.deps.poolId(), identifier).catch(() => undefined);
     // The row is this node's: a ready instance (claimed here or by the node that routed the request
     // here), or one to start now.
     let instance = await this.deps.warm.take(row.id);
