@@ -962,6 +962,10 @@ export interface components {
             /** @description Where other nodes and operators reach it. */
             url: string;
             maxSandboxes: number;
+            /** @description Cores its sandboxes may reserve together, each its pool’s session cpu (null: a node from before this was counted). */
+            maxCpu: number | null;
+            /** @description Memory its sandboxes may reserve together, each its pool’s session memory. */
+            maxMemoryBytes: number | null;
             /** @description It starts no new session or ready sandbox. */
             draining: boolean;
             /** @description Draining with nothing left running (for another node: as of the answering node’s last look, or its lease run out). */
@@ -972,12 +976,16 @@ export interface components {
             live: boolean;
             startedAt: string;
             leaseUntil: string;
-            /** @description What it holds: exact for the answering node, as of its last look at the store (every third of a lease) for the others. */
+            /** @description What it holds and reserves: exact for the answering node, as of its last look at the store (every third of a lease) for the others. */
             load: {
                 sessions: number;
                 ready: number;
                 /** @description Given for the answering node. */
                 starting?: number;
+                /** @description Cores its sandboxes reserve. */
+                cpu: number;
+                /** @description Memory its sandboxes reserve. */
+                memoryBytes: number;
             };
         };
     };

@@ -20,6 +20,19 @@ describe('loadConfig', () => {
     assert.ok(config.paths.pythonAgentDir.endsWith('/interpreter/python'));
   });
 
+  it('sizes the node from the host unless told: 16 reserved cores per core, four times its memory', () => {
+    const host = { cores: 2, memoryBytes: 24 * 1024 ** 3 };
+    const derived = loadConfig({ lookupEnv: env({}), host });
+    assert.equal(derived.nodeCpu, 32);
+    assert.equal(derived.nodeMemoryGib, 96);
+    const told = loadConfig({
+      lookupEnv: env({ SANDPOOL_NODE_CPU: '1.5', SANDPOOL_NODE_MEMORY_GIB: '24' }),
+      host,
+    });
+    assert.equal(told.nodeCpu, 1.5);
+    assert.equal(told.nodeMemoryGib, 24);
+  });
+
   it('reads overrides from the environment', () => {
     const config = loadConfig({
       lookupEnv: env({ SANDPOOL_HOME: '/srv/sp', SANDPOOL_RUNTIME: 'runsc', SANDPOOL_MAX_SANDBOXES: '10' }),

@@ -7,7 +7,7 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -75,6 +75,20 @@ export const ConfigSchema = Type.Object({
     minimum: 1,
     maximum: 16_000,
     description: 'Live sandboxes on this host.',
+  }),
+  nodeCpu: Type.Number({
+    default: 0,
+    minimum: 0,
+    maximum: 100_000,
+    description:
+      'Cores the sandboxes on this host may reserve together, each its pool’s session cpu, ready ones included (0: 16 per host core, since a session’s cpu is a ceiling an idle interpreter stays far below).',
+  }),
+  nodeMemoryGib: Type.Number({
+    default: 0,
+    minimum: 0,
+    maximum: 1_000_000,
+    description:
+      'Memory (GiB) the sandboxes on this host may reserve together, each its pool’s session memory (0: four times the host’s memory, since a session’s memory is a ceiling too; set the host’s memory to never overcommit).',
   }),
   cgroupParent: Type.String({
     default: 'sandpool',
@@ -253,7 +267,14 @@ export interface ConfigSources {
   argv?: readonly string[];
   lookupEnv?: LookupEnv;
   readFile?: (path: string) => string;
+  /** The host's cores and memory, which the node's capacity defaults from. */
+  host?: { cores: number; memoryBytes: number };
 }
+
+/** How far reservations may exceed the host by default: see the nodeCpu and nodeMemoryGib settings. */
+const DEFAULT_CPU_PER_CORE = 16;
+const DEFAULT_MEMORY_OVERCOMMIT = 4;
+const GIB = 1024 ** 3;
 
 export class ConfigError extends Error {}
 
@@ -304,6 +325,7 @@ function parseFlags(argv: readonly string[]): { flags: Map<string, string>; conf
 export function loadConfig(sources: ConfigSources = {}): Config {
   const lookupEnv = sources.lookupEnv ?? ((name: string) => process.env[name]);
   const readFile = sources.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  const host = sources.host ?? { cores: availableParallelism(), memoryBytes: totalmem() };
   const { flags, configFile } = parseFlags(sources.argv ?? []);
   const known = new Set(KEYS.map(flagName));
   for (const flag of flags.keys()) {
@@ -356,6 +378,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     ...valid,
     egressDnsServer: valid.egressDnsServer || firstNameserver(readFile),
     nodeName: valid.nodeName || hostname().toLowerCase(),
+    nodeCpu: valid.nodeCpu || host.cores * DEFAULT_CPU_PER_CORE,
+    nodeMemoryGib: valid.nodeMemoryGib || (host.memoryBytes / GIB) * DEFAULT_MEMORY_OVERCOMMIT,
     paths: {
       stateDir: join(valid.home, 'sandboxes'),
       runtimeStateDir: join(valid.runDir, 'runtime'),

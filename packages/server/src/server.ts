@@ -99,13 +99,16 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     });
   const metrics = new Metrics(now, config.nodeName);
   const feed = new EventFeed();
+  const capacity = {
+    sandboxes: config.maxSandboxes,
+    cpu: config.nodeCpu,
+    memoryBytes: config.nodeMemoryGib * 1024 ** 3,
+  };
   const cluster: ClusterView = new ClusterView({
     self: config.nodeName,
-    maxSandboxes: config.maxSandboxes,
-    localLoad: (): number => {
-      const load = pools.nodeLoad();
-      return load.sessions + load.ready + load.starting;
-    },
+    capacity,
+    localReservation: () => pools.nodeReservation(),
+    sizeOf: (poolId) => pools.sandboxSize(poolId),
     draining: (): boolean => nodes.draining,
     now,
   });
@@ -132,7 +135,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     log: logger,
     now,
     name: config.nodeName,
-    maxSandboxes: config.maxSandboxes,
+    capacity,
     leaseSeconds: config.nodeLeaseSeconds,
   });
   await pools.start();

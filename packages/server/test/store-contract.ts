@@ -359,12 +359,15 @@ export function storeContract(open: () => Promise<Store>): void {
       name: 'node-b',
       url: 'https://10.0.0.2:8443',
       maxSandboxes: 600,
+      maxCpu: 32.5,
+      maxMemoryBytes: 96 * 1024 ** 3,
       draining: false,
       startedAt: at,
       leaseUntil: '2026-11-26T12:00:15.000Z',
     };
     await store.putNode(node);
-    await store.putNode({ ...node, name: 'node-a' });
+    // A node from before cores and memory were counted.
+    await store.putNode({ ...node, name: 'node-a', maxCpu: null, maxMemoryBytes: null });
     await store.putNode({ ...node, draining: true, leaseUntil: '2026-11-26T12:00:30.000Z' });
     assert.deepEqual(
       (await store.listNodes()).map((n) => `${n.name}:${n.draining}:${n.leaseUntil}`),
@@ -375,6 +378,10 @@ export function storeContract(open: () => Promise<Store>): void {
       draining: true,
       leaseUntil: '2026-11-26T12:00:30.000Z',
     });
+    assert.deepEqual(
+      [(await store.getNode('node-a'))?.maxCpu, (await store.getNode('node-a'))?.maxMemoryBytes],
+      [null, null],
+    );
     assert.equal(await store.getNode('absent'), undefined);
     await store.close();
   });

@@ -64,6 +64,11 @@ export function gibTime(gibSeconds: number): string {
   return gibSeconds < 3600 ? `${number(gibSeconds, 1)} GiB·s` : `${number(gibSeconds / 3600, 2)} GiB·h`;
 }
 
+/** Cores: up to two decimals, as sessions come in quarters. */
+export function cores(value: number): string {
+  return value.toLocaleString('en', { maximumFractionDigits: 2 });
+}
+
 export function number(value: number, digits = 0): string {
   return value.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }

@@ -1,12 +1,17 @@
 /**
  * @module nodes-table
- * The nodes sharing the store: each one's lease and whether it is live, whether it drains, and for
- * the node answering, what it holds against its capacity.
+ * The nodes sharing the store: each one's lease and whether it is live, whether it drains, and what
+ * it holds (exact for the node answering, as of its last look for the others) against its capacity:
+ * sandbox slots, and the cores and memory its sandboxes may reserve.
  */
 
 import type { NodeInfo } from '@sandpool/sdk';
 
-import { duration } from './format.js';
+import { bytes, cores, duration } from './format.js';
+
+/** "1.5 / 32": reserved of the limit; a node from before the limit was counted has none. */
+const ofLimit = (reserved: string, limit: string | null) =>
+  limit === null ? reserved : `${reserved} / ${limit}`;
 
 export function NodesTable({ nodes, now }: { nodes: NodeInfo[]; now: number }) {
   return (
@@ -21,7 +26,15 @@ export function NodesTable({ nodes, now }: { nodes: NodeInfo[]; now: number }) {
             </th>
             <th class="num">Sessions</th>
             <th class="num">Ready</th>
-            <th class="num">Capacity</th>
+            <th class="num" title="Sandboxes it may hold">
+              Slots
+            </th>
+            <th class="num" title="Cores its sandboxes reserve, of what they may">
+              Cores
+            </th>
+            <th class="num" title="Memory its sandboxes reserve, of what they may">
+              Memory
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -46,6 +59,15 @@ export function NodesTable({ nodes, now }: { nodes: NodeInfo[]; now: number }) {
               <td class="num">{node.load.sessions}</td>
               <td class="num">{node.load.ready}</td>
               <td class="num">{node.maxSandboxes}</td>
+              <td class="num" data-testid="node-cpu">
+                {ofLimit(cores(node.load.cpu), node.maxCpu === null ? null : cores(node.maxCpu))}
+              </td>
+              <td class="num" data-testid="node-memory">
+                {ofLimit(
+                  bytes(node.load.memoryBytes),
+                  node.maxMemoryBytes === null ? null : bytes(node.maxMemoryBytes),
+                )}
+              </td>
             </tr>
           ))}
         </tbody>

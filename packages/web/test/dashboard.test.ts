@@ -41,7 +41,11 @@ if (!why && !existsSync(DIST)) {
 
 describe('web dashboard in Chromium', { skip: why }, async () => {
   const server: TestServer = await startTestServer('web', {
-    env: { SANDPOOL_DEFAULT_SUBSCRIPTION: SUBSCRIPTION },
+    env: {
+      SANDPOOL_DEFAULT_SUBSCRIPTION: SUBSCRIPTION,
+      SANDPOOL_NODE_CPU: '8',
+      SANDPOOL_NODE_MEMORY_GIB: '16',
+    },
   });
   const client = new SandpoolClient({
     endpoint: server.url,
@@ -164,6 +168,8 @@ describe('web dashboard in Chromium', { skip: why }, async () => {
     const node = page.getByTestId('node-row').first();
     await node.filter({ hasText: 'serving' }).waitFor();
     assert.match(await node.innerText(), /serving/);
+    assert.match(await node.getByTestId('node-cpu').innerText(), /^[\d.]+ \/ 8$/);
+    assert.match(await node.getByTestId('node-memory').innerText(), /^[\d.]+ [KMG]?i?B \/ 16\.0 GiB$/);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-overview.png`, fullPage: true });
     await page.close();
   });

@@ -1,21 +1,37 @@
 /**
  * @module pool/cluster-view
  * What this node knows of the cluster, as of the last look at the store (every lease renewal): the
- * live nodes, whether they drain, their room, and how many sandboxes each holds per pool. Placement
- * asks it where a new session may go and how large this node's share of a pool's ready target is.
- * The share is a pure function of the store's rows, so every node computes the same split and no
- * leader hands targets out. A node alone (the embedded store) is the whole cluster.
+ * live nodes, whether they drain, their capacity, and how many sandboxes each holds per pool.
+ * Placement asks it where a new session may go and how large this node's share of a pool's ready
+ * target is. A node's room for a pool is how many more of that pool's sandboxes fit in each of its
+ * limits: sandbox slots, cores and memory, every sandbox (ready or in a session) reserving its
+ * pool's session size. The share is a pure function of the store's rows, so every node computes the
+ * same split and no leader hands targets out. A node alone (the embedded store) is the whole cluster.
  */
 
 import type { NodeRow, SessionCount } from '../store/store.js';
 
+/** What one sandbox of a pool reserves on its node: its session size. */
+export interface SandboxSize {
+  /** Cores. */
+  cpu: number;
+  memoryBytes: number;
+}
+
+/** Sandboxes with the cores and memory they reserve: a node's capacity, or what it holds. */
+export interface Reservation extends SandboxSize {
+  sandboxes: number;
+}
+
 export interface ClusterViewDeps {
   /** This node's name. */
   self: string;
-  /** How many sandboxes this node may hold. */
-  maxSandboxes: number;
-  /** What this node holds now (exact, unlike the store's counts of the others). */
-  localLoad: () => number;
+  /** What this node's sandboxes may reserve together. */
+  capacity: Reservation;
+  /** What this node's sandboxes reserve now, starting ones included (exact, unlike the store's counts). */
+  localReservation: () => Reservation;
+  /** A pool's session size; undefined for a pool this node does not know (it counts as a slot only). */
+  sizeOf: (poolId: string) => SandboxSize | undefined;
   /** Whether this node is draining. */
   draining: () => boolean;
   now: () => number;
@@ -68,12 +84,47 @@ export class ClusterView {
     return names.sort();
   }
 
-  private room(name: string): number {
-    if (name === this.deps.self) return this.deps.maxSandboxes - this.deps.localLoad();
-    const held = this.counts
-      .filter((count) => count.node === name)
-      .reduce((sum, count) => sum + count.count, 0);
-    return (this.node(name)?.maxSandboxes ?? 0) - held;
+  /** What the node's sandboxes reserve: this node's exactly, another's as of the last look. */
+  reserved(name: string): Reservation {
+    if (name === this.deps.self) return this.deps.localReservation();
+    const reserved = { sandboxes: 0, cpu: 0, memoryBytes: 0 };
+    for (const count of this.counts) {
+      if (count.node !== name) continue;
+      const size = this.deps.sizeOf(count.poolId);
+      reserved.sandboxes += count.count;
+      reserved.cpu += (size?.cpu ?? 0) * count.count;
+      reserved.memoryBytes += (size?.memoryBytes ?? 0) * count.count;
+    }
+    return reserved;
+  }
+
+  /** What the node may reserve; a node registered before cores and memory were counted has no limit on them. */
+  private capacity(name: string): Reservation {
+    if (name === this.deps.self) return this.deps.capacity;
+    const row = this.node(name);
+    return {
+      sandboxes: row?.maxSandboxes ?? 0,
+      cpu: row?.maxCpu ?? Number.POSITIVE_INFINITY,
+      memoryBytes: row?.maxMemoryBytes ?? Number.POSITIVE_INFINITY,
+    };
+  }
+
+  /** How many more of the pool's sandboxes fit on the node, in every one of its limits. */
+  room(name: string, poolId: string): number {
+    const size = this.deps.sizeOf(poolId) ?? { cpu: 0, memoryBytes: 0 };
+    const capacity = this.capacity(name);
+    const reserved = this.reserved(name);
+    // A millionth of slack: sizes like 0.25 cores add up exactly, others may not.
+    const fits = (limit: number, taken: number, each: number) =>
+      each > 0 ? Math.floor((limit - taken) / each + 1e-6) : Number.POSITIVE_INFINITY;
+    return Math.max(
+      0,
+      Math.min(
+        capacity.sandboxes - reserved.sandboxes,
+        fits(capacity.cpu, reserved.cpu, size.cpu),
+        fits(capacity.memoryBytes, reserved.memoryBytes, size.memoryBytes),
+      ),
+    );
   }
 
   /** Nodes whose ready sandboxes a new session may take, this one first (its own answer fastest). */
@@ -84,19 +135,25 @@ export class ClusterView {
       : serving;
   }
 
-  /** Where a session with no ready sandbox starts: here if there is room, else where most room is. */
-  coldNode(): string | undefined {
-    const withRoom = this.serving().filter((name) => this.room(name) > 0);
+  /** Where a pool's session with no ready sandbox starts: here if one fits, else where most fit. */
+  coldNode(poolId: string): string | undefined {
+    const withRoom = this.serving().filter((name) => this.room(name, poolId) > 0);
     if (withRoom.includes(this.deps.self)) return this.deps.self;
-    return withRoom.sort((a, b) => this.room(b) - this.room(a))[0];
+    return withRoom.sort((a, b) => this.room(b, poolId) - this.room(a, poolId))[0];
   }
 
   /**
    * This node's part of a pool's cluster-wide ready target: the target split evenly over the serving
-   * nodes with room, the remainder going to the first by name.
+   * nodes that have room for one of the pool's sandboxes or hold some already (a node full of its own
+   * share keeps it), the remainder going to the first by name. A node's warm set stops where its
+   * room does, whatever its share.
    */
-  readyShare(total: number): number {
-    const sharing = this.serving().filter((name) => name === this.deps.self || this.room(name) > 0);
+  readyShare(poolId: string, total: number): number {
+    const sharing = this.serving().filter(
+      (name) =>
+        this.room(name, poolId) > 0 ||
+        this.sum((count) => count.node === name && count.poolId === poolId && count.state === 'ready') > 0,
+    );
     const index = sharing.indexOf(this.deps.self);
     if (index === -1) return 0;
     return Math.floor(total / sharing.length) + (index < total % sharing.length ? 1 : 0);
@@ -104,19 +161,21 @@ export class ClusterView {
 
   /** Sessions of the pool other nodes hold, as of the last look. */
   allocatedElsewhere(poolId: string): number {
-    return this.counts
-      .filter(
-        (count) => count.poolId === poolId && count.state === 'allocated' && count.node !== this.deps.self,
-      )
-      .reduce((sum, count) => sum + count.count, 0);
+    return this.sum(
+      (count) => count.poolId === poolId && count.state === 'allocated' && count.node !== this.deps.self,
+    );
   }
 
-  /** Live sandboxes a node holds, as of the last look (this node's from its own count). */
+  /** Live sandboxes a node holds, as of the last look. */
   held(name: string): { sessions: number; ready: number } {
-    const of = (state: SessionCount['state']) =>
-      this.counts
-        .filter((count) => count.node === name && count.state === state)
-        .reduce((sum, count) => sum + count.count, 0);
-    return { sessions: of('allocated'), ready: of('ready') };
+    return {
+      sessions: this.sum((count) => count.node === name && count.state === 'allocated'),
+      ready: this.sum((count) => count.node === name && count.state === 'ready'),
+    };
+  }
+
+  /** Sandboxes counted at the last look, of the kind `match` picks. */
+  private sum(match: (count: SessionCount) => boolean): number {
+    return this.counts.filter(match).reduce((total, count) => total + count.count, 0);
   }
 }

@@ -9,7 +9,7 @@ import { EventFeed } from '../observability/event-feed.js';
 import { Metrics } from '../observability/metrics.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
-import { ClusterView } from './cluster-view.js';
+import { ClusterView, type Reservation } from './cluster-view.js';
 import { NodeRegistry } from './node-registry.js';
 import { pythonPoolSpec } from './pool-spec.js';
 import { PoolService } from './pool-service.js';
@@ -26,17 +26,18 @@ const poolOf = (ready: number) => ({
   spec: pythonPoolSpec({ readySessionInstances: ready, maxConcurrentSessions: 5 }),
 });
 
+/** Ten sandbox slots and room in cores and memory for all of them: the nodes' default here. */
+const TEN_SLOTS: Reservation = { sandboxes: 10, cpu: 64, memoryBytes: 64 * 1024 ** 3 };
+
 /** A node as server.ts composes one, on a fake launcher, sharing `store` with the others. */
-function node(store: Store, name: string, clock: { now: number }) {
+function node(store: Store, name: string, clock: { now: number }, capacity = TEN_SLOTS) {
   const launcher = new FakeLauncher();
   const now = () => clock.now;
   const cluster: ClusterView = new ClusterView({
     self: name,
-    maxSandboxes: 10,
-    localLoad: (): number => {
-      const load = pools.nodeLoad();
-      return load.sessions + load.ready + load.starting;
-    },
+    capacity,
+    localReservation: () => pools.nodeReservation(),
+    sizeOf: (poolId) => pools.sandboxSize(poolId),
     draining: (): boolean => registry.draining,
     now,
   });
@@ -60,7 +61,7 @@ function node(store: Store, name: string, clock: { now: number }) {
     log,
     now,
     name,
-    maxSandboxes: 10,
+    capacity,
     leaseSeconds: 15,
   });
   return { pools, registry, launcher };
@@ -140,6 +141,63 @@ describe('NodeRegistry', () => {
     assert.equal(a.pools.manager(ID)!.getSession('u1'), undefined);
     assert.equal((await store.listEvents(ID, { limit: 1000, types: ['ended'] })).length, events);
 
+    await b.registry.stop();
+    await a.pools.stop();
+    await b.pools.stop();
+    await store.close();
+  });
+
+  it('places by the cores and memory a node may reserve, not only its slots, and stops its warm set at its room', async () => {
+    const store = await SqliteStore.open(':memory:');
+    const clock = { now: Date.parse('2026-11-30T08:00:00.000Z') };
+    // Sessions of 0.25 cores and 512 MiB: a fits four by cores, b two by memory; both have ten slots.
+    const a = node(store, 'node-a', clock, { ...TEN_SLOTS, cpu: 1 });
+    const b = node(store, 'node-b', clock, { ...TEN_SLOTS, memoryBytes: 1024 ** 3 });
+    await a.pools.start();
+    await b.pools.start();
+    await a.registry.start('http://a');
+    await b.registry.start('http://b');
+    await a.pools.put({
+      ...poolOf(0),
+      spec: pythonPoolSpec({ readySessionInstances: 0, maxConcurrentSessions: 8 }),
+    });
+    await a.pools.settled(ID);
+    await b.registry.tick();
+    const look = async () => {
+      await a.registry.tick();
+      await b.registry.tick();
+    };
+    const placed: (string | undefined)[] = [];
+    for (let user = 1; user <= 6; user++) {
+      const identifier = `u${user}`;
+      const holder = await a.pools.manager(ID)!.route(identifier, { claim: true });
+      await (holder === 'node-b' ? b : a).pools.manager(ID)!.acquire(identifier);
+      placed.push(holder ?? 'node-a');
+      await look();
+    }
+    assert.deepEqual(placed, ['node-a', 'node-a', 'node-a', 'node-a', 'node-b', 'node-b']);
+    await assert.rejects(a.pools.manager(ID)!.acquire('u7'), { code: 'NoNodeAvailable' });
+    assert.deepEqual(
+      (await a.registry.list()).map(
+        (n) => `${n.name}:${n.maxCpu}:${n.load.sessions}:${n.load.cpu}:${n.load.memoryBytes / 1024 ** 2}`,
+      ),
+      ['node-a:1:4:1:2048', 'node-b:64:2:0.5:1024'],
+    );
+
+    // A ready target of four with room for one sandbox left, on a: b, full, takes no share, and a's
+    // warm set stops at its room.
+    await a.pools.manager(ID)!.stop('u1');
+    await look();
+    await a.pools.put({
+      ...poolOf(4),
+      spec: pythonPoolSpec({ readySessionInstances: 4, maxConcurrentSessions: 8 }),
+    });
+    await a.pools.settled(ID);
+    await look();
+    assert.equal(a.pools.manager(ID)!.status().ready, 1, 'the one sandbox a has room for');
+    assert.equal(b.pools.manager(ID)!.status().ready, 0, 'b has none');
+
+    await a.registry.stop();
     await b.registry.stop();
     await a.pools.stop();
     await b.pools.stop();

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
 import type { NodeRow, Store } from '../store/store.js';
-import type { ClusterView } from './cluster-view.js';
+import type { ClusterView, Reservation } from './cluster-view.js';
 import type { PoolService } from './pool-service.js';
 
 export interface NodeRegistryDeps {
@@ -23,7 +23,8 @@ export interface NodeRegistryDeps {
   log: Logger;
   now: () => number;
   name: string;
-  maxSandboxes: number;
+  /** What this node's sandboxes may reserve together. */
+  capacity: Reservation;
   leaseSeconds: number;
 }
 
@@ -35,8 +36,11 @@ export interface NodeView extends NodeRow {
   drained: boolean;
   /** The node answering leads the cluster's duties (known for that node alone). */
   leader?: boolean;
-  /** What it holds now: exact for the node answering, as of the last look for the others. */
-  load: { sessions: number; ready: number; starting?: number };
+  /**
+   * What it holds now, and the cores and memory that reserves: exact for the node answering, as of
+   * the last look for the others.
+   */
+  load: { sessions: number; ready: number; starting?: number; cpu: number; memoryBytes: number };
 }
 
 export class NodeRegistry {
@@ -77,7 +81,9 @@ export class NodeRegistry {
     this.row = {
       name: this.deps.name,
       url,
-      maxSandboxes: this.deps.maxSandboxes,
+      maxSandboxes: this.deps.capacity.sandboxes,
+      maxCpu: this.deps.capacity.cpu,
+      maxMemoryBytes: this.deps.capacity.memoryBytes,
       draining: false,
       startedAt: new Date(now).toISOString(),
       leaseUntil: this.leaseFrom(now),
@@ -215,11 +221,12 @@ export class NodeRegistry {
 
   private view(row: NodeRow): NodeView {
     const live = Date.parse(row.leaseUntil) > this.deps.now();
+    const { cpu, memoryBytes } = this.deps.cluster.reserved(row.name);
     if (row.name !== this.deps.name) {
-      const load = this.deps.cluster.held(row.name);
+      const load = { ...this.deps.cluster.held(row.name), cpu, memoryBytes };
       return { ...row, live, drained: row.draining && (!live || load.sessions + load.ready === 0), load };
     }
-    const load = this.deps.pools.nodeLoad();
+    const load = { ...this.deps.pools.nodeLoad(), cpu, memoryBytes };
     return {
       ...row,
       live,

@@ -15,7 +15,7 @@ import type { DeniedConnection } from '../sandbox/driver.js';
 import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
 import type { ExecutionEnd } from '../observability/timeline.js';
-import type { ClusterView } from './cluster-view.js';
+import type { ClusterView, SandboxSize } from './cluster-view.js';
 import type { EndState, HeldInstance, InstanceLauncher } from './instance.js';
 import { endDetails, reasonFor, storedExpiry, warmTarget } from './policy.js';
 import { PoolRecorder, type StartFailure } from './pool-recorder.js';
@@ -111,6 +111,11 @@ export class PoolManager {
 
   get containerType(): ContainerType {
     return this.spec.containerType;
+  }
+
+  /** What each of the pool's sandboxes reserves on its node: the session size. */
+  get sandboxSize(): SandboxSize {
+    return { cpu: this.spec.cpu, memoryBytes: this.spec.memoryBytes };
   }
 
   /** What a custom container pool runs; undefined for code interpreter pools. */

@@ -17,8 +17,9 @@ import { ClusterView } from './cluster-view.js';
 const alone = () =>
   new ClusterView({
     self: 'node-a',
-    maxSandboxes: 1000,
-    localLoad: () => 0,
+    capacity: { sandboxes: 1000, cpu: 1000, memoryBytes: 1024 ** 4 },
+    localReservation: () => ({ sandboxes: 0, cpu: 0, memoryBytes: 0 }),
+    sizeOf: () => undefined,
     draining: () => false,
     now: Date.now,
   });

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { poolId } from '../arm-id.js';
 import { AppError, ErrorCode } from '../errors.js';
 import type { JsonObject, OperationKind, OperationRow, PoolRow, SessionRow, Store } from '../store/store.js';
-import type { ClusterView } from './cluster-view.js';
+import type { ClusterView, Reservation, SandboxSize } from './cluster-view.js';
 import type { HeldInstance, InstanceLauncher } from './instance.js';
 import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
@@ -78,6 +78,28 @@ export class PoolService {
       load.starting += status.starting;
     }
     return load;
+  }
+
+  /**
+   * What this node's sandboxes reserve now, starting ones included: each its pool's session size
+   * (a pool's size as it is now; sandboxes of an earlier template are replaced soon after a change).
+   */
+  nodeReservation(): Reservation {
+    const reserved = { sandboxes: 0, cpu: 0, memoryBytes: 0 };
+    for (const manager of this.managers.values()) {
+      const status = manager.status();
+      const sandboxes = status.allocated + status.ready + status.starting;
+      const size = manager.sandboxSize;
+      reserved.sandboxes += sandboxes;
+      reserved.cpu += sandboxes * size.cpu;
+      reserved.memoryBytes += sandboxes * size.memoryBytes;
+    }
+    return reserved;
+  }
+
+  /** A pool's session size, if this node knows the pool. */
+  sandboxSize(poolId: string): SandboxSize | undefined {
+    return this.managers.get(poolId)?.sandboxSize;
   }
 
   /** Reconciles the store with the host, resumes interrupted operations and starts the reaper. */

@@ -335,14 +335,14 @@ export class Sessions {
   /** Asks the store to place the identifier's session, in one transaction across the cluster. */
   private place(identifier: string): Promise<Placement> {
     const { cluster } = this.deps;
-    const coldNode = cluster.coldNode();
+    const poolId = this.deps.poolId();
     return this.deps.store.placeSession({
-      poolId: this.deps.poolId(),
+      poolId,
       identifier,
       generation: this.deps.generation(),
       maxSessions: this.deps.spec().maxConcurrentSessions,
       nodes: cluster.readyOrder(),
-      coldNode,
+      coldNode: cluster.coldNode(poolId),
       coldId: this.deps.newInstanceId(),
       at: new Date(this.deps.now()).toISOString(),
     });

@@ -228,8 +228,12 @@ export class WarmPool {
     for (const held of this.ready) held.instance.release();
   }
 
+  /** This node's share of the ready target, as far as its room reaches. */
   private target(): number {
-    return this.deps.cluster.readyShare(warmTarget(this.deps.template().spec, this.deps.claimed()));
+    const { spec, poolId } = this.deps.template();
+    const { cluster } = this.deps;
+    const share = cluster.readyShare(poolId, warmTarget(spec, this.deps.claimed()));
+    return Math.min(share, this.ready.length + this.starts.size + cluster.room(cluster.self, poolId));
   }
 
   private hold(held: HeldInstance): void {

@@ -199,4 +199,11 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('sessions_by_node').on('sessions').columns(['node', 'state']).execute();
     },
   },
+  '0007-nodes-reserve-cpu-and-memory': {
+    async up(db: Kysely<unknown>) {
+      const column = columnsFor(db);
+      await db.schema.alterTable('nodes').addColumn('max_cpu', column.float).execute();
+      await db.schema.alterTable('nodes').addColumn('max_memory_bytes', column.float).execute();
+    },
+  },
 };

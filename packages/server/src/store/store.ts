@@ -168,6 +168,10 @@ export interface NodeRow {
   url: string;
   /** How many sandboxes it may hold. */
   maxSandboxes: number;
+  /** Cores its sandboxes may reserve together (null: registered before cores were counted, no limit). */
+  maxCpu: number | null;
+  /** Memory its sandboxes may reserve together, bytes (null: as for `maxCpu`). */
+  maxMemoryBytes: number | null;
   /** It takes no new sessions and starts no sandboxes; its sessions run to their end. */
   draining: boolean;
   startedAt: string;

@@ -13,6 +13,13 @@ export const Node = Type.Object(
     name: Type.String(),
     url: Type.String({ description: 'Where other nodes and operators reach it.' }),
     maxSandboxes: Type.Integer(),
+    maxCpu: Type.Union([Type.Number(), Type.Null()], {
+      description:
+        'Cores its sandboxes may reserve together, each its pool’s session cpu (null: a node from before this was counted).',
+    }),
+    maxMemoryBytes: Type.Union([Type.Number(), Type.Null()], {
+      description: 'Memory its sandboxes may reserve together, each its pool’s session memory.',
+    }),
     draining: Type.Boolean({ description: 'It starts no new session or ready sandbox.' }),
     drained: Type.Boolean({
       description:
@@ -32,10 +39,12 @@ export const Node = Type.Object(
         sessions: Type.Integer(),
         ready: Type.Integer(),
         starting: Type.Optional(Type.Integer({ description: 'Given for the answering node.' })),
+        cpu: Type.Number({ description: 'Cores its sandboxes reserve.' }),
+        memoryBytes: Type.Number({ description: 'Memory its sandboxes reserve.' }),
       },
       {
         description:
-          'What it holds: exact for the answering node, as of its last look at the store (every third of a lease) for the others.',
+          'What it holds and reserves: exact for the answering node, as of its last look at the store (every third of a lease) for the others.',
       },
     ),
   },
