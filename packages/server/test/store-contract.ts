@@ -383,6 +383,13 @@ export function storeContract(open: () => Promise<Store>): void {
       [null, null],
     );
     assert.equal(await store.getNode('absent'), undefined);
+    // Lost nodes are forgotten once long gone, unless they still hold something live.
+    await store.putSession({ ...session('on-b', pool('a').id, 'u', 'allocated'), node: 'node-b' });
+    assert.equal(await store.deleteNodesLostBefore('2026-11-26T12:01:00.000Z'), 1);
+    assert.deepEqual(
+      (await store.listNodes()).map((n) => n.name),
+      ['node-b'],
+    );
     await store.close();
   });
 }

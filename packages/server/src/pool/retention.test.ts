@@ -65,6 +65,37 @@ describe('retention', () => {
     await usage(3);
     await usage(50 * 24);
 
+    // Nodes lost three hours and one hour ago, and one lost long ago that still holds a session
+    // (no leader has ended it yet): only the first is forgotten.
+    const node = (name: string, lostHoursAgo: number) =>
+      store.putNode({
+        name,
+        url: `http://${name}`,
+        maxSandboxes: 10,
+        maxCpu: 4,
+        maxMemoryBytes: 2 ** 33,
+        draining: false,
+        startedAt: iso(lostHoursAgo + 1),
+        leaseUntil: iso(lostHoursAgo),
+      });
+    await node('gone', 3);
+    await node('recently-lost', 1);
+    await node('holding', 3);
+    await store.putSession({
+      id: 'held',
+      poolId: 'p',
+      identifier: 'held',
+      state: 'allocated',
+      node: 'holding',
+      generation: 1,
+      createdAt: iso(4),
+      allocatedAt: iso(4),
+      lastAccessedAt: iso(4),
+      endedAt: null,
+      endReason: null,
+      endDetails: null,
+    });
+
     const periods = { retentionHours: 2, auditRetentionDays: 30, usageRetentionDays: 31 };
     const deps = {
       store,
@@ -82,6 +113,10 @@ describe('retention', () => {
     assert.deepEqual(
       (await store.listEvents('p', { limit: 10 })).map((e) => e.at),
       [iso(1)],
+    );
+    assert.deepEqual(
+      (await store.listNodes()).map((n) => n.name),
+      ['holding', 'recently-lost'],
     );
     assert.deepEqual(
       (await store.listUsage({ since: iso(60 * 24), until: iso(0) })).map((u) => u.endedAt),

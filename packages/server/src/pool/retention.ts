@@ -1,8 +1,9 @@
 /**
  * @module pool/retention
  * What the server forgets, and when: execution records (output and images) and ended sessions (which
- * answer "how did my last one end") after the retention period, with events and archived console
- * logs; audit records and the usage ledger after their own, longer periods. Runs once a minute.
+ * answer "how did my last one end") after the retention period, with events, archived console logs
+ * and nodes lost that long ago (hosts a cluster scaled away; one that comes back registers again);
+ * audit records and the usage ledger after their own, longer periods. Runs once a minute.
  */
 
 import type { Logger } from 'pino';
@@ -43,6 +44,7 @@ export async function prune(periods: RetentionPeriods, deps: RetentionDeps): Pro
     deps.store.deleteExecutionsEndedBefore(cutoff),
     deps.store.deleteSessionsEndedBefore(cutoff),
     deps.store.deleteEventsBefore(cutoff),
+    deps.store.deleteNodesLostBefore(cutoff),
     deps.store.deleteAuditBefore(new Date(now - periods.auditRetentionDays * DAY_MS).toISOString()),
     deps.store.deleteUsageBefore(new Date(now - periods.usageRetentionDays * DAY_MS).toISOString()),
   ]);

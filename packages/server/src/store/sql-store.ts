@@ -475,6 +475,24 @@ export abstract class SqlStore implements Store {
     return rows.map((row) => ({ ...row, draining: row.draining === 1 }));
   }
 
+  async deleteNodesLostBefore(before: string): Promise<number> {
+    const result = await this.db
+      .deleteFrom('nodes')
+      .where('leaseUntil', '<', before)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('sessions')
+              .select('sessions.id')
+              .whereRef('sessions.node', '=', 'nodes.name')
+              .where('sessions.state', 'in', ['ready', 'allocated']),
+          ),
+        ),
+      )
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async getSetting(key: string): Promise<string | undefined> {
     const row = await this.db
       .selectFrom('settings')

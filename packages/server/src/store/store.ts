@@ -294,6 +294,8 @@ export interface Store {
   putNode(node: NodeRow): Promise<void>;
   getNode(name: string): Promise<NodeRow | undefined>;
   listNodes(): Promise<NodeRow[]>;
+  /** Forgets nodes whose lease ran out before `before` and that hold nothing live; returns how many. */
+  deleteNodesLostBefore(before: string): Promise<number>;
 
   getSetting(key: string): Promise<string | undefined>;
   putSetting(key: string, value: string): Promise<void>;
