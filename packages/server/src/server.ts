@@ -128,6 +128,19 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     () => pools.snapshot(),
     () => pools.liveUsage(),
   );
+  metrics.observeCluster(() => {
+    const labels = new Map(pools.snapshot().map((pool) => [pool.id, pool.pool]));
+    const { sandboxes, nodes } = cluster.totals();
+    return {
+      sandboxes: sandboxes.flatMap(({ poolId, state, count }) => {
+        const pool = labels.get(poolId);
+        return pool === undefined ? [] : [{ pool, state, count }];
+      }),
+      nodes,
+      capacity,
+      reserved: pools.nodeReservation(),
+    };
+  });
   const nodes = new NodeRegistry({
     store,
     pools,

@@ -35,6 +35,17 @@ export interface PoolUsage {
   memoryBytes: number;
 }
 
+/** What a scrape reads of the cluster (as of the node's last look at the store) and of this node. */
+export interface ClusterSnapshot {
+  /** Live sandboxes of every node, per pool and state. */
+  sandboxes: { pool: string; state: string; count: number }[];
+  /** Registered nodes by state: serving, draining, lost. */
+  nodes: Record<string, number>;
+  /** What this node's sandboxes may reserve, and reserve now: sandboxes, cores, memory. */
+  capacity: { sandboxes: number; cpu: number; memoryBytes: number };
+  reserved: { sandboxes: number; cpu: number; memoryBytes: number };
+}
+
 /** Latencies from a millisecond to a minute: allocation is ms, a cold start 100s of ms. */
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -212,6 +223,57 @@ export class Metrics {
   recordPoolFull(pool: string): void {
     this.poolFullRejections.inc({ pool });
     this.timeline.recordPoolFull(pool);
+  }
+
+  /**
+   * Registers the gauges of the whole cluster, which every node reports alike (aggregate with `max
+   * without (node)`), and of this node's capacity and what it reserves.
+   */
+  observeCluster(snapshot: () => ClusterSnapshot): void {
+    const registers = [this.registry];
+    new Gauge<'pool' | 'state'>({
+      name: 'sandpool_cluster_sessions',
+      help: 'Sandboxes of every node by pool and state (ready, allocated), as of this node’s last look at the store.',
+      labelNames: ['pool', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { pool, state, count } of snapshot().sandboxes) this.set({ pool, state }, count);
+      },
+    });
+    new Gauge<'state'>({
+      name: 'sandpool_cluster_nodes',
+      help: 'Registered nodes by state: serving, draining, lost (lease run out).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [state, count] of Object.entries(snapshot().nodes)) this.set({ state }, count);
+      },
+    });
+    const resources = (gauge: Gauge<'resource'>, of: ClusterSnapshot['capacity']) => {
+      gauge.set({ resource: 'sandboxes' }, of.sandboxes);
+      gauge.set({ resource: 'cpu' }, of.cpu);
+      gauge.set({ resource: 'memory_bytes' }, of.memoryBytes);
+    };
+    new Gauge<'resource'>({
+      name: 'sandpool_node_capacity',
+      help: 'What this node’s sandboxes may reserve together: sandboxes, cores (cpu), memory_bytes.',
+      labelNames: ['resource'],
+      registers,
+      collect() {
+        resources(this, snapshot().capacity);
+      },
+    });
+    new Gauge<'resource'>({
+      name: 'sandpool_node_reserved',
+      help: 'What this node’s sandboxes reserve now, each its pool’s session size, starting ones included.',
+      labelNames: ['resource'],
+      registers,
+      collect() {
+        resources(this, snapshot().reserved);
+      },
+    });
   }
 
   /** Registers the gauges of pool state and live resource use, read from the pools on every scrape. */

@@ -23,6 +23,7 @@ import {
   testConfig,
   testServerEnv,
   until,
+  withoutNodeLabel,
 } from '../server-harness.js';
 import { call, sandboxesOnHost, startChild, type Child } from '../child-server.js';
 import { postgresSkipReason, startPostgres, type PostgresServer } from '../postgres-server.js';
@@ -38,6 +39,9 @@ interface Node {
   env: Record<string, string>;
   child: Child;
 }
+
+const metricsOf = async (node: Node) =>
+  (await fetch(`${node.child.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
 
 const run = (node: Node, identifier: string, code: string) =>
   call(node.child, 'POST', `${poolPath(POOL)}/executions?${DATA}&identifier=${identifier}`, { code });
@@ -290,6 +294,17 @@ describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? pos
       const refused = await run(node(name), `over-${name}`, '0');
       assert.equal(refused.status, 429, JSON.stringify(refused.json));
       assert.equal(refused.json.error.code, 'SessionPoolFull');
+    }
+    // Every node's metrics count the whole cluster, as of its last look at the store.
+    for (const name of ['node-a', 'node-b', 'node-c']) {
+      await until(`${name}’s metrics to count the cluster’s six sessions and three nodes`, async () => {
+        const text = withoutNodeLabel(await metricsOf(node(name)));
+        return (
+          new RegExp(`^sandpool_cluster_sessions\\{pool="[^"]+/${POOL}",state="allocated"\\} 6$`, 'm').test(
+            text,
+          ) && /^sandpool_cluster_nodes\{state="serving"\} 3$/m.test(text)
+        );
+      });
     }
     for (const identifier of ['m1', 'm2', 'm3', 'm4', 'student', 'racer']) {
       const stopped = await call(
