@@ -479,10 +479,11 @@ export abstract class SqlStore implements Store {
     const result = await this.db
       .deleteFrom('nodes')
       .where('leaseUntil', '<', before)
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(
-            selectFrom('sessions')
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('sessions')
               .select('sessions.id')
               .whereRef('sessions.node', '=', 'nodes.name')
               .where('sessions.state', 'in', ['ready', 'allocated']),
