@@ -20,6 +20,19 @@ import sys
 import threading
 import time
 import traceback
+from importlib.util import module_from_spec, spec_from_file_location
+
+
+def _sibling(name):
+    """A module beside this file, loaded without putting this directory on sys.path (the agent runs
+    with -I, so nothing in /mnt/data or here shadows what the user's code imports)."""
+    spec = spec_from_file_location(f"sandpool_{name}", os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+plain_text = _sibling("plain_text").plain_text
 
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -113,7 +126,8 @@ def finish_captures(stdout, stderr):
 
 
 def json_value(value):
-    """The value of the last expression as JSON: primitives as themselves, anything else as its repr."""
+    """The value of the last expression as JSON: primitives as themselves, anything else as the text a
+    Jupyter kernel shows for it (IPython's text/plain layout)."""
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(value, numpy.generic) and value.ndim == 0:
         value = value.item()
@@ -123,7 +137,10 @@ def json_value(value):
         return value if abs(value) < 2**53 else repr(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
-    return repr(value)
+    try:
+        return plain_text(value)
+    except RecursionError:
+        return repr(value)
 
 
 def png_of_figures():

@@ -26,6 +26,30 @@ describe('Python interpreter in a runc sandbox', { skip: skipReason }, () => {
     assert.equal(await value(session, 'import numpy as np\nnp.int64(7) * 6'), 42);
   });
 
+  it('shows a value the way a Jupyter kernel does, so clients that parse that text read it', async () => {
+    // AutoGen lists packages with a list expression and splits the answer on ",\n".
+    const listed = await value(session, '[f"package-{i}==1.{i}" for i in range(12)]');
+    assert.equal(typeof listed, 'string');
+    const items = (listed as string).slice(1, -1).split(',\n');
+    assert.equal(items.length, 12, String(listed));
+    assert.deepEqual(
+      items.map((item) => item.trim()),
+      Array.from({ length: 12 }, (_, i) => `'package-${String(i)}==1.${String(i)}'`),
+    );
+    assert.equal(await value(session, '{"a": 1, "b": [1, 2]}'), "{'a': 1, 'b': [1, 2]}");
+    assert.equal(
+      await value(session, '{f"key{i}": list(range(3)) for i in range(8)}'),
+      `{${Array.from({ length: 8 }, (_, i) => `'key${String(i)}': [0, 1, 2]`).join(',\n ')}}`,
+    );
+    assert.equal(await value(session, '(1,)'), '(1,)');
+    // pandas and NumPy objects keep their own text, as IPython shows them.
+    const frame =
+      'import pandas as pd\ndf = pd.DataFrame({"a": range(30), "b": [x * 0.5 for x in range(30)]})';
+    await value(session, frame);
+    assert.equal(await value(session, 'df'), await value(session, 'repr(df)'));
+    assert.equal(await value(session, 'np.arange(40)'), await value(session, 'repr(np.arange(40))'));
+  });
+
   it('runs in /mnt/data as an unprivileged user', async () => {
     assert.equal(await value(session, 'import os\nos.getcwd()'), '/mnt/data');
     assert.equal(await value(session, 'os.getuid()'), 1000);
