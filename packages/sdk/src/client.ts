@@ -318,6 +318,21 @@ export class Pools {
   }
 
   /** The pool's last hour minute by minute: allocations (p50/p99 ms), executions, ends, pool-full refusals. */
+  /**
+   * The key of the pool's platform MCP server (Azure's, enabled with `mcpServerSettings`), made on
+   * first fetch; with `rotate`, a new one, and the old one stops working at once. Needs Contributor.
+   */
+  async mcpServerKey(name: string, options: { rotate?: boolean } = {}): Promise<string> {
+    const action = options.rotate
+      ? `${POOLS_PATH}/rotateMcpServerCredentials`
+      : `${POOLS_PATH}/fetchMcpServerCredentials`;
+    return ok(
+      await this.client.api.POST(action as `${typeof POOLS_PATH}/fetchMcpServerCredentials`, {
+        params: { path: this.path(name), query: this.query },
+      }),
+    ).apiKey;
+  }
+
   async timeline(name: string, options: { minutes?: number } = {}): Promise<PoolTimeline> {
     return ok(
       await this.client.api.GET(`${POOLS_PATH}/timeline`, {
@@ -415,6 +430,15 @@ export class Pool {
   /** The session named `identifier`; created by the server on its first request. */
   session(identifier: string): Session {
     return new Session(this.client, this.name, identifier);
+  }
+
+  /**
+   * Where the pool's Sandpool MCP server answers (Streamable HTTP; send this client's credential as
+   * `Authorization: Bearer`). See docs/mcp.md.
+   */
+  get mcpUrl(): string {
+    const { subscription, resourceGroup } = this.client.scope;
+    return `${this.client.baseUrl}/subscriptions/${subscription}/resourceGroups/${resourceGroup}/sessionPools/${encodeURIComponent(this.name)}/mcp`;
   }
 
   /** Every live session of the pool, oldest first. */

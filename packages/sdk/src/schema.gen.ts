@@ -551,6 +551,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Sandpool’s MCP server: the MCP session’s event stream for messages from the server */
+        get: operations["Mcp_Stream"];
+        put?: never;
+        /**
+         * Sandpool’s MCP server for the pool: a JSON-RPC message (Streamable HTTP)
+         * @description Model Context Protocol over Streamable HTTP, served by the official TypeScript SDK with its session handling (`mcp-session-id`, given by the `initialize` answer). Authenticated like every route; an MCP session belongs to the credential that opened it. Tools run code and shell commands, move files and end sessions; each appears only to a caller whose role allows it (a Reader sees `list_sessions` alone). See docs/mcp.md.
+         */
+        post: operations["Mcp_Post"];
+        /** Sandpool’s MCP server: ends the MCP session, and the sandbox of its own */
+        delete: operations["Mcp_EndSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/platformMcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Azure’s platform MCP server for the pool: JSON-RPC over POST, the pool’s MCP key in `x-ms-apikey`
+         * @description Protocol 2025-03-26 as Azure serves it (its `mcpServerEndpoint`): `initialize`, `tools/list` and `tools/call` of `launchShell`, `runShellCommandInRemoteEnvironment` and, on PythonLTS pools, `runPythonCodeInRemoteEnvironment`. An `environmentId` is a session of the pool. With `isMcpServerApiKeyDisabled`, a Session Executor’s bearer credential instead of the key.
+         */
+        post: operations["PlatformMcp_Request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools/{name}/fetchMcpServerCredentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The API key of the pool’s platform MCP server (made on first fetch); needs Contributor */
+        post: operations["SessionPools_FetchMcpServerCredentials"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.App/sessionPools/{name}/rotateMcpServerCredentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replaces the key of the pool’s platform MCP server: the old one is refused at once; needs Contributor */
+        post: operations["SessionPools_RotateMcpServerCredentials"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/session": {
         parameters: {
             query?: never;
@@ -731,6 +807,13 @@ export interface components {
                 };
                 /** @description Sandpool: the OCI runtime (`runc` or `runsc`). */
                 sandboxRuntime?: string;
+                /** @description Azure’s platform MCP server (2025-10-02-preview; PythonLTS and Shell pools): JSON-RPC over POST with the key of fetchMcpServerCredentials in `x-ms-apikey`. Names in any case (`isMCPServerEnabled`). */
+                mcpServerSettings?: {
+                    isMcpServerEnabled?: boolean;
+                    /** @description Without the API key, the MCP endpoint takes a Session Executor’s bearer credential instead. */
+                    isMcpServerApiKeyDisabled?: boolean;
+                    readonly mcpServerEndpoint?: string;
+                };
                 /** @description CustomContainer pools: the image, what it runs and the port the session proxy reaches. */
                 customContainerTemplate?: {
                     registryCredentials?: {
@@ -2854,6 +2937,302 @@ export interface operations {
                 };
                 content: {
                     "application/octet-stream": string;
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Mcp_Stream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-sent events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Mcp_Post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A JSON-RPC answer, as JSON or as an event stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "text/event-stream": string;
+                };
+            };
+            /** @description A notification or response taken in. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Mcp_EndSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    PlatformMcp_Request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A JSON-RPC 2.0 answer: `result`, or `error` with JSON-RPC’s code. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        jsonrpc: "2.0";
+                        id: string | number | null;
+                        result?: {
+                            [key: string]: unknown;
+                        };
+                        error?: {
+                            code: number;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description A notification taken in. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    SessionPools_FetchMcpServerCredentials: {
+        parameters: {
+            query: {
+                /** @description Each version answers in the shape its clients expect. */
+                "api-version": "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-01-01" | "2025-02-02-preview" | "2025-07-01" | "2025-10-02-preview" | "2026-01-01" | "2026-07-01";
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        apiKey: string;
+                    };
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    SessionPools_RotateMcpServerCredentials: {
+        parameters: {
+            query: {
+                /** @description Each version answers in the shape its clients expect. */
+                "api-version": "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-01-01" | "2025-02-02-preview" | "2025-07-01" | "2025-10-02-preview" | "2026-01-01" | "2026-07-01";
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        apiKey: string;
+                    };
                 };
             };
             /** @description Azure's error body. */

@@ -51,6 +51,33 @@ describe('SDK against a server in process', async () => {
     await client.pools.delete('doomed');
   });
 
+  it('fetches and rotates a pool’s platform MCP key, and names its MCP endpoints', async () => {
+    const memory = await client.pools.get('memory');
+    await client.pools.createOrUpdate('agentic', {
+      ...memory,
+      properties: { ...memory.properties, mcpServerSettings: { isMcpServerEnabled: true } },
+    });
+    const key = await client.pools.mcpServerKey('agentic');
+    assert.equal(await client.pools.mcpServerKey('agentic'), key);
+    const rotated = await client.pools.mcpServerKey('agentic', { rotate: true });
+    assert.notEqual(rotated, key);
+    const pool = await client.pools.get('agentic');
+    assert.equal(
+      pool.properties.mcpServerSettings?.mcpServerEndpoint,
+      `${endpoint}/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/sessionPools/agentic/platformMcp`,
+    );
+    assert.equal(
+      client.pool('agentic').mcpUrl,
+      `${endpoint}/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/sessionPools/agentic/mcp`,
+    );
+    await assert.rejects(client.pools.mcpServerKey('memory'), (error: unknown) => {
+      assert.ok(error instanceof ApiError);
+      assert.equal(error.code, 'InvalidParameter');
+      return true;
+    });
+    await client.pools.delete('agentic');
+  });
+
   it('types a refusal with its status, stable code and the server’s request id', async () => {
     await assert.rejects(client.pools.get('absent'), (error: unknown) => {
       assert.ok(error instanceof ApiError);

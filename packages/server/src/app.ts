@@ -48,6 +48,10 @@ import type { NodeRegistry } from './pool/node-registry.js';
 import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
+import { registerMcpRoutes } from './api/mcp/mcp-routes.js';
+import { registerPlatformMcpRoutes } from './api/mcp/platform-mcp-routes.js';
+import { registerMcpCredentialRoutes } from './api/management/mcp-credential-routes.js';
+import { McpServerKeys } from './pool/mcp-server-keys.js';
 
 export interface AppDeps {
   config: Pick<
@@ -251,6 +255,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     authenticator: deps.authenticator,
   });
   registerFileRoutes(app, { pools: deps.pools, uploadMaxBytes: deps.config.uploadMaxBytes });
+  registerMcpRoutes(app, {
+    pools: deps.pools,
+    executions: deps.executions,
+    now: deps.now,
+    version: SANDPOOL_VERSION,
+  });
+  const mcpKeys = new McpServerKeys(deps.store);
+  registerPlatformMcpRoutes(app, {
+    pools: deps.pools,
+    executions: deps.executions,
+    keys: mcpKeys,
+    version: SANDPOOL_VERSION,
+  });
+  registerMcpCredentialRoutes(app, { pools: deps.pools, keys: mcpKeys });
   registerSessionRoutes(app, {
     pools: deps.pools,
     publicUrl: deps.publicUrl,

@@ -51,6 +51,11 @@ export const ErrorCode = {
   FileNotFound: 'FileNotFound',
   SessionNotFound: 'SessionNotFound',
   ApiKeyNotFound: 'ApiKeyNotFound',
+  /** No MCP session of this id, for this caller and pool (ended, expired, or another caller's). */
+  McpSessionNotFound: 'McpSessionNotFound',
+  // 405
+  /** The route answers other methods (`Allow` names them). */
+  MethodNotAllowed: 'MethodNotAllowed',
   // 409
   /** A socket, FIFO or device under /mnt/data: the files API reads and writes regular files only. */
   NotARegularFile: 'NotARegularFile',
@@ -104,6 +109,8 @@ export const ErrorCode = {
   NoNodeAvailable: 'NoNodeAvailable',
   /** The session moved to another node while the request was routed; a retry reaches it. */
   SessionElsewhere: 'SessionElsewhere',
+  /** This node holds as many MCP sessions as it keeps; one ending makes room. */
+  TooManyMcpSessions: 'TooManyMcpSessions',
   // 507
   /** The session's /mnt/data is full. */
   SessionStorageFull: 'SessionStorageFull',
@@ -142,6 +149,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   FileNotFound: 404,
   SessionNotFound: 404,
   ApiKeyNotFound: 404,
+  McpSessionNotFound: 404,
+  MethodNotAllowed: 405,
   NotARegularFile: 409,
   SandboxAlreadyExists: 409,
   SessionPoolBusy: 409,
@@ -168,6 +177,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NodeDraining: 503,
   NoNodeAvailable: 503,
   SessionElsewhere: 503,
+  TooManyMcpSessions: 503,
   SessionStorageFull: 507,
   ServerStorageFull: 507,
 };

@@ -13,6 +13,8 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../auth/roles.js';
 import { DASHBOARD_PREFIX } from './dashboard.js';
 import { OPENAPI_PATH } from './openapi.js';
+import { POOL_ENDPOINT } from './data/pool-endpoint.js';
+import { PLATFORM_MCP_PATH } from './schemas/mcp.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,12 +34,25 @@ const PUBLIC_ROUTES = new Set([
   `${DASHBOARD_PREFIX}*`,
 ]);
 
+/**
+ * Routes that take a credential of their own in place of a bearer one: the platform MCP server's key
+ * (`x-ms-apikey`), which its handler checks. A bearer credential sent there is authenticated as
+ * anywhere else.
+ */
+const OWN_CREDENTIAL_ROUTES = new Set([`${POOL_ENDPOINT}${PLATFORM_MCP_PATH}`]);
+
 export function registerAuthentication(app: FastifyInstance, authenticator: Authenticator): void {
   app.decorateRequest('principal', null as unknown as Principal);
   app.decorateRequest('forwardedByPeer', false);
   app.addHook('onRequest', async (request) => {
     const route = request.routeOptions.url;
     if (route !== undefined && PUBLIC_ROUTES.has(route)) return;
+    if (
+      route !== undefined &&
+      OWN_CREDENTIAL_ROUTES.has(route) &&
+      request.headers.authorization === undefined
+    )
+      return;
     const { principal, forwarded } = await authenticator.authenticateRequest({
       headers: request.headers,
       method: request.method,

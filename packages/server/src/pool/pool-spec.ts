@@ -73,6 +73,8 @@ export interface PoolSpec {
   secrets: { name: string; value: string }[];
   /** Present exactly for CustomContainer pools. */
   container?: ContainerTemplate;
+  /** Azure's platform MCP server for the pool (`mcpServerSettings`; Python and Shell pools). */
+  mcpServer: { enabled: boolean; apiKeyDisabled: boolean };
 }
 
 /**
@@ -91,14 +93,20 @@ export function pythonPoolSpec(overrides: Partial<PoolSpec> = {}): PoolSpec {
     memoryBytes: 512 * 1024 * 1024,
     runtime: 'runc',
     secrets: [],
+    mcpServer: { enabled: false, apiKeyDisabled: false },
     ...overrides,
   };
 }
 
 /** A pool's spec as its row stores it; rows written before a field existed get its default. */
 export function storedSpec(row: { spec: unknown }): PoolSpec {
-  const spec = row.spec as Omit<PoolSpec, 'egressAllow'> & { egressAllow?: string[] };
-  return { ...spec, egressAllow: spec.egressAllow ?? [] };
+  const spec = row.spec as Omit<PoolSpec, 'egressAllow' | 'mcpServer'> &
+    Partial<Pick<PoolSpec, 'egressAllow' | 'mcpServer'>>;
+  return {
+    ...spec,
+    egressAllow: spec.egressAllow ?? [],
+    mcpServer: spec.mcpServer ?? { enabled: false, apiKeyDisabled: false },
+  };
 }
 
 /** Why a session ended; stored with the session and its `ended` event. */

@@ -20,6 +20,7 @@ import {
   field,
   firstField,
   isRecord,
+  optionalBoolean,
   optionalEnum,
   optionalInteger,
   optionalNumber,
@@ -346,6 +347,28 @@ export function parsePoolResource(
     runtime,
     secrets,
     ...(template && { container: template.container }),
+    mcpServer: parseMcpServerSettings(field(properties, 'mcpServerSettings'), containerType),
   };
   return { ...at, location, tags, spec };
+}
+
+/** `mcpServerSettings`: Azure's platform MCP server, for Python and Shell pools (names in any case). */
+function parseMcpServerSettings(value: unknown, containerType: ContainerType): PoolSpec['mcpServer'] {
+  const target = 'properties.mcpServerSettings';
+  const settings = optionalObject(value, target);
+  const enabled =
+    optionalBoolean(field(settings, 'isMcpServerEnabled'), `${target}.isMcpServerEnabled`) ?? false;
+  const apiKeyDisabled =
+    optionalBoolean(field(settings, 'isMcpServerApiKeyDisabled'), `${target}.isMcpServerApiKeyDisabled`) ??
+    false;
+  if (enabled && containerType !== 'PythonLTS' && containerType !== 'Shell') {
+    throw new AppError(
+      ErrorCode.InvalidParameter,
+      'the platform MCP server serves PythonLTS and Shell pools',
+      {
+        target: `${target}.isMcpServerEnabled`,
+      },
+    );
+  }
+  return { enabled, apiKeyDisabled };
 }

@@ -11,6 +11,7 @@ import type { PoolRow } from '../../store/store.js';
 import type { ManagementShape } from '../api-version.js';
 import type { JsonRecord } from '../wire.js';
 import { containerTemplateResource } from './container-template.js';
+import { PLATFORM_MCP_PATH } from '../schemas/mcp.js';
 import { versionedProperties } from './pool-legacy-shapes.js';
 
 const GIB = 1024 ** 3;
@@ -26,6 +27,7 @@ export function poolResource(
   const spec = storedSpec(pool);
   const versioned = versionedProperties(spec, shape);
   const resourceId = `/subscriptions/${pool.subscription}/resourceGroups/${pool.resourceGroup}/providers/Microsoft.App/sessionPools/${pool.name}`;
+  const poolManagementEndpoint = `${endpointBase}/subscriptions/${pool.subscription}/resourceGroups/${pool.resourceGroup}/sessionPools/${pool.name}`;
   return {
     id: resourceId,
     name: pool.name,
@@ -56,7 +58,16 @@ export function poolResource(
         },
       }),
       sandboxRuntime: spec.runtime,
-      poolManagementEndpoint: `${endpointBase}/subscriptions/${pool.subscription}/resourceGroups/${pool.resourceGroup}/sessionPools/${pool.name}`,
+      poolManagementEndpoint,
+      ...(shape === 'current' && {
+        mcpServerSettings: {
+          isMcpServerEnabled: spec.mcpServer.enabled,
+          isMcpServerApiKeyDisabled: spec.mcpServer.apiKeyDisabled,
+          ...(spec.mcpServer.enabled && {
+            mcpServerEndpoint: `${poolManagementEndpoint}${PLATFORM_MCP_PATH}`,
+          }),
+        },
+      }),
       provisioningState: pool.provisioningState,
       ...(status && {
         sessionStatus: {

@@ -34,7 +34,7 @@ const PAGE_SIZE = 100;
 /** PATCH merges onto the resource in the current shape, whatever the request's version. */
 const CURRENT_SHAPE_VERSION = '2025-07-01';
 const MAX_PAGE_SIZE = 1000;
-const POOLS =
+export const POOLS =
   '/subscriptions/:subscription/resourceGroups/:resourceGroup/providers/Microsoft.App/sessionPools';
 const OPERATIONS = '/subscriptions/:subscription/providers/Microsoft.App/locations/:location';
 

@@ -50,7 +50,15 @@ export const PoolEndpointParams = Type.Object({
 });
 
 export type Tag =
-  'Session pools' | 'Executions' | 'Files' | 'Sessions' | 'Access' | 'Health' | 'Operations' | 'Legacy';
+  | 'Session pools'
+  | 'Executions'
+  | 'Files'
+  | 'Sessions'
+  | 'MCP'
+  | 'Access'
+  | 'Health'
+  | 'Operations'
+  | 'Legacy';
 
 export interface RouteDoc {
   operationId: string;

@@ -74,6 +74,24 @@ const PoolProperties = Type.Object(
     sandboxRuntime: Type.Optional(
       Type.String({ description: 'Sandpool: the OCI runtime (`runc` or `runsc`).' }),
     ),
+    mcpServerSettings: Type.Optional(
+      Type.Object(
+        {
+          isMcpServerEnabled: Type.Optional(Type.Boolean()),
+          isMcpServerApiKeyDisabled: Type.Optional(
+            Type.Boolean({
+              description:
+                'Without the API key, the MCP endpoint takes a Session Executor’s bearer credential instead.',
+            }),
+          ),
+          mcpServerEndpoint: Type.Optional(Type.String({ readOnly: true })),
+        },
+        {
+          description:
+            'Azure’s platform MCP server (2025-10-02-preview; PythonLTS and Shell pools): JSON-RPC over POST with the key of fetchMcpServerCredentials in `x-ms-apikey`. Names in any case (`isMCPServerEnabled`).',
+        },
+      ),
+    ),
     customContainerTemplate: Type.Optional(
       Type.Object(
         {
@@ -195,7 +213,7 @@ const OperationStatus = Type.Object({
 });
 
 const ResourceGroupParams = Type.Object({ subscription: Type.String(), resourceGroup: Type.String() });
-const PoolParams = Type.Object({
+export const PoolParams = Type.Object({
   subscription: Type.String(),
   resourceGroup: Type.String(),
   name: Type.String({ pattern: POOL_NAME.source }),
