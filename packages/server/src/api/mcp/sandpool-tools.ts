@@ -23,7 +23,7 @@ import { AppError } from '../../errors.js';
 import type { ExecutionResult, Executions } from '../../pool/executions.js';
 import type { PoolManager } from '../../pool/pool-manager.js';
 import type { InterpreterType } from '../../pool/pool-spec.js';
-import { withSessionFiles } from '../../pool/session-files.js';
+import { withSessionFiles, type DataDirectory } from '../../pool/session-files.js';
 import { executionResource, shellExecutionResource } from '../data/executions.js';
 import { fileResource } from '../data/file-routes.js';
 import { requireIdentifier } from '../data/pool-endpoint.js';
@@ -52,6 +52,15 @@ interface ToolDefinition<N extends McpToolName> {
 
 const identifierOf = (context: ToolContext, given: string | undefined) =>
   given === undefined ? context.ownIdentifier : requireIdentifier(given);
+
+/** Runs `work` on the /mnt/data of the session the call names (or the MCP session's own). */
+async function inFiles<T>(
+  context: ToolContext,
+  identifier: string | undefined,
+  work: (data: DataDirectory) => Promise<T>,
+): Promise<T> {
+  return (await withSessionFiles(context.manager, identifierOf(context, identifier), work)).value;
+}
 
 function text(value: string): { type: 'text'; text: string } {
   return { type: 'text', text: value };
@@ -139,10 +148,8 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
     pools: BOTH,
     run: async (context, input) => {
       const bytes = Buffer.from(input.content, input.base64 === true ? 'base64' : 'utf8');
-      const { value } = await withSessionFiles(
-        context.manager,
-        identifierOf(context, input.identifier),
-        (data) => data.write('', input.path, Readable.from([bytes])),
+      const value = await inFiles(context, input.identifier, (data) =>
+        data.write('', input.path, Readable.from([bytes])),
       );
       return {
         content: [text(`wrote ${String(value.sizeInBytes)} bytes`)],
@@ -155,10 +162,8 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
     action: 'sessions/execute',
     pools: BOTH,
     run: async (context, input) => {
-      const { value } = await withSessionFiles(
-        context.manager,
-        identifierOf(context, input.identifier),
-        (data) => data.list(input.path ?? '', input.recursive ?? false),
+      const value = await inFiles(context, input.identifier, (data) =>
+        data.list(input.path ?? '', input.recursive ?? false),
       );
       const files = value.map(fileResource);
       const lines = value.map(
@@ -176,14 +181,10 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
     action: 'sessions/execute',
     pools: BOTH,
     run: async (context, input) => {
-      const { value } = await withSessionFiles(
-        context.manager,
-        identifierOf(context, input.identifier),
-        async (data) => {
-          const { file, stream } = await data.open(input.path);
-          return { file, ...(await readAtMost(stream, MAX_READ_BYTES)) };
-        },
-      );
+      const value = await inFiles(context, input.identifier, async (data) => {
+        const { file, stream } = await data.open(input.path);
+        return { file, ...(await readAtMost(stream, MAX_READ_BYTES)) };
+      });
       const decoded = new TextDecoder('utf-8', { fatal: true });
       let body: string;
       let encoding: 'utf8' | 'base64' = 'utf8';
@@ -207,9 +208,7 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
     action: 'sessions/execute',
     pools: BOTH,
     run: async (context, input) => {
-      await withSessionFiles(context.manager, identifierOf(context, input.identifier), (data) =>
-        data.remove(input.path),
-      );
+      await inFiles(context, input.identifier, (data) => data.remove(input.path));
       return { content: [text(`deleted ${input.path}`)] };
     },
   },
