@@ -10,6 +10,7 @@ Standard library only: it must start in milliseconds and cost little memory whil
 
 import ast
 import base64
+import codecs
 import json
 import math
 import os
@@ -45,10 +46,17 @@ MPL_CACHE_SOURCE = "/etc/sandpool/matplotlib"
 
 
 class StreamCapture:
-    """Points one file descriptor at a pipe for the duration of an execution and keeps a bounded prefix."""
+    """Points one file descriptor at a pipe for the duration of an execution and keeps a bounded prefix.
 
-    def __init__(self, fd, max_chars):
+    With `on_text`, what is kept is also handed over as it is read (decoded, a character never split),
+    until the capture finishes: the host streams it to a client that asked.
+    """
+
+    def __init__(self, fd, max_chars, on_text=None):
         self.fd = fd
+        self.on_text = on_text
+        self.streamed = 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.max_bytes = max_chars * BYTES_PER_CHAR
         self.max_chars = max_chars
         self.chunks = []
@@ -75,6 +83,12 @@ class StreamCapture:
             if room > 0:
                 self.chunks.append(chunk[:room])
                 self.kept += min(room, len(chunk))
+                on_text = self.on_text
+                if on_text is not None:
+                    text = self.decoder.decode(chunk[:room])[: self.max_chars - self.streamed]
+                    self.streamed += len(text)
+                    if text:
+                        on_text(text)
 
     def finish(self):
         """Restores the descriptor and returns (text, truncated)."""
@@ -86,6 +100,8 @@ class StreamCapture:
         # most of a period. Then no one else can write, and it reaches EOF once it has read the rest.
         if self.thread.is_alive() and not self._held_elsewhere():
             self.thread.join()
+        # The reply follows: output a child process still writes is not streamed after it.
+        self.on_text = None
         text = b"".join(self.chunks).decode("utf-8", errors="replace")
         truncated = self.total > self.kept or len(text) > self.max_chars
         if self.thread.is_alive():
@@ -116,6 +132,12 @@ class StreamCapture:
     def _drain_and_close(self):
         self.thread.join()
         os.close(self.read_end)
+
+
+def captures(max_output_chars, on_output):
+    """Captures of descriptors 1 and 2; with `on_output(stream, text)`, streamed as they are read."""
+    stream = (lambda name: (lambda text: on_output(name, text))) if on_output else (lambda name: None)
+    return StreamCapture(1, max_output_chars, stream("stdout")), StreamCapture(2, max_output_chars, stream("stderr"))
 
 
 def finish_captures(stdout, stderr):
@@ -209,12 +231,15 @@ class Interpreter:
             result = asyncio.new_event_loop().run_until_complete(result)
         return result
 
-    def execute(self, code, max_output_chars):
+    def execute(self, code, max_output_chars, on_output=None):
         self.executions += 1
         sys.stdout.flush()
         sys.stderr.flush()
-        stdout = StreamCapture(1, max_output_chars)
-        stderr = StreamCapture(2, max_output_chars)
+        stdout, stderr = captures(max_output_chars, on_output)
+        # A pipe makes print() block-buffered: a streamed run flushes each line as a terminal would.
+        line_buffered = sys.stdout.line_buffering
+        if on_output is not None:
+            sys.stdout.reconfigure(line_buffering=True)
         started = time.monotonic()
         value = None
         error = None
@@ -252,6 +277,7 @@ class Interpreter:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            sys.stdout.reconfigure(line_buffering=line_buffered)
         except Exception:
             pass
         return {
@@ -264,11 +290,10 @@ class Interpreter:
             "durationMs": round(duration_ms, 3),
         }
 
-    def shell(self, command, shell_name, max_output_chars):
+    def shell(self, command, shell_name, max_output_chars, on_output=None):
         """Runs one command line in a fresh shell in /mnt/data; files persist between commands, shell state does not."""
         self.executions += 1
-        stdout = StreamCapture(1, max_output_chars)
-        stderr = StreamCapture(2, max_output_chars)
+        stdout, stderr = captures(max_output_chars, on_output)
         started = time.monotonic()
         exit_code = None
         error = None
@@ -320,6 +345,8 @@ class Connection:
     def __init__(self, sock):
         self.sock = sock
         self.buffer = b""
+        # Capture threads send output events while the main thread may send a reply.
+        self.sending = threading.Lock()
 
     def read_message(self):
         while b"\n" not in self.buffer:
@@ -333,7 +360,25 @@ class Connection:
         return json.loads(line)
 
     def send(self, message):
-        self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        with self.sending:
+            self.sock.sendall(line)
+
+    def output_events(self, request_id):
+        """What streams a request's output as `output` events, ahead of its reply."""
+
+        def send_output(stream, text):
+            try:
+                self.send({"id": request_id, "event": "output", "stream": stream, "text": text})
+            except OSError:
+                pass
+
+        return send_output
+
+
+def streamed(connection, request):
+    """The output callback of a request that asked to stream (`"stream": true`), else None."""
+    return connection.output_events(request.get("id")) if request.get("stream") is True else None
 
 
 def handle(interpreter, connection, request):
@@ -347,7 +392,7 @@ def handle(interpreter, connection, request):
         if not isinstance(code, str) or not isinstance(max_chars, int) or max_chars < 0:
             reply.update(ok=False, error={"code": "BadRequest", "message": "execute needs code (string) and maxOutputChars (int >= 0)"})
         else:
-            reply.update(ok=True, **interpreter.execute(code, max_chars))
+            reply.update(ok=True, **interpreter.execute(code, max_chars, streamed(connection, request)))
     elif op == "shell":
         command = request.get("command")
         shell_name = request.get("shell", "bash")
@@ -355,7 +400,7 @@ def handle(interpreter, connection, request):
         if not isinstance(command, str) or shell_name not in SHELLS or not isinstance(max_chars, int) or max_chars < 0:
             reply.update(ok=False, error={"code": "BadRequest", "message": "shell needs command (string), shell (bash or sh) and maxOutputChars (int >= 0)"})
         else:
-            reply.update(ok=True, **interpreter.shell(command, shell_name, max_chars))
+            reply.update(ok=True, **interpreter.shell(command, shell_name, max_chars, streamed(connection, request)))
     else:
         reply.update(ok=False, error={"code": "UnknownOperation", "message": f"unknown op {op!r}"})
     connection.send(reply)

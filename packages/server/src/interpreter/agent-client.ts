@@ -14,6 +14,7 @@ import {
   MalformedMessageError,
   parseAgentMessage,
   parseHello,
+  type OutputEvent,
   type AgentHello,
   type AgentReply,
   type RunReply,
@@ -42,6 +43,8 @@ export interface AgentRequest {
   timeoutMs: number;
   /** stdout and stderr are each cut to this many characters. */
   maxOutputChars: number;
+  /** Streams the run's output (within `maxOutputChars`) as it is written, ahead of the result. */
+  onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
 }
 
 export interface AgentResult extends RunReply {
@@ -115,6 +118,7 @@ interface Pending {
   id: number;
   resolve: (reply: AgentReply) => void;
   reject: (error: Error) => void;
+  onOutput?: AgentRequest['onOutput'];
 }
 
 export class AgentClient {
@@ -249,7 +253,7 @@ export class AgentClient {
   }
 
   private onLine(line: string): void {
-    let reply: AgentReply;
+    let reply: AgentReply | OutputEvent;
     try {
       reply = parseAgentMessage(line);
     } catch (error) {
@@ -258,6 +262,12 @@ export class AgentClient {
       return;
     }
     const pending = this.pending;
+    if ('event' in reply) {
+      // Output of the request under way; output that trails its reply (a child process still
+      // writing) has no one to go to.
+      if (pending?.id === reply.id) pending.onOutput?.(reply.stream, reply.text);
+      return;
+    }
     if (!pending || reply.id !== pending.id) {
       this.fail(
         new AppError(
@@ -278,11 +288,14 @@ export class AgentClient {
     return result;
   }
 
-  private send(message: Record<string, unknown>): { id: number; reply: Promise<AgentReply> } {
+  private send(
+    message: Record<string, unknown>,
+    onOutput?: AgentRequest['onOutput'],
+  ): { id: number; reply: Promise<AgentReply> } {
     if (this.closeError) throw this.closeError;
     const id = this.nextId++;
     const reply = new Promise<AgentReply>((resolve, reject) => {
-      this.pending = { id, resolve, reject };
+      this.pending = { id, resolve, reject, ...(onOutput && { onOutput }) };
     });
     this.socket.write(`${JSON.stringify({ ...message, id })}\n`);
     return { id, reply };
@@ -299,10 +312,18 @@ export class AgentClient {
   execute(options: AgentRequest): Promise<AgentResult> {
     return this.serialized(async () => {
       const language = options.language ?? 'python';
+      const stream = options.onOutput ? { stream: true } : {};
       const { reply } = this.send(
         language === 'python'
-          ? { op: 'execute', code: options.code, maxOutputChars: options.maxOutputChars }
-          : { op: 'shell', command: options.code, shell: language, maxOutputChars: options.maxOutputChars },
+          ? { op: 'execute', code: options.code, maxOutputChars: options.maxOutputChars, ...stream }
+          : {
+              op: 'shell',
+              command: options.code,
+              shell: language,
+              maxOutputChars: options.maxOutputChars,
+              ...stream,
+            },
+        options.onOutput,
       );
       let timedOut = false;
       let timer: NodeJS.Timeout | undefined;

@@ -58,6 +58,14 @@ export interface FailureReply {
 
 export type AgentReply = RunReply | PingReply | FailureReply;
 
+/** Output of a streamed request (`"stream": true`), sent as it is written, ahead of the reply. */
+export interface OutputEvent {
+  id: number;
+  event: 'output';
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
+
 export class MalformedMessageError extends Error {}
 
 type Json = Record<string, unknown>;
@@ -119,12 +127,23 @@ export function parseHello(line: string): AgentHello {
   return message as unknown as AgentHello;
 }
 
-export function parseAgentMessage(line: string): AgentReply {
+export function parseAgentMessage(line: string): AgentReply | OutputEvent {
   let message: unknown;
   try {
     message = JSON.parse(line);
   } catch (cause) {
     throw new MalformedMessageError('agent sent a line that is not JSON', { cause });
+  }
+  if (isObject(message) && 'event' in message) {
+    if (
+      message.event !== 'output' ||
+      typeof message.id !== 'number' ||
+      (message.stream !== 'stdout' && message.stream !== 'stderr') ||
+      typeof message.text !== 'string'
+    ) {
+      throw new MalformedMessageError('agent event is not an output event');
+    }
+    return message as unknown as OutputEvent;
   }
   if (
     !isObject(message) ||

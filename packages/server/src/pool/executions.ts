@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
-import type { AgentResult, Language } from '../interpreter/agent-client.js';
+import type { AgentRequest, AgentResult, Language } from '../interpreter/agent-client.js';
 import type { ImageOutput } from '../interpreter/protocol.js';
 import type { ExecutionEnd } from '../observability/timeline.js';
 import type { ExecutionRow, JsonObject, Store } from '../store/store.js';
@@ -115,6 +115,22 @@ function record(
   };
 }
 
+/**
+ * Passes on at most `max` characters of each stream: the agent streams within the cap already, but
+ * it runs inside the sandbox and is not trusted to.
+ */
+function bounded(
+  onOutput: NonNullable<AgentRequest['onOutput']>,
+  max: number,
+): NonNullable<AgentRequest['onOutput']> {
+  const sent = { stdout: 0, stderr: 0 };
+  return (stream, text) => {
+    const piece = text.slice(0, Math.max(0, max - sent[stream]));
+    sent[stream] += piece.length;
+    if (piece) onOutput(stream, piece);
+  };
+}
+
 /** The bounded status an execution counts under in the metrics. */
 function metricStatus(record: ExecutionResult): ExecutionEnd {
   if (record.error?.code === 'ExecutionTimeout') return 'timeout';
@@ -159,6 +175,10 @@ export class Executions {
       callerChoseId: boolean;
       principal: string;
       request: ExecutionRequest;
+      /** A sync run's output as it is written (within outputStreamsMaxLength), ahead of its record. */
+      onOutput?: AgentRequest['onOutput'];
+      /** Told the session once it is reached, before the code runs. */
+      onReached?: (reached: { session: Session; allocation: Allocation }) => void;
     },
   ): Promise<ExecutionRun> {
     const { identifier, operationId, request } = input;
@@ -200,6 +220,7 @@ export class Executions {
 
     // Allocation errors (pool full, bad identifier) belong to the request, so they surface here.
     const reached = await manager.acquire(identifier);
+    input.onReached?.(reached);
     const { session } = reached;
     const execute = async () => {
       const started = performance.now();
@@ -210,6 +231,7 @@ export class Executions {
           language: request.language,
           timeoutMs: request.timeoutSeconds * 1000,
           maxOutputChars: request.outputStreamsMaxLength,
+          ...(input.onOutput && { onOutput: bounded(input.onOutput, request.outputStreamsMaxLength) }),
         });
         final = record(base, outcome);
       } catch (error) {

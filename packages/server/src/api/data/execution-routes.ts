@@ -12,6 +12,7 @@ import { AppError, ErrorCode } from '../../errors.js';
 import type { ExecutionResult, Executions } from '../../pool/executions.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { field, isRecord, type JsonRecord } from '../wire.js';
+import { ExecutionEventStream } from './execution-stream.js';
 import { dataRoutes, legacyRoutes } from '../schemas/data.js';
 import {
   executionRendererFor,
@@ -36,15 +37,34 @@ export function registerExecutionRoutes(
     const identifier = requireIdentifier(query.identifier);
     const executionRequest = parseExecutionRequest(request.body, manager.interpreterType);
     const operationId = operationIdFrom(request.headers['operation-id']);
-    const run = await deps.executions.run(manager, {
-      identifier,
-      operationId,
-      callerChoseId: request.headers['operation-id'] !== undefined,
-      principal: request.principal.id,
-      request: executionRequest,
-    });
-    if (run.reached) sessionHeaders(reply, run.reached, { receivedAt, executionMs: run.executionMs });
     const location = `${deps.publicUrl()}${request.url.split('?')[0] ?? ''}/${encodeURIComponent(operationId)}?api-version=${query['api-version'] ?? ''}&identifier=${encodeURIComponent(identifier)}`;
+    void reply.header('operation-id', operationId).header('operation-location', location);
+    const stream =
+      executionRequest.executionType === 'Synchronous' && ExecutionEventStream.wanted(request.headers.accept)
+        ? new ExecutionEventStream(reply)
+        : undefined;
+    const run = await deps.executions
+      .run(manager, {
+        identifier,
+        operationId,
+        callerChoseId: request.headers['operation-id'] !== undefined,
+        principal: request.principal.id,
+        request: executionRequest,
+        ...(stream && {
+          onReached: (reached) => {
+            sessionHeaders(reply, reached, { receivedAt });
+            stream.open();
+          },
+          onOutput: (name, text) => stream.output(name, text),
+        }),
+      })
+      .catch((error: unknown) => {
+        if (stream) request.log.error({ err: error }, 'streamed execution failed');
+        return stream ? stream.fail(error) : Promise.reject(error);
+      });
+    if (!run) return;
+    if (run.reached && !stream)
+      sessionHeaders(reply, run.reached, { receivedAt, executionMs: run.executionMs });
     request.log.info(
       {
         operation: 'code.execute',
@@ -54,11 +74,12 @@ export function registerExecutionRoutes(
       },
       'code.execute',
     );
-    return reply
-      .status(run.record.status === 'Running' ? 202 : 200)
-      .header('operation-id', operationId)
-      .header('operation-location', location)
-      .send(executionRendererFor(manager.interpreterType)(run.record));
+    const body = executionRendererFor(manager.interpreterType)(run.record);
+    if (stream) {
+      stream.finish(run.record.images, body);
+      return;
+    }
+    return reply.status(run.record.status === 'Running' ? 202 : 200).send(body);
   });
 
   /**
