@@ -59,8 +59,10 @@ export function registerExecutionRoutes(
         }),
       })
       .catch((error: unknown) => {
-        if (stream) request.log.error({ err: error }, 'streamed execution failed');
-        return stream ? stream.fail(error) : Promise.reject(error);
+        if (!stream) throw error;
+        request.log.error({ err: error }, 'streamed execution failed');
+        stream.fail(error);
+        return undefined;
       });
     if (!run) return;
     if (run.reached && !stream)

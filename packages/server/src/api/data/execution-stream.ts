@@ -11,7 +11,7 @@
 import type { FastifyReply } from 'fastify';
 
 import { AppError } from '../../errors.js';
-import type { ImageOutput } from '../../interpreter/protocol.js';
+import type { ExecutionResult } from '../../pool/executions.js';
 
 export class ExecutionEventStream {
   private opened = false;
@@ -46,7 +46,7 @@ export class ExecutionEventStream {
   }
 
   /** The images, then the result, then the end. */
-  finish(images: ImageOutput[], result: unknown): void {
+  finish(images: ExecutionResult['images'], result: unknown): void {
     this.open();
     for (const image of images) this.send('image', image);
     this.send('result', result);
