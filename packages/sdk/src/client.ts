@@ -16,6 +16,8 @@ import type { components, paths } from './schema.gen.js';
 type Schemas = components['schemas'];
 export type Execution = Schemas['Execution'];
 export type ShellExecution = Schemas['ShellExecution'];
+/** A figure an execution produced (a PNG, base64). */
+export type Image = NonNullable<Execution['result']>['images'][number];
 export type FileInfo = Schemas['File'];
 export type SessionInfo = Schemas['Session'];
 export type ApiKey = Schemas['ApiKey'];
@@ -80,7 +82,40 @@ export interface ExecuteOptions {
   /** Return at once with status `Running`; read the result with `getExecution`. */
   async?: boolean;
   signal?: AbortSignal;
+  /** Streams the run: called with stdout as the code writes it (Sandpool's event stream). */
+  onStdout?: (text: string) => void;
+  onStderr?: (text: string) => void;
+  onImage?: (image: Image) => void;
 }
+
+/** The events of a Server-Sent Events body, as they arrive. */
+async function* serverSentEvents(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<{ event: string; data: string; id: string | undefined }> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  const arrived: { event: string; data: string; id: string | undefined }[] = [];
+  const parser = createParser({
+    onEvent: (message) =>
+      arrived.push({ event: message.event ?? 'message', data: message.data, id: message.id }),
+  });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      parser.feed(decoder.decode(value, { stream: true }));
+      yield* arrived.splice(0);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** What a streamed execution sends, in order: output as it is written, images, then the result. */
+export type ExecutionEvent =
+  | { type: 'stdout' | 'stderr'; text: string }
+  | { type: 'image'; image: Image }
+  | { type: 'result'; execution: Execution | ShellExecution };
 
 const DEFAULT_SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 const POOLS_PATH =
@@ -367,24 +402,10 @@ export class Pools {
         });
         const body = ok(result) as unknown as ReadableStream<Uint8Array> | null;
         if (!body) throw new Error('the event stream has no body');
-        const reader = body.getReader();
-        const decoder = new TextDecoder();
-        const arrived: PoolEvent[] = [];
-        const parser = createParser({
-          onEvent: (message) => arrived.push(JSON.parse(message.data) as PoolEvent),
-        });
-        try {
-          for (;;) {
-            const { done, value } = await reader.read();
-            if (done) break;
-            parser.feed(decoder.decode(value, { stream: true }));
-            for (const event of arrived.splice(0)) {
-              lastId = event.id;
-              yield event;
-            }
-          }
-        } finally {
-          reader.releaseLock();
+        for await (const message of serverSentEvents(body)) {
+          const event = JSON.parse(message.data) as PoolEvent;
+          lastId = event.id;
+          yield event;
         }
       } catch (error) {
         if (options.signal?.aborted) return;
@@ -517,24 +538,77 @@ export class Session {
     return (await this.post({ shellCommand, ...(shellType && { shellType }) }, rest)) as ShellExecution;
   }
 
+  /**
+   * Runs code (or, with `shellCommand`, a Shell pool's command line) and yields its output as the
+   * code writes it, its images, and last its result: Sandpool's event stream for a synchronous run.
+   * A client that stops reading does not stop the run.
+   * @example
+   * for await (const event of session.stream('for i in range(3): print(i)')) {
+   *   if (event.type === 'stdout') process.stdout.write(event.text);
+   * }
+   */
+  async *stream(
+    code: string,
+    options: Omit<ExecuteOptions, 'async' | 'onStdout' | 'onStderr' | 'onImage'> & {
+      shellCommand?: boolean;
+    } = {},
+  ): AsyncGenerator<ExecutionEvent> {
+    const { shellCommand, ...rest } = options;
+    const result = await this.client.api.POST(`${ENDPOINT}/executions`, {
+      ...this.request(shellCommand ? { shellCommand: code } : { code }, rest),
+      headers: { accept: 'text/event-stream' },
+      parseAs: 'stream',
+    });
+    const body = ok(result) as unknown as ReadableStream<Uint8Array> | null;
+    if (!body) throw new Error('the execution stream has no body');
+    for await (const message of serverSentEvents(body)) {
+      const data = JSON.parse(message.data) as Record<string, unknown>;
+      if (message.event === 'stdout' || message.event === 'stderr') {
+        yield { type: message.event, text: String(data.text) };
+      } else if (message.event === 'image') {
+        yield { type: 'image', image: data as unknown as Image };
+      } else if (message.event === 'result') {
+        yield { type: 'result', execution: data as unknown as Execution };
+      } else if (message.event === 'error') {
+        const error = data.error as { code: string; message: string };
+        throw apiErrorFrom(result.response, { error });
+      }
+    }
+  }
+
   private async post(command: Record<string, string>, options: ExecuteOptions) {
-    return ok(
-      await this.client.api.POST(`${ENDPOINT}/executions`, {
-        params: {
-          ...this.params(),
-          ...(options.operationId && { header: { 'operation-id': options.operationId } }),
-        },
-        body: {
-          ...command,
-          executionType: options.async ? 'Asynchronous' : 'Synchronous',
-          ...(options.timeoutInSeconds !== undefined && { timeoutInSeconds: options.timeoutInSeconds }),
-          ...(options.outputStreamsMaxLength !== undefined && {
-            outputStreamsMaxLength: options.outputStreamsMaxLength,
-          }),
-        },
-        ...(options.signal && { signal: options.signal }),
-      }),
-    );
+    if (options.onStdout || options.onStderr || options.onImage) {
+      for await (const event of this.stream(command.code ?? command.shellCommand ?? '', {
+        ...options,
+        shellCommand: command.shellCommand !== undefined,
+      })) {
+        if (event.type === 'image') options.onImage?.(event.image);
+        else if (event.type === 'result') return event.execution;
+        else if (event.type === 'stdout') options.onStdout?.(event.text);
+        else options.onStderr?.(event.text);
+      }
+      throw new Error('the execution stream ended without a result');
+    }
+    return ok(await this.client.api.POST(`${ENDPOINT}/executions`, this.request(command, options)));
+  }
+
+  /** The parameters and body of `POST executions`. */
+  private request(command: Record<string, string>, options: ExecuteOptions) {
+    return {
+      params: {
+        ...this.params(),
+        ...(options.operationId && { header: { 'operation-id': options.operationId } }),
+      },
+      body: {
+        ...command,
+        executionType: options.async ? ('Asynchronous' as const) : ('Synchronous' as const),
+        ...(options.timeoutInSeconds !== undefined && { timeoutInSeconds: options.timeoutInSeconds }),
+        ...(options.outputStreamsMaxLength !== undefined && {
+          outputStreamsMaxLength: options.outputStreamsMaxLength,
+        }),
+      },
+      ...(options.signal && { signal: options.signal }),
+    };
   }
 
   /** An execution by id (e.g. one started with `async: true`). */

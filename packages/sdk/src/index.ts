@@ -20,6 +20,8 @@ export {
   type WaitOption,
   type Execution,
   type ShellExecution,
+  type ExecutionEvent,
+  type Image,
   type FileInfo,
   type SessionInfo,
   type ApiKey,

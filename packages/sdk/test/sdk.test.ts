@@ -93,6 +93,35 @@ describe('SDK against a real server', { skip: skipReason }, async () => {
     await session.stop();
   });
 
+  it('streams output as the code writes it, to callbacks and as an async iterator', async () => {
+    const session = client.pool('sdkpython').session('sdk-stream');
+    // The code waits for a file the test uploads only once the first line has arrived.
+    const code =
+      'import os, time\nprint("ready")\nwhile not os.path.exists("go"):\n    time.sleep(0.05)\nprint("done")\n7 * 6';
+    const lines: string[] = [];
+    const execution = await session.execute(code, {
+      timeoutInSeconds: 60,
+      onStdout: (text) => {
+        lines.push(text);
+        if (text.includes('ready')) void session.files.upload('go', new Blob(['go']));
+      },
+    });
+    assert.equal(lines.join(''), 'ready\ndone\n');
+    assert.equal(execution.result?.executionResult, 42);
+
+    const kinds: string[] = [];
+    const shell = client.pool('sdkshell').session('sdk-stream-shell');
+    for await (const event of shell.stream('echo out; echo err >&2', { shellCommand: true })) {
+      kinds.push(event.type);
+      if (event.type === 'result') assert.equal(event.execution.status, '0');
+    }
+    // The two streams are read apart: their order between them is not kept; the result comes last.
+    assert.deepEqual(kinds.slice(0, 2).sort(), ['stderr', 'stdout']);
+    assert.equal(kinds[2], 'result');
+    await shell.stop();
+    await session.stop();
+  });
+
   it('starts executions asynchronously and reads them by id; an operation-id makes retries idempotent', async () => {
     const session = client.pool('sdkpython').session('sdk-async');
     const started = await session.execute('import time\ntime.sleep(0.2)\n7', { async: true });
