@@ -316,6 +316,25 @@ describe('sandpool CLI against a real server', { skip: skipReason }, async () =>
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.json.status, '3');
     assert.equal(run.json.result.stdout, 'hi\n');
+
+    // --live prints what the command writes as it comes, then the result.
+    const live = await sandpool(
+      'session',
+      'shell',
+      'execute',
+      '-n',
+      'clishell',
+      '-i',
+      'cli-sh',
+      '--live',
+      '--output',
+      'tsv',
+      '--command',
+      'echo streamed; echo complained >&2',
+    );
+    assert.equal(live.code, 0, live.stderr);
+    assert.match(live.stdout, /^streamed\n/);
+    assert.match(live.stderr, /complained/);
   });
 
   it('reports a full pool with exit code 6 and what to do', async () => {

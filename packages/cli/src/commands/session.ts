@@ -59,6 +59,14 @@ function sessionCommand(name: string, description: string) {
 const poolOf = (cli: Context, flags: { name: string; resourceGroup?: string }) =>
   cli.client(flags.resourceGroup).pool(flags.name);
 
+/** `--live`: the run's output goes to this process's stdout and stderr as it is written. */
+const liveOutput = (cli: Context) => ({
+  onStdout: (text: string) => cli.io.stdout(text),
+  onStderr: (text: string) => {
+    cli.io.stderr.write(text);
+  },
+});
+
 function codeInterpreterCommand(context: () => Context): Command {
   const command = new Command('code-interpreter').description('Run code and manage files in a session.');
   const session = (flags: { name: string; resourceGroup?: string; identifier: string }) => {
@@ -70,10 +78,14 @@ function codeInterpreterCommand(context: () => Context): Command {
     sessionCommand('execute', 'Run Python code in the session; state persists across calls.')
       .requiredOption('--code <code>', 'the code, or @file to read it from a file')
       .option('--timeout-in-seconds <n>', '1 to 220 (default 60, as az)', integer('--timeout-in-seconds'), 60)
+      .option('--live', 'print stdout and stderr as the code writes them, then the result')
       .action(async (flags) => {
         const { cli, session: target } = session(flags);
         cli.print(
-          await target.execute(valueOrFile(flags.code), { timeoutInSeconds: flags.timeoutInSeconds }),
+          await target.execute(valueOrFile(flags.code), {
+            timeoutInSeconds: flags.timeoutInSeconds,
+            ...(flags.live && liveOutput(cli)),
+          }),
           EXECUTION_COLUMNS,
         );
       }),
@@ -155,6 +167,7 @@ function shellCommand(context: () => Context): Command {
       .requiredOption('--command <command>', 'the command line, or @file to read it from a file')
       .option('--shell-type <shell>', 'bash (default) or sh')
       .option('--timeout-in-seconds <n>', '1 to 220 (default 180)', integer('--timeout-in-seconds'))
+      .option('--live', 'print stdout and stderr as the command writes them, then the result')
       .action(async (flags) => {
         const cli = context();
         if (flags.shellType !== undefined && flags.shellType !== 'bash' && flags.shellType !== 'sh') {
@@ -165,6 +178,7 @@ function shellCommand(context: () => Context): Command {
           .run(valueOrFile(flags.command), {
             ...(flags.shellType && { shellType: flags.shellType }),
             ...(flags.timeoutInSeconds !== undefined && { timeoutInSeconds: flags.timeoutInSeconds }),
+            ...(flags.live && liveOutput(cli)),
           });
         cli.print(run, SHELL_COLUMNS);
       }),
