@@ -1,7 +1,7 @@
 /**
  * What the server benchmarks ask of a Sandpool endpoint, over node:http with keep-alive as a service
  * calling Sandpool would (fetch adds about a millisecond a call): create a pool, run `print(1)` for
- * an identifier and time it, end a session.
+ * an identifier and time it, time a streamed run's first output, end a session.
  */
 
 import { Agent, request } from 'node:http';
@@ -74,6 +74,40 @@ export class PoolClient {
       throw new Error(`print(1) answered ${response.status} ${JSON.stringify(result)}`);
     }
     return { ms, node: String(response.headers['x-sandpool-node'] ?? '') };
+  }
+
+  /**
+   * Runs `code` as a streamed execution (`Accept: text/event-stream`): milliseconds until the first
+   * `stdout` event, and until the stream ends with its result.
+   */
+  streamed(pool: string, identifier: string, code: string): Promise<{ firstOutput: number; end: number }> {
+    return new Promise((resolve, reject) => {
+      const began = performance.now();
+      let firstOutput: number | undefined;
+      let text = '';
+      const req = request(
+        this.dataUrl(pool, 'executions', identifier),
+        { method: 'POST', agent: this.agent, headers: { ...this.headers, accept: 'text/event-stream' } },
+        (res) => {
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            text += chunk;
+            if (firstOutput === undefined && text.includes('event: stdout'))
+              firstOutput = performance.now() - began;
+          });
+          res.on('end', () => {
+            const end = performance.now() - began;
+            if (firstOutput === undefined || !text.includes('event: result')) {
+              reject(new Error(`the stream answered ${String(res.statusCode)} ${text.slice(0, 300)}`));
+              return;
+            }
+            resolve({ firstOutput, end });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ code }));
+    });
   }
 
   async endSession(pool: string, identifier: string): Promise<void> {

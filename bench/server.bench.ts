@@ -3,11 +3,12 @@
  * prints a Markdown table and keeps it in bench/results/. Run as root after scripts/setup.sh:
  *
  *   node --import tsx bench/server.bench.ts [--quick] [--sequential 60] [--rounds 10] [--warm 1000] [--seconds 10]
- *     [--jupyter 10] [--sessions 100]
+ *     [--jupyter 10] [--sessions 100] [--streamed 20]
  *
  * - new identifier → first result of `print(1)`, warm pool, one client at a time and 16 at once;
  * - `print(1)` on an existing session;
  * - sustained trivial executions per second across 100 sessions;
+ * - a streamed 2-second run (`Accept: text/event-stream`): its first stdout event, and its end;
  * - beside them, the baseline a self-hoster would otherwise run: a Jupyter kernel on the host driven
  *   by jupyter_client (Debian's python3-jupyter-client and python3-ipykernel), no sandbox at all.
  */
@@ -32,6 +33,7 @@ const args = benchArgs({
   seconds: { full: 10, quick: 1 },
   jupyter: { full: 10, quick: 1 },
   sessions: { full: 100, quick: 8 },
+  streamed: { full: 20, quick: 2 },
 });
 const CONCURRENT = 16;
 const LOAD_SESSIONS = args.sessions;
@@ -126,6 +128,25 @@ async function throughput(seconds: number): Promise<{ perSecond: number; latency
   return { perSecond: latency.length / ((performance.now() - began) / 1000), latency };
 }
 
+/** A run that prints, works two seconds, and prints again, streamed: its first output and its end. */
+async function streamedRuns(runs: number): Promise<{ firstOutput: number[]; end: number[] }> {
+  const identifier = newIdentifier();
+  await printOne('alloc', identifier);
+  const firstOutput: number[] = [];
+  const end: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const run = await client.streamed(
+      'alloc',
+      identifier,
+      'import time\nprint("start")\ntime.sleep(2)\nprint("end")',
+    );
+    firstOutput.push(run.firstOutput);
+    end.push(run.end);
+  }
+  await endSession('alloc', identifier);
+  return { firstOutput, end };
+}
+
 function jupyterBaseline(coldRuns: number, warmRuns: number): { cold: number[]; warm: number[] } {
   const run = spawnSync(
     '/usr/bin/python3',
@@ -156,6 +177,10 @@ async function main(): Promise<void> {
   phase(`throughput over ${LOAD_SESSIONS} sessions…`);
   const load = await throughput(args.seconds);
   const loadLatency = summary(load.latency);
+  phase('streamed runs…');
+  const streamed = await streamedRuns(args.streamed);
+  const streamedFirst = summary(streamed.firstOutput);
+  const streamedEnd = summary(streamed.end);
   phase('Jupyter baseline…');
   const jupyter = jupyterBaseline(args.jupyter, args.warm);
   const jupyterCold = summary(jupyter.cold);
@@ -171,6 +196,7 @@ async function main(): Promise<void> {
     `| same, ${CONCURRENT} clients at once | ${concurrent.n} | ${fmt(concurrent.p50)} ms | ${fmt(concurrent.p99)} ms | p99 ≤ 100 ms | — |`,
     `| \`print(1)\` on an existing session | ${existing.n} | ${fmt(existing.p50)} ms | ${fmt(existing.p99)} ms | p50 ≤ 3 ms | ${fmt(jupyterWarm.p50)} / ${fmt(jupyterWarm.p99)} ms |`,
     `| sustained: ${LOAD_CLIENTS} clients over ${LOAD_SESSIONS} sessions for ${args.seconds} s | ${loadLatency.n} | ${fmt(loadLatency.p50)} ms | ${fmt(loadLatency.p99)} ms | ≥ 500 executions/s | — |`,
+    `| streamed 2-second run: first stdout event (the result came at ${fmt(streamedEnd.p50)} ms p50) | ${streamedFirst.n} | ${fmt(streamedFirst.p50)} ms | ${fmt(streamedFirst.p99)} ms | before the run ends | — |`,
     '',
     `Sustained throughput: **${Math.round(load.perSecond)} executions/s**.`,
   ].join('\n');

@@ -163,7 +163,12 @@ export function registerPlatformMcpRoutes(
       record.status === 'Failed',
     );
 
-  async function callTool(manager: PoolManager, principal: Principal, params: JsonRecord) {
+  async function callTool(
+    manager: PoolManager,
+    principal: Principal,
+    params: JsonRecord,
+    checkIdentifier: (identifier: string) => void,
+  ) {
     const name = field(params, 'name');
     const args = field(params, 'arguments') ?? {};
     const offered: string[] = tools(manager).map((tool) => tool.name);
@@ -179,6 +184,8 @@ export function registerPlatformMcpRoutes(
       throw new RpcError(RPC.invalidParams, 'environmentId is required: the one launchShell returned');
     }
     try {
+      // The identifier's rate limit, as on the HTTP API (a key's caller has no per-caller one).
+      checkIdentifier(identifier);
       if ((name as ToolName) === 'runPythonCodeInRemoteEnvironment') {
         const code = field(args, 'pythonCode');
         if (typeof code !== 'string') throw new RpcError(RPC.invalidParams, 'pythonCode must be a string');
@@ -212,7 +219,13 @@ export function registerPlatformMcpRoutes(
       )
       .map((name) => ({ name, ...TOOLS[name] }));
 
-  async function dispatch(manager: PoolManager, principal: Principal, method: string, params: JsonRecord) {
+  async function dispatch(
+    manager: PoolManager,
+    principal: Principal,
+    method: string,
+    params: JsonRecord,
+    checkIdentifier: (identifier: string) => void,
+  ) {
     switch (method) {
       case 'initialize':
         return {
@@ -225,7 +238,7 @@ export function registerPlatformMcpRoutes(
       case 'tools/list':
         return { tools: tools(manager) };
       case 'tools/call':
-        return callTool(manager, principal, params);
+        return callTool(manager, principal, params, checkIdentifier);
       default:
         throw new RpcError(RPC.methodNotFound, `no method ${method}`);
     }
@@ -246,7 +259,15 @@ export function registerPlatformMcpRoutes(
     // A notification (no id) is taken in and not answered.
     if (!('id' in message)) return reply.status(202).send();
     const params = field(message, 'params');
-    const answered = await dispatch(manager, principal, method, isRecord(params) ? params : {}).then(
+    const checkIdentifier = (identifier: string) =>
+      request.server.rateLimits.checkIdentifier(manager.id, identifier);
+    const answered = await dispatch(
+      manager,
+      principal,
+      method,
+      isRecord(params) ? params : {},
+      checkIdentifier,
+    ).then(
       (result) => ({ result }),
       (error: unknown) => {
         if (!(error instanceof RpcError)) throw error;
