@@ -128,18 +128,15 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     () => pools.snapshot(),
     () => pools.liveUsage(),
   );
-  metrics.observeCluster(() => {
-    const labels = new Map(pools.snapshot().map((pool) => [pool.id, pool.pool]));
-    const { sandboxes, nodes } = cluster.totals();
-    return {
-      sandboxes: sandboxes.flatMap(({ poolId, state, count }) => {
-        const pool = labels.get(poolId);
+  metrics.observeCluster({
+    sandboxes: () =>
+      cluster.sandboxTotals().flatMap(({ poolId, state, count }) => {
+        const pool = pools.manager(poolId)?.metricLabel;
         return pool === undefined ? [] : [{ pool, state, count }];
       }),
-      nodes,
-      capacity,
-      reserved: pools.nodeReservation(),
-    };
+    nodes: () => cluster.nodeTotals(),
+    capacity,
+    reserved: () => pools.nodeReservation(),
   });
   const nodes = new NodeRegistry({
     store,

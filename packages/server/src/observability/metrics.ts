@@ -35,15 +35,23 @@ export interface PoolUsage {
   memoryBytes: number;
 }
 
-/** What a scrape reads of the cluster (as of the node's last look at the store) and of this node. */
-export interface ClusterSnapshot {
+/** Sandboxes with the cores and memory they reserve. */
+interface Reserved {
+  sandboxes: number;
+  cpu: number;
+  memoryBytes: number;
+}
+
+/** What a scrape reads of the cluster (as of the node's last look at the store) and of this node, each gauge its own part. */
+export interface ClusterReadings {
   /** Live sandboxes of every node, per pool and state. */
-  sandboxes: { pool: string; state: string; count: number }[];
+  sandboxes: () => { pool: string; state: string; count: number }[];
   /** Registered nodes by state: serving, draining, lost. */
-  nodes: Record<string, number>;
-  /** What this node's sandboxes may reserve, and reserve now: sandboxes, cores, memory. */
-  capacity: { sandboxes: number; cpu: number; memoryBytes: number };
-  reserved: { sandboxes: number; cpu: number; memoryBytes: number };
+  nodes: () => Record<string, number>;
+  /** What this node's sandboxes may reserve. */
+  capacity: Reserved;
+  /** What they reserve now. */
+  reserved: () => Reserved;
 }
 
 /** Latencies from a millisecond to a minute: allocation is ms, a cold start 100s of ms. */
@@ -229,7 +237,7 @@ export class Metrics {
    * Registers the gauges of the whole cluster, which every node reports alike (aggregate with `max
    * without (node)`), and of this node's capacity and what it reserves.
    */
-  observeCluster(snapshot: () => ClusterSnapshot): void {
+  observeCluster(readings: ClusterReadings): void {
     const registers = [this.registry];
     new Gauge<'pool' | 'state'>({
       name: 'sandpool_cluster_sessions',
@@ -238,7 +246,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const { pool, state, count } of snapshot().sandboxes) this.set({ pool, state }, count);
+        for (const { pool, state, count } of readings.sandboxes()) this.set({ pool, state }, count);
       },
     });
     new Gauge<'state'>({
@@ -248,10 +256,10 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const [state, count] of Object.entries(snapshot().nodes)) this.set({ state }, count);
+        for (const [state, count] of Object.entries(readings.nodes())) this.set({ state }, count);
       },
     });
-    const resources = (gauge: Gauge<'resource'>, of: ClusterSnapshot['capacity']) => {
+    const resources = (gauge: Gauge<'resource'>, of: Reserved) => {
       gauge.set({ resource: 'sandboxes' }, of.sandboxes);
       gauge.set({ resource: 'cpu' }, of.cpu);
       gauge.set({ resource: 'memory_bytes' }, of.memoryBytes);
@@ -262,7 +270,7 @@ export class Metrics {
       labelNames: ['resource'],
       registers,
       collect() {
-        resources(this, snapshot().capacity);
+        resources(this, readings.capacity);
       },
     });
     new Gauge<'resource'>({
@@ -271,7 +279,7 @@ export class Metrics {
       labelNames: ['resource'],
       registers,
       collect() {
-        resources(this, snapshot().reserved);
+        resources(this, readings.reserved());
       },
     });
   }

@@ -174,23 +174,25 @@ export class ClusterView {
     };
   }
 
-  /** The cluster's live sandboxes per pool and state, and its nodes by state, as of the last look. */
-  totals(): {
-    sandboxes: Omit<SessionCount, 'node'>[];
-    nodes: Record<'serving' | 'draining' | 'lost', number>;
-  } {
-    const sandboxes = new Map<string, Omit<SessionCount, 'node'>>();
+  /** The cluster's live sandboxes per pool and state, as of the last look. */
+  sandboxTotals(): Omit<SessionCount, 'node'>[] {
+    const totals = new Map<string, Omit<SessionCount, 'node'>>();
     for (const count of this.counts) {
       const key = `${count.poolId}\n${count.state}`;
-      const total = sandboxes.get(key) ?? { poolId: count.poolId, state: count.state, count: 0 };
+      const total = totals.get(key) ?? { poolId: count.poolId, state: count.state, count: 0 };
       total.count += count.count;
-      sandboxes.set(key, total);
+      totals.set(key, total);
     }
+    return [...totals.values()];
+  }
+
+  /** The registered nodes by state, as of the last look. */
+  nodeTotals(): Record<'serving' | 'draining' | 'lost', number> {
     const nodes = { serving: 0, draining: 0, lost: 0 };
     for (const node of this.nodes) {
       nodes[!this.isLive(node.name) ? 'lost' : node.draining ? 'draining' : 'serving'] += 1;
     }
-    return { sandboxes: [...sandboxes.values()], nodes };
+    return nodes;
   }
 
   /** Sandboxes counted at the last look, of the kind `match` picks. */

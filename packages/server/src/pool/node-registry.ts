@@ -221,12 +221,12 @@ export class NodeRegistry {
 
   private view(row: NodeRow): NodeView {
     const live = Date.parse(row.leaseUntil) > this.deps.now();
-    const { cpu, memoryBytes } = this.deps.cluster.reserved(row.name);
     if (row.name !== this.deps.name) {
+      const { cpu, memoryBytes } = this.deps.cluster.reserved(row.name);
       const load = { ...this.deps.cluster.held(row.name), cpu, memoryBytes };
       return { ...row, live, drained: row.draining && (!live || load.sessions + load.ready === 0), load };
     }
-    const load = { ...this.deps.pools.nodeLoad(), cpu, memoryBytes };
+    const load = this.deps.pools.nodeLoad();
     return {
       ...row,
       live,

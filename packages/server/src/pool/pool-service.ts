@@ -68,33 +68,30 @@ export class PoolService {
     await Promise.all([...this.managers.values()].map((manager) => manager.drainNode()));
   }
 
-  /** What this node holds now, across its pools. */
-  nodeLoad(): { sessions: number; ready: number; starting: number } {
-    const load = { sessions: 0, ready: 0, starting: 0 };
-    for (const manager of this.managers.values()) {
-      const status = manager.status();
-      load.sessions += status.allocated;
-      load.ready += status.ready;
-      load.starting += status.starting;
-    }
-    return load;
-  }
-
   /**
-   * What this node's sandboxes reserve now, starting ones included: each its pool's session size
-   * (a pool's size as it is now; sandboxes of an earlier template are replaced soon after a change).
+   * What this node holds now, across its pools, and the cores and memory that reserves: each
+   * sandbox its pool's session size (a pool's size as it is now; sandboxes of an earlier template are
+   * replaced soon after a change).
    */
-  nodeReservation(): Reservation {
-    const reserved = { sandboxes: 0, cpu: 0, memoryBytes: 0 };
+  nodeLoad(): { sessions: number; ready: number; starting: number; cpu: number; memoryBytes: number } {
+    const load = { sessions: 0, ready: 0, starting: 0, cpu: 0, memoryBytes: 0 };
     for (const manager of this.managers.values()) {
       const status = manager.status();
       const sandboxes = status.allocated + status.ready + status.starting;
       const size = manager.sandboxSize;
-      reserved.sandboxes += sandboxes;
-      reserved.cpu += sandboxes * size.cpu;
-      reserved.memoryBytes += sandboxes * size.memoryBytes;
+      load.sessions += status.allocated;
+      load.ready += status.ready;
+      load.starting += status.starting;
+      load.cpu += sandboxes * size.cpu;
+      load.memoryBytes += sandboxes * size.memoryBytes;
     }
-    return reserved;
+    return load;
+  }
+
+  /** What this node's sandboxes reserve now, starting ones included. */
+  nodeReservation(): Reservation {
+    const { sessions, ready, starting, cpu, memoryBytes } = this.nodeLoad();
+    return { sandboxes: sessions + ready + starting, cpu, memoryBytes };
   }
 
   /** A pool's session size, if this node knows the pool. */
