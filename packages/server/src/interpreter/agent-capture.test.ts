@@ -13,7 +13,7 @@ const AGENT_DIR = fileURLToPath(new URL('../../../../interpreter/python/', impor
 /** Runs `body` with the agent imported as `agent`; returns what it printed to the real stderr. */
 function python(body: string): string {
   const script = `import os, sys, time, threading\nsys.path.insert(0, ${JSON.stringify(AGENT_DIR)})\nimport agent\n${body}`;
-  const result = spawnSync('python3', ['-c', script], { encoding: 'utf8', timeout: 20_000 });
+  const result = spawnSync('python3', ['-B', '-c', script], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(result.status, 0, result.stderr);
   return result.stderr.trim();
 }

@@ -48,7 +48,7 @@ print(len(values), len(wrong), repr(wrong[:1])[:300])
 
 describe('plain_text', () => {
   it('lays values out exactly as IPython’s text/plain display does', () => {
-    const run = spawnSync('python3', ['-c', ORACLE], { encoding: 'utf8', timeout: 60_000 });
+    const run = spawnSync('python3', ['-B', '-c', ORACLE], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(run.status, 0, run.stderr);
     const [checked, wrong, example] = run.stdout.trim().split(' ');
     assert.equal(Number(checked), 3008);
