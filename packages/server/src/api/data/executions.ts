@@ -15,7 +15,7 @@ import { field, isRecord, optionalEnum, optionalInteger, optionalString, type Js
 
 const MAX_TIMEOUT_SECONDS = 220;
 /** The container-internal defaults the reference gives: Python 120 s, Shell 180 s. */
-const DEFAULT_TIMEOUT_SECONDS: Record<InterpreterType, number> = { PythonLTS: 120, Shell: 180 };
+export const DEFAULT_TIMEOUT_SECONDS: Record<InterpreterType, number> = { PythonLTS: 120, Shell: 180 };
 /** GNU timeout's status, reported for a command stopped at its time limit. */
 const TIMED_OUT_EXIT_CODE = 124;
 /** A shell's status for a command it could not run. */

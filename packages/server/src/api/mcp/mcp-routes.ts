@@ -109,7 +109,8 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
         {
           manager: deps.pools.require(poolId, poolName),
           principal: principalOf(extra),
-          ownIdentifier: ownIdentifier(extra.sessionId ?? transport.sessionId ?? randomUUID()),
+          // A tool is called only in an initialized MCP session, which has its id.
+          ownIdentifier: ownIdentifier(extra.sessionId ?? transport.sessionId!),
           executions: deps.executions,
         },
         request.params.name,

@@ -26,10 +26,10 @@ import { POOL_ENDPOINT, requireIdentifier } from '../data/pool-endpoint.js';
 import { poolId } from '../../arm-id.js';
 import { field, isRecord, type JsonRecord } from '../wire.js';
 import { mcpRoutes, PLATFORM_MCP_PATH } from '../schemas/mcp.js';
+import { runForTool } from './tool-run.js';
 
 const PROTOCOL_VERSION = '2025-03-26';
 const SERVER_NAME = 'Microsoft Container Apps MCP Server';
-const OUTPUT_CHARS = 100_000;
 
 /** JSON-RPC 2.0's error codes. */
 const RPC = { parse: -32700, invalidRequest: -32600, methodNotFound: -32601, invalidParams: -32602 } as const;
@@ -122,29 +122,6 @@ export function registerPlatformMcpRoutes(
     return { manager: deps.pools.require(id, params.pool), principal };
   }
 
-  async function runIn(
-    manager: PoolManager,
-    principal: Principal,
-    identifier: string,
-    code: string,
-    language: 'python' | 'bash',
-  ): Promise<ExecutionResult> {
-    const { record } = await deps.executions.run(manager, {
-      identifier,
-      operationId: randomUUID(),
-      callerChoseId: false,
-      principal: principal.id,
-      request: {
-        code,
-        language,
-        executionType: 'Synchronous',
-        timeoutSeconds: language === 'bash' ? 180 : 120,
-        outputStreamsMaxLength: OUTPUT_CHARS,
-      },
-    });
-    return record;
-  }
-
   /** A tool's answer: its fields as `structuredContent`, and as JSON text for clients that read only text. */
   const answer = (structured: JsonRecord, isError = false) => ({
     content: [{ type: 'text', text: JSON.stringify(structured) }],
@@ -189,7 +166,15 @@ export function registerPlatformMcpRoutes(
       if ((name as ToolName) === 'runPythonCodeInRemoteEnvironment') {
         const code = field(args, 'pythonCode');
         if (typeof code !== 'string') throw new RpcError(RPC.invalidParams, 'pythonCode must be a string');
-        return outcome(await runIn(manager, principal, identifier, code, 'python'), false);
+        return outcome(
+          await runForTool(deps.executions, manager, {
+            identifier,
+            principal: principal.id,
+            code,
+            language: 'python',
+          }),
+          false,
+        );
       }
       const shellCommand = field(args, 'shellCommand');
       const words = field(args, 'execCommandAndArgs');
@@ -205,7 +190,15 @@ export function registerPlatformMcpRoutes(
           'send shellCommand (a string) or execCommandAndArgs (an array of strings)',
         );
       }
-      return outcome(await runIn(manager, principal, identifier, command, 'bash'), true);
+      return outcome(
+        await runForTool(deps.executions, manager, {
+          identifier,
+          principal: principal.id,
+          code: command,
+          language: 'bash',
+        }),
+        true,
+      );
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
       return answer({ error: { code: error.code, message: error.message } }, true);

@@ -7,7 +7,6 @@
  * as the HTTP routes (pool/executions, pool/session-files), so limits, audit and records are alike.
  */
 
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 
 import {
@@ -28,11 +27,10 @@ import { executionResource, shellExecutionResource } from '../data/executions.js
 import { fileResource } from '../data/file-routes.js';
 import { requireIdentifier } from '../data/pool-endpoint.js';
 import { mcpTools, type McpToolInput, type McpToolName } from '../schemas/mcp.js';
+import { runForTool } from './tool-run.js';
 
 /** What a tool reads of a file, at most: a model reads the rest in parts, or through the HTTP API. */
 const MAX_READ_BYTES = 1024 * 1024;
-/** Output streams a tool answers with, at most per stream (the HTTP API's default is 4096). */
-const OUTPUT_CHARS = 100_000;
 
 export interface ToolContext {
   manager: PoolManager;
@@ -95,18 +93,12 @@ async function run(
   input: { code: string; identifier?: string; timeoutInSeconds?: number },
   language: 'python' | 'bash',
 ): Promise<CallToolResult> {
-  const { record } = await context.executions.run(context.manager, {
+  const record = await runForTool(context.executions, context.manager, {
     identifier: identifierOf(context, input.identifier),
-    operationId: randomUUID(),
-    callerChoseId: false,
     principal: context.principal.id,
-    request: {
-      code: input.code,
-      language,
-      executionType: 'Synchronous',
-      timeoutSeconds: input.timeoutInSeconds ?? (language === 'bash' ? 180 : 120),
-      outputStreamsMaxLength: OUTPUT_CHARS,
-    },
+    code: input.code,
+    language,
+    timeoutInSeconds: input.timeoutInSeconds,
   });
   return executionAnswer(record, language === 'bash');
 }
