@@ -371,15 +371,36 @@ describe('Azure’s platform MCP server, wire-compatible', { skip: skipReason },
       body: JSON.stringify(ping),
     });
     assert.equal(asReader.status, 403, 'a Reader runs nothing');
-    const contributor = await newKey(server, [`SessionExecutor:${armPath('copilot')}`]);
-    const executorFetch = await fetch(
-      `${server.url}${armPath('copilot')}/fetchMcpServerCredentials?${PREVIEW}`,
-      {
+    // The key's own routes: a Session Executor, a Contributor of another pool or resource group, a
+    // revoked Contributor key, no credential.
+    const fetchAs = (credential: string | null) =>
+      fetch(`${server.url}${armPath('copilot')}/fetchMcpServerCredentials?${PREVIEW}`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${contributor.key}` },
-      },
-    );
-    assert.equal(executorFetch.status, 403, 'a Session Executor may not read the key');
+        headers: credential === null ? {} : { authorization: `Bearer ${credential}` },
+      });
+    const executor = await newKey(server, [`SessionExecutor:${armPath('copilot')}`]);
+    assert.equal((await fetchAs(executor.key)).status, 403, 'a Session Executor may not read the key');
+    const otherPool = await newKey(server, [`Contributor:${armPath('plain')}`]);
+    assert.equal((await fetchAs(otherPool.key)).status, 403, 'a Contributor of another pool');
+    const otherGroup = await newKey(server, [
+      `Contributor:/subscriptions/${SUBSCRIPTION}/resourceGroups/other`,
+    ]);
+    assert.equal((await fetchAs(otherGroup.key)).status, 403, 'a Contributor of another resource group');
+    const revoked = await newKey(server, [`Contributor:${armPath('copilot')}`]);
+    assert.equal((await fetchAs(revoked.key)).status, 200, 'the Contributor may, until revoked');
+    assert.equal((await server.request('DELETE', `/sandpool/apiKeys/${revoked.id}`)).status, 200);
+    assert.equal((await fetchAs(revoked.key)).status, 401, 'a revoked key');
+    assert.equal((await fetchAs(null)).status, 401, 'no credential');
+    // The MCP endpoint with a bearer credential of another resource group's executor.
+    const groupExecutor = await newKey(server, [
+      `SessionExecutor:/subscriptions/${SUBSCRIPTION}/resourceGroups/other`,
+    ]);
+    const asOtherGroup = await fetch(`${server.url}${poolPath('copilot')}/platformMcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${groupExecutor.key}` },
+      body: JSON.stringify(ping),
+    });
+    assert.equal(asOtherGroup.status, 403, 'an executor of another resource group');
     const notEnabled = await credentials('fetchMcpServerCredentials', 'plain');
     assert.equal(notEnabled.status, 400);
     assert.equal(notEnabled.json.error.code, 'InvalidParameter');
