@@ -258,6 +258,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerMcpRoutes(app, {
     pools: deps.pools,
     executions: deps.executions,
+    credentials: deps.credentials,
     now: deps.now,
     version: SANDPOOL_VERSION,
   });

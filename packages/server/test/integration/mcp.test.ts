@@ -24,6 +24,7 @@ import {
   newKey,
   poolPath,
   startTestServer,
+  until,
   type TestServer,
 } from '../server-harness.js';
 import { skipReason } from './harness.js';
@@ -216,11 +217,23 @@ describe('the MCP server, through the official SDK client', { skip: skipReason }
       'another resource group',
     );
 
-    // A key revoked while its MCP session is open stops at its next request.
+    // A key revoked while its MCP session is open ends that session at once, with its own sandbox,
+    // and stops the client at its next request.
     const executor = await newKey(server, ['SessionExecutor']);
-    const client = await connect(server, executor.key);
+    const transport = new StreamableHTTPClientTransport(mcpUrl(server, 'agents'), {
+      requestInit: { headers: { authorization: `Bearer ${executor.key}` } },
+    });
+    const client = new Client({ name: 'sandpool-test', version: '1.0.0' });
+    await client.connect(transport);
     await client.callTool({ name: 'run_python', arguments: { code: '1' } });
+    const ownSandbox = `mcp-${transport.sessionId!}`;
+    const listed = async () =>
+      (await server.request('GET', `${poolPath('agents')}/listSessions?${DATA}`)).json.sessions.some(
+        (session: { identifier: string }) => session.identifier === ownSandbox,
+      );
+    assert.ok(await listed(), 'the MCP session works in a sandbox of its own');
     assert.equal((await server.request('DELETE', `/sandpool/apiKeys/${executor.id}`)).status, 200);
+    await until('the revoked key’s MCP session to end its sandbox', async () => !(await listed()));
     await assert.rejects(
       client.callTool({ name: 'run_python', arguments: { code: '2' } }),
       /AuthenticationFailed/,

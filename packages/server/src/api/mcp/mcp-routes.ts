@@ -4,9 +4,10 @@
  * transport and low-level server, with the SDK's session handling (`mcp-session-id`). Every request
  * is authenticated like any other route and needs at least Reader on the pool; an MCP session belongs
  * to the credential and pool that opened it (another caller's session id is not found), and each
- * request's own principal decides which tools it sees and may call, so a revoked key stops at once.
- * A session that names no identifier works in a sandbox of its own, ended with the MCP session.
- * Idle MCP sessions are closed after an hour.
+ * request's own principal decides which tools it sees and may call. A session ends, with its event
+ * stream, when the credential that opened it is revoked or expires. A session that names no
+ * identifier works in a sandbox of its own, ended with the MCP session. Idle MCP sessions are closed
+ * after an hour.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -22,6 +23,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
+import type { CredentialWatch } from '../../auth/credential-watch.js';
 import type { Principal } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { Executions } from '../../pool/executions.js';
@@ -41,11 +43,14 @@ interface McpSession {
   poolId: string;
   poolName: string;
   lastUsed: number;
+  /** Stops watching the opening credential. */
+  unwatch: () => void;
 }
 
 export interface McpRoutesDeps {
   pools: PoolService;
   executions: Executions;
+  credentials: CredentialWatch;
   now: () => number;
   version: string;
 }
@@ -66,6 +71,7 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
   /** Ends an MCP session and the sandbox of its own. */
   async function end(sessionId: string, session: McpSession): Promise<void> {
     sessions.delete(sessionId);
+    session.unwatch();
     await session.transport.close().catch(() => undefined);
     await deps.pools
       .manager(session.poolId)
@@ -73,7 +79,7 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
       .catch(() => undefined);
   }
 
-  function open(poolId: string, poolName: string, principalId: string): StreamableHTTPServerTransport {
+  function open(poolId: string, poolName: string, principal: Principal): StreamableHTTPServerTransport {
     if (sessions.size >= MAX_SESSIONS) {
       throw new AppError(
         ErrorCode.TooManyMcpSessions,
@@ -83,7 +89,16 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (sessionId) => {
-        sessions.set(sessionId, { transport, principalId, poolId, poolName, lastUsed: deps.now() });
+        const session: McpSession = {
+          transport,
+          principalId: principal.id,
+          poolId,
+          poolName,
+          lastUsed: deps.now(),
+          unwatch: () => undefined,
+        };
+        sessions.set(sessionId, session);
+        session.unwatch = deps.credentials.watch(principal, () => void end(sessionId, session));
       },
       onsessionclosed: async (sessionId) => {
         const session = sessions.get(sessionId);
@@ -147,7 +162,7 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
       session.lastUsed = deps.now();
       transport = session.transport;
     } else if (request.method === 'POST' && isInitializeRequest(request.body)) {
-      transport = open(manager.id, manager.name, request.principal.id);
+      transport = open(manager.id, manager.name, request.principal);
     } else {
       throw new AppError(
         ErrorCode.InvalidRequestContent,
