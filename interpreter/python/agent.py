@@ -14,6 +14,7 @@ import codecs
 import json
 import math
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -43,6 +44,14 @@ SHELLS = {"bash": "/bin/bash", "sh": "/bin/sh"}
 # After the code finishes, how long to wait for output still in flight from its child processes.
 DRAIN_SECONDS = 0.05
 MPL_CACHE_SOURCE = "/etc/sandpool/matplotlib"
+# Background processes: records kept per session, how many may run at once, and the newest characters
+# of each output stream kept for reading.
+MAX_PROCESSES = 64
+MAX_RUNNING_PROCESSES = 16
+MAX_PROCESS_OUTPUT_CHARS = 1_000_000
+# How long a write to a process's stdin waits for the process to read, so one that never does
+# cannot hold the agent.
+STDIN_WAIT_SECONDS = 1.0
 
 
 class StreamCapture:
@@ -206,6 +215,7 @@ class Interpreter:
         self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
         self.executions = 0
         self.running_user_code = False
+        self.processes = Processes()
 
     def on_interrupt(self, signum, frame):
         # An interrupt that lands between executions, or while a reply is sent, has nothing to stop.
@@ -334,6 +344,177 @@ class Interpreter:
         }
 
 
+class ProcessOutput:
+    """One stream of a background process: read by a thread as it is written, the newest
+    MAX_PROCESS_OUTPUT_CHARS characters kept. Offsets count characters from the process's start, so a
+    reader asks for what follows the last offset it saw."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.text = ""
+        self.dropped = 0
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        while True:
+            try:
+                chunk = os.read(self.pipe, 65536)
+            except OSError:
+                chunk = b""
+            text = self.decoder.decode(chunk, final=not chunk)
+            with self.lock:
+                self.text += text
+                excess = len(self.text) - MAX_PROCESS_OUTPUT_CHARS
+                if excess > 0:
+                    self.text = self.text[excess:]
+                    self.dropped += excess
+            if not chunk:
+                os.close(self.pipe)
+                return
+
+    def since(self, offset, max_chars):
+        """What follows `offset` (from the oldest kept character when those are gone), at most
+        `max_chars`, with the offset where it starts and the one to ask from next."""
+        with self.lock:
+            start = max(offset, self.dropped)
+            text = self.text[start - self.dropped : start - self.dropped + max_chars]
+            return {"from": start, "text": text, "next": start + len(text), "end": self.dropped + len(self.text)}
+
+
+class BackgroundProcess:
+    def __init__(self, command, shell_name):
+        stdin_read, self.stdin = os.pipe()
+        stdout_read, stdout_write = os.pipe()
+        stderr_read, stderr_write = os.pipe()
+        try:
+            # Its own process group, so a kill reaches everything it started; /mnt/data as for `shell`.
+            self.popen = subprocess.Popen(
+                [SHELLS[shell_name], "-c", command],
+                stdin=stdin_read,
+                stdout=stdout_write,
+                stderr=stderr_write,
+                start_new_session=True,
+            )
+        except OSError:
+            for fd in (self.stdin, stdout_read, stderr_read):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (stdin_read, stdout_write, stderr_write):
+                os.close(fd)
+        os.set_blocking(self.stdin, False)
+        self.command = command
+        self.started_at = time.time()
+        self.stdout = ProcessOutput(stdout_read)
+        self.stderr = ProcessOutput(stderr_read)
+        self.ended_at = None
+        threading.Thread(target=self._reap, daemon=True).start()
+
+    def _reap(self):
+        self.popen.wait()
+        self.ended_at = time.time()
+
+    @property
+    def running(self):
+        return self.ended_at is None
+
+    def describe(self):
+        # The reaping thread owns waitpid (poll() answers None while it waits), and sets ended_at last.
+        ended_at = self.ended_at
+        exit_code = None if ended_at is None else self.popen.returncode
+        if exit_code is not None and exit_code < 0:
+            exit_code = 128 - exit_code
+        return {
+            "pid": self.popen.pid,
+            "command": self.command,
+            "running": ended_at is None,
+            "exitCode": exit_code,
+            "startedAt": self.started_at,
+            "endedAt": ended_at,
+        }
+
+    def write(self, text, close):
+        """Writes to the process's stdin without ever blocking the agent on a process that does not read."""
+        if self.stdin is None:
+            raise ProcessError("StdinClosed", "the process's stdin is closed")
+        data = text.encode()
+        written = 0
+        deadline = time.monotonic() + STDIN_WAIT_SECONDS
+        try:
+            while written < len(data):
+                if not select.select([], [self.stdin], [], max(0, deadline - time.monotonic()))[1]:
+                    raise ProcessError("StdinFull", f"the process is not reading its stdin: {written} of {len(data)} bytes were written")
+                written += os.write(self.stdin, data[written:])
+        except BrokenPipeError:
+            close = True
+        if close:
+            os.close(self.stdin)
+            self.stdin = None
+
+    def kill(self, signal_number):
+        try:
+            os.killpg(self.popen.pid, signal_number)
+        except ProcessLookupError:
+            pass
+
+    def forget(self):
+        if self.stdin is not None:
+            os.close(self.stdin)
+            self.stdin = None
+
+
+class ProcessError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+class Processes:
+    """A session's background processes: started with a shell like `shell`, listed, read, written to
+    and signalled by pid. They live until they exit or the sandbox ends; the newest MAX_PROCESSES
+    records are kept, and at most MAX_RUNNING_PROCESSES run at once."""
+
+    SIGNALS = {"TERM": signal.SIGTERM, "KILL": signal.SIGKILL, "INT": signal.SIGINT, "HUP": signal.SIGHUP}
+
+    def __init__(self):
+        self.by_pid = {}
+
+    def start(self, command, shell_name):
+        running = sum(1 for process in self.by_pid.values() if process.running)
+        if running >= MAX_RUNNING_PROCESSES:
+            raise ProcessError("TooManyProcesses", f"{MAX_RUNNING_PROCESSES} background processes run already; kill one first")
+        try:
+            process = BackgroundProcess(command, shell_name)
+        except OSError as exc:
+            raise ProcessError("CommandStartError", str(exc))
+        self.by_pid[process.popen.pid] = process
+        ended = [pid for pid, kept in self.by_pid.items() if not kept.running]
+        for pid in ended[: max(0, len(self.by_pid) - MAX_PROCESSES)]:
+            self.by_pid.pop(pid).forget()
+        return process.describe()
+
+    def get(self, pid):
+        process = self.by_pid.get(pid)
+        if process is None:
+            raise ProcessError("ProcessNotFound", f"no background process {pid} in this session")
+        return process
+
+    def list(self):
+        return [process.describe() for process in self.by_pid.values()]
+
+    def output(self, pid, stdout_offset, stderr_offset, max_chars):
+        process = self.get(pid)
+        # The state first: output read after it is complete when it says the process ended.
+        described = process.describe()
+        if not described["running"]:
+            process.stdout.thread.join(DRAIN_SECONDS)
+            process.stderr.thread.join(DRAIN_SECONDS)
+        return {"process": described, "stdout": process.stdout.since(stdout_offset, max_chars), "stderr": process.stderr.since(stderr_offset, max_chars)}
+
+
 def user_frames(tb):
     """Drops the agent's own frames so a traceback starts at the user's code."""
     while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
@@ -401,9 +582,67 @@ def handle(interpreter, connection, request):
             reply.update(ok=False, error={"code": "BadRequest", "message": "shell needs command (string), shell (bash or sh) and maxOutputChars (int >= 0)"})
         else:
             reply.update(ok=True, **interpreter.shell(command, shell_name, max_chars, streamed(connection, request)))
+    elif op in PROCESS_OPS:
+        try:
+            reply.update(ok=True, **PROCESS_OPS[op](interpreter.processes, request))
+        except ProcessError as exc:
+            reply.update(ok=False, error={"code": exc.code, "message": str(exc)})
+        except (KeyError, TypeError, ValueError) as exc:
+            reply.update(ok=False, error={"code": "BadRequest", "message": f"{op}: {exc}"})
     else:
         reply.update(ok=False, error={"code": "UnknownOperation", "message": f"unknown op {op!r}"})
     connection.send(reply)
+
+
+def _argument(request, name, kind, default=None):
+    value = request.get(name, default)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise TypeError(f"{name} must be {kind.__name__}")
+    return value
+
+
+def _offset(request, name):
+    value = _argument(request, name, int, 0)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0")
+    return value
+
+
+def _signal(request):
+    name = _argument(request, "signal", str, "TERM")
+    if name not in Processes.SIGNALS:
+        raise ValueError(f"signal must be one of {', '.join(Processes.SIGNALS)}")
+    return Processes.SIGNALS[name]
+
+
+def _shell_name(request):
+    name = _argument(request, "shell", str, "bash")
+    if name not in SHELLS:
+        raise ValueError("shell must be bash or sh")
+    return name
+
+
+def _kill(processes, request):
+    process = processes.get(_argument(request, "pid", int))
+    process.kill(_signal(request))
+    return {"process": process.describe()}
+
+
+def _write_stdin(processes, request):
+    process = processes.get(_argument(request, "pid", int))
+    process.write(_argument(request, "text", str, ""), _argument(request, "close", bool, False))
+    return {"process": process.describe()}
+
+
+PROCESS_OPS = {
+    "process.start": lambda processes, request: {"process": processes.start(_argument(request, "command", str), _shell_name(request))},
+    "process.list": lambda processes, request: {"processes": processes.list()},
+    "process.output": lambda processes, request: processes.output(
+        _argument(request, "pid", int), _offset(request, "stdoutOffset"), _offset(request, "stderrOffset"), _offset(request, "maxChars")
+    ),
+    "process.stdin": _write_stdin,
+    "process.kill": _kill,
+}
 
 
 def prepare_environment():

@@ -56,6 +56,7 @@ const HINTS: Record<string, string> = {
   ResourceNotFound: 'List the pools with `sandpool sessionpool list`.',
   SessionNotFound: 'List live sessions with `sandpool session list -n <pool>`.',
   FileNotFound: 'List the files with `sandpool session code-interpreter list-files`.',
+  ProcessNotFound: 'List the session’s processes with `sandpool session process list`.',
   SessionPoolFull:
     'Every session is in use: stop one (`sandpool session stop`), wait, or raise `--max-sessions` with `sandpool sessionpool update`.',
   SessionPoolBusy: 'Another operation is running on this pool; try again in a moment.',

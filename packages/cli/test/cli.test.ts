@@ -337,6 +337,51 @@ describe('sandpool CLI against a real server', { skip: skipReason }, async () =>
     assert.match(live.stderr, /complained/);
   });
 
+  it('starts a background process, writes to it, follows its output and kills another', async () => {
+    const at = ['-n', 'clishell', '-i', 'cli-sh'];
+    const started = await sandpool('session', 'process', 'start', ...at, '--command', 'cat; echo bye >&2');
+    assert.equal(started.code, 0, started.stderr);
+    assert.equal(started.json.status, 'Running');
+    const pid = String(started.json.pid);
+    const wrote = await sandpool(
+      'session',
+      'process',
+      'write',
+      ...at,
+      '--pid',
+      pid,
+      '--text',
+      'typed\n',
+      '--close',
+    );
+    assert.equal(wrote.code, 0, wrote.stderr);
+    const followed = await sandpool('session', 'process', 'output', ...at, '--pid', pid, '--follow');
+    assert.equal(followed.code, 0, followed.stderr);
+    assert.equal(followed.stdout, 'typed\n');
+    assert.equal(followed.stderr, 'bye\n');
+
+    const sleeper = await sandpool('session', 'process', 'start', ...at, '--command', 'sleep 60');
+    const killed = await sandpool(
+      'session',
+      'process',
+      'kill',
+      ...at,
+      '--pid',
+      String(sleeper.json.pid),
+      '--signal',
+      'kill',
+    );
+    assert.equal(killed.code, 0, killed.stderr);
+    const listed = await sandpool('session', 'process', 'list', ...at, '--output', 'tsv');
+    assert.match(listed.stdout, new RegExp(`^${pid}\tExited\t0\t`, 'm'));
+    const refused = await sandpool('session', 'process', 'kill', ...at, '--pid', '1', '--signal', 'STOP');
+    assert.equal(refused.code, ExitCode.Usage);
+    assert.match(refused.stderr, /--signal must be one of TERM, KILL, INT, HUP/);
+    const missing = await sandpool('session', 'process', 'output', ...at, '--pid', '4000000');
+    assert.equal(missing.code, ExitCode.NotFound, missing.stderr);
+    assert.match(missing.stderr, /ProcessNotFound/);
+  });
+
   it('reports a full pool with exit code 6 and what to do', async () => {
     await sandpool('session', 'shell', 'execute', '-n', 'clishell', '-i', 'fill', '--command', 'true');
     const full = await sandpool(

@@ -19,6 +19,8 @@ export type ShellExecution = Schemas['ShellExecution'];
 /** A figure an execution produced (a PNG, base64). */
 export type Image = NonNullable<Execution['result']>['images'][number];
 export type FileInfo = Schemas['File'];
+export type BackgroundProcess = Schemas['Process'];
+export type ProcessOutput = Schemas['ProcessOutput'];
 export type SessionInfo = Schemas['Session'];
 export type ApiKey = Schemas['ApiKey'];
 export type PoolEvent = Schemas['Event'];
@@ -497,6 +499,8 @@ export class Pool {
 export class Session {
   /** The session's `/mnt/data`. */
   readonly files: Files;
+  /** Commands the session runs in the background (a Sandpool extension). */
+  readonly processes: Processes;
 
   /** @internal Reached through {@link SandpoolClient}. */
   constructor(
@@ -505,6 +509,7 @@ export class Session {
     readonly identifier: string,
   ) {
     this.files = new Files(client, this.params.bind(this));
+    this.processes = new Processes(client, this.params.bind(this));
   }
 
   private params() {
@@ -730,6 +735,70 @@ export class Files {
 
   async delete(name: string, options: { path?: string } = {}): Promise<void> {
     ok(await this.client.api.DELETE(`${ENDPOINT}/files/{name}`, { params: this.named(name, options) }));
+  }
+}
+
+/**
+ * Background processes of the session: commands that keep running after the request that started
+ * them (dev servers, long jobs), within the session's limits, until they exit or the session ends.
+ * @example
+ * const server = await session.processes.start('python3 -m http.server 8000');
+ * const { stdout } = await session.processes.output(server.pid);
+ */
+export class Processes {
+  /** @internal Reached through {@link Session}. */
+  constructor(
+    private readonly client: SandpoolClient,
+    private readonly params: () => FileParams,
+  ) {}
+
+  private of(pid: number, query: Record<string, unknown> = {}) {
+    const { path, query: base } = this.params();
+    return { path: { ...path, pid: String(pid) }, query: { ...base, ...query } };
+  }
+
+  /** Starts `command` with `bash -c` (or `sh -c`) in `/mnt/data`; answers at once. */
+  async start(command: string, options: { shellType?: 'bash' | 'sh' } = {}): Promise<BackgroundProcess> {
+    return ok(
+      await this.client.api.POST(`${ENDPOINT}/processes`, {
+        params: this.params(),
+        body: { command, ...(options.shellType && { shellType: options.shellType }) },
+      }),
+    );
+  }
+
+  /** The session's processes, running and exited. */
+  async list(): Promise<BackgroundProcess[]> {
+    return ok(await this.client.api.GET(`${ENDPOINT}/processes`, { params: this.params() })).value;
+  }
+
+  /** What the process wrote from the offsets on (each stream's `nextOffset` continues), and its state. */
+  async output(
+    pid: number,
+    from: { stdoutOffset?: number; stderrOffset?: number; maxChars?: number } = {},
+  ): Promise<ProcessOutput> {
+    return ok(
+      await this.client.api.GET(`${ENDPOINT}/processes/{pid}/output`, { params: this.of(pid, from) }),
+    );
+  }
+
+  /** Writes `text` to the process's stdin; `close` ends its input. */
+  async write(pid: number, text: string, options: { close?: boolean } = {}): Promise<BackgroundProcess> {
+    return ok(
+      await this.client.api.POST(`${ENDPOINT}/processes/{pid}/stdin`, {
+        params: this.of(pid),
+        body: { text, ...(options.close && { close: true }) },
+      }),
+    );
+  }
+
+  /** Sends `signal` (default TERM) to the process and everything it started. */
+  async kill(pid: number, signal?: 'TERM' | 'KILL' | 'INT' | 'HUP'): Promise<BackgroundProcess> {
+    return ok(
+      await this.client.api.POST(`${ENDPOINT}/processes/{pid}/kill`, {
+        params: this.of(pid, signal ? { signal } : {}),
+      }),
+    );
   }
 }
 

@@ -551,6 +551,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/processes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the session’s background processes, running and exited (the newest 64) */
+        get: operations["Processes_List"];
+        put?: never;
+        /**
+         * Start a command in the background in the identifier’s session
+         * @description Answers at once with the process; it runs until it exits, is killed, or the session ends, within the session’s limits. At most 16 run at once in a session.
+         */
+        post: operations["Processes_Start"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/processes/{pid}/output": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a background process’s output from an offset, and its state
+         * @description Once the process has exited, the answer holds everything it wrote up to `length`. Ask again from each stream’s `nextOffset` to follow it.
+         */
+        get: operations["Processes_Output"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/processes/{pid}/stdin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Write to a background process’s stdin, and close it with `close`
+         * @description `409 ProcessStdinUnavailable` when the process has not read what was written within a second (what was written so far stays written), or its stdin is closed.
+         */
+        post: operations["Processes_WriteStdin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/processes/{pid}/kill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a signal to a background process and everything it started */
+        post: operations["Processes_Kill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/subscriptions/{subscription}/resourceGroups/{resourceGroup}/sessionPools/{pool}/mcp": {
         parameters: {
             query?: never;
@@ -979,6 +1057,42 @@ export interface components {
                 cpuSeconds: number;
                 memoryBytes: number;
                 peakMemoryBytes: number;
+            };
+        };
+        ProcessStart: {
+            /** @description A command line, run with `bash -c` (or `sh -c`) in /mnt/data, in a process group of its own. */
+            command: string;
+            shellType?: "bash" | "sh";
+        };
+        Process: {
+            /** @description Its id inside the sandbox. */
+            pid: number;
+            command: string;
+            status: "Running" | "Exited";
+            /** @description Once it exited: its status, 128 + N when signal N ended it. */
+            exitCode: number | null;
+            startedAt: string;
+            endedAt: string | null;
+        };
+        ProcessOutput: {
+            process: components["schemas"]["Process"];
+            stdout: {
+                text: string;
+                /** @description Where `text` starts, in characters since the process started: the offset asked for, or the oldest kept (the newest 1,000,000 characters of a stream are kept). */
+                offset: number;
+                /** @description The offset to ask from next. */
+                nextOffset: number;
+                /** @description Characters the process has written to the stream so far. */
+                length: number;
+            };
+            stderr: {
+                text: string;
+                /** @description Where `text` starts, in characters since the process started: the offset asked for, or the oldest kept (the newest 1,000,000 characters of a stream are kept). */
+                offset: number;
+                /** @description The offset to ask from next. */
+                nextOffset: number;
+                /** @description Characters the process has written to the stream so far. */
+                length: number;
             };
         };
         ApiKey: {
@@ -2937,6 +3051,274 @@ export interface operations {
                 };
                 content: {
                     "application/octet-stream": string;
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Processes_List: {
+        parameters: {
+            query: {
+                /** @description 2024-02-02-preview selects the legacy envelopes; later versions the current shapes. */
+                "api-version": "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-02-02-preview" | "2025-10-02-preview";
+                /** @description Names the session; the first request with a new identifier allocates one. */
+                identifier: string;
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        value: components["schemas"]["Process"][];
+                    };
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Processes_Start: {
+        parameters: {
+            query: {
+                /** @description 2024-02-02-preview selects the legacy envelopes; later versions the current shapes. */
+                "api-version": "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-02-02-preview" | "2025-10-02-preview";
+                /** @description Names the session; the first request with a new identifier allocates one. */
+                identifier: string;
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProcessStart"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Process"];
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Processes_Output: {
+        parameters: {
+            query: {
+                /** @description 2024-02-02-preview selects the legacy envelopes; later versions the current shapes. */
+                "api-version": "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-02-02-preview" | "2025-10-02-preview";
+                /** @description Names the session; the first request with a new identifier allocates one. */
+                identifier: string;
+                /** @description Default 0: from the start. */
+                stdoutOffset?: number;
+                /** @description Default 0: from the start. */
+                stderrOffset?: number;
+                /** @description Most characters of each stream in the answer (default 100,000). */
+                maxChars?: number;
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+                /** @description The process id `start` answered. */
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProcessOutput"];
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Processes_WriteStdin: {
+        parameters: {
+            query: {
+                /** @description 2024-02-02-preview selects the legacy envelopes; later versions the current shapes. */
+                "api-version": "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-02-02-preview" | "2025-10-02-preview";
+                /** @description Names the session; the first request with a new identifier allocates one. */
+                identifier: string;
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+                /** @description The process id `start` answered. */
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    text: string;
+                    /** @description Close stdin after the text (end of input). */
+                    close?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Process"];
+                };
+            };
+            /** @description Azure's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Azure's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    Processes_Kill: {
+        parameters: {
+            query: {
+                /** @description 2024-02-02-preview selects the legacy envelopes; later versions the current shapes. */
+                "api-version": "2024-02-02-preview" | "2024-08-02-preview" | "2024-10-02-preview" | "2025-02-02-preview" | "2025-10-02-preview";
+                /** @description Names the session; the first request with a new identifier allocates one. */
+                identifier: string;
+                /** @description Default TERM. */
+                signal?: "TERM" | "KILL" | "INT" | "HUP";
+            };
+            header?: never;
+            path: {
+                subscription: string;
+                resourceGroup: string;
+                /** @description The session pool name. */
+                pool: string;
+                /** @description The process id `start` answered. */
+                pid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Process"];
                 };
             };
             /** @description Azure's error body. */

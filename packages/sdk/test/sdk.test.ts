@@ -1,6 +1,7 @@
 /**
  * The SDK against a real Sandpool server with real sandboxes: pools through their long-running
- * operations, Python and Shell sessions, files, typed errors, keys and tokens, and the examples.
+ * operations, Python and Shell sessions, files, background processes, typed errors, keys and tokens,
+ * and the examples.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -90,6 +91,33 @@ describe('SDK against a real server', { skip: skipReason }, async () => {
     assert.equal(listed.result.stdout, 'hello\n');
     const sh = await session.run('echo ${BASH_VERSION:-sh}', { shellType: 'sh' });
     assert.equal(sh.result?.stdout, 'sh\n');
+    await session.stop();
+  });
+
+  it('runs a background process: starts, lists, writes stdin, follows output, kills', async () => {
+    const session = client.pool('sdkshell').session('sdk-processes');
+    const cat = await session.processes.start('cat; echo done >&2');
+    assert.equal(cat.status, 'Running');
+    await session.processes.write(cat.pid, 'one\n');
+    await session.processes.write(cat.pid, 'two\n', { close: true });
+    let output = await session.processes.output(cat.pid);
+    while (output.process.status === 'Running') output = await session.processes.output(cat.pid);
+    assert.equal(output.stdout.text, 'one\ntwo\n');
+    assert.equal(output.stderr.text, 'done\n');
+    assert.equal(output.process.exitCode, 0);
+    const rest = await session.processes.output(cat.pid, { stdoutOffset: 4, maxChars: 2 });
+    assert.equal(rest.stdout.text, 'tw');
+    const sleeper = await session.processes.start('sleep 60', { shellType: 'sh' });
+    assert.equal((await session.processes.kill(sleeper.pid, 'KILL')).pid, sleeper.pid);
+    await assert.rejects(session.processes.output(4_000_000), (error: unknown) => {
+      assert.ok(error instanceof ApiError);
+      assert.equal(error.code, 'ProcessNotFound');
+      return true;
+    });
+    assert.deepEqual(
+      (await session.processes.list()).map((p) => p.pid),
+      [cat.pid, sleeper.pid],
+    );
     await session.stop();
   });
 

@@ -49,6 +49,7 @@ import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
 import { registerMcpRoutes } from './api/mcp/mcp-routes.js';
+import { registerProcessRoutes } from './api/data/process-routes.js';
 import { registerPlatformMcpRoutes } from './api/mcp/platform-mcp-routes.js';
 import { registerMcpCredentialRoutes } from './api/management/mcp-credential-routes.js';
 import { McpServerKeys } from './pool/mcp-server-keys.js';
@@ -255,6 +256,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     authenticator: deps.authenticator,
   });
   registerFileRoutes(app, { pools: deps.pools, uploadMaxBytes: deps.config.uploadMaxBytes });
+  registerProcessRoutes(app, { pools: deps.pools });
   registerMcpRoutes(app, {
     pools: deps.pools,
     executions: deps.executions,

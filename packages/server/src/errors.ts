@@ -53,6 +53,8 @@ export const ErrorCode = {
   ApiKeyNotFound: 'ApiKeyNotFound',
   /** No MCP session of this id, for this caller and pool (ended, expired, or another caller's). */
   McpSessionNotFound: 'McpSessionNotFound',
+  /** No background process of that pid in the session. */
+  ProcessNotFound: 'ProcessNotFound',
   // 405
   /** The route answers other methods (`Allow` names them). */
   MethodNotAllowed: 'MethodNotAllowed',
@@ -62,6 +64,10 @@ export const ErrorCode = {
   SandboxAlreadyExists: 'SandboxAlreadyExists',
   /** The pool is being deleted or has an operation running. */
   SessionPoolBusy: 'SessionPoolBusy',
+  /** The session runs as many background processes as it may; one must end first. */
+  TooManyProcesses: 'TooManyProcesses',
+  /** The process did not read its stdin within a second, or its stdin is closed. */
+  ProcessStdinUnavailable: 'ProcessStdinUnavailable',
   // 410
   /** The session's sandbox is gone; its state cannot be recovered. */
   SessionLost: 'SessionLost',
@@ -150,10 +156,13 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   SessionNotFound: 404,
   ApiKeyNotFound: 404,
   McpSessionNotFound: 404,
+  ProcessNotFound: 404,
   MethodNotAllowed: 405,
   NotARegularFile: 409,
   SandboxAlreadyExists: 409,
   SessionPoolBusy: 409,
+  TooManyProcesses: 409,
+  ProcessStdinUnavailable: 409,
   SessionLost: 410,
   RequestTimeout: 408,
   PayloadTooLarge: 413,

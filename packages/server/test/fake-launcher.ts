@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { AppError, ErrorCode } from '../src/errors.js';
 import type { AgentRequest, AgentResult } from '../src/interpreter/agent-client.js';
+import type { ProcessReply } from '../src/interpreter/protocol.js';
 import type { ImageSource } from '../src/pool/container-image.js';
 import type { EndState, InstanceLauncher, Instance, Upstream } from '../src/pool/instance.js';
 import type { PoolSpec } from '../src/pool/pool-spec.js';
@@ -59,6 +61,11 @@ export class FakeInstance implements Instance {
     } finally {
       this.running--;
     }
+  }
+
+  /** The fake runs no processes; the real agent's are tested end to end (processes.test.ts). */
+  processes(): Promise<ProcessReply> {
+    return Promise.reject(new AppError(ErrorCode.InvalidAgentRequest, 'the fake instance runs no processes'));
   }
 
   /** Fixed numbers, so tests can see them travel into ended events. */

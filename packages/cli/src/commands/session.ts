@@ -1,7 +1,7 @@
 /**
  * @module commands/session
  * `sandpool session show|list|stop|logs` and `sandpool session code-interpreter …` (az's verbs), plus
- * `sandpool session shell execute` for Shell pools.
+ * `sandpool session shell execute` for Shell pools and `sandpool session process …` (process.ts).
  */
 
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,8 @@ import type { Context } from '../context.js';
 import { CliError, ExitCode, UsageError } from '../failure.js';
 import type { Columns } from '../output.js';
 import { integer, splitFilename, valueOrFile } from './arguments.js';
+import { processCommand } from './process.js';
+import { poolOf, sessionCommand } from './session-target.js';
 
 const SESSION_COLUMNS: Columns<SessionInfo> = [
   ['Identifier', (s) => s.identifier],
@@ -46,18 +48,6 @@ const SHELL_COLUMNS: Columns<ShellExecution> = [
   ['Stderr', (e) => e.result?.stderr],
   ['Error', (e) => e.error?.code],
 ];
-
-/** The flags that name a session: az's `-n`, `-g` and `--identifier`. */
-function sessionCommand(name: string, description: string) {
-  return new Command(name)
-    .description(description)
-    .requiredOption('-n, --name <pool>', 'the session pool')
-    .option('-g, --resource-group <group>', 'its resource group (default: the profile’s, else sandpool)')
-    .requiredOption('-i, --identifier <identifier>', 'the session');
-}
-
-const poolOf = (cli: Context, flags: { name: string; resourceGroup?: string }) =>
-  cli.client(flags.resourceGroup).pool(flags.name);
 
 /** `--live`: the run's output goes to this process's stdout and stderr as it is written. */
 const liveOutput = (cli: Context) => ({
@@ -234,5 +224,6 @@ export function sessionCommandGroup(context: () => Context): Command {
   );
   command.addCommand(codeInterpreterCommand(context));
   command.addCommand(shellCommand(context));
+  command.addCommand(processCommand(context));
   return command;
 }

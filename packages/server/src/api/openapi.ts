@@ -16,6 +16,7 @@ import { ErrorResponse } from './schemas/common.js';
 import { Event } from './schemas/events.js';
 import { Execution, ExecutionRequest, File, Session, ShellExecution } from './schemas/data.js';
 import { SessionPool } from './schemas/pools.js';
+import { Process, ProcessOutput, ProcessStart } from './schemas/processes.js';
 import { UsageTotals } from './schemas/usage.js';
 
 /** Schemas that routes reference by `$id`; they become `components.schemas`. */
@@ -27,6 +28,9 @@ export const SHARED_SCHEMAS: TSchema[] = [
   ShellExecution,
   File,
   Session,
+  ProcessStart,
+  Process,
+  ProcessOutput,
   ApiKey,
   Event,
   AuditEntry,

@@ -30,7 +30,7 @@ export function firstField(record: JsonRecord | undefined, names: string[]): unk
   return undefined;
 }
 
-function invalid(target: string, message: string): AppError {
+export function invalid(target: string, message: string): AppError {
   return new AppError(ErrorCode.InvalidParameter, `${target} ${message}`, { target });
 }
 

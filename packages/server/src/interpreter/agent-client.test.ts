@@ -204,4 +204,30 @@ describe('AgentClient', () => {
       isCode(ErrorCode.AgentUnavailable),
     );
   });
+  it('trusts a process reply only in the shape its request asked for, and maps refusals by code', async () => {
+    const info = { pid: 5, command: 'sleep 9', running: true, exitCode: null, startedAt: 1, endedAt: null };
+    const answers: Record<string, unknown>[] = [
+      { ok: true, process: info },
+      // A list answered with one process, output without its streams: not what was asked.
+      { ok: true, process: info },
+      { ok: true, process: info },
+      { ok: false, error: { code: 'ProcessNotFound', message: 'no background process 5' } },
+      // An agent's code that is no refusal of the caller's (an object's own key included).
+      { ok: false, error: { code: '__proto__', message: 'odd' } },
+    ];
+    const { path, server } = await fakeAgent((request, socket) =>
+      socket.write(`${JSON.stringify({ id: request.id, ...answers.shift() })}\n`),
+    );
+    const client = await AgentClient.connect(path, recordingControl(), options);
+    assert.equal((await client.process({ op: 'process.kill', pid: 5, signal: 'TERM' })).process?.pid, 5);
+    await assert.rejects(client.process({ op: 'process.list' }), isCode(ErrorCode.AgentProtocolError));
+    await assert.rejects(
+      client.process({ op: 'process.output', pid: 5, stdoutOffset: 0, stderrOffset: 0, maxChars: 9 }),
+      isCode(ErrorCode.AgentProtocolError),
+    );
+    await assert.rejects(client.process({ op: 'process.list' }), isCode(ErrorCode.ProcessNotFound));
+    await assert.rejects(client.process({ op: 'process.list' }), isCode(ErrorCode.InvalidAgentRequest));
+    client.close();
+    server.close();
+  });
 });

@@ -19,6 +19,9 @@ import {
   type AgentReply,
   type RunReply,
   type PingReply,
+  type FailureReply,
+  type ProcessReply,
+  type ProcessRequest,
 } from './protocol.js';
 
 /** Linux's O_PATH: opens a name without following or reading it (Node does not export the flag). */
@@ -119,6 +122,25 @@ interface Pending {
   resolve: (reply: AgentReply) => void;
   reject: (error: Error) => void;
   onOutput?: AgentRequest['onOutput'];
+}
+
+/** The agent's refusals of a process request that belong to the caller, with their codes. */
+const PROCESS_REFUSALS = new Map<string, ErrorCode>([
+  ['ProcessNotFound', ErrorCode.ProcessNotFound],
+  ['TooManyProcesses', ErrorCode.TooManyProcesses],
+  ['StdinFull', ErrorCode.ProcessStdinUnavailable],
+  ['StdinClosed', ErrorCode.ProcessStdinUnavailable],
+  ['CommandStartError', ErrorCode.InvalidParameter],
+]);
+
+function processRefusal(reply: FailureReply): AppError {
+  const code = PROCESS_REFUSALS.get(reply.error.code) ?? ErrorCode.InvalidAgentRequest;
+  return new AppError(
+    code,
+    code === ErrorCode.InvalidAgentRequest
+      ? `${reply.error.code}: ${reply.error.message}`
+      : reply.error.message,
+  );
 }
 
 export class AgentClient {
@@ -353,6 +375,23 @@ export class AgentClient {
       } finally {
         clearTimeout(timer);
       }
+    });
+  }
+
+  /**
+   * A request about the session's background processes. It waits for a command under way, as every
+   * request does; the agent answers it at once (a stdin write waits a second at most).
+   */
+  process(request: ProcessRequest): Promise<ProcessReply> {
+    return this.serialized(async () => {
+      const reply = await this.send(request).reply;
+      if (!reply.ok) throw processRefusal(reply);
+      const fits =
+        request.op === 'process.list'
+          ? 'processes' in reply
+          : 'process' in reply && (request.op !== 'process.output' || 'stdout' in reply);
+      if (!fits) throw this.unexpected(reply);
+      return reply as ProcessReply;
     });
   }
 

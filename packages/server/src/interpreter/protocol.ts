@@ -56,7 +56,48 @@ export interface FailureReply {
   error: { code: string; message: string };
 }
 
-export type AgentReply = RunReply | PingReply | FailureReply;
+/** A background process as the agent describes it (times in seconds since the epoch). */
+export interface ProcessInfo {
+  pid: number;
+  command: string;
+  running: boolean;
+  /** The exit status once it ended; 128 + N when signal N ended it. */
+  exitCode: number | null;
+  startedAt: number;
+  endedAt: number | null;
+}
+
+/** Part of one output stream of a background process; offsets count characters from its start. */
+export interface OutputSlice {
+  /** Where `text` starts: the offset asked for, or the oldest kept when older output was dropped. */
+  from: number;
+  text: string;
+  /** The offset to ask from next. */
+  next: number;
+  /** How much the process has written so far. */
+  end: number;
+}
+
+export type ProcessRequest =
+  | { op: 'process.start'; command: string; shell: 'bash' | 'sh' }
+  | { op: 'process.list' }
+  | { op: 'process.output'; pid: number; stdoutOffset: number; stderrOffset: number; maxChars: number }
+  | { op: 'process.stdin'; pid: number; text: string; close: boolean }
+  | { op: 'process.kill'; pid: number; signal: ProcessSignal };
+
+export type ProcessSignal = 'TERM' | 'KILL' | 'INT' | 'HUP';
+
+/** The answer to a process request: one process (with its output for `process.output`), or all. */
+export interface ProcessReply {
+  id: number;
+  ok: true;
+  process?: ProcessInfo;
+  processes?: ProcessInfo[];
+  stdout?: OutputSlice;
+  stderr?: OutputSlice;
+}
+
+export type AgentReply = RunReply | PingReply | ProcessReply | FailureReply;
 
 /** Output of a streamed request (`"stream": true`), sent as it is written, ahead of the reply. */
 export interface OutputEvent {
@@ -106,6 +147,36 @@ function isRunReply(m: Json): boolean {
     (m.error === null || isCodeError(m.error)) &&
     (m.exitCode === undefined || m.exitCode === null || Number.isInteger(m.exitCode)) &&
     typeof m.durationMs === 'number'
+  );
+}
+
+function isProcessInfo(value: unknown): value is ProcessInfo {
+  return (
+    isObject(value) &&
+    Number.isInteger(value.pid) &&
+    typeof value.command === 'string' &&
+    typeof value.running === 'boolean' &&
+    (value.exitCode === null || Number.isInteger(value.exitCode)) &&
+    typeof value.startedAt === 'number' &&
+    (value.endedAt === null || typeof value.endedAt === 'number')
+  );
+}
+
+function isOutputSlice(value: unknown): value is OutputSlice {
+  return (
+    isObject(value) &&
+    Number.isInteger(value.from) &&
+    typeof value.text === 'string' &&
+    Number.isInteger(value.next) &&
+    Number.isInteger(value.end)
+  );
+}
+
+function isProcessReply(m: Json): boolean {
+  if ('processes' in m) return Array.isArray(m.processes) && m.processes.every(isProcessInfo);
+  return (
+    isProcessInfo(m.process) &&
+    ('stdout' in m ? isOutputSlice(m.stdout) && isOutputSlice(m.stderr) : !('stderr' in m))
   );
 }
 
@@ -161,5 +232,6 @@ export function parseAgentMessage(line: string): AgentReply | OutputEvent {
   }
   if (typeof message.executions === 'number') return message as unknown as PingReply;
   if (isRunReply(message)) return message as unknown as RunReply;
+  if (isProcessReply(message)) return message as unknown as ProcessReply;
   throw new MalformedMessageError('agent reply has an unknown shape');
 }

@@ -6,6 +6,7 @@
  */
 
 import type { AgentRequest, AgentResult } from '../interpreter/agent-client.js';
+import type { ProcessReply, ProcessRequest } from '../interpreter/protocol.js';
 import type { DeniedConnection, ResourceUsage } from '../sandbox/driver.js';
 import type { SandboxEnd } from './interpreter-instance.js';
 import type { SessionRow } from '../store/store.js';
@@ -33,6 +34,8 @@ export interface Instance {
   /** Set for custom containers: where the session proxy sends requests. */
   readonly upstream: Upstream | undefined;
   execute(options: AgentRequest): Promise<AgentResult>;
+  /** A request about the sandbox's background processes (code interpreters only). */
+  processes(request: ProcessRequest): Promise<ProcessReply>;
   /** CPU and memory used so far; undefined once the sandbox is gone. */
   usage(): Promise<ResourceUsage | undefined>;
   /** How the sandbox ended, once the host knows it has. */

@@ -13,6 +13,7 @@ import {
   type AgentRequest,
   type AgentResult,
 } from '../interpreter/agent-client.js';
+import type { ProcessReply, ProcessRequest } from '../interpreter/protocol.js';
 import type {
   ResourceUsage,
   RuntimeName,
@@ -184,10 +185,19 @@ export class InterpreterInstance {
     return this.driver.usage(this.id);
   }
 
-  async execute(options: AgentRequest): Promise<AgentResult> {
+  execute(options: AgentRequest): Promise<AgentResult> {
+    return this.withAgent(() => this.agent.execute(options));
+  }
+
+  processes(request: ProcessRequest): Promise<ProcessReply> {
+    return this.withAgent(() => this.agent.process(request));
+  }
+
+  /** Sends a request to the agent; a connection that drops because the sandbox ended reports it lost. */
+  private async withAgent<T>(send: () => Promise<T>): Promise<T> {
     if (this.ended) throw this.lostError(this.ended);
     try {
-      return await this.agent.execute(options);
+      return await send();
     } catch (error) {
       if (
         error instanceof AppError &&

@@ -155,7 +155,7 @@ export class HostLauncher implements InstanceLauncher {
 /** The pool's view of an instance of either kind; `parts` are what the two kinds do differently. */
 function asInstance(
   kind: InterpreterInstance | ContainerInstance,
-  parts: Pick<Instance, 'upstream' | 'execute'>,
+  parts: Pick<Instance, 'upstream' | 'execute' | 'processes'>,
 ): Instance {
   return {
     id: kind.id,
@@ -174,7 +174,11 @@ function asInstance(
 }
 
 function fromInterpreter(interpreter: InterpreterInstance): Instance {
-  return asInstance(interpreter, { upstream: undefined, execute: (options) => interpreter.execute(options) });
+  return asInstance(interpreter, {
+    upstream: undefined,
+    execute: (options) => interpreter.execute(options),
+    processes: (request) => interpreter.processes(request),
+  });
 }
 
 function fromContainer(container: ContainerInstance): Instance {
@@ -184,9 +188,13 @@ function fromContainer(container: ContainerInstance): Instance {
       targetPort: container.targetPort,
       confirmRunning: () => container.confirmRunning(),
     },
-    execute: () =>
-      Promise.reject(
-        new AppError(ErrorCode.InvalidParameter, 'a custom container session has no code interpreter'),
-      ),
+    execute: noInterpreter,
+    processes: noInterpreter,
   });
+}
+
+function noInterpreter(): Promise<never> {
+  return Promise.reject(
+    new AppError(ErrorCode.InvalidParameter, 'a custom container session has no code interpreter'),
+  );
 }

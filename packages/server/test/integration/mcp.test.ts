@@ -62,12 +62,17 @@ describe('the MCP server, through the official SDK client', { skip: skipReason }
     assert.deepEqual(tools.map((tool) => tool.name).sort(), [
       'delete_file',
       'end_session',
+      'kill_process',
       'list_files',
+      'list_processes',
       'list_sessions',
       'read_file',
+      'read_process_output',
       'run_python',
       'run_shell_command',
+      'start_process',
       'upload_file',
+      'write_process_stdin',
     ]);
     const runPython = tools.find((tool) => tool.name === 'run_python')!;
     assert.deepEqual(runPython.inputSchema.required, ['code']);
@@ -155,7 +160,7 @@ describe('the MCP server, through the official SDK client', { skip: skipReason }
     await client.close();
   });
 
-  it('offers a Shell pool its shell and file tools, not Python', async () => {
+  it('offers a Shell pool its shell, file and process tools, not Python', async () => {
     const client = await connect(server, ADMIN_KEY, 'shells');
     const names = (await client.listTools()).tools.map((tool) => tool.name);
     assert.ok(!names.includes('run_python'));
@@ -164,6 +169,36 @@ describe('the MCP server, through the official SDK client', { skip: skipReason }
       arguments: { command: 'echo $((6 * 7))' },
     })) as CallToolResult;
     assert.match(textOf(echoed), /stdout:\n42/);
+
+    // A background process in the MCP session's own sandbox: started, fed, read on from an offset, killed.
+    const call = async (name: string, args: Record<string, unknown>) =>
+      (await client.callTool({ name, arguments: args })) as CallToolResult & {
+        structuredContent: Record<string, any>;
+      };
+    const started = await call('start_process', { command: 'cat' });
+    const pid = started.structuredContent.pid as number;
+    assert.match(textOf(started), new RegExp(`process ${String(pid)} \\(cat\\): running`));
+    await call('write_process_stdin', { pid, text: 'first\n' });
+    await call('write_process_stdin', { pid, text: 'second\n', close: true });
+    let read = await call('read_process_output', { pid });
+    while (read.structuredContent.process.status === 'Running')
+      read = await call('read_process_output', { pid });
+    assert.equal(read.structuredContent.stdout.text, 'first\nsecond\n');
+    const rest = await call('read_process_output', { pid, stdoutOffset: 6 });
+    assert.match(textOf(rest), /stdout:\nsecond\n/);
+    assert.match(textOf(rest), /next offsets: stdoutOffset 13/);
+    const sleeper = await call('start_process', { command: 'sleep 60' });
+    const killed = await call('kill_process', { pid: sleeper.structuredContent.pid, signal: 'KILL' });
+    assert.equal(killed.isError, false);
+    const listed = await call('list_processes', {});
+    assert.deepEqual(
+      (listed.structuredContent.value as { pid: number }[]).map((p) => p.pid),
+      [pid, sleeper.structuredContent.pid],
+    );
+    const missing = await call('read_process_output', { pid: 4_000_000 });
+    assert.equal(missing.isError, true);
+    assert.match(textOf(missing), /^ProcessNotFound: /);
+    await assert.rejects(call('kill_process', { pid: 'one' }), /pid/);
     await client.close();
   });
 

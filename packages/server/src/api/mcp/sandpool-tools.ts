@@ -23,14 +23,22 @@ import type { ExecutionResult, Executions } from '../../pool/executions.js';
 import type { PoolManager } from '../../pool/pool-manager.js';
 import type { InterpreterType } from '../../pool/pool-spec.js';
 import { withSessionFiles, type DataDirectory } from '../../pool/session-files.js';
+import {
+  withSessionProcesses,
+  type BackgroundProcess,
+  type SessionProcesses,
+} from '../../pool/session-processes.js';
 import { executionResource, shellExecutionResource } from '../data/executions.js';
 import { fileResource } from '../data/file-routes.js';
+import { outputResource, processResource } from '../data/process-routes.js';
 import { requireIdentifier } from '../data/pool-endpoint.js';
 import { mcpTools, type McpToolInput, type McpToolName } from '../schemas/mcp.js';
 import { runForTool } from './tool-run.js';
 
 /** What a tool reads of a file, at most: a model reads the rest in parts, or through the HTTP API. */
 const MAX_READ_BYTES = 1024 * 1024;
+/** Characters of each output stream read_process_output answers unless asked for fewer or more. */
+const MAX_TOOL_READ_CHARS = 100_000;
 
 export interface ToolContext {
   manager: PoolManager;
@@ -58,6 +66,24 @@ async function inFiles<T>(
   work: (data: DataDirectory) => Promise<T>,
 ): Promise<T> {
   return (await withSessionFiles(context.manager, identifierOf(context, identifier), work)).value;
+}
+
+/** Runs `work` on the background processes of the session the call names (or the MCP session's own). */
+async function inProcesses<T>(
+  context: ToolContext,
+  identifier: string | undefined,
+  work: (processes: SessionProcesses) => Promise<T>,
+): Promise<T> {
+  return (await withSessionProcesses(context.manager, identifierOf(context, identifier), work)).value;
+}
+
+/** A process as a model reads it, with the HTTP API's shape as structured content. */
+function processAnswer(process: BackgroundProcess): CallToolResult {
+  const state = process.running ? 'running' : `exited with ${String(process.exitCode)}`;
+  return {
+    content: [text(`process ${String(process.pid)} (${process.command}): ${state}`)],
+    structuredContent: processResource(process),
+  };
 }
 
 function text(value: string): { type: 'text'; text: string } {
@@ -203,6 +229,74 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
       await inFiles(context, input.identifier, (data) => data.remove(input.path));
       return { content: [text(`deleted ${input.path}`)] };
     },
+  },
+  start_process: {
+    description:
+      'Starts a command line with bash in the session’s /mnt/data in the background (a dev server, a long job) and answers its pid at once. It runs until it exits, is killed, or the session ends.',
+    action: 'sessions/execute',
+    pools: BOTH,
+    run: async (context, input) =>
+      processAnswer(await inProcesses(context, input.identifier, (all) => all.start(input.command, 'bash'))),
+  },
+  list_processes: {
+    description: 'Lists the session’s background processes, running and exited.',
+    action: 'sessions/execute',
+    pools: BOTH,
+    run: async (context, input) => {
+      const value = await inProcesses(context, input.identifier, (all) => all.list());
+      const lines = value.map(
+        (p) => `${String(p.pid)} ${p.running ? 'running' : `exited ${String(p.exitCode)}`} ${p.command}`,
+      );
+      return {
+        content: [text(lines.join('\n') || '(none)')],
+        structuredContent: { value: value.map(processResource) },
+      };
+    },
+  },
+  read_process_output: {
+    description:
+      'Reads what a background process wrote since the given offsets, and whether it still runs. Pass the answer’s next offsets to read on.',
+    action: 'sessions/execute',
+    pools: BOTH,
+    run: async (context, input) => {
+      const output = await inProcesses(context, input.identifier, (all) =>
+        all.output(input.pid, {
+          stdoutOffset: input.stdoutOffset ?? 0,
+          stderrOffset: input.stderrOffset ?? 0,
+          maxChars: input.maxChars ?? MAX_TOOL_READ_CHARS,
+        }),
+      );
+      const { content } = processAnswer(output.process);
+      const parts = [
+        output.stdout.text && `stdout:\n${output.stdout.text}`,
+        output.stderr.text && `stderr:\n${output.stderr.text}`,
+        `next offsets: stdoutOffset ${String(output.stdout.next)}, stderrOffset ${String(output.stderr.next)}`,
+      ].filter(Boolean);
+      return {
+        content: [...content, text(parts.join('\n\n'))],
+        structuredContent: outputResource(output),
+      };
+    },
+  },
+  write_process_stdin: {
+    description: 'Writes text to a background process’s stdin; `close` ends its input.',
+    action: 'sessions/execute',
+    pools: BOTH,
+    run: async (context, input) =>
+      processAnswer(
+        await inProcesses(context, input.identifier, (all) =>
+          all.write(input.pid, input.text, input.close ?? false),
+        ),
+      ),
+  },
+  kill_process: {
+    description: 'Sends a signal (default TERM) to a background process and everything it started.',
+    action: 'sessions/execute',
+    pools: BOTH,
+    run: async (context, input) =>
+      processAnswer(
+        await inProcesses(context, input.identifier, (all) => all.kill(input.pid, input.signal ?? 'TERM')),
+      ),
   },
   end_session: {
     description:

@@ -53,6 +53,7 @@ export type Tag =
   | 'Session pools'
   | 'Executions'
   | 'Files'
+  | 'Processes'
   | 'Sessions'
   | 'MCP'
   | 'Access'

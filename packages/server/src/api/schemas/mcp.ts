@@ -10,6 +10,7 @@ import { Type, type Static } from 'typebox';
 import { DataQuery, ManagementQuery, NoContent, PoolEndpointParams, route } from './common.js';
 import { PoolParams } from './pools.js';
 import { ExecutionRequest } from './data.js';
+import { MAX_OUTPUT_READ_CHARS, MAX_STDIN_CHARS, ProcessStart } from './processes.js';
 
 /** Where a pool's platform MCP server (Azure's) answers, under its pool management endpoint. */
 export const PLATFORM_MCP_PATH = '/platformMcp';
@@ -25,6 +26,13 @@ const path = Type.String({
   description: 'A path under /mnt/data, relative or absolute (`/mnt/data/report.csv`).',
 });
 const timeoutInSeconds = ExecutionRequest.properties.timeoutInSeconds;
+const pid = Type.Integer({ minimum: 1, description: 'The process id start_process answered.' });
+const offset = Type.Optional(
+  Type.Integer({
+    minimum: 0,
+    description: 'Characters already read (the last answer’s next offset); default 0.',
+  }),
+);
 
 export const mcpTools = {
   run_python: Type.Object(
@@ -62,6 +70,40 @@ export const mcpTools = {
   ),
   read_file: Type.Object({ path, identifier }, { additionalProperties: false }),
   delete_file: Type.Object({ path, identifier }, { additionalProperties: false }),
+  start_process: Type.Object(
+    { command: ProcessStart.properties.command, identifier },
+    { additionalProperties: false },
+  ),
+  list_processes: Type.Object({ identifier }, { additionalProperties: false }),
+  read_process_output: Type.Object(
+    {
+      pid,
+      stdoutOffset: offset,
+      stderrOffset: offset,
+      maxChars: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_OUTPUT_READ_CHARS })),
+      identifier,
+    },
+    { additionalProperties: false },
+  ),
+  write_process_stdin: Type.Object(
+    {
+      pid,
+      text: Type.String({ maxLength: MAX_STDIN_CHARS }),
+      close: Type.Optional(Type.Boolean({ description: 'Close stdin afterwards (end of input).' })),
+      identifier,
+    },
+    { additionalProperties: false },
+  ),
+  kill_process: Type.Object(
+    {
+      pid,
+      signal: Type.Optional(
+        Type.Union([Type.Literal('TERM'), Type.Literal('KILL'), Type.Literal('INT'), Type.Literal('HUP')]),
+      ),
+      identifier,
+    },
+    { additionalProperties: false },
+  ),
   end_session: Type.Object({ identifier }, { additionalProperties: false }),
   list_sessions: Type.Object({}, { additionalProperties: false }),
 };
