@@ -73,6 +73,7 @@ async function coldStarts(): Promise<{ pullMs: number; noProbe: number[]; startu
   const launcher = new HostLauncher(new OciDriver(options), {
     interpreter: {
       image: { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir },
+      nodeImage: { rootfs: config.paths.nodeRootfs, agentDir: config.paths.nodeAgentDir, agent: 'node' },
       agent: { connectTimeoutMs: 10_000, interruptGraceMs: 2_000 },
     },
     containers: { images: puller, logs: new ConsoleLogArchive(logs) },

@@ -50,28 +50,39 @@ export class PoolClient {
     return `${this.url}/subscriptions/${BENCH_SUBSCRIPTION}/resourceGroups/bench/sessionPools/${pool}/${path}?api-version=2025-02-02-preview&identifier=${identifier}`;
   }
 
-  /** Creates a PythonLTS pool; its warm set fills in the background. */
-  async createPool(name: string, max: number, ready: number): Promise<void> {
+  /** Creates a code-interpreter pool (PythonLTS unless named); its warm set fills in the background. */
+  async createPool(
+    name: string,
+    max: number,
+    ready: number,
+    containerType: 'PythonLTS' | 'NodeLTS' = 'PythonLTS',
+  ): Promise<void> {
     const body = {
       location: 'local',
-      properties: { scaleConfiguration: { maxConcurrentSessions: max, readySessionInstances: ready } },
+      properties: {
+        containerType,
+        scaleConfiguration: { maxConcurrentSessions: max, readySessionInstances: ready },
+      },
     };
     const response = await this.call('PUT', this.armUrl(name), JSON.stringify(body));
     if (response.status !== 201) throw new Error(`create ${name}: ${response.status} ${response.text}`);
   }
 
-  /** `print(1)` for an identifier: the round trip in milliseconds, and the node that served it. */
-  async printOne(pool: string, identifier: string): Promise<{ ms: number; node: string }> {
+  /**
+   * `print(1)` for an identifier (or another `code` that prints 1, such as a NodeLTS pool's
+   * `console.log(1)`): the round trip in milliseconds, and the node that served it.
+   */
+  async printOne(pool: string, identifier: string, code = 'print(1)'): Promise<{ ms: number; node: string }> {
     const began = performance.now();
     const response = await this.call(
       'POST',
       this.dataUrl(pool, 'executions', identifier),
-      '{"code":"print(1)"}',
+      JSON.stringify({ code }),
     );
     const ms = performance.now() - began;
     const result = JSON.parse(response.text) as { status?: string; result?: { stdout?: string } };
     if (result.status !== 'Succeeded' || result.result?.stdout !== '1\n') {
-      throw new Error(`print(1) answered ${response.status} ${JSON.stringify(result)}`);
+      throw new Error(`${code} answered ${response.status} ${JSON.stringify(result)}`);
     }
     return { ms, node: String(response.headers['x-sandpool-node'] ?? '') };
   }

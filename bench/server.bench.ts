@@ -6,6 +6,7 @@
  *     [--jupyter 10] [--sessions 100] [--streamed 20]
  *
  * - new identifier → first result of `print(1)`, warm pool, one client at a time and 16 at once;
+ *   the same for a NodeLTS pool's `console.log(1)`;
  * - `print(1)` on an existing session;
  * - sustained trivial executions per second across 100 sessions;
  * - a streamed 2-second run (`Accept: text/event-stream`): its first stdout event, and its end;
@@ -49,6 +50,9 @@ const env: Record<string, string> = {
   SANDPOOL_ID_BASE: String(testIdBase(MAX_SANDBOXES)),
   SANDPOOL_MAX_SANDBOXES: String(MAX_SANDBOXES),
   SANDPOOL_PYTHON_ROOTFS: hostConfig.paths.pythonRootfs,
+  SANDPOOL_NODE_ROOTFS: hostConfig.paths.nodeRootfs,
+  // The pools here hold more sandboxes than the default CPU overcommit admits on a small machine.
+  SANDPOOL_NODE_CPU: '1000',
   SANDPOOL_PORT: '0',
   SANDPOOL_TLS: 'off',
   SANDPOOL_BOOTSTRAP_API_KEY: KEY,
@@ -61,8 +65,13 @@ const server = await startServer(config, { logger: pino({ level: 'warn' }) });
 
 const client = new PoolClient(server.url, KEY);
 
-async function createPool(name: string, max: number, ready: number): Promise<void> {
-  await client.createPool(name, max, ready);
+async function createPool(
+  name: string,
+  max: number,
+  ready: number,
+  containerType: 'PythonLTS' | 'NodeLTS' = 'PythonLTS',
+): Promise<void> {
+  await client.createPool(name, max, ready, containerType);
   await warm(name, ready);
 }
 
@@ -72,31 +81,35 @@ async function warm(name: string, ready: number): Promise<void> {
   while (manager.status().ready < ready) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
-/** `print(1)` for an identifier; resolves with the round trip in milliseconds. */
-const printOne = async (pool: string, identifier: string) => (await client.printOne(pool, identifier)).ms;
+/** The code that prints 1 in each pool this benchmark makes. */
+const PRINT_ONE: Record<string, string> = { nodealloc: 'console.log(1)' };
+
+/** `print(1)` (or the pool's own way to print 1) for an identifier; the round trip in milliseconds. */
+const printOne = async (pool: string, identifier: string) =>
+  (await client.printOne(pool, identifier, PRINT_ONE[pool])).ms;
 const endSession = (pool: string, identifier: string) => client.endSession(pool, identifier);
 
 let counter = 0;
 const newIdentifier = () => `bench-${process.pid}-${counter++}`;
 
-async function newIdentifierSequential(runs: number): Promise<number[]> {
+async function newIdentifierSequential(pool: string, runs: number): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
-    await warm('alloc', CONCURRENT);
+    await warm(pool, CONCURRENT);
     const identifier = newIdentifier();
-    samples.push(await printOne('alloc', identifier));
-    await endSession('alloc', identifier);
+    samples.push(await printOne(pool, identifier));
+    await endSession(pool, identifier);
   }
   return samples;
 }
 
-async function newIdentifierConcurrent(rounds: number): Promise<number[]> {
+async function newIdentifierConcurrent(pool: string, rounds: number): Promise<number[]> {
   const samples: number[] = [];
   for (let round = 0; round < rounds; round++) {
-    await warm('alloc', CONCURRENT);
+    await warm(pool, CONCURRENT);
     const identifiers = Array.from({ length: CONCURRENT }, newIdentifier);
-    samples.push(...(await Promise.all(identifiers.map((id) => printOne('alloc', id)))));
-    await Promise.all(identifiers.map((id) => endSession('alloc', id)));
+    samples.push(...(await Promise.all(identifiers.map((id) => printOne(pool, id)))));
+    await Promise.all(identifiers.map((id) => endSession(pool, id)));
   }
   return samples;
 }
@@ -169,9 +182,13 @@ async function main(): Promise<void> {
     console.error(`[${((performance.now() - began) / 1000).toFixed(1)} s] ${what}`);
   await createPool('alloc', 200, 20);
   phase('new identifier, one client…');
-  const sequential = summary(await newIdentifierSequential(args.sequential));
+  const sequential = summary(await newIdentifierSequential('alloc', args.sequential));
   phase(`new identifier, ${CONCURRENT} clients…`);
-  const concurrent = summary(await newIdentifierConcurrent(args.rounds));
+  const concurrent = summary(await newIdentifierConcurrent('alloc', args.rounds));
+  phase('NodeLTS: new identifier, one client, then 16…');
+  await createPool('nodealloc', 40, CONCURRENT, 'NodeLTS');
+  const nodeSequential = summary(await newIdentifierSequential('nodealloc', args.sequential));
+  const nodeConcurrent = summary(await newIdentifierConcurrent('nodealloc', args.rounds));
   phase('existing session…');
   const existing = summary(await warmExecutions(args.warm));
   phase(`throughput over ${LOAD_SESSIONS} sessions…`);
@@ -188,12 +205,14 @@ async function main(): Promise<void> {
 
   const table = [
     `Server benchmark, ${new Date().toISOString().slice(0, 10)}. Machine: ${host}.`,
-    'HTTP/1.1 on loopback with an API key, PythonLTS sessions of 0.25 CPU and 512 MiB under runc; the Jupyter baseline runs ipykernel directly on the host (no isolation).',
+    'HTTP/1.1 on loopback with an API key, PythonLTS and NodeLTS sessions of 0.25 CPU and 512 MiB under runc; the Jupyter baseline runs ipykernel directly on the host (no isolation).',
     '',
     '| measurement | n | p50 | p99 | target | Jupyter baseline (p50 / p99) |',
     '|---|---|---|---|---|---|',
     `| new identifier → result of \`print(1)\`, warm pool, 1 client | ${sequential.n} | ${fmt(sequential.p50)} ms | ${fmt(sequential.p99)} ms | p50 ≤ 15, p99 ≤ 50 ms | start kernel → result: ${fmt(jupyterCold.p50)} / ${fmt(jupyterCold.p99)} ms |`,
     `| same, ${CONCURRENT} clients at once | ${concurrent.n} | ${fmt(concurrent.p50)} ms | ${fmt(concurrent.p99)} ms | p99 ≤ 100 ms | — |`,
+    `| NodeLTS: new identifier → result of \`console.log(1)\`, warm pool, 1 client | ${nodeSequential.n} | ${fmt(nodeSequential.p50)} ms | ${fmt(nodeSequential.p99)} ms | as PythonLTS | — |`,
+    `| NodeLTS: same, ${CONCURRENT} clients at once | ${nodeConcurrent.n} | ${fmt(nodeConcurrent.p50)} ms | ${fmt(nodeConcurrent.p99)} ms | as PythonLTS | — |`,
     `| \`print(1)\` on an existing session | ${existing.n} | ${fmt(existing.p50)} ms | ${fmt(existing.p99)} ms | p50 ≤ 3 ms | ${fmt(jupyterWarm.p50)} / ${fmt(jupyterWarm.p99)} ms |`,
     `| sustained: ${LOAD_CLIENTS} clients over ${LOAD_SESSIONS} sessions for ${args.seconds} s | ${loadLatency.n} | ${fmt(loadLatency.p50)} ms | ${fmt(loadLatency.p99)} ms | ≥ 500 executions/s | — |`,
     `| streamed 2-second run: first stdout event (the result came at ${fmt(streamedEnd.p50)} ms p50) | ${streamedFirst.n} | ${fmt(streamedFirst.p50)} ms | ${fmt(streamedFirst.p99)} ms | before the run ends | — |`,

@@ -59,3 +59,4 @@ npx tsc -b
 npm run build --silent -w packages/web
 
 images/python/build.sh
+images/node/build.sh

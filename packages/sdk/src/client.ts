@@ -520,7 +520,7 @@ export class Session {
   }
 
   /**
-   * Runs Python in a code-interpreter pool's session.
+   * Runs code in a code-interpreter pool's session: Python, or JavaScript in a NodeLTS pool.
    * @example
    * const run = await client.pool('default').session('user-42').execute('6 * 7');
    * run.result?.executionResult; // 42

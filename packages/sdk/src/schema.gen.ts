@@ -844,7 +844,7 @@ export interface components {
                 lastModifiedAt: string;
             };
             properties: {
-                /** @description `PythonLTS`, `Shell` or `CustomContainer` (`JupyterPython` in 2024-02-02-preview). */
+                /** @description `PythonLTS`, `NodeLTS`, `Shell` or `CustomContainer` (`JupyterPython` in 2024-02-02-preview). */
                 containerType?: string;
                 /** @enum {string} */
                 poolManagementType?: "Dynamic";

@@ -53,6 +53,7 @@ import { registerProcessRoutes } from './api/data/process-routes.js';
 import { registerPlatformMcpRoutes } from './api/mcp/platform-mcp-routes.js';
 import { registerMcpCredentialRoutes } from './api/management/mcp-credential-routes.js';
 import { McpServerKeys } from './pool/mcp-server-keys.js';
+import type { InterpreterType } from './pool/pool-spec.js';
 
 export interface AppDeps {
   config: Pick<
@@ -84,7 +85,7 @@ export interface AppDeps {
   tokens: Tokens;
   /** Ends long-lived connections whose credential is revoked or expires. */
   credentials: CredentialWatch;
-  imageMetadata: () => Promise<ImageMetadata>;
+  imageMetadata: (type: InterpreterType) => Promise<ImageMetadata>;
   /** Console output of ended custom container sessions. */
   consoleLogs: ConsoleLogArchive;
   metrics: Metrics;

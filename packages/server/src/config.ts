@@ -95,6 +95,11 @@ export const ConfigSchema = Type.Object({
     pattern: '^[a-z0-9][a-z0-9_-]*$',
     description: 'The cgroup directory holding every sandbox cgroup.',
   }),
+  nodeRootfs: Type.String({
+    default: '',
+    description:
+      'The code-interpreter image for NodeLTS pools (default: <home>/images/node-lts/rootfs, built by setup).',
+  }),
   pythonRootfs: Type.String({
     default: '',
     description:
@@ -248,6 +253,8 @@ export interface Config extends Settings {
     runtimeStateDir: string;
     pythonRootfs: string;
     pythonAgentDir: string;
+    nodeRootfs: string;
+    nodeAgentDir: string;
     /** Custom container images, one unpacked rootfs per manifest digest. */
     imageCacheDir: string;
     /** Console output of ended custom container sessions. */
@@ -385,6 +392,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       runtimeStateDir: join(valid.runDir, 'runtime'),
       pythonRootfs: valid.pythonRootfs || join(valid.home, 'images', 'python-lts', 'rootfs'),
       pythonAgentDir: join(REPO_ROOT, 'interpreter', 'python'),
+      nodeRootfs: valid.nodeRootfs || join(valid.home, 'images', 'node-lts', 'rootfs'),
+      nodeAgentDir: join(REPO_ROOT, 'interpreter', 'node'),
       imageCacheDir: join(valid.home, 'images', 'oci'),
       sessionLogsDir: join(valid.home, 'session-logs'),
       dashboardDir: join(REPO_ROOT, 'packages', 'web', 'dist'),

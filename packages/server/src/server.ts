@@ -42,6 +42,7 @@ import { Sealer } from './store/sealer.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { loadTls } from './tls.js';
+import type { InterpreterType } from './pool/pool-spec.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -88,6 +89,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     new HostLauncher(OciDriver.fromConfig(config), {
       interpreter: {
         image: { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir },
+        nodeImage: { rootfs: config.paths.nodeRootfs, agentDir: config.paths.nodeAgentDir, agent: 'node' },
         agent: { connectTimeoutMs: config.agentStartTimeoutSeconds * 1000, interruptGraceMs: 2_000 },
       },
       containers: { images, logs: consoleLogs },
@@ -176,11 +178,20 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
           },
           runCommand,
         );
-  let metadata: Promise<ImageMetadata> | undefined;
-  const imageMetadata = () =>
-    (metadata ??= readFile(join(config.paths.pythonRootfs, 'etc', 'sandpool', 'image.json'), 'utf8').then(
-      (text) => JSON.parse(text) as ImageMetadata,
-    ));
+  const metadata = new Map<string, Promise<ImageMetadata>>();
+  const imageMetadata = (type: InterpreterType) => {
+    const rootfs = type === 'NodeLTS' ? config.paths.nodeRootfs : config.paths.pythonRootfs;
+    let read = metadata.get(rootfs);
+    if (!read) {
+      read = readFile(join(rootfs, 'etc', 'sandpool', 'image.json'), 'utf8').then(
+        (text) => JSON.parse(text) as ImageMetadata,
+      );
+      // A failed read (no image built yet) is tried again next time.
+      read.catch(() => metadata.delete(rootfs));
+      metadata.set(rootfs, read);
+    }
+    return read;
+  };
 
   const stopPruning = keepPruning(config, {
     store,

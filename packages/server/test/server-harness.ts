@@ -86,6 +86,7 @@ export function testServerEnv(
     SANDPOOL_ID_BASE: String(testIdBase(SANDBOXES_PER_SERVER, serversStarted++)),
     SANDPOOL_MAX_SANDBOXES: String(SANDBOXES_PER_SERVER),
     SANDPOOL_PYTHON_ROOTFS: hostConfig.paths.pythonRootfs,
+    SANDPOOL_NODE_ROOTFS: hostConfig.paths.nodeRootfs,
     SANDPOOL_HOST: '127.0.0.1',
     SANDPOOL_PORT: '0',
     SANDPOOL_TLS: 'off',
@@ -180,7 +181,12 @@ export const DATA = 'api-version=2025-02-02-preview';
 
 /** A code-interpreter pool's PUT body (PythonLTS unless `containerType` says Shell). */
 export function interpreterPool(
-  overrides: { max?: number; ready?: number; cooldown?: number; containerType?: 'PythonLTS' | 'Shell' } = {},
+  overrides: {
+    max?: number;
+    ready?: number;
+    cooldown?: number;
+    containerType?: 'PythonLTS' | 'NodeLTS' | 'Shell';
+  } = {},
 ) {
   return {
     location: 'local',

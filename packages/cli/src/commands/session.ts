@@ -65,7 +65,10 @@ function codeInterpreterCommand(context: () => Context): Command {
   };
 
   command.addCommand(
-    sessionCommand('execute', 'Run Python code in the session; state persists across calls.')
+    sessionCommand(
+      'execute',
+      'Run code in the session (Python, or JavaScript in a NodeLTS pool); state persists across calls.',
+    )
       .requiredOption('--code <code>', 'the code, or @file to read it from a file')
       .option('--timeout-in-seconds <n>', '1 to 220 (default 60, as az)', integer('--timeout-in-seconds'), 60)
       .option('--live', 'print stdout and stderr as the code writes them, then the result')

@@ -35,8 +35,11 @@ export interface AgentControl {
   kill(): Promise<void>;
 }
 
-/** `python` runs in the interpreter's persistent namespace; `bash` and `sh` run one command line. */
-export type Language = 'python' | 'bash' | 'sh';
+/**
+ * `python` and `javascript` run in the interpreter's persistent namespace (the agent of the pool's
+ * image speaks one of them); `bash` and `sh` run one command line.
+ */
+export type Language = 'python' | 'javascript' | 'bash' | 'sh';
 
 export interface AgentRequest {
   code: string;
@@ -336,7 +339,7 @@ export class AgentClient {
       const language = options.language ?? 'python';
       const stream = options.onOutput ? { stream: true } : {};
       const { reply } = this.send(
-        language === 'python'
+        language === 'python' || language === 'javascript'
           ? { op: 'execute', code: options.code, maxOutputChars: options.maxOutputChars, ...stream }
           : {
               op: 'shell',

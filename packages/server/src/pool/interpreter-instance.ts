@@ -1,9 +1,12 @@
 /**
  * @module pool/interpreter-instance
- * One code-interpreter sandbox: a sandbox from the driver with the Python agent running in it, and the
- * host's connection to that agent. Executions that outlive their time limit are interrupted; a session
+ * One code-interpreter sandbox: a sandbox from the driver with the Python or Node agent running in it,
+ * and the host's connection to that agent. Executions that outlive their time limit are interrupted; a session
  * whose interpreter dies is reported lost with the reason the driver found, never silently replaced.
  */
+
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
 
 import { AppError, ErrorCode } from '../errors.js';
 import { readConsoleTail } from './console-log.js';
@@ -43,32 +46,33 @@ const END_POLL_MS = 10;
  */
 const BOOT_CPU = 1;
 
-export interface PythonImage {
-  /** Host path of the PythonLTS rootfs (images/python/build.sh). */
+export interface InterpreterImage {
+  /** Host path of the rootfs (images/python/build.sh, images/node/build.sh). */
   rootfs: string;
-  /** Host path of interpreter/python, bound read-only into every sandbox. */
+  /** Host path of the agent's code (interpreter/python or interpreter/node), bound read-only. */
   agentDir: string;
+  /** Which agent the image runs; Python when not named. */
+  agent?: 'python' | 'node';
 }
 
 export interface InterpreterInstanceOptions {
   id: string;
   runtime: RuntimeName;
-  image: PythonImage;
+  image: InterpreterImage;
   resources: SandboxResources;
   agent: AgentClientOptions;
   /** Outbound network (see SandboxSpec.egress); loopback only without. */
   egress?: { allow: string[] };
 }
 
-/** The container's command: tini reaps orphans and forwards signals; the agent is its only child. */
-export const PYTHON_AGENT_COMMAND = [
-  '/usr/bin/tini',
-  '--',
-  '/usr/bin/python3',
-  '-I',
-  `${AGENT_CODE_DIR}/agent.py`,
-  AGENT_SOCKET,
-];
+/**
+ * The container's command: tini reaps orphans and forwards signals; the agent is its only child (the
+ * Node agent's launcher execs into it).
+ */
+export const AGENT_COMMANDS = {
+  python: ['/usr/bin/tini', '--', '/usr/bin/python3', '-I', `${AGENT_CODE_DIR}/agent.py`, AGENT_SOCKET],
+  node: ['/usr/bin/tini', '--', '/bin/sh', `${AGENT_CODE_DIR}/launch.sh`, AGENT_SOCKET],
+};
 
 export type SandboxEnd = Exclude<SandboxState, { status: 'running' }>;
 
@@ -107,11 +111,19 @@ export class InterpreterInstance {
     driver: SandboxDriver,
     options: InterpreterInstanceOptions,
   ): Promise<InterpreterInstance> {
+    const recipe = join(options.image.rootfs, 'etc', 'sandpool', 'image.json');
+    await access(recipe).catch((error: unknown) => {
+      throw new AppError(
+        ErrorCode.RuntimeUnavailable,
+        `no ${options.image.agent ?? 'python'} interpreter image at ${options.image.rootfs}: run scripts/setup.sh, which builds it`,
+        { cause: error },
+      );
+    });
     const sandbox = await driver.create({
       id: options.id,
       runtime: options.runtime,
       rootfs: options.image.rootfs,
-      command: PYTHON_AGENT_COMMAND,
+      command: AGENT_COMMANDS[options.image.agent ?? 'python'],
       env: { MPLBACKEND: 'Agg' },
       resources: { ...options.resources, cpu: Math.max(options.resources.cpu, BOOT_CPU) },
       readOnlyBinds: [{ source: options.image.agentDir, destination: AGENT_CODE_DIR }],

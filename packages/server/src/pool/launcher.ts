@@ -11,13 +11,19 @@ import type { DeniedConnection, Sandbox, SandboxDriver, SandboxResources } from 
 import type { ConsoleLogArchive } from './console-log.js';
 import { pinnedReference, registryCredentials, type ImageSource } from './container-image.js';
 import { CONTAINER_LABEL, ContainerInstance } from './container-instance.js';
-import { InterpreterInstance, type PythonImage } from './interpreter-instance.js';
+import { InterpreterInstance, type InterpreterImage } from './interpreter-instance.js';
 import type { PoolSpec } from './pool-spec.js';
 import type { EndState, InstanceLauncher, Instance } from './instance.js';
 
 export interface HostLauncherOptions {
   /** The code interpreter's image and how to talk to its agent. */
-  interpreter: { image: PythonImage; agent: AgentClientOptions };
+  interpreter: {
+    /** PythonLTS and Shell pools' image. */
+    image: InterpreterImage;
+    /** NodeLTS pools' image. */
+    nodeImage: InterpreterImage;
+    agent: AgentClientOptions;
+  };
   /** Custom container images, and where their sessions' console logs are kept. */
   containers: { images: ImageSource; logs: ConsoleLogArchive };
   /** Per-sandbox limits the pool spec does not set. */
@@ -43,7 +49,10 @@ export function sessionResources(
   };
 }
 
-/** Sandboxes on this host: code interpreters (the PythonLTS image and its agent) and custom containers. */
+/**
+ * Sandboxes on this host: code interpreters (the PythonLTS and NodeLTS images and their agents) and
+ * custom containers.
+ */
 /** How long a reattached agent may take to answer (it is normally listening already). */
 const REATTACH_WAIT_MS = 5_000;
 
@@ -68,7 +77,10 @@ export class HostLauncher implements InstanceLauncher {
       const interpreter = await InterpreterInstance.start(this.driver, {
         id,
         runtime: spec.runtime,
-        image: this.options.interpreter.image,
+        image:
+          spec.containerType === 'NodeLTS'
+            ? this.options.interpreter.nodeImage
+            : this.options.interpreter.image,
         resources,
         agent: this.options.interpreter.agent,
         ...egress,

@@ -11,10 +11,11 @@ export { isAllowEntry } from '../sandbox/network/egress.js';
 
 /**
  * `PythonLTS` runs Python in a persistent interpreter; `Shell` runs command lines (same image, same
- * agent); `CustomContainer` runs the pool's own image and proxies HTTP to it.
+ * agent); `NodeLTS` runs JavaScript in a persistent Node process (its own image and agent);
+ * `CustomContainer` runs the pool's own image and proxies HTTP to it.
  */
 export type ContainerType = InterpreterType | 'CustomContainer';
-export type InterpreterType = 'PythonLTS' | 'Shell';
+export type InterpreterType = 'PythonLTS' | 'NodeLTS' | 'Shell';
 
 /** A health check of a custom container, with Kubernetes' semantics and Azure's bounds. */
 export interface Probe {

@@ -85,11 +85,11 @@ export function withSessionProcesses<T>(
   identifier: string,
   work: (processes: SessionProcesses) => Promise<T>,
 ) {
-  // Refused before a session is allocated.
-  if (manager.containerType === 'CustomContainer') {
+  // Refused before a session is allocated: the Python agent (PythonLTS and Shell pools) runs them.
+  if (manager.containerType !== 'PythonLTS' && manager.containerType !== 'Shell') {
     throw new AppError(
       ErrorCode.InvalidParameter,
-      `session pool ${manager.name} runs a custom container, which has no agent to run background processes`,
+      `session pool ${manager.name} is a ${manager.containerType} pool; background processes run in PythonLTS and Shell pools`,
     );
   }
   return manager.withSession(identifier, ({ instance }) => work(new SessionProcesses(instance)), {

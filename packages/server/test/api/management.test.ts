@@ -301,7 +301,7 @@ describe('management plane (ARM sessionPools)', async () => {
 
   it('refuses container types this server does not run', async () => {
     const response = await server.request('PUT', `${armPath('alpha')}?${MGMT}`, {
-      body: { location: 'l', properties: { containerType: 'NodeLTS' } },
+      body: { location: 'l', properties: { containerType: 'FunctionsPython' } },
     });
     assert.equal(response.status, 400);
     assert.equal(response.json.error.target, 'properties.containerType');

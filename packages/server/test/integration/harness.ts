@@ -1,7 +1,7 @@
 /**
  * Real sandboxes for integration tests: each test file gets its own state directory, runtime root,
  * cgroup parent and host id range, so files run in parallel and never touch a running server's
- * sandboxes. The PythonLTS image must exist (scripts/setup.sh builds it).
+ * sandboxes. The PythonLTS and NodeLTS images must exist (scripts/setup.sh builds them).
  */
 
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
@@ -19,11 +19,21 @@ export const skipReason: string | undefined =
     ? 'integration tests manage namespaces, cgroups and mounts: run them as root'
     : undefined;
 
-if (!skipReason && !existsSync(join(config.paths.pythonRootfs, 'etc/sandpool/image.json'))) {
-  throw new Error(`no PythonLTS image at ${config.paths.pythonRootfs}: run scripts/setup.sh first`);
+for (const [type, rootfs] of Object.entries({
+  PythonLTS: config.paths.pythonRootfs,
+  NodeLTS: config.paths.nodeRootfs,
+})) {
+  if (!skipReason && !existsSync(join(rootfs, 'etc/sandpool/image.json'))) {
+    throw new Error(`no ${type} image at ${rootfs}: run scripts/setup.sh first`);
+  }
 }
 
 export const image = { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir };
+export const nodeImage = {
+  rootfs: config.paths.nodeRootfs,
+  agentDir: config.paths.nodeAgentDir,
+  agent: 'node' as const,
+};
 export const agentOptions = { connectTimeoutMs: 15_000, interruptGraceMs: 1_500 };
 const SANDBOXES_PER_FILE = 16;
 

@@ -14,8 +14,12 @@ import type { InterpreterType } from '../../pool/pool-spec.js';
 import { field, isRecord, optionalEnum, optionalInteger, optionalString, type JsonRecord } from '../wire.js';
 
 const MAX_TIMEOUT_SECONDS = 220;
-/** The container-internal defaults the reference gives: Python 120 s, Shell 180 s. */
-export const DEFAULT_TIMEOUT_SECONDS: Record<InterpreterType, number> = { PythonLTS: 120, Shell: 180 };
+/** The container-internal defaults the reference gives: Python 120 s, Shell 180 s (Node as Python). */
+export const DEFAULT_TIMEOUT_SECONDS: Record<InterpreterType, number> = {
+  PythonLTS: 120,
+  NodeLTS: 120,
+  Shell: 180,
+};
 /** GNU timeout's status, reported for a command stopped at its time limit. */
 const TIMED_OUT_EXIT_CODE = 124;
 /** A shell's status for a command it could not run. */
@@ -25,8 +29,8 @@ const MAX_CODE_CHARS = 4 * 1024 * 1024;
 const OPERATION_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /**
- * Reads an execution request for a pool of `containerType`. Code-interpreter pools take Python in
- * `codeField` (`code` today, `pythonCode` in the v0 generation); Shell pools take `shellCommand` and
+ * Reads an execution request for a pool of `containerType`. Code-interpreter pools take Python (or,
+ * for NodeLTS, JavaScript) in `codeField` (`code` today, `pythonCode` in the v0 generation); Shell pools take `shellCommand` and
  * an optional `shellType` (`bash` or `sh`).
  */
 export function parseExecutionRequest(
@@ -50,7 +54,7 @@ export function parseExecutionRequest(
       ErrorCode.InvalidParameter,
       shell
         ? `this is a Shell pool: send the command line in shellCommand, not ${other}`
-        : 'shellCommand is for Shell pools; send Python in code',
+        : `shellCommand is for Shell pools; send ${containerType === 'NodeLTS' ? 'JavaScript' : 'Python'} in code`,
       { target: other },
     );
   }
@@ -60,7 +64,9 @@ export function parseExecutionRequest(
   }
   const language: ExecutionRequest['language'] = shell
     ? (optionalEnum(field(request, 'shellType'), 'shellType', ['bash', 'sh'] as const) ?? 'bash')
-    : 'python';
+    : containerType === 'NodeLTS'
+      ? 'javascript'
+      : 'python';
   const inputType =
     optionalEnum(field(request, 'codeInputType'), 'codeInputType', [
       'Inline',

@@ -14,6 +14,7 @@ import type { PoolService } from '../../pool/pool-service.js';
 import { optionalInteger } from '../wire.js';
 import { dataRoutes } from '../schemas/data.js';
 import { POOL_ENDPOINT, poolFor, requireIdentifier } from './pool-endpoint.js';
+import type { InterpreterType } from '../../pool/pool-spec.js';
 
 const PAGE_SIZE = 100;
 /** A failed start's console excerpt: its last lines, within a character budget. */
@@ -70,7 +71,7 @@ export function registerSessionRoutes(
   deps: {
     pools: PoolService;
     publicUrl: () => string;
-    imageMetadata: () => Promise<ImageMetadata>;
+    imageMetadata: (type: InterpreterType) => Promise<ImageMetadata>;
     consoleLogs: ConsoleLogArchive;
   },
 ): void {
@@ -194,7 +195,7 @@ export function registerSessionRoutes(
         ...dates,
       };
     }
-    const image = await deps.imageMetadata();
+    const image = await deps.imageMetadata(manager.interpreterType);
     return {
       containerType: manager.containerType,
       runtimes: image.runtimes,

@@ -207,10 +207,10 @@ export function parsePoolResource(
     ] as const) ??
     previous?.containerType ??
     'PythonLTS';
-  if (containerType !== 'PythonLTS' && containerType !== 'Shell' && containerType !== 'CustomContainer') {
+  if (containerType === 'FunctionsPython') {
     throw new AppError(
       ErrorCode.InvalidParameter,
-      `containerType ${containerType} is not available on this server yet; use PythonLTS, Shell or CustomContainer`,
+      `containerType ${containerType} is not available on this server; use PythonLTS, NodeLTS, Shell or CustomContainer`,
       { target: 'properties.containerType' },
     );
   }

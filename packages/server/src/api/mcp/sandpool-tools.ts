@@ -117,7 +117,7 @@ function executionAnswer(record: ExecutionResult, shell: boolean): CallToolResul
 async function run(
   context: ToolContext,
   input: { code: string; identifier?: string; timeoutInSeconds?: number },
-  language: 'python' | 'bash',
+  language: 'python' | 'javascript' | 'bash',
 ): Promise<CallToolResult> {
   const record = await runForTool(context.executions, context.manager, {
     identifier: identifierOf(context, input.identifier),
@@ -143,7 +143,10 @@ async function readAtMost(stream: Readable, limit: number): Promise<{ bytes: Buf
   return { bytes: Buffer.concat(chunks), complete: true };
 }
 
-const BOTH: InterpreterType[] = ['PythonLTS', 'Shell'];
+/** Pools whose agent runs command lines and background processes (the Python agent). */
+const PYTHON_AGENT: InterpreterType[] = ['PythonLTS', 'Shell'];
+/** Every interpreter pool: files are the sandbox's, whichever agent runs in it. */
+const ALL: InterpreterType[] = ['PythonLTS', 'NodeLTS', 'Shell'];
 
 const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
   run_python: {
@@ -153,17 +156,24 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
     pools: ['PythonLTS'],
     run: (context, input) => run(context, input, 'python'),
   },
+  run_javascript: {
+    description:
+      'Runs JavaScript (Node.js) in a session and answers what it printed, the value of its last expression and its error. Variables, functions and files persist between calls of one session; top-level await works.',
+    action: 'sessions/execute',
+    pools: ['NodeLTS'],
+    run: (context, input) => run(context, input, 'javascript'),
+  },
   run_shell_command: {
     description:
       'Runs a command line with bash in the session’s /mnt/data and answers its output and exit code. Files persist; shell variables do not.',
     action: 'sessions/execute',
-    pools: BOTH,
+    pools: PYTHON_AGENT,
     run: (context, input) => run(context, { ...input, code: input.command }, 'bash'),
   },
   upload_file: {
     description: 'Writes a file under the session’s /mnt/data (missing directories are made).',
     action: 'sessions/execute',
-    pools: BOTH,
+    pools: ALL,
     run: async (context, input) => {
       const bytes = Buffer.from(input.content, input.base64 === true ? 'base64' : 'utf8');
       const value = await inFiles(context, input.identifier, (data) =>
@@ -178,7 +188,7 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
   list_files: {
     description: 'Lists the files and directories under a directory of the session’s /mnt/data.',
     action: 'sessions/execute',
-    pools: BOTH,
+    pools: ALL,
     run: async (context, input) => {
       const value = await inFiles(context, input.identifier, (data) =>
         data.list(input.path ?? '', input.recursive ?? false),
@@ -197,7 +207,7 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
   read_file: {
     description: `Reads a file of the session’s /mnt/data: text as text, anything else as base64 (at most ${String(MAX_READ_BYTES / 1024)} KiB).`,
     action: 'sessions/execute',
-    pools: BOTH,
+    pools: ALL,
     run: async (context, input) => {
       const value = await inFiles(context, input.identifier, async (data) => {
         const { file, stream } = await data.open(input.path);
@@ -224,7 +234,7 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
   delete_file: {
     description: 'Deletes a file of the session’s /mnt/data.',
     action: 'sessions/execute',
-    pools: BOTH,
+    pools: ALL,
     run: async (context, input) => {
       await inFiles(context, input.identifier, (data) => data.remove(input.path));
       return { content: [text(`deleted ${input.path}`)] };
@@ -234,14 +244,14 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
     description:
       'Starts a command line with bash in the session’s /mnt/data in the background (a dev server, a long job) and answers its pid at once. It runs until it exits, is killed, or the session ends.',
     action: 'sessions/execute',
-    pools: BOTH,
+    pools: PYTHON_AGENT,
     run: async (context, input) =>
       processAnswer(await inProcesses(context, input.identifier, (all) => all.start(input.command, 'bash'))),
   },
   list_processes: {
     description: 'Lists the session’s background processes, running and exited.',
     action: 'sessions/execute',
-    pools: BOTH,
+    pools: PYTHON_AGENT,
     run: async (context, input) => {
       const value = await inProcesses(context, input.identifier, (all) => all.list());
       const lines = value.map(
@@ -257,7 +267,7 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
     description:
       'Reads what a background process wrote since the given offsets, and whether it still runs. Pass the answer’s next offsets to read on.',
     action: 'sessions/execute',
-    pools: BOTH,
+    pools: PYTHON_AGENT,
     run: async (context, input) => {
       const output = await inProcesses(context, input.identifier, (all) =>
         all.output(input.pid, {
@@ -281,7 +291,7 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
   write_process_stdin: {
     description: 'Writes text to a background process’s stdin; `close` ends its input.',
     action: 'sessions/execute',
-    pools: BOTH,
+    pools: PYTHON_AGENT,
     run: async (context, input) =>
       processAnswer(
         await inProcesses(context, input.identifier, (all) =>
@@ -292,7 +302,7 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
   kill_process: {
     description: 'Sends a signal (default TERM) to a background process and everything it started.',
     action: 'sessions/execute',
-    pools: BOTH,
+    pools: PYTHON_AGENT,
     run: async (context, input) =>
       processAnswer(
         await inProcesses(context, input.identifier, (all) => all.kill(input.pid, input.signal ?? 'TERM')),
@@ -302,7 +312,7 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
     description:
       'Ends a session: its sandbox, variables and files are gone. The next call with its identifier starts a new one.',
     action: 'sessions/stop',
-    pools: BOTH,
+    pools: ALL,
     run: async (context, input) => {
       const identifier = identifierOf(context, input.identifier);
       const ended = await context.manager.stop(identifier);
@@ -316,7 +326,7 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
     description:
       'Lists the pool’s live sessions on this node: identifier, when it started, when it was last used.',
     action: 'sessions/read',
-    pools: BOTH,
+    pools: ALL,
     run: (context) => {
       const sessions = context.manager.listSessions().map((session) => ({
         identifier: session.identifier,

@@ -12,6 +12,9 @@ import type { ExecutionResult, Executions } from '../../pool/executions.js';
 import type { PoolManager } from '../../pool/pool-manager.js';
 import { DEFAULT_TIMEOUT_SECONDS } from '../data/executions.js';
 
+/** The pool type whose default time limit a language takes. */
+const LANGUAGE_POOL = { python: 'PythonLTS', javascript: 'NodeLTS', bash: 'Shell' } as const;
+
 /** Output a tool answers with, at most per stream (the HTTP API's default is 4096). */
 const OUTPUT_CHARS = 100_000;
 
@@ -22,7 +25,7 @@ export async function runForTool(
     identifier: string;
     principal: string;
     code: string;
-    language: 'python' | 'bash';
+    language: 'python' | 'javascript' | 'bash';
     timeoutInSeconds?: number | undefined;
   },
 ): Promise<ExecutionResult> {
@@ -35,8 +38,7 @@ export async function runForTool(
       code: input.code,
       language: input.language,
       executionType: 'Synchronous',
-      timeoutSeconds:
-        input.timeoutInSeconds ?? DEFAULT_TIMEOUT_SECONDS[input.language === 'bash' ? 'Shell' : 'PythonLTS'],
+      timeoutSeconds: input.timeoutInSeconds ?? DEFAULT_TIMEOUT_SECONDS[LANGUAGE_POOL[input.language]],
       outputStreamsMaxLength: OUTPUT_CHARS,
     },
   });

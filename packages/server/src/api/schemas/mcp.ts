@@ -43,6 +43,17 @@ export const mcpTools = {
     },
     { additionalProperties: false },
   ),
+  run_javascript: Type.Object(
+    {
+      code: Type.String({
+        minLength: 1,
+        description: 'JavaScript to run; variables and functions persist in the session.',
+      }),
+      identifier,
+      timeoutInSeconds,
+    },
+    { additionalProperties: false },
+  ),
   run_shell_command: Type.Object(
     {
       command: Type.String({ minLength: 1, description: 'A command line, run with `bash -c` in /mnt/data.' }),

@@ -20,7 +20,8 @@ const PoolProperties = Type.Object(
   {
     containerType: Type.Optional(
       Type.String({
-        description: '`PythonLTS`, `Shell` or `CustomContainer` (`JupyterPython` in 2024-02-02-preview).',
+        description:
+          '`PythonLTS`, `NodeLTS`, `Shell` or `CustomContainer` (`JupyterPython` in 2024-02-02-preview).',
       }),
     ),
     poolManagementType: Type.Optional(Type.Literal('Dynamic')),
