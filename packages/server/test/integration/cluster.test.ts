@@ -1,10 +1,11 @@
 /**
  * A cluster of three nodes on loopback, each `sandpool serve` as a child process with its own home,
  * runtime root and id range, sharing one real PostgreSQL server and keyring: any node answers any
- * identifier, concurrent first requests make one session, the warm set is spread and the max holds
- * across nodes, a drained node places nothing new, a killed node's sessions end `hostLost` (and it
- * keeps only what the store says is live when it comes back), leadership moves when the leader dies,
- * and a database restart loses and duplicates nothing.
+ * identifier (a streamed run and a background process too), concurrent first requests make one
+ * session, the warm set is spread and the max holds across nodes, a drained node places nothing new,
+ * a killed node's sessions end `hostLost` (and it keeps only what the store says is live when it
+ * comes back), leadership moves when the leader dies, and a database restart loses and duplicates
+ * nothing.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -164,6 +165,63 @@ describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? pos
     );
     assert.equal(read.status, 200);
     assert.equal(await read.text(), 'uploaded through a\n');
+
+    // A streamed run through a node that does not hold the session: its output arrives while it runs
+    // (it waits for a file the test uploads once `ready` has come through), then its result.
+    const [through, other] = ['node-a', 'node-b', 'node-c'].filter((name) => name !== holder);
+    const streamed = await fetch(
+      `${node(through!).child.url}${poolPath(POOL)}/executions?${DATA}&identifier=student`,
+      {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${ADMIN_KEY}`,
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+        },
+        body: JSON.stringify({
+          code: "import os, time\nprint('ready', flush=True)\nwhile not os.path.exists('go'): time.sleep(0.02)\n'went'",
+        }),
+      },
+    );
+    assert.equal(streamed.headers.get('x-sandpool-node'), holder);
+    const events = streamed.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = '';
+    while (!seen.includes('"text":"ready\\n"')) seen += (await events.read()).value ?? '';
+    const go = new FormData();
+    go.append('file', new Blob(['']), 'go');
+    await fetch(`${node(other!).child.url}${poolPath(POOL)}/files?${DATA}&identifier=student`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+      body: go,
+    });
+    for (let chunk = await events.read(); !chunk.done; chunk = await events.read()) seen += chunk.value;
+    assert.match(seen, /event: result\ndata: .*"executionResult":"went"/);
+
+    // A background process started through one node is read and killed through another.
+    const started = await call(
+      node(through!).child,
+      'POST',
+      `${poolPath(POOL)}/processes?${DATA}&identifier=student`,
+      {
+        command: 'echo from the background; sleep 60',
+      },
+    );
+    assert.equal(started.status, 201, JSON.stringify(started.json));
+    const pid = started.json.pid as number;
+    await until('the process’s output through the other node', async () => {
+      const output = await call(
+        node(other!).child,
+        'GET',
+        `${poolPath(POOL)}/processes/${pid}/output?${DATA}&identifier=student`,
+      );
+      return output.json.stdout?.text === 'from the background\n';
+    });
+    const killed = await call(
+      node(other!).child,
+      'POST',
+      `${poolPath(POOL)}/processes/${pid}/kill?${DATA}&identifier=student&signal=KILL`,
+    );
+    assert.equal(killed.status, 200);
   });
 
   it('tunnels a WebSocket to a custom container through a node that does not hold its session', async () => {
