@@ -10,6 +10,7 @@
  * - warm execution: round trip of `1+1` through the agent client on a running sandbox.
  * - idle memory: PSS of every process of a sandbox (its conmon included) with N sandboxes up, and
  *   again after `import pandas` in some of them.
+ * - NodeLTS beside them: cold start (→ `1+1`), warm round trip, and idle PSS with its agent up.
  */
 
 import { spawnSync } from 'node:child_process';
@@ -38,6 +39,13 @@ const IDLE_SANDBOXES = args.idle;
 const PANDAS_SANDBOXES = Math.min(10, IDLE_SANDBOXES);
 
 const image = { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir };
+const nodeImage = {
+  rootfs: config.paths.nodeRootfs,
+  agentDir: config.paths.nodeAgentDir,
+  agent: 'node' as const,
+};
+type Image = typeof image | typeof nodeImage;
+const NODE_IDLE_SANDBOXES = Math.min(10, IDLE_SANDBOXES);
 const agent = { connectTimeoutMs: 30_000, interruptGraceMs: 2_000 };
 const options = isolatedDriverOptions('bench', IDLE_SANDBOXES + 4);
 const driver = new OciDriver(options);
@@ -49,21 +57,22 @@ function start(
   label: string,
   cpu = DEFAULT_RESOURCES.cpu,
   runtime: RuntimeName = 'runc',
+  from: Image = image,
 ): Promise<InterpreterInstance> {
   return InterpreterInstance.start(driver, {
     id: nextId(label),
     runtime,
-    image,
+    image: from,
     resources: { ...DEFAULT_RESOURCES, cpu },
     agent,
   });
 }
 
-async function coldStart(runtime: RuntimeName, runs: number): Promise<number[]> {
+async function coldStart(runtime: RuntimeName, runs: number, from: Image = image): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
     const began = performance.now();
-    const session = await start('cold', DEFAULT_RESOURCES.cpu, runtime);
+    const session = await start('cold', DEFAULT_RESOURCES.cpu, runtime, from);
     const outcome = await session.execute({ code: '1+1', timeoutMs: 10_000, maxOutputChars: 100 });
     samples.push(performance.now() - began);
     if (outcome.result !== 2) throw new Error(`cold start answered ${JSON.stringify(outcome.result)}`);
@@ -102,8 +111,8 @@ async function runtimeFloor(): Promise<number[]> {
   return samples;
 }
 
-async function warmExecution(cpu: number): Promise<number[]> {
-  const session = await start('warm', cpu);
+async function warmExecution(cpu: number, from: Image = image): Promise<number[]> {
+  const session = await start('warm', cpu, 'runc', from);
   const samples: number[] = [];
   for (let i = 0; i < WARM_RUNS + 100; i++) {
     const began = performance.now();
@@ -150,6 +159,18 @@ async function idleMemory(): Promise<{ idle: number[]; pandas: number[] }> {
   return { idle, pandas };
 }
 
+/** PSS per NodeLTS sandbox with `count` of them up, each having answered once. */
+async function nodeIdleMemory(count: number): Promise<number[]> {
+  const sessions = await Promise.all(
+    Array.from({ length: count }, () => start('node-idle', DEFAULT_RESOURCES.cpu, 'runc', nodeImage)),
+  );
+  await Promise.all(sessions.map((s) => s.execute({ code: '1+1', timeoutMs: 10_000, maxOutputChars: 10 })));
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const pss = sessions.map((s) => sandboxPssMiB(s.id));
+  for (const s of sessions) await s.destroy();
+  return pss;
+}
+
 async function main(): Promise<void> {
   const host = machine();
   console.error(`machine: ${host}`);
@@ -166,6 +187,10 @@ async function main(): Promise<void> {
   const memory = await idleMemory();
   const idle = summary(memory.idle);
   const pandas = summary(memory.pandas);
+  console.error('NodeLTS: cold start, warm execution, idle memory…');
+  const nodeCold = summary(await coldStart('runc', COLD_RUNS, nodeImage));
+  const nodeWarm = summary(await warmExecution(DEFAULT_RESOURCES.cpu, nodeImage));
+  const nodeIdle = summary(await nodeIdleMemory(NODE_IDLE_SANDBOXES));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
   const table = [
@@ -181,6 +206,9 @@ async function main(): Promise<void> {
     `| same, sandbox with 1 CPU (no CFS throttling in a tight loop) | ${warmOneCore.n} | ${fmt(warmOneCore.p50)} ms | ${fmt(warmOneCore.p99)} ms | — |`,
     `| idle PSS per sandbox, ${IDLE_SANDBOXES} up (agent, tini, conmon) | ${idle.n} | ${fmt(idle.p50)} MiB | ${fmt(idle.p99)} MiB | ≤ 15 MiB (mean ${fmt(mean(memory.idle))}) |`,
     `| PSS per sandbox after \`import pandas\` | ${pandas.n} | ${fmt(pandas.p50)} MiB | ${fmt(pandas.p99)} MiB | — (mean ${fmt(mean(memory.pandas))}) |`,
+    `| NodeLTS cold start: create → agent answers \`1+1\` | ${nodeCold.n} | ${fmt(nodeCold.p50)} ms | ${fmt(nodeCold.p99)} ms | as PythonLTS |`,
+    `| NodeLTS warm execution round trip of \`1+1\` | ${nodeWarm.n} | ${fmt(nodeWarm.p50)} ms | ${fmt(nodeWarm.p99)} ms | as PythonLTS |`,
+    `| NodeLTS idle PSS per sandbox, ${NODE_IDLE_SANDBOXES} up (agent and its output reader, tini, conmon) | ${nodeIdle.n} | ${fmt(nodeIdle.p50)} MiB | ${fmt(nodeIdle.p99)} MiB | — |`,
   ].join('\n');
   writeReport('sandbox', table, args.quick);
 }

@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 import traceback
+import importlib.abc
+import importlib.machinery
 from importlib.util import module_from_spec, spec_from_file_location
 
 
@@ -35,6 +37,32 @@ def _sibling(name):
 
 
 plain_text = _sibling("plain_text").plain_text
+
+class ShowFigures(importlib.abc.MetaPathFinder):
+    """Makes pyplot's show() hand the open figures to the execution under way, as Jupyter's inline
+    backend displays them (Agg's show() does nothing). pyplot is patched when the user's code imports
+    it, so an agent that never plots never imports matplotlib, and child processes keep plain Agg."""
+
+    def __init__(self):
+        self.on_show = None
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "matplotlib.pyplot":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            module.show = lambda *args, **kwargs: self.on_show() if self.on_show is not None else None
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+pyplot_show = ShowFigures()
 
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -212,6 +240,7 @@ def is_matplotlib_object(value):
 
 class Interpreter:
     def __init__(self):
+        self.shown = []
         self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
         self.executions = 0
         self.running_user_code = False
@@ -241,8 +270,17 @@ class Interpreter:
             result = asyncio.new_event_loop().run_until_complete(result)
         return result
 
-    def execute(self, code, max_output_chars, on_output=None):
+    def show_figures(self, on_image):
+        """The code called plt.show(): its open figures become images now, streamed when asked."""
+        for image in png_of_figures():
+            self.shown.append(image)
+            if on_image is not None:
+                on_image(image)
+
+    def execute(self, code, max_output_chars, on_output=None, on_image=None):
         self.executions += 1
+        self.shown = []
+        pyplot_show.on_show = lambda: self.show_figures(on_image)
         sys.stdout.flush()
         sys.stderr.flush()
         stdout, stderr = captures(max_output_chars, on_output)
@@ -273,12 +311,14 @@ class Interpreter:
                 "traceback": "".join(traceback.format_exception(type(exc), exc, user_frames(exc.__traceback__))),
             }
         duration_ms = (time.monotonic() - started) * 1000
-        images = []
+        pyplot_show.on_show = None
+        images = self.shown
         try:
-            images = png_of_figures()
+            images = images + png_of_figures()
             image_value = png_of_value(value)
             if image_value is not None:
-                images.insert(0, image_value)
+                # After the images already shown (and streamed), which keep their places.
+                images.insert(len(self.shown), image_value)
                 value = None
             elif images and is_matplotlib_object(value):
                 value = None
@@ -556,10 +596,26 @@ class Connection:
 
         return send_output
 
+    def image_events(self, request_id):
+        """What streams an image shown mid-run as an `image` event, ahead of the reply."""
+
+        def send_image(image):
+            try:
+                self.send({"id": request_id, "event": "image", "image": image})
+            except OSError:
+                pass
+
+        return send_image
+
 
 def streamed(connection, request):
     """The output callback of a request that asked to stream (`"stream": true`), else None."""
     return connection.output_events(request.get("id")) if request.get("stream") is True else None
+
+
+def streamed_images(connection, request):
+    """The image callback of a request that asked to stream, else None."""
+    return connection.image_events(request.get("id")) if request.get("stream") is True else None
 
 
 def handle(interpreter, connection, request):
@@ -573,7 +629,7 @@ def handle(interpreter, connection, request):
         if not isinstance(code, str) or not isinstance(max_chars, int) or max_chars < 0:
             reply.update(ok=False, error={"code": "BadRequest", "message": "execute needs code (string) and maxOutputChars (int >= 0)"})
         else:
-            reply.update(ok=True, **interpreter.execute(code, max_chars, streamed(connection, request)))
+            reply.update(ok=True, **interpreter.execute(code, max_chars, streamed(connection, request), streamed_images(connection, request)))
     elif op == "shell":
         command = request.get("command")
         shell_name = request.get("shell", "bash")
@@ -646,6 +702,7 @@ PROCESS_OPS = {
 
 
 def prepare_environment():
+    sys.meta_path.insert(0, pyplot_show)
     os.environ.setdefault("MPLBACKEND", "Agg")
     mpl_dir = os.path.join(os.environ.get("HOME", "/tmp"), ".config", "matplotlib")
     if "MPLCONFIGDIR" not in os.environ and os.path.isdir(MPL_CACHE_SOURCE):

@@ -230,4 +230,39 @@ describe('AgentClient', () => {
     client.close();
     server.close();
   });
+  it('hands output and shown images of the request under way to its listeners, and refuses a malformed image', async () => {
+    const image = { type: 'image', format: 'png', base64_data: 'iVBORw0KGgo=' };
+    let round = 0;
+    const { path, server } = await fakeAgent((request, socket) => {
+      round++;
+      const events =
+        round === 1
+          ? [
+              { id: request.id, event: 'output', stream: 'stdout', text: 'drawing\n' },
+              { id: request.id, event: 'image', image },
+              // Another request's event (a late child process, say) reaches no one.
+              { id: request.id + 100, event: 'image', image },
+            ]
+          : [{ id: request.id, event: 'image', image: { type: 'image', format: 'svg', base64_data: '' } }];
+      for (const event of events) socket.write(`${JSON.stringify(event)}\n`);
+      socket.write(`${JSON.stringify(reply(request.id, { images: [image] }))}\n`);
+    });
+    const client = await AgentClient.connect(path, recordingControl(), options);
+    const seen: unknown[] = [];
+    const result = await client.execute({
+      code: 'plt.show()',
+      timeoutMs: 1000,
+      maxOutputChars: 100,
+      onOutput: (stream, text) => seen.push([stream, text]),
+      onImage: (shown) => seen.push(shown),
+    });
+    assert.deepEqual(seen, [['stdout', 'drawing\n'], image]);
+    assert.deepEqual(result.images, [image]);
+    await assert.rejects(
+      client.execute({ code: 'x', timeoutMs: 1000, maxOutputChars: 100, onImage: () => undefined }),
+      isCode(ErrorCode.AgentProtocolError),
+    );
+    client.close();
+    server.close();
+  });
 });

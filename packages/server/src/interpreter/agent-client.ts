@@ -15,6 +15,8 @@ import {
   parseAgentMessage,
   parseHello,
   type OutputEvent,
+  type ImageEvent,
+  type ImageOutput,
   type AgentHello,
   type AgentReply,
   type RunReply,
@@ -51,6 +53,8 @@ export interface AgentRequest {
   maxOutputChars: number;
   /** Streams the run's output (within `maxOutputChars`) as it is written, ahead of the result. */
   onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
+  /** Called with each image the code shows while it runs (`plt.show()`); the reply has them too. */
+  onImage?: (image: ImageOutput) => void;
 }
 
 export interface AgentResult extends RunReply {
@@ -125,6 +129,7 @@ interface Pending {
   resolve: (reply: AgentReply) => void;
   reject: (error: Error) => void;
   onOutput?: AgentRequest['onOutput'];
+  onImage?: AgentRequest['onImage'];
 }
 
 /** The agent's refusals of a process request that belong to the caller, with their codes. */
@@ -278,7 +283,7 @@ export class AgentClient {
   }
 
   private onLine(line: string): void {
-    let reply: AgentReply | OutputEvent;
+    let reply: AgentReply | OutputEvent | ImageEvent;
     try {
       reply = parseAgentMessage(line);
     } catch (error) {
@@ -290,7 +295,9 @@ export class AgentClient {
     if ('event' in reply) {
       // Output of the request under way; output that trails its reply (a child process still
       // writing) has no one to go to.
-      if (pending?.id === reply.id) pending.onOutput?.(reply.stream, reply.text);
+      if (pending?.id !== reply.id) return;
+      if (reply.event === 'image') pending.onImage?.(reply.image);
+      else pending.onOutput?.(reply.stream, reply.text);
       return;
     }
     if (!pending || reply.id !== pending.id) {
@@ -315,12 +322,12 @@ export class AgentClient {
 
   private send(
     message: Record<string, unknown>,
-    onOutput?: AgentRequest['onOutput'],
+    listeners: Pick<AgentRequest, 'onOutput' | 'onImage'> = {},
   ): { id: number; reply: Promise<AgentReply> } {
     if (this.closeError) throw this.closeError;
     const id = this.nextId++;
     const reply = new Promise<AgentReply>((resolve, reject) => {
-      this.pending = { id, resolve, reject, ...(onOutput && { onOutput }) };
+      this.pending = { id, resolve, reject, ...listeners };
     });
     this.socket.write(`${JSON.stringify({ ...message, id })}\n`);
     return { id, reply };
@@ -337,7 +344,7 @@ export class AgentClient {
   execute(options: AgentRequest): Promise<AgentResult> {
     return this.serialized(async () => {
       const language = options.language ?? 'python';
-      const stream = options.onOutput ? { stream: true } : {};
+      const stream = options.onOutput || options.onImage ? { stream: true } : {};
       const { reply } = this.send(
         language === 'python' || language === 'javascript'
           ? { op: 'execute', code: options.code, maxOutputChars: options.maxOutputChars, ...stream }
@@ -348,7 +355,10 @@ export class AgentClient {
               maxOutputChars: options.maxOutputChars,
               ...stream,
             },
-        options.onOutput,
+        {
+          ...(options.onOutput && { onOutput: options.onOutput }),
+          ...(options.onImage && { onImage: options.onImage }),
+        },
       );
       let timedOut = false;
       let timer: NodeJS.Timeout | undefined;

@@ -107,6 +107,13 @@ export interface OutputEvent {
   text: string;
 }
 
+/** An image a streamed request's code showed (`plt.show()`), sent then, ahead of the reply. */
+export interface ImageEvent {
+  id: number;
+  event: 'image';
+  image: ImageOutput;
+}
+
 export class MalformedMessageError extends Error {}
 
 type Json = Record<string, unknown>;
@@ -198,7 +205,7 @@ export function parseHello(line: string): AgentHello {
   return message as unknown as AgentHello;
 }
 
-export function parseAgentMessage(line: string): AgentReply | OutputEvent {
+export function parseAgentMessage(line: string): AgentReply | OutputEvent | ImageEvent {
   let message: unknown;
   try {
     message = JSON.parse(line);
@@ -206,6 +213,12 @@ export function parseAgentMessage(line: string): AgentReply | OutputEvent {
     throw new MalformedMessageError('agent sent a line that is not JSON', { cause });
   }
   if (isObject(message) && 'event' in message) {
+    if (message.event === 'image') {
+      if (typeof message.id !== 'number' || !isImage(message.image)) {
+        throw new MalformedMessageError('agent image event lacks its id or image');
+      }
+      return message as unknown as ImageEvent;
+    }
     if (
       message.event !== 'output' ||
       typeof message.id !== 'number' ||

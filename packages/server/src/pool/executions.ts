@@ -131,6 +131,20 @@ function bounded(
   };
 }
 
+/**
+ * Passes on the images the code shows while it runs, within the bounds the record keeps (count and
+ * size): the agent is not trusted to.
+ */
+function boundedImages(onImage: NonNullable<AgentRequest['onImage']>): NonNullable<AgentRequest['onImage']> {
+  let count = 0;
+  let chars = 0;
+  return (image) => {
+    count++;
+    chars += image.base64_data.length;
+    if (count <= MAX_IMAGES && chars <= MAX_IMAGE_CHARS) onImage(image);
+  };
+}
+
 /** The bounded status an execution counts under in the metrics. */
 function metricStatus(record: ExecutionResult): ExecutionEnd {
   if (record.error?.code === 'ExecutionTimeout') return 'timeout';
@@ -177,6 +191,8 @@ export class Executions {
       request: ExecutionRequest;
       /** A sync run's output as it is written (within outputStreamsMaxLength), ahead of its record. */
       onOutput?: AgentRequest['onOutput'];
+      /** A sync run's images as its code shows them, ahead of its record (which has them first). */
+      onImage?: AgentRequest['onImage'];
       /** Told the session once it is reached, before the code runs. */
       onReached?: (reached: { session: Session; allocation: Allocation }) => void;
     },
@@ -232,6 +248,7 @@ export class Executions {
           timeoutMs: request.timeoutSeconds * 1000,
           maxOutputChars: request.outputStreamsMaxLength,
           ...(input.onOutput && { onOutput: bounded(input.onOutput, request.outputStreamsMaxLength) }),
+          ...(input.onImage && { onImage: boundedImages(input.onImage) }),
         });
         final = record(base, outcome);
       } catch (error) {

@@ -1,8 +1,9 @@
 /**
  * @module pool/interpreter-instance
- * One code-interpreter sandbox: a sandbox from the driver with the Python or Node agent running in it,
- * and the host's connection to that agent. Executions that outlive their time limit are interrupted; a session
- * whose interpreter dies is reported lost with the reason the driver found, never silently replaced.
+ * One code-interpreter sandbox: a sandbox from the driver with the Python or Node agent running in
+ * it, and the host's connection to that agent. Executions that outlive their time limit are
+ * interrupted; a session whose interpreter dies is reported lost with the reason the driver found,
+ * never silently replaced.
  */
 
 import { access } from 'node:fs/promises';

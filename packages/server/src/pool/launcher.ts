@@ -49,13 +49,13 @@ export function sessionResources(
   };
 }
 
+/** How long a reattached agent may take to answer (it is normally listening already). */
+const REATTACH_WAIT_MS = 5_000;
+
 /**
  * Sandboxes on this host: code interpreters (the PythonLTS and NodeLTS images and their agents) and
  * custom containers.
  */
-/** How long a reattached agent may take to answer (it is normally listening already). */
-const REATTACH_WAIT_MS = 5_000;
-
 export class HostLauncher implements InstanceLauncher {
   constructor(
     private readonly driver: SandboxDriver,

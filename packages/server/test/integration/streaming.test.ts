@@ -139,15 +139,39 @@ describe('streamed executions', { skip: skipReason }, async () => {
     assert.deepEqual(capped.events.at(-1)!.data.result.truncated, ['stdout']);
   });
 
-  it('sends figures as image events before the result', async () => {
-    const { events } = await streamed(server, 'live', 'figures', {
-      code: 'import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()',
-    });
+  it('sends a figure as an image event when the code shows it, and the rest before the result', async () => {
+    // The code goes on only once the test has seen the shown figure: an image held for the end would
+    // leave it waiting until its time limit.
+    const code = [
+      'import os, time, matplotlib.pyplot as plt',
+      'plt.plot([1, 2])',
+      'plt.show()',
+      'while not os.path.exists("go"):',
+      '    time.sleep(0.05)',
+      'plt.figure()',
+      'plt.plot([2, 1])',
+    ].join('\n');
+    const { events } = await streamed(
+      server,
+      'live',
+      'figures',
+      { code, timeoutInSeconds: 60 },
+      async ({ event }) => {
+        if (event === 'image') await upload('live', 'figures', 'go');
+      },
+    );
     assert.deepEqual(
       events.map((e) => e.event),
-      ['image', 'result'],
+      ['image', 'image', 'result'],
     );
     assert.equal(events[0]!.data.format, 'png');
+    assert.notEqual(events[0]!.data.base64_data, events[1]!.data.base64_data);
+    const result = events.at(-1)!.data;
+    assert.deepEqual(
+      result.result.images.map((image: { base64_data: string }) => image.base64_data),
+      [events[0]!.data.base64_data, events[1]!.data.base64_data],
+      'the result has the images in the order they came',
+    );
   });
 
   it('keeps running a run whose client left', async () => {

@@ -56,6 +56,7 @@ export function registerExecutionRoutes(
             stream.open();
           },
           onOutput: (name, text) => stream.output(name, text),
+          onImage: (image) => stream.image(image),
         }),
       })
       .catch((error: unknown) => {

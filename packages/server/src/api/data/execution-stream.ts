@@ -3,8 +3,8 @@
  * A synchronous execution answered as Server-Sent Events (a Sandpool extension, asked for with
  * `Accept: text/event-stream`): the stream opens once the session is reached, with the headers the
  * JSON answer has; then `stdout` and `stderr` events (`{"text": …}`) as the code writes, within
- * outputStreamsMaxLength; an `image` event per image; and one `result` event holding exactly the body
- * the JSON answer would have. A failure after the stream opened is an `error` event with Azure's
+ * outputStreamsMaxLength; an `image` event per image (as the code shows it with `plt.show()`, else at
+ * the end); and one `result` event holding exactly the body the JSON answer would have. A failure after the stream opened is an `error` event with Azure's
  * error body. A client that leaves does not stop the run: its record is kept as for any run.
  */
 
@@ -15,6 +15,8 @@ import type { ExecutionResult } from '../../pool/executions.js';
 
 export class ExecutionEventStream {
   private opened = false;
+  /** Images sent while the run went on: the first of the record's images. */
+  private imagesSent = 0;
 
   constructor(private readonly reply: FastifyReply) {}
 
@@ -45,10 +47,16 @@ export class ExecutionEventStream {
     this.send(stream, { text });
   }
 
-  /** The images, then the result, then the end. */
+  image(image: ExecutionResult['images'][number]): void {
+    this.open();
+    this.imagesSent++;
+    this.send('image', image);
+  }
+
+  /** The images not sent yet, then the result, then the end. */
   finish(images: ExecutionResult['images'], result: unknown): void {
     this.open();
-    for (const image of images) this.send('image', image);
+    for (const image of images.slice(this.imagesSent)) this.send('image', image);
     this.send('result', result);
     this.reply.raw.end();
   }
