@@ -11,6 +11,8 @@ Standard library only: it must start in milliseconds and cost little memory whil
 import ast
 import base64
 import codecs
+import importlib.abc
+import importlib.machinery
 import json
 import math
 import os
@@ -22,8 +24,6 @@ import sys
 import threading
 import time
 import traceback
-import importlib.abc
-import importlib.machinery
 from importlib.util import module_from_spec, spec_from_file_location
 
 
@@ -37,6 +37,7 @@ def _sibling(name):
 
 
 plain_text = _sibling("plain_text").plain_text
+
 
 class ShowFigures(importlib.abc.MetaPathFinder):
     """Makes pyplot's show() hand the open figures to the execution under way, as Jupyter's inline
