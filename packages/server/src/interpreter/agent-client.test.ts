@@ -214,6 +214,8 @@ describe('AgentClient', () => {
       { ok: false, error: { code: 'ProcessNotFound', message: 'no background process 5' } },
       // An agent's code that is no refusal of the caller's (an object's own key included).
       { ok: false, error: { code: '__proto__', message: 'odd' } },
+      // A time no Date holds.
+      { ok: true, process: { ...info, startedAt: 1e300 } },
     ];
     const { path, server } = await fakeAgent((request, socket) =>
       socket.write(`${JSON.stringify({ id: request.id, ...answers.shift() })}\n`),
@@ -227,6 +229,10 @@ describe('AgentClient', () => {
     );
     await assert.rejects(client.process({ op: 'process.list' }), isCode(ErrorCode.ProcessNotFound));
     await assert.rejects(client.process({ op: 'process.list' }), isCode(ErrorCode.InvalidAgentRequest));
+    await assert.rejects(
+      client.process({ op: 'process.kill', pid: 5, signal: 'TERM' }),
+      isCode(ErrorCode.AgentProtocolError),
+    );
     client.close();
     server.close();
   });

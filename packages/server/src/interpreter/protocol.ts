@@ -157,6 +157,9 @@ function isRunReply(m: Json): boolean {
   );
 }
 
+/** Seconds since the epoch that a Date can hold (and a process can have started at). */
+const isEpochSeconds = (value: unknown) => typeof value === 'number' && value >= 0 && value < 1e11;
+
 function isProcessInfo(value: unknown): value is ProcessInfo {
   return (
     isObject(value) &&
@@ -164,8 +167,8 @@ function isProcessInfo(value: unknown): value is ProcessInfo {
     typeof value.command === 'string' &&
     typeof value.running === 'boolean' &&
     (value.exitCode === null || Number.isInteger(value.exitCode)) &&
-    typeof value.startedAt === 'number' &&
-    (value.endedAt === null || typeof value.endedAt === 'number')
+    isEpochSeconds(value.startedAt) &&
+    (value.endedAt === null || isEpochSeconds(value.endedAt))
   );
 }
 
