@@ -11,7 +11,13 @@ import { after, describe, it } from 'node:test';
 import { AppError } from '../../src/errors.js';
 import { runCommand, type CommandRunner } from '../../src/sandbox/command.js';
 import { ImagePuller } from '../../src/sandbox/image/image-puller.js';
-import { buildBusyboxImage, freePort, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry } from '../registry.js';
+import {
+  buildBusyboxImage,
+  refusingPort,
+  REGISTRY_PASSWORD,
+  REGISTRY_USER,
+  startRegistry,
+} from '../registry.js';
 import { skipReason } from './harness.js';
 
 /** A runner that records every command line it runs. */
@@ -114,7 +120,7 @@ describe('image pulls from a registry on loopback', { skip: skipReason }, async 
     await assert.rejects(puller().pull(`${open.host}/apps/web:nope`), code('ImageNotFound'));
     await assert.rejects(puller().pull(`${open.host}/apps/absent:1`), code('ImageNotFound'));
     await assert.rejects(puller().pull(`${open.host}/apps/web:arm`), code('ImagePlatformUnsupported'));
-    const closed = `127.0.0.1:${await freePort()}`;
+    const closed = `127.0.0.1:${await refusingPort()}`;
     const unreachable = new ImagePuller({
       cacheDir,
       insecureRegistries: [closed],
