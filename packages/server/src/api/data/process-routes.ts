@@ -28,6 +28,7 @@ import {
   type JsonRecord,
 } from '../wire.js';
 import {
+  DEFAULT_READ_CHARS,
   MAX_COMMAND_CHARS,
   MAX_OUTPUT_READ_CHARS,
   MAX_STDIN_CHARS,
@@ -35,8 +36,6 @@ import {
 } from '../schemas/processes.js';
 import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders, type Query } from './pool-endpoint.js';
 
-/** Characters of each stream an output request answers when it names no `maxChars`. */
-const DEFAULT_READ_CHARS = 100_000;
 const SHELLS = ['bash', 'sh'] as const;
 const SIGNALS: readonly ProcessSignal[] = ['TERM', 'KILL', 'INT', 'HUP'];
 /** Offsets count characters; beyond this no process has written. */

@@ -33,12 +33,11 @@ import { fileResource } from '../data/file-routes.js';
 import { outputResource, processResource } from '../data/process-routes.js';
 import { requireIdentifier } from '../data/pool-endpoint.js';
 import { mcpTools, type McpToolInput, type McpToolName } from '../schemas/mcp.js';
+import { DEFAULT_READ_CHARS } from '../schemas/processes.js';
 import { runForTool } from './tool-run.js';
 
 /** What a tool reads of a file, at most: a model reads the rest in parts, or through the HTTP API. */
 const MAX_READ_BYTES = 1024 * 1024;
-/** Characters of each output stream read_process_output answers unless asked for fewer or more. */
-const MAX_TOOL_READ_CHARS = 100_000;
 
 export interface ToolContext {
   manager: PoolManager;
@@ -273,7 +272,7 @@ const definitions: { [N in McpToolName]: ToolDefinition<N> } = {
         all.output(input.pid, {
           stdoutOffset: input.stdoutOffset ?? 0,
           stderrOffset: input.stderrOffset ?? 0,
-          maxChars: input.maxChars ?? MAX_TOOL_READ_CHARS,
+          maxChars: input.maxChars ?? DEFAULT_READ_CHARS,
         }),
       );
       const { content } = processAnswer(output.process);

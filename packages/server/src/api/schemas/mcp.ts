@@ -10,7 +10,7 @@ import { Type, type Static } from 'typebox';
 import { DataQuery, ManagementQuery, NoContent, PoolEndpointParams, route } from './common.js';
 import { PoolParams } from './pools.js';
 import { ExecutionRequest } from './data.js';
-import { MAX_OUTPUT_READ_CHARS, MAX_STDIN_CHARS, ProcessStart } from './processes.js';
+import { MAX_OUTPUT_READ_CHARS, MAX_STDIN_CHARS, ProcessSignal, ProcessStart } from './processes.js';
 
 /** Where a pool's platform MCP server (Azure's) answers, under its pool management endpoint. */
 export const PLATFORM_MCP_PATH = '/platformMcp';
@@ -108,9 +108,7 @@ export const mcpTools = {
   kill_process: Type.Object(
     {
       pid,
-      signal: Type.Optional(
-        Type.Union([Type.Literal('TERM'), Type.Literal('KILL'), Type.Literal('INT'), Type.Literal('HUP')]),
-      ),
+      signal: Type.Optional(ProcessSignal),
       identifier,
     },
     { additionalProperties: false },

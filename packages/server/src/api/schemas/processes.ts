@@ -22,6 +22,14 @@ export const MAX_COMMAND_CHARS = 65_536;
 export const MAX_STDIN_CHARS = 1_048_576;
 /** Characters of each stream one output request answers at most. */
 export const MAX_OUTPUT_READ_CHARS = 1_000_000;
+/** Characters of each stream an output request answers when it names no `maxChars`. */
+export const DEFAULT_READ_CHARS = 100_000;
+
+/** The signals a process may be sent (to its whole group). */
+export const ProcessSignal = Type.Union(
+  [Type.Literal('TERM'), Type.Literal('KILL'), Type.Literal('INT'), Type.Literal('HUP')],
+  { description: 'Default TERM.' },
+);
 
 export const ProcessStart = Type.Object(
   {
@@ -139,11 +147,7 @@ export const processRoutes = {
     params: ProcessParams,
     querystring: Type.Object({
       ...DataQuery,
-      signal: Type.Optional(
-        Type.Union([Type.Literal('TERM'), Type.Literal('KILL'), Type.Literal('INT'), Type.Literal('HUP')], {
-          description: 'Default TERM.',
-        }),
-      ),
+      signal: Type.Optional(ProcessSignal),
     }),
     response: { 200: Type.Ref('Process') },
   }),
