@@ -1154,6 +1154,20 @@ export interface components {
             readySeconds: number;
             readyMemoryGibSeconds: number;
         };
+        /** @description A node’s memory: committed against allocatable, and the sandboxes’ limit and use. */
+        NodeMemory: {
+            /** @description What its sandboxes reserve: each its pool’s session memory. */
+            committedBytes: number;
+            /** @description What they may reserve; a session is admitted only when its size fits. */
+            allocatableBytes: number;
+            /** @description The hard limit on all its sandboxes together (their parent cgroup’s); null: none. */
+            sandboxLimitBytes: number | null;
+            /** @description What they hold and cannot give back at once. */
+            workingSetBytes: number;
+            /** @description The working set at which the node admits no session and ends sandboxes by policy; null while the sessions’ sizes fit in the limit. */
+            pressureMarkBytes: number | null;
+            underPressure: boolean;
+        };
         Node: {
             name: string;
             /** @description Where other nodes and operators reach it. */
@@ -1184,6 +1198,7 @@ export interface components {
                 /** @description Memory its sandboxes reserve. */
                 memoryBytes: number;
             };
+            memory?: components["schemas"]["NodeMemory"];
         };
     };
     responses: never;
@@ -2495,6 +2510,7 @@ export interface operations {
                             /** @description Why not, when the check fails. */
                             detail?: string;
                         }[];
+                        memory?: components["schemas"]["NodeMemory"];
                     };
                 };
             };
@@ -2513,6 +2529,7 @@ export interface operations {
                             /** @description Why not, when the check fails. */
                             detail?: string;
                         }[];
+                        memory?: components["schemas"]["NodeMemory"];
                     };
                 };
             };

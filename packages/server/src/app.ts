@@ -45,6 +45,7 @@ import type { ConsoleLogArchive } from './pool/console-log.js';
 import type { Executions } from './pool/executions.js';
 import type { ClusterView } from './pool/cluster-view.js';
 import type { NodeRegistry } from './pool/node-registry.js';
+import type { MemoryStatus } from './pool/memory-guard.js';
 import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
@@ -92,6 +93,8 @@ export interface AppDeps {
   feed: EventFeed;
   /** Whether sandboxes can start (readiness): resolves, or rejects saying why not. */
   runtimeUsable: () => Promise<void>;
+  /** This node's memory as the memory guard last read it (readiness, the node list). */
+  memory: () => MemoryStatus;
   now: () => number;
   /** The built web dashboard, served at /dashboard/. */
   dashboardDir: string;
@@ -254,6 +257,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     pools: deps.pools,
     metrics: deps.metrics,
     runtimeUsable: deps.runtimeUsable,
+    memory: deps.memory,
     authenticator: deps.authenticator,
   });
   registerFileRoutes(app, { pools: deps.pools, uploadMaxBytes: deps.config.uploadMaxBytes });

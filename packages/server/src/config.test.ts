@@ -20,17 +20,34 @@ describe('loadConfig', () => {
     assert.ok(config.paths.pythonAgentDir.endsWith('/interpreter/python'));
   });
 
-  it('sizes the node from the host unless told: 16 reserved cores per core, four times its memory', () => {
+  it('sizes the node from the host unless told: 16 reserved cores per core, four times the sandboxes’ memory', () => {
     const host = { cores: 2, memoryBytes: 24 * 1024 ** 3 };
     const derived = loadConfig({ lookupEnv: env({}), host });
     assert.equal(derived.nodeCpu, 32);
-    assert.equal(derived.nodeMemoryGib, 96);
+    assert.equal(derived.sandboxMemoryBytes, 23 * 1024 ** 3);
+    assert.equal(derived.nodeMemoryGib, 92);
     const told = loadConfig({
       lookupEnv: env({ SANDPOOL_NODE_CPU: '1.5', SANDPOOL_NODE_MEMORY_GIB: '24' }),
       host,
     });
     assert.equal(told.nodeCpu, 1.5);
     assert.equal(told.nodeMemoryGib, 24);
+    const reserved = loadConfig({
+      lookupEnv: env({ SANDPOOL_MEMORY_RESERVE_GIB: '4', SANDPOOL_MEMORY_OVERCOMMIT: '1.5' }),
+      host,
+    });
+    assert.equal(reserved.sandboxMemoryBytes, 20 * 1024 ** 3);
+    assert.equal(reserved.nodeMemoryGib, 30);
+  });
+
+  it('refuses a reserve that leaves the sandboxes less than a quarter GiB', () => {
+    const host = { cores: 2, memoryBytes: 2 * 1024 ** 3 };
+    assert.throws(
+      () => loadConfig({ lookupEnv: env({ SANDPOOL_MEMORY_RESERVE_GIB: '1.9' }), host }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        /SANDPOOL_MEMORY_RESERVE_GIB leaves the sandboxes 0\.10 GiB/.test(error.message),
+    );
   });
 
   it('reads overrides from the environment', () => {

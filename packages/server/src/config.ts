@@ -88,7 +88,34 @@ export const ConfigSchema = Type.Object({
     minimum: 0,
     maximum: 1_000_000,
     description:
-      'Memory (GiB) the sandboxes on this host may reserve together, each its pool’s session memory (0: four times the host’s memory, since a session’s memory is a ceiling too; set the host’s memory to never overcommit).',
+      'Memory (GiB) the sandboxes on this host may reserve together, each its pool’s session memory, ready ones included: a session is admitted only when its size fits (0: the sandboxes’ memory limit, host memory minus memoryReserveGib, times memoryOvercommit).',
+  }),
+  memoryReserveGib: Type.Number({
+    default: 1,
+    minimum: 0,
+    maximum: 1_000_000,
+    description:
+      'Host memory (GiB) kept from the sandboxes for the server, its helpers and the kernel: the sandboxes’ parent cgroup is capped at the host’s memory minus this, so memory pressure stays among sandboxes.',
+  }),
+  memoryOvercommit: Type.Number({
+    default: 4,
+    minimum: 0.1,
+    maximum: 1000,
+    description:
+      'How many times the sandboxes’ memory limit their sessions’ sizes may add up to (a session’s memory is a ceiling an idle interpreter stays far below); at 1 or less the host can never run short.',
+  }),
+  memoryPressurePercent: Type.Integer({
+    default: 90,
+    minimum: 50,
+    maximum: 99,
+    description:
+      'With sizes overcommitted, the share of the sandboxes’ memory limit their working set may reach: above it the node admits no session and ends sandboxes by policy (ready ones, then the longest idle sessions) with reason hostMemoryPressure.',
+  }),
+  memoryCheckIntervalMs: Type.Integer({
+    default: 500,
+    minimum: 50,
+    maximum: 60_000,
+    description: 'How often the sandboxes’ memory is compared with their limit.',
   }),
   cgroupParent: Type.String({
     default: 'sandpool',
@@ -247,6 +274,8 @@ export type Settings = Static<typeof ConfigSchema>;
 export type OidcIssuerConfig = Static<typeof OidcIssuer>;
 
 export interface Config extends Settings {
+  /** Derived: the sandboxes' parent cgroup's memory limit, the host's memory minus the reserve. */
+  sandboxMemoryBytes: number;
   /** Derived: where each piece lives. */
   paths: {
     stateDir: string;
@@ -278,9 +307,8 @@ export interface ConfigSources {
   host?: { cores: number; memoryBytes: number };
 }
 
-/** How far reservations may exceed the host by default: see the nodeCpu and nodeMemoryGib settings. */
+/** How far cpu reservations may exceed the host by default: see the nodeCpu setting. */
 const DEFAULT_CPU_PER_CORE = 16;
-const DEFAULT_MEMORY_OVERCOMMIT = 4;
 const GIB = 1024 ** 3;
 
 export class ConfigError extends Error {}
@@ -381,12 +409,19 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     );
   }
   const valid = settings as Settings;
+  const sandboxMemoryBytes = Math.floor(host.memoryBytes - valid.memoryReserveGib * GIB);
+  if (sandboxMemoryBytes < 256 * 1024 ** 2) {
+    throw new ConfigError(
+      `${origin.get('memoryReserveGib') ?? 'memoryReserveGib'} leaves the sandboxes ${(sandboxMemoryBytes / GIB).toFixed(2)} GiB of the host's ${(host.memoryBytes / GIB).toFixed(2)} GiB; they need at least 0.25 GiB`,
+    );
+  }
   return {
     ...valid,
     egressDnsServer: valid.egressDnsServer || firstNameserver(readFile),
     nodeName: valid.nodeName || hostname().toLowerCase(),
     nodeCpu: valid.nodeCpu || host.cores * DEFAULT_CPU_PER_CORE,
-    nodeMemoryGib: valid.nodeMemoryGib || (host.memoryBytes / GIB) * DEFAULT_MEMORY_OVERCOMMIT,
+    nodeMemoryGib: valid.nodeMemoryGib || (sandboxMemoryBytes / GIB) * valid.memoryOvercommit,
+    sandboxMemoryBytes,
     paths: {
       stateDir: join(valid.home, 'sandboxes'),
       runtimeStateDir: join(valid.runDir, 'runtime'),

@@ -51,6 +51,9 @@ export async function renderOpenApiDocument(): Promise<string> {
     metrics: new Metrics(),
     feed: new EventFeed(),
     runtimeUsable: () => Promise.resolve(),
+    memory: () => {
+      throw new Error('unused');
+    },
     now: Date.now,
     dashboardDir: '/nonexistent',
   };

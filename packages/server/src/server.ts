@@ -24,6 +24,7 @@ import { Metrics } from './observability/metrics.js';
 import { ConsoleLogArchive } from './pool/console-log.js';
 import type { ImageSource } from './pool/container-image.js';
 import { HostLauncher } from './pool/launcher.js';
+import { MemoryGuard } from './pool/memory-guard.js';
 import type { InstanceLauncher } from './pool/instance.js';
 import { poolId } from './arm-id.js';
 import { Executions } from './pool/executions.js';
@@ -35,6 +36,7 @@ import { keepPruning } from './pool/retention.js';
 import { DEFAULT_RESOURCES } from './sandbox/driver.js';
 import { ImagePuller } from './sandbox/image/image-puller.js';
 import { OciDriver } from './sandbox/oci/oci-driver.js';
+import { SANDBOX_OOM_SCORE_ADJ, protectFromOomKiller } from './sandbox/oom-score.js';
 import { runCommand } from './sandbox/command.js';
 import { runtimeCheck } from './sandbox/runtime-check.js';
 import { PostgresStore } from './store/postgres-store.js';
@@ -112,6 +114,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     localReservation: () => pools.nodeReservation(),
     sizeOf: (poolId) => pools.sandboxSize(poolId),
     draining: (): boolean => nodes.draining,
+    memoryPressure: (): boolean => memoryGuard.underPressure,
     now,
   });
   const pools = new PoolService({
@@ -126,6 +129,17 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     images: overrides.images ?? images,
     cluster,
   });
+  const memoryGuard = new MemoryGuard({
+    read: () => launcher.memory(),
+    committedBytes: () => pools.nodeReservation().memoryBytes,
+    allocatableBytes: capacity.memoryBytes,
+    pressureRatio: config.memoryPressurePercent / 100,
+    candidates: () => pools.pressureCandidates(),
+    ended: (victim) => metrics.recordPressureEnd(victim.pool, victim.kind),
+    log: logger,
+    intervalMs: config.memoryCheckIntervalMs,
+  });
+  metrics.observeMemory(() => memoryGuard.status());
   metrics.observePools(
     () => pools.snapshot(),
     () => pools.liveUsage(),
@@ -149,8 +163,18 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     name: config.nodeName,
     capacity,
     leaseSeconds: config.nodeLeaseSeconds,
+    memory: () => memoryGuard.status(),
   });
   await pools.start();
+  await memoryGuard.check();
+  memoryGuard.start();
+  const oomScoreAdj = await protectFromOomKiller();
+  if (oomScoreAdj >= 0) {
+    logger.warn(
+      { oomScoreAdj, sandboxOomScoreAdj: SANDBOX_OOM_SCORE_ADJ },
+      'the server cannot lower its OOM score without CAP_SYS_RESOURCE; sandboxes stay the kernel’s first choice',
+    );
+  }
 
   const apiKeys = new ApiKeys(store, now);
   await apiKeys.start();
@@ -221,6 +245,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     metrics,
     feed,
     runtimeUsable: overrides.launcher ? () => Promise.resolve() : runtimeCheck(config),
+    memory: () => memoryGuard.status(),
     now,
     dashboardDir: config.paths.dashboardDir,
     ...(tls && { https: { key: tls.key, cert: tls.cert } }),
@@ -268,6 +293,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         await nodes.stop();
         apiKeys.stop();
         await app.close();
+        await memoryGuard.stop();
         await pools.stop();
         await store.close();
       })();

@@ -13,7 +13,7 @@ import type { ProcessReply } from '../src/interpreter/protocol.js';
 import type { ImageSource } from '../src/pool/container-image.js';
 import type { EndState, InstanceLauncher, Instance, Upstream } from '../src/pool/instance.js';
 import type { PoolSpec } from '../src/pool/pool-spec.js';
-import type { ResourceUsage } from '../src/sandbox/driver.js';
+import type { ResourceUsage, SandboxesMemory } from '../src/sandbox/driver.js';
 import type { PulledImage, PullStage } from '../src/sandbox/image/image-puller.js';
 
 export class FakeInstance implements Instance {
@@ -137,6 +137,13 @@ export class FakeLauncher implements InstanceLauncher {
   /** Fakes refuse no connections. */
   onEgressDenied(): void {
     // Nothing to hear.
+  }
+
+  /** What memory() answers; tests set it to stand for a host short of memory. */
+  memoryReading: SandboxesMemory = { limitBytes: null, workingSetBytes: 0 };
+
+  memory(): Promise<SandboxesMemory> {
+    return Promise.resolve(this.memoryReading);
   }
 
   live(): FakeInstance[] {

@@ -2,7 +2,8 @@
  * @module nodes-table
  * The nodes sharing the store: each one's lease and whether it is live, whether it drains, and what
  * it holds (exact for the node answering, as of its last look for the others) against its capacity:
- * sandbox slots, and the cores and memory its sandboxes may reserve.
+ * sandbox slots, and the cores and memory its sandboxes may reserve. For the node answering it also
+ * shows what its sandboxes hold against their hard limit, and whether it is short of memory.
  */
 
 import type { NodeInfo } from '@sandpool/sdk';
@@ -35,6 +36,12 @@ export function NodesTable({ nodes, now }: { nodes: NodeInfo[]; now: number }) {
             <th class="num" title="Memory its sandboxes reserve, of what they may">
               Memory
             </th>
+            <th
+              class="num"
+              title="What its sandboxes hold, of their hard limit (known for the node answering)"
+            >
+              In use
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -43,6 +50,11 @@ export function NodesTable({ nodes, now }: { nodes: NodeInfo[]; now: number }) {
               <td title={node.url}>
                 {node.name}
                 {node.leader ? <span class="badge ready">leader</span> : null}
+                {node.memory?.underPressure ? (
+                  <span class="badge warn" data-testid="node-pressure">
+                    short of memory
+                  </span>
+                ) : null}
               </td>
               <td>
                 {!node.live ? (
@@ -67,6 +79,14 @@ export function NodesTable({ nodes, now }: { nodes: NodeInfo[]; now: number }) {
                   bytes(node.load.memoryBytes),
                   node.maxMemoryBytes === null ? null : bytes(node.maxMemoryBytes),
                 )}
+              </td>
+              <td class="num" data-testid="node-memory-used">
+                {node.memory
+                  ? ofLimit(
+                      bytes(node.memory.workingSetBytes),
+                      node.memory.sandboxLimitBytes === null ? null : bytes(node.memory.sandboxLimitBytes),
+                    )
+                  : '–'}
               </td>
             </tr>
           ))}

@@ -170,6 +170,8 @@ describe('web dashboard in Chromium', { skip: why }, async () => {
     assert.match(await node.innerText(), /serving/);
     assert.match(await node.getByTestId('node-cpu').innerText(), /^[\d.]+ \/ 8$/);
     assert.match(await node.getByTestId('node-memory').innerText(), /^[\d.]+ [KMG]?i?B \/ 16\.0 GiB$/);
+    // What the sandboxes hold, of their parent cgroup's hard limit (the host's memory less the reserve).
+    assert.match(await node.getByTestId('node-memory-used').innerText(), /^[\d.]+ [KMG]?i?B \/ [\d.]+ GiB$/);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-overview.png`, fullPage: true });
     await page.close();
   });

@@ -11,7 +11,7 @@ import type { TSchema } from 'typebox';
 
 import { ApiKey } from './schemas/access.js';
 import { AuditEntry } from './schemas/audit.js';
-import { Node } from './schemas/nodes.js';
+import { Node, NodeMemory } from './schemas/nodes.js';
 import { ErrorResponse } from './schemas/common.js';
 import { Event } from './schemas/events.js';
 import { Execution, ExecutionRequest, File, Session, ShellExecution } from './schemas/data.js';
@@ -35,6 +35,7 @@ export const SHARED_SCHEMAS: TSchema[] = [
   Event,
   AuditEntry,
   UsageTotals,
+  NodeMemory,
   Node,
 ];
 

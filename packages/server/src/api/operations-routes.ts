@@ -13,6 +13,7 @@ import { Type, type Static } from 'typebox';
 import type { Authenticator } from '../auth/authenticator.js';
 import { allows, authorize } from '../auth/roles.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { MemoryStatus } from '../pool/memory-guard.js';
 import type { PoolService } from '../pool/pool-service.js';
 import type { Store } from '../store/store.js';
 import { route } from './schemas/common.js';
@@ -25,6 +26,7 @@ const Check = Type.Object({
 const Readiness = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('notReady')]),
   checks: Type.Optional(Type.Array(Check, { description: 'Only for a caller with a credential.' })),
+  memory: Type.Optional(Type.Ref('NodeMemory', { description: 'Only for a caller with a credential.' })),
 });
 
 export interface ReadinessDeps {
@@ -32,11 +34,15 @@ export interface ReadinessDeps {
   pools: PoolService;
   /** Whether sandboxes can start: resolves, or rejects saying why not. */
   runtimeUsable: () => Promise<void>;
+  /** This node's memory: not ready while its sandboxes are short of it. */
+  memory: () => MemoryStatus;
   /** Readiness is public; a credential sent with it unlocks the details. */
   authenticator: Authenticator;
 }
 
 type CheckResult = Static<typeof Check>;
+
+const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 
 async function check(name: string, probe: () => Promise<string | undefined>): Promise<CheckResult> {
   try {
@@ -94,6 +100,14 @@ export function registerOperationsRoutes(
           await deps.runtimeUsable();
           return undefined;
         }),
+        check('memory', () => {
+          const memory = deps.memory();
+          return Promise.resolve(
+            memory.underPressure
+              ? `the sandboxes hold ${gib(memory.workingSetBytes)}, above the mark of ${gib(memory.pressureMarkBytes ?? 0)} (their limit is ${gib(memory.sandboxLimitBytes ?? 0)}): no new session is admitted, and the longest idle end`
+              : undefined,
+          );
+        }),
         ...deps.pools
           .snapshot()
           .map((pool) =>
@@ -117,9 +131,11 @@ export function registerOperationsRoutes(
           .filter((pool) => !allows(principal, 'pools/read', pool.id))
           .map((pool) => `pool ${pool.pool}`),
       );
-      return reply
-        .status(ready ? 200 : 503)
-        .send({ status, checks: checks.filter((c) => !hidden.has(c.name)) });
+      return reply.status(ready ? 200 : 503).send({
+        status,
+        checks: checks.filter((c) => !hidden.has(c.name)),
+        memory: deps.memory(),
+      });
     },
   );
 }

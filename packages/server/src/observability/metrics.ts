@@ -54,6 +54,21 @@ export interface ClusterReadings {
   reserved: () => Reserved;
 }
 
+/** What a scrape reads of this node's memory (bytes; null: no such limit). */
+export interface NodeMemory {
+  /** What the sandboxes' sessions' sizes add up to, ready sandboxes included. */
+  committedBytes: number;
+  /** What those sizes may add up to. */
+  allocatableBytes: number;
+  /** The hard limit on all sandboxes together (their parent cgroup's). */
+  sandboxLimitBytes: number | null;
+  /** What the sandboxes hold and cannot give back at once. */
+  workingSetBytes: number;
+  /** The working set at which the node stops admitting and ends sandboxes by policy. */
+  pressureMarkBytes: number | null;
+  underPressure: boolean;
+}
+
 /** Latencies from a millisecond to a minute: allocation is ms, a cold start 100s of ms. */
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -76,6 +91,7 @@ export class Metrics {
   private readonly proxyRequests: Counter<'pool' | 'outcome'>;
   private readonly proxyResponseSeconds: Histogram<'pool'>;
   private readonly proxyUpgrades: Counter<'pool' | 'outcome'>;
+  private readonly pressureEnds: Counter<'pool' | 'kind'>;
   readonly timeline: Timeline;
 
   /** With `node`, every series carries it as a label: one value per process, so bounded. */
@@ -108,6 +124,12 @@ export class Metrics {
       name: 'sandpool_session_ends_total',
       help: 'Sessions ended, by typed reason (cooldown, stopped, oom, crashed, killed, poolUpdated, …).',
       labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.pressureEnds = new Counter({
+      name: 'sandpool_memory_pressure_ends_total',
+      help: 'Sandboxes this node ended because its sandboxes were short of memory, by kind: ready, session.',
+      labelNames: ['pool', 'kind'],
       registers,
     });
     this.poolFullRejections = new Counter({
@@ -226,6 +248,38 @@ export class Metrics {
 
   recordProxyUpgrade(pool: string, outcome: 'switched' | 'refused' | 'unreachable'): void {
     this.proxyUpgrades.inc({ pool, outcome });
+  }
+
+  recordPressureEnd(pool: string, kind: 'ready' | 'session'): void {
+    this.pressureEnds.inc({ pool, kind });
+  }
+
+  /** Registers the gauges of this node's memory, read from the memory guard on every scrape. */
+  observeMemory(reading: () => NodeMemory): void {
+    const registers = [this.registry];
+    new Gauge<'kind'>({
+      name: 'sandpool_node_memory_bytes',
+      help: 'This node’s memory: sandbox_limit (all sandboxes together), working_set (what they hold), committed (their sessions’ sizes) and allocatable (what those may add up to), pressure_mark (the working set at which it admits no session).',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        const memory = reading();
+        if (memory.sandboxLimitBytes !== null) this.set({ kind: 'sandbox_limit' }, memory.sandboxLimitBytes);
+        if (memory.pressureMarkBytes !== null) this.set({ kind: 'pressure_mark' }, memory.pressureMarkBytes);
+        this.set({ kind: 'working_set' }, memory.workingSetBytes);
+        this.set({ kind: 'committed' }, memory.committedBytes);
+        this.set({ kind: 'allocatable' }, memory.allocatableBytes);
+      },
+    });
+    new Gauge({
+      name: 'sandpool_node_memory_pressure',
+      help: '1 while this node’s sandboxes are short of memory: it admits no session and ends sandboxes by policy.',
+      registers,
+      collect() {
+        this.set(reading().underPressure ? 1 : 0);
+      },
+    });
   }
 
   recordPoolFull(pool: string): void {

@@ -34,6 +34,8 @@ export interface ClusterViewDeps {
   sizeOf: (poolId: string) => SandboxSize | undefined;
   /** Whether this node is draining. */
   draining: () => boolean;
+  /** Whether this node's sandboxes are short of memory: it then takes no new sandbox. */
+  memoryPressure: () => boolean;
   now: () => number;
 }
 
@@ -49,6 +51,10 @@ export class ClusterView {
 
   get draining(): boolean {
     return this.deps.draining();
+  }
+
+  get underMemoryPressure(): boolean {
+    return this.deps.memoryPressure();
   }
 
   /** Takes in the store's nodes and counts, read together. */
@@ -109,27 +115,52 @@ export class ClusterView {
     };
   }
 
-  /** How many more of the pool's sandboxes fit on the node, in every one of its limits. */
+  /**
+   * How many more of the pool's sandboxes fit on the node, in every one of its limits; none on this
+   * node while its sandboxes are short of memory.
+   */
   room(name: string, poolId: string): number {
+    if (name === this.deps.self && this.underMemoryPressure) return 0;
+    const { sandboxes, cpu, memoryBytes } = this.roomByLimit(name, poolId);
+    return Math.max(0, Math.min(sandboxes, cpu, memoryBytes));
+  }
+
+  /** How many more of the pool's sandboxes each of the node's limits leaves room for. */
+  private roomByLimit(name: string, poolId: string): Reservation {
     const size = this.deps.sizeOf(poolId) ?? { cpu: 0, memoryBytes: 0 };
     const capacity = this.capacity(name);
     const reserved = this.reserved(name);
     // A millionth of slack: sizes like 0.25 cores add up exactly, others may not.
     const fits = (limit: number, taken: number, each: number) =>
       each > 0 ? Math.floor((limit - taken) / each + 1e-6) : Number.POSITIVE_INFINITY;
-    return Math.max(
-      0,
-      Math.min(
-        capacity.sandboxes - reserved.sandboxes,
-        fits(capacity.cpu, reserved.cpu, size.cpu),
-        fits(capacity.memoryBytes, reserved.memoryBytes, size.memoryBytes),
-      ),
-    );
+    return {
+      sandboxes: capacity.sandboxes - reserved.sandboxes,
+      cpu: fits(capacity.cpu, reserved.cpu, size.cpu),
+      memoryBytes: fits(capacity.memoryBytes, reserved.memoryBytes, size.memoryBytes),
+    };
+  }
+
+  /** Why this node has no room for another of the pool's sandboxes, in words; undefined if it has. */
+  fullBecause(poolId: string): string | undefined {
+    if (this.underMemoryPressure) return 'its sandboxes are short of memory';
+    const room = this.roomByLimit(this.deps.self, poolId);
+    const capacity = this.deps.capacity;
+    const reserved = this.deps.localReservation();
+    const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+    if (room.memoryBytes <= 0) {
+      return `its sandboxes reserve ${gib(reserved.memoryBytes)} of the ${gib(capacity.memoryBytes)} of memory it may commit`;
+    }
+    if (room.cpu <= 0)
+      return `its sandboxes reserve ${reserved.cpu} of the ${capacity.cpu} cores it may commit`;
+    if (room.sandboxes <= 0) return `it holds ${reserved.sandboxes} of its ${capacity.sandboxes} sandboxes`;
+    return undefined;
   }
 
   /** Nodes whose ready sandboxes a new session may take, this one first (its own answer fastest). */
   readyOrder(): string[] {
-    const serving = this.serving();
+    const serving = this.underMemoryPressure
+      ? this.serving().filter((name) => name !== this.deps.self)
+      : this.serving();
     return serving.includes(this.deps.self)
       ? [this.deps.self, ...serving.filter((name) => name !== this.deps.self)]
       : serving;

@@ -7,7 +7,7 @@
 
 import type { AgentRequest, AgentResult } from '../interpreter/agent-client.js';
 import type { ProcessReply, ProcessRequest } from '../interpreter/protocol.js';
-import type { DeniedConnection, ResourceUsage } from '../sandbox/driver.js';
+import type { DeniedConnection, ResourceUsage, SandboxesMemory } from '../sandbox/driver.js';
 import type { SandboxEnd } from './interpreter-instance.js';
 import type { SessionRow } from '../store/store.js';
 import type { PoolSpec } from './pool-spec.js';
@@ -54,6 +54,8 @@ export interface InstanceLauncher {
   destroy(id: string): Promise<void>;
   /** Hears each connection a sandbox with egress tried and the rules refused. */
   onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void;
+  /** What every sandbox on the host holds together, and their common limit. */
+  memory(): Promise<SandboxesMemory>;
 }
 
 /** An instance with the store's row for it: ready in the warm set, or claimed by a session. */

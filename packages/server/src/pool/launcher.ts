@@ -7,7 +7,13 @@
 
 import { AppError, ErrorCode } from '../errors.js';
 import type { AgentClientOptions } from '../interpreter/agent-client.js';
-import type { DeniedConnection, Sandbox, SandboxDriver, SandboxResources } from '../sandbox/driver.js';
+import type {
+  DeniedConnection,
+  Sandbox,
+  SandboxDriver,
+  SandboxesMemory,
+  SandboxResources,
+} from '../sandbox/driver.js';
 import type { ConsoleLogArchive } from './console-log.js';
 import { pinnedReference, registryCredentials, type ImageSource } from './container-image.js';
 import { CONTAINER_LABEL, ContainerInstance } from './container-instance.js';
@@ -157,6 +163,10 @@ export class HostLauncher implements InstanceLauncher {
         connectTimeoutMs: Math.min(agent.connectTimeoutMs, REATTACH_WAIT_MS),
       }),
     );
+  }
+
+  memory(): Promise<SandboxesMemory> {
+    return this.driver.memory();
   }
 
   destroy(id: string): Promise<void> {

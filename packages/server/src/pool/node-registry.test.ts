@@ -39,6 +39,7 @@ function node(store: Store, name: string, clock: { now: number }, capacity = TEN
     localReservation: () => pools.nodeReservation(),
     sizeOf: (poolId) => pools.sandboxSize(poolId),
     draining: (): boolean => registry.draining,
+    memoryPressure: () => false,
     now,
   });
   const log = pino({ level: 'silent' });

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
 import type { NodeRow, Store } from '../store/store.js';
+import type { MemoryStatus } from './memory-guard.js';
 import type { ClusterView, Reservation } from './cluster-view.js';
 import type { PoolService } from './pool-service.js';
 
@@ -26,6 +27,8 @@ export interface NodeRegistryDeps {
   /** What this node's sandboxes may reserve together. */
   capacity: Reservation;
   leaseSeconds: number;
+  /** This node's memory as the memory guard last read it. */
+  memory?: () => MemoryStatus;
 }
 
 /** A node as the API shows it. */
@@ -41,6 +44,8 @@ export interface NodeView extends NodeRow {
    * the last look for the others.
    */
   load: { sessions: number; ready: number; starting?: number; cpu: number; memoryBytes: number };
+  /** The memory of the node answering: committed and allocatable, the sandboxes' limit and use. */
+  memory?: MemoryStatus;
 }
 
 export class NodeRegistry {
@@ -227,12 +232,14 @@ export class NodeRegistry {
       return { ...row, live, drained: row.draining && (!live || load.sessions + load.ready === 0), load };
     }
     const load = this.deps.pools.nodeLoad();
+    const memory = this.deps.memory?.();
     return {
       ...row,
       live,
       leader: this.leads,
       drained: row.draining && load.sessions + load.starting + load.ready === 0,
       load,
+      ...(memory && { memory }),
     };
   }
 }

@@ -78,6 +78,8 @@ export function reasonFor(state: EndState): EndReason {
   switch (state.cause) {
     case 'oom':
       return 'oom';
+    case 'hostOom':
+      return 'hostMemoryPressure';
     case 'crashed':
       return 'crashed';
     case 'killed':

@@ -16,7 +16,8 @@ import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
 import type { ExecutionEnd } from '../observability/timeline.js';
 import type { ClusterView, SandboxSize } from './cluster-view.js';
-import type { EndState, HeldInstance, InstanceLauncher } from './instance.js';
+import type { EndState, HeldInstance, Instance, InstanceLauncher } from './instance.js';
+import type { PressureCandidate } from './memory-guard.js';
 import { endDetails, reasonFor, storedExpiry, warmTarget } from './policy.js';
 import { PoolRecorder, type StartFailure } from './pool-recorder.js';
 import {
@@ -300,6 +301,31 @@ export class PoolManager {
     const gone = [...this.sessions.dropAbsent(live), ...this.warm.dropAbsent(live)];
     await Promise.all(gone.map((instance) => instance.destroy().catch(() => undefined)));
     return gone.length;
+  }
+
+  /** The sandboxes the memory guard may end to relieve the host: the ready ones and the sessions'. */
+  pressureCandidates(): PressureCandidate[] {
+    const pool = this.metricLabel;
+    const memoryBytes = (instance: Instance) => async () => (await instance.usage())?.memoryBytes;
+    const ready = this.warm.held().map(({ instance, row }): PressureCandidate => ({
+      kind: 'ready',
+      pool,
+      instanceId: instance.id,
+      lastUsedAt: Date.parse(row.createdAt),
+      busy: false,
+      memoryBytes: memoryBytes(instance),
+      end: () => this.warm.evict(instance.id, 'hostMemoryPressure'),
+    }));
+    const sessions = this.sessions.list().map((session): PressureCandidate => ({
+      kind: 'session',
+      pool,
+      instanceId: session.id,
+      lastUsedAt: session.lastAccessedAt,
+      busy: session.busy > 0,
+      memoryBytes: memoryBytes(session.instance),
+      end: () => this.sessions.end(session, 'hostMemoryPressure'),
+    }));
+    return [...ready, ...sessions];
   }
 
   /** Ends sessions whose time is up and stores when the others were last used. */

@@ -21,6 +21,7 @@ const alone = () =>
     localReservation: () => ({ sandboxes: 0, cpu: 0, memoryBytes: 0 }),
     sizeOf: () => undefined,
     draining: () => false,
+    memoryPressure: () => false,
     now: Date.now,
   });
 

@@ -18,6 +18,7 @@ import type { HeldInstance, InstanceLauncher } from './instance.js';
 import type { EventFeed } from '../observability/event-feed.js';
 import type { Metrics, PoolSnapshot, PoolUsage } from '../observability/metrics.js';
 import { registryCredentials, type ImageSource } from './container-image.js';
+import type { PressureCandidate } from './memory-guard.js';
 import { PoolManager } from './pool-manager.js';
 import { needsPull, sameTemplate, storedSpec as specOf, type PoolSpec } from './pool-spec.js';
 
@@ -255,6 +256,11 @@ export class PoolService {
           .catch((error: unknown) => this.deps.log.error({ err: error, pool: m.name }, 'pool.reap failed')),
       ),
     );
+  }
+
+  /** Every sandbox of this node the memory guard may end. */
+  pressureCandidates(): PressureCandidate[] {
+    return [...this.managers.values()].flatMap((manager) => manager.pressureCandidates());
   }
 
   /** Every pool's state, for a metrics scrape. */

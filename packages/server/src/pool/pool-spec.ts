@@ -125,6 +125,11 @@ export type EndReason =
   | 'nodeDrained'
   /** A ready sandbox retired because its node held more than its share of the pool's ready target. */
   | 'rebalanced'
+  /**
+   * The host ran short of memory: the node ended the sandbox by policy (ready ones first, then the
+   * longest idle sessions), or the kernel did when the sandboxes together reached their limit.
+   */
+  | 'hostMemoryPressure'
   | 'hostLost';
 
 /** Whether two specs start identical sandboxes (a change replaces the warm set). */

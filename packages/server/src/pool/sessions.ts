@@ -19,6 +19,9 @@ import type { PoolRecorder } from './pool-recorder.js';
 import { retire } from './retire.js';
 import type { WarmPool } from './warm-pool.js';
 
+/** When a client refused for want of room may try again: sessions end, and memory frees, by then. */
+const NO_ROOM_RETRY_SECONDS = 5;
+
 /** How many identifiers held by other nodes a pool remembers. */
 const ELSEWHERE_KEPT = 10_000;
 
@@ -306,6 +309,11 @@ export class Sessions {
     let instance = await this.deps.warm.take(row.id);
     const warm = instance !== undefined;
     if (!instance) {
+      // Another node placed the session here before it heard this node is short of memory.
+      if (this.deps.cluster.underMemoryPressure) {
+        await this.deps.store.deleteSession(row.id).catch(() => undefined);
+        throw this.noRoom();
+      }
       try {
         instance = await this.deps.warm.launch(row.id);
       } catch (error) {
@@ -358,12 +366,19 @@ export class Sessions {
           `node ${this.deps.cluster.self} is draining and no other node can take a new session of pool ${this.deps.poolName()}`,
         );
       }
-      throw new AppError(
-        ErrorCode.NoNodeAvailable,
-        `no node can take a new session of pool ${this.deps.poolName()}: every node is draining or full`,
-      );
+      throw this.noRoom();
     }
     return placement.row;
+  }
+
+  /** The refusal of a new session no node has room for: the client may retry once sessions end. */
+  private noRoom(): AppError {
+    const here = this.deps.cluster.fullBecause(this.deps.poolId());
+    return new AppError(
+      ErrorCode.NoNodeAvailable,
+      `no node can take a new session of pool ${this.deps.poolName()}: every node is draining or full${here ? ` (this node: ${here})` : ''}`,
+      { details: { retryAfterSeconds: NO_ROOM_RETRY_SECONDS } },
+    );
   }
 
   /**

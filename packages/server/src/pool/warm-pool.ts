@@ -78,6 +78,18 @@ export class WarmPool {
     return this.ready.map((held) => held.instance);
   }
 
+  /** The ready instances with their rows. */
+  held(): readonly HeldInstance[] {
+    return this.ready;
+  }
+
+  /** Retires a ready instance out of turn (the host is short of memory); nothing if it left the set. */
+  async evict(instanceId: string, reason: EndReason): Promise<void> {
+    const index = this.ready.findIndex((held) => held.instance.id === instanceId);
+    if (index === -1) return;
+    await this.retire(this.ready.splice(index, 1)[0]!, reason);
+  }
+
   has(instanceId: string): boolean {
     return this.ready.some((held) => held.instance.id === instanceId);
   }

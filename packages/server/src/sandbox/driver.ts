@@ -66,6 +66,11 @@ export const DEFAULT_RESOURCES: SandboxResources = {
 export type ExitCause =
   /** The kernel's OOM killer ran inside the sandbox's memory cgroup. */
   | 'oom'
+  /**
+   * The kernel's OOM killer ended it though it was inside its own limit: the sandboxes together
+   * reached the limit of their parent cgroup (the host's memory less its reserve).
+   */
+  | 'hostOom'
   /** The main process died of a signal it caused (SIGSEGV, SIGABRT…) or exited non-zero. */
   | 'crashed'
   /** Something outside Sandpool killed it (kill -9 from the host, a runtime `kill`). */
@@ -104,7 +109,17 @@ export interface ResourceUsage {
   peakMemoryBytes: number;
 }
 
+/** The memory of every sandbox on the host together: what their parent cgroup holds and allows. */
+export interface SandboxesMemory {
+  /** The hard limit on all of them together; null when none is set. */
+  limitBytes: number | null;
+  /** What they hold and cannot give back at once: usage less the file cache the kernel drops first. */
+  workingSetBytes: number;
+}
+
 export interface SandboxDriver {
+  /** What every sandbox on the host holds together, and their common limit. */
+  memory(): Promise<SandboxesMemory>;
   /** Starts a sandbox and returns once its main process runs. */
   create(spec: SandboxSpec): Promise<Sandbox>;
   /** Current state; for an ended sandbox, how it ended. */

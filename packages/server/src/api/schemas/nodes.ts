@@ -8,6 +8,30 @@ import { Type } from 'typebox';
 
 import { route } from './common.js';
 
+export const NodeMemory = Type.Object(
+  {
+    committedBytes: Type.Number({
+      description: 'What its sandboxes reserve: each its pool’s session memory.',
+    }),
+    allocatableBytes: Type.Number({
+      description: 'What they may reserve; a session is admitted only when its size fits.',
+    }),
+    sandboxLimitBytes: Type.Union([Type.Number(), Type.Null()], {
+      description: 'The hard limit on all its sandboxes together (their parent cgroup’s); null: none.',
+    }),
+    workingSetBytes: Type.Number({ description: 'What they hold and cannot give back at once.' }),
+    pressureMarkBytes: Type.Union([Type.Number(), Type.Null()], {
+      description:
+        'The working set at which the node admits no session and ends sandboxes by policy; null while the sessions’ sizes fit in the limit.',
+    }),
+    underPressure: Type.Boolean(),
+  },
+  {
+    $id: 'NodeMemory',
+    description: 'A node’s memory: committed against allocatable, and the sandboxes’ limit and use.',
+  },
+);
+
 export const Node = Type.Object(
   {
     name: Type.String(),
@@ -47,6 +71,7 @@ export const Node = Type.Object(
           'What it holds and reserves: exact for the answering node, as of its last look at the store (every third of a lease) for the others.',
       },
     ),
+    memory: Type.Optional(Type.Ref('NodeMemory', { description: 'Given for the answering node.' })),
   },
   { $id: 'Node' },
 );

@@ -5,10 +5,10 @@
  * outside leave empty cgroup directories behind; {@link removeCgroups} is the reaper for them.
  */
 
-import { readFile, readdir, rmdir, lstat, access, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rmdir, lstat, access, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import type { ResourceUsage } from '../driver.js';
+import type { ResourceUsage, SandboxesMemory } from '../driver.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -45,6 +45,81 @@ export async function readOomKills(layout: CgroupLayout, cgroupPath: string): Pr
   } catch {
     return 0;
   }
+}
+
+/**
+ * Whether the cgroup's memory ever reached its own limit (v2: the `max` event; v1, whose failure
+ * counters this kernel leaves at 0: the peak usage within a charge batch of the limit, on the memory
+ * or the memory+swap counter); undefined when it cannot be read. An OOM kill in a cgroup that never
+ * reached its own limit came from an ancestor's: the sandboxes' parent, the host.
+ */
+export async function reachedOwnLimit(
+  layout: CgroupLayout,
+  cgroupPath: string,
+): Promise<boolean | undefined> {
+  if (layout.version === 2) {
+    const hits = await readNumber(join(CGROUP_ROOT, cgroupPath, 'memory.events'), /^max (\d+)$/m);
+    return hits === undefined ? undefined : hits > 0;
+  }
+  const dir = join(CGROUP_ROOT, 'memory', cgroupPath);
+  let readable = false;
+  for (const counter of ['memory', 'memory.memsw']) {
+    const peak = await readNumber(join(dir, `${counter}.max_usage_in_bytes`));
+    const limit = await readNumber(join(dir, `${counter}.limit_in_bytes`));
+    if (peak === undefined || limit === undefined) continue;
+    readable = true;
+    if (peak >= limit - CHARGE_SLACK_BYTES) return true;
+  }
+  return readable ? false : undefined;
+}
+
+/** How far below its limit a cgroup's peak may stay when a charge fails: the kernel charges in batches. */
+const CHARGE_SLACK_BYTES = 2 * 1024 * 1024;
+
+/** v1 reports "no limit" as the largest page-aligned counter value; anything this large is none. */
+const UNLIMITED_V1 = 2 ** 62;
+
+/** The memory directory of a cgroup path: v1 has a hierarchy of its own for the controller. */
+function memoryDir(layout: CgroupLayout, cgroupPath: string): string {
+  return layout.version === 2 ? join(CGROUP_ROOT, cgroupPath) : join(CGROUP_ROOT, 'memory', cgroupPath);
+}
+
+/**
+ * Caps what the cgroup's processes may hold together, creating the cgroup if needed. The kernel
+ * refuses (EBUSY) a limit below what they hold and cannot reclaim.
+ */
+export async function writeMemoryLimit(
+  layout: CgroupLayout,
+  cgroupPath: string,
+  bytes: number,
+): Promise<void> {
+  const dir = memoryDir(layout, cgroupPath);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, layout.version === 2 ? 'memory.max' : 'memory.limit_in_bytes'), String(bytes));
+}
+
+/**
+ * The cgroup's memory limit and working set: its usage less the file cache the kernel can drop
+ * first (`inactive_file`), as Kubernetes counts it. Zero use when the cgroup does not exist yet.
+ */
+export async function readMemory(layout: CgroupLayout, cgroupPath: string): Promise<SandboxesMemory> {
+  const dir = memoryDir(layout, cgroupPath);
+  if (layout.version === 2) {
+    const limit = await readFile(join(dir, 'memory.max'), 'utf8').catch(() => 'max');
+    const usage = (await readNumber(join(dir, 'memory.current'))) ?? 0;
+    const inactive = (await readNumber(join(dir, 'memory.stat'), /^inactive_file (\d+)$/m)) ?? 0;
+    return {
+      limitBytes: limit.trim() === 'max' ? null : Number(limit),
+      workingSetBytes: Math.max(0, usage - inactive),
+    };
+  }
+  const limit = await readNumber(join(dir, 'memory.limit_in_bytes'));
+  const usage = (await readNumber(join(dir, 'memory.usage_in_bytes'))) ?? 0;
+  const inactive = (await readNumber(join(dir, 'memory.stat'), /^total_inactive_file (\d+)$/m)) ?? 0;
+  return {
+    limitBytes: limit === undefined || limit >= UNLIMITED_V1 ? null : limit,
+    workingSetBytes: Math.max(0, usage - inactive),
+  };
 }
 
 async function readNumber(file: string, pattern?: RegExp): Promise<number | undefined> {

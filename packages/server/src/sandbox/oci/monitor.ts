@@ -138,9 +138,24 @@ export function signalName(exitCode: number): string | null {
   return entry ? entry[0] : null;
 }
 
-/** The ways an init can end, from its exit status and the cgroup's OOM counter. */
-export function classifyExit(exitCode: number, oomKills: number): ExitCause {
-  if (oomKills > 0) return 'oom';
+/** What the cgroup tells of the kernel's OOM killer after the init ended. */
+export interface OomEvidence {
+  /** Processes the OOM killer ended in the cgroup; 0 when the counter cannot be read. */
+  kills: number;
+  /** conmon saw the cgroup under OOM (it also sees an ancestor's OOM). */
+  notified: boolean;
+  /** The cgroup's memory reached its own limit; undefined when that cannot be read. */
+  ownLimitReached: boolean | undefined;
+}
+
+/**
+ * The ways an init can end, from its exit status and the OOM evidence. A kill in a cgroup that
+ * never reached its own limit was the host's doing: the sandboxes together reached their parent's.
+ */
+export function classifyExit(exitCode: number, oom: OomEvidence): ExitCause {
+  const ownLimitReached = oom.ownLimitReached ?? true;
+  if (oom.kills > 0 && !ownLimitReached) return 'hostOom';
+  if (oom.kills > 0 || (oom.notified && ownLimitReached)) return 'oom';
   if (exitCode === 0) return 'exited';
   if (exitCode === SIGKILL_EXIT) return 'killed';
   return 'crashed';

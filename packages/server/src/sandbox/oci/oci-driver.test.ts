@@ -3,22 +3,28 @@ import { describe, it } from 'node:test';
 
 import { ConfigError } from '../../config.js';
 import { MAX_HOST_ID } from './id-slots.js';
-import { classifyExit } from './monitor.js';
+import { classifyExit, type OomEvidence } from './monitor.js';
 import { OciDriver, defaultRuntimes } from './oci-driver.js';
 
 describe('classifyExit', () => {
-  const cases: [exitCode: number, oomKills: number, expected: ReturnType<typeof classifyExit>][] = [
-    [0, 0, 'exited'],
-    [137, 0, 'killed'],
-    [137, 1, 'oom'],
-    [1, 2, 'oom'],
-    [139, 0, 'crashed'],
-    [134, 0, 'crashed'],
-    [1, 0, 'crashed'],
+  const cases: [exitCode: number, oom: OomEvidence, expected: ReturnType<typeof classifyExit>][] = [
+    [0, { kills: 0, notified: false, ownLimitReached: false }, 'exited'],
+    [137, { kills: 0, notified: false, ownLimitReached: false }, 'killed'],
+    [137, { kills: 1, notified: true, ownLimitReached: true }, 'oom'],
+    [1, { kills: 2, notified: false, ownLimitReached: true }, 'oom'],
+    // The cgroup is gone: conmon's note is all there is.
+    [137, { kills: 0, notified: true, ownLimitReached: undefined }, 'oom'],
+    // Killed by the OOM killer without ever reaching its own limit: the parent's limit was reached.
+    [137, { kills: 1, notified: true, ownLimitReached: false }, 'hostOom'],
+    // An ancestor's OOM notified every cgroup below it; this one survived it and crashed later.
+    [139, { kills: 0, notified: true, ownLimitReached: false }, 'crashed'],
+    [139, { kills: 0, notified: false, ownLimitReached: false }, 'crashed'],
+    [134, { kills: 0, notified: false, ownLimitReached: undefined }, 'crashed'],
+    [1, { kills: 0, notified: false, ownLimitReached: false }, 'crashed'],
   ];
-  for (const [exitCode, oomKills, expected] of cases) {
-    it(`exit ${exitCode} with ${oomKills} OOM kills is ${expected}`, () => {
-      assert.equal(classifyExit(exitCode, oomKills), expected);
+  for (const [exitCode, oom, expected] of cases) {
+    it(`exit ${exitCode} with ${JSON.stringify(oom)} is ${expected}`, () => {
+      assert.equal(classifyExit(exitCode, oom), expected);
     });
   }
 });

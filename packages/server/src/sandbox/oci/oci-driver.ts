@@ -38,16 +38,20 @@ import type {
   RuntimeName,
   Sandbox,
   SandboxDriver,
+  SandboxesMemory,
   SandboxSpec,
   SandboxState,
 } from '../driver.js';
 import {
   detectCgroupLayout,
   existingCgroups,
+  reachedOwnLimit,
+  readMemory,
   readOomKills,
   readUsage,
   removeCgroups,
   writeCpuLimit,
+  writeMemoryLimit,
   type CgroupLayout,
 } from './cgroups.js';
 import { IdSlots } from './id-slots.js';
@@ -89,6 +93,8 @@ export interface OciDriverOptions {
   runtimeStateDir: string;
   /** cgroup parent below each hierarchy's root. */
   cgroupParent: string;
+  /** The hard memory limit the cgroup parent carries: all sandboxes together stay below it. */
+  sandboxMemoryBytes?: number;
   seccompProfilePath: string;
   conmonPath: string;
   /** socat, which bridges a host unix socket to a TCP port inside a sandbox (see openPort). */
@@ -157,6 +163,7 @@ export class OciDriver implements SandboxDriver {
       stateDir: config.paths.stateDir,
       runtimeStateDir: config.paths.runtimeStateDir,
       cgroupParent: config.cgroupParent,
+      sandboxMemoryBytes: config.sandboxMemoryBytes,
       seccompProfilePath: config.seccompProfile,
       conmonPath: config.conmonPath,
       socatPath: config.socatPath,
@@ -206,6 +213,13 @@ export class OciDriver implements SandboxDriver {
   private async load(): Promise<void> {
     this.loaded ??= (async () => {
       this.cgroups = await detectCgroupLayout();
+      const { sandboxMemoryBytes } = this.options;
+      if (sandboxMemoryBytes !== undefined) {
+        // Best effort: a limit below what the sandboxes hold now is refused; memory() shows the one in force.
+        await writeMemoryLimit(this.cgroups, `/${this.options.cgroupParent}`, sandboxMemoryBytes).catch(
+          () => undefined,
+        );
+      }
       await mkdir(this.options.stateDir, { recursive: true, mode: 0o711 });
       const records = await this.records();
       for (const record of records) {
@@ -407,14 +421,23 @@ export class OciDriver implements SandboxDriver {
     // The init is gone; conmon writes the exit file a moment after reaping it.
     const code = await awaitExitCode(id, this.dir(id));
     if (code === undefined || Number.isNaN(code)) return { status: 'unknown' };
-    const oomKills = await readOomKills(this.cgroups!, this.cgroupPath(id));
-    const oomFile = existsSync(join(this.dir(id), 'persist', 'oom'));
+    const cgroupPath = this.cgroupPath(id);
+    const oom = {
+      kills: await readOomKills(this.cgroups!, cgroupPath),
+      notified: existsSync(join(this.dir(id), 'persist', 'oom')),
+      ownLimitReached: await reachedOwnLimit(this.cgroups!, cgroupPath),
+    };
     return {
       status: 'exited',
-      cause: classifyExit(code, oomFile ? Math.max(1, oomKills) : oomKills),
+      cause: classifyExit(code, oom),
       exitCode: code,
       signal: signalName(code),
     };
+  }
+
+  async memory(): Promise<SandboxesMemory> {
+    await this.load();
+    return readMemory(this.cgroups!, `/${this.options.cgroupParent}`);
   }
 
   async usage(id: string): Promise<ResourceUsage | undefined> {

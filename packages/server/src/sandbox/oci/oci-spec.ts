@@ -11,6 +11,7 @@
 
 import type { OciSeccomp } from './seccomp.js';
 import type { SandboxSpec } from '../driver.js';
+import { SANDBOX_OOM_SCORE_ADJ } from '../oom-score.js';
 
 /** Inside the sandbox, code runs as this unprivileged user; container root exists only for setup. */
 export const SANDBOX_UID = 1000;
@@ -138,7 +139,7 @@ export function buildOciConfig(spec: SandboxSpec, host: OciHostLayout, seccomp: 
       ],
       noNewPrivileges: true,
       // Under host memory pressure the kernel picks sandboxes before the server.
-      oomScoreAdj: 1000,
+      oomScoreAdj: SANDBOX_OOM_SCORE_ADJ,
     },
     root: { path: spec.rootfs, readonly: true },
     hostname: 'sandbox',
