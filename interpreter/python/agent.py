@@ -714,8 +714,20 @@ def prepare_environment():
         os.environ["MPLCONFIGDIR"] = mpl_dir
 
 
+def preload():
+    """Imports the pool's preload list into sys.modules before the first session request; binds no names."""
+    names = [name for name in os.environ.pop("SANDPOOL_PRELOAD", "").split(",") if name]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:  # noqa: BLE001 - any failure ends the start, saying why
+            print(f"sandpool agent: preload of {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            sys.exit(3)
+
+
 def serve(socket_path):
     prepare_environment()
+    preload()
     interpreter = Interpreter()
     # SIGINT raises KeyboardInterrupt in the main thread, which is where user code runs.
     signal.signal(signal.SIGINT, interpreter.on_interrupt)

@@ -30,6 +30,7 @@ export interface PoolFlags {
   registryUsername?: string;
   registryPassword?: string;
   tags?: string[];
+  preloadModules?: string[];
 }
 
 const CONTAINER_TYPES = ['PythonLTS', 'Shell', 'NodeLTS', 'CustomContainer'] as const;
@@ -173,6 +174,7 @@ export function createBody(name: string, flags: PoolFlags): SessionPool {
     ...(!custom && flags.memory !== undefined && { memory: flags.memory }),
     ...(secrets && { secrets }),
     ...(tags && { tags }),
+    ...(flags.preloadModules && { preloadModules: flags.preloadModules }),
   });
   if (!custom) return body;
   const { template, secrets: registrySecrets } = customContainerTemplate(flags, name);
@@ -210,6 +212,7 @@ export function updatePatch(flags: PoolFlags, current?: SessionPool): Record<str
   if (Object.keys(lifecycleConfiguration).length) {
     properties.dynamicPoolConfiguration = { lifecycleConfiguration };
   }
+  if (flags.preloadModules) properties.preloadModules = flags.preloadModules;
   if (flags.networkStatus) {
     properties.sessionNetworkConfiguration = {
       status: oneOf(flags.networkStatus, ['EgressEnabled', 'EgressDisabled'] as const, '--network-status'),

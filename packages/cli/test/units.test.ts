@@ -142,6 +142,15 @@ describe('sessionpool flags', () => {
       properties: { scaleConfiguration: { maxConcurrentSessions: 8 }, sessionResources: { cpu: 1 } },
     });
     assert.deepEqual(updatePatch({ tags: ['team=a'] }), { tags: { team: 'a' } });
+    assert.deepEqual(updatePatch({ preloadModules: ['numpy', 'pandas'] }), {
+      properties: { preloadModules: ['numpy', 'pandas'] },
+    });
+  });
+
+  it('carry a PythonLTS pool’s preload list', () => {
+    const body = createBody('ds', { preloadModules: ['numpy', 'matplotlib.pyplot'] });
+    assert.deepEqual(body.properties.preloadModules, ['numpy', 'matplotlib.pyplot']);
+    assert.equal(createBody('plain', {}).properties.preloadModules, undefined);
   });
 });
 

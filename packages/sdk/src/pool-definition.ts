@@ -31,6 +31,8 @@ export interface PoolOptions {
   memory?: string;
   /** Secret values by name; write-only. */
   secrets?: Record<string, string>;
+  /** PythonLTS: modules each interpreter imports before its session starts, e.g. `['numpy', 'pandas']`. */
+  preloadModules?: string[];
   tags?: Record<string, string>;
 }
 
@@ -60,6 +62,7 @@ export function poolDefinition(options: PoolOptions = {}): SessionPool {
       ...(options.secrets && {
         secrets: Object.entries(options.secrets).map(([name, value]) => ({ name, value })),
       }),
+      ...(options.preloadModules && { preloadModules: options.preloadModules }),
     },
   };
 }

@@ -885,6 +885,14 @@ export interface components {
                 };
                 /** @description Sandpool: the OCI runtime (`runc` or `runsc`). */
                 sandboxRuntime?: string;
+                /**
+                 * @description Sandpool, PythonLTS pools: modules each interpreter imports before its session’s first line, so they are already in `sys.modules` (names are not bound; `import numpy` still does that, at once). Ready sandboxes carry them, at their memory cost. Default none.
+                 * @example [
+                 *       "numpy",
+                 *       "pandas"
+                 *     ]
+                 */
+                preloadModules?: string[];
                 /** @description Azure’s platform MCP server (2025-10-02-preview; PythonLTS and Shell pools): JSON-RPC over POST with the key of fetchMcpServerCredentials in `x-ms-apikey`. Names in any case (`isMCPServerEnabled`). */
                 mcpServerSettings?: {
                     isMcpServerEnabled?: boolean;

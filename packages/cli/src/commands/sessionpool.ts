@@ -92,6 +92,10 @@ function withPoolFlags(command: ReturnType<typeof poolCommand>) {
     .option('--registry-username <user>', 'custom containers: registry user')
     .option('--registry-password <password>', 'custom containers: registry password (kept as a secret)')
     .option('--tags <name=value...>', 'ARM tags, e.g. costCenter=edu', collect, undefined)
+    .option(
+      '--preload-modules <module...>',
+      'PythonLTS: modules each interpreter imports before its session starts, e.g. numpy pandas',
+    )
     .option('--no-wait', 'return once the server accepted the request');
 }
 

@@ -64,6 +64,8 @@ export interface InterpreterInstanceOptions {
   agent: AgentClientOptions;
   /** Outbound network (see SandboxSpec.egress); loopback only without. */
   egress?: { allow: string[] };
+  /** Modules the agent imports before it answers (the Python agent only). */
+  preload?: string[];
 }
 
 /**
@@ -74,6 +76,9 @@ export const AGENT_COMMANDS = {
   python: ['/usr/bin/tini', '--', '/usr/bin/python3', '-I', `${AGENT_CODE_DIR}/agent.py`, AGENT_SOCKET],
   node: ['/usr/bin/tini', '--', '/bin/sh', `${AGENT_CODE_DIR}/launch.sh`, AGENT_SOCKET],
 };
+
+/** How the Python agent hears which modules to import before it answers (it removes the variable). */
+const PRELOAD_VARIABLE = 'SANDPOOL_PRELOAD';
 
 export type SandboxEnd = Exclude<SandboxState, { status: 'running' }>;
 
@@ -125,7 +130,10 @@ export class InterpreterInstance {
       runtime: options.runtime,
       rootfs: options.image.rootfs,
       command: AGENT_COMMANDS[options.image.agent ?? 'python'],
-      env: { MPLBACKEND: 'Agg' },
+      env: {
+        MPLBACKEND: 'Agg',
+        ...(options.preload?.length && { [PRELOAD_VARIABLE]: options.preload.join(',') }),
+      },
       resources: { ...options.resources, cpu: Math.max(options.resources.cpu, BOOT_CPU) },
       readOnlyBinds: [{ source: options.image.agentDir, destination: AGENT_CODE_DIR }],
       ...(options.egress && { egress: options.egress }),

@@ -89,6 +89,7 @@ export class HostLauncher implements InstanceLauncher {
             : this.options.interpreter.image,
         resources,
         agent: this.options.interpreter.agent,
+        preload: spec.preload,
         ...egress,
       });
       return fromInterpreter(interpreter);

@@ -76,6 +76,11 @@ export interface PoolSpec {
   container?: ContainerTemplate;
   /** Azure's platform MCP server for the pool (`mcpServerSettings`; Python and Shell pools). */
   mcpServer: { enabled: boolean; apiKeyDisabled: boolean };
+  /**
+   * PythonLTS: modules the interpreter imports before a session's first line (`preloadModules`),
+   * so sessions start with them in `sys.modules`; empty imports nothing ahead.
+   */
+  preload: string[];
 }
 
 /**
@@ -95,18 +100,20 @@ export function pythonPoolSpec(overrides: Partial<PoolSpec> = {}): PoolSpec {
     runtime: 'runc',
     secrets: [],
     mcpServer: { enabled: false, apiKeyDisabled: false },
+    preload: [],
     ...overrides,
   };
 }
 
 /** A pool's spec as its row stores it; rows written before a field existed get its default. */
 export function storedSpec(row: { spec: unknown }): PoolSpec {
-  const spec = row.spec as Omit<PoolSpec, 'egressAllow' | 'mcpServer'> &
-    Partial<Pick<PoolSpec, 'egressAllow' | 'mcpServer'>>;
+  const spec = row.spec as Omit<PoolSpec, 'egressAllow' | 'mcpServer' | 'preload'> &
+    Partial<Pick<PoolSpec, 'egressAllow' | 'mcpServer' | 'preload'>>;
   return {
     ...spec,
     egressAllow: spec.egressAllow ?? [],
     mcpServer: spec.mcpServer ?? { enabled: false, apiKeyDisabled: false },
+    preload: spec.preload ?? [],
   };
 }
 
@@ -145,6 +152,7 @@ export function sameTemplate(a: PoolSpec, b: PoolSpec): boolean {
       s.runtime,
       s.secrets,
       s.container,
+      s.preload,
     ]);
   return template(a) === template(b);
 }

@@ -277,6 +277,39 @@ describe('custom container pools (management)', async () => {
       'InvalidParameter',
       template,
     ],
+    [
+      'a preload list on a custom container pool',
+      pool({}, { preloadModules: ['numpy'] }),
+      'InvalidParameter',
+      'properties.preloadModules',
+    ],
+    [
+      'a preload entry that is no module name',
+      {
+        location: 'l',
+        properties: { containerType: 'PythonLTS', preloadModules: ['numpy', 'os; import x'] },
+      },
+      'InvalidParameter',
+      'properties.preloadModules[1]',
+    ],
+    [
+      'a preload list that is no list',
+      { location: 'l', properties: { containerType: 'PythonLTS', preloadModules: 'numpy' } },
+      'InvalidParameter',
+      'properties.preloadModules',
+    ],
+    [
+      'more than 32 preloaded modules',
+      {
+        location: 'l',
+        properties: {
+          containerType: 'PythonLTS',
+          preloadModules: Array.from({ length: 33 }, (_, i) => `m${i}`),
+        },
+      },
+      'InvalidParameter',
+      'properties.preloadModules',
+    ],
   ];
   for (const [what, body, code, target] of invalid) {
     it(`rejects ${what} with ${code}`, async () => {

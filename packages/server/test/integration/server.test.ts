@@ -212,6 +212,41 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
     assert.ok(value('sandpool_pool_live_cpu_seconds{pool="tests/pyt"}') > 0);
   });
 
+  it('starts a pool’s sessions with its preload list imported, its names unbound', async () => {
+    const body = interpreterPool({ max: 2, ready: 1 });
+    const preloaded = { ...body, properties: { ...body.properties, preloadModules: ['numpy', 'pandas'] } };
+    assert.equal(await createPool(server, 'pre', preloaded), 'Succeeded');
+    const pool = await server.request('GET', `${armPath('pre')}?${MGMT}`);
+    assert.deepEqual(pool.json.properties.preloadModules, ['numpy', 'pandas']);
+    const probe = 'import sys\n("pandas" in sys.modules, "numpy" in sys.modules, "pandas" in globals())';
+    const first = await execute(server, 'pre', 'ds-1', probe);
+    assert.equal(first.headers.get('x-sandpool-session'), 'created-warm');
+    assert.equal(first.json.result.executionResult, '(True, True, False)');
+    const used = await execute(
+      server,
+      'pre',
+      'ds-1',
+      'import pandas as pd\nint(pd.DataFrame({"a": [1, 2]})["a"].sum())',
+    );
+    assert.equal(used.json.result.executionResult, 3);
+    // A pool without the list imports nothing ahead.
+    const plain = await execute(server, 'pyt', 'no-preload', probe);
+    assert.equal(plain.json.result.executionResult, '(False, False, False)');
+
+    const broken = { ...body, properties: { ...body.properties, preloadModules: ['no_such_module_xyz'] } };
+    assert.equal(await createPool(server, 'badpre', broken), 'Failed');
+    const failed = await server.request('GET', `${armPath('badpre')}?${MGMT}`);
+    assert.match(
+      failed.json.properties.sessionStatus.lastStartError,
+      /preload of no_such_module_xyz failed: ModuleNotFoundError: No module named 'no_such_module_xyz'/,
+    );
+    for (const name of ['pre', 'badpre']) {
+      assert.ok(
+        [200, 202, 204].includes((await server.request('DELETE', `${armPath(name)}?${MGMT}`)).status),
+      );
+    }
+  });
+
   it('records what an ended session used, read from its cgroup', async () => {
     const burn =
       'import time\nblock = bytearray(150 * 1024 * 1024)\nend = time.time() + 1.5\nwhile time.time() < end: pass';

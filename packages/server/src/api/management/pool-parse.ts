@@ -19,6 +19,7 @@ import {
 import {
   field,
   firstField,
+  invalid,
   isRecord,
   optionalBoolean,
   optionalEnum,
@@ -348,8 +349,36 @@ export function parsePoolResource(
     secrets,
     ...(template && { container: template.container }),
     mcpServer: parseMcpServerSettings(field(properties, 'mcpServerSettings'), containerType),
+    preload: parsePreload(field(properties, 'preloadModules'), containerType),
   };
   return { ...at, location, tags, spec };
+}
+
+/** A Python module's dotted name, as `import` takes it. */
+const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+const MAX_PRELOAD = 32;
+
+/** `preloadModules` (Sandpool): modules a PythonLTS pool's interpreters import ahead of the session. */
+function parsePreload(value: unknown, containerType: ContainerType): string[] {
+  const target = 'properties.preloadModules';
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.length > MAX_PRELOAD) {
+    throw invalid(target, `${target} must be an array of at most ${MAX_PRELOAD} module names`);
+  }
+  if (value.length > 0 && containerType !== 'PythonLTS') {
+    throw invalid(target, 'preloadModules applies to PythonLTS pools');
+  }
+  const names = value.map((entry, i) => {
+    const name = optionalString(entry, `${target}[${i}]`, 200) ?? '';
+    if (!MODULE_NAME.test(name)) {
+      throw invalid(
+        `${target}[${i}]`,
+        `${target}[${i}] must be a module name such as numpy or matplotlib.pyplot; got ${JSON.stringify(entry)}`,
+      );
+    }
+    return name;
+  });
+  return [...new Set(names)];
 }
 
 /** `mcpServerSettings`: Azure's platform MCP server, for Python and Shell pools (names in any case). */

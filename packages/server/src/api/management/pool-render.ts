@@ -58,6 +58,7 @@ export function poolResource(
         },
       }),
       sandboxRuntime: spec.runtime,
+      ...(spec.containerType === 'PythonLTS' && { preloadModules: spec.preload }),
       poolManagementEndpoint,
       ...(shape === 'current' && {
         mcpServerSettings: {

@@ -75,6 +75,14 @@ const PoolProperties = Type.Object(
     sandboxRuntime: Type.Optional(
       Type.String({ description: 'Sandpool: the OCI runtime (`runc` or `runsc`).' }),
     ),
+    preloadModules: Type.Optional(
+      Type.Array(Type.String(), {
+        maxItems: 32,
+        examples: [['numpy', 'pandas']],
+        description:
+          'Sandpool, PythonLTS pools: modules each interpreter imports before its session’s first line, so they are already in `sys.modules` (names are not bound; `import numpy` still does that, at once). Ready sandboxes carry them, at their memory cost. Default none.',
+      }),
+    ),
     mcpServerSettings: Type.Optional(
       Type.Object(
         {
