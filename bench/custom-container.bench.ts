@@ -75,6 +75,7 @@ async function coldStarts(): Promise<{ pullMs: number; noProbe: number[]; startu
       image: { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir },
       nodeImage: { rootfs: config.paths.nodeRootfs, agentDir: config.paths.nodeAgentDir, agent: 'node' },
       agent: { connectTimeoutMs: 10_000, interruptGraceMs: 2_000 },
+      fork: false,
     },
     containers: { images: puller, logs: new ConsoleLogArchive(logs) },
     limits: {

@@ -22,10 +22,11 @@ fi
 # skopeo, umoci: pull and unpack custom containers' images; docker-registry, busybox-static: the
 # loopback registry and the static binary the image tests build their images from; socat: the
 # bridge from the session proxy into a custom container's network namespace; nftables: egress rules;
-# postgresql: the server the PostgreSQL store's tests start in a directory of their own.
+# postgresql: the server the PostgreSQL store's tests start in a directory of their own;
+# python3-seccomp: compiles the sandboxes' seccomp profile for sandboxes forked from a zygote.
 packages=(runc conmon golang-github-containers-common mmdebstrap runsc iproute2 util-linux ca-certificates
   openssl python3-jupyter-client python3-ipykernel chromium skopeo umoci docker-registry busybox-static socat nftables
-  postgresql)
+  postgresql python3-seccomp)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,7 +29,7 @@ sources=/etc/apt/sources.list.d/debian.sources
 [ -f "$sources" ] || sources=/etc/apt/sources.list
 start=$(date +%s)
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1735689600} mmdebstrap --variant=apt --quiet \
-  --include=runc,conmon,golang-github-containers-common,runsc,skopeo,umoci,socat,iproute2,nftables,util-linux,procps,ca-certificates,mmdebstrap,openssl \
+  --include=runc,conmon,golang-github-containers-common,runsc,skopeo,umoci,socat,iproute2,nftables,util-linux,procps,ca-certificates,mmdebstrap,openssl,python3-seccomp \
   --aptopt='APT::Install-Recommends "false"' \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \

@@ -111,6 +111,11 @@ export const ConfigSchema = Type.Object({
     description:
       'With sizes overcommitted, the share of the sandboxes’ memory limit their working set may reach: above it the node admits no session and ends sandboxes by policy (ready ones, then the longest idle sessions) with reason hostMemoryPressure.',
   }),
+  zygote: Type.Boolean({
+    default: false,
+    description:
+      'Start PythonLTS and Shell sandboxes on runc without egress by forking a prepared interpreter (a zygote per image and preload list) instead of starting Python in each: the imported modules’ memory is shared, and a cold start skips the interpreter’s start. The isolation is the same (docs/density.md).',
+  }),
   memoryCheckIntervalMs: Type.Integer({
     default: 500,
     minimum: 50,
@@ -284,6 +289,8 @@ export interface Config extends Settings {
     pythonAgentDir: string;
     nodeRootfs: string;
     nodeAgentDir: string;
+    /** The fork server interpreter sandboxes may start from (interpreter/zygote). */
+    zygoteDir: string;
     /** Custom container images, one unpacked rootfs per manifest digest. */
     imageCacheDir: string;
     /** Console output of ended custom container sessions. */
@@ -336,6 +343,12 @@ function fromText(key: Key, text: string, source: string): unknown {
   }
   if (numeric) {
     return text.trim() === '' ? Number.NaN : Number(text);
+  }
+  if (schema.type === 'boolean') {
+    const flag = { true: true, false: false, '1': true, '0': false }[text.trim().toLowerCase()];
+    if (flag === undefined)
+      throw new ConfigError(`${source} must be true or false, got ${JSON.stringify(text)}`);
+    return flag;
   }
   return text;
 }
@@ -429,6 +442,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       pythonAgentDir: join(REPO_ROOT, 'interpreter', 'python'),
       nodeRootfs: valid.nodeRootfs || join(valid.home, 'images', 'node-lts', 'rootfs'),
       nodeAgentDir: join(REPO_ROOT, 'interpreter', 'node'),
+      zygoteDir: join(REPO_ROOT, 'interpreter', 'zygote'),
       imageCacheDir: join(valid.home, 'images', 'oci'),
       sessionLogsDir: join(valid.home, 'session-logs'),
       dashboardDir: join(REPO_ROOT, 'packages', 'web', 'dist'),

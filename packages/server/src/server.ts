@@ -93,6 +93,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         image: { rootfs: config.paths.pythonRootfs, agentDir: config.paths.pythonAgentDir },
         nodeImage: { rootfs: config.paths.nodeRootfs, agentDir: config.paths.nodeAgentDir, agent: 'node' },
         agent: { connectTimeoutMs: config.agentStartTimeoutSeconds * 1000, interruptGraceMs: 2_000 },
+        fork: config.zygote,
       },
       containers: { images, logs: consoleLogs },
       limits: {

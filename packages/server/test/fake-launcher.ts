@@ -146,6 +146,11 @@ export class FakeLauncher implements InstanceLauncher {
     return Promise.resolve(this.memoryReading);
   }
 
+  /** Fakes fork nothing. */
+  preparedMemory(): Promise<number | undefined> {
+    return Promise.resolve(undefined);
+  }
+
   live(): FakeInstance[] {
     return [...this.sandboxes.values()].filter((s) => !s.destroyed);
   }

@@ -6,7 +6,8 @@
  */
 
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { after } from 'node:test';
 
 import pino, { type Logger } from 'pino';
@@ -109,6 +110,15 @@ export function testConfig(env: Record<string, string>): Config {
 export async function removeServerState(config: Config): Promise<void> {
   const driver = OciDriver.fromConfig(config);
   for (const sandbox of await driver.list()) await driver.destroy(sandbox.id).catch(() => undefined);
+  // Zygotes share the state directory through a bind mount of it onto itself.
+  const stateDir = config.paths.stateDir;
+  if (
+    readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[4] === stateDir)
+  ) {
+    spawnSync('umount', ['-l', stateDir]);
+  }
   rmSync(config.runDir, { recursive: true, force: true });
   rmSync(config.home, { recursive: true, force: true });
 }

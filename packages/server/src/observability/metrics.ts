@@ -30,6 +30,11 @@ export interface PoolSnapshot {
 /** What a pool's live sandboxes use now. */
 export interface PoolUsage {
   pool: string;
+  /**
+   * Memory of the prepared interpreter (zygote) the pool's sandboxes are forked from, shared with
+   * every sandbox forked from it (and with pools of the same preload list); undefined without one.
+   */
+  preparedMemoryBytes?: number | undefined;
   /** CPU time the live sandboxes have used since they started. */
   cpuSeconds: number;
   memoryBytes: number;
@@ -356,6 +361,19 @@ export class Metrics {
       'Memory the pool’s live sandboxes use now, from their cgroups.',
       (u) => u.memoryBytes,
     );
+    new Gauge<'pool'>({
+      name: 'sandpool_pool_prepared_memory_bytes',
+      help: 'Memory of the prepared interpreter (zygote) the pool’s sandboxes are forked from: shared by all of them, and by pools with the same preload list; charged to the zygote’s cgroup, not to theirs.',
+      labelNames: ['pool'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const usage of await liveUsage()) {
+          if (usage.preparedMemoryBytes !== undefined)
+            this.set({ pool: usage.pool }, usage.preparedMemoryBytes);
+        }
+      },
+    });
     usageGauge(
       'sandpool_pool_live_cpu_seconds',
       'CPU time the pool’s live sandboxes have used since they started (ended ones: sandpool_session_cpu_seconds_total).',

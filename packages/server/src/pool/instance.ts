@@ -56,6 +56,8 @@ export interface InstanceLauncher {
   onEgressDenied(listener: (sandboxId: string, attempt: DeniedConnection) => void): void;
   /** What every sandbox on the host holds together, and their common limit. */
   memory(): Promise<SandboxesMemory>;
+  /** Memory of the prepared interpreter the pool's sandboxes are forked from; undefined without one. */
+  preparedMemory(spec: PoolSpec): Promise<number | undefined>;
 }
 
 /** An instance with the store's row for it: ready in the warm set, or claimed by a session. */

@@ -66,6 +66,11 @@ export interface InterpreterInstanceOptions {
   egress?: { allow: string[] };
   /** Modules the agent imports before it answers (the Python agent only). */
   preload?: string[];
+  /**
+   * Fork the sandbox from the image's zygote, which imported the agent and `preload` once, where it
+   * can (the Python agent on runc without egress); start it from the image otherwise.
+   */
+  fork?: boolean;
 }
 
 /**
@@ -125,15 +130,21 @@ export class InterpreterInstance {
         { cause: error },
       );
     });
+    const agent = options.image.agent ?? 'python';
+    const forked =
+      options.fork === true && agent === 'python' && options.runtime === 'runc' && !options.egress;
     const sandbox = await driver.create({
       id: options.id,
       runtime: options.runtime,
       rootfs: options.image.rootfs,
-      command: AGENT_COMMANDS[options.image.agent ?? 'python'],
+      command: AGENT_COMMANDS[agent],
       env: {
         MPLBACKEND: 'Agg',
-        ...(options.preload?.length && { [PRELOAD_VARIABLE]: options.preload.join(',') }),
+        ...(!forked && options.preload?.length && { [PRELOAD_VARIABLE]: options.preload.join(',') }),
       },
+      ...(forked && {
+        fork: { preload: options.preload ?? [], agentCodeDir: AGENT_CODE_DIR, agentSocket: AGENT_SOCKET },
+      }),
       resources: { ...options.resources, cpu: Math.max(options.resources.cpu, BOOT_CPU) },
       readOnlyBinds: [{ source: options.image.agentDir, destination: AGENT_CODE_DIR }],
       ...(options.egress && { egress: options.egress }),

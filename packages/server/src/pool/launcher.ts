@@ -29,6 +29,8 @@ export interface HostLauncherOptions {
     /** NodeLTS pools' image. */
     nodeImage: InterpreterImage;
     agent: AgentClientOptions;
+    /** Fork interpreter sandboxes from a zygote where they can be (see InterpreterInstanceOptions.fork). */
+    fork: boolean;
   };
   /** Custom container images, and where their sessions' console logs are kept. */
   containers: { images: ImageSource; logs: ConsoleLogArchive };
@@ -90,6 +92,7 @@ export class HostLauncher implements InstanceLauncher {
         resources,
         agent: this.options.interpreter.agent,
         preload: spec.preload,
+        fork: this.options.interpreter.fork,
         ...egress,
       });
       return fromInterpreter(interpreter);
@@ -168,6 +171,12 @@ export class HostLauncher implements InstanceLauncher {
 
   memory(): Promise<SandboxesMemory> {
     return this.driver.memory();
+  }
+
+  async preparedMemory(spec: PoolSpec): Promise<number | undefined> {
+    if (!this.options.interpreter.fork || spec.container || spec.containerType === 'NodeLTS')
+      return undefined;
+    return this.driver.preparedMemory(this.options.interpreter.image.rootfs, spec.preload);
   }
 
   destroy(id: string): Promise<void> {

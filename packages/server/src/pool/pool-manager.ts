@@ -146,6 +146,7 @@ export class PoolManager {
     const usages = await Promise.all(instances.map((instance) => instance.usage().catch(() => undefined)));
     return {
       pool: this.metricLabel,
+      preparedMemoryBytes: await this.deps.launcher.preparedMemory(this.spec).catch(() => undefined),
       cpuSeconds: usages.reduce((sum, u) => sum + (u?.cpuSeconds ?? 0), 0),
       memoryBytes: usages.reduce((sum, u) => sum + (u?.memoryBytes ?? 0), 0),
     };

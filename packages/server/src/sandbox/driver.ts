@@ -43,6 +43,12 @@ export interface SandboxSpec {
    * Absent: the sandbox has loopback only.
    */
   egress?: { allow: string[]; dnsServer?: string };
+  /**
+   * Instead of running `command`, forks the image's prepared interpreter: a zygote that imported the
+   * agent (its code at `agentCodeDir` inside, serving at `agentSocket`) and `preload`, so the sandbox
+   * shares those pages. The isolation is the same; runc sandboxes without egress only.
+   */
+  fork?: { preload: string[]; agentCodeDir: string; agentSocket: string };
 }
 
 /** A connection a sandbox tried and the egress rules refused. */
@@ -120,6 +126,11 @@ export interface SandboxesMemory {
 export interface SandboxDriver {
   /** What every sandbox on the host holds together, and their common limit. */
   memory(): Promise<SandboxesMemory>;
+  /**
+   * Memory of the prepared interpreter (zygote) of `rootfs` with `preload`, which forked sandboxes
+   * share; undefined while none runs.
+   */
+  preparedMemory(rootfs: string, preload: string[]): Promise<number | undefined>;
   /** Starts a sandbox and returns once its main process runs. */
   create(spec: SandboxSpec): Promise<Sandbox>;
   /** Current state; for an ended sandbox, how it ended. */

@@ -15,6 +15,7 @@ import {
   interpreterPool,
   poolPath,
   startTestServer,
+  until,
   withoutNodeLabel,
 } from '../server-harness.js';
 
@@ -178,9 +179,44 @@ describe('metrics and readiness', async () => {
       [
         ['store', true],
         ['runtime', true],
+        ['memory', true],
         ['pool tests/metered', true],
       ],
     );
+    // The node's memory: committed against allocatable, and its sandboxes' use (the fake's: no limit).
+    assert.deepEqual(ready.json.memory, {
+      committedBytes: ready.json.memory.committedBytes,
+      allocatableBytes: server.config.nodeMemoryGib * 1024 ** 3,
+      sandboxLimitBytes: null,
+      workingSetBytes: 0,
+      pressureMarkBytes: null,
+      underPressure: false,
+    });
+    assert.ok(ready.json.memory.committedBytes >= 512 * 1024 ** 2, 'its ready sandboxes reserve their size');
+  });
+
+  it('is not ready while its sandboxes are short of memory, and says how short', async () => {
+    // Sizes of 0.5 GiB each against a 1 MiB limit the sandboxes fill: the guard sees pressure.
+    launcher.memoryReading = { limitBytes: 1024 * 1024, workingSetBytes: 1024 * 1024 };
+    try {
+      const answer = await until('the node reports pressure', async () => {
+        const readiness = await server.request('GET', '/readyz');
+        return readiness.status === 503 && readiness;
+      });
+      const memory = answer.json.checks.find((c: any) => c.name === 'memory');
+      assert.equal(memory.ok, false);
+      assert.match(
+        memory.detail,
+        /the sandboxes hold 0\.00 GiB, above the mark of 0\.00 GiB .*no new session is admitted/,
+      );
+      assert.equal(answer.json.memory.underPressure, true);
+      const scrape = await server.request('GET', '/metrics');
+      assert.equal(sample(scrape.text, 'sandpool_node_memory_pressure'), 1);
+      assert.equal(sample(scrape.text, 'sandpool_node_memory_bytes{kind="sandbox_limit"}'), 1024 * 1024);
+    } finally {
+      launcher.memoryReading = { limitBytes: null, workingSetBytes: 0 };
+    }
+    await until('the pressure lifts', async () => (await server.request('GET', '/readyz')).status === 200);
   });
 
   it('is not ready, saying why, while a pool cannot start sandboxes', async () => {

@@ -210,3 +210,66 @@ export async function writeCpuLimit(
     await writeFile(join(CGROUP_ROOT, 'cpu', cgroupPath, 'cpu.shares'), '1024');
   }
 }
+
+/** The devices a sandbox may open (the OCI runtimes' default set), as v1 `devices.allow` lines. */
+const ALLOWED_DEVICES = [
+  'c 1:3 rwm', // null
+  'c 1:5 rwm', // zero
+  'c 1:7 rwm', // full
+  'c 1:8 rwm', // random
+  'c 1:9 rwm', // urandom
+  'c 5:0 rwm', // tty
+  'c 5:2 rwm', // ptmx
+  'c 136:* rwm', // pts
+];
+
+/** What a sandbox's cgroup limits: the runtimes write these from the OCI config's resources. */
+export interface CgroupLimits {
+  memoryBytes: number;
+  pids: number;
+  cpuQuotaUs: number;
+  cpuPeriodUs: number;
+  /** v1 cpu.shares; v2 takes the weight runc would map it to. */
+  cpuShares: number;
+}
+
+/**
+ * Makes a sandbox's cgroups and writes its limits as an OCI runtime would (memory with swap equal
+ * to it, pids, the CPU quota and boot weight, and on v1 the device allow-list); returns the
+ * `cgroup.procs` files a process writes itself into.
+ */
+export async function createCgroups(
+  layout: CgroupLayout,
+  cgroupPath: string,
+  limits: CgroupLimits,
+): Promise<string[]> {
+  const write = (dir: string, file: string, value: string) => writeFile(join(dir, file), value);
+  if (layout.version === 2) {
+    const dir = join(CGROUP_ROOT, cgroupPath);
+    await mkdir(dir, { recursive: true });
+    await write(dir, 'memory.max', String(limits.memoryBytes));
+    await write(dir, 'memory.swap.max', '0');
+    await write(dir, 'pids.max', String(limits.pids));
+    await write(dir, 'cpu.max', `${limits.cpuQuotaUs} ${limits.cpuPeriodUs}`);
+    // runc's mapping of shares 2..262144 onto weights 1..10000.
+    await write(dir, 'cpu.weight', String(Math.round(1 + ((limits.cpuShares - 2) * 9999) / 262_142)));
+    return [join(dir, 'cgroup.procs')];
+  }
+  const dir = (controller: string) => join(CGROUP_ROOT, controller, cgroupPath);
+  for (const controller of ['memory', 'pids', 'cpu', 'cpuacct', 'devices']) {
+    await mkdir(dir(controller), { recursive: true });
+  }
+  await write(dir('memory'), 'memory.limit_in_bytes', String(limits.memoryBytes));
+  await write(dir('memory'), 'memory.memsw.limit_in_bytes', String(limits.memoryBytes)).catch(
+    () => undefined, // no swap accounting on this kernel
+  );
+  await write(dir('pids'), 'pids.max', String(limits.pids));
+  await write(dir('cpu'), 'cpu.cfs_period_us', String(limits.cpuPeriodUs));
+  await write(dir('cpu'), 'cpu.cfs_quota_us', String(limits.cpuQuotaUs));
+  await write(dir('cpu'), 'cpu.shares', String(limits.cpuShares));
+  await write(dir('devices'), 'devices.deny', 'a');
+  for (const device of ALLOWED_DEVICES) await write(dir('devices'), 'devices.allow', device);
+  return ['memory', 'pids', 'cpu', 'cpuacct', 'devices'].map((controller) =>
+    join(dir(controller), 'cgroup.procs'),
+  );
+}

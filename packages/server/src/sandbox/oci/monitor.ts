@@ -120,14 +120,19 @@ async function exitCode(id: string, dir: string): Promise<number | undefined> {
 }
 
 /**
- * The exit status once conmon has written it: conmon writes it a moment after reaping the init.
- * Undefined if conmon is gone without writing one, or takes longer than the wait.
+ * The exit status once the sandbox's monitor (conmon, or the zygote it was forked from, by the pid
+ * in `monitorPidFile`) has written it, a moment after reaping the init. Undefined if the monitor is
+ * gone without writing one, or takes longer than the wait.
  */
-export async function awaitExitCode(id: string, dir: string): Promise<number | undefined> {
-  const conmon = await readPidFile(join(dir, 'conmon.pid'));
+export async function awaitExitCode(
+  id: string,
+  dir: string,
+  monitorPidFile = 'conmon.pid',
+): Promise<number | undefined> {
+  const monitor = await readPidFile(join(dir, monitorPidFile));
   for (let waited = 0; ; waited += WAIT_STEP_MS) {
     const code = await exitCode(id, dir);
-    if (code !== undefined || !conmon || !isAlive(conmon) || waited >= EXIT_WAIT_MS) return code;
+    if (code !== undefined || !monitor || !isAlive(monitor) || waited >= EXIT_WAIT_MS) return code;
     await sleep(WAIT_STEP_MS);
   }
 }

@@ -50,6 +50,7 @@ import {
   readOomKills,
   readUsage,
   removeCgroups,
+  createCgroups,
   writeCpuLimit,
   writeMemoryLimit,
   type CgroupLayout,
@@ -66,7 +67,8 @@ import {
   WAIT_STEP_MS,
   type RuntimeCommand,
 } from './monitor.js';
-import { CPU_PERIOD_US, ID_RANGE_SIZE, buildOciConfig } from './oci-spec.js';
+import { CPU_PERIOD_US, ID_RANGE_SIZE, buildOciConfig, type OciConfig } from './oci-spec.js';
+import { Zygotes } from '../zygote/zygotes.js';
 import { closeBridges, isListening, openBridge } from './port-bridge.js';
 import {
   forbidKernelKeyring,
@@ -78,6 +80,8 @@ import {
 
 export const SANDBOX_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const AGENT_SOCKET_NAME = 'agent.sock';
+/** A forked sandbox's monitor: the zygote that reaps it and writes its exit status. */
+const ZYGOTE_PID_FILE = 'zygote.pid';
 /**
  * gVisor's sentry runs its own threads inside the sandbox's pids cgroup; below this it cannot boot
  * (measured: 64 panics, 1024 boots). Processes inside gVisor are then bounded by memory, not pids.
@@ -104,6 +108,8 @@ export interface OciDriverOptions {
   /** Upper bound on live sandboxes, which bounds the host id ranges in use. */
   maxSandboxes: number;
   runtimes: Partial<Record<RuntimeName, RuntimeCommand>>;
+  /** Where zygotes keep their control sockets, and their code (for sandboxes that fork). */
+  zygote?: { controlDir: string; codeDir: string; agentDir: string };
   /** Outbound network for sandboxes that ask for it: the /14 their links come from and their resolver. */
   egress: { subnet: string; dnsServer: string };
   run?: CommandRunner;
@@ -117,6 +123,8 @@ interface SandboxRecord {
   labels?: Record<string, string>;
   /** The sandbox has an egress link to remove. */
   egress?: boolean;
+  /** Forked from a zygote, which monitors it (its pid in zygote.pid), not started by conmon. */
+  forked?: boolean;
 }
 
 /** Host paths where Debian installs each runtime, and the flags this machine type needs. */
@@ -135,6 +143,11 @@ export function defaultRuntimes(runtimeStateDir: string): Record<RuntimeName, Ru
       ],
     },
   };
+}
+
+/** The pid file of whatever reaps the sandbox's init and writes its exit status. */
+function monitorPidFile(record: Partial<SandboxRecord>): string {
+  return record.forked ? ZYGOTE_PID_FILE : 'conmon.pid';
 }
 
 /** What a sandbox's egress set up (`egress.json`); an older server wrote the rule elements alone. */
@@ -157,6 +170,7 @@ export class OciDriver implements SandboxDriver {
   private readonly egressLinks = new Map<string, string>();
   /** The same sandboxes by their address: whom a refused DNS question belongs to. */
   private readonly egressAddresses = new Map<string, string>();
+  private readonly zygotes: Zygotes | undefined;
 
   static fromConfig(config: Config, run?: CommandRunner): OciDriver {
     return new OciDriver({
@@ -171,6 +185,13 @@ export class OciDriver implements SandboxDriver {
       idBase: config.idBase,
       maxSandboxes: config.maxSandboxes,
       runtimes: defaultRuntimes(config.paths.runtimeStateDir),
+      ...(config.zygote && {
+        zygote: {
+          controlDir: join(config.runDir, 'zygote'),
+          codeDir: config.paths.zygoteDir,
+          agentDir: config.paths.pythonAgentDir,
+        },
+      }),
       ...(run ? { run } : {}),
     });
   }
@@ -191,6 +212,15 @@ export class OciDriver implements SandboxDriver {
       kernel: `${major}.${minor}`,
     });
     this.seccomp = forbidKernelKeyring(forbidNamespaceCreation(derived));
+    this.zygotes =
+      options.zygote &&
+      new Zygotes({
+        ...options.zygote,
+        stateDir: options.stateDir,
+        cgroupParent: options.cgroupParent,
+        seccomp: this.seccomp,
+        run: this.run,
+      });
   }
 
   private dir(id: string): string {
@@ -221,6 +251,7 @@ export class OciDriver implements SandboxDriver {
         );
       }
       await mkdir(this.options.stateDir, { recursive: true, mode: 0o711 });
+      await this.zygotes?.shareStateDir();
       const records = await this.records();
       for (const record of records) {
         this.slots.mark(record.slot);
@@ -290,6 +321,7 @@ export class OciDriver implements SandboxDriver {
       createdAt: new Date().toISOString(),
       ...(spec.labels && { labels: spec.labels }),
       ...(spec.egress && { egress: true }),
+      ...(spec.fork && { forked: true }),
     };
     try {
       await this.start(spec, record, runtime);
@@ -351,6 +383,10 @@ export class OciDriver implements SandboxDriver {
       },
       this.seccomp,
     );
+    if (spec.fork) {
+      await this.fork(spec, spec.fork, config);
+      return;
+    }
     await writeFile(join(dir, 'bundle', 'config.json'), JSON.stringify(config));
     await launchMonitor(this.run, this.options.conmonPath, spec.id, dir, runtime);
     // The process waits for `start`: its network is in place before it runs.
@@ -363,6 +399,44 @@ export class OciDriver implements SandboxDriver {
       await writeFile(join(dir, 'egress.json'), JSON.stringify(attached));
     }
     await runChecked(this.run, runtime.path, [...runtime.args, 'start', spec.id]);
+  }
+
+  /**
+   * Starts the sandbox as a fork of its image's zygote: the driver makes its cgroups and limits them
+   * as runc would from `config`, and the child builds the rest from the same config.
+   */
+  private async fork(
+    spec: SandboxSpec,
+    fork: NonNullable<SandboxSpec['fork']>,
+    config: OciConfig,
+  ): Promise<void> {
+    if (!this.zygotes || spec.runtime !== 'runc' || spec.egress) {
+      throw new AppError(
+        ErrorCode.InvalidSandboxSpec,
+        'a forked sandbox runs on runc, without egress, on a driver with zygotes',
+      );
+    }
+    const dir = this.dir(spec.id);
+    const { resources } = config.linux;
+    const cgroups = await createCgroups(this.cgroups!, this.cgroupPath(spec.id), {
+      memoryBytes: resources.memory.limit,
+      pids: resources.pids.limit,
+      cpuQuotaUs: resources.cpu.quota,
+      cpuPeriodUs: resources.cpu.period,
+      cpuShares: resources.cpu.shares,
+    });
+    const start = config.linux.uidMappings[0]!;
+    const { pid, zygotePid } = await this.zygotes.spawn(this.cgroups!, spec.rootfs, fork.preload, {
+      config,
+      cgroups,
+      consoleLog: join(dir, 'console.log'),
+      exitFile: join(dir, 'exit', spec.id),
+      agentSocket: fork.agentSocket,
+      agentCodeDir: fork.agentCodeDir,
+      idMap: `${start.containerID} ${start.hostID} ${start.size}\n`,
+    });
+    await writeFile(join(dir, 'init.pid'), String(pid));
+    await writeFile(join(dir, ZYGOTE_PID_FILE), String(zygotePid));
   }
 
   /** The sandbox's egress link: its /30 follows from its host id range, unique on the host. */
@@ -413,13 +487,11 @@ export class OciDriver implements SandboxDriver {
 
   async inspect(id: string): Promise<SandboxState> {
     await this.load();
-    if (!existsSync(join(this.dir(id), 'sandbox.json'))) {
-      throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} does not exist`);
-    }
+    const record = await this.record(id);
     const pid = await this.livePid(id);
     if (pid !== undefined) return { status: 'running', pid };
-    // The init is gone; conmon writes the exit file a moment after reaping it.
-    const code = await awaitExitCode(id, this.dir(id));
+    // The init is gone; its monitor writes the exit file a moment after reaping it.
+    const code = await awaitExitCode(id, this.dir(id), monitorPidFile(record));
     if (code === undefined || Number.isNaN(code)) return { status: 'unknown' };
     const cgroupPath = this.cgroupPath(id);
     const oom = {
@@ -438,6 +510,11 @@ export class OciDriver implements SandboxDriver {
   async memory(): Promise<SandboxesMemory> {
     await this.load();
     return readMemory(this.cgroups!, `/${this.options.cgroupParent}`);
+  }
+
+  async preparedMemory(rootfs: string, preload: string[]): Promise<number | undefined> {
+    await this.load();
+    return this.zygotes?.memory(this.cgroups!, rootfs, preload);
   }
 
   async usage(id: string): Promise<ResourceUsage | undefined> {
@@ -493,10 +570,12 @@ export class OciDriver implements SandboxDriver {
     const pid = await this.livePid(id);
     if (pid !== undefined) process.kill(pid, 'SIGKILL');
     // conmon lingers for a second or two after writing the exit status; its work is done by then.
-    await awaitExitCode(id, dir);
-    const conmon = await this.readPid(id, 'conmon.pid');
-    if (conmon && isAlive(conmon)) process.kill(conmon, 'SIGKILL');
-    if (runtime) await this.run(runtime.path, [...runtime.args, 'delete', '--force', id]);
+    await awaitExitCode(id, dir, monitorPidFile(record));
+    if (!record.forked) {
+      const conmon = await this.readPid(id, 'conmon.pid');
+      if (conmon && isAlive(conmon)) process.kill(conmon, 'SIGKILL');
+      if (runtime) await this.run(runtime.path, [...runtime.args, 'delete', '--force', id]);
+    }
     if (record.egress && record.slot !== undefined && record.slot >= 0) {
       const at = this.addressing(record.slot);
       await this.network.detach(at, await readEgressLink(dir));

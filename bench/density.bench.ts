@@ -1,0 +1,280 @@
+/**
+ * Density and cold start (issue: density). Not a test: it measures over HTTP on loopback, prints a
+ * Markdown table and keeps it in bench/results/. Run as root after scripts/setup.sh:
+ *
+ *   node --import tsx bench/density.bench.ts [--quick] [--sessions 50] [--cold 30] [--rounds 5]
+ *
+ * Side by side, in one run, two servers on this host: today's path (every sandbox starts Python
+ * under runc) and the zygote's (every sandbox is forked from a prepared interpreter). For each:
+ * - `sessions` idle sessions of a plain pool, and of a data-science pool (numpy and pandas in its
+ *   preload list) that each used pandas once: host memory per session from /proc/meminfo (what the
+ *   host lost), from the sessions' own cgroups (what they are charged), and what the zygotes' cgroup
+ *   holds for all of them (the shared, prepared state);
+ * - a cold start (no ready sandbox) to the first result, for each pool;
+ * - a new identifier's first result with 16 clients at once, from a warm pool.
+ */
+
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import pino from 'pino';
+
+import { loadConfig, type Config } from '../packages/server/src/config.js';
+import { poolId } from '../packages/server/src/arm-id.js';
+import { startServer, type RunningServer } from '../packages/server/src/server.js';
+import { removeServerState } from '../packages/server/test/server-harness.js';
+import { config as hostConfig, testIdBase } from '../packages/server/test/isolated-driver.js';
+import { BENCH_SUBSCRIPTION, PoolClient } from './pool-client.js';
+import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
+
+const args = benchArgs({
+  sessions: { full: 50, quick: 3 },
+  cold: { full: 30, quick: 2 },
+  rounds: { full: 5, quick: 1 },
+});
+const CONCURRENT = 16;
+const KEY = `sp_0123456789ab_${'D'.repeat(43)}`;
+const MAX_SANDBOXES = 2 * args.sessions + 2 * CONCURRENT + 8;
+const MIB = 1024 ** 2;
+const PRELOAD = ['numpy', 'pandas'];
+const USE_PANDAS =
+  'import numpy as np\nimport pandas as pd\nint(pd.DataFrame({"a": np.arange(1000)})["a"].sum())';
+
+interface Path {
+  name: 'runc' | 'zygote';
+  config: Config;
+  server: RunningServer;
+  client: PoolClient;
+  cgroupParent: string;
+}
+
+async function startPath(name: Path['name'], index: number): Promise<Path> {
+  const home = mkdtempSync(`/var/tmp/sandpool-bench-density-${name}-`);
+  const cgroupParent = `sandpool-bench-density-${name}-${process.pid}`;
+  const env: Record<string, string> = {
+    SANDPOOL_HOME: home,
+    SANDPOOL_RUN_DIR: `/run/sandpool-bench-density-${name}-${process.pid}`,
+    SANDPOOL_CGROUP_PARENT: cgroupParent,
+    SANDPOOL_ID_BASE: String(testIdBase(MAX_SANDBOXES, index)),
+    SANDPOOL_MAX_SANDBOXES: String(MAX_SANDBOXES),
+    SANDPOOL_PYTHON_ROOTFS: hostConfig.paths.pythonRootfs,
+    SANDPOOL_NODE_ROOTFS: hostConfig.paths.nodeRootfs,
+    SANDPOOL_NODE_CPU: '1000',
+    SANDPOOL_ZYGOTE: String(name === 'zygote'),
+    SANDPOOL_PORT: '0',
+    SANDPOOL_TLS: 'off',
+    SANDPOOL_BOOTSTRAP_API_KEY: KEY,
+    SANDPOOL_RATE_LIMIT_PER_PRINCIPAL: '0',
+    SANDPOOL_RATE_LIMIT_PER_IDENTIFIER: '0',
+  };
+  const config = loadConfig({ argv: ['--default-pool', ''], lookupEnv: (key) => env[key] });
+  const server = await startServer(config, { logger: pino({ level: 'warn' }) });
+  return { name, config, server, client: new PoolClient(server.url, KEY), cgroupParent };
+}
+
+async function stopPath(path: Path): Promise<void> {
+  await path.server.close();
+  await removeServerState(path.config);
+}
+
+/** What the host has given away: MemTotal less MemAvailable. */
+function hostUsedBytes(): number {
+  const meminfo = readFileSync('/proc/meminfo', 'utf8');
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB$`, 'm').exec(meminfo)![1]) * 1024;
+  return kib('MemTotal') - kib('MemAvailable');
+}
+
+/** Memory charged to each cgroup below the path's parent that `named` picks. */
+function cgroupBytes(path: Path, named: (name: string) => boolean): number[] {
+  const parent = join('/sys/fs/cgroup/memory', path.cgroupParent);
+  return readdirSync(parent, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && named(entry.name))
+    .map((entry) => Number(readFileSync(join(parent, entry.name, 'memory.usage_in_bytes'), 'utf8')));
+}
+
+async function createPool(
+  path: Path,
+  name: string,
+  max: number,
+  ready: number,
+  preload: string[],
+): Promise<void> {
+  const body = {
+    location: 'local',
+    properties: {
+      containerType: 'PythonLTS',
+      poolManagementType: 'Dynamic',
+      scaleConfiguration: { maxConcurrentSessions: max, readySessionInstances: ready },
+      dynamicPoolConfiguration: {
+        lifecycleConfiguration: { lifecycleType: 'Timed', cooldownPeriodInSeconds: 3600 },
+      },
+      sessionNetworkConfiguration: { status: 'EgressDisabled' },
+      preloadModules: preload,
+    },
+  };
+  const created = await path.client.call('PUT', path.client.armUrl(name), JSON.stringify(body));
+  if (created.status >= 300) throw new Error(`PUT ${name}: ${created.status} ${created.text}`);
+  await warm(path, name, ready);
+}
+
+async function warm(path: Path, name: string, ready: number): Promise<void> {
+  const id = poolId(BENCH_SUBSCRIPTION, 'bench', name);
+  for (;;) {
+    const manager = path.server.pools.manager(id);
+    if (manager && manager.status().ready >= ready && manager.status().starting === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+let counter = 0;
+const newIdentifier = () => `density-${process.pid}-${counter++}`;
+
+async function run(path: Path, pool: string, identifier: string, code: string): Promise<number> {
+  const began = performance.now();
+  const answer = await path.client.call(
+    'POST',
+    path.client.dataUrl(pool, 'executions', identifier),
+    JSON.stringify({ code, codeInputType: 'Inline', executionType: 'Synchronous' }),
+  );
+  const ms = performance.now() - began;
+  if (answer.status !== 200 || !answer.text.includes('"Succeeded"')) {
+    throw new Error(`${pool}/${identifier}: ${answer.status} ${answer.text.slice(0, 300)}`);
+  }
+  return ms;
+}
+
+/** Per idle session: host memory (meminfo delta), its own cgroup, and the zygotes' cgroups. */
+async function idleSessions(
+  path: Path,
+  pool: string,
+  preload: string[],
+  code: string,
+): Promise<{ hostMiB: number; cgroupMiB: number; sharedMiB: number }> {
+  await createPool(path, pool, args.sessions + 2, 1, preload);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const before = hostUsedBytes();
+  const identifiers = Array.from({ length: args.sessions }, newIdentifier);
+  for (const identifier of identifiers) await run(path, pool, identifier, code);
+  await warm(path, pool, 1);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const after = hostUsedBytes();
+  const sessionIds = new Set(
+    path.server.pools
+      .manager(poolId(BENCH_SUBSCRIPTION, 'bench', pool))!
+      .listSessions()
+      .map((session) => session.id),
+  );
+  const sessionCharges = cgroupBytes(path, (name) => sessionIds.has(name));
+  const shared = cgroupBytes(path, (name) => name.startsWith('zygote-')).reduce(
+    (sum, bytes) => sum + bytes,
+    0,
+  );
+  await Promise.all(identifiers.map((identifier) => path.client.endSession(pool, identifier)));
+  return {
+    hostMiB: (after - before) / args.sessions / MIB,
+    cgroupMiB: sessionCharges.reduce((sum, bytes) => sum + bytes, 0) / sessionCharges.length / MIB,
+    sharedMiB: shared / MIB,
+  };
+}
+
+/** A new identifier's first result with no ready sandbox: the pool starts one for it. */
+async function coldStarts(path: Path, pool: string, preload: string[]): Promise<number[]> {
+  await createPool(path, pool, 4, 0, preload);
+  const samples: number[] = [];
+  for (let i = 0; i < args.cold; i++) {
+    const identifier = newIdentifier();
+    samples.push(await run(path, pool, identifier, 'print(1)'));
+    await path.client.endSession(pool, identifier);
+  }
+  return samples;
+}
+
+async function concurrentNewIdentifiers(path: Path): Promise<number[]> {
+  await createPool(path, 'conc', 2 * CONCURRENT, CONCURRENT, []);
+  const samples: number[] = [];
+  for (let round = 0; round < args.rounds; round++) {
+    await warm(path, 'conc', CONCURRENT);
+    const identifiers = Array.from({ length: CONCURRENT }, newIdentifier);
+    samples.push(...(await Promise.all(identifiers.map((id) => run(path, 'conc', id, 'print(1)')))));
+    await Promise.all(identifiers.map((id) => path.client.endSession('conc', id)));
+  }
+  return samples;
+}
+
+interface Measured {
+  plain: Awaited<ReturnType<typeof idleSessions>>;
+  dataScience: Awaited<ReturnType<typeof idleSessions>>;
+  coldPlain: ReturnType<typeof summary>;
+  coldDataScience: ReturnType<typeof summary>;
+  concurrent: ReturnType<typeof summary>;
+}
+
+async function measure(name: Path['name'], index: number): Promise<Measured> {
+  const path = await startPath(name, index);
+  try {
+    console.error(`[${name}] idle plain sessions…`);
+    const plain = await idleSessions(path, 'plain', [], 'print(1)');
+    console.error(`[${name}] idle data-science sessions…`);
+    const dataScience = await idleSessions(path, 'datasci', PRELOAD, USE_PANDAS);
+    console.error(`[${name}] cold starts…`);
+    const coldPlain = summary(await coldStarts(path, 'coldplain', []));
+    const coldDataScience = summary(await coldStarts(path, 'coldds', PRELOAD));
+    console.error(`[${name}] ${CONCURRENT} concurrent new identifiers…`);
+    const concurrent = summary(await concurrentNewIdentifiers(path));
+    return { plain, dataScience, coldPlain, coldDataScience, concurrent };
+  } finally {
+    await stopPath(path);
+  }
+}
+
+async function main(): Promise<void> {
+  const host = machine();
+  console.error(`machine: ${host}`);
+  const runc = await measure('runc', 0);
+  const zygote = await measure('zygote', 1);
+  const ms = (s: ReturnType<typeof summary>) => `${fmt(s.p50)} / ${fmt(s.p99)}`;
+  const rows: [string, string, string][] = [
+    [
+      `idle plain session: host memory (MiB, meminfo, ${args.sessions} sessions)`,
+      fmt(runc.plain.hostMiB),
+      fmt(zygote.plain.hostMiB),
+    ],
+    [
+      'idle data-science session (numpy + pandas, used): host memory (MiB, meminfo)',
+      fmt(runc.dataScience.hostMiB),
+      fmt(zygote.dataScience.hostMiB),
+    ],
+    [
+      'idle data-science session: charged to its own cgroup (MiB)',
+      fmt(runc.dataScience.cgroupMiB),
+      fmt(zygote.dataScience.cgroupMiB),
+    ],
+    [
+      'prepared state shared by every session: the zygotes’ cgroups (MiB, all pools)',
+      fmt(runc.dataScience.sharedMiB),
+      fmt(zygote.dataScience.sharedMiB),
+    ],
+    ['cold start → first result, plain pool (ms, p50 / p99)', ms(runc.coldPlain), ms(zygote.coldPlain)],
+    [
+      'cold start → first result, data-science pool (ms, p50 / p99)',
+      ms(runc.coldDataScience),
+      ms(zygote.coldDataScience),
+    ],
+    [
+      `new identifier → first result, ${CONCURRENT} clients at once (ms, p50 / p99)`,
+      ms(runc.concurrent),
+      ms(zygote.concurrent),
+    ],
+  ];
+  const table = [
+    `Density and cold start, ${new Date().toISOString().slice(0, 10)}. Machine: ${host}.`,
+    '',
+    '| measure | runc (today) | zygote |',
+    '|---|---|---|',
+    ...rows.map(([what, a, b]) => `| ${what} | ${a} | ${b} |`),
+  ].join('\n');
+  writeReport('density', table, args.quick);
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,171 @@
+/**
+ * Sandboxes forked from a zygote (SANDPOOL_ZYGOTE), end to end through a real server: what the
+ * session sees is the interpreter a runc sandbox has, with the same walls (its own user namespace
+ * and host id range, pid 1 of its own namespaces, no capabilities, no_new_privs, the seccomp
+ * filter, its own cgroup with the pool's limits), the preload shared, and nothing left behind.
+ * The escape battery runs against this path too (security/escape.test.ts).
+ */
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+import {
+  DATA,
+  createPool,
+  execute,
+  interpreterPool,
+  poolPath,
+  startTestServer,
+  until,
+  withoutNodeLabel,
+  type TestServer,
+} from '../server-harness.js';
+import { skipReason } from './harness.js';
+
+const MIB = 1024 ** 2;
+
+describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
+  const server: TestServer = await startTestServer('zygote', { env: { SANDPOOL_ZYGOTE: 'true' } });
+  const body = interpreterPool({ max: 6, ready: 1 });
+  assert.equal(
+    await createPool(server, 'forked', {
+      ...body,
+      properties: { ...body.properties, preloadModules: ['numpy', 'pandas'] },
+    }),
+    'Succeeded',
+  );
+  const run = async (identifier: string, code: string) => {
+    const answer = await execute(server, 'forked', identifier, code);
+    assert.equal(answer.status, 200, answer.text);
+    return answer;
+  };
+  const result = async (identifier: string, code: string) => (await run(identifier, code)).json.result;
+  /** The identifier's sandbox (its session's id), made if it has none. */
+  const sandboxOf = async (identifier: string) =>
+    (await run(identifier, '1')).headers.get('x-ms-session-guid')!;
+
+  it('gives each session the interpreter a runc sandbox has, with the preload in sys.modules', async () => {
+    const first = await result(
+      'alice',
+      'import json, sys, os\nx = 41\njson.dumps([sys.argv, "pandas" in sys.modules, "pandas" in globals(), os.getcwd(), os.environ["HOME"]])',
+    );
+    assert.deepEqual(JSON.parse(first.executionResult as string), [
+      ['/opt/sandpool/agent/agent.py', '/run/sandpool/agent.sock'],
+      true,
+      false,
+      '/mnt/data',
+      '/home/user',
+    ]);
+    assert.equal((await result('alice', 'x + 1')).executionResult, 42);
+    const frame = await result(
+      'alice',
+      'import pandas as pd\nint(pd.DataFrame({"a": [1, 2, 3]})["a"].sum())',
+    );
+    assert.equal(frame.executionResult, 6);
+  });
+
+  it('walls each session in as runc does', async () => {
+    const probe = await result(
+      'walls',
+      [
+        'import os, socket',
+        'status = dict(l.split(":\\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\\t" in l)',
+        'print(os.getuid(), os.getpid(), socket.gethostname())',
+        'print(status["CapEff"].strip(), status["CapBnd"].strip(), status["NoNewPrivs"].strip(), status["Seccomp"].strip())',
+        'print(open("/proc/self/uid_map").read().split())',
+        'print([l.split()[4] for l in open("/proc/self/mountinfo") if l.split()[4] in ("/", "/mnt/data", "/tmp")])',
+      ].join('\n'),
+    );
+    const [who, caps, uidMap, mounts] = probe.stdout.trim().split('\n');
+    assert.equal(who, '1000 2 sandbox', 'uid 1000, the agent as pid 2 under its own pid 1');
+    assert.equal(
+      caps,
+      '0000000000000000 0000000000000000 1 2',
+      'no capabilities, no_new_privs, seccomp filtering',
+    );
+    const [inside, hostStart, size] = JSON.parse(uidMap!.replaceAll("'", '"')) as string[];
+    assert.equal(inside, '0');
+    assert.equal(size, '65536');
+    assert.ok(Number(hostStart) >= server.config.idBase, `its own host id range, from ${hostStart}`);
+    assert.deepEqual(JSON.parse(mounts!.replaceAll("'", '"')), ['/', '/tmp', '/mnt/data']);
+    const root = await result('walls', 'bool(os.statvfs("/").f_flag & os.ST_RDONLY)');
+    assert.equal(root.executionResult, true, 'the image is mounted read-only');
+    // Its own cgroup, with the pool's limits.
+    const sandbox = await sandboxOf('walls');
+    const memory = join('/sys/fs/cgroup/memory', server.config.cgroupParent, sandbox);
+    assert.equal(Number(readFileSync(join(memory, 'memory.limit_in_bytes'), 'utf8')), 512 * MIB);
+    const pids = join('/sys/fs/cgroup/pids', server.config.cgroupParent, sandbox);
+    assert.equal(readFileSync(join(pids, 'pids.max'), 'utf8').trim(), '256');
+    assert.ok(readFileSync(join(memory, 'cgroup.procs'), 'utf8').trim().split('\n').length >= 2);
+  });
+
+  it('serves files, interrupts a run past its timeout, and reports its own OOM as oom', async () => {
+    const upload = new FormData();
+    upload.append('file', new Blob(['a,b\n1,2\n']), 'table.csv');
+    const uploaded = await server.request('POST', `${poolPath('forked')}/files?${DATA}&identifier=files`, {
+      raw: upload,
+    });
+    assert.equal(uploaded.status, 200, uploaded.text);
+    const read = await result(
+      'files',
+      'import pandas as pd\nint(pd.read_csv("/mnt/data/table.csv")["b"].sum())',
+    );
+    assert.equal(read.executionResult, 2);
+    const slow = await execute(server, 'forked', 'files', 'import time\ntime.sleep(30)', {
+      timeoutInSeconds: 1,
+    });
+    assert.equal(slow.json.status, 'Failed');
+    assert.match(slow.text, /KeyboardInterrupt|timed out|Timeout/i);
+    assert.equal((await result('files', '"still here"')).executionResult, 'still here');
+
+    const hog = await execute(server, 'forked', 'hog', 'hog = b"x" * (1024 * 1024 * 1024)');
+    assert.equal(hog.json.error.code, 'SessionLost');
+    const next = await run('hog', '"fresh"');
+    assert.equal(next.headers.get('x-sandpool-previous-session-ended'), 'oom');
+  });
+
+  it('shares the prepared state: a session is charged only what it writes', async () => {
+    await run('light', 'import numpy, pandas\n1');
+    const sandbox = await sandboxOf('light');
+    const charged = Number(
+      readFileSync(
+        join('/sys/fs/cgroup/memory', server.config.cgroupParent, sandbox, 'memory.usage_in_bytes'),
+        'utf8',
+      ),
+    );
+    // A runc sandbox that imported pandas holds ~42 MiB; the fork holds what it touched since.
+    assert.ok(charged < 24 * MIB, `${charged / MIB} MiB charged`);
+    const zygotes = readdirSync(join('/sys/fs/cgroup/memory', server.config.cgroupParent)).filter((name) =>
+      name.startsWith('zygote-'),
+    );
+    assert.equal(zygotes.length, 1, 'one zygote for the pool’s image and preload list');
+    const metrics = withoutNodeLabel((await server.request('GET', '/metrics')).text);
+    const prepared = /^sandpool_pool_prepared_memory_bytes\{pool="tests\/forked"\} (\d+)$/m.exec(metrics);
+    assert.ok(prepared && Number(prepared[1]) > 30 * MIB, `the shared state, with pandas: ${prepared?.[1]}`);
+  });
+
+  it('leaves nothing behind when a session ends', async () => {
+    const sandbox = await sandboxOf('gone');
+    const procs = readFileSync(
+      join('/sys/fs/cgroup/memory', server.config.cgroupParent, sandbox, 'cgroup.procs'),
+      'utf8',
+    )
+      .trim()
+      .split('\n')
+      .map(Number);
+    assert.equal(
+      (await server.request('DELETE', `${poolPath('forked')}/session?${DATA}&identifier=gone`)).status,
+      204,
+    );
+    await until('its processes are gone', () => procs.every((pid) => !existsSync(`/proc/${pid}`)));
+    for (const controller of ['memory', 'pids', 'cpu', 'devices']) {
+      assert.ok(
+        !existsSync(join('/sys/fs/cgroup', controller, server.config.cgroupParent, sandbox)),
+        controller,
+      );
+    }
+    assert.ok(!existsSync(join(server.config.paths.stateDir, sandbox)));
+  });
+});
