@@ -14,7 +14,7 @@
  * - a new identifier's first result with 16 clients at once, from a warm pool.
  */
 
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import pino from 'pino';
@@ -75,6 +75,36 @@ async function startPath(name: Path['name'], index: number): Promise<Path> {
 async function stopPath(path: Path): Promise<void> {
   await path.server.close();
   await removeServerState(path.config);
+  await removeCgroupParent(path.cgroupParent);
+}
+
+/**
+ * Removes the path's cgroup parent from every hierarchy, with the zygotes' cgroups in it: a zygote
+ * exits once its server has gone and its sandboxes with it, a moment after the server closed.
+ */
+async function removeCgroupParent(parent: string): Promise<void> {
+  const dirs = readdirSync('/sys/fs/cgroup').map((hierarchy) => join('/sys/fs/cgroup', hierarchy, parent));
+  for (let tries = 0; tries < 100; tries++) {
+    let left = 0;
+    for (const dir of dirs) {
+      if (!existsSync(dir)) continue;
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        if (entry.isDirectory()) rmdirQuietly(join(dir, entry.name));
+      }
+      rmdirQuietly(dir);
+      if (existsSync(dir)) left++;
+    }
+    if (left === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function rmdirQuietly(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Still in use; the next try takes it.
+  }
 }
 
 /** What the host has given away: MemTotal less MemAvailable. */

@@ -14,11 +14,12 @@ the driver sends:
     read-only paths, sets the hostname, brings loopback up and the rlimits down;
   * it drops every capability (bounding and ambient sets too), becomes uid 1000, sets
     no_new_privs and loads the seccomp filter (compiled on the host from the same profile);
-  * pid 1 then reaps orphans and forwards signals, as tini does, and writes the agent's output
-    to the console log in the CRI format; the agent (pid 2) serves the session.
+  * pid 1 then reaps orphans and forwards signals, as tini does; the agent (pid 2) serves the
+    session, its stdout and stderr on pipes whose read ends only the zygote holds.
 
-The zygote reaps each pid 1 (it is a child subreaper) and writes its exit status where conmon
-would. It starts no thread: forking a threaded process would copy locks held by threads that are
+The zygote does what conmon does for a runc sandbox: it reaps each pid 1 (it is a child subreaper)
+and writes its exit status, and it keeps the agent's output in the console log in the CRI format,
+up to 1 MiB. No descriptor of a host file is ever inside a sandbox. It starts no thread: forking a threaded process would copy locks held by threads that are
 not there.
 
 Protocol on the control socket: one JSON object per line. The zygote says hello first; each
@@ -91,6 +92,10 @@ DEVICES = ["null", "zero", "full", "random", "urandom", "tty"]
 DEVICE_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
 #: How long a child may take to become a sandbox before the spawn fails.
 SPAWN_TIMEOUT_S = 10
+#: In the child: where the agent's stdout and stderr pipes wait for it (their read ends are the zygote's).
+OUTPUT_FDS = (5, 6)
+#: A console log stops growing here, as conmon's --log-size-max stops it.
+CONSOLE_LOG_MAX_BYTES = 1024 * 1024
 
 
 class SockFprog(ctypes.Structure):
@@ -239,17 +244,14 @@ def warm_up(agent):
         pass
 
 
-def init(console, agent_socket):
-    """pid 1: starts the agent as pid 2, copies its output to the console log, reaps, forwards signals."""
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+def init(agent_socket):
+    """pid 1: starts the agent as pid 2 with its output on fds 5 and 6 (pipes the zygote reads), then
+    reaps orphans and forwards signals to it, as tini does, until it ends."""
     agent_pid = os.fork()
     if agent_pid == 0:
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.closerange(3, 65536)
+        os.dup2(OUTPUT_FDS[0], 1)
+        os.dup2(OUTPUT_FDS[1], 2)
+        close_descriptors_from(3)
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         code = 0
@@ -269,55 +271,33 @@ def init(console, agent_socket):
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
-    os.close(out_w)
-    os.close(err_w)
+    # pid 1 keeps nothing of the agent's output: the zygote, outside, reads it.
+    close_descriptors_from(3)
     forward = lambda signum, _frame: os.kill(agent_pid, signum)  # noqa: E731
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, forward)
-    streams = {out_r: ("stdout", b""), err_r: ("stderr", b"")}
-    status = None
     while True:
-        if streams:
-            try:
-                ready, _, _ = select.select(list(streams), [], [], 0.5)
-            except InterruptedError:
-                ready = []
-            for fd in ready:
-                name, pending = streams[fd]
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    if pending:
-                        os.write(console, cri_line(name, pending.decode("utf-8", "replace")))
-                    del streams[fd]
-                    continue
-                *lines, pending = (pending + chunk).split(b"\n")
-                for line in lines:
-                    os.write(console, cri_line(name, line.decode("utf-8", "replace")))
-                streams[fd] = (name, pending)
-        else:
-            time.sleep(0.5)
-        while True:
-            try:
-                pid, wait_status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                pid = 0
-            if pid == 0:
-                break
-            if pid == agent_pid:
-                status = wait_status
-        # The agent's orphans may hold its output open: its end is the sandbox's end.
-        if status is not None:
+        pid, status = os.wait()
+        if pid == agent_pid:
             break
     if os.WIFSIGNALED(status):
         os._exit(128 + os.WTERMSIG(status))
     os._exit(os.WEXITSTATUS(status))
 
 
+def close_descriptors_from(lowest):
+    """Closes every descriptor from `lowest` up, however high the limit lets them go."""
+    for fd in sorted(int(name) for name in os.listdir("/proc/self/fd")):
+        if fd >= lowest:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the directory's own descriptor, closed already
+
+
 def become_sandbox(request, seccomp_filter, sync_in, sync_out):
     """The forked child: from zygote to sandbox. Runs as host root until the user namespace."""
     config = request["config"]
-    # Opened while still host root: the sandbox's user may not write in its state directory.
-    console = os.open(request["consoleLog"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     with open("/proc/self/oom_score_adj", "w") as score:
         score.write(str(config["process"]["oomScoreAdj"]))
     for procs_file in request["cgroups"]:
@@ -344,16 +324,44 @@ def become_sandbox(request, seccomp_filter, sync_in, sync_out):
     os.write(sync_out, b"R")
     os.close(sync_out)
     os.close(sync_in)
-    init(console, request["agentSocket"])
+    init(request["agentSocket"])
 
 
 # ---------------------------------------------------------------- the zygote
+
+
+class ConsoleLog:
+    """One sandbox's stdout and stderr, read by the zygote and kept in the CRI format, up to a cap."""
+
+    def __init__(self, path):
+        self.path = path
+        self.size = os.path.getsize(path) if os.path.exists(path) else 0
+        self.pending = {}
+
+    def add(self, stream, chunk):
+        *lines, rest = (self.pending.get(stream, b"") + chunk).split(b"\n")
+        self.pending[stream] = rest
+        self.write(stream, lines)
+
+    def close(self, stream):
+        rest = self.pending.pop(stream, b"")
+        if rest:
+            self.write(stream, [rest])
+
+    def write(self, stream, lines):
+        if not lines or self.size >= CONSOLE_LOG_MAX_BYTES:
+            return
+        text = b"".join(cri_line(stream, line.decode("utf-8", "replace")) for line in lines)
+        with open(self.path, "ab") as log:
+            log.write(text)
+        self.size += len(text)
 
 
 class Zygote:
     def __init__(self, control_path, seccomp_filter):
         self.seccomp_filter = seccomp_filter
         self.sandboxes = {}  # pid 1's host pid -> exit file
+        self.outputs = {}  # read end of a sandbox's stdout or stderr -> (its console log, stream)
         self.clients = {}
         self.served = False
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -373,7 +381,7 @@ class Zygote:
 
     def serve(self):
         while True:
-            fds = [self.listener, self.wakeup_r, *self.clients]
+            fds = [self.listener, self.wakeup_r, *self.clients, *self.outputs]
             try:
                 ready, _, _ = select.select(fds, [], [], 5)
             except InterruptedError:
@@ -385,6 +393,8 @@ class Zygote:
                     self.clients[client] = b""
                     self.served = True
                     client.sendall((json.dumps(self.hello()) + "\n").encode())
+                elif fd in self.outputs:
+                    self.read_output(fd)
                 elif fd == self.wakeup_r:
                     while True:
                         try:
@@ -396,8 +406,18 @@ class Zygote:
                     self.read_client(fd)
             self.reap()
             # Nobody left to serve or to reap for: a server that stopped, its sandboxes all ended.
-            if self.served and not self.clients and not self.sandboxes:
+            if self.served and not self.clients and not self.sandboxes and not self.outputs:
                 return
+
+    def read_output(self, fd):
+        log, stream = self.outputs[fd]
+        chunk = os.read(fd, 65536)
+        if chunk:
+            log.add(stream, chunk)
+            return
+        log.close(stream)
+        del self.outputs[fd]
+        os.close(fd)
 
     def read_client(self, client):
         chunk = client.recv(1 << 20)
@@ -436,15 +456,17 @@ class Zygote:
             raise ValueError(f"unknown op {request.get('op')!r}")
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         child = os.fork()
         if child == 0:
             try:
-                os.dup2(to_child_r, 3)
-                os.dup2(from_child_w, 4)
+                for source, target in ((to_child_r, 3), (from_child_w, 4), (out_w, OUTPUT_FDS[0]), (err_w, OUTPUT_FDS[1])):
+                    os.dup2(source, target)
                 null = os.open("/dev/null", os.O_RDWR)
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-                os.closerange(5, 65536)
+                close_descriptors_from(OUTPUT_FDS[1] + 1)
                 os.setsid()
                 become_sandbox(request, self.seccomp_filter, 3, 4)
             except BaseException as exc:  # noqa: BLE001 - reported to the zygote, then gone
@@ -452,13 +474,21 @@ class Zygote:
                     os.write(4, f"E{type(exc).__name__}: {exc}\n".encode())
                 finally:
                     os._exit(127)
-        os.close(to_child_r)
-        os.close(from_child_w)
+        for fd in (to_child_r, from_child_w, out_w, err_w):
+            os.close(fd)
+        log = ConsoleLog(request["consoleLog"])
         try:
-            return self.follow(child, request, to_child_w, from_child_r)
+            reply = self.follow(child, request, to_child_w, from_child_r)
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
         finally:
             os.close(to_child_w)
             os.close(from_child_r)
+        self.outputs[out_r] = (log, "stdout")
+        self.outputs[err_r] = (log, "stderr")
+        return reply
 
     def follow(self, child, request, to_child, from_child):
         """Maps the child's user namespace, learns its pid 1, and waits until it runs as a sandbox."""

@@ -76,9 +76,10 @@ describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
         'print(status["CapEff"].strip(), status["CapBnd"].strip(), status["NoNewPrivs"].strip(), status["Seccomp"].strip())',
         'print(open("/proc/self/uid_map").read().split())',
         'print([l.split()[4] for l in open("/proc/self/mountinfo") if l.split()[4] in ("/", "/mnt/data", "/tmp")])',
+        'print(sorted({os.readlink(f"/proc/1/fd/{fd}") for fd in os.listdir("/proc/1/fd")}))',
       ].join('\n'),
     );
-    const [who, caps, uidMap, mounts] = probe.stdout.trim().split('\n');
+    const [who, caps, uidMap, mounts, initFds] = probe.stdout.trim().split('\n');
     assert.equal(who, '1000 2 sandbox', 'uid 1000, the agent as pid 2 under its own pid 1');
     assert.equal(
       caps,
@@ -90,6 +91,8 @@ describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
     assert.equal(size, '65536');
     assert.ok(Number(hostStart) >= server.config.idBase, `its own host id range, from ${hostStart}`);
     assert.deepEqual(JSON.parse(mounts!.replaceAll("'", '"')), ['/', '/tmp', '/mnt/data']);
+    // pid 1 holds nothing of the host, its console log least of all: only /dev/null.
+    assert.deepEqual(JSON.parse(initFds!.replaceAll("'", '"')), ['/dev/null']);
     const root = await result('walls', 'bool(os.statvfs("/").f_flag & os.ST_RDONLY)');
     assert.equal(root.executionResult, true, 'the image is mounted read-only');
     // Its own cgroup, with the pool's limits.

@@ -115,14 +115,6 @@ export class Zygotes {
     return usage === undefined ? undefined : Number(usage);
   }
 
-  /** Lets go of every zygote: each exits once its sandboxes have ended. */
-  async close(): Promise<void> {
-    for (const connection of this.connections.values()) {
-      await connection.then((c) => c.socket.end()).catch(() => undefined);
-    }
-    this.connections.clear();
-  }
-
   /** Host paths below the state and agent directories, as the zygote's mount namespace has them. */
   private translated(request: ForkRequest) {
     const { stateDir, agentDir } = this.options;
