@@ -218,7 +218,11 @@ def fresh_process_state(config, request):
     # As `python3 -I <agent dir>/agent.py <socket>` has them.
     sys.path[sys.path.index(ZYGOTE_AGENT_DIR)] = request["agentCodeDir"]
     sys.argv = [os.path.join(request["agentCodeDir"], "agent.py"), request["agentSocket"]]
-    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP):
+    # As a starting interpreter has them: SIGINT raises KeyboardInterrupt, SIGPIPE is ignored (a
+    # write to a closed socket raises instead of killing the agent), the rest are the defaults.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     os.environ.clear()
     os.environ.update(dict(entry.split("=", 1) for entry in config["process"]["env"]))
@@ -390,9 +394,13 @@ class Zygote:
                 if fd is self.listener:
                     client, _ = self.listener.accept()
                     client.setblocking(True)
-                    self.clients[client] = b""
                     self.served = True
-                    client.sendall((json.dumps(self.hello()) + "\n").encode())
+                    try:
+                        client.sendall((json.dumps(self.hello()) + "\n").encode())
+                    except OSError:
+                        client.close()
+                        continue
+                    self.clients[client] = b""
                 elif fd in self.outputs:
                     self.read_output(fd)
                 elif fd == self.wakeup_r:
@@ -420,20 +428,24 @@ class Zygote:
         os.close(fd)
 
     def read_client(self, client):
-        chunk = client.recv(1 << 20)
-        if not chunk:
+        # A server killed mid-request resets the connection, before or after the answer: it goes,
+        # and the zygote keeps serving its sandboxes and the next server.
+        try:
+            chunk = client.recv(1 << 20)
+            if not chunk:
+                raise ConnectionResetError("the server closed the connection")
+            buffer = self.clients[client] + chunk
+            *lines, buffer = buffer.split(b"\n")
+            self.clients[client] = buffer
+            for line in lines:
+                try:
+                    reply = self.spawn(json.loads(line))
+                except Exception as exc:  # noqa: BLE001 - every failure is the request's answer
+                    reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                client.sendall((json.dumps(reply) + "\n").encode())
+        except OSError:
             del self.clients[client]
             client.close()
-            return
-        buffer = self.clients[client] + chunk
-        *lines, buffer = buffer.split(b"\n")
-        self.clients[client] = buffer
-        for line in lines:
-            try:
-                reply = self.spawn(json.loads(line))
-            except Exception as exc:  # noqa: BLE001 - every failure is the request's answer
-                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            client.sendall((json.dumps(reply) + "\n").encode())
 
     def reap(self):
         while True:
@@ -523,6 +535,12 @@ class Zygote:
                         raise RuntimeError(line[1:].decode("utf-8", "replace"))
                     pid = int(line[1:])
                     self.sandboxes[pid] = request["exitFile"]
+                    # Written here, not by the server, which may die before it hears the answer: a
+                    # later server then finds the sandbox's pid 1 and its monitor all the same.
+                    for path, value in ((request["initPidFile"], pid), (request["monitorPidFile"], os.getpid())):
+                        with open(path + ".tmp", "w") as out:
+                            out.write(str(value))
+                        os.rename(path + ".tmp", path)
                     # The intermediate child exits at once; pid 1 is now the zygote's to reap.
                     os.waitpid(child, 0)
                 elif tag == b"R":

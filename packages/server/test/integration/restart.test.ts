@@ -29,76 +29,83 @@ import { call, startChild, type Child } from '../child-server.js';
 const run = (child: Child, identifier: string, code: string) =>
   call(child, 'POST', `${poolPath('keep')}/executions?${DATA}&identifier=${identifier}`, { code });
 
-describe('restart without loss', { skip: skipReason }, () => {
-  const home = mkdtempSync('/var/tmp/sandpool-test-restart-');
-  const env = testServerEnv('restart', home);
-  const config = testConfig(env);
-  const children: ChildProcess[] = [];
-  after(async () => {
-    for (const child of children) child.kill('SIGKILL');
-    await removeServerState(config);
+// Interpreter sandboxes started by runc, and forked from a zygote, which outlives the server as conmon does.
+for (const path of [
+  { name: 'runc', env: {} },
+  { name: 'zygote', env: { SANDPOOL_ZYGOTE: 'true' } },
+]) {
+  describe(`restart without loss (${path.name})`, { skip: skipReason }, () => {
+    const home = mkdtempSync(`/var/tmp/sandpool-test-restart-${path.name}-`);
+    const env = testServerEnv(`restart-${path.name}`, home, path.env);
+    const config = testConfig(env);
+    const children: ChildProcess[] = [];
+    after(async () => {
+      for (const child of children) child.kill('SIGKILL');
+      await removeServerState(config);
+    });
+
+    it('keeps live sessions across kill -9 of the server and records what died meanwhile', async () => {
+      const first = await startChild(env);
+      children.push(first.process);
+      const created = await call(
+        first,
+        'PUT',
+        `${armPath('keep')}?${MGMT}`,
+        interpreterPool({ max: 4, ready: 1 }),
+      );
+      assert.equal(created.status, 201);
+      const kept = await run(first, 'kept', 'counter = 41');
+      assert.equal(kept.json.status, 'Succeeded');
+      const doomed = await run(first, 'doomed', 'x = 1');
+      const doomedSandbox = doomed.headers.get('x-ms-session-guid')!;
+
+      first.process.kill('SIGKILL');
+      await new Promise((resolve) => first.process.once('exit', resolve));
+
+      // While no server runs, something on the host kills one sandbox.
+      const driver = OciDriver.fromConfig(config);
+      const state = await driver.inspect(doomedSandbox);
+      if (state.status !== 'running') assert.fail(`the sandbox should run, it is ${state.status}`);
+      process.kill(state.pid, 'SIGKILL');
+
+      const second = await startChild(env);
+      children.push(second.process);
+      const again = await run(second, 'kept', 'counter + 1');
+      assert.equal(again.json.result.executionResult, 42, 'the Python state survived');
+      assert.equal(again.headers.get('x-ms-session-guid'), kept.headers.get('x-ms-session-guid'));
+      assert.equal(again.headers.get('x-sandpool-session'), 'existing');
+
+      const replaced = await run(second, 'doomed', 'x');
+      assert.equal(replaced.headers.get('x-sandpool-previous-session-ended'), 'killed');
+      assert.equal(
+        replaced.json.error.code,
+        'ExecutionError',
+        'the killed session’s state is gone, and said so',
+      );
+
+      // Nothing orphaned: once refills settle, what runs on the host is exactly what the store says is live.
+      for (let settled = false; !settled; await new Promise((resolve) => setTimeout(resolve, 50))) {
+        const status = (await call(second, 'GET', `${armPath('keep')}?${MGMT}`)).json.properties
+          .sessionStatus;
+        settled = status.startingSessionCount === 0 && status.readySessionCount === 1;
+      }
+      const store = await SqliteStore.open(config.paths.database);
+      assert.equal(store.integrityCheck(), 'ok');
+      const live = await store.listSessions(armPath('keep').toLowerCase(), ['ready', 'allocated']);
+      const onHost = await driver.list();
+      assert.deepEqual(onHost.map((s) => s.id).sort(), live.map((s) => s.id).sort());
+      const events = await store.listEvents(armPath('keep').toLowerCase(), { limit: 1000 });
+      assert.ok(
+        events.some((e) => e.type === 'ended' && e.sessionId === doomedSandbox && e.reason === 'killed'),
+      );
+      await store.close();
+
+      second.process.kill('SIGTERM');
+      const code = await new Promise((resolve) => second.process.once('exit', resolve));
+      assert.equal(code, 0, 'a graceful shutdown exits 0');
+    });
   });
-
-  it('keeps live sessions across kill -9 of the server and records what died meanwhile', async () => {
-    const first = await startChild(env);
-    children.push(first.process);
-    const created = await call(
-      first,
-      'PUT',
-      `${armPath('keep')}?${MGMT}`,
-      interpreterPool({ max: 4, ready: 1 }),
-    );
-    assert.equal(created.status, 201);
-    const kept = await run(first, 'kept', 'counter = 41');
-    assert.equal(kept.json.status, 'Succeeded');
-    const doomed = await run(first, 'doomed', 'x = 1');
-    const doomedSandbox = doomed.headers.get('x-ms-session-guid')!;
-
-    first.process.kill('SIGKILL');
-    await new Promise((resolve) => first.process.once('exit', resolve));
-
-    // While no server runs, something on the host kills one sandbox.
-    const driver = OciDriver.fromConfig(config);
-    const state = await driver.inspect(doomedSandbox);
-    if (state.status !== 'running') assert.fail(`the sandbox should run, it is ${state.status}`);
-    process.kill(state.pid, 'SIGKILL');
-
-    const second = await startChild(env);
-    children.push(second.process);
-    const again = await run(second, 'kept', 'counter + 1');
-    assert.equal(again.json.result.executionResult, 42, 'the Python state survived');
-    assert.equal(again.headers.get('x-ms-session-guid'), kept.headers.get('x-ms-session-guid'));
-    assert.equal(again.headers.get('x-sandpool-session'), 'existing');
-
-    const replaced = await run(second, 'doomed', 'x');
-    assert.equal(replaced.headers.get('x-sandpool-previous-session-ended'), 'killed');
-    assert.equal(
-      replaced.json.error.code,
-      'ExecutionError',
-      'the killed session’s state is gone, and said so',
-    );
-
-    // Nothing orphaned: once refills settle, what runs on the host is exactly what the store says is live.
-    for (let settled = false; !settled; await new Promise((resolve) => setTimeout(resolve, 50))) {
-      const status = (await call(second, 'GET', `${armPath('keep')}?${MGMT}`)).json.properties.sessionStatus;
-      settled = status.startingSessionCount === 0 && status.readySessionCount === 1;
-    }
-    const store = await SqliteStore.open(config.paths.database);
-    assert.equal(store.integrityCheck(), 'ok');
-    const live = await store.listSessions(armPath('keep').toLowerCase(), ['ready', 'allocated']);
-    const onHost = await driver.list();
-    assert.deepEqual(onHost.map((s) => s.id).sort(), live.map((s) => s.id).sort());
-    const events = await store.listEvents(armPath('keep').toLowerCase(), { limit: 1000 });
-    assert.ok(
-      events.some((e) => e.type === 'ended' && e.sessionId === doomedSandbox && e.reason === 'killed'),
-    );
-    await store.close();
-
-    second.process.kill('SIGTERM');
-    const code = await new Promise((resolve) => second.process.once('exit', resolve));
-    assert.equal(code, 0, 'a graceful shutdown exits 0');
-  });
-});
+}
 
 describe('restart without loss: custom containers', { skip: skipReason }, async () => {
   const registry = await startRegistry();

@@ -426,17 +426,17 @@ export class OciDriver implements SandboxDriver {
       cpuShares: resources.cpu.shares,
     });
     const start = config.linux.uidMappings[0]!;
-    const { pid, zygotePid } = await this.zygotes.spawn(this.cgroups!, spec.rootfs, fork.preload, {
+    await this.zygotes.spawn(this.cgroups!, spec.rootfs, fork.preload, {
       config,
       cgroups,
       consoleLog: join(dir, 'console.log'),
       exitFile: join(dir, 'exit', spec.id),
+      initPidFile: join(dir, 'init.pid'),
+      monitorPidFile: join(dir, ZYGOTE_PID_FILE),
       agentSocket: fork.agentSocket,
       agentCodeDir: fork.agentCodeDir,
       idMap: `${start.containerID} ${start.hostID} ${start.size}\n`,
     });
-    await writeFile(join(dir, 'init.pid'), String(pid));
-    await writeFile(join(dir, ZYGOTE_PID_FILE), String(zygotePid));
   }
 
   /** The sandbox's egress link: its /30 follows from its host id range, unique on the host. */

@@ -50,6 +50,9 @@ export interface ForkRequest {
   cgroups: string[];
   consoleLog: string;
   exitFile: string;
+  /** Where the zygote writes the sandbox's pid 1 and its own pid, as conmon writes its pid files. */
+  initPidFile: string;
+  monitorPidFile: string;
   agentSocket: string;
   agentCodeDir: string;
   /** The sandbox's host id range, as /proc/<pid>/uid_map and gid_map take it. */
@@ -58,7 +61,6 @@ export interface ForkRequest {
 
 interface Connection {
   socket: Socket;
-  pid: number;
   /** Requests go one at a time: the zygote answers each in turn. */
   queue: Promise<unknown>;
   lines: string[];
@@ -72,15 +74,10 @@ export class Zygotes {
   constructor(private readonly options: ZygotesOptions) {}
 
   /**
-   * Forks a sandbox from the zygote of `rootfs` with `preload`, starting that zygote if none runs;
-   * returns pid 1 of the sandbox, as the host sees it.
+   * Forks a sandbox from the zygote of `rootfs` with `preload`, starting that zygote if none runs.
+   * The zygote writes the sandbox's pid files as it learns the pid, before it answers.
    */
-  async spawn(
-    layout: CgroupLayout,
-    rootfs: string,
-    preload: string[],
-    request: ForkRequest,
-  ): Promise<{ pid: number; zygotePid: number }> {
+  async spawn(layout: CgroupLayout, rootfs: string, preload: string[], request: ForkRequest): Promise<void> {
     const key = await this.keyOf(rootfs, preload);
     let connection = this.connections.get(key);
     if (!connection) {
@@ -101,7 +98,6 @@ export class Zygotes {
     };
     if (!reply.ok || reply.pid === undefined)
       throw new Error(`the zygote could not fork the sandbox: ${reply.error ?? 'no pid'}`);
-    return { pid: reply.pid, zygotePid: zygote.pid };
   }
 
   /** What the zygote of `rootfs` with `preload` holds (its cgroup's usage); undefined while none runs. */
@@ -139,6 +135,8 @@ export class Zygotes {
       cgroups: request.cgroups,
       consoleLog: inZygote(request.consoleLog),
       exitFile: inZygote(request.exitFile),
+      initPidFile: inZygote(request.initPidFile),
+      monitorPidFile: inZygote(request.monitorPidFile),
       agentSocket: request.agentSocket,
       agentCodeDir: request.agentCodeDir,
       uidMap: request.idMap,
@@ -276,7 +274,7 @@ export class Zygotes {
   private open(socketPath: string): Promise<Connection> {
     return new Promise((resolve, reject) => {
       const socket = connect(socketPath);
-      const connection: Connection = { socket, pid: 0, queue: Promise.resolve(), lines: [], waiting: [] };
+      const connection: Connection = { socket, queue: Promise.resolve(), lines: [], waiting: [] };
       let buffered = '';
       socket.setEncoding('utf8');
       socket.on('data', (chunk: string) => {
@@ -300,7 +298,6 @@ export class Zygotes {
           .then((hello) => {
             const parsed = JSON.parse(hello) as { zygote?: number; pid?: number };
             if (parsed.zygote !== 1 || !parsed.pid) throw new Error(`not a zygote: ${hello}`);
-            connection.pid = parsed.pid;
             // The server's other work keeps it running; an idle connection must not.
             socket.unref();
             socket.removeListener('error', reject);
