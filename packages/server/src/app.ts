@@ -40,12 +40,11 @@ import type { ForwardedPrincipals } from './auth/forwarded-principal.js';
 import type { Tokens } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { EventFeed } from './observability/event-feed.js';
-import type { Metrics } from './observability/metrics.js';
+import type { Metrics, NodeMemory } from './observability/metrics.js';
 import type { ConsoleLogArchive } from './pool/console-log.js';
 import type { Executions } from './pool/executions.js';
 import type { ClusterView } from './pool/cluster-view.js';
 import type { NodeRegistry } from './pool/node-registry.js';
-import type { MemoryStatus } from './pool/memory-guard.js';
 import type { PoolService } from './pool/pool-service.js';
 import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
@@ -94,7 +93,7 @@ export interface AppDeps {
   /** Whether sandboxes can start (readiness): resolves, or rejects saying why not. */
   runtimeUsable: () => Promise<void>;
   /** This node's memory as the memory guard last read it (readiness, the node list). */
-  memory: () => MemoryStatus;
+  memory: () => NodeMemory;
   now: () => number;
   /** The built web dashboard, served at /dashboard/. */
   dashboardDir: string;

@@ -12,8 +12,7 @@ import { Type, type Static } from 'typebox';
 
 import type { Authenticator } from '../auth/authenticator.js';
 import { allows, authorize } from '../auth/roles.js';
-import type { Metrics } from '../observability/metrics.js';
-import type { MemoryStatus } from '../pool/memory-guard.js';
+import type { Metrics, NodeMemory } from '../observability/metrics.js';
 import type { PoolService } from '../pool/pool-service.js';
 import type { Store } from '../store/store.js';
 import { route } from './schemas/common.js';
@@ -35,7 +34,7 @@ export interface ReadinessDeps {
   /** Whether sandboxes can start: resolves, or rejects saying why not. */
   runtimeUsable: () => Promise<void>;
   /** This node's memory: not ready while its sandboxes are short of it. */
-  memory: () => MemoryStatus;
+  memory: () => NodeMemory;
   /** Readiness is public; a credential sent with it unlocks the details. */
   authenticator: Authenticator;
 }

@@ -59,18 +59,19 @@ export interface ClusterReadings {
   reserved: () => Reserved;
 }
 
-/** What a scrape reads of this node's memory (bytes; null: no such limit). */
+/** This node's memory as the memory guard last read it, for /metrics, /readyz and the node list (bytes). */
 export interface NodeMemory {
-  /** What the sandboxes' sessions' sizes add up to, ready sandboxes included. */
+  /** What the node's sandboxes reserve: each its pool's session memory, ready ones included. */
   committedBytes: number;
-  /** What those sizes may add up to. */
+  /** What they may reserve; a session is admitted only when its size fits. */
   allocatableBytes: number;
-  /** The hard limit on all sandboxes together (their parent cgroup's). */
+  /** The hard limit on all sandboxes together (their parent cgroup's); null when none is set. */
   sandboxLimitBytes: number | null;
-  /** What the sandboxes hold and cannot give back at once. */
+  /** What they hold and cannot give back at once. */
   workingSetBytes: number;
-  /** The working set at which the node stops admitting and ends sandboxes by policy. */
+  /** The working set above which the node is under pressure; null while the sizes fit in the limit. */
   pressureMarkBytes: number | null;
+  /** The node admits no session and ends sandboxes by policy. */
   underPressure: boolean;
 }
 
@@ -345,7 +346,13 @@ export class Metrics {
 
   /** Registers the gauges of pool state and live resource use, read from the pools on every scrape. */
   observePools(snapshot: () => PoolSnapshot[], liveUsage: () => Promise<PoolUsage[]>): void {
-    const usageGauge = (name: string, help: string, value: (usage: PoolUsage) => number) =>
+    // The registry collects its gauges at once: one read of every sandbox's cgroup serves them all.
+    let reading: Promise<PoolUsage[]> | undefined;
+    const usageNow = () =>
+      (reading ??= liveUsage().finally(() => {
+        reading = undefined;
+      }));
+    const usageGauge = (name: string, help: string, value: (usage: PoolUsage) => number | undefined) =>
       new Gauge<'pool'>({
         name,
         help,
@@ -353,7 +360,10 @@ export class Metrics {
         registers: [this.registry],
         async collect() {
           this.reset();
-          for (const usage of await liveUsage()) this.set({ pool: usage.pool }, value(usage));
+          for (const usage of await usageNow()) {
+            const measured = value(usage);
+            if (measured !== undefined) this.set({ pool: usage.pool }, measured);
+          }
         },
       });
     usageGauge(
@@ -361,19 +371,11 @@ export class Metrics {
       'Memory the pool’s live sandboxes use now, from their cgroups.',
       (u) => u.memoryBytes,
     );
-    new Gauge<'pool'>({
-      name: 'sandpool_pool_prepared_memory_bytes',
-      help: 'Memory of the prepared interpreter (zygote) the pool’s sandboxes are forked from: shared by all of them, and by pools with the same preload list; charged to the zygote’s cgroup, not to theirs.',
-      labelNames: ['pool'],
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        for (const usage of await liveUsage()) {
-          if (usage.preparedMemoryBytes !== undefined)
-            this.set({ pool: usage.pool }, usage.preparedMemoryBytes);
-        }
-      },
-    });
+    usageGauge(
+      'sandpool_pool_prepared_memory_bytes',
+      'Memory of the prepared interpreter (zygote) the pool’s sandboxes are forked from: shared by all of them, and by pools with the same preload list; charged to the zygote’s cgroup, not to theirs.',
+      (u) => u.preparedMemoryBytes,
+    );
     usageGauge(
       'sandpool_pool_live_cpu_seconds',
       'CPU time the pool’s live sandboxes have used since they started (ended ones: sandpool_session_cpu_seconds_total).',

@@ -11,6 +11,7 @@
 
 import type { Logger } from 'pino';
 
+import type { NodeMemory } from '../observability/metrics.js';
 import type { SandboxesMemory } from '../sandbox/driver.js';
 
 /** A sandbox the guard may end: a ready one, or a session's. */
@@ -27,22 +28,6 @@ export interface PressureCandidate {
   memoryBytes: () => Promise<number | undefined>;
   /** Ends it with reason hostMemoryPressure. */
   end: () => Promise<void>;
-}
-
-/** The guard's view of the node's memory, for /metrics, /readyz and the node list. */
-export interface MemoryStatus {
-  /** What the node's sandboxes reserve: each its pool's session memory. */
-  committedBytes: number;
-  /** What they may reserve; a session is admitted only when its size fits. */
-  allocatableBytes: number;
-  /** The hard limit on all sandboxes together (their parent cgroup's); null when none is set. */
-  sandboxLimitBytes: number | null;
-  /** What they hold and cannot give back at once. */
-  workingSetBytes: number;
-  /** The working set above which the node is under pressure; null while the sizes fit in the limit. */
-  pressureMarkBytes: number | null;
-  /** The node admits no session and ends sandboxes by policy. */
-  underPressure: boolean;
 }
 
 export interface MemoryGuardDeps {
@@ -111,8 +96,8 @@ export class MemoryGuard {
     await this.relieving;
   }
 
-  /** The latest reading with what the node reserves and may reserve. */
-  status(): MemoryStatus {
+  /** The latest reading with what the node reserves and may reserve, for /metrics, /readyz and the node list. */
+  status(): NodeMemory {
     return {
       committedBytes: this.deps.committedBytes(),
       allocatableBytes: this.deps.allocatableBytes,

@@ -12,8 +12,8 @@
 import type { Logger } from 'pino';
 
 import { AppError, ErrorCode } from '../errors.js';
+import type { NodeMemory } from '../observability/metrics.js';
 import type { NodeRow, Store } from '../store/store.js';
-import type { MemoryStatus } from './memory-guard.js';
 import type { ClusterView, Reservation } from './cluster-view.js';
 import type { PoolService } from './pool-service.js';
 
@@ -28,7 +28,7 @@ export interface NodeRegistryDeps {
   capacity: Reservation;
   leaseSeconds: number;
   /** This node's memory as the memory guard last read it. */
-  memory?: () => MemoryStatus;
+  memory?: () => NodeMemory;
 }
 
 /** A node as the API shows it. */
@@ -45,7 +45,7 @@ export interface NodeView extends NodeRow {
    */
   load: { sessions: number; ready: number; starting?: number; cpu: number; memoryBytes: number };
   /** The memory of the node answering: committed and allocatable, the sandboxes' limit and use. */
-  memory?: MemoryStatus;
+  memory?: NodeMemory;
 }
 
 export class NodeRegistry {

@@ -27,16 +27,13 @@ import {
   testServerEnv,
   until,
 } from '../server-harness.js';
-import { childrenOf, skipReason } from './harness.js';
+import { SANDBOX_STARTS, childrenOf, skipReason } from './harness.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Interpreter sandboxes started by runc, and forked from a zygote: each path meets every fault.
-for (const path of [
-  { name: 'runc', prefix: '', env: {} },
-  { name: 'zygote', prefix: 'z', env: { SANDPOOL_ZYGOTE: 'true' } },
-]) {
-  describe(`faults (${path.name})`, { skip: skipReason }, () => {
+for (const sandboxStart of SANDBOX_STARTS) {
+  describe(`faults (${sandboxStart.name})`, { skip: skipReason }, () => {
     const children: ChildProcess[] = [];
     const configs: ReturnType<typeof testConfig>[] = [];
     const mounts: string[] = [];
@@ -50,8 +47,8 @@ for (const path of [
     });
 
     /** A server of its own; with `storeDiskMiB`, its store lives alone on a tmpfs of that size. */
-    function serve(pathless: string, options: { storeDiskMiB?: number } = {}) {
-      const name = `${path.prefix}${pathless}`;
+    function serve(label: string, options: { storeDiskMiB?: number } = {}) {
+      const name = `${sandboxStart.mark}${label}`;
       const home = mkdtempSync(`/var/tmp/sandpool-test-${name}-`);
       chmodSync(home, 0o711);
       let storeDisk: string | undefined;
@@ -61,7 +58,7 @@ for (const path of [
         mounts.push(storeDisk);
       }
       const env = testServerEnv(name, home, {
-        ...path.env,
+        ...sandboxStart.env,
         ...(storeDisk ? { SANDPOOL_DATABASE: join(storeDisk, 'sandpool.db') } : {}),
       });
       const config = testConfig(env);

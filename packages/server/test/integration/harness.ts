@@ -34,6 +34,16 @@ export const nodeImage = {
   agentDir: config.paths.nodeAgentDir,
   agent: 'node' as const,
 };
+/**
+ * The two ways an interpreter sandbox starts, which the escape battery, the faults and the restart
+ * tests each run against: runc starts it, or a zygote forks it (SANDPOOL_ZYGOTE). `mark` keeps the
+ * second's test servers apart by name, short so that the agent socket's path stays short.
+ */
+export const SANDBOX_STARTS: readonly { name: string; mark: string; env: Record<string, string> }[] = [
+  { name: 'runc', mark: '', env: {} },
+  { name: 'zygote', mark: 'z', env: { SANDPOOL_ZYGOTE: 'true' } },
+];
+
 export const agentOptions = { connectTimeoutMs: 15_000, interruptGraceMs: 1_500 };
 const SANDBOXES_PER_FILE = 16;
 

@@ -23,20 +23,17 @@ import {
   testServerEnv,
 } from '../server-harness.js';
 import { buildAppImage, startRegistry } from '../registry.js';
-import { skipReason } from './harness.js';
+import { SANDBOX_STARTS, skipReason } from './harness.js';
 import { call, startChild, type Child } from '../child-server.js';
 
 const run = (child: Child, identifier: string, code: string) =>
   call(child, 'POST', `${poolPath('keep')}/executions?${DATA}&identifier=${identifier}`, { code });
 
 // Interpreter sandboxes started by runc, and forked from a zygote, which outlives the server as conmon does.
-for (const path of [
-  { name: 'runc', env: {} },
-  { name: 'zygote', env: { SANDPOOL_ZYGOTE: 'true' } },
-]) {
-  describe(`restart without loss (${path.name})`, { skip: skipReason }, () => {
-    const home = mkdtempSync(`/var/tmp/sandpool-test-restart-${path.name}-`);
-    const env = testServerEnv(`restart-${path.name}`, home, path.env);
+for (const sandboxStart of SANDBOX_STARTS) {
+  describe(`restart without loss (${sandboxStart.name})`, { skip: skipReason }, () => {
+    const home = mkdtempSync(`/var/tmp/sandpool-test-restart-${sandboxStart.name}-`);
+    const env = testServerEnv(`restart-${sandboxStart.name}`, home, sandboxStart.env);
     const config = testConfig(env);
     const children: ChildProcess[] = [];
     after(async () => {

@@ -21,7 +21,7 @@ import {
   poolPath,
   startTestServer,
 } from '../server-harness.js';
-import { skipReason } from '../integration/harness.js';
+import { SANDBOX_STARTS, skipReason } from '../integration/harness.js';
 import { AREAS, ATTACKS, PRELUDE, type Attack, type AttackContext } from './attacks.js';
 
 const POOL = 'hostile';
@@ -46,12 +46,9 @@ describe('the escape battery', () => {
  * The battery runs twice: against sandboxes runc starts, and against sandboxes forked from a zygote
  * (SANDPOOL_ZYGOTE), which build the same isolation themselves and must hold it as well.
  */
-for (const path of [
-  { name: 'runc', env: {} },
-  { name: 'zygote', env: { SANDPOOL_ZYGOTE: 'true' } },
-]) {
-  describe(`escape battery through the public API (${path.name})`, { skip: skipReason }, async () => {
-    const server = await startTestServer(`escape-${path.name}`, { env: path.env });
+for (const sandboxStart of SANDBOX_STARTS) {
+  describe(`escape battery through the public API (${sandboxStart.name})`, { skip: skipReason }, async () => {
+    const server = await startTestServer(`escape-${sandboxStart.name}`, { env: sandboxStart.env });
     assert.equal(await createPool(server, POOL, interpreterPool({ max: 8, ready: 2 })), 'Succeeded');
     const at = (path: string, identifier: string, query = '') =>
       `${poolPath(POOL)}/${path}?${DATA}&identifier=${encodeURIComponent(identifier)}${query}`;

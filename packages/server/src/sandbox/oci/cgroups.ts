@@ -80,7 +80,7 @@ const CHARGE_SLACK_BYTES = 2 * 1024 * 1024;
 const UNLIMITED_V1 = 2 ** 62;
 
 /** The memory directory of a cgroup path: v1 has a hierarchy of its own for the controller. */
-function memoryDir(layout: CgroupLayout, cgroupPath: string): string {
+export function memoryDir(layout: CgroupLayout, cgroupPath: string): string {
   return layout.version === 2 ? join(CGROUP_ROOT, cgroupPath) : join(CGROUP_ROOT, 'memory', cgroupPath);
 }
 
@@ -103,23 +103,26 @@ export async function writeMemoryLimit(
  * first (`inactive_file`), as Kubernetes counts it. Zero use when the cgroup does not exist yet.
  */
 export async function readMemory(layout: CgroupLayout, cgroupPath: string): Promise<SandboxesMemory> {
+  const v2 = layout.version === 2;
   const dir = memoryDir(layout, cgroupPath);
-  if (layout.version === 2) {
-    const limit = await readFile(join(dir, 'memory.max'), 'utf8').catch(() => 'max');
-    const usage = (await readNumber(join(dir, 'memory.current'))) ?? 0;
-    const inactive = (await readNumber(join(dir, 'memory.stat'), /^inactive_file (\d+)$/m)) ?? 0;
-    return {
-      limitBytes: limit.trim() === 'max' ? null : Number(limit),
-      workingSetBytes: Math.max(0, usage - inactive),
-    };
-  }
-  const limit = await readNumber(join(dir, 'memory.limit_in_bytes'));
-  const usage = (await readNumber(join(dir, 'memory.usage_in_bytes'))) ?? 0;
-  const inactive = (await readNumber(join(dir, 'memory.stat'), /^total_inactive_file (\d+)$/m)) ?? 0;
+  // v2 says `max` for no limit, which reads as no number.
+  const limit = await readNumber(join(dir, v2 ? 'memory.max' : 'memory.limit_in_bytes'));
+  const usage = (await readMemoryUsage(layout, cgroupPath)) ?? 0;
+  const inactive =
+    (await readNumber(
+      join(dir, 'memory.stat'),
+      v2 ? /^inactive_file (\d+)$/m : /^total_inactive_file (\d+)$/m,
+    )) ?? 0;
   return {
     limitBytes: limit === undefined || limit >= UNLIMITED_V1 ? null : limit,
     workingSetBytes: Math.max(0, usage - inactive),
   };
+}
+
+/** What the cgroup's processes hold, page cache included; undefined when it does not exist. */
+export function readMemoryUsage(layout: CgroupLayout, cgroupPath: string): Promise<number | undefined> {
+  const file = layout.version === 2 ? 'memory.current' : 'memory.usage_in_bytes';
+  return readNumber(join(memoryDir(layout, cgroupPath), file));
 }
 
 async function readNumber(file: string, pattern?: RegExp): Promise<number | undefined> {

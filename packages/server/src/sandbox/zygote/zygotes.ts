@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import { runChecked, type CommandRunner } from '../command.js';
-import { CGROUP_ROOT, type CgroupLayout } from '../oci/cgroups.js';
+import { memoryDir, readMemoryUsage, type CgroupLayout } from '../oci/cgroups.js';
 import { sleep } from '../oci/monitor.js';
 import type { OciConfig } from '../oci/oci-spec.js';
 import type { OciSeccomp } from '../oci/seccomp.js';
@@ -104,11 +104,7 @@ export class Zygotes {
   async memory(layout: CgroupLayout, rootfs: string, preload: string[]): Promise<number | undefined> {
     const key = await this.keyOf(rootfs, preload);
     if (!this.connections.has(key)) return undefined;
-    const usage = await readFile(
-      join(this.cgroupDir(layout, key), layout.version === 2 ? 'memory.current' : 'memory.usage_in_bytes'),
-      'utf8',
-    ).catch(() => undefined);
-    return usage === undefined ? undefined : Number(usage);
+    return readMemoryUsage(layout, this.cgroupPath(key));
   }
 
   /** Host paths below the state and agent directories, as the zygote's mount namespace has them. */
@@ -234,7 +230,7 @@ export class Zygotes {
 
   /** The zygote's own memory cgroup, under the sandboxes' parent: their limit covers what it shares. */
   private async zygoteCgroups(layout: CgroupLayout, key: string): Promise<string[]> {
-    const dir = this.cgroupDir(layout, key);
+    const dir = memoryDir(layout, this.cgroupPath(key));
     const parent = dirname(dir);
     // Zygotes that exited leave their cgroups behind; a live one's refuses to go (EBUSY).
     for (const name of await readdir(parent).catch(() => [])) {
@@ -244,9 +240,9 @@ export class Zygotes {
     return [join(dir, 'cgroup.procs')];
   }
 
-  private cgroupDir(layout: CgroupLayout, key: string): string {
-    const below = layout.version === 2 ? CGROUP_ROOT : join(CGROUP_ROOT, 'memory');
-    return join(below, this.options.cgroupParent, `${ZYGOTE_CGROUP_PREFIX}${key}`);
+  /** The zygote's cgroup below each hierarchy's root, beside the sandboxes'. */
+  private cgroupPath(key: string): string {
+    return `/${this.options.cgroupParent}/${ZYGOTE_CGROUP_PREFIX}${key}`;
   }
 
   /** The sandboxes' seccomp profile as a BPF program, compiled once by the host's libseccomp. */
