@@ -101,7 +101,7 @@ async function coldStarts(): Promise<{ pullMs: number; noProbe: number[]; startu
     const samples: number[] = [];
     for (let i = 0; i < COLD_RUNS; i++) {
       const began = performance.now();
-      const sandbox = await launcher.start(`bench-${label}-${i}`, poolSpec);
+      const sandbox = await launcher.start(`bench-${label}-${i}`, poolSpec, 'claim');
       samples.push(performance.now() - began);
       await sandbox.destroy();
     }

@@ -5,25 +5,36 @@ its own whose root is the image, with the sandboxes' state, the agent's code and
 filesystem bound in. It imports the agent and the pool's preload modules once, then forks every
 new sandbox from that state: the pages stay shared, copy-on-write, until a session writes them.
 
-Each child becomes a sandbox with the same isolation a runc sandbox gets, from the same OCI config
-the driver sends:
-  * it joins its cgroups (made and limited by the driver) and enters a new user namespace, which
-    the zygote maps to the sandbox's own host id range;
-  * it enters new mount, pid, network, ipc, uts and cgroup namespaces; its child is pid 1 there;
-  * pid 1 pivots into a fresh read-only bind of the image with the config's mounts, masked and
-    read-only paths, sets the hostname, brings loopback up and the rlimits down;
-  * it drops every capability (bounding and ambient sets too), becomes uid 1000, sets
-    no_new_privs and loads the seccomp filter (compiled on the host from the same profile);
-  * pid 1 then reaps orphans and forwards signals, as tini does; the agent (pid 2) serves the
-    session, its stdout and stderr on pipes whose read ends only the zygote holds.
+Sandboxes are made ahead of requests, as spares, and each request takes one: the forks (the costliest
+steps on a virtual machine, which copies page tables slowly) are then not what the request waits on.
+Android's zygote keeps such a pool of unspecialized processes (USAP) for the same reason. A spare is
+a forked child that, as host root, enters a new user namespace, then new mount, pid, network, ipc and
+uts namespaces (its creator has every capability in that user namespace, mapped or not), and forks
+pid 1 and the agent (pid 2) into them. Both wait; they hold nothing of any session. The zygote forks
+the next spare once it has been idle for a moment, not while the sandbox it just started needs the CPU.
+
+A request makes the spare a sandbox with the isolation a runc sandbox gets, from the same OCI config:
+  * the zygote mounts the sandbox's data tmpfs in the requesting server's mount namespace, as the
+    driver mounts it for a runc sandbox (it reaches the spare's namespace by propagation); maps the
+    user namespace to the sandbox's own host id range; moves both processes into the sandbox's
+    cgroups (made and limited by the driver) and sets their OOM score;
+  * pid 1 enters a new cgroup namespace rooted there, pivots into a fresh read-only bind of the image
+    with the config's mounts, masked and read-only paths, sets the hostname and brings loopback up;
+  * each of the two drops every capability (bounding and ambient sets too), lowers the rlimits,
+    becomes uid 1000, sets no_new_privs and loads the seccomp filter (compiled on the host from the
+    same profile); the agent joins pid 1's cgroup namespace first;
+  * pid 1 then reaps orphans and forwards signals, as tini does; the agent serves the session, its
+    stdout and stderr on pipes whose read ends only the zygote holds.
 
 The zygote does what conmon does for a runc sandbox: it reaps each pid 1 (it is a child subreaper)
 and writes its exit status, and it keeps the agent's output in the console log in the CRI format,
-up to 1 MiB. No descriptor of a host file is ever inside a sandbox. It starts no thread: forking a threaded process would copy locks held by threads that are
-not there.
+up to 1 MiB. No descriptor of a host file is ever inside a sandbox. It runs on one thread, and
+refuses to serve otherwise: forking a threaded process would copy locks held by threads that are not
+there, and setns into the server's mount namespace needs a single thread.
 
 Protocol on the control socket: one JSON object per line. The zygote says hello first; each
-request is {"op": "spawn", ...} and gets {"ok": true, "pid": N} or {"ok": false, "error": "..."}.
+request is {"op": "spawn", ...}, answered {"ok": true, "pid": N}, or {"op": "unmount", "target": path}
+(a sandbox's data, as it ends), answered {"ok": true}; a failure is {"ok": false, "error": "..."}.
 """
 
 import ctypes
@@ -47,6 +58,7 @@ libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 libc.unshare.argtypes = [ctypes.c_int]
 libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -90,10 +102,17 @@ IMAGE = "/run/zygote/image"
 #: Devices a sandbox gets, bound from the host's /dev (the devices cgroup allows exactly these).
 DEVICES = ["null", "zero", "full", "random", "urandom", "tty"]
 DEVICE_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+#: The next spare is forked once the zygote has been idle this long: not while the sandbox it just
+#: started still needs the CPU.
+SPARE_AFTER_IDLE_S = 0.05
 #: How long a child may take to become a sandbox before the spawn fails.
 SPAWN_TIMEOUT_S = 10
-#: In the child: where the agent's stdout and stderr pipes wait for it (their read ends are the zygote's).
+#: In a spare's processes: the request pipe from the zygote, and the pipe back to it.
+SYNC_IN, SYNC_OUT = 3, 4
+#: In a spare's processes: where the agent's stdout and stderr pipes wait for it (their read ends are the zygote's).
 OUTPUT_FDS = (5, 6)
+#: The agent's pid in its sandbox: the second process forked into the new pid namespace.
+AGENT_PID = 2
 #: A console log stops growing here, as conmon's --log-size-max stops it.
 CONSOLE_LOG_MAX_BYTES = 1024 * 1024
 
@@ -189,7 +208,7 @@ def bring_loopback_up():
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def drop_privileges(config, seccomp_filter):
+def drop_privileges(config):
     process = config["process"]
     for limit in process["rlimits"]:
         resource.setrlimit(getattr(resource, limit["type"]), (limit["soft"], limit["hard"]))
@@ -207,8 +226,8 @@ def drop_privileges(config, seccomp_filter):
     # sandbox's own processes are dumpable (its /proc entries belong to its user).
     prctl(PR_SET_DUMPABLE, 1)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
-    program = ctypes.create_string_buffer(seccomp_filter)
-    fprog = SockFprog(len(seccomp_filter) // 8, ctypes.addressof(program))
+    program = ctypes.create_string_buffer(SECCOMP_FILTER)
+    fprog = SockFprog(len(SECCOMP_FILTER) // 8, ctypes.addressof(program))
     prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
 
 
@@ -234,6 +253,11 @@ def fresh_process_state(config, request):
         sys.modules["numpy.random"].seed()
 
 
+def threads_of_this_process():
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("Threads:")).split()[1])
+
+
 def cri_line(stream, text):
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
     return f"{stamp} {stream} F {text}\n".encode("utf-8", "replace")
@@ -241,52 +265,12 @@ def cri_line(stream, text):
 
 def warm_up(agent):
     """Runs one throwaway cell at boot, with the boot CPU: the copy-on-write faults of the first
-    execution (reference counts written on shared pages) are paid before a session waits on them."""
+    execution (reference counts written on shared pages) are paid before a session waits on them.
+    A sandbox started for a request that waits on it skips this: that request pays them once either way."""
     try:
         agent.Interpreter().execute("print(1)\n1", 100)
     except Exception:  # noqa: BLE001 - a warm-up that fails leaves the first request to pay
         pass
-
-
-def init(agent_socket):
-    """pid 1: starts the agent as pid 2 with its output on fds 5 and 6 (pipes the zygote reads), then
-    reaps orphans and forwards signals to it, as tini does, until it ends."""
-    agent_pid = os.fork()
-    if agent_pid == 0:
-        os.dup2(OUTPUT_FDS[0], 1)
-        os.dup2(OUTPUT_FDS[1], 2)
-        close_descriptors_from(3)
-        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-        code = 0
-        try:
-            import agent
-
-            warm_up(agent)
-            agent.serve(agent_socket)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:  # noqa: BLE001 - the sandbox ends with the reason printed
-            import traceback
-
-            traceback.print_exc()
-            code = 1
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
-    # pid 1 keeps nothing of the agent's output: the zygote, outside, reads it.
-    close_descriptors_from(3)
-    forward = lambda signum, _frame: os.kill(agent_pid, signum)  # noqa: E731
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, forward)
-    while True:
-        pid, status = os.wait()
-        if pid == agent_pid:
-            break
-    if os.WIFSIGNALED(status):
-        os._exit(128 + os.WTERMSIG(status))
-    os._exit(os.WEXITSTATUS(status))
 
 
 def close_descriptors_from(lowest):
@@ -299,36 +283,146 @@ def close_descriptors_from(lowest):
                 pass  # the directory's own descriptor, closed already
 
 
-def become_sandbox(request, seccomp_filter, sync_in, sync_out):
-    """The forked child: from zygote to sandbox. Runs as host root until the user namespace."""
-    config = request["config"]
-    with open("/proc/self/oom_score_adj", "w") as score:
-        score.write(str(config["process"]["oomScoreAdj"]))
-    for procs_file in request["cgroups"]:
-        with open(procs_file, "w") as procs:
-            procs.write("0")
+def read_request(fd):
+    """The spawn request a spare waits for: one JSON line; None once the zygote has gone."""
+    received = b""
+    while not received.endswith(b"\n"):
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None
+        received += chunk
+    return json.loads(received)
+
+
+def write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def reported(main):
+    """Runs a spare's process; a failure goes to the zygote (and the console log), then the process ends."""
+    try:
+        main()
+    except BaseException as exc:  # noqa: BLE001 - reported, then gone
+        message = f"{type(exc).__name__}: {exc}\n"
+        try:
+            os.write(OUTPUT_FDS[1], message.encode())
+            os.write(SYNC_OUT, b"E" + message.encode())
+        finally:
+            os._exit(127)
+    os._exit(0)
+
+
+def become_spare():
+    """The forked child, as host root: makes the sandbox's namespaces and its pid 1, then exits, and
+    pid 1 is the zygote's child (the zygote is a child subreaper)."""
     check(libc.unshare(CLONE_NEWUSER), "unshare user")
-    os.write(sync_out, b"U")
-    if os.read(sync_in, 1) != b"M":
-        raise RuntimeError("the zygote did not map the user namespace")
+    # The new user namespace's creator has every capability in it, mapped or not: it makes the rest.
+    check(libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    if os.fork() == 0:
+        reported(spare_init)
+
+
+def host_pid():
+    """This process's pid on the host: /proc is still the zygote's, which numbers processes as the host does."""
+    return int(os.readlink("/proc/self"))
+
+
+def spare_init():
+    """pid 1 of a spare: tells the zygote its host pid and forks the agent, which does the same."""
+    os.write(SYNC_OUT, f"I{host_pid()}\n".encode())
+    from_init, to_agent = os.pipe()
+    from_agent, to_init = os.pipe()
+    if os.fork() == 0:
+        os.close(to_agent)
+        os.close(from_agent)
+        reported(lambda: sandbox_agent(from_init, to_init))
+    os.close(from_init)
+    os.close(to_init)
+    sandbox_init(to_agent, from_agent)
+
+
+def sandbox_init(to_agent, from_agent):
+    """pid 1. Once the zygote has mapped the user namespace, moved both processes into the sandbox's
+    cgroups and sent the request: builds the root, hands the request on to the agent, drops
+    everything, then reaps orphans and forwards signals to the agent, as tini does, until it ends.
+    The agent says when the sandbox runs: it is the last to drop everything."""
+    request = read_request(SYNC_IN)
+    if request is None:
+        return  # the zygote is gone
+    config = request["config"]
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
-    check(libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP), "unshare")
-    pid = os.fork()
-    if pid:
-        os.write(sync_out, f"P{pid}\n".encode())
-        os._exit(0)
-    # pid 1 of the sandbox.
+    # The new uid made this process undumpable: the agent could not open its /proc/1/ns.
+    prctl(PR_SET_DUMPABLE, 1)
+    # Now, in the sandbox's cgroups: they are the namespace's root.
+    check(libc.unshare(CLONE_NEWCGROUP), "unshare cgroup")
     build_root(config)
     hostname = config["hostname"].encode()
     check(libc.sethostname(hostname, len(hostname)), "sethostname")
     bring_loopback_up()
-    drop_privileges(config, seccomp_filter)
+    write_all(to_agent, (json.dumps(request) + "\n").encode())
+    os.close(to_agent)
+    # The agent joins this cgroup namespace through /proc/1 before this process leaves root.
+    if os.read(from_agent, 1) != b"J":
+        return  # the agent failed, and said why
+    drop_privileges(config)
+    # pid 1 keeps nothing of the agent's output: the zygote, outside, reads it.
+    close_descriptors_from(3)
+    signal.set_wakeup_fd(-1)
+    forward = lambda signum, _frame: os.kill(AGENT_PID, signum)  # noqa: E731
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, forward)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    while True:
+        pid, status = os.wait()
+        if pid == AGENT_PID:
+            break
+    os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+
+
+def sandbox_agent(from_init, to_init):
+    """pid 2. Once pid 1 has built the root (the pivot moved this process into it too): joins pid 1's
+    cgroup namespace, drops everything and serves the session, its output on fds 5 and 6."""
+    if os.getpid() != AGENT_PID:
+        raise RuntimeError(f"the agent is pid {os.getpid()}, not {AGENT_PID}")
+    os.write(SYNC_OUT, f"A{host_pid()}\n".encode())
+    request = read_request(from_init)
+    if request is None:
+        return  # pid 1 failed, and said why
+    config = request["config"]
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    cgroup_namespace = os.open("/proc/1/ns/cgroup", os.O_RDONLY)
+    check(libc.setns(cgroup_namespace, CLONE_NEWCGROUP), "join pid 1's cgroup namespace")
+    os.close(cgroup_namespace)
+    os.write(to_init, b"J")
+    drop_privileges(config)
     fresh_process_state(config, request)
-    os.write(sync_out, b"R")
-    os.close(sync_out)
-    os.close(sync_in)
-    init(request["agentSocket"])
+    os.write(SYNC_OUT, b"R")
+    os.dup2(OUTPUT_FDS[0], 1)
+    os.dup2(OUTPUT_FDS[1], 2)
+    close_descriptors_from(3)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    code = 0
+    try:
+        import agent
+
+        if request["warmUp"]:
+            warm_up(agent)
+        agent.serve(request["agentSocket"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - the sandbox ends with the reason printed
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 # ---------------------------------------------------------------- the zygote
@@ -361,13 +455,83 @@ class ConsoleLog:
         self.size += len(text)
 
 
+class Client:
+    """A connected server, and its mount namespace: where its sandboxes' data is mounted."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = b""
+        pid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[0]
+        self.mount_namespace = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+
+    def close(self):
+        os.close(self.mount_namespace)
+        self.sock.close()
+
+
+class Spare:
+    """A sandbox made ahead of a request: namespaces, pid 1 and the agent, which wait for it on `to_child`."""
+
+    def __init__(self, pid, to_child, from_child, stdout, stderr):
+        self.pid = pid  # the forked child, which exits once it has made the two
+        self.init_pid = None
+        self.agent_pid = None
+        self.to_child = to_child
+        self.from_child = from_child
+        self.stdout = stdout
+        self.stderr = stderr
+        self.received = b""
+
+    def message(self, deadline):
+        """The next message from the spare's processes: I and A (pid 1's and the agent's host pids),
+        R (the sandbox runs) or E (failed)."""
+        while True:
+            tag = self.received[:1]
+            if tag == b"R":
+                self.received = self.received[1:]
+                return "R", ""
+            if tag in (b"I", b"A", b"E") and b"\n" in self.received:
+                line, self.received = self.received.split(b"\n", 1)
+                return tag.decode(), line[1:].decode("utf-8", "replace")
+            if tag not in (b"", b"I", b"A", b"E"):
+                raise RuntimeError(f"unexpected message from the sandbox: {self.received[:40]!r}")
+            ready, _, _ = select.select([self.from_child], [], [], max(0, deadline - time.monotonic()))
+            if not ready:
+                raise TimeoutError("the sandbox did not start in time")
+            chunk = os.read(self.from_child, 4096)
+            if not chunk:
+                raise RuntimeError("the sandbox ended while it started")
+            self.received += chunk
+
+    def kill(self):
+        for target in (self.init_pid, self.pid):
+            if target:
+                try:
+                    os.kill(target, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def close(self):
+        for fd in (self.to_child, self.from_child, self.stdout, self.stderr):
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # closed already
+
+
 class Zygote:
-    def __init__(self, control_path, seccomp_filter):
-        self.seccomp_filter = seccomp_filter
+    def __init__(self, control_path):
         self.sandboxes = {}  # pid 1's host pid -> exit file
         self.outputs = {}  # read end of a sandbox's stdout or stderr -> (its console log, stream)
-        self.clients = {}
+        self.clients = {}  # socket -> Client
         self.served = False
+        # The first spare, forked now, also ends the threads a preloaded library started (OpenBLAS
+        # shuts its workers down before a fork): forks copy one thread, and setns needs one.
+        self.spare = self.fork_spare()
+        threads = threads_of_this_process()
+        if threads != 1:
+            raise SystemExit(f"the preload list left {threads - 1} threads running; a zygote must be single-threaded")
+        self.own_mount_namespace = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             os.unlink(control_path)
@@ -387,20 +551,14 @@ class Zygote:
         while True:
             fds = [self.listener, self.wakeup_r, *self.clients, *self.outputs]
             try:
-                ready, _, _ = select.select(fds, [], [], 5)
+                ready, _, _ = select.select(fds, [], [], 5 if self.spare else SPARE_AFTER_IDLE_S)
             except InterruptedError:
                 continue
+            if not ready and self.spare is None:
+                self.spare = self.fork_spare()
             for fd in ready:
                 if fd is self.listener:
-                    client, _ = self.listener.accept()
-                    client.setblocking(True)
-                    self.served = True
-                    try:
-                        client.sendall((json.dumps(self.hello()) + "\n").encode())
-                    except OSError:
-                        client.close()
-                        continue
-                    self.clients[client] = b""
+                    self.accept()
                 elif fd in self.outputs:
                     self.read_output(fd)
                 elif fd == self.wakeup_r:
@@ -411,11 +569,23 @@ class Zygote:
                         except BlockingIOError:
                             break
                 else:
-                    self.read_client(fd)
+                    self.read_client(self.clients[fd])
             self.reap()
             # Nobody left to serve or to reap for: a server that stopped, its sandboxes all ended.
             if self.served and not self.clients and not self.sandboxes and not self.outputs:
                 return
+
+    def accept(self):
+        sock, _ = self.listener.accept()
+        sock.setblocking(True)
+        self.served = True
+        try:
+            client = Client(sock)
+            sock.sendall((json.dumps(self.hello()) + "\n").encode())
+        except OSError:
+            sock.close()
+            return
+        self.clients[sock] = client
 
     def read_output(self, fd):
         log, stream = self.outputs[fd]
@@ -431,20 +601,18 @@ class Zygote:
         # A server killed mid-request resets the connection, before or after the answer: it goes,
         # and the zygote keeps serving its sandboxes and the next server.
         try:
-            chunk = client.recv(1 << 20)
+            chunk = client.sock.recv(1 << 20)
             if not chunk:
                 raise ConnectionResetError("the server closed the connection")
-            buffer = self.clients[client] + chunk
-            *lines, buffer = buffer.split(b"\n")
-            self.clients[client] = buffer
+            *lines, client.buffer = (client.buffer + chunk).split(b"\n")
             for line in lines:
                 try:
-                    reply = self.spawn(json.loads(line))
+                    reply = self.answer(json.loads(line), client)
                 except Exception as exc:  # noqa: BLE001 - every failure is the request's answer
                     reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-                client.sendall((json.dumps(reply) + "\n").encode())
+                client.sock.sendall((json.dumps(reply) + "\n").encode())
         except OSError:
-            del self.clients[client]
+            del self.clients[client.sock]
             client.close()
 
     def reap(self):
@@ -455,6 +623,10 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            if self.spare is not None and pid == self.spare.init_pid:
+                self.spare.close()
+                self.spare = None
+                continue
             exit_file = self.sandboxes.pop(pid, None)
             if exit_file is None:
                 continue
@@ -463,101 +635,98 @@ class Zygote:
                 out.write(str(code))
             os.rename(exit_file + ".tmp", exit_file)
 
-    def spawn(self, request):
-        if request.get("op") != "spawn":
-            raise ValueError(f"unknown op {request.get('op')!r}")
+    def fork_spare(self):
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         child = os.fork()
         if child == 0:
-            try:
-                for source, target in ((to_child_r, 3), (from_child_w, 4), (out_w, OUTPUT_FDS[0]), (err_w, OUTPUT_FDS[1])):
-                    os.dup2(source, target)
-                null = os.open("/dev/null", os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(null, fd)
-                close_descriptors_from(OUTPUT_FDS[1] + 1)
-                os.setsid()
-                become_sandbox(request, self.seccomp_filter, 3, 4)
-            except BaseException as exc:  # noqa: BLE001 - reported to the zygote, then gone
-                try:
-                    os.write(4, f"E{type(exc).__name__}: {exc}\n".encode())
-                finally:
-                    os._exit(127)
+            pipes = ((to_child_r, SYNC_IN), (from_child_w, SYNC_OUT), (out_w, OUTPUT_FDS[0]), (err_w, OUTPUT_FDS[1]))
+            for source, target in pipes:
+                os.dup2(source, target)
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            close_descriptors_from(OUTPUT_FDS[1] + 1)
+            os.setsid()
+            reported(become_spare)
         for fd in (to_child_r, from_child_w, out_w, err_w):
             os.close(fd)
-        log = ConsoleLog(request["consoleLog"])
+        return Spare(child, to_child_w, from_child_r, out_r, err_r)
+
+    def answer(self, request, client):
+        op = request.get("op")
+        if op == "spawn":
+            return self.spawn(request, client)
+        if op == "unmount":
+            self.in_server_namespace(client, lambda: check(libc.umount2(request["target"].encode(), MNT_DETACH), "umount"))
+            return {"ok": True}
+        raise ValueError(f"unknown op {op!r}")
+
+    def in_server_namespace(self, client, action):
+        """Runs `action` in the server's mount namespace, where the server has its sandboxes' data:
+        the zygote mounts and unmounts it there, which saves the server starting a process for it."""
+        check(libc.setns(client.mount_namespace, CLONE_NEWNS), "enter the server's mount namespace")
         try:
-            reply = self.follow(child, request, to_child_w, from_child_r)
-        except BaseException:
-            os.close(out_r)
-            os.close(err_r)
-            raise
+            action()
         finally:
-            os.close(to_child_w)
-            os.close(from_child_r)
-        self.outputs[out_r] = (log, "stdout")
-        self.outputs[err_r] = (log, "stderr")
-        return reply
+            if libc.setns(self.own_mount_namespace, CLONE_NEWNS) != 0:
+                # Whatever it forked now would start from the host's root: it forks nothing more.
+                os._exit(70)
 
-    def follow(self, child, request, to_child, from_child):
-        """Maps the child's user namespace, learns its pid 1, and waits until it runs as a sandbox."""
+    def spawn(self, request, client):
+        """Makes the spare the request's sandbox: its data, id mapping, cgroups and pid files, then
+        the request itself, and waits until pid 1 says it runs."""
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
-        received = b""
-        pid = None
-        while True:
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([from_child], [], [], max(0, remaining))
-            if not ready:
-                self.kill(child, pid)
-                raise TimeoutError("the sandbox did not start in time")
-            chunk = os.read(from_child, 4096)
-            if not chunk:
-                self.kill(child, pid)
-                raise RuntimeError("the sandbox ended while it started")
-            received += chunk
-            while received:
-                tag = received[:1]
-                if tag == b"U":
-                    received = received[1:]
-                    for name, mapping in (("uid_map", request["uidMap"]), ("gid_map", request["gidMap"])):
-                        with open(f"/proc/{child}/{name}", "w") as out:
-                            out.write(mapping)
-                    os.write(to_child, b"M")
-                elif tag in (b"P", b"E"):
-                    if b"\n" not in received:
-                        break
-                    line, received = received.split(b"\n", 1)
-                    if tag == b"E":
-                        self.kill(child, pid)
-                        raise RuntimeError(line[1:].decode("utf-8", "replace"))
-                    pid = int(line[1:])
-                    self.sandboxes[pid] = request["exitFile"]
-                    # Written here, not by the server, which may die before it hears the answer: a
-                    # later server then finds the sandbox's pid 1 and its monitor all the same.
-                    for path, value in ((request["initPidFile"], pid), (request["monitorPidFile"], os.getpid())):
-                        with open(path + ".tmp", "w") as out:
-                            out.write(str(value))
-                        os.rename(path + ".tmp", path)
-                    # The intermediate child exits at once; pid 1 is now the zygote's to reap.
-                    os.waitpid(child, 0)
-                elif tag == b"R":
-                    return {"ok": True, "pid": pid}
+        data = request["dataMount"]
+        self.in_server_namespace(client, lambda: mount("tmpfs", data["target"], "tmpfs", MS_NOSUID | MS_NODEV, data["options"]))
+        spare = self.spare or self.fork_spare()
+        self.spare = None
+        try:
+            while spare.init_pid is None or spare.agent_pid is None:
+                tag, said = spare.message(deadline)
+                if tag == "I":
+                    spare.init_pid = int(said)
+                elif tag == "A":
+                    spare.agent_pid = int(said)
                 else:
-                    raise RuntimeError(f"unexpected message from the sandbox: {received[:40]!r}")
-
-    def kill(self, child, pid):
-        for target in (pid, child):
-            if target:
-                try:
-                    os.kill(target, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                    raise RuntimeError(said if tag == "E" else f"unexpected {tag} from a spare")
+            for name, mapping in (("uid_map", request["uidMap"]), ("gid_map", request["gidMap"])):
+                with open(f"/proc/{spare.init_pid}/{name}", "w") as out:
+                    out.write(mapping)
+            for pid in (spare.init_pid, spare.agent_pid):
+                with open(f"/proc/{pid}/oom_score_adj", "w") as score:
+                    score.write(str(request["config"]["process"]["oomScoreAdj"]))
+                for procs_file in request["cgroups"]:
+                    with open(procs_file, "w") as procs:
+                        procs.write(str(pid))
+            self.sandboxes[spare.init_pid] = request["exitFile"]
+            # Written here, not by the server, which may die before it hears the answer: a later
+            # server then finds the sandbox's pid 1 and its monitor all the same.
+            for path, value in ((request["initPidFile"], spare.init_pid), (request["monitorPidFile"], os.getpid())):
+                with open(path + ".tmp", "w") as out:
+                    out.write(str(value))
+                os.rename(path + ".tmp", path)
+            write_all(spare.to_child, (json.dumps(request) + "\n").encode())
+            tag, said = spare.message(deadline)
+            if tag != "R":
+                raise RuntimeError(said)
+        except BaseException:
+            spare.kill()
+            spare.close()
+            raise
+        os.close(spare.to_child)
+        os.close(spare.from_child)
+        log = ConsoleLog(request["consoleLog"])
+        self.outputs[spare.stdout] = (log, "stdout")
+        self.outputs[spare.stderr] = (log, "stderr")
+        return {"ok": True, "pid": spare.init_pid}
 
 
 PRELOADED = []
+#: The seccomp program every sandbox loads, as the host's libseccomp compiled the driver's profile.
+SECCOMP_FILTER = b""
 #: Where start.sh binds the agent's code for the zygote.
 ZYGOTE_AGENT_DIR = "/run/zygote/agent"
 #: Where start.sh left the host's root after pivoting into the image.
@@ -565,6 +734,7 @@ OLD_ROOT = "/run/zygote/old-root"
 
 
 def main():
+    global SECCOMP_FILTER
     control_path, seccomp_path = sys.argv[1:3]
     preload = [name for name in sys.argv[3].split(",") if name] if len(sys.argv) > 3 else []
     # start.sh pivoted into the image and left the host's root here.
@@ -572,7 +742,7 @@ def main():
     os.rmdir(OLD_ROOT)
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     with open(seccomp_path, "rb") as bpf:
-        seccomp_filter = bpf.read()
+        SECCOMP_FILTER = bpf.read()
     sys.path.insert(0, ZYGOTE_AGENT_DIR)
     agent = importlib.import_module("agent")
     # pyplot.show is patched as pyplot is imported: the hook goes in before any preload does.
@@ -583,7 +753,7 @@ def main():
     # What is imported now stays shared: the collector never writes to these objects again.
     gc.collect()
     gc.freeze()
-    zygote = Zygote(control_path, seccomp_filter)
+    zygote = Zygote(control_path)
     print(json.dumps({"zygote": "ready", "preload": PRELOADED}), flush=True)
     zygote.serve()
 

@@ -47,8 +47,11 @@ export interface Instance {
   release(): void;
 }
 
+/** Why an instance starts: to wait in the warm set, or for a claim that waits on it. */
+export type StartPurpose = 'warm' | 'claim';
+
 export interface InstanceLauncher {
-  start(id: string, spec: PoolSpec): Promise<Instance>;
+  start(id: string, spec: PoolSpec, purpose: StartPurpose): Promise<Instance>;
   /** Every sandbox on the host: reattached if it lives, else how it ended (after a server restart). */
   attachAll(): Promise<Map<string, Instance | EndState>>;
   destroy(id: string): Promise<void>;

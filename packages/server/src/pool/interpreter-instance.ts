@@ -71,6 +71,8 @@ export interface InterpreterInstanceOptions {
    * can (the Python agent on runc without egress); start it from the image otherwise.
    */
   fork?: boolean;
+  /** A forked sandbox's agent runs a throwaway cell before it serves (see SandboxSpec.fork). */
+  warmUp?: boolean;
 }
 
 /**
@@ -143,7 +145,12 @@ export class InterpreterInstance {
         ...(!forked && options.preload?.length && { [PRELOAD_VARIABLE]: options.preload.join(',') }),
       },
       ...(forked && {
-        fork: { preload: options.preload ?? [], agentCodeDir: AGENT_CODE_DIR, agentSocket: AGENT_SOCKET },
+        fork: {
+          preload: options.preload ?? [],
+          agentCodeDir: AGENT_CODE_DIR,
+          agentSocket: AGENT_SOCKET,
+          warmUp: options.warmUp ?? true,
+        },
       }),
       resources: { ...options.resources, cpu: Math.max(options.resources.cpu, BOOT_CPU) },
       readOnlyBinds: [{ source: options.image.agentDir, destination: AGENT_CODE_DIR }],

@@ -19,7 +19,7 @@ import { pinnedReference, registryCredentials, type ImageSource } from './contai
 import { CONTAINER_LABEL, ContainerInstance } from './container-instance.js';
 import { InterpreterInstance, type InterpreterImage } from './interpreter-instance.js';
 import type { PoolSpec } from './pool-spec.js';
-import type { EndState, InstanceLauncher, Instance } from './instance.js';
+import type { EndState, InstanceLauncher, Instance, StartPurpose } from './instance.js';
 
 export interface HostLauncherOptions {
   /** The code interpreter's image and how to talk to its agent. */
@@ -70,7 +70,7 @@ export class HostLauncher implements InstanceLauncher {
     private readonly options: HostLauncherOptions,
   ) {}
 
-  async start(id: string, spec: PoolSpec): Promise<Instance> {
+  async start(id: string, spec: PoolSpec, purpose: StartPurpose): Promise<Instance> {
     const resources = sessionResources(spec, this.options.limits);
     const egress =
       spec.egress === 'EgressEnabled'
@@ -93,6 +93,7 @@ export class HostLauncher implements InstanceLauncher {
         agent: this.options.interpreter.agent,
         preload: spec.preload,
         fork: this.options.interpreter.fork,
+        warmUp: purpose === 'warm',
         ...egress,
       });
       return fromInterpreter(interpreter);

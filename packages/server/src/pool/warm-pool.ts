@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../errors.js';
 import type { SessionRow, Store } from '../store/store.js';
 import type { ClusterView } from './cluster-view.js';
-import type { HeldInstance, Instance, InstanceLauncher } from './instance.js';
+import type { HeldInstance, Instance, InstanceLauncher, StartPurpose } from './instance.js';
 import { endDetails, reasonFor, startBackoffMs, warmTarget } from './policy.js';
 import type { EndReason, PoolSpec } from './pool-spec.js';
 import type { PoolRecorder, StartFailure } from './pool-recorder.js';
@@ -125,7 +125,7 @@ export class WarmPool {
   /** Starts an instance on demand, for a claim the warm set could not serve. */
   async launch(id: string): Promise<Instance> {
     try {
-      return await this.start(id);
+      return await this.start(id, 'claim');
     } catch (error) {
       this.deps.recorder.startFailed();
       throw error;
@@ -133,9 +133,9 @@ export class WarmPool {
   }
 
   /** Starts an instance from the template, timing it. */
-  private async start(id: string): Promise<Instance> {
+  private async start(id: string, purpose: StartPurpose): Promise<Instance> {
     const started = performance.now();
-    const instance = await this.deps.launcher.start(id, this.deps.template().spec);
+    const instance = await this.deps.launcher.start(id, this.deps.template().spec, purpose);
     this.deps.recorder.started((performance.now() - started) / 1000);
     return instance;
   }
@@ -270,7 +270,7 @@ export class WarmPool {
     const row = this.newRow(id);
     let instance: Instance;
     try {
-      instance = await this.start(id);
+      instance = await this.start(id, 'warm');
       if (this.retireAs === undefined && generation === this.deps.template().generation) {
         // An instance the store does not know of would outlive every reconciliation: record it, or drop it.
         await this.deps.store.putSession(row).catch(async (error: unknown) => {

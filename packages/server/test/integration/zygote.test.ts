@@ -77,9 +77,12 @@ describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
         'print(open("/proc/self/uid_map").read().split())',
         'print([l.split()[4] for l in open("/proc/self/mountinfo") if l.split()[4] in ("/", "/mnt/data", "/tmp")])',
         'print(sorted({os.readlink(f"/proc/1/fd/{fd}") for fd in os.listdir("/proc/1/fd")}))',
+        'kinds = ("user", "mnt", "pid", "net", "ipc", "uts", "cgroup")',
+        'print([k for k in kinds if os.readlink(f"/proc/1/ns/{k}") != os.readlink(f"/proc/self/ns/{k}")])',
+        'print(sorted({l.strip().split(":", 2)[2] for l in open("/proc/self/cgroup")}))',
       ].join('\n'),
     );
-    const [who, caps, uidMap, mounts, initFds] = probe.stdout.trim().split('\n');
+    const [who, caps, uidMap, mounts, initFds, apart, cgroupPaths] = probe.stdout.trim().split('\n');
     assert.equal(who, '1000 2 sandbox', 'uid 1000, the agent as pid 2 under its own pid 1');
     assert.equal(
       caps,
@@ -93,6 +96,9 @@ describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
     assert.deepEqual(JSON.parse(mounts!.replaceAll("'", '"')), ['/', '/tmp', '/mnt/data']);
     // pid 1 holds nothing of the host, its console log least of all: only /dev/null.
     assert.deepEqual(JSON.parse(initFds!.replaceAll("'", '"')), ['/dev/null']);
+    // The agent and its pid 1 share every namespace, the cgroup one rooted at the sandbox's cgroups.
+    assert.equal(apart, '[]', 'namespaces the agent does not share with pid 1');
+    assert.equal(cgroupPaths, "['/']", 'the agent sees its own cgroups as the root');
     const root = await result('walls', 'bool(os.statvfs("/").f_flag & os.ST_RDONLY)');
     assert.equal(root.executionResult, true, 'the image is mounted read-only');
     // Its own cgroup, with the pool's limits.
