@@ -27,14 +27,17 @@ export function machine(): string {
  * phase with the quick sizes (seconds, not minutes), so the test suite can run each benchmark and a
  * change that breaks one fails CI; its numbers are not kept.
  */
-export function benchArgs<K extends string>(
+export function benchArgs<K extends string, F extends string = never>(
   sizes: Record<K, { full: number; quick: number }>,
-): { quick: boolean } & Record<K, number> {
+  flags: readonly F[] = [],
+): { quick: boolean } & Record<K, number> & Record<F, boolean> {
   const options: Record<string, { type: 'string' } | { type: 'boolean' }> = { quick: { type: 'boolean' } };
   for (const name of Object.keys(sizes)) options[name] = { type: 'string' };
+  for (const flag of flags) options[flag] = { type: 'boolean' };
   const { values } = parseArgs({ options }) as { values: Record<string, string | boolean | undefined> };
   const quick = values.quick === true;
-  const result = { quick } as { quick: boolean } & Record<K, number>;
+  const result = { quick } as { quick: boolean } & Record<K, number> & Record<F, boolean>;
+  for (const flag of flags) (result as Record<F, boolean>)[flag] = values[flag] === true;
   for (const name of Object.keys(sizes) as K[]) {
     const given = values[name];
     const value = typeof given === 'string' ? Number(given) : sizes[name][quick ? 'quick' : 'full'];

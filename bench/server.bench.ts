@@ -15,14 +15,14 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 
 import pino from 'pino';
 
 import { loadConfig } from '../packages/server/src/config.js';
 import { poolId } from '../packages/server/src/arm-id.js';
-import { OciDriver } from '../packages/server/src/sandbox/oci/oci-driver.js';
 import { startServer } from '../packages/server/src/server.js';
+import { removeServerState } from '../packages/server/test/server-harness.js';
 import { config as hostConfig, testIdBase } from '../packages/server/test/isolated-driver.js';
 import { BENCH_SUBSCRIPTION, PoolClient } from './pool-client.js';
 import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
@@ -227,8 +227,5 @@ try {
 } finally {
   client.close();
   await server.close();
-  const driver = OciDriver.fromConfig(config);
-  for (const sandbox of await driver.list()) await driver.destroy(sandbox.id).catch(() => undefined);
-  rmSync(home, { recursive: true, force: true });
-  rmSync(config.runDir, { recursive: true, force: true });
+  await removeServerState(config);
 }

@@ -4,8 +4,9 @@
  * service owner asks: any 5xx, anything lost, latency percentiles, sessions reaped, server memory.
  * Run as root after scripts/setup.sh:
  *
- *   node --import tsx bench/soak.bench.ts [--quick] [--clients 200] [--minutes 10]
+ *   node --import tsx bench/soak.bench.ts [--quick] [--clients 200] [--minutes 10] [--runc]
  *
+ * `--runc` starts every Python sandbox under runc instead of forking it from a zygote (SANDPOOL_ZYGOTE).
  * Three pools (two PythonLTS, one Shell), each max 8 sessions with 2 ready and a 20 s cooldown.
  * Every client has its own API key (SessionExecutor) and loops: mostly synchronous executions, some
  * asynchronous ones (polled to the end), file uploads and session reads, on identifiers that rotate
@@ -30,7 +31,7 @@ import {
 } from '../packages/server/test/server-harness.js';
 import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
 
-const args = benchArgs({ clients: { full: 200, quick: 6 }, minutes: { full: 10, quick: 0.25 } });
+const args = benchArgs({ clients: { full: 200, quick: 6 }, minutes: { full: 10, quick: 0.25 } }, ['runc']);
 const CLIENTS = args.clients;
 const DURATION_MS = args.minutes * 60_000;
 const POOLS = [
@@ -50,6 +51,7 @@ const env = testServerEnv('soak', home, {
   SANDPOOL_REAPER_INTERVAL_MS: '1000',
   SANDPOOL_RATE_LIMIT_PER_IDENTIFIER: '100',
   SANDPOOL_MIN_COOLDOWN_SECONDS: String(COOLDOWN_S),
+  SANDPOOL_ZYGOTE: String(!args.runc),
 });
 const config = testConfig(env);
 
@@ -254,7 +256,7 @@ try {
     return `| ${what} | ${s.n} | ${fmt(s.p50)} | ${fmt(p95)} | ${fmt(s.p99)} |`;
   };
   const table = [
-    `### Soak: ${CLIENTS} clients, 3 pools, ${fmt(ranMs / 60_000)} min (${machine()})`,
+    `### Soak: ${CLIENTS} clients, 3 pools, ${fmt(ranMs / 60_000)} min, ${args.runc ? 'runc' : 'forked'} sandboxes (${machine()})`,
     '',
     '| request | n | p50 ms | p95 ms | p99 ms |',
     '|---|---|---|---|---|',
@@ -268,7 +270,7 @@ try {
     `- sessions allocated: ${allocated}, ended: ${ended}; still allocated ${COOLDOWN_S + 5} s after the last request: ${leftover.length ? leftover.join(', ') : 'none'}`,
     `- server RSS: ${fmt(firstMinute)} MiB in minute 2, ${fmt(lastMinute)} MiB in the last minute, max ${fmt(Math.max(...rss.map((s) => s.mib)))} MiB`,
   ].join('\n');
-  writeReport('soak', table, args.quick);
+  writeReport(args.runc ? 'soak-runc' : 'soak', table, args.quick);
   for (const error of [...tally.serverErrors, ...tally.lost].slice(0, 20)) console.log(`  ${error}`);
   for (const sample of tally.samples.values()) console.log(`  example: ${sample}`);
   process.exitCode = tally.serverErrors.length || tally.lost.length || leftover.length ? 1 : 0;

@@ -716,7 +716,11 @@ def prepare_environment():
 
 def preload():
     """Imports the pool's preload list into sys.modules before the first session request; binds no names."""
-    names = [name for name in os.environ.pop("SANDPOOL_PRELOAD", "").split(",") if name]
+    import_modules([name for name in os.environ.pop("SANDPOOL_PRELOAD", "").split(",") if name])
+
+
+def import_modules(names):
+    """Imports each of `names` into sys.modules (the zygote's preload too); a failure ends the process, saying why."""
     for name in names:
         try:
             importlib.import_module(name)

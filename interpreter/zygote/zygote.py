@@ -747,9 +747,8 @@ def main():
     agent = importlib.import_module("agent")
     # pyplot.show is patched as pyplot is imported: the hook goes in before any preload does.
     sys.meta_path.insert(0, agent.pyplot_show)
-    for name in preload:
-        importlib.import_module(name)
-        PRELOADED.append(name)
+    agent.import_modules(preload)
+    PRELOADED.extend(preload)
     # What is imported now stays shared: the collector never writes to these objects again.
     gc.collect()
     gc.freeze()

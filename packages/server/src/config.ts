@@ -112,9 +112,9 @@ export const ConfigSchema = Type.Object({
       'With sizes overcommitted, the share of the sandboxes’ memory limit their working set may reach: above it the node admits no session and ends sandboxes by policy (ready ones, then the longest idle sessions) with reason hostMemoryPressure.',
   }),
   zygote: Type.Boolean({
-    default: false,
+    default: true,
     description:
-      'Start PythonLTS and Shell sandboxes on runc without egress by forking a prepared interpreter (a zygote per image and preload list) instead of starting Python in each: the imported modules’ memory is shared, and a cold start skips the interpreter’s start. The isolation is the same (docs/density.md).',
+      'Start PythonLTS and Shell sandboxes on runc without egress by forking a prepared interpreter (a zygote per image and preload list) instead of starting Python in each: the imported modules’ memory is shared, and a cold start skips the interpreter’s start. The isolation is the same (docs/density.md). false starts every sandbox under runc.',
   }),
   memoryCheckIntervalMs: Type.Integer({
     default: 500,

@@ -61,6 +61,23 @@ export function withoutNodeLabel(text: string): string {
 }
 
 /** Polls `check` until it answers something other than undefined or false, and returns that. */
+/**
+ * Runs `assertion` until it passes; past the deadline its last failure is the test's. For what the
+ * server finishes after it answers: a session's end is recorded before its sandbox is gone.
+ */
+export async function eventually(assertion: () => Promise<void>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await assertion();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 export async function until<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,

@@ -40,7 +40,7 @@ export const nodeImage = {
  * second's test servers apart by name, short so that the agent socket's path stays short.
  */
 export const SANDBOX_STARTS: readonly { name: string; mark: string; env: Record<string, string> }[] = [
-  { name: 'runc', mark: '', env: {} },
+  { name: 'runc', mark: '', env: { SANDPOOL_ZYGOTE: 'false' } },
   { name: 'zygote', mark: 'z', env: { SANDPOOL_ZYGOTE: 'true' } },
 ];
 

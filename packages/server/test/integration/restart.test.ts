@@ -16,6 +16,7 @@ import {
   DATA,
   MGMT,
   armPath,
+  eventually,
   poolPath,
   interpreterPool,
   removeServerState,
@@ -89,8 +90,9 @@ for (const sandboxStart of SANDBOX_STARTS) {
       const store = await SqliteStore.open(config.paths.database);
       assert.equal(store.integrityCheck(), 'ok');
       const live = await store.listSessions(armPath('keep').toLowerCase(), ['ready', 'allocated']);
-      const onHost = await driver.list();
-      assert.deepEqual(onHost.map((s) => s.id).sort(), live.map((s) => s.id).sort());
+      await eventually(async () =>
+        assert.deepEqual((await driver.list()).map((s) => s.id).sort(), live.map((s) => s.id).sort()),
+      );
       const events = await store.listEvents(armPath('keep').toLowerCase(), { limit: 1000 });
       assert.ok(
         events.some((e) => e.type === 'ended' && e.sessionId === doomedSandbox && e.reason === 'killed'),
