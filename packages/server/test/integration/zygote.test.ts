@@ -7,7 +7,8 @@
  */
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -25,10 +26,13 @@ import {
 import { skipReason } from './harness.js';
 
 const MIB = 1024 ** 2;
+/** Connects to the Unix socket named by its first argument and says what the other end answered. */
+const CONNECT =
+  'import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\nprint(s.recv(200))';
 
 describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
   const server: TestServer = await startTestServer('zygote', { env: { SANDPOOL_ZYGOTE: 'true' } });
-  const body = interpreterPool({ max: 6, ready: 1 });
+  const body = interpreterPool({ max: 8, ready: 1 });
   assert.equal(
     await createPool(server, 'forked', {
       ...body,
@@ -153,6 +157,29 @@ describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
     const metrics = withoutNodeLabel((await server.request('GET', '/metrics')).text);
     const prepared = /^sandpool_pool_prepared_memory_bytes\{pool="tests\/forked"\} (\d+)$/m.exec(metrics);
     assert.ok(prepared && Number(prepared[1]) > 30 * MIB, `the shared state, with pandas: ${prepared?.[1]}`);
+  });
+
+  it('takes requests from host root alone: another local account cannot reach a zygote', async () => {
+    await sandboxOf('local');
+    const controlDir = join(server.config.runDir, 'zygote');
+    const sockets = readdirSync(controlDir)
+      .map((name) => join(controlDir, name, 'zygote.sock'))
+      .filter((path) => existsSync(path));
+    assert.ok(sockets.length > 0, 'a zygote runs');
+    assert.equal(statSync(controlDir).mode & 0o777, 0o700);
+    for (const socket of sockets) {
+      const { mode, uid } = statSync(socket);
+      assert.equal(uid, 0);
+      assert.equal(mode & 0o777, 0o600);
+      // nobody, as any account on the host but root: the connection is refused before a request.
+      const attempt = spawnSync(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', '/usr/bin/python3', '-c', CONNECT, socket],
+        { encoding: 'utf8' },
+      );
+      assert.notEqual(attempt.status, 0, attempt.stdout);
+      assert.match(attempt.stderr, /PermissionError/);
+    }
   });
 
   it('leaves nothing behind when a session ends', async () => {
