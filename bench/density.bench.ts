@@ -14,17 +14,13 @@
  * - a new identifier's first result with 16 clients at once, from a warm pool.
  */
 
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import pino from 'pino';
-
-import { loadConfig, type Config } from '../packages/server/src/config.js';
 import { poolId } from '../packages/server/src/arm-id.js';
-import { startServer, type RunningServer } from '../packages/server/src/server.js';
 import { removeServerState } from '../packages/server/test/server-harness.js';
-import { config as hostConfig, testIdBase } from '../packages/server/test/isolated-driver.js';
-import { BENCH_SUBSCRIPTION, PoolClient } from './pool-client.js';
+import { startBenchServer, warmPool, type BenchServer } from './bench-server.js';
+import { BENCH_SUBSCRIPTION } from './pool-client.js';
 import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
 
 const args = benchArgs({
@@ -40,36 +36,22 @@ const PRELOAD = ['numpy', 'pandas'];
 const USE_PANDAS =
   'import numpy as np\nimport pandas as pd\nint(pd.DataFrame({"a": np.arange(1000)})["a"].sum())';
 
-interface Path {
+interface Path extends BenchServer {
   name: 'runc' | 'zygote';
-  config: Config;
-  server: RunningServer;
-  client: PoolClient;
   cgroupParent: string;
 }
 
 async function startPath(name: Path['name'], index: number): Promise<Path> {
-  const home = mkdtempSync(`/var/tmp/sandpool-bench-density-${name}-`);
   const cgroupParent = `sandpool-bench-density-${name}-${process.pid}`;
-  const env: Record<string, string> = {
-    SANDPOOL_HOME: home,
-    SANDPOOL_RUN_DIR: `/run/sandpool-bench-density-${name}-${process.pid}`,
-    SANDPOOL_CGROUP_PARENT: cgroupParent,
-    SANDPOOL_ID_BASE: String(testIdBase(MAX_SANDBOXES, index)),
-    SANDPOOL_MAX_SANDBOXES: String(MAX_SANDBOXES),
-    SANDPOOL_PYTHON_ROOTFS: hostConfig.paths.pythonRootfs,
-    SANDPOOL_NODE_ROOTFS: hostConfig.paths.nodeRootfs,
-    SANDPOOL_NODE_CPU: '1000',
-    SANDPOOL_ZYGOTE: String(name === 'zygote'),
-    SANDPOOL_PORT: '0',
-    SANDPOOL_TLS: 'off',
-    SANDPOOL_BOOTSTRAP_API_KEY: KEY,
-    SANDPOOL_RATE_LIMIT_PER_PRINCIPAL: '0',
-    SANDPOOL_RATE_LIMIT_PER_IDENTIFIER: '0',
-  };
-  const config = loadConfig({ argv: ['--default-pool', ''], lookupEnv: (key) => env[key] });
-  const server = await startServer(config, { logger: pino({ level: 'warn' }) });
-  return { name, config, server, client: new PoolClient(server.url, KEY), cgroupParent };
+  const started = await startBenchServer({
+    name: `density-${name}`,
+    key: KEY,
+    maxSandboxes: MAX_SANDBOXES,
+    block: index,
+    cgroupParent,
+    env: { SANDPOOL_ZYGOTE: String(name === 'zygote') },
+  });
+  return { ...started, name, cgroupParent };
 }
 
 async function stopPath(path: Path): Promise<void> {
@@ -129,48 +111,16 @@ async function createPool(
   ready: number,
   preload: string[],
 ): Promise<void> {
-  const body = {
-    location: 'local',
-    properties: {
-      containerType: 'PythonLTS',
-      poolManagementType: 'Dynamic',
-      scaleConfiguration: { maxConcurrentSessions: max, readySessionInstances: ready },
-      dynamicPoolConfiguration: {
-        lifecycleConfiguration: { lifecycleType: 'Timed', cooldownPeriodInSeconds: 3600 },
-      },
-      sessionNetworkConfiguration: { status: 'EgressDisabled' },
-      preloadModules: preload,
-    },
-  };
-  const created = await path.client.call('PUT', path.client.armUrl(name), JSON.stringify(body));
-  if (created.status >= 300) throw new Error(`PUT ${name}: ${created.status} ${created.text}`);
-  await warm(path, name, ready);
-}
-
-async function warm(path: Path, name: string, ready: number): Promise<void> {
-  const id = poolId(BENCH_SUBSCRIPTION, 'bench', name);
-  for (;;) {
-    const manager = path.server.pools.manager(id);
-    if (manager && manager.status().ready >= ready && manager.status().starting === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  // Idle sessions are held for the hour the measurement may take.
+  await path.client.createPool(name, max, ready, { preloadModules: preload, cooldownSeconds: 3600 });
+  await warmPool(path.server, name, ready);
 }
 
 let counter = 0;
 const newIdentifier = () => `density-${process.pid}-${counter++}`;
 
 async function run(path: Path, pool: string, identifier: string, code: string): Promise<number> {
-  const began = performance.now();
-  const answer = await path.client.call(
-    'POST',
-    path.client.dataUrl(pool, 'executions', identifier),
-    JSON.stringify({ code, codeInputType: 'Inline', executionType: 'Synchronous' }),
-  );
-  const ms = performance.now() - began;
-  if (answer.status !== 200 || !answer.text.includes('"Succeeded"')) {
-    throw new Error(`${pool}/${identifier}: ${answer.status} ${answer.text.slice(0, 300)}`);
-  }
-  return ms;
+  return (await path.client.run(pool, identifier, code)).ms;
 }
 
 /** Per idle session: host memory (meminfo delta), its own cgroup, and the zygotes' cgroups. */
@@ -185,7 +135,7 @@ async function idleSessions(
   const before = hostUsedBytes();
   const identifiers = Array.from({ length: args.sessions }, newIdentifier);
   for (const identifier of identifiers) await run(path, pool, identifier, code);
-  await warm(path, pool, 1);
+  await warmPool(path.server, pool, 1);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const after = hostUsedBytes();
   const sessionIds = new Set(
@@ -223,7 +173,7 @@ async function concurrentNewIdentifiers(path: Path): Promise<number[]> {
   await createPool(path, 'conc', 2 * CONCURRENT, CONCURRENT, []);
   const samples: number[] = [];
   for (let round = 0; round < args.rounds; round++) {
-    await warm(path, 'conc', CONCURRENT);
+    await warmPool(path.server, 'conc', CONCURRENT);
     const identifiers = Array.from({ length: CONCURRENT }, newIdentifier);
     samples.push(...(await Promise.all(identifiers.map((id) => run(path, 'conc', id, 'print(1)')))));
     await Promise.all(identifiers.map((id) => path.client.endSession('conc', id)));

@@ -50,18 +50,34 @@ export class PoolClient {
     return `${this.url}/subscriptions/${BENCH_SUBSCRIPTION}/resourceGroups/bench/sessionPools/${pool}/${path}?api-version=2025-02-02-preview&identifier=${identifier}`;
   }
 
-  /** Creates a code-interpreter pool (PythonLTS unless named); its warm set fills in the background. */
+  /**
+   * Creates a code-interpreter pool (PythonLTS unless named), with its preload list and an idle
+   * session's cooldown where given; its warm set fills in the background.
+   */
   async createPool(
     name: string,
     max: number,
     ready: number,
-    containerType: 'PythonLTS' | 'NodeLTS' = 'PythonLTS',
+    options: {
+      containerType?: 'PythonLTS' | 'NodeLTS';
+      preloadModules?: string[];
+      cooldownSeconds?: number;
+    } = {},
   ): Promise<void> {
     const body = {
       location: 'local',
       properties: {
-        containerType,
+        containerType: options.containerType ?? 'PythonLTS',
         scaleConfiguration: { maxConcurrentSessions: max, readySessionInstances: ready },
+        ...(options.cooldownSeconds !== undefined && {
+          dynamicPoolConfiguration: {
+            lifecycleConfiguration: {
+              lifecycleType: 'Timed',
+              cooldownPeriodInSeconds: options.cooldownSeconds,
+            },
+          },
+        }),
+        ...(options.preloadModules && { preloadModules: options.preloadModules }),
       },
     };
     const response = await this.call('PUT', this.armUrl(name), JSON.stringify(body));
@@ -73,6 +89,17 @@ export class PoolClient {
    * `console.log(1)`): the round trip in milliseconds, and the node that served it.
    */
   async printOne(pool: string, identifier: string, code = 'print(1)'): Promise<{ ms: number; node: string }> {
+    const { ms, node, stdout } = await this.run(pool, identifier, code);
+    if (stdout !== '1\n') throw new Error(`${code} printed ${JSON.stringify(stdout)}`);
+    return { ms, node };
+  }
+
+  /** Runs `code` for an identifier, which must succeed: the round trip in milliseconds, the node that served it, its stdout. */
+  async run(
+    pool: string,
+    identifier: string,
+    code: string,
+  ): Promise<{ ms: number; node: string; stdout: string | undefined }> {
     const began = performance.now();
     const response = await this.call(
       'POST',
@@ -81,10 +108,10 @@ export class PoolClient {
     );
     const ms = performance.now() - began;
     const result = JSON.parse(response.text) as { status?: string; result?: { stdout?: string } };
-    if (result.status !== 'Succeeded' || result.result?.stdout !== '1\n') {
+    if (result.status !== 'Succeeded') {
       throw new Error(`${code} answered ${response.status} ${JSON.stringify(result)}`);
     }
-    return { ms, node: String(response.headers['x-sandpool-node'] ?? '') };
+    return { ms, node: String(response.headers['x-sandpool-node'] ?? ''), stdout: result.result?.stdout };
   }
 
   /**

@@ -15,16 +15,9 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 
-import pino from 'pino';
-
-import { loadConfig } from '../packages/server/src/config.js';
-import { poolId } from '../packages/server/src/arm-id.js';
-import { startServer } from '../packages/server/src/server.js';
 import { removeServerState } from '../packages/server/test/server-harness.js';
-import { config as hostConfig, testIdBase } from '../packages/server/test/isolated-driver.js';
-import { BENCH_SUBSCRIPTION, PoolClient } from './pool-client.js';
+import { startBenchServer, warmPool } from './bench-server.js';
 import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
 
 const args = benchArgs({
@@ -42,28 +35,11 @@ const LOAD_CLIENTS = 32;
 const KEY = `sp_0123456789ab_${'B'.repeat(43)}`;
 const MAX_SANDBOXES = 160;
 
-const home = mkdtempSync('/var/tmp/sandpool-bench-server-');
-const env: Record<string, string> = {
-  SANDPOOL_HOME: home,
-  SANDPOOL_RUN_DIR: `/run/sandpool-bench-${process.pid}`,
-  SANDPOOL_CGROUP_PARENT: 'sandpool-test',
-  SANDPOOL_ID_BASE: String(testIdBase(MAX_SANDBOXES)),
-  SANDPOOL_MAX_SANDBOXES: String(MAX_SANDBOXES),
-  SANDPOOL_PYTHON_ROOTFS: hostConfig.paths.pythonRootfs,
-  SANDPOOL_NODE_ROOTFS: hostConfig.paths.nodeRootfs,
-  // The pools here hold more sandboxes than the default CPU overcommit admits on a small machine.
-  SANDPOOL_NODE_CPU: '1000',
-  SANDPOOL_PORT: '0',
-  SANDPOOL_TLS: 'off',
-  SANDPOOL_BOOTSTRAP_API_KEY: KEY,
-  // It measures the server's speed, not its limits: one identifier takes thousands of requests here.
-  SANDPOOL_RATE_LIMIT_PER_PRINCIPAL: '0',
-  SANDPOOL_RATE_LIMIT_PER_IDENTIFIER: '0',
-};
-const config = loadConfig({ argv: ['--default-pool', ''], lookupEnv: (name) => env[name] });
-const server = await startServer(config, { logger: pino({ level: 'warn' }) });
-
-const client = new PoolClient(server.url, KEY);
+const { config, server, client } = await startBenchServer({
+  name: 'server',
+  key: KEY,
+  maxSandboxes: MAX_SANDBOXES,
+});
 
 async function createPool(
   name: string,
@@ -71,14 +47,8 @@ async function createPool(
   ready: number,
   containerType: 'PythonLTS' | 'NodeLTS' = 'PythonLTS',
 ): Promise<void> {
-  await client.createPool(name, max, ready, containerType);
-  await warm(name, ready);
-}
-
-/** Waits until the pool's warm set holds `ready` sandboxes (not measured). */
-async function warm(name: string, ready: number): Promise<void> {
-  const manager = server.pools.manager(poolId(BENCH_SUBSCRIPTION, 'bench', name))!;
-  while (manager.status().ready < ready) await new Promise((resolve) => setTimeout(resolve, 20));
+  await client.createPool(name, max, ready, { containerType });
+  await warmPool(server, name, ready);
 }
 
 /** The code that prints 1 in each pool this benchmark makes. */
@@ -95,7 +65,7 @@ const newIdentifier = () => `bench-${process.pid}-${counter++}`;
 async function newIdentifierSequential(pool: string, runs: number): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
-    await warm(pool, CONCURRENT);
+    await warmPool(server, pool, CONCURRENT);
     const identifier = newIdentifier();
     samples.push(await printOne(pool, identifier));
     await endSession(pool, identifier);
@@ -106,7 +76,7 @@ async function newIdentifierSequential(pool: string, runs: number): Promise<numb
 async function newIdentifierConcurrent(pool: string, rounds: number): Promise<number[]> {
   const samples: number[] = [];
   for (let round = 0; round < rounds; round++) {
-    await warm(pool, CONCURRENT);
+    await warmPool(server, pool, CONCURRENT);
     const identifiers = Array.from({ length: CONCURRENT }, newIdentifier);
     samples.push(...(await Promise.all(identifiers.map((id) => printOne(pool, id)))));
     await Promise.all(identifiers.map((id) => endSession(pool, id)));
