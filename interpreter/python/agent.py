@@ -729,7 +729,22 @@ def import_modules(names):
             sys.exit(3)
 
 
-def serve(socket_path):
+def rehearse():
+    """Runs one request through the protocol on a socket pair, as a session's first would, and
+    forgets it: a forked agent does this while it waits for its session, so the copy-on-write faults
+    of that path are paid before anyone waits on them."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        # It binds a name, which a session would see if it were given the rehearsal's interpreter.
+        cell = "rehearsed = 1\nprint(rehearsed)\nrehearsed"
+        theirs.sendall(json.dumps({"id": 0, "op": "execute", "code": cell, "maxOutputChars": 100}).encode() + b"\n")
+        connection = Connection(ours)
+        handle(Interpreter(), connection, connection.read_message())
+        theirs.recv(65536)
+
+
+def serve(socket_path, listening=None):
+    """Serves the host on `socket_path`; `listening`, if given, is called once it accepts connections."""
     prepare_environment()
     preload()
     interpreter = Interpreter()
@@ -745,6 +760,8 @@ def serve(socket_path):
     # that connects between bind() and listen() is refused and tries again.
     listener.bind(socket_path)
     listener.listen(4)
+    if listening is not None:
+        listening()
     hello = {"op": "hello", "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "python": sys.version.split()[0]}
     while True:
         sock, _ = listener.accept()

@@ -102,9 +102,11 @@ IMAGE = "/run/zygote/image"
 #: Devices a sandbox gets, bound from the host's /dev (the devices cgroup allows exactly these).
 DEVICES = ["null", "zero", "full", "random", "urandom", "tty"]
 DEVICE_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
-#: The next spare is forked once the zygote has been idle this long: not while the sandbox it just
-#: started still needs the CPU.
-SPARE_AFTER_IDLE_S = 0.05
+#: The next spare is forked this long after the last spawn: soon enough that back-to-back cold
+#: starts find one (50 ms left them none: 82 ms p50 against 55 ms), and not between the spawns of a
+#: burst. Waiting for a free CPU as well (by /proc/loadavg) measured no better for sixteen requests
+#: at once, and worse for back-to-back starts.
+SPARE_AFTER_SPAWN_S = 0.005
 #: How long a child may take to become a sandbox before the spawn fails.
 SPAWN_TIMEOUT_S = 10
 #: In a spare's processes: the request pipe from the zygote, and the pipe back to it.
@@ -231,26 +233,36 @@ def drop_privileges(config):
     prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
 
 
-def fresh_process_state(config, request):
-    """What a started interpreter has of its own: environment, directory, argv, randomness, signal handlers."""
+def fresh_signals_and_randomness():
+    """What a started interpreter has of its own that no request decides: signal handlers and seeds.
+    A spare's agent sets them while it waits; each spare is forked once, so its seeds are its own."""
     signal.set_wakeup_fd(-1)
-    # As `python3 -I <agent dir>/agent.py <socket>` has them.
-    sys.path[sys.path.index(ZYGOTE_AGENT_DIR)] = request["agentCodeDir"]
-    sys.argv = [os.path.join(request["agentCodeDir"], "agent.py"), request["agentSocket"]]
     # As a starting interpreter has them: SIGINT raises KeyboardInterrupt, SIGPIPE is ignored (a
     # write to a closed socket raises instead of killing the agent), the rest are the defaults.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
-    os.environ.clear()
-    os.environ.update(dict(entry.split("=", 1) for entry in config["process"]["env"]))
-    os.chdir(config["process"]["cwd"])
-    os.umask(0o022)
     if "random" in sys.modules:
         sys.modules["random"].seed()
     if "numpy.random" in sys.modules:
         sys.modules["numpy.random"].seed()
+
+
+def session_process_state(config, request):
+    """What the session's request decides: environment, directory and argv."""
+    # As `python3 -I <agent dir>/agent.py <socket>` has them.
+    sys.path[sys.path.index(ZYGOTE_AGENT_DIR)] = request["agentCodeDir"]
+    sys.argv = [os.path.join(request["agentCodeDir"], "agent.py"), request["agentSocket"]]
+    os.environ.clear()
+    os.environ.update(dict(entry.split("=", 1) for entry in config["process"]["env"]))
+    os.chdir(config["process"]["cwd"])
+    os.umask(0o022)
+
+
+def request_waits():
+    """Whether the spare's request has arrived."""
+    return bool(select.select([SYNC_IN], [], [], 0)[0])
 
 
 def threads_of_this_process():
@@ -263,20 +275,10 @@ def cri_line(stream, text):
     return f"{stamp} {stream} F {text}\n".encode("utf-8", "replace")
 
 
-def warm_up(agent):
-    """Runs one throwaway cell at boot, with the boot CPU: the copy-on-write faults of the first
-    execution (reference counts written on shared pages) are paid before a session waits on them.
-    A sandbox started for a request that waits on it skips this: that request pays them once either way."""
-    try:
-        agent.Interpreter().execute("print(1)\n1", 100)
-    except Exception:  # noqa: BLE001 - a warm-up that fails leaves the first request to pay
-        pass
-
-
-def close_descriptors_from(lowest):
-    """Closes every descriptor from `lowest` up, however high the limit lets them go."""
+def close_descriptors_from(lowest, keep=()):
+    """Closes every descriptor from `lowest` up but those in `keep`, however high the limit lets them go."""
     for fd in sorted(int(name) for name in os.listdir("/proc/self/fd")):
-        if fd >= lowest:
+        if fd >= lowest and fd not in keep:
             try:
                 os.close(fd)
             except OSError:
@@ -313,14 +315,14 @@ def reported(main):
     os._exit(0)
 
 
-def become_spare():
+def become_spare(rehearse):
     """The forked child, as host root: makes the sandbox's namespaces and its pid 1, then exits, and
     pid 1 is the zygote's child (the zygote is a child subreaper)."""
     check(libc.unshare(CLONE_NEWUSER), "unshare user")
     # The new user namespace's creator has every capability in it, mapped or not: it makes the rest.
     check(libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
     if os.fork() == 0:
-        reported(spare_init)
+        reported(lambda: spare_init(rehearse))
 
 
 def host_pid():
@@ -328,7 +330,7 @@ def host_pid():
     return int(os.readlink("/proc/self"))
 
 
-def spare_init():
+def spare_init(rehearse):
     """pid 1 of a spare: tells the zygote its host pid and forks the agent, which does the same."""
     os.write(SYNC_OUT, f"I{host_pid()}\n".encode())
     from_init, to_agent = os.pipe()
@@ -336,7 +338,7 @@ def spare_init():
     if os.fork() == 0:
         os.close(to_agent)
         os.close(from_agent)
-        reported(lambda: sandbox_agent(from_init, to_init))
+        reported(lambda: sandbox_agent(from_init, to_init, rehearse))
     os.close(from_init)
     os.close(to_init)
     sandbox_init(to_agent, from_agent)
@@ -346,7 +348,7 @@ def sandbox_init(to_agent, from_agent):
     """pid 1. Once the zygote has mapped the user namespace, moved both processes into the sandbox's
     cgroups and sent the request: builds the root, hands the request on to the agent, drops
     everything, then reaps orphans and forwards signals to the agent, as tini does, until it ends.
-    The agent says when the sandbox runs: it is the last to drop everything."""
+    The agent says when the sandbox runs: once it listens, after it dropped everything."""
     request = read_request(SYNC_IN)
     if request is None:
         return  # the zygote is gone
@@ -381,12 +383,20 @@ def sandbox_init(to_agent, from_agent):
     os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
 
-def sandbox_agent(from_init, to_init):
-    """pid 2. Once pid 1 has built the root (the pivot moved this process into it too): joins pid 1's
-    cgroup namespace, drops everything and serves the session, its output on fds 5 and 6."""
+def sandbox_agent(from_init, to_init, rehearse):
+    """pid 2. While the spare waits: starts as a new interpreter would and, if `rehearse`, rehearses
+    a first request (unless a request waits on this spare already: the rehearsal would only delay it;
+    a sandbox for the warm set that skipped it rehearses once it listens instead).
+    Once pid 1 has built the root (the pivot moved this process into it too): joins pid 1's cgroup
+    namespace, drops everything and serves the session, its output on fds 5 and 6. The sandbox runs
+    once the agent listens: it says so to the zygote then."""
     if os.getpid() != AGENT_PID:
         raise RuntimeError(f"the agent is pid {os.getpid()}, not {AGENT_PID}")
     os.write(SYNC_OUT, f"A{host_pid()}\n".encode())
+    import agent
+
+    fresh_signals_and_randomness()
+    rehearsed = rehearse and not request_waits() and rehearsal(agent)
     request = read_request(from_init)
     if request is None:
         return  # pid 1 failed, and said why
@@ -397,21 +407,26 @@ def sandbox_agent(from_init, to_init):
     check(libc.setns(cgroup_namespace, CLONE_NEWCGROUP), "join pid 1's cgroup namespace")
     os.close(cgroup_namespace)
     os.write(to_init, b"J")
+    # Capabilities and seccomp bind the calling thread alone: a thread the rehearsal left would keep both.
+    if threads_of_this_process() != 1:
+        raise RuntimeError("the agent has more than one thread and would not drop everything from all of them")
     drop_privileges(config)
-    fresh_process_state(config, request)
-    os.write(SYNC_OUT, b"R")
+    session_process_state(config, request)
     os.dup2(OUTPUT_FDS[0], 1)
     os.dup2(OUTPUT_FDS[1], 2)
-    close_descriptors_from(3)
+    close_descriptors_from(3, keep=(SYNC_OUT,))
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    def listening():
+        say_running()
+        if request["warmUp"] and not rehearsed:
+            # Nobody waits on a sandbox for the warm set: it rehearses now, confined as its session
+            # will be, while the zygote, answered, serves other requests.
+            rehearsal(agent)
+
     code = 0
     try:
-        import agent
-
-        if request["warmUp"]:
-            warm_up(agent)
-        agent.serve(request["agentSocket"])
+        agent.serve(request["agentSocket"], listening=listening)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - the sandbox ends with the reason printed
@@ -423,6 +438,26 @@ def sandbox_agent(from_init, to_init):
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)
+
+
+def rehearsal(agent):
+    """Rehearses a session's first request (agent.rehearse): each page that request writes would be
+    copied from the zygote's on its time, tens of microseconds a page on a virtual machine. False if
+    it failed, which leaves the first request to pay."""
+    try:
+        agent.rehearse()
+        return True
+    except Exception:  # noqa: BLE001 - a rehearsal that fails costs time, nothing else
+        return False
+
+
+def say_running():
+    """Tells the zygote the sandbox runs, once: the host may connect to the agent now."""
+    try:
+        os.write(SYNC_OUT, b"R")
+        os.close(SYNC_OUT)
+    except OSError:
+        pass  # the zygote is gone: nobody waits for the answer
 
 
 # ---------------------------------------------------------------- the zygote
@@ -503,6 +538,17 @@ class Spare:
                 raise RuntimeError("the sandbox ended while it started")
             self.received += chunk
 
+    def last_words(self):
+        """The last line the spare's processes wrote to stdout or stderr before they ended."""
+        lines = []
+        for fd in (self.stdout, self.stderr):
+            os.set_blocking(fd, False)
+            try:
+                lines += os.read(fd, 65536).decode("utf-8", "replace").strip().splitlines()
+            except BlockingIOError:
+                pass
+        return lines[-1] if lines else ""
+
     def kill(self):
         for target in (self.init_pid, self.pid):
             if target:
@@ -525,6 +571,7 @@ class Zygote:
         self.outputs = {}  # read end of a sandbox's stdout or stderr -> (its console log, stream)
         self.clients = {}  # socket -> Client
         self.served = False
+        self.last_spawn = 0.0
         # The first spare, forked now, also ends the threads a preloaded library started (OpenBLAS
         # shuts its workers down before a fork): forks copy one thread, and setns needs one.
         self.spare = self.fork_spare()
@@ -551,11 +598,9 @@ class Zygote:
         while True:
             fds = [self.listener, self.wakeup_r, *self.clients, *self.outputs]
             try:
-                ready, _, _ = select.select(fds, [], [], 5 if self.spare else SPARE_AFTER_IDLE_S)
+                ready, _, _ = select.select(fds, [], [], 5 if self.spare else SPARE_AFTER_SPAWN_S)
             except InterruptedError:
                 continue
-            if not ready and self.spare is None:
-                self.spare = self.fork_spare()
             for fd in ready:
                 if fd is self.listener:
                     self.accept()
@@ -571,6 +616,8 @@ class Zygote:
                 else:
                     self.read_client(self.clients[fd])
             self.reap()
+            if self.spare is None and time.monotonic() - self.last_spawn >= SPARE_AFTER_SPAWN_S:
+                self.spare = self.fork_spare()
             # Nobody left to serve or to reap for: a server that stopped, its sandboxes all ended.
             if self.served and not self.clients and not self.sandboxes and not self.outputs:
                 return
@@ -635,7 +682,8 @@ class Zygote:
                 out.write(str(code))
             os.rename(exit_file + ".tmp", exit_file)
 
-    def fork_spare(self):
+    def fork_spare(self, rehearse=True):
+        """Forks a spare; one forked for a request that waits on it skips the rehearsal."""
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -650,7 +698,7 @@ class Zygote:
                 os.dup2(null, fd)
             close_descriptors_from(OUTPUT_FDS[1] + 1)
             os.setsid()
-            reported(become_spare)
+            reported(lambda: become_spare(rehearse))
         for fd in (to_child_r, from_child_w, out_w, err_w):
             os.close(fd)
         return Spare(child, to_child_w, from_child_r, out_r, err_r)
@@ -658,7 +706,10 @@ class Zygote:
     def answer(self, request, client):
         op = request.get("op")
         if op == "spawn":
-            return self.spawn(request, client)
+            try:
+                return self.spawn(request, client)
+            finally:
+                self.last_spawn = time.monotonic()
         if op == "unmount":
             self.in_server_namespace(client, lambda: check(libc.umount2(request["target"].encode(), MNT_DETACH), "umount"))
             return {"ok": True}
@@ -681,7 +732,7 @@ class Zygote:
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
         data = request["dataMount"]
         self.in_server_namespace(client, lambda: mount("tmpfs", data["target"], "tmpfs", MS_NOSUID | MS_NODEV, data["options"]))
-        spare = self.spare or self.fork_spare()
+        spare = self.spare or self.fork_spare(rehearse=False)
         self.spare = None
         try:
             while spare.init_pid is None or spare.agent_pid is None:
@@ -712,10 +763,11 @@ class Zygote:
             tag, said = spare.message(deadline)
             if tag != "R":
                 raise RuntimeError(said)
-        except BaseException:
+        except Exception as exc:
             spare.kill()
+            last_words = spare.last_words()
             spare.close()
-            raise
+            raise RuntimeError(f"{exc}: {last_words}" if last_words else str(exc)) from exc
         os.close(spare.to_child)
         os.close(spare.from_child)
         log = ConsoleLog(request["consoleLog"])

@@ -71,7 +71,7 @@ export interface InterpreterInstanceOptions {
    * can (the Python agent on runc without egress); start it from the image otherwise.
    */
   fork?: boolean;
-  /** A forked sandbox's agent runs a throwaway cell before it serves (see SandboxSpec.fork). */
+  /** A forked sandbox's agent rehearses a first request before it serves (see SandboxSpec.fork). */
   warmUp?: boolean;
 }
 

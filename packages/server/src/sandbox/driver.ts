@@ -46,9 +46,10 @@ export interface SandboxSpec {
   /**
    * Instead of running `command`, forks the image's prepared interpreter: a zygote that imported the
    * agent (its code at `agentCodeDir` inside, serving at `agentSocket`) and `preload`, so the sandbox
-   * shares those pages. The isolation is the same; runc sandboxes without egress only. `warmUp` runs a
-   * throwaway cell before the agent serves, which pays the first execution's copy-on-write faults
-   * ahead: worth it for a sandbox that waits for its session, not for one a request waits on.
+   * shares those pages. The isolation is the same; runc sandboxes without egress only. `warmUp` has
+   * the agent rehearse a first request before it serves, if its spare did not rehearse it while it
+   * waited: that pays the first execution's copy-on-write faults ahead, which is worth it for a
+   * sandbox that waits for its session, not for one a request waits on.
    */
   fork?: { preload: string[]; agentCodeDir: string; agentSocket: string; warmUp: boolean };
 }

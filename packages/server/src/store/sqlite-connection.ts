@@ -5,6 +5,9 @@
  * result columns, and takes parameters spread rather than as one array. Failures that are the
  * host's state, not a bug (the file locked by another process past the busy timeout, its disk
  * full), leave here as the store's own errors, so nothing above the store knows SQLite's codes.
+ * Kysely prepares every query it runs; preparing costs about as much as running a small statement,
+ * so each SQL text is prepared once and kept (SQLite re-prepares a kept statement itself when the
+ * schema changes under it).
  */
 
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
@@ -72,17 +75,41 @@ const NOTHING_TO_ROLL_BACK: SqliteStatement = {
   iterate: () => [][Symbol.iterator](),
 };
 
+/**
+ * How many prepared statements a connection keeps. The store's queries are a few dozen texts; an
+ * `in (…)` list makes one text per length, and the least recently used goes first.
+ */
+const KEPT_STATEMENTS = 256;
+
+/** Prepared statements by their SQL text, the least recently used first. */
+class StatementCache {
+  private readonly kept = new Map<string, SqliteStatement>();
+
+  constructor(private readonly database: DatabaseSync) {}
+
+  get(sql: string): SqliteStatement {
+    let kept = this.kept.get(sql);
+    if (kept) {
+      this.kept.delete(sql);
+    } else {
+      kept = guarded(() => statement(this.database.prepare(sql)));
+      if (this.kept.size >= KEPT_STATEMENTS) this.kept.delete(this.kept.keys().next().value!);
+    }
+    this.kept.set(sql, kept);
+    return kept;
+  }
+}
+
 /** Opens the database file (created 0600 by the caller's umask) for Kysely. */
 export function openSqlite(path: string): { database: DatabaseSync; kysely: SqliteDatabase } {
   const database = new DatabaseSync(path);
+  const statements = new StatementCache(database);
   return {
     database,
     kysely: {
       close: () => database.close(),
       prepare: (sql) =>
-        sql === 'rollback' && !database.isTransaction
-          ? NOTHING_TO_ROLL_BACK
-          : guarded(() => statement(database.prepare(sql))),
+        sql === 'rollback' && !database.isTransaction ? NOTHING_TO_ROLL_BACK : statements.get(sql),
     },
   };
 }

@@ -3,8 +3,12 @@
  * Reads and cleans the cgroups a runtime made for a sandbox, on cgroup v1 (one hierarchy per
  * controller, as on this machine type's hybrid layout) and on a pure v2 host. Runtimes killed from
  * outside leave empty cgroup directories behind; {@link removeCgroups} is the reaper for them.
+ * What a sandbox's start writes here (its cgroups, its CPU limit) is written synchronously: a
+ * cgroup file is kernel memory that never waits on a disk, and a round trip through libuv's thread
+ * pool for each of a sandbox's twenty files cost its start more than the writes themselves.
  */
 
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { readFile, readdir, rmdir, lstat, access, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -198,19 +202,14 @@ export async function existingCgroups(layout: CgroupLayout, cgroupPath: string):
  * Sets the CFS quota of a running cgroup (`cpu` cores per `periodUs`) and returns it to the default
  * weight it was started above (see oci-spec's BOOT_CPU_SHARES).
  */
-export async function writeCpuLimit(
-  layout: CgroupLayout,
-  cgroupPath: string,
-  cpu: number,
-  periodUs: number,
-): Promise<void> {
+export function writeCpuLimit(layout: CgroupLayout, cgroupPath: string, cpu: number, periodUs: number): void {
   const quota = Math.round(cpu * periodUs);
   if (layout.version === 2) {
-    await writeFile(join(CGROUP_ROOT, cgroupPath, 'cpu.max'), `${quota} ${periodUs}`);
-    await writeFile(join(CGROUP_ROOT, cgroupPath, 'cpu.weight'), '100');
+    writeFileSync(join(CGROUP_ROOT, cgroupPath, 'cpu.max'), `${quota} ${periodUs}`);
+    writeFileSync(join(CGROUP_ROOT, cgroupPath, 'cpu.weight'), '100');
   } else {
-    await writeFile(join(CGROUP_ROOT, 'cpu', cgroupPath, 'cpu.cfs_quota_us'), String(quota));
-    await writeFile(join(CGROUP_ROOT, 'cpu', cgroupPath, 'cpu.shares'), '1024');
+    writeFileSync(join(CGROUP_ROOT, 'cpu', cgroupPath, 'cpu.cfs_quota_us'), String(quota));
+    writeFileSync(join(CGROUP_ROOT, 'cpu', cgroupPath, 'cpu.shares'), '1024');
   }
 }
 
@@ -241,37 +240,35 @@ export interface CgroupLimits {
  * to it, pids, the CPU quota and boot weight, and on v1 the device allow-list); returns the
  * `cgroup.procs` files a process writes itself into.
  */
-export async function createCgroups(
-  layout: CgroupLayout,
-  cgroupPath: string,
-  limits: CgroupLimits,
-): Promise<string[]> {
-  const write = (dir: string, file: string, value: string) => writeFile(join(dir, file), value);
+export function createCgroups(layout: CgroupLayout, cgroupPath: string, limits: CgroupLimits): string[] {
+  const write = (dir: string, file: string, value: string) => writeFileSync(join(dir, file), value);
   if (layout.version === 2) {
     const dir = join(CGROUP_ROOT, cgroupPath);
-    await mkdir(dir, { recursive: true });
-    await write(dir, 'memory.max', String(limits.memoryBytes));
-    await write(dir, 'memory.swap.max', '0');
-    await write(dir, 'pids.max', String(limits.pids));
-    await write(dir, 'cpu.max', `${limits.cpuQuotaUs} ${limits.cpuPeriodUs}`);
+    mkdirSync(dir, { recursive: true });
+    write(dir, 'memory.max', String(limits.memoryBytes));
+    write(dir, 'memory.swap.max', '0');
+    write(dir, 'pids.max', String(limits.pids));
+    write(dir, 'cpu.max', `${limits.cpuQuotaUs} ${limits.cpuPeriodUs}`);
     // runc's mapping of shares 2..262144 onto weights 1..10000.
-    await write(dir, 'cpu.weight', String(Math.round(1 + ((limits.cpuShares - 2) * 9999) / 262_142)));
+    write(dir, 'cpu.weight', String(Math.round(1 + ((limits.cpuShares - 2) * 9999) / 262_142)));
     return [join(dir, 'cgroup.procs')];
   }
   const dir = (controller: string) => join(CGROUP_ROOT, controller, cgroupPath);
   for (const controller of ['memory', 'pids', 'cpu', 'cpuacct', 'devices']) {
-    await mkdir(dir(controller), { recursive: true });
+    mkdirSync(dir(controller), { recursive: true });
   }
-  await write(dir('memory'), 'memory.limit_in_bytes', String(limits.memoryBytes));
-  await write(dir('memory'), 'memory.memsw.limit_in_bytes', String(limits.memoryBytes)).catch(
-    () => undefined, // no swap accounting on this kernel
-  );
-  await write(dir('pids'), 'pids.max', String(limits.pids));
-  await write(dir('cpu'), 'cpu.cfs_period_us', String(limits.cpuPeriodUs));
-  await write(dir('cpu'), 'cpu.cfs_quota_us', String(limits.cpuQuotaUs));
-  await write(dir('cpu'), 'cpu.shares', String(limits.cpuShares));
-  await write(dir('devices'), 'devices.deny', 'a');
-  for (const device of ALLOWED_DEVICES) await write(dir('devices'), 'devices.allow', device);
+  write(dir('memory'), 'memory.limit_in_bytes', String(limits.memoryBytes));
+  try {
+    write(dir('memory'), 'memory.memsw.limit_in_bytes', String(limits.memoryBytes));
+  } catch {
+    // no swap accounting on this kernel
+  }
+  write(dir('pids'), 'pids.max', String(limits.pids));
+  write(dir('cpu'), 'cpu.cfs_period_us', String(limits.cpuPeriodUs));
+  write(dir('cpu'), 'cpu.cfs_quota_us', String(limits.cpuQuotaUs));
+  write(dir('cpu'), 'cpu.shares', String(limits.cpuShares));
+  write(dir('devices'), 'devices.deny', 'a');
+  for (const device of ALLOWED_DEVICES) write(dir('devices'), 'devices.allow', device);
   return ['memory', 'pids', 'cpu', 'cpuacct', 'devices'].map((controller) =>
     join(dir(controller), 'cgroup.procs'),
   );

@@ -425,7 +425,7 @@ export class OciDriver implements SandboxDriver {
     }
     const dir = this.dir(spec.id);
     const { resources } = config.linux;
-    const cgroups = await createCgroups(this.cgroups!, this.cgroupPath(spec.id), {
+    const cgroups = createCgroups(this.cgroups!, this.cgroupPath(spec.id), {
       memoryBytes: resources.memory.limit,
       pids: resources.pids.limit,
       cpuQuotaUs: resources.cpu.quota,
@@ -536,7 +536,7 @@ export class OciDriver implements SandboxDriver {
     if ((await this.livePid(id)) === undefined) {
       throw new AppError(ErrorCode.SandboxNotFound, `sandbox ${id} is not running`);
     }
-    await writeCpuLimit(this.cgroups!, this.cgroupPath(id), cpu, CPU_PERIOD_US);
+    writeCpuLimit(this.cgroups!, this.cgroupPath(id), cpu, CPU_PERIOD_US);
   }
 
   async signal(id: string, signal: 'SIGINT' | 'SIGKILL'): Promise<void> {

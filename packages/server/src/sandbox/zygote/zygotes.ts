@@ -60,7 +60,7 @@ export interface ForkRequest {
    * namespace (nosuid, nodev), from where it reaches the zygote's.
    */
   dataMount: { target: string; options: string };
-  /** Run a throwaway cell before the agent serves (see SandboxSpec.fork). */
+  /** Rehearse a first request before the agent serves, if the spare did not (see SandboxSpec.fork). */
   warmUp: boolean;
   /** The sandbox's host id range, as /proc/<pid>/uid_map and gid_map take it. */
   idMap: string;
