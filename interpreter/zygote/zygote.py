@@ -107,6 +107,8 @@ DEVICE_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/p
 #: burst. Waiting for a free CPU as well (by /proc/loadavg) measured no better for sixteen requests
 #: at once, and worse for back-to-back starts.
 SPARE_AFTER_SPAWN_S = 0.005
+#: A spare that died unused (killed, out of memory) is replaced this long after, not in a loop.
+SPARE_AFTER_DEATH_S = 1.0
 #: How long a child may take to become a sandbox before the spawn fails.
 SPAWN_TIMEOUT_S = 10
 #: In a spare's processes: the request pipe from the zygote, and the pipe back to it.
@@ -507,8 +509,7 @@ class Client:
 class Spare:
     """A sandbox made ahead of a request: namespaces, pid 1 and the agent, which wait for it on `to_child`."""
 
-    def __init__(self, pid, to_child, from_child, stdout, stderr):
-        self.pid = pid  # the forked child, which exits once it has made the two
+    def __init__(self, to_child, from_child, stdout, stderr):
         self.init_pid = None
         self.agent_pid = None
         self.to_child = to_child
@@ -538,6 +539,19 @@ class Spare:
                 raise RuntimeError("the sandbox ended while it started")
             self.received += chunk
 
+    def hear(self):
+        """Reads what the spare says while it waits: its pids, noted ahead of its request. False once
+        it has gone or failed (it said E, or its processes all closed the pipe)."""
+        chunk = os.read(self.from_child, 4096)
+        self.received += chunk
+        while self.received[:1] in (b"I", b"A") and b"\n" in self.received:
+            line, self.received = self.received.split(b"\n", 1)
+            if line[:1] == b"I":
+                self.init_pid = int(line[1:])
+            else:
+                self.agent_pid = int(line[1:])
+        return bool(chunk) and not self.received.startswith(b"E")
+
     def last_words(self):
         """The last line the spare's processes wrote to stdout or stderr before they ended."""
         lines = []
@@ -550,12 +564,14 @@ class Spare:
         return lines[-1] if lines else ""
 
     def kill(self):
-        for target in (self.init_pid, self.pid):
-            if target:
-                try:
-                    os.kill(target, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        """Kills pid 1, and with it its pid namespace. Until pid 1 is known, closing the pipes ends the
+        spare: its processes read the end of them. The forked child is not killed: it exits by itself
+        once it forked pid 1, and its pid, reaped, may belong to another process."""
+        if self.init_pid:
+            try:
+                os.kill(self.init_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def close(self):
         for fd in (self.to_child, self.from_child, self.stdout, self.stderr):
@@ -572,6 +588,7 @@ class Zygote:
         self.clients = {}  # socket -> Client
         self.served = False
         self.last_spawn = 0.0
+        self.spare_died = 0.0
         # The first spare, forked now, also ends the threads a preloaded library started (OpenBLAS
         # shuts its workers down before a fork): forks copy one thread, and setns needs one.
         self.spare = self.fork_spare()
@@ -597,8 +614,10 @@ class Zygote:
     def serve(self):
         while True:
             fds = [self.listener, self.wakeup_r, *self.clients, *self.outputs]
+            if self.spare is not None:
+                fds.append(self.spare.from_child)
             try:
-                ready, _, _ = select.select(fds, [], [], 5 if self.spare else SPARE_AFTER_SPAWN_S)
+                ready, _, _ = select.select(fds, [], [], 5 if self.spare else max(0.0, self.next_spare_in()))
             except InterruptedError:
                 continue
             for fd in ready:
@@ -613,10 +632,14 @@ class Zygote:
                                 break
                         except BlockingIOError:
                             break
-                else:
+                elif self.spare is not None and fd == self.spare.from_child:
+                    if not self.spare.hear():
+                        self.drop_spare()
+                elif fd in self.clients:
                     self.read_client(self.clients[fd])
+                # Anything else was a spare's pipe, which a spawn took and closed meanwhile.
             self.reap()
-            if self.spare is None and time.monotonic() - self.last_spawn >= SPARE_AFTER_SPAWN_S:
+            if self.spare is None and self.next_spare_in() <= 0:
                 self.spare = self.fork_spare()
             # Nobody left to serve or to reap for: a server that stopped, its sandboxes all ended.
             if self.served and not self.clients and not self.sandboxes and not self.outputs:
@@ -671,8 +694,8 @@ class Zygote:
             if pid == 0:
                 return
             if self.spare is not None and pid == self.spare.init_pid:
-                self.spare.close()
-                self.spare = None
+                self.spare.init_pid = None  # reaped: the pid is not its own any more
+                self.drop_spare()
                 continue
             exit_file = self.sandboxes.pop(pid, None)
             if exit_file is None:
@@ -682,14 +705,24 @@ class Zygote:
                 out.write(str(code))
             os.rename(exit_file + ".tmp", exit_file)
 
+    def drop_spare(self):
+        """Lets go of a spare that died or failed while it waited; the next is forked a while later."""
+        self.spare.kill()
+        self.spare.close()
+        self.spare = None
+        self.spare_died = time.monotonic()
+
+    def next_spare_in(self):
+        """Seconds until the next spare is due (see SPARE_AFTER_SPAWN_S and SPARE_AFTER_DEATH_S)."""
+        return max(self.last_spawn + SPARE_AFTER_SPAWN_S, self.spare_died + SPARE_AFTER_DEATH_S) - time.monotonic()
+
     def fork_spare(self, rehearse=True):
         """Forks a spare; one forked for a request that waits on it skips the rehearsal."""
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        child = os.fork()
-        if child == 0:
+        if os.fork() == 0:
             pipes = ((to_child_r, SYNC_IN), (from_child_w, SYNC_OUT), (out_w, OUTPUT_FDS[0]), (err_w, OUTPUT_FDS[1]))
             for source, target in pipes:
                 os.dup2(source, target)
@@ -701,7 +734,7 @@ class Zygote:
             reported(lambda: become_spare(rehearse))
         for fd in (to_child_r, from_child_w, out_w, err_w):
             os.close(fd)
-        return Spare(child, to_child_w, from_child_r, out_r, err_r)
+        return Spare(to_child_w, from_child_r, out_r, err_r)
 
     def answer(self, request, client):
         op = request.get("op")

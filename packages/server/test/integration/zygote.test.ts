@@ -12,8 +12,11 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
+import { poolId } from '../../src/arm-id.js';
 import {
   DATA,
+  RESOURCE_GROUP,
+  SUBSCRIPTION,
   createPool,
   execute,
   interpreterPool,
@@ -30,9 +33,28 @@ const MIB = 1024 ** 2;
 const CONNECT =
   'import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\nprint(s.recv(200))';
 
+/**
+ * The pid of a zygote's spare's pid 1 below the cgroup parent, if one waits: pid 1 of a nested pid
+ * namespace, still in a zygote's memory cgroup.
+ */
+function sparePidOne(cgroupParent: string): number | undefined {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cgroup = readFileSync(`/proc/${name}/cgroup`, 'utf8');
+      if (!new RegExp(`:memory:/${cgroupParent}/zygote-`).test(cgroup)) continue;
+      const nsPid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'))![1]!.split(/\s+/);
+      if (nsPid.length === 2 && nsPid[1] === '1') return Number(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
 describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
   const server: TestServer = await startTestServer('zygote', { env: { SANDPOOL_ZYGOTE: 'true' } });
-  const body = interpreterPool({ max: 8, ready: 1 });
+  const body = interpreterPool({ max: 12, ready: 1 });
   assert.equal(
     await createPool(server, 'forked', {
       ...body,
@@ -183,6 +205,27 @@ describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
       assert.notEqual(attempt.status, 0, attempt.stdout);
       assert.match(attempt.stderr, /PermissionError/);
     }
+  });
+
+  it('replaces a spare that died while it waited, and no start fails for it', async () => {
+    await sandboxOf('spare-death-1');
+    const spare = await until('the zygote’s spare', () => sparePidOne(server.config.cgroupParent));
+    const failures = async () => {
+      const metrics = withoutNodeLabel((await server.request('GET', '/metrics')).text);
+      return Number(
+        /^sandpool_sandbox_start_failures_total\{pool="tests\/forked"\} (\d+)$/m.exec(metrics)?.[1] ?? 0,
+      );
+    };
+    const ready = () => server.server.pools.manager(poolId(SUBSCRIPTION, RESOURCE_GROUP, 'forked'))!.status();
+    const before = await failures();
+    process.kill(spare, 'SIGKILL');
+    await until('the spare is gone', () => !existsSync(`/proc/${spare}`));
+    // The first takes the ready sandbox and the warm set refills through the zygote; the second
+    // waits for that refill.
+    assert.equal((await result('spare-death-2', '6 * 7')).executionResult, 42);
+    await until('the warm set refilled', () => ready().ready >= 1 || ready().consecutiveStartFailures > 0);
+    assert.equal((await result('spare-death-3', '6 * 7')).executionResult, 42);
+    assert.equal(await failures(), before, 'no sandbox failed to start');
   });
 
   it('leaves nothing behind when a session ends', async () => {
