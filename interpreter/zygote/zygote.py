@@ -518,19 +518,23 @@ class Spare:
         self.stderr = stderr
         self.received = b""
 
+    def buffered_message(self):
+        """The next whole message the spare's processes sent, None until one has arrived: I and A
+        (pid 1's and the agent's host pids), R (the sandbox runs) or E (failed)."""
+        tag = self.received[:1]
+        if tag == b"R":
+            self.received = self.received[1:]
+            return "R", ""
+        if tag in (b"I", b"A", b"E") and b"\n" in self.received:
+            line, self.received = self.received.split(b"\n", 1)
+            return tag.decode(), line[1:].decode("utf-8", "replace")
+        if tag not in (b"", b"I", b"A", b"E"):
+            raise RuntimeError(f"unexpected message from the sandbox: {self.received[:40]!r}")
+        return None
+
     def message(self, deadline):
-        """The next message from the spare's processes: I and A (pid 1's and the agent's host pids),
-        R (the sandbox runs) or E (failed)."""
-        while True:
-            tag = self.received[:1]
-            if tag == b"R":
-                self.received = self.received[1:]
-                return "R", ""
-            if tag in (b"I", b"A", b"E") and b"\n" in self.received:
-                line, self.received = self.received.split(b"\n", 1)
-                return tag.decode(), line[1:].decode("utf-8", "replace")
-            if tag not in (b"", b"I", b"A", b"E"):
-                raise RuntimeError(f"unexpected message from the sandbox: {self.received[:40]!r}")
+        """The next message from the spare's processes (see buffered_message), waiting for it."""
+        while (said := self.buffered_message()) is None:
             ready, _, _ = select.select([self.from_child], [], [], max(0, deadline - time.monotonic()))
             if not ready:
                 raise TimeoutError("the sandbox did not start in time")
@@ -538,19 +542,28 @@ class Spare:
             if not chunk:
                 raise RuntimeError("the sandbox ended while it started")
             self.received += chunk
+        return said
+
+    def note_pid(self, tag, said):
+        """Notes a host pid the spare reported; any other message before its request is a failure."""
+        if tag == "I":
+            self.init_pid = int(said)
+        elif tag == "A":
+            self.agent_pid = int(said)
+        else:
+            raise RuntimeError(said if tag == "E" else f"unexpected {tag} from a spare")
 
     def hear(self):
         """Reads what the spare says while it waits: its pids, noted ahead of its request. False once
         it has gone or failed (it said E, or its processes all closed the pipe)."""
         chunk = os.read(self.from_child, 4096)
         self.received += chunk
-        while self.received[:1] in (b"I", b"A") and b"\n" in self.received:
-            line, self.received = self.received.split(b"\n", 1)
-            if line[:1] == b"I":
-                self.init_pid = int(line[1:])
-            else:
-                self.agent_pid = int(line[1:])
-        return bool(chunk) and not self.received.startswith(b"E")
+        try:
+            while (said := self.buffered_message()) is not None:
+                self.note_pid(*said)
+        except (RuntimeError, ValueError):
+            return False
+        return bool(chunk)
 
     def last_words(self):
         """The last line the spare's processes wrote to stdout or stderr before they ended."""
@@ -769,13 +782,7 @@ class Zygote:
         self.spare = None
         try:
             while spare.init_pid is None or spare.agent_pid is None:
-                tag, said = spare.message(deadline)
-                if tag == "I":
-                    spare.init_pid = int(said)
-                elif tag == "A":
-                    spare.agent_pid = int(said)
-                else:
-                    raise RuntimeError(said if tag == "E" else f"unexpected {tag} from a spare")
+                spare.note_pid(*spare.message(deadline))
             for name, mapping in (("uid_map", request["uidMap"]), ("gid_map", request["gidMap"])):
                 with open(f"/proc/{spare.init_pid}/{name}", "w") as out:
                     out.write(mapping)

@@ -42,7 +42,7 @@ function sparePidOne(cgroupParent: string): number | undefined {
     if (!/^\d+$/.test(name)) continue;
     try {
       const cgroup = readFileSync(`/proc/${name}/cgroup`, 'utf8');
-      if (!new RegExp(`:memory:/${cgroupParent}/zygote-`).test(cgroup)) continue;
+      if (!cgroup.includes(`:memory:/${cgroupParent}/zygote-`)) continue;
       const nsPid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'))![1]!.split(/\s+/);
       if (nsPid.length === 2 && nsPid[1] === '1') return Number(name);
     } catch {
@@ -216,14 +216,18 @@ describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
         /^sandpool_sandbox_start_failures_total\{pool="tests\/forked"\} (\d+)$/m.exec(metrics)?.[1] ?? 0,
       );
     };
-    const ready = () => server.server.pools.manager(poolId(SUBSCRIPTION, RESOURCE_GROUP, 'forked'))!.status();
+    const status = () =>
+      server.server.pools.manager(poolId(SUBSCRIPTION, RESOURCE_GROUP, 'forked'))!.status();
     const before = await failures();
     process.kill(spare, 'SIGKILL');
     await until('the spare is gone', () => !existsSync(`/proc/${spare}`));
     // The first takes the ready sandbox and the warm set refills through the zygote; the second
     // waits for that refill.
     assert.equal((await result('spare-death-2', '6 * 7')).executionResult, 42);
-    await until('the warm set refilled', () => ready().ready >= 1 || ready().consecutiveStartFailures > 0);
+    await until('the warm set refilled', () => {
+      const { ready, consecutiveStartFailures } = status();
+      return ready >= 1 || consecutiveStartFailures > 0;
+    });
     assert.equal((await result('spare-death-3', '6 * 7')).executionResult, 42);
     assert.equal(await failures(), before, 'no sandbox failed to start');
   });
