@@ -46,6 +46,7 @@ import json
 import os
 import resource
 import select
+import selectors
 import signal
 import socket
 import struct
@@ -119,6 +120,8 @@ OUTPUT_FDS = (5, 6)
 AGENT_PID = 2
 #: A console log stops growing here, as conmon's --log-size-max stops it.
 CONSOLE_LOG_MAX_BYTES = 1024 * 1024
+#: Above any descriptor a process can hold (the kernel's nr_open ceiling is 2^30).
+FD_CEILING = 2**31 - 1
 
 
 class SockFprog(ctypes.Structure):
@@ -278,13 +281,12 @@ def cri_line(stream, text):
 
 
 def close_descriptors_from(lowest, keep=()):
-    """Closes every descriptor from `lowest` up but those in `keep`, however high the limit lets them go."""
-    for fd in sorted(int(name) for name in os.listdir("/proc/self/fd")):
-        if fd >= lowest and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # the directory's own descriptor, closed already
+    """Closes every descriptor from `lowest` up but those in `keep`, however high the limit lets them
+    go: one close_range call per gap, where a zygote's fork would otherwise close thousands in turn."""
+    for kept in sorted(fd for fd in keep if fd >= lowest):
+        os.closerange(lowest, kept)
+        lowest = kept + 1
+    os.closerange(lowest, FD_CEILING)
 
 
 def read_request(fd):
@@ -534,9 +536,10 @@ class Spare:
 
     def message(self, deadline):
         """The next message from the spare's processes (see buffered_message), waiting for it."""
+        waiting = select.poll()
+        waiting.register(self.from_child, select.POLLIN)
         while (said := self.buffered_message()) is None:
-            ready, _, _ = select.select([self.from_child], [], [], max(0, deadline - time.monotonic()))
-            if not ready:
+            if not waiting.poll(max(0, deadline - time.monotonic()) * 1000):
                 raise TimeoutError("the sandbox did not start in time")
             chunk = os.read(self.from_child, 4096)
             if not chunk:
@@ -602,9 +605,13 @@ class Zygote:
         self.served = False
         self.last_spawn = 0.0
         self.spare_died = 0.0
+        # What the zygote waits on, each descriptor with its handler: epoll, since a zygote holds two
+        # descriptors per sandbox, past the 1,024 that select() can watch.
+        self.waiting = selectors.DefaultSelector()
         # The first spare, forked now, also ends the threads a preloaded library started (OpenBLAS
         # shuts its workers down before a fork): forks copy one thread, and setns needs one.
-        self.spare = self.fork_spare()
+        self.spare = None
+        self.keep_spare(self.fork_spare())
         threads = threads_of_this_process()
         if threads != 1:
             raise SystemExit(f"the preload list left {threads - 1} threads running; a zygote must be single-threaded")
@@ -620,40 +627,21 @@ class Zygote:
         self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wakeup_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.waiting.register(self.listener, selectors.EVENT_READ, self.accept)
+        self.waiting.register(self.wakeup_r, selectors.EVENT_READ, self.drain_wakeups)
 
     def hello(self):
         return {"zygote": 1, "pid": os.getpid(), "python": sys.version.split()[0], "preload": PRELOADED}
 
     def serve(self):
         while True:
-            fds = [self.listener, self.wakeup_r, *self.clients, *self.outputs]
-            if self.spare is not None:
-                fds.append(self.spare.from_child)
-            try:
-                ready, _, _ = select.select(fds, [], [], 5 if self.spare else max(0.0, self.next_spare_in()))
-            except InterruptedError:
-                continue
-            for fd in ready:
-                if fd is self.listener:
-                    self.accept()
-                elif fd in self.outputs:
-                    self.read_output(fd)
-                elif fd == self.wakeup_r:
-                    while True:
-                        try:
-                            if not os.read(self.wakeup_r, 512):
-                                break
-                        except BlockingIOError:
-                            break
-                elif self.spare is not None and fd == self.spare.from_child:
-                    if not self.spare.hear():
-                        self.drop_spare()
-                elif fd in self.clients:
-                    self.read_client(self.clients[fd])
-                # Anything else was a spare's pipe, which a spawn took and closed meanwhile.
+            for key, _ in self.waiting.select(5 if self.spare else max(0.0, self.next_spare_in())):
+                # A handler before this one may have let go of its descriptor: a spawn takes the spare.
+                if self.waiting.get_map().get(key.fd) is key:
+                    key.data()
             self.reap()
             if self.spare is None and self.next_spare_in() <= 0:
-                self.spare = self.fork_spare()
+                self.keep_spare(self.fork_spare())
             # Nobody left to serve or to reap for: a server that stopped, its sandboxes all ended.
             if self.served and not self.clients and not self.sandboxes and not self.outputs:
                 return
@@ -669,6 +657,16 @@ class Zygote:
             sock.close()
             return
         self.clients[sock] = client
+        self.waiting.register(sock, selectors.EVENT_READ, lambda: self.read_client(client))
+
+    def drain_wakeups(self):
+        """Empties the pipe a signal (SIGCHLD) wrote to: it woke the loop, which reaps next."""
+        while True:
+            try:
+                if not os.read(self.wakeup_r, 512):
+                    return
+            except BlockingIOError:
+                return
 
     def read_output(self, fd):
         log, stream = self.outputs[fd]
@@ -678,6 +676,7 @@ class Zygote:
             return
         log.close(stream)
         del self.outputs[fd]
+        self.waiting.unregister(fd)
         os.close(fd)
 
     def read_client(self, client):
@@ -696,6 +695,7 @@ class Zygote:
                 client.sock.sendall((json.dumps(reply) + "\n").encode())
         except OSError:
             del self.clients[client.sock]
+            self.waiting.unregister(client.sock)
             client.close()
 
     def reap(self):
@@ -718,11 +718,27 @@ class Zygote:
                 out.write(str(code))
             os.rename(exit_file + ".tmp", exit_file)
 
+    def keep_spare(self, spare):
+        """Makes `spare` the one the next request takes, hearing what it says while it waits."""
+        self.spare = spare
+        self.waiting.register(spare.from_child, selectors.EVENT_READ, self.hear_spare)
+
+    def take_spare(self):
+        """The spare, for a request: the zygote stops listening to it. None if there is none."""
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            self.waiting.unregister(spare.from_child)
+        return spare
+
+    def hear_spare(self):
+        if not self.spare.hear():
+            self.drop_spare()
+
     def drop_spare(self):
         """Lets go of a spare that died or failed while it waited; the next is forked a while later."""
-        self.spare.kill()
-        self.spare.close()
-        self.spare = None
+        spare = self.take_spare()
+        spare.kill()
+        spare.close()
         self.spare_died = time.monotonic()
 
     def next_spare_in(self):
@@ -778,8 +794,7 @@ class Zygote:
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
         data = request["dataMount"]
         self.in_server_namespace(client, lambda: mount("tmpfs", data["target"], "tmpfs", MS_NOSUID | MS_NODEV, data["options"]))
-        spare = self.spare or self.fork_spare(rehearse=False)
-        self.spare = None
+        spare = self.take_spare() or self.fork_spare(rehearse=False)
         try:
             while spare.init_pid is None or spare.agent_pid is None:
                 spare.note_pid(*spare.message(deadline))
@@ -811,8 +826,9 @@ class Zygote:
         os.close(spare.to_child)
         os.close(spare.from_child)
         log = ConsoleLog(request["consoleLog"])
-        self.outputs[spare.stdout] = (log, "stdout")
-        self.outputs[spare.stderr] = (log, "stderr")
+        for fd, stream in ((spare.stdout, "stdout"), (spare.stderr, "stderr")):
+            self.outputs[fd] = (log, stream)
+            self.waiting.register(fd, selectors.EVENT_READ, lambda fd=fd: self.read_output(fd))
         return {"ok": True, "pid": spare.init_pid}
 
 
@@ -825,6 +841,15 @@ ZYGOTE_AGENT_DIR = "/run/zygote/agent"
 OLD_ROOT = "/run/zygote/old-root"
 
 
+def raise_descriptor_limit():
+    """A zygote holds two descriptors per sandbox (its output pipes): it takes as many as its hard
+    limit allows, as Node does for itself. Each sandbox sets its own limit from its config."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with open("/proc/sys/fs/nr_open") as nr_open:
+        ceiling = int(nr_open.read())
+    resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling if hard == resource.RLIM_INFINITY else min(hard, ceiling), hard))
+
+
 def main():
     global SECCOMP_FILTER
     control_path, seccomp_path = sys.argv[1:3]
@@ -833,6 +858,7 @@ def main():
     check(libc.umount2(OLD_ROOT.encode(), MNT_DETACH), "detach the host's root")
     os.rmdir(OLD_ROOT)
     prctl(PR_SET_CHILD_SUBREAPER, 1)
+    raise_descriptor_limit()
     with open(seccomp_path, "rb") as bpf:
         SECCOMP_FILTER = bpf.read()
     sys.path.insert(0, ZYGOTE_AGENT_DIR)

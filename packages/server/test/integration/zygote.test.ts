@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -52,9 +53,26 @@ function sparePidOne(cgroupParent: string): number | undefined {
   return undefined;
 }
 
+/** Connects to a zygote's control socket; resolves with the connection and the pid its hello names. */
+function helloFrom(socketPath: string): Promise<{ socket: Socket; pid: number }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('error', reject);
+    socket.on('close', () =>
+      reject(new Error(`the zygote closed the connection before its hello: ${received}`)),
+    );
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      if (received.includes('\n')) resolve({ socket, pid: (JSON.parse(received) as { pid: number }).pid });
+    });
+  });
+}
+
 describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
   const server: TestServer = await startTestServer('zygote', { env: { SANDPOOL_ZYGOTE: 'true' } });
-  const body = interpreterPool({ max: 12, ready: 1 });
+  const body = interpreterPool({ max: 16, ready: 1 });
   assert.equal(
     await createPool(server, 'forked', {
       ...body,
@@ -71,6 +89,12 @@ describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
   /** The identifier's sandbox (its session's id), made if it has none. */
   const sandboxOf = async (identifier: string) =>
     (await run(identifier, '1')).headers.get('x-ms-session-guid')!;
+  const controlDir = join(server.config.runDir, 'zygote');
+  /** The control sockets of the zygotes running for this server. */
+  const zygoteSockets = () =>
+    readdirSync(controlDir)
+      .map((name) => join(controlDir, name, 'zygote.sock'))
+      .filter((path) => existsSync(path));
 
   it('gives each session the interpreter a runc sandbox has, with the preload in sys.modules', async () => {
     // The spare rehearsed a first request (binding `rehearsed`) before this session took it: nothing of it is left.
@@ -186,10 +210,7 @@ describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
 
   it('takes requests from host root alone: another local account cannot reach a zygote', async () => {
     await sandboxOf('local');
-    const controlDir = join(server.config.runDir, 'zygote');
-    const sockets = readdirSync(controlDir)
-      .map((name) => join(controlDir, name, 'zygote.sock'))
-      .filter((path) => existsSync(path));
+    const sockets = zygoteSockets();
     assert.ok(sockets.length > 0, 'a zygote runs');
     assert.equal(statSync(controlDir).mode & 0o777, 0o700);
     for (const socket of sockets) {
@@ -230,6 +251,29 @@ describe('sandboxes forked from a zygote', { skip: skipReason }, async () => {
     });
     assert.equal((await result('spare-death-3', '6 * 7')).executionResult, 42);
     assert.equal(await failures(), before, 'no sandbox failed to start');
+  });
+
+  it('keeps serving with more descriptors open than select() can watch', async () => {
+    // A zygote holds two descriptors per sandbox, its output pipes: past 1,024 of them (about 500
+    // sandboxes) select() fails. Idle connections to its control socket, two descriptors each in the
+    // zygote, take it there without 500 sandboxes.
+    await sandboxOf('descriptors-before');
+    const [socketPath] = zygoteSockets();
+    const { socket: first, pid } = await helloFrom(socketPath!);
+    const connections = [first];
+    try {
+      for (let i = 0; i < 560; i++) {
+        const hello = await helloFrom(socketPath!);
+        connections.push(hello.socket);
+        assert.equal(hello.pid, pid, 'the same zygote answers');
+      }
+      assert.ok(readdirSync(`/proc/${pid}/fd`).length > 1100, 'the zygote holds more than 1,024 descriptors');
+      assert.equal((await result('descriptors-after', '6 * 7')).executionResult, 42);
+      assert.equal((await result('descriptors-before', '6 * 7')).executionResult, 42);
+      assert.equal(await helloFrom(socketPath!).then(({ socket, pid }) => (socket.destroy(), pid)), pid);
+    } finally {
+      for (const socket of connections) socket.destroy();
+    }
   });
 
   it('leaves nothing behind when a session ends', async () => {
