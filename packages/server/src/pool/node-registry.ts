@@ -231,13 +231,14 @@ export class NodeRegistry {
       const load = { ...this.deps.cluster.held(row.name), cpu, memoryBytes };
       return { ...row, live, drained: row.draining && (!live || load.sessions + load.ready === 0), load };
     }
-    const load = this.deps.pools.nodeLoad();
+    // The node list shows sandboxes by state; one being destroyed still keeps the node from drained.
+    const { ending, ...load } = this.deps.pools.nodeLoad();
     const memory = this.deps.memory?.();
     return {
       ...row,
       live,
       leader: this.leads,
-      drained: row.draining && load.sessions + load.starting + load.ready === 0,
+      drained: row.draining && load.sessions + load.starting + load.ready + ending === 0,
       load,
       ...(memory && { memory }),
     };

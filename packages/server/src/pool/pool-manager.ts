@@ -59,6 +59,8 @@ export interface PoolStatus {
   ready: number;
   allocated: number;
   starting: number;
+  /** Instances being destroyed: their sandboxes are not gone yet. */
+  ending: number;
   consecutiveStartFailures: number;
   lastStartError: string | null;
 }
@@ -68,6 +70,7 @@ export class PoolManager {
   readonly recorder: PoolRecorder;
   private readonly warm: WarmPool;
   private readonly sessions: Sessions;
+  private readonly retiring = new Set<string>();
   private imagePull: ImagePullProgress | undefined;
 
   constructor(
@@ -80,6 +83,7 @@ export class PoolManager {
     this.warm = new WarmPool({
       ...deps,
       recorder: this.recorder,
+      retiring: this.retiring,
       newInstanceId,
       template: () => ({ spec: this.spec, poolId: this.pool.id, generation: this.pool.generation }),
       claimed: () => this.sessions.claimed + deps.cluster.allocatedElsewhere(this.pool.id),
@@ -87,6 +91,7 @@ export class PoolManager {
     this.sessions = new Sessions({
       ...deps,
       recorder: this.recorder,
+      retiring: this.retiring,
       warm: this.warm,
       newInstanceId,
       poolName: () => this.pool.name,
@@ -180,6 +185,7 @@ export class PoolManager {
       ready: this.warm.size,
       allocated: this.sessions.size,
       starting: this.warm.starting,
+      ending: this.retiring.size,
       consecutiveStartFailures: this.warm.consecutiveStartFailures,
       lastStartError: this.warm.lastError,
     };

@@ -183,6 +183,43 @@ describe('PoolService and PoolManager', () => {
     assert.equal(allocation.created, true);
   });
 
+  it('counts a sandbox against the node from its start on demand until its destroy has finished', async () => {
+    // Admission compares what the node reserves with its limits: a sandbox the count missed would be
+    // admitted past them, and its start fail at the host's limit instead of being refused.
+    const { service, manager, launcher } = await setup({ readySessionInstances: 0 });
+    let started!: () => void;
+    const starting = new Promise<void>((resolve) => (started = resolve));
+    let releaseStart!: () => void;
+    launcher.gate = () => {
+      started();
+      return new Promise<void>((resolve) => (releaseStart = resolve));
+    };
+    const claim = manager.acquire('cold');
+    await starting;
+    assert.equal(service.nodeReservation().sandboxes, 1, 'while it starts');
+    releaseStart();
+    const { session } = await claim;
+    assert.equal(service.nodeReservation().sandboxes, 1, 'while it runs');
+    const instance = launcher.sandboxes.get(session.instance.id)!;
+    const destroy = instance.destroy.bind(instance);
+    let releaseDestroy!: () => void;
+    const destroying = new Promise<void>((resolve) => (releaseDestroy = resolve));
+    instance.destroy = async () => {
+      await destroying;
+      await destroy();
+    };
+    const stopped = manager.stop('cold');
+    for (let turns = 0; manager.status().ending !== 1; turns++) {
+      assert.ok(turns < 100, 'the destroy began');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(manager.status().allocated, 0);
+    assert.equal(service.nodeReservation().sandboxes, 1, 'while it is destroyed');
+    releaseDestroy();
+    await stopped;
+    assert.equal(service.nodeReservation().sandboxes, 0, 'once it is gone');
+  });
+
   it('backs off after failing starts instead of retrying in a loop, and says why', async () => {
     const { manager, launcher, store, service } = await setup({ readySessionInstances: 1 });
     launcher.failWith = new AppError(ErrorCode.SandboxStartFailed, 'image missing');

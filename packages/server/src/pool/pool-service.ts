@@ -74,25 +74,33 @@ export class PoolService {
    * sandbox its pool's session size (a pool's size as it is now; sandboxes of an earlier template are
    * replaced soon after a change).
    */
-  nodeLoad(): { sessions: number; ready: number; starting: number; cpu: number; memoryBytes: number } {
-    const load = { sessions: 0, ready: 0, starting: 0, cpu: 0, memoryBytes: 0 };
+  nodeLoad(): {
+    sessions: number;
+    ready: number;
+    starting: number;
+    ending: number;
+    cpu: number;
+    memoryBytes: number;
+  } {
+    const load = { sessions: 0, ready: 0, starting: 0, ending: 0, cpu: 0, memoryBytes: 0 };
     for (const manager of this.managers.values()) {
       const status = manager.status();
-      const sandboxes = status.allocated + status.ready + status.starting;
+      const sandboxes = status.allocated + status.ready + status.starting + status.ending;
       const size = manager.sandboxSize;
       load.sessions += status.allocated;
       load.ready += status.ready;
       load.starting += status.starting;
+      load.ending += status.ending;
       load.cpu += sandboxes * size.cpu;
       load.memoryBytes += sandboxes * size.memoryBytes;
     }
     return load;
   }
 
-  /** What this node's sandboxes reserve now, starting ones included. */
+  /** What this node's sandboxes reserve now, starting and ending ones included: each holds its slot. */
   nodeReservation(): Reservation {
-    const { sessions, ready, starting, cpu, memoryBytes } = this.nodeLoad();
-    return { sandboxes: sessions + ready + starting, cpu, memoryBytes };
+    const { sessions, ready, starting, ending, cpu, memoryBytes } = this.nodeLoad();
+    return { sandboxes: sessions + ready + starting + ending, cpu, memoryBytes };
   }
 
   /** A pool's session size, if this node knows the pool. */

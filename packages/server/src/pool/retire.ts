@@ -17,6 +17,11 @@ export interface RetireDeps {
   recorder: PoolRecorder;
   log: Logger;
   now: () => number;
+  /**
+   * The pool's instances being retired, by id: each holds its sandbox, cores and memory on this
+   * node until its destroy has finished, after its row says it ended.
+   */
+  retiring: Set<string>;
 }
 
 /** A claimed instance's session: when it was taken and last used, and what it ran. */
@@ -34,18 +39,23 @@ export async function retire(
   session?: SessionTimesAndCount,
 ): Promise<void> {
   const endedAt = new Date(deps.now()).toISOString();
+  const { id } = held.row;
   held.row = { ...held.row, state: 'ended', endedAt, endReason: reason, endDetails: details };
-  await deps.recorder.storeRow(held.row);
-  const usage = session && (await measureSession(held.instance, session, deps.now()));
-  if (usage) {
-    held.row = { ...held.row, endDetails: { ...details, usage: { ...usage } } };
+  deps.retiring.add(id);
+  let usage: Awaited<ReturnType<typeof measureSession>> | undefined;
+  try {
     await deps.recorder.storeRow(held.row);
+    usage = session && (await measureSession(held.instance, session, deps.now()));
+    if (usage) {
+      held.row = { ...held.row, endDetails: { ...details, usage: { ...usage } } };
+      await deps.recorder.storeRow(held.row);
+    }
+    await held.instance
+      .destroy()
+      .catch((error: unknown) => deps.log.error({ err: error, sandbox: id }, 'sandbox.destroy failed'));
+  } finally {
+    deps.retiring.delete(id);
   }
-  await held.instance
-    .destroy()
-    .catch((error: unknown) =>
-      deps.log.error({ err: error, sandbox: held.row.id }, 'sandbox.destroy failed'),
-    );
   await deps.recorder.ended(held.row, {
     ...(usage && { usage }),
     ...(session && { executions: session.executions }),

@@ -74,6 +74,8 @@ export interface SessionsDeps {
   spec: () => PoolSpec;
   /** Why the pool cannot start an instance now (an image pull under way or failed), if it cannot. */
   notRunnable: () => AppError | undefined;
+  /** The pool's instances being retired (see RetireDeps). */
+  retiring: Set<string>;
 }
 
 const times = (session: Session): SessionTimes => ({

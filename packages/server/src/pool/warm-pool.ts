@@ -34,12 +34,16 @@ export interface WarmPoolDeps {
   /** Sessions allocated or being allocated across the cluster: the warm target shrinks as they near the max. */
   claimed: () => number;
   cluster: ClusterView;
+  /** The pool's instances being retired (see RetireDeps). */
+  retiring: Set<string>;
 }
 
 export class WarmPool {
   private readonly ready: HeldInstance[] = [];
   /** Starts under way, by instance id: a start resolves once its instance is held (or given up). */
   private readonly starts = new Map<string, Promise<void>>();
+  /** Starts on demand under way, for claims the warm set could not serve. */
+  private launching = 0;
   private failures = 0;
   /** The latest failed starts, newest last. */
   private readonly failed: StartFailure[] = [];
@@ -56,8 +60,9 @@ export class WarmPool {
     return this.ready.length;
   }
 
+  /** Instances starting, for the warm set or for a claim: each holds its sandbox, cores and memory already. */
   get starting(): number {
-    return this.starts.size;
+    return this.starts.size + this.launching;
   }
 
   get consecutiveStartFailures(): number {
@@ -124,11 +129,14 @@ export class WarmPool {
 
   /** Starts an instance on demand, for a claim the warm set could not serve. */
   async launch(id: string): Promise<Instance> {
+    this.launching++;
     try {
       return await this.start(id, 'claim');
     } catch (error) {
       this.deps.recorder.startFailed();
       throw error;
+    } finally {
+      this.launching--;
     }
   }
 
