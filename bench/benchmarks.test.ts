@@ -27,7 +27,7 @@ const BENCHMARKS: { name: string; rows: number }[] = [
   { name: 'custom-container', rows: 4 },
   { name: 'soak', rows: 3 },
   { name: 'cluster', rows: 6 },
-  { name: 'density', rows: 7 },
+  { name: 'density', rows: 9 },
 ];
 
 describe('benchmarks in quick mode', { skip: skipReason }, () => {

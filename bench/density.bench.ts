@@ -2,7 +2,7 @@
  * Density and cold start (issue: density). Not a test: it measures over HTTP on loopback, prints a
  * Markdown table and keeps it in bench/results/. Run as root after scripts/setup.sh:
  *
- *   node --import tsx bench/density.bench.ts [--quick] [--sessions 50] [--cold 30] [--rounds 5]
+ *   node --import tsx bench/density.bench.ts [--quick] [--sessions 50] [--cold 30] [--rounds 5] [--held 1500]
  *
  * Side by side, in one run, two servers on this host: today's path (every sandbox starts Python
  * under runc) and the zygote's (every sandbox is forked from a prepared interpreter). For each:
@@ -11,7 +11,11 @@
  *   host lost), from the sessions' own cgroups (what they are charged), and what the zygotes' cgroup
  *   holds for all of them (the shared, prepared state);
  * - a cold start (no ready sandbox) to the first result, for each pool;
- * - a new identifier's first result with 16 clients at once, from a warm pool.
+ * - a new identifier's first result with 16 clients at once, from a warm pool;
+ * - on the zygote's path, `held` data-science sessions at once on this one node (the issue's 1,500),
+ *   each having used pandas: whether every one still answers, and the host memory each costs. The
+ *   runc path would need its per-session figure times `held`, more than this host has, and is not
+ *   run. Both servers admit that many: `--memory-overcommit 40`, and no CPU reservation limit.
  */
 
 import { existsSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
@@ -27,10 +31,16 @@ const args = benchArgs({
   sessions: { full: 50, quick: 3 },
   cold: { full: 30, quick: 2 },
   rounds: { full: 5, quick: 1 },
+  held: { full: 1500, quick: 12 },
 });
 const CONCURRENT = 16;
 const KEY = `sp_0123456789ab_${'D'.repeat(43)}`;
-const MAX_SANDBOXES = 2 * args.sessions + 2 * CONCURRENT + 8;
+/** Room for every phase's sessions and ready sandboxes at once: the held phase keeps the others' ready sets. */
+const MAX_SANDBOXES = 2 * args.sessions + 2 * CONCURRENT + args.held + 16;
+/** Azure's cap on a pool's maxConcurrentSessions: `held` sessions spread over pools of this size. */
+const POOL_MAX = 600;
+/** Clients that start the held sessions, each one at a time. */
+const HELD_CLIENTS = 3;
 const MIB = 1024 ** 2;
 const PRELOAD = ['numpy', 'pandas'];
 const USE_PANDAS =
@@ -49,7 +59,8 @@ async function startPath(name: Path['name'], index: number): Promise<Path> {
     maxSandboxes: MAX_SANDBOXES,
     block: index,
     cgroupParent,
-    env: { SANDPOOL_ZYGOTE: String(name === 'zygote') },
+    // 1,500 sessions of 512 MiB: what the sandboxes may promise reaches 40 × their 23 GiB limit.
+    env: { SANDPOOL_ZYGOTE: String(name === 'zygote'), SANDPOOL_MEMORY_OVERCOMMIT: '40' },
   });
   return { ...started, name, cgroupParent };
 }
@@ -181,12 +192,45 @@ async function concurrentNewIdentifiers(path: Path): Promise<number[]> {
   return samples;
 }
 
+/**
+ * `held` data-science sessions at once, over pools of POOL_MAX: each runs USE_PANDAS as it starts,
+ * then, all held, each answers again; host memory per session from /proc/meminfo.
+ */
+async function heldAtOnce(path: Path): Promise<{ answering: number; hostMiB: number }> {
+  const pools = Array.from({ length: Math.ceil(args.held / POOL_MAX) }, (_, i) => `held${i}`);
+  for (const pool of pools) await createPool(path, pool, POOL_MAX, 1, PRELOAD);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const before = hostUsedBytes();
+  const sessions = Array.from({ length: args.held }, (_, i) => ({
+    pool: pools[i % pools.length]!,
+    identifier: newIdentifier(),
+  }));
+  const eachInTurn = async (work: (session: (typeof sessions)[number]) => Promise<unknown>) => {
+    let next = 0;
+    const client = async () => {
+      while (next < sessions.length) await work(sessions[next++]!);
+    };
+    await Promise.all(Array.from({ length: HELD_CLIENTS }, client));
+  };
+  await eachInTurn(({ pool, identifier }) => run(path, pool, identifier, USE_PANDAS));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const after = hostUsedBytes();
+  let answering = 0;
+  await eachInTurn(async ({ pool, identifier }) => {
+    const answer = await path.client.run(pool, identifier, 'print(1)').catch(() => undefined);
+    if (answer?.stdout === '1\n') answering++;
+  });
+  await eachInTurn(({ pool, identifier }) => path.client.endSession(pool, identifier));
+  return { answering, hostMiB: (after - before) / args.held / MIB };
+}
+
 interface Measured {
   plain: Awaited<ReturnType<typeof idleSessions>>;
   dataScience: Awaited<ReturnType<typeof idleSessions>>;
   coldPlain: ReturnType<typeof summary>;
   coldDataScience: ReturnType<typeof summary>;
   concurrent: ReturnType<typeof summary>;
+  held: Awaited<ReturnType<typeof heldAtOnce>> | undefined;
 }
 
 async function measure(name: Path['name'], index: number): Promise<Measured> {
@@ -201,7 +245,11 @@ async function measure(name: Path['name'], index: number): Promise<Measured> {
     const coldDataScience = summary(await coldStarts(path, 'coldds', PRELOAD));
     console.error(`[${name}] ${CONCURRENT} concurrent new identifiers…`);
     const concurrent = summary(await concurrentNewIdentifiers(path));
-    return { plain, dataScience, coldPlain, coldDataScience, concurrent };
+    if (name === 'runc')
+      return { plain, dataScience, coldPlain, coldDataScience, concurrent, held: undefined };
+    console.error(`[${name}] ${args.held} data-science sessions at once…`);
+    const held = await heldAtOnce(path);
+    return { plain, dataScience, coldPlain, coldDataScience, concurrent, held };
   } finally {
     await stopPath(path);
   }
@@ -244,6 +292,16 @@ async function main(): Promise<void> {
       `new identifier → first result, ${CONCURRENT} clients at once (ms, p50 / p99)`,
       ms(runc.concurrent),
       ms(zygote.concurrent),
+    ],
+    [
+      `${args.held} idle data-science sessions at once on this node: how many answer`,
+      'not run',
+      `${zygote.held!.answering} of ${args.held}`,
+    ],
+    [
+      `the same ${args.held}: host memory (MiB each, meminfo; GiB in all)`,
+      `would need ${fmt((runc.dataScience.hostMiB * args.held) / 1024)} GiB`,
+      `${fmt(zygote.held!.hostMiB)}; ${fmt((zygote.held!.hostMiB * args.held) / 1024)} GiB`,
     ],
   ];
   const table = [
