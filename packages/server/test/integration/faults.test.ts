@@ -134,14 +134,22 @@ for (const sandboxStart of SANDBOX_STARTS) {
       const server = serve('faults-kill');
       const first = await server.start();
       await createPool(first, 'busy');
-      await createPool(first, 'cold', interpreterPool({ max: 4, ready: 0 }));
+      // Its sessions import sympy as well before their first line: a cold start then takes a second or
+      // more (a new zygote imports it, or each sandbox under runc), so the kill lands in one however
+      // fast this machine forks.
+      const cold = interpreterPool({ max: 4, ready: 0 });
+      const slowCold = {
+        ...cold,
+        properties: { ...cold.properties, preloadModules: ['numpy', 'pandas', 'sympy'] },
+      };
+      await createPool(first, 'cold', slowCold);
       assert.equal((await run(first, 'busy', 'worker', 'state = 7')).json.status, 'Succeeded');
       const running = await run(first, 'busy', 'worker', 'import time\ntime.sleep(30)', {
         executionType: 'Asynchronous',
       });
       assert.equal(running.status, 202);
       const executionId = running.json.id as string;
-      // Cold starts take a few hundred milliseconds; three staggered ones make sure the kill lands in one.
+      // Three staggered ones make sure the kill lands in one.
       const allocations = ['newcomer-0', 'newcomer-1', 'newcomer-2'].map(async (identifier, i) => {
         await sleep(60 * i);
         return run(first, 'cold', identifier, '1').catch((error: unknown) => error);
