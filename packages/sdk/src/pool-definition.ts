@@ -31,7 +31,7 @@ export interface PoolOptions {
   memory?: string;
   /** Secret values by name; write-only. */
   secrets?: Record<string, string>;
-  /** PythonLTS: modules each interpreter imports before its session starts, e.g. `['numpy', 'pandas']`. */
+  /** PythonLTS: modules each interpreter imports before its session starts; absent, `['numpy', 'pandas']` where sandboxes are forked; `[]` for none. */
   preloadModules?: string[];
   tags?: Record<string, string>;
 }

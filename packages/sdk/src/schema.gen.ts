@@ -886,7 +886,7 @@ export interface components {
                 /** @description Sandpool: the OCI runtime (`runc` or `runsc`). */
                 sandboxRuntime?: string;
                 /**
-                 * @description Sandpool, PythonLTS pools: modules each interpreter imports before its session’s first line, so they are already in `sys.modules` (names are not bound; `import numpy` still does that, at once). Ready sandboxes carry them, at their memory cost. Default none.
+                 * @description Sandpool, PythonLTS pools: modules each interpreter imports before its session’s first line, so they are already in `sys.modules` (names are not bound; `import numpy` still does that, at once). Where sandboxes are forked from a zygote (runc, no egress) the modules are imported once per node and shared. Absent: `numpy` and `pandas` where sandboxes are forked, none where each starts its own interpreter; `[]` preloads nothing.
                  * @example [
                  *       "numpy",
                  *       "pandas"

@@ -94,7 +94,7 @@ function withPoolFlags(command: ReturnType<typeof poolCommand>) {
     .option('--tags <name=value...>', 'ARM tags, e.g. costCenter=edu', collect, undefined)
     .option(
       '--preload-modules <module...>',
-      'PythonLTS: modules each interpreter imports before its session starts, e.g. numpy pandas',
+      'PythonLTS: modules each interpreter imports before its session starts (default: numpy pandas where sandboxes are forked, none where each starts its own)',
     )
     .option('--no-wait', 'return once the server accepted the request');
 }

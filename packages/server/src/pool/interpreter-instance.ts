@@ -11,6 +11,7 @@ import { join } from 'node:path';
 
 import { AppError, ErrorCode } from '../errors.js';
 import { readConsoleTail } from './console-log.js';
+import { preloadModules } from './pool-spec.js';
 import {
   AgentClient,
   type AgentClientOptions,
@@ -64,8 +65,8 @@ export interface InterpreterInstanceOptions {
   agent: AgentClientOptions;
   /** Outbound network (see SandboxSpec.egress); loopback only without. */
   egress?: { allow: string[] };
-  /** Modules the agent imports before it answers (the Python agent only). */
-  preload?: string[];
+  /** Modules the agent imports before it answers (the Python agent only); null: the pool's default. */
+  preload?: string[] | null;
   /**
    * Fork the sandbox from the image's zygote, which imported the agent and `preload` once, where it
    * can (the Python agent on runc without egress); start it from the image otherwise.
@@ -83,6 +84,16 @@ export const AGENT_COMMANDS = {
   python: ['/usr/bin/tini', '--', '/usr/bin/python3', '-I', `${AGENT_CODE_DIR}/agent.py`, AGENT_SOCKET],
   node: ['/usr/bin/tini', '--', '/bin/sh', `${AGENT_CODE_DIR}/launch.sh`, AGENT_SOCKET],
 };
+
+/** Whether a sandbox is forked from its image's zygote: where it can, the Python agent on runc without egress. */
+export function isForked(options: {
+  fork?: boolean;
+  agent: 'python' | 'node';
+  runtime: RuntimeName;
+  egress: boolean;
+}): boolean {
+  return options.fork === true && options.agent === 'python' && options.runtime === 'runc' && !options.egress;
+}
 
 /** How the Python agent hears which modules to import before it answers (it removes the variable). */
 const PRELOAD_VARIABLE = 'SANDPOOL_PRELOAD';
@@ -133,8 +144,8 @@ export class InterpreterInstance {
       );
     });
     const agent = options.image.agent ?? 'python';
-    const forked =
-      options.fork === true && agent === 'python' && options.runtime === 'runc' && !options.egress;
+    const forked = isForked({ ...options, agent, egress: options.egress !== undefined });
+    const preload = options.preload === undefined ? [] : preloadModules(options.preload, forked);
     const sandbox = await driver.create({
       id: options.id,
       runtime: options.runtime,
@@ -142,11 +153,11 @@ export class InterpreterInstance {
       command: AGENT_COMMANDS[agent],
       env: {
         MPLBACKEND: 'Agg',
-        ...(!forked && options.preload?.length && { [PRELOAD_VARIABLE]: options.preload.join(',') }),
+        ...(!forked && preload.length > 0 && { [PRELOAD_VARIABLE]: preload.join(',') }),
       },
       ...(forked && {
         fork: {
-          preload: options.preload ?? [],
+          preload,
           agentCodeDir: AGENT_CODE_DIR,
           agentSocket: AGENT_SOCKET,
           warmUp: options.warmUp ?? true,

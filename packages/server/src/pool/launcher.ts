@@ -17,8 +17,8 @@ import type {
 import type { ConsoleLogArchive } from './console-log.js';
 import { pinnedReference, registryCredentials, type ImageSource } from './container-image.js';
 import { CONTAINER_LABEL, ContainerInstance } from './container-instance.js';
-import { InterpreterInstance, type InterpreterImage } from './interpreter-instance.js';
-import type { PoolSpec } from './pool-spec.js';
+import { InterpreterInstance, isForked, type InterpreterImage } from './interpreter-instance.js';
+import { preloadModules, type PoolSpec } from './pool-spec.js';
 import type { EndState, InstanceLauncher, Instance, StartPurpose } from './instance.js';
 
 export interface HostLauncherOptions {
@@ -175,9 +175,19 @@ export class HostLauncher implements InstanceLauncher {
   }
 
   async preparedMemory(spec: PoolSpec): Promise<number | undefined> {
-    if (!this.options.interpreter.fork || spec.container || spec.containerType === 'NodeLTS')
-      return undefined;
-    return this.driver.preparedMemory(this.options.interpreter.image.rootfs, spec.preload);
+    const forked =
+      !spec.container &&
+      isForked({
+        fork: this.options.interpreter.fork,
+        agent: spec.containerType === 'NodeLTS' ? 'node' : 'python',
+        runtime: spec.runtime,
+        egress: spec.egress === 'EgressEnabled',
+      });
+    if (!forked) return undefined;
+    return this.driver.preparedMemory(
+      this.options.interpreter.image.rootfs,
+      preloadModules(spec.preload, forked),
+    );
   }
 
   destroy(id: string): Promise<void> {

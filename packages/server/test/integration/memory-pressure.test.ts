@@ -62,6 +62,15 @@ async function metric(server: TestServer, series: string): Promise<number> {
   return line === undefined ? 0 : Number(line.split(' ')[1]);
 }
 
+/**
+ * A pool that preloads nothing: the data stack a pool gets by default would put its zygote's
+ * 300 MiB inside the small host, and these tests count every MiB of it.
+ */
+function bareInterpreterPool(overrides: Parameters<typeof interpreterPool>[0]) {
+  const body = interpreterPool(overrides);
+  return { ...body, properties: { ...body.properties, preloadModules: [] } };
+}
+
 /** Holds `mib` MiB in the session's interpreter, touched (a zero-filled buffer would not be). */
 const hold = (mib: number) => `x = b"\\x01" * (${mib} << 20)\nlen(x)`;
 
@@ -77,7 +86,7 @@ describe('a node short of memory', { skip: skipReason, concurrency: true }, () =
     const { server, parent } = await smallHost('memadmit', 1.5, { SANDPOOL_MEMORY_OVERCOMMIT: '1' });
     const limit = Number(readFileSync(join(CGROUP_ROOT, 'memory', parent, 'memory.limit_in_bytes'), 'utf8'));
     assert.equal(limit, 1.5 * GIB, 'the sandboxes’ parent cgroup carries the hard limit');
-    await createPool(server, 'admit', interpreterPool({ max: 10, ready: 1 }));
+    await createPool(server, 'admit', bareInterpreterPool({ max: 10, ready: 1 }));
 
     // Three sandboxes of 0.5 GiB fill the 1.5 GiB the node may commit: two sessions and the ready one.
     for (const identifier of ['a', 'b', 'c']) {
@@ -126,7 +135,7 @@ describe('a node short of memory', { skip: skipReason, concurrency: true }, () =
       SANDPOOL_MEMORY_OVERCOMMIT: '4',
       SANDPOOL_MEMORY_CHECK_INTERVAL_MS: '100',
     });
-    await createPool(server, 'press', interpreterPool({ max: 10, ready: 1 }));
+    await createPool(server, 'press', bareInterpreterPool({ max: 10, ready: 1 }));
     // Oldest first: a, b, c, d each hold 250 MiB; 6 GiB may be committed against a 1.5 GiB limit.
     for (const identifier of ['a', 'b', 'c', 'd']) {
       const answer = await execute(server, 'press', identifier, hold(250));
@@ -178,7 +187,7 @@ describe('a node short of memory', { skip: skipReason, concurrency: true }, () =
       SANDPOOL_MEMORY_PRESSURE_PERCENT: '99',
       SANDPOOL_MEMORY_CHECK_INTERVAL_MS: '60000',
     });
-    await createPool(server, 'kern', interpreterPool({ max: 10, ready: 0 }));
+    await createPool(server, 'kern', bareInterpreterPool({ max: 10, ready: 0 }));
     for (const identifier of ['a', 'b']) {
       const answer = await execute(server, 'kern', identifier, hold(400));
       assert.equal(answer.status, 200, answer.text);

@@ -229,8 +229,19 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
       'import pandas as pd\nint(pd.DataFrame({"a": [1, 2]})["a"].sum())',
     );
     assert.equal(used.json.result.executionResult, 3);
-    // A pool without the list imports nothing ahead.
-    const plain = await execute(server, 'pyt', 'no-preload', probe);
+    // A pool that names no list gets the data stack where its sandboxes are forked (this server's
+    // default), and shows no list; an empty list imports nothing ahead.
+    const named = await server.request('GET', `${armPath('pyt')}?${MGMT}`);
+    assert.equal(named.json.properties.preloadModules, undefined);
+    const byDefault = await execute(server, 'pyt', 'default-preload', probe);
+    assert.equal(byDefault.json.result.executionResult, '(True, True, False)');
+    const none = { ...body, properties: { ...body.properties, preloadModules: [] } };
+    assert.equal(await createPool(server, 'nopre', none), 'Succeeded');
+    assert.deepEqual(
+      (await server.request('GET', `${armPath('nopre')}?${MGMT}`)).json.properties.preloadModules,
+      [],
+    );
+    const plain = await execute(server, 'nopre', 'no-preload', probe);
     assert.equal(plain.json.result.executionResult, '(False, False, False)');
 
     const broken = { ...body, properties: { ...body.properties, preloadModules: ['no_such_module_xyz'] } };
@@ -240,7 +251,7 @@ describe('server with real sandboxes', { skip: skipReason }, async () => {
       failed.json.properties.sessionStatus.lastStartError,
       /preload of no_such_module_xyz failed: ModuleNotFoundError: No module named 'no_such_module_xyz'/,
     );
-    for (const name of ['pre', 'badpre']) {
+    for (const name of ['pre', 'nopre', 'badpre']) {
       assert.ok(
         [200, 202, 204].includes((await server.request('DELETE', `${armPath(name)}?${MGMT}`)).status),
       );

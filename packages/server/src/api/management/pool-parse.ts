@@ -358,10 +358,13 @@ export function parsePoolResource(
 const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 const MAX_PRELOAD = 32;
 
-/** `preloadModules` (Sandpool): modules a PythonLTS pool's interpreters import ahead of the session. */
-function parsePreload(value: unknown, containerType: ContainerType): string[] {
+/**
+ * `preloadModules` (Sandpool): modules a PythonLTS pool's interpreters import ahead of the session;
+ * null when a PythonLTS pool names none, which gets the default (see preloadModules).
+ */
+function parsePreload(value: unknown, containerType: ContainerType): string[] | null {
   const target = 'properties.preloadModules';
-  if (value === undefined || value === null) return [];
+  if (value === undefined || value === null) return containerType === 'PythonLTS' ? null : [];
   if (!Array.isArray(value) || value.length > MAX_PRELOAD) {
     throw invalid(target, `${target} must be an array of at most ${MAX_PRELOAD} module names`);
   }

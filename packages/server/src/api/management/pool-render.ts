@@ -58,7 +58,8 @@ export function poolResource(
         },
       }),
       sandboxRuntime: spec.runtime,
-      ...(spec.containerType === 'PythonLTS' && { preloadModules: spec.preload }),
+      // Absent: the pool named none, and gets the default (docs/density.md).
+      ...(spec.containerType === 'PythonLTS' && spec.preload !== null && { preloadModules: spec.preload }),
       poolManagementEndpoint,
       ...(shape === 'current' && {
         mcpServerSettings: {
