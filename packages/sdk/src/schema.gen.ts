@@ -1109,6 +1109,8 @@ export interface components {
             roles: string[];
             createdAt: string;
             revokedAt: string | null;
+            /** @description When the key stops working: a key made by a token expires with it (and dies with the key the token came from); null for none. */
+            expiresAt: string | null;
         };
         Event: {
             /** @description Increasing sequence number; resume a stream after it with Last-Event-ID. */
@@ -2109,6 +2111,8 @@ export interface operations {
                         roles: string[];
                         createdAt: string;
                         revokedAt: string | null;
+                        /** @description When the key stops working: a key made by a token expires with it (and dies with the key the token came from); null for none. */
+                        expiresAt: string | null;
                         /** @description The secret: `sp_<id>_<random>`. */
                         key: string;
                     };
@@ -2519,6 +2523,17 @@ export interface operations {
                             detail?: string;
                         }[];
                         memory?: components["schemas"]["NodeMemory"];
+                        /** @description The node’s audit journal: entries waiting for the store. */
+                        audit?: {
+                            /** @description Entries this node recorded that the store has not taken yet. */
+                            waiting: number;
+                            /** @description When the oldest was recorded. */
+                            oldestAt: string | null;
+                            /** @description Why the store refused the latest write; null once one succeeded. */
+                            storeError: string | null;
+                            /** @description Audited requests are refused (503 AuditBacklogFull) until it drains. */
+                            full: boolean;
+                        };
                     };
                 };
             };
@@ -2538,6 +2553,17 @@ export interface operations {
                             detail?: string;
                         }[];
                         memory?: components["schemas"]["NodeMemory"];
+                        /** @description The node’s audit journal: entries waiting for the store. */
+                        audit?: {
+                            /** @description Entries this node recorded that the store has not taken yet. */
+                            waiting: number;
+                            /** @description When the oldest was recorded. */
+                            oldestAt: string | null;
+                            /** @description Why the store refused the latest write; null once one succeeded. */
+                            storeError: string | null;
+                            /** @description Audited requests are refused (503 AuditBacklogFull) until it drains. */
+                            full: boolean;
+                        };
                     };
                 };
             };

@@ -46,6 +46,7 @@ import type { Executions } from './pool/executions.js';
 import type { ClusterView } from './pool/cluster-view.js';
 import type { NodeRegistry } from './pool/node-registry.js';
 import type { PoolService } from './pool/pool-service.js';
+import type { AuditJournal } from './store/audit-journal.js';
 import type { Store } from './store/store.js';
 import { SANDPOOL_VERSION } from './version.js';
 import { registerMcpRoutes } from './api/mcp/mcp-routes.js';
@@ -71,6 +72,8 @@ export interface AppDeps {
   publicUrl: () => string;
   logger: Logger;
   store: Store;
+  /** Where audit entries go on their way to the store. */
+  auditJournal: AuditJournal;
   pools: PoolService;
   /** This server as a node: its registration, lease and drain. */
   nodes: NodeRegistry;
@@ -209,7 +212,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     );
   });
 
-  registerAudit(app, { store: deps.store, log: deps.logger, now: deps.now, publicUrl: deps.publicUrl });
+  registerAudit(app, {
+    store: deps.store,
+    journal: deps.auditJournal,
+    now: deps.now,
+    publicUrl: deps.publicUrl,
+  });
   registerUsageRoutes(app, { store: deps.store, now: deps.now });
   registerNodeRoutes(app, { nodes: deps.nodes });
 
@@ -257,6 +265,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics: deps.metrics,
     runtimeUsable: deps.runtimeUsable,
     memory: deps.memory,
+    audit: () => deps.auditJournal.backlog(),
     authenticator: deps.authenticator,
   });
   registerFileRoutes(app, { pools: deps.pools, uploadMaxBytes: deps.config.uploadMaxBytes });

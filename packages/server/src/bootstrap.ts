@@ -24,11 +24,9 @@ export async function bootstrap(deps: {
 }): Promise<string | undefined> {
   const { config, store } = deps;
   if ((await store.getSetting(BOOTSTRAPPED)) !== undefined) return undefined;
-  const { secret } = await deps.apiKeys.create(
-    'bootstrap admin',
-    ADMIN_GRANTS,
-    config.bootstrapApiKey || undefined,
-  );
+  const { secret } = await deps.apiKeys.create('bootstrap admin', ADMIN_GRANTS, {
+    ...(config.bootstrapApiKey && { secret: config.bootstrapApiKey }),
+  });
   if (config.defaultPool) {
     await deps.pools.put({
       subscription: config.defaultSubscription,

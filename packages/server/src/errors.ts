@@ -117,6 +117,8 @@ export const ErrorCode = {
   SessionElsewhere: 'SessionElsewhere',
   /** This node holds as many MCP sessions as it keeps; one ending makes room. */
   TooManyMcpSessions: 'TooManyMcpSessions',
+  /** The store has not taken the audit trail's entries for so long that the node's journal is full. */
+  AuditBacklogFull: 'AuditBacklogFull',
   // 507
   /** The session's /mnt/data is full. */
   SessionStorageFull: 'SessionStorageFull',
@@ -187,6 +189,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NoNodeAvailable: 503,
   SessionElsewhere: 503,
   TooManyMcpSessions: 503,
+  AuditBacklogFull: 503,
   SessionStorageFull: 507,
   ServerStorageFull: 507,
 };

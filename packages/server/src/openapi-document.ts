@@ -37,6 +37,7 @@ export async function renderOpenApiDocument(): Promise<string> {
     publicUrl: () => '',
     logger: pino({ level: 'silent' }),
     store: unused as AppDeps['store'],
+    auditJournal: unused as AppDeps['auditJournal'],
     pools: unused as AppDeps['pools'],
     nodes: unused as AppDeps['nodes'],
     cluster: unused as AppDeps['cluster'],

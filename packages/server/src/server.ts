@@ -39,11 +39,13 @@ import { OciDriver } from './sandbox/oci/oci-driver.js';
 import { SANDBOX_OOM_SCORE_ADJ, protectFromOomKiller } from './sandbox/oom-score.js';
 import { runCommand } from './sandbox/command.js';
 import { runtimeCheck } from './sandbox/runtime-check.js';
+import { AuditJournal } from './store/audit-journal.js';
 import { PostgresStore } from './store/postgres-store.js';
 import { Sealer } from './store/sealer.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { loadTls } from './tls.js';
+import { protectHome } from './home.js';
 import type { InterpreterType } from './pool/pool-spec.js';
 
 export interface RunningServer {
@@ -71,10 +73,16 @@ export interface ServerOverrides {
 export async function startServer(config: Config, overrides: ServerOverrides = {}): Promise<RunningServer> {
   const now = overrides.now ?? Date.now;
   const logger = overrides.logger ?? createLogger(config.logLevel);
+  await protectHome(config.home);
   const sealer = Sealer.fromFile(config.paths.storeKeys);
   const store = config.store
     ? await PostgresStore.open(config.store, sealer)
     : await SqliteStore.open(config.paths.database, sealer);
+  const auditJournal = AuditJournal.open(join(config.home, 'audit.journal'), store, {
+    storeFailed: (error, waiting) =>
+      logger.error({ err: error, waiting }, 'audit entries wait in the journal: the store refused them'),
+    caughtUp: (stored) => logger.info({ stored }, 'audit journal caught up: every waiting entry is stored'),
+  });
   const executions = new Executions({ store, log: logger, now });
   await executions.failInterrupted();
 
@@ -141,6 +149,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     intervalMs: config.memoryCheckIntervalMs,
   });
   metrics.observeMemory(() => memoryGuard.status());
+  metrics.observeAuditBacklog(() => auditJournal.backlog().waiting);
   metrics.observePools(
     () => pools.snapshot(),
     () => pools.liveUsage(),
@@ -232,6 +241,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     publicUrl: () => base.url,
     logger,
     store,
+    auditJournal,
     pools,
     nodes,
     executions,
@@ -296,6 +306,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         await app.close();
         await memoryGuard.stop();
         await pools.stop();
+        await auditJournal.close();
         await store.close();
       })();
       return closing;

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { after } from 'node:test';
 
 import pino, { type Logger } from 'pino';
@@ -151,8 +151,6 @@ export async function startTestServer(
   } = {},
 ): Promise<TestServer> {
   const home = mkdtempSync(`/var/tmp/sandpool-test-${name}-`);
-  // Sandboxes run as users of their own and must reach the image cache below it, as under /var/lib.
-  chmodSync(home, 0o711);
   const env = testServerEnv(name, home, options.env);
   const config = testConfig(env);
   // Every response of every test is checked against the OpenAPI schemas; the suite fails on any mismatch.

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 
-import type { PoolRow, SessionRow, Store } from '../src/store/store.js';
+import type { NewAuditEntry, PoolRow, SessionRow, Store } from '../src/store/store.js';
 
 const at = '2026-11-26T12:00:00.000Z';
 
@@ -43,6 +43,20 @@ export const session = (
   endedAt: state === 'ended' ? at : null,
   endReason: state === 'ended' ? 'cooldown' : null,
   endDetails: null,
+});
+
+/** An execution's audit entry, told apart by its request id. */
+export const auditEntry = (requestId: string): NewAuditEntry => ({
+  at: '2026-12-01T00:00:00.000Z',
+  principal: 'key:a',
+  action: 'code.execute',
+  resourceGroup: 'rg',
+  pool: 'p',
+  identifier: 'u',
+  status: 200,
+  durationMs: 1,
+  requestId,
+  clientRequestId: null,
 });
 
 export function storeContract(open: () => Promise<Store>): void {
@@ -251,19 +265,22 @@ export function storeContract(open: () => Promise<Store>): void {
 
   it('keeps an audit trail it can narrow and prune', async () => {
     const store = await open();
+    let requests = 0;
     const entry = (action: string, principal: string, when: string) =>
-      store.appendAudit({
-        at: when,
-        principal,
-        action,
-        resourceGroup: 'rg',
-        pool: 'p',
-        identifier: null,
-        status: 200,
-        durationMs: 1.5,
-        requestId: 'r',
-        clientRequestId: null,
-      });
+      store.appendAudit([
+        {
+          at: when,
+          principal,
+          action,
+          resourceGroup: 'rg',
+          pool: 'p',
+          identifier: null,
+          status: 200,
+          durationMs: 1.5,
+          requestId: `r${String(++requests)}`,
+          clientRequestId: null,
+        },
+      ]);
     await entry('pool.update', 'key:a', '2026-11-01T00:00:00.000Z');
     await entry('code.execute', 'key:b', '2026-11-20T00:00:00.000Z');
     await entry('code.execute', 'key:a', '2026-11-25T00:00:00.000Z');
@@ -276,6 +293,17 @@ export function storeContract(open: () => Promise<Store>): void {
     assert.deepEqual(await actions({ until: '2026-11-20T00:00:00.000Z' }), ['pool.update/key:a']);
     assert.equal(await store.deleteAuditBefore('2026-11-15T00:00:00.000Z'), 1);
     assert.equal((await store.listAudit({ limit: 10 })).length, 2);
+    await store.close();
+  });
+
+  it('stores a batch of audit entries in its order, each request once however often it is sent', async () => {
+    const store = await open();
+    await store.appendAudit(['r3', 'r1', 'r2'].map(auditEntry));
+    // A batch sent again after its answer was lost, with newer entries behind it.
+    await store.appendAudit(['r1', 'r2', 'r4'].map(auditEntry));
+    await store.appendAudit([]);
+    const ids = (await store.listAudit({ limit: 10 })).map((e) => e.requestId);
+    assert.deepEqual(ids, ['r3', 'r1', 'r2', 'r4']);
     await store.close();
   });
 

@@ -2,7 +2,7 @@
  * @module overview
  * Every pool at a glance: ready, allocated and maximum sessions with the pool's pressure, the last
  * hour's allocations, executions and errors, the last day's usage per pool, costliest first, and
- * the nodes.
+ * the nodes, with the audit entries waiting on the node answering.
  */
 
 import type { PoolTimeline, UsageTotals } from '@sandpool/sdk';
@@ -12,6 +12,7 @@ import type { SignedIn } from './auth.js';
 import { CapacityBar, CapacityFigures, ErrorNote, StartFailures } from './parts.js';
 import { count, cpuTime, duration, gibTime, milliseconds } from './format.js';
 import { usePolled } from './live.js';
+import { AuditBacklogNote } from './audit-backlog.js';
 import { NodesTable } from './nodes-table.js';
 import { poolHref, summarize, type PoolSummary } from './pool-summary.js';
 import { costOf, rankUsage } from './usage-ranking.js';
@@ -149,6 +150,7 @@ export function Overview({ auth }: { auth: SignedIn }) {
     'usage',
   );
   const nodes = usePolled(() => auth.client().nodes.list(), 5000, 'nodes');
+  const readiness = usePolled(() => auth.client().readiness(), 5000, 'readiness');
   const summaries = (pools.data ?? []).map(summarize);
   return (
     <>
@@ -176,6 +178,7 @@ export function Overview({ auth }: { auth: SignedIn }) {
       </section>
       <section class="card">
         <h2>Nodes</h2>
+        <AuditBacklogNote readiness={readiness.data} />
         <ErrorNote error={nodes.error} what="load the nodes (it needs Reader on every pool)" />
         {nodes.data && <NodesTable nodes={nodes.data} now={Date.now()} />}
       </section>

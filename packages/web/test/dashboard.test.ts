@@ -2,11 +2,12 @@
  * The dashboard in a real browser (Debian's Chromium driven by playwright-core) against a real
  * server with real sandboxes: sign-in, pools with live counts, the pool page's charts, sessions,
  * events and idle-time distribution, live updates without a reload, stopping a session as an
- * operator and not as a Reader, and a phone-sized layout. Screenshots are kept under
+ * operator and not as a Reader, audit entries waiting for a locked store, and a phone-sized layout. Screenshots are kept under
  * test-artifacts/ for a human to look at.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 
@@ -173,6 +174,33 @@ describe('web dashboard in Chromium', { skip: why }, async () => {
     // What the sandboxes hold, of their parent cgroup's hard limit (the host's memory less the reserve).
     assert.match(await node.getByTestId('node-memory-used').innerText(), /^[\d.]+ [KMG]?i?B \/ [\d.]+ GiB$/);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-overview.png`, fullPage: true });
+    await page.close();
+  });
+
+  it('shows the audit entries a locked store keeps waiting, until it takes them', async () => {
+    const page = await openPage();
+    await signIn(page, ADMIN_KEY);
+    await page.getByTestId('node-row').first().waitFor();
+    // Another process holds the write lock: reads go on (WAL), writes wait and then fail. The store's
+    // busy wait holds this process (the test's and the server's) for its timeout at each try.
+    const lock = new DatabaseSync(server.config.paths.database);
+    lock.exec('BEGIN IMMEDIATE');
+    try {
+      // Made without the store: answered at once, its audit entry waits for the lock.
+      await client.tokens.create({ expiresInSeconds: 60 });
+      await page
+        .getByTestId('audit-backlog')
+        .filter({ hasText: /^1 audit entry waits on this node/ })
+        .waitFor();
+    } finally {
+      lock.exec('ROLLBACK');
+      lock.close();
+    }
+    await page.getByTestId('audit-backlog').waitFor({ state: 'detached' });
+    const audit = await fetch(`${server.url}/sandpool/audit?action=token.create`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    assert.equal(((await audit.json()) as { value: unknown[] }).value.length, 1, 'stored once the lock went');
     await page.close();
   });
 

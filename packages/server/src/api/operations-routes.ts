@@ -14,6 +14,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { allows, authorize } from '../auth/roles.js';
 import type { Metrics, NodeMemory } from '../observability/metrics.js';
 import type { PoolService } from '../pool/pool-service.js';
+import type { AuditBacklog as Backlog } from '../store/audit-journal.js';
 import type { Store } from '../store/store.js';
 import { route } from './schemas/common.js';
 
@@ -22,10 +23,24 @@ const Check = Type.Object({
   ok: Type.Boolean(),
   detail: Type.Optional(Type.String({ description: 'Why not, when the check fails.' })),
 });
+const AuditBacklog = Type.Object(
+  {
+    waiting: Type.Integer({ description: 'Entries this node recorded that the store has not taken yet.' }),
+    oldestAt: Type.Union([Type.String(), Type.Null()], { description: 'When the oldest was recorded.' }),
+    storeError: Type.Union([Type.String(), Type.Null()], {
+      description: 'Why the store refused the latest write; null once one succeeded.',
+    }),
+    full: Type.Boolean({
+      description: 'Audited requests are refused (503 AuditBacklogFull) until it drains.',
+    }),
+  },
+  { description: 'The node’s audit journal: entries waiting for the store.' },
+);
 const Readiness = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('notReady')]),
   checks: Type.Optional(Type.Array(Check, { description: 'Only for a caller with a credential.' })),
   memory: Type.Optional(Type.Ref('NodeMemory', { description: 'Only for a caller with a credential.' })),
+  audit: Type.Optional(AuditBacklog),
 });
 
 export interface ReadinessDeps {
@@ -35,6 +50,8 @@ export interface ReadinessDeps {
   runtimeUsable: () => Promise<void>;
   /** This node's memory: not ready while its sandboxes are short of it. */
   memory: () => NodeMemory;
+  /** The audit entries waiting for the store: not ready while the journal is full. */
+  audit: () => Backlog;
   /** Readiness is public; a credential sent with it unlocks the details. */
   authenticator: Authenticator;
 }
@@ -107,6 +124,14 @@ export function registerOperationsRoutes(
               : undefined,
           );
         }),
+        check('audit', () => {
+          const backlog = deps.audit();
+          return Promise.resolve(
+            backlog.full
+              ? `${backlog.waiting} audit entries wait for the store (since ${backlog.oldestAt ?? '?'}): audited requests are refused until it takes them (${backlog.storeError ?? 'no error yet'})`
+              : undefined,
+          );
+        }),
         ...deps.pools
           .snapshot()
           .map((pool) =>
@@ -134,6 +159,7 @@ export function registerOperationsRoutes(
         status,
         checks: checks.filter((c) => !hidden.has(c.name)),
         memory: deps.memory(),
+        audit: deps.audit(),
       });
     },
   );

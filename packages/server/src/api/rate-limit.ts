@@ -1,8 +1,9 @@
 /**
  * @module api/rate-limit
  * Request rate limits, so that one caller cannot starve a pool or the server: a token bucket per
- * principal (API key or token subject) and one per session identifier of a pool (many callers
- * sharing an identifier share its bucket). A request over either limit gets 429 RateLimitExceeded
+ * caller (the API key or identity a credential's lineage starts at, so a caller's tokens share its
+ * bucket) and one per session identifier of a pool (many callers sharing an identifier share its
+ * bucket), charged alike by every way into a session (HTTP, both MCP servers, the proxy). A request over either limit gets 429 RateLimitExceeded
  * with a Retry-After of the seconds until its bucket holds a token again. Buckets live in memory,
  * per server process; the least recently used are dropped beyond a bound, which only ever forgives.
  *
@@ -14,7 +15,7 @@
 
 import type { FastifyInstance } from 'fastify';
 
-import type { Principal } from '../auth/roles.js';
+import { rootOf, type Principal } from '../auth/roles.js';
 import { AppError, ErrorCode } from '../errors.js';
 
 export interface RateLimitSettings {
@@ -71,9 +72,12 @@ export class RateLimits {
     this.identifiers = perIdentifier > 0 ? new TokenBuckets(perIdentifier, burstSeconds, now) : undefined;
   }
 
-  /** Throws RateLimitExceeded when the caller is over its limit. */
+  /**
+   * Throws RateLimitExceeded when the caller is over its limit. The caller is the credential at the
+   * start of the principal's lineage: tokens and keys made from one key share its bucket.
+   */
   checkCaller(principal: Principal): void {
-    const wait = this.principals?.take(principal.id) ?? 0;
+    const wait = this.principals?.take(rootOf(principal)) ?? 0;
     if (wait > 0) {
       throw exceeded(`more than ${this.settings.perPrincipal} requests per second from this caller`, wait);
     }

@@ -5,7 +5,11 @@
  * memory (loaded at start, refreshed from the store every few seconds), so neither a key nor a token
  * derived from one costs a store read on the hot path, and a revocation made by another process
  * sharing the store arrives within one refresh. Revocations are announced to listeners, which close
- * the long-lived connections the key, or a token derived from it, opened.
+ * the long-lived connections the key, or a credential derived from it, opened.
+ *
+ * A key made by a derived credential (a token, or a key such a token made) is derived too: it names
+ * the key its maker came from (`parentKeyId`) and stops working with it, and it expires no later than
+ * its maker. A key made by a key of its own standing is a peer, managed on its own.
  */
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -22,6 +26,9 @@ export const looksLikeApiKey = (token: string) => token.startsWith('sp_');
 
 /** How often keys are read again from the store: the longest a revocation takes to reach this process. */
 const KEY_REFRESH_MS = 5_000;
+
+/** The longest chain of keys made by derived credentials that is followed; a longer one is refused. */
+const MAX_LINEAGE = 32;
 
 export class ApiKeys {
   private readonly cache = new Map<string, ApiKeyRow>();
@@ -52,12 +59,22 @@ export class ApiKeys {
   }
 
   /**
-   * Whether the key exists and is not revoked: what every token derived from it depends on. Only a
-   * key this process has never seen (made by another process moments ago) costs a store read.
+   * Whether the key exists, is neither revoked nor expired, and neither is any key it was derived
+   * from: what every credential derived from it depends on. Only a key this process has never seen
+   * (made by another process moments ago) costs a store read.
    */
   async isActive(id: string): Promise<boolean> {
-    const key = await this.get(id);
-    return key !== undefined && key.revokedAt === null;
+    let key = await this.get(id);
+    for (let depth = 0; key !== undefined && depth < MAX_LINEAGE; depth++) {
+      if (key.revokedAt !== null || this.expired(key)) return false;
+      if (key.parentKeyId === null) return true;
+      key = await this.get(key.parentKeyId);
+    }
+    return false;
+  }
+
+  private expired(key: ApiKeyRow): boolean {
+    return key.expiresAt !== null && Date.parse(key.expiresAt) <= this.now();
   }
 
   /** The key with this id, from memory (the store only for one this process has not seen). */
@@ -78,16 +95,37 @@ export class ApiKeys {
     const before = this.cache.get(key.id);
     this.cache.set(key.id, key);
     if (key.revokedAt !== null && before !== undefined && before.revokedAt === null) {
-      for (const listener of this.revocationListeners) listener(key.id);
+      this.announceRevoked(key.id);
     }
   }
 
-  /** Creates a key; the returned secret is shown once and never stored. */
+  /** Tells the listeners the key is revoked, and every key derived from it with it. */
+  private announceRevoked(id: string): void {
+    const ended = new Set([id]);
+    // Keys derived from keys derived from it, breadth first: a lineage is short.
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const key of this.cache.values()) {
+        if (key.parentKeyId !== null && ended.has(key.parentKeyId) && !ended.has(key.id)) {
+          ended.add(key.id);
+          grew = true;
+        }
+      }
+    }
+    for (const keyId of ended) for (const listener of this.revocationListeners) listener(keyId);
+  }
+
+  /**
+   * Creates a key; the returned secret is shown once and never stored. A key its `maker` makes while
+   * itself derived (a token, or a key with a parent or an expiry) dies with the maker's key and
+   * expires with the maker.
+   */
   async create(
     name: string,
     grants: Grant[],
-    secretText?: string,
+    options: { maker?: Principal; secret?: string } = {},
   ): Promise<{ key: ApiKeyRow; secret: string }> {
+    const secretText = options.secret;
     const secret =
       secretText ?? `sp_${randomBytes(6).toString('hex')}_${randomBytes(32).toString('base64url')}`;
     const match = KEY_PATTERN.exec(secret);
@@ -100,6 +138,7 @@ export class ApiKeys {
       roles: grants.map(formatGrant),
       createdAt: new Date(this.now()).toISOString(),
       revokedAt: null,
+      ...lineageOf(options.maker),
     };
     await this.store.putApiKey(key);
     this.cache.set(key.id, key);
@@ -130,7 +169,43 @@ export class ApiKeys {
     const key = await this.get(id);
     const expected = Buffer.from(key?.secretHash ?? '0'.repeat(64), 'hex');
     const matches = timingSafeEqual(expected, sha256(match[2]!));
-    if (!key || !matches || key.revokedAt !== null) throw rejected();
-    return { id: `key:${id}`, grants: parseGrants(key.roles), keyId: id };
+    if (!key || !matches) throw rejected();
+    if (key.revokedAt !== null || key.parentKeyId !== null || key.expiresAt !== null) {
+      if (!(await this.isActive(id))) throw rejected();
+    }
+    return {
+      id: `key:${id}`,
+      grants: parseGrants(key.roles),
+      keyId: id,
+      ...(key.expiresAt !== null && { expiresAt: Date.parse(key.expiresAt) }),
+      ...(key.parentKeyId !== null && { derived: true, root: `key:${this.lineageRoot(key)}` }),
+    };
+  }
+
+  /** The id of the key at the start of the key's lineage (its own when it has no parent). */
+  private lineageRoot(key: ApiKeyRow): string {
+    let at = key;
+    for (let depth = 0; at.parentKeyId !== null && depth < MAX_LINEAGE; depth++) {
+      const parent = this.cache.get(at.parentKeyId);
+      if (!parent) return at.parentKeyId;
+      at = parent;
+    }
+    return at.id;
   }
 }
+
+/**
+ * Where a new key stands: a maker that is itself derived passes on its key (a token's root key, or
+ * the derived key itself) and its expiry; a key of its own standing, or no maker (the bootstrap key),
+ * passes on nothing.
+ */
+function lineageOf(maker: Principal | undefined): Pick<ApiKeyRow, 'parentKeyId' | 'expiresAt'> {
+  if (maker === undefined || !isDerived(maker)) return { parentKeyId: null, expiresAt: null };
+  return {
+    parentKeyId: maker.keyId ?? null,
+    expiresAt: maker.expiresAt === undefined ? null : new Date(maker.expiresAt).toISOString(),
+  };
+}
+
+/** A credential that came from another: a token (it expires) or a key made by one. */
+const isDerived = (principal: Principal) => principal.expiresAt !== undefined || principal.derived === true;

@@ -39,9 +39,19 @@ export interface Principal {
   grants: Grant[];
   /** The API key the credential is, or was derived from: revoking it ends the credential. */
   keyId?: string;
-  /** When the credential stops working (epoch ms); API keys have none. */
+  /** When the credential stops working (epoch ms): a token's, or a key made by one. */
   expiresAt?: number;
+  /** An API key made by a derived credential: it dies with the key named in `keyId`'s lineage. */
+  derived?: boolean;
+  /**
+   * The credential at the start of this one's lineage (the key or identity its tokens and keys came
+   * from), whose budget its requests spend; its own `id` when absent.
+   */
+  root?: string;
 }
+
+/** Whose rate limits and quotas a principal's requests count against: the start of its lineage. */
+export const rootOf = (principal: Principal): string => principal.root ?? principal.id;
 
 const PERMISSIONS: Record<Role, readonly Action[]> = {
   SessionExecutor: ['sessions/execute', 'sessions/stop', 'sessions/read'],

@@ -28,7 +28,7 @@ import {
 import type { OidcIssuerConfig } from '../config.js';
 import { AppError, ErrorCode } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { formatGrant, parseGrants, type Grant, type Principal } from './roles.js';
+import { formatGrant, parseGrants, rootOf, type Grant, type Principal } from './roles.js';
 
 export const LOCAL_ISSUER = 'sandpool';
 const SIGNING_KEY_SETTING = 'tokens.signingKey';
@@ -118,6 +118,7 @@ export class Tokens {
     const token = await new SignJWT({
       roles: grants.map(formatGrant),
       ...(parent.keyId !== undefined && { key: parent.keyId }),
+      root: rootOf(parent),
     })
       .setProtectedHeader({ alg: 'ES256', typ: 'JWT' })
       .setIssuer(LOCAL_ISSUER)
@@ -157,8 +158,10 @@ export class Tokens {
         { cause },
       );
     }
-    // Only this server's own tokens can name one of its keys.
-    const keyId = issuerName === LOCAL_ISSUER && typeof payload.key === 'string' ? payload.key : undefined;
+    // Only this server's own tokens can name one of its keys, or the credential they started from.
+    const local = issuerName === LOCAL_ISSUER;
+    const keyId = local && typeof payload.key === 'string' ? payload.key : undefined;
+    const root = local && typeof payload.root === 'string' ? payload.root : undefined;
     if (keyId !== undefined && !(await this.isKeyActive(keyId))) {
       throw new AppError(
         ErrorCode.AuthenticationFailed,
@@ -169,6 +172,7 @@ export class Tokens {
       id: `${issuerName!}#${payload.sub ?? 'unknown'}`,
       grants: grantsFrom(payload[issuer.rolesClaim]),
       ...(keyId !== undefined && { keyId }),
+      ...(root !== undefined && { root }),
       ...(payload.exp !== undefined && { expiresAt: payload.exp * 1000 }),
     };
   }

@@ -261,6 +261,18 @@ export class Metrics {
   }
 
   /** Registers the gauges of this node's memory, read from the memory guard on every scrape. */
+  /** The audit entries this node recorded that the store has not yet taken. */
+  observeAuditBacklog(waiting: () => number): void {
+    new Gauge({
+      name: 'sandpool_audit_backlog_entries',
+      help: 'Audit entries this node recorded that wait in its journal for the store (0 while the store answers).',
+      registers: [this.registry],
+      collect() {
+        this.set(waiting());
+      },
+    });
+  }
+
   observeMemory(reading: () => NodeMemory): void {
     const registers = [this.registry];
     new Gauge<'kind'>({

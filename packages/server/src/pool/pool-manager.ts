@@ -20,6 +20,7 @@ import type { EndState, HeldInstance, Instance, InstanceLauncher } from './insta
 import type { PressureCandidate } from './memory-guard.js';
 import { endDetails, reasonFor, storedExpiry, warmTarget } from './policy.js';
 import { PoolRecorder, type StartFailure } from './pool-recorder.js';
+import { isPrivateIdentifier } from './private-identifier.js';
 import {
   runnable,
   type ContainerTemplate,
@@ -191,9 +192,9 @@ export class PoolManager {
     };
   }
 
-  /** Sessions bound to identifiers, oldest first. */
+  /** Sessions bound to identifiers, oldest first; a connection's own sessions are nobody else's to see. */
   listSessions(): Session[] {
-    return this.sessions.list();
+    return this.sessions.list().filter((session) => !isPrivateIdentifier(session.identifier));
   }
 
   getSession(identifier: string): Session | undefined {
@@ -217,7 +218,13 @@ export class PoolManager {
   async sessionsElsewhere(): Promise<{ row: SessionRow; expiresAt: number }[]> {
     const rows = await this.deps.store.listSessions(this.pool.id, ['allocated']);
     return rows
-      .filter((row) => row.node !== null && row.node !== this.deps.cluster.self && row.identifier !== null)
+      .filter(
+        (row) =>
+          row.node !== null &&
+          row.node !== this.deps.cluster.self &&
+          row.identifier !== null &&
+          !isPrivateIdentifier(row.identifier),
+      )
       .map((row) => ({ row, expiresAt: storedExpiry(this.spec, row) }));
   }
 

@@ -206,4 +206,19 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('nodes').addColumn('max_memory_bytes', column.float).execute();
     },
   },
+  '0008-api-key-lineage': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('api_keys').addColumn('parent_key_id', 'text').execute();
+      await db.schema.alterTable('api_keys').addColumn('expires_at', 'text').execute();
+    },
+  },
+  '0009-audit-once-per-request': {
+    async up(db: Kysely<unknown>) {
+      // An entry is stored once per request, whatever retries its node's journal makes.
+      await sql`DELETE FROM audit WHERE seq NOT IN (SELECT min(seq) FROM audit GROUP BY request_id)`.execute(
+        db,
+      );
+      await db.schema.createIndex('audit_by_request').on('audit').column('request_id').unique().execute();
+    },
+  },
 };

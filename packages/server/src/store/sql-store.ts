@@ -18,6 +18,7 @@ import type {
   ExecutionRow,
   ExecutionStatus,
   JsonObject,
+  NewAuditEntry,
   NewEvent,
   NodeRow,
   OperationRow,
@@ -376,10 +377,12 @@ export abstract class SqlStore implements Store {
     return Number(result.numDeletedRows);
   }
 
-  async appendAudit(entry: Omit<AuditRow, 'seq'>): Promise<void> {
+  async appendAudit(entries: readonly NewAuditEntry[]): Promise<void> {
+    if (entries.length === 0) return;
     await this.db
       .insertInto('audit')
-      .values({ ...entry, seq: undefined })
+      .values(entries.map((entry) => ({ ...entry, seq: undefined })))
+      .onConflict((c) => c.column('requestId').doNothing())
       .execute();
   }
 

@@ -130,6 +130,8 @@ export interface AuditRow {
   clientRequestId: string | null;
 }
 
+export type NewAuditEntry = Omit<AuditRow, 'seq'>;
+
 export interface AuditQuery {
   afterSeq?: number;
   limit: number;
@@ -225,6 +227,13 @@ export interface ApiKeyRow {
   roles: string[];
   createdAt: string;
   revokedAt: string | null;
+  /**
+   * The key whose derived credential (a token of it, or a key such a token made) made this one: this
+   * key stops working with it. Null for a key made by a key of its own standing, or by an OIDC token.
+   */
+  parentKeyId: string | null;
+  /** When the key stops working: its maker's expiry, when the maker had one (a token). */
+  expiresAt: string | null;
 }
 
 export interface Store {
@@ -277,7 +286,11 @@ export interface Store {
   listEvents(poolId: string, query: EventQuery): Promise<EventRow[]>;
   deleteEventsBefore(before: string): Promise<number>;
 
-  appendAudit(entry: Omit<AuditRow, 'seq'>): Promise<void>;
+  /**
+   * Appends entries in the order given, in one transaction; an entry whose request id is stored
+   * already is passed over, so a batch sent again after an answer was lost lands once.
+   */
+  appendAudit(entries: readonly NewAuditEntry[]): Promise<void>;
   /** Audit entries after `afterSeq`, oldest first, narrowed by time, principal, action and pool. */
   listAudit(query: AuditQuery): Promise<AuditRow[]>;
   deleteAuditBefore(before: string): Promise<number>;

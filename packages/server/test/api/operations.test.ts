@@ -180,9 +180,13 @@ describe('metrics and readiness', async () => {
         ['store', true],
         ['runtime', true],
         ['memory', true],
+        ['audit', true],
         ['pool tests/metered', true],
       ],
     );
+    // The audit entries waiting on this node for the store: none while it answers.
+    assert.equal(ready.json.audit.waiting, 0);
+    assert.equal(ready.json.audit.full, false);
     // The node's memory: committed against allocatable, and its sandboxes' use (the fake's: no limit).
     assert.deepEqual(ready.json.memory, {
       committedBytes: ready.json.memory.committedBytes,

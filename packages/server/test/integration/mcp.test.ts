@@ -16,6 +16,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import {
   ADMIN_KEY,
   DATA,
+  MGMT,
   RESOURCE_GROUP,
   SUBSCRIPTION,
   armPath,
@@ -261,14 +262,22 @@ describe('the MCP server, through the official SDK client', { skip: skipReason }
     const client = new Client({ name: 'sandpool-test', version: '1.0.0' });
     await client.connect(transport);
     await client.callTool({ name: 'run_python', arguments: { code: '1' } });
-    const ownSandbox = `mcp-${transport.sessionId!}`;
-    const listed = async () =>
-      (await server.request('GET', `${poolPath('agents')}/listSessions?${DATA}`)).json.sessions.some(
-        (session: { identifier: string }) => session.identifier === ownSandbox,
-      );
-    assert.ok(await listed(), 'the MCP session works in a sandbox of its own');
+    // Its own sandbox is listed to nobody: its events say when it was allocated and when it ended.
+    const ownSandbox = `private mcp ${transport.sessionId!}`;
+    const events = async (type: string) =>
+      (
+        await server.request(
+          'GET',
+          `${armPath('agents')}/events?${MGMT}&type=${type}&identifier=${encodeURIComponent(ownSandbox)}`,
+        )
+      ).json.value as unknown[];
+    assert.equal((await events('allocated')).length, 1, 'the MCP session works in a sandbox of its own');
+    assert.equal((await events('ended')).length, 0);
     assert.equal((await server.request('DELETE', `/sandpool/apiKeys/${executor.id}`)).status, 200);
-    await until('the revoked key’s MCP session to end its sandbox', async () => !(await listed()));
+    await until(
+      'the revoked key’s MCP session to end its sandbox',
+      async () => (await events('ended')).length === 1,
+    );
     await assert.rejects(
       client.callTool({ name: 'run_python', arguments: { code: '2' } }),
       /AuthenticationFailed/,
@@ -420,7 +429,7 @@ describe('Azure’s platform MCP server, wire-compatible', { skip: skipReason },
     });
     assert.equal(asReader.status, 403, 'a Reader runs nothing');
     // The key's own routes: a Session Executor, a Contributor of another pool or resource group, a
-    // revoked Contributor key, no credential.
+    // revoked key of the pool's Contributor and Session Executor, no credential.
     const fetchAs = (credential: string | null) =>
       fetch(`${server.url}${armPath('copilot')}/fetchMcpServerCredentials?${PREVIEW}`, {
         method: 'POST',
@@ -434,8 +443,15 @@ describe('Azure’s platform MCP server, wire-compatible', { skip: skipReason },
       `Contributor:/subscriptions/${SUBSCRIPTION}/resourceGroups/other`,
     ]);
     assert.equal((await fetchAs(otherGroup.key)).status, 403, 'a Contributor of another resource group');
-    const revoked = await newKey(server, [`Contributor:${armPath('copilot')}`]);
-    assert.equal((await fetchAs(revoked.key)).status, 200, 'the Contributor may, until revoked');
+    const revoked = await newKey(server, [
+      `Contributor:${armPath('copilot')}`,
+      `SessionExecutor:${armPath('copilot')}`,
+    ]);
+    assert.equal(
+      (await fetchAs(revoked.key)).status,
+      200,
+      'who may run code and manage the pool, until revoked',
+    );
     assert.equal((await server.request('DELETE', `/sandpool/apiKeys/${revoked.id}`)).status, 200);
     assert.equal((await fetchAs(revoked.key)).status, 401, 'a revoked key');
     assert.equal((await fetchAs(null)).status, 401, 'no credential');

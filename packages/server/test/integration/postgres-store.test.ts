@@ -2,7 +2,8 @@
  * A server on PostgreSQL, end to end: real sandboxes, a real PostgreSQL server (test/postgres-server),
  * `sandpool serve` as a child process. State lives in the database: a server killed with SIGKILL and
  * started again takes up its sessions from there, and a database outage answers 503 StoreBusy
- * while the sessions already running keep running.
+ * while the sessions already running keep running. The audit trail loses nothing to an outage: the
+ * node's journal keeps the entries, across a kill -9, until the database takes them.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -97,5 +98,86 @@ describe('a server on PostgreSQL', { skip: skipReason ?? postgresSkipReason }, (
     }
     assert.equal(answer.json.status, 'Succeeded');
     assert.equal(answer.json.result.executionResult, 2, 'the session ran on while the database was down');
+  });
+
+  it('keeps every request’s audit entry through a database outage and a kill -9, in order, once each', async () => {
+    const first = await startChild(env);
+    children.push(first.process);
+    const created = await call(first, 'PUT', `${armPath('pgaudit')}?${MGMT}`, interpreterPool({ ready: 1 }));
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    // Four clients, each sending one request after another: an execution (stored while the database
+    // answers, 503 StoreBusy while it does not) and a token (made without the database).
+    const answered: string[][] = [[], [], [], []];
+    let load = true;
+    const client = async (n: number) => {
+      for (let i = 0; load; i++) {
+        const answer =
+          i % 2 === 0
+            ? await call(
+                first,
+                'POST',
+                `${poolPath('pgaudit')}/executions?${DATA}&identifier=client-${String(n)}`,
+                { code: String(i) },
+              )
+            : await call(first, 'POST', '/sandpool/tokens', { expiresInSeconds: 60 });
+        answered[n]!.push(answer.headers.get('x-ms-request-id')!);
+      }
+    };
+    const clients = [0, 1, 2, 3].map(client);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    database.stop();
+    let stopped = true;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      load = false;
+      await Promise.all(clients);
+      // Every answered request's entry waits in the journal once its hook has run: let it settle.
+      let waiting = -1;
+      for (;;) {
+        const ready = await call(first, 'GET', '/readyz');
+        const now = ready.json.audit.waiting as number;
+        if (now === waiting && now > 0) break;
+        waiting = now;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      assert.ok(waiting >= 8, `${String(waiting)} entries wait`);
+      first.process.kill('SIGKILL');
+      await new Promise((resolve) => first.process.once('exit', resolve));
+      database.start();
+      stopped = false;
+    } finally {
+      if (stopped) database.start();
+    }
+
+    const second = await startChild(env);
+    children.push(second.process);
+    const sent = answered.flat();
+    let trail: string[] = [];
+    for (let attempt = 0; attempt < 100; attempt++) {
+      trail = [];
+      for (let after = 0; ;) {
+        const page = await call(second, 'GET', `/sandpool/audit?$top=1000&$skipToken=${String(after)}`);
+        if (page.status !== 200) break;
+        const value = page.json.value as { id: string; requestId: string }[];
+        trail.push(...value.map((entry) => entry.requestId));
+        if (!page.json.nextLink) break;
+        after = Number(value.at(-1)!.id);
+      }
+      if (sent.every((id) => trail.includes(id))) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const missing = sent.filter((id) => !trail.includes(id));
+    assert.deepEqual(missing, [], `${String(missing.length)} of ${String(sent.length)} entries lost`);
+    assert.equal(new Set(trail).size, trail.length, 'no entry twice');
+    for (const [n, ids] of answered.entries()) {
+      const positions = ids.map((id) => trail.indexOf(id));
+      assert.deepEqual(
+        positions,
+        [...positions].sort((a, b) => a - b),
+        `client ${String(n)}’s entries in the order it sent them`,
+      );
+    }
+    second.process.kill('SIGTERM');
+    await new Promise((resolve) => second.process.once('exit', resolve));
   });
 });

@@ -6,11 +6,16 @@
  */
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+import { MAX_SESSIONS_PER_CALLER } from '../../src/api/mcp/mcp-routes.js';
 import { FakeLauncher } from '../fake-launcher.js';
 import {
   newKey,
@@ -406,5 +411,256 @@ describe('rate limits turned against other tenants', async () => {
     assert.equal((await server.request('POST', path('/'), { body: { code: '1' } })).status, 200);
     const second = await server.request('POST', path('//'), { body: { code: '1' } });
     assert.equal(second.status, 429, second.text);
+  });
+});
+
+/** An MCP client of the pool's Sandpool MCP server, with its transport (to end its session). */
+async function mcpClient(server: TestServer, pool: string, key: string) {
+  const client = new Client({ name: 'tenant', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(`${server.url}${poolPath(pool)}/mcp`), {
+    requestInit: { headers: { authorization: `Bearer ${key}` } },
+  });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+describe('trust, second pass: the five ways around the role model', async () => {
+  const launcher = new FakeLauncher();
+  const server = await startTestServer('tenants-trust', {
+    launcher,
+    env: { SANDPOOL_RATE_LIMIT_PER_IDENTIFIER: '5', SANDPOOL_RATE_LIMIT_BURST_SECONDS: '1' },
+  });
+  const withMcp = () => {
+    const body = interpreterPool({ max: 40, ready: 0 });
+    return { ...body, properties: { ...body.properties, mcpServerSettings: { isMcpServerEnabled: true } } };
+  };
+  await createPool(server, 'agents', withMcp());
+  const PREVIEW = 'api-version=2025-10-02-preview';
+
+  it('gives a pool’s MCP key only to who may run code in the pool and manage it', async () => {
+    const { key: contributor } = await newKey(server, [`Contributor:${armPath('agents')}`]);
+    const { key: executor } = await newKey(server, [`SessionExecutor:${armPath('agents')}`]);
+    const { key: both } = await newKey(server, [
+      `Contributor:${armPath('agents')}`,
+      `SessionExecutor:${armPath('agents')}`,
+    ]);
+    for (const action of ['fetchMcpServerCredentials', 'rotateMcpServerCredentials']) {
+      const path = `${armPath('agents')}/${action}?${PREVIEW}`;
+      const asContributor = await server.request('POST', path, { key: contributor });
+      assert.equal(asContributor.status, 403, `${action} as a Contributor: ${asContributor.text}`);
+      assert.equal(
+        (await server.request('POST', path, { key: executor })).status,
+        403,
+        `${action}, executor`,
+      );
+    }
+    const fetched = await server.request(
+      'POST',
+      `${armPath('agents')}/fetchMcpServerCredentials?${PREVIEW}`,
+      {
+        key: both,
+      },
+    );
+    assert.equal(fetched.status, 200, fetched.text);
+    const call = await fetch(`${server.url}${poolPath('agents')}/platformMcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-ms-apikey': fetched.json.apiKey },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: {
+          name: 'runPythonCodeInRemoteEnvironment',
+          arguments: { environmentId: 'e1', pythonCode: 'k' },
+        },
+      }),
+    });
+    assert.equal(((await call.json()) as { result: { isError: boolean } }).result.isError, false);
+  });
+
+  it('ends a key made by a derived token with the key the token came from, and with the token', async () => {
+    const { id: rootId, key: root } = await newKey(server, [
+      `Contributor:${armPath('agents')}`,
+      `SessionExecutor:${armPath('agents')}`,
+    ]);
+    const { token, expiresAt } = await newToken(server, root, { expiresInSeconds: 60 });
+    const made = await server.request('POST', '/sandpool/apiKeys', {
+      key: token,
+      body: { name: 'minted by a token', roles: [`SessionExecutor:${armPath('agents')}`] },
+    });
+    assert.equal(made.status, 201, made.text);
+    assert.equal(made.json.expiresAt, expiresAt, 'it expires with the token that made it');
+    const minted = made.json.key as string;
+    assert.equal((await runIn(server, 'agents', minted)).status, 200);
+    // A token of the minted key: the same lineage.
+    const { token: grandchild } = await newToken(server, minted);
+    const peer = await server.request('POST', '/sandpool/apiKeys', {
+      key: root,
+      body: { roles: [`SessionExecutor:${armPath('agents')}`] },
+    });
+    assert.equal(peer.json.expiresAt, null, 'a key made by a key of its own standing does not expire');
+    const opened = await mcpClient(server, 'agents', minted);
+
+    assert.equal((await server.request('DELETE', `/sandpool/apiKeys/${rootId}`)).status, 200);
+    for (const [what, credential] of [
+      ['the minted key', minted],
+      ['a token of the minted key', grandchild],
+    ] as const) {
+      const refused = await runIn(server, 'agents', credential);
+      assert.equal(refused.status, 401, `${what}: ${refused.text}`);
+    }
+    assert.equal((await runIn(server, 'agents', peer.json.key)).status, 200, 'a peer key lives on');
+    const afterRevocation = await fetch(`${server.url}${poolPath('agents')}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${peer.json.key as string}`,
+        'mcp-session-id': opened.transport.sessionId!,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+    });
+    assert.equal(afterRevocation.status, 404, 'the minted key’s MCP session ended with its root');
+    await opened.client.close();
+  });
+
+  it('keeps an MCP session’s own sandbox from everyone else: not listed, not reachable', async () => {
+    const { key: owner } = await newKey(server, [`SessionExecutor:${armPath('agents')}`]);
+    const { client, transport } = await mcpClient(server, 'agents', owner);
+    const ran = await client.callTool({ name: 'run_python', arguments: { code: 'left behind' } });
+    assert.equal(ran.isError, false);
+    const sessionId = transport.sessionId!;
+    const { key: reader } = await newKey(server, [`Reader:${armPath('agents')}`]);
+    const listed = await server.request('GET', `${poolPath('agents')}/listSessions?${DATA}`, { key: reader });
+    assert.equal(listed.status, 200);
+    assert.ok(!listed.text.includes(sessionId), `a Reader sees no MCP session’s sandbox: ${listed.text}`);
+    const { key: otherExecutor } = await newKey(server, [`SessionExecutor:${armPath('agents')}`]);
+    // The identifier the previous release used names a new session of its own.
+    const guessed = await server.request(
+      'POST',
+      `${poolPath('agents')}/executions?${DATA}&identifier=mcp-${sessionId}`,
+      { key: otherExecutor, body: { code: 'x' } },
+    );
+    assert.equal(guessed.status, 200, guessed.text);
+    assert.match(guessed.headers.get('x-sandpool-session') ?? '', /^created-/, 'a new session of its own');
+    // The private identifier spelt out is refused, however it is encoded.
+    for (const spelt of [encodeURIComponent(`private mcp ${sessionId}`), `private+mcp+${sessionId}`]) {
+      const refused = await server.request(
+        'POST',
+        `${poolPath('agents')}/executions?${DATA}&identifier=${spelt}`,
+        {
+          key: otherExecutor,
+          body: { code: 'x' },
+        },
+      );
+      assert.equal(refused.status, 400, refused.text);
+      assert.equal(refused.json.error.code, 'InvalidIdentifier');
+    }
+    // Through MCP, another caller names it no better, and does not see it listed.
+    const other = await mcpClient(server, 'agents', otherExecutor);
+    const named = await other.client.callTool({
+      name: 'list_files',
+      arguments: { identifier: `private mcp ${sessionId}` },
+    });
+    assert.equal(named.isError, true);
+    assert.match(JSON.stringify(named.content), /InvalidIdentifier/);
+    const sessions = await other.client.callTool({ name: 'list_sessions', arguments: {} });
+    assert.ok(!JSON.stringify(sessions).includes(`private mcp ${sessionId}`));
+    await other.client.close();
+    await client.close();
+  });
+
+  it('charges MCP tool calls to the identifier’s rate limit, and caps a caller’s MCP sessions', async () => {
+    const { key } = await newKey(server, [`SessionExecutor:${armPath('agents')}`]);
+    const { client } = await mcpClient(server, 'agents', key);
+    // The identifier's bucket holds 5: the HTTP API and MCP spend the same one.
+    assert.equal((await runIn(server, 'agents', key)).status, 200);
+    const answers = [];
+    for (let i = 0; i < 8; i++) {
+      answers.push(
+        await client.callTool({ name: 'run_python', arguments: { code: '1', identifier: 'tenant-1' } }),
+      );
+    }
+    const limited = answers.filter((answer) => JSON.stringify(answer.content).includes('RateLimitExceeded'));
+    assert.ok(limited.length >= 3, `${String(limited.length)} of 8 MCP calls were over the limit`);
+    assert.equal((await runIn(server, 'agents', key)).status, 429, 'the HTTP API sees the same bucket');
+    await client.close();
+
+    // One caller's tokens are one caller: together they open at most MAX_SESSIONS_PER_CALLER.
+    const { key: opener } = await newKey(server, [`SessionExecutor:${armPath('agents')}`]);
+    const clients = [];
+    let refusal: unknown;
+    for (let i = 0; i < MAX_SESSIONS_PER_CALLER + 1; i++) {
+      const { token } = await newToken(server, opener);
+      try {
+        clients.push(await mcpClient(server, 'agents', token));
+      } catch (error) {
+        refusal = error;
+        break;
+      }
+    }
+    assert.equal(clients.length, MAX_SESSIONS_PER_CALLER);
+    assert.match(String(refusal), /TooManyMcpSessions/);
+    // Ending one makes room for another.
+    await clients[0]!.transport.terminateSession();
+    const again = await mcpClient(server, 'agents', (await newToken(server, opener)).token);
+    for (const opened of [...clients.slice(1), again]) {
+      await opened.transport.terminateSession();
+      await opened.client.close();
+    }
+  });
+
+  it('charges a caller’s tokens to the key they came from, and the platform MCP key to its pool', async () => {
+    // A clock that stands still while the limits are counted: buckets refill by the test's word only.
+    let clock = Date.now();
+    const limited = await startTestServer('tenants-caller', {
+      launcher,
+      now: () => clock,
+      env: { SANDPOOL_RATE_LIMIT_PER_PRINCIPAL: '4', SANDPOOL_RATE_LIMIT_BURST_SECONDS: '1' },
+    });
+    await createPool(limited, 'agents', withMcp());
+    const { key } = await newKey(limited, [
+      `SessionExecutor:${armPath('agents')}`,
+      `Contributor:${armPath('agents')}`,
+    ]);
+    clock += 10_000;
+    // Four requests' worth: three tokens (each a bucket of its own before), then one run with each.
+    const tokens: string[] = [];
+    for (let i = 0; i < 3; i++) tokens.push((await newToken(limited, key)).token);
+    const statuses = [];
+    for (const token of tokens) statuses.push((await runIn(limited, 'agents', token)).status);
+    assert.deepEqual(statuses, [200, 429, 429], 'the key’s tokens spend the key’s budget');
+    clock += 10_000;
+
+    const fetched = await limited.request(
+      'POST',
+      `${armPath('agents')}/fetchMcpServerCredentials?${PREVIEW}`,
+    );
+    const mcpKey = fetched.json.apiKey as string;
+    const codes: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const answer = await fetch(`${limited.url}${poolPath('agents')}/platformMcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-ms-apikey': mcpKey },
+        body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/list' }),
+      });
+      codes.push(answer.status);
+    }
+    assert.ok(codes.includes(429), `the MCP key has a caller’s limit: ${codes.join(',')}`);
+  });
+
+  it('keeps the host’s state unlistable by local accounts', () => {
+    const mode = statSync(server.config.home).mode & 0o777;
+    assert.equal(mode, 0o711, `home is ${mode.toString(8)}`);
+    const asNobody = (args: string[]) =>
+      spawnSync('runuser', ['-u', 'nobody', '--', ...args], { encoding: 'utf8' });
+    const listing = asNobody(['ls', server.config.home]);
+    assert.notEqual(listing.status, 0);
+    assert.match(listing.stderr, /Permission denied/);
+    for (const file of [server.config.paths.database, server.config.paths.storeKeys]) {
+      const read = asNobody(['cat', file]);
+      assert.notEqual(read.status, 0, file);
+      assert.match(read.stderr, /Permission denied/);
+    }
   });
 });

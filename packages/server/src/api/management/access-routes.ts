@@ -30,6 +30,7 @@ const keyResource = (key: ApiKeyRow) => ({
   roles: key.roles,
   createdAt: key.createdAt,
   revokedAt: key.revokedAt,
+  expiresAt: key.expiresAt,
 });
 
 function grantsFrom(body: unknown): Grant[] {
@@ -76,7 +77,7 @@ export function registerAccessRoutes(
     const name =
       optionalString(isRecord(request.body) ? field(request.body, 'name') : undefined, 'name', 128) ??
       'unnamed';
-    const { key, secret } = await deps.apiKeys.create(name, grants);
+    const { key, secret } = await deps.apiKeys.create(name, grants, { maker: request.principal });
     return reply.status(201).send({ ...keyResource(key), key: secret });
   });
 

@@ -29,7 +29,10 @@ export function registerMcpCredentialRoutes(
       MANAGEMENT_VERSIONS,
     );
     const params = request.params as PoolParams;
-    authorize(request.principal, 'pools/write', poolIdOf(params));
+    const id = poolIdOf(params);
+    authorize(request.principal, 'pools/write', id);
+    // Whoever holds the key runs code in every session of the pool: it is given to those who may.
+    authorize(request.principal, 'sessions/execute', id);
     const pool = await loadPool(deps.pools, params);
     if (!storedSpec(pool).mcpServer.enabled) {
       throw new AppError(

@@ -6,8 +6,10 @@
  * to the credential and pool that opened it (another caller's session id is not found), and each
  * request's own principal decides which tools it sees and may call. A session ends, with its event
  * stream, when the credential that opened it is revoked or expires. A session that names no
- * identifier works in a sandbox of its own, ended with the MCP session. Idle MCP sessions are closed
- * after an hour.
+ * identifier works in a sandbox of its own (a private identifier: no other caller can list it or
+ * reach it through any API), ended with the MCP session. Every tool call on a session charges its
+ * identifier's rate limit, as an HTTP request does. Idle MCP sessions are closed after an hour; one
+ * caller (all the credentials of one lineage) holds at most {@link MAX_SESSIONS_PER_CALLER} at once.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -24,10 +26,11 @@ import {
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { CredentialWatch } from '../../auth/credential-watch.js';
-import type { Principal } from '../../auth/roles.js';
+import { rootOf, type Principal } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { Executions } from '../../pool/executions.js';
 import type { PoolService } from '../../pool/pool-service.js';
+import { privateIdentifier } from '../../pool/private-identifier.js';
 import { POOL_ENDPOINT, poolFor } from '../data/pool-endpoint.js';
 import { mcpRoutes } from '../schemas/mcp.js';
 import { callTool, toolsFor } from './sandpool-tools.js';
@@ -36,10 +39,14 @@ const IDLE_MS = 60 * 60 * 1000;
 const SWEEP_MS = 60 * 1000;
 /** MCP sessions one node keeps at once; a new one past this is refused until others end. */
 const MAX_SESSIONS = 10_000;
+/** MCP sessions one caller keeps open on one node: each may hold a sandbox of its own. */
+export const MAX_SESSIONS_PER_CALLER = 32;
 
 interface McpSession {
   transport: StreamableHTTPServerTransport;
   principalId: string;
+  /** Whose quota the session counts against (see rootOf). */
+  caller: string;
   poolId: string;
   poolName: string;
   lastUsed: number;
@@ -65,12 +72,20 @@ function principalOf(extra: { authInfo?: AuthInfo }): Principal {
 export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): void {
   const sessions = new Map<string, McpSession>();
 
-  /** The identifier of the sandbox an MCP session uses when a tool call names none. */
-  const ownIdentifier = (sessionId: string) => `mcp-${sessionId}`;
+  /** The identifier of the sandbox an MCP session uses when a tool call names none: its own. */
+  const ownIdentifier = (sessionId: string) => privateIdentifier(`mcp ${sessionId}`);
+  /** How many sessions each caller holds open. */
+  const perCaller = new Map<string, number>();
+  const count = (caller: string, by: number) => {
+    const held = (perCaller.get(caller) ?? 0) + by;
+    if (held > 0) perCaller.set(caller, held);
+    else perCaller.delete(caller);
+  };
 
   /** Ends an MCP session and the sandbox of its own. */
   async function end(sessionId: string, session: McpSession): Promise<void> {
-    sessions.delete(sessionId);
+    if (!sessions.delete(sessionId)) return;
+    count(session.caller, -1);
     session.unwatch();
     await session.transport.close().catch(() => undefined);
     await deps.pools
@@ -79,11 +94,23 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
       .catch(() => undefined);
   }
 
-  function open(poolId: string, poolName: string, principal: Principal): StreamableHTTPServerTransport {
+  function open(
+    poolId: string,
+    poolName: string,
+    principal: Principal,
+    charge: (identifier: string) => void,
+  ): StreamableHTTPServerTransport {
     if (sessions.size >= MAX_SESSIONS) {
       throw new AppError(
         ErrorCode.TooManyMcpSessions,
         `this node holds ${String(MAX_SESSIONS)} MCP sessions; retry later`,
+      );
+    }
+    const caller = rootOf(principal);
+    if ((perCaller.get(caller) ?? 0) >= MAX_SESSIONS_PER_CALLER) {
+      throw new AppError(
+        ErrorCode.TooManyMcpSessions,
+        `this caller holds ${String(MAX_SESSIONS_PER_CALLER)} MCP sessions on this node; end one (DELETE with its mcp-session-id) first`,
       );
     }
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
@@ -92,12 +119,14 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
         const session: McpSession = {
           transport,
           principalId: principal.id,
+          caller,
           poolId,
           poolName,
           lastUsed: deps.now(),
           unwatch: () => undefined,
         };
         sessions.set(sessionId, session);
+        count(caller, 1);
         session.unwatch = deps.credentials.watch(principal, () => void end(sessionId, session));
       },
       onsessionclosed: async (sessionId) => {
@@ -127,6 +156,7 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
           // A tool is called only in an initialized MCP session, which has its id.
           ownIdentifier: ownIdentifier(extra.sessionId ?? transport.sessionId!),
           executions: deps.executions,
+          charge,
         },
         request.params.name,
         request.params.arguments,
@@ -162,7 +192,10 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
       session.lastUsed = deps.now();
       transport = session.transport;
     } else if (request.method === 'POST' && isInitializeRequest(request.body)) {
-      transport = open(manager.id, manager.name, request.principal);
+      const { rateLimits } = request.server;
+      transport = open(manager.id, manager.name, request.principal, (identifier) =>
+        rateLimits.checkIdentifier(manager.id, identifier),
+      );
     } else {
       throw new AppError(
         ErrorCode.InvalidRequestContent,

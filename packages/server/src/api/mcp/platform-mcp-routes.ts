@@ -108,8 +108,14 @@ export function registerPlatformMcpRoutes(
       !settings.apiKeyDisabled &&
       (await deps.keys.verify(pool, key))
     ) {
-      principal = { id: `mcpkey:${pool.name}`, grants: [{ role: 'SessionExecutor', scope: id }] };
+      principal = {
+        id: `mcpkey:${pool.name}`,
+        grants: [{ role: 'SessionExecutor', scope: id }],
+        // One caller, whoever holds the key: its requests share one budget, as a key's do.
+        root: `mcpkey:${id}`,
+      };
       request.principal = principal;
+      request.server.rateLimits.checkCaller(principal);
     } else {
       throw new AppError(
         ErrorCode.AuthenticationFailed,

@@ -45,6 +45,8 @@ export interface ToolContext {
   /** The MCP session's own identifier, used when a call names none. */
   ownIdentifier: string;
   executions: Executions;
+  /** Charges the identifier's rate limit, as every request that reaches a session does. */
+  charge: (identifier: string) => void;
 }
 
 interface ToolDefinition<N extends McpToolName> {
@@ -55,8 +57,12 @@ interface ToolDefinition<N extends McpToolName> {
   run: (context: ToolContext, input: McpToolInput<N>) => Promise<CallToolResult>;
 }
 
-const identifierOf = (context: ToolContext, given: string | undefined) =>
-  given === undefined ? context.ownIdentifier : requireIdentifier(given);
+/** The session a call reaches (the MCP session's own when it names none), its rate limit charged. */
+function identifierOf(context: ToolContext, given: string | undefined): string {
+  const identifier = given === undefined ? context.ownIdentifier : requireIdentifier(given);
+  context.charge(identifier);
+  return identifier;
+}
 
 /** Runs `work` on the /mnt/data of the session the call names (or the MCP session's own). */
 async function inFiles<T>(

@@ -22,6 +22,10 @@ export const ApiKey = Type.Object(
     roles: Type.Array(Type.String()),
     createdAt: Type.String(),
     revokedAt: Type.Union([Type.String(), Type.Null()]),
+    expiresAt: Type.Union([Type.String(), Type.Null()], {
+      description:
+        'When the key stops working: a key made by a token expires with it (and dies with the key the token came from); null for none.',
+    }),
   },
   { $id: 'ApiKey' },
 );
