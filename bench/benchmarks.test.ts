@@ -28,6 +28,7 @@ const BENCHMARKS: { name: string; rows: number }[] = [
   { name: 'soak', rows: 3 },
   { name: 'cluster', rows: 6 },
   { name: 'density', rows: 9 },
+  { name: 'request-path', rows: 6 },
 ];
 
 describe('benchmarks in quick mode', { skip: skipReason }, () => {

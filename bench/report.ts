@@ -25,19 +25,26 @@ export function machine(): string {
 /**
  * A benchmark's sizes from its flags: each has a full default and a quick one. `--quick` runs every
  * phase with the quick sizes (seconds, not minutes), so the test suite can run each benchmark and a
- * change that breaks one fails CI; its numbers are not kept.
+ * change that breaks one fails CI; its numbers are not kept. `flags` are booleans, `texts` strings
+ * with their defaults.
  */
-export function benchArgs<K extends string, F extends string = never>(
+export function benchArgs<K extends string, F extends string = never, S extends string = never>(
   sizes: Record<K, { full: number; quick: number }>,
   flags: readonly F[] = [],
-): { quick: boolean } & Record<K, number> & Record<F, boolean> {
+  texts: Record<S, string> = {} as Record<S, string>,
+): { quick: boolean } & Record<K, number> & Record<F, boolean> & Record<S, string> {
   const options: Record<string, { type: 'string' } | { type: 'boolean' }> = { quick: { type: 'boolean' } };
   for (const name of Object.keys(sizes)) options[name] = { type: 'string' };
+  for (const name of Object.keys(texts)) options[name] = { type: 'string' };
   for (const flag of flags) options[flag] = { type: 'boolean' };
   const { values } = parseArgs({ options }) as { values: Record<string, string | boolean | undefined> };
   const quick = values.quick === true;
-  const result = { quick } as { quick: boolean } & Record<K, number> & Record<F, boolean>;
+  const result = { quick } as { quick: boolean } & Record<K, number> & Record<F, boolean> & Record<S, string>;
   for (const flag of flags) (result as Record<F, boolean>)[flag] = values[flag] === true;
+  for (const name of Object.keys(texts) as S[]) {
+    const given = values[name];
+    (result as Record<S, string>)[name] = typeof given === 'string' ? given : texts[name];
+  }
   for (const name of Object.keys(sizes) as K[]) {
     const given = values[name];
     const value = typeof given === 'string' ? Number(given) : sizes[name][quick ? 'quick' : 'full'];

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 . scripts/node-runtime.sh
-exec node --import tsx packages/server/src/main.ts "$@"
+exec node packages/server/dist/src/main.js "$@"

@@ -17,7 +17,7 @@ cd "$repo"
 . scripts/node-runtime.sh
 version=$(node -p 'require("./packages/server/package.json").version')
 node_home=$(dirname "$(dirname "$(command -v node)")")
-[ -f packages/web/dist/index.html ] && [ -f packages/cli/dist/src/main.js ] || {
+[ -f packages/web/dist/index.html ] && [ -f packages/cli/dist/src/main.js ] && [ -f packages/server/dist/src/main.js ] || {
   echo "build.sh: run scripts/setup.sh first (the dashboard and the CLI are built there)" >&2
   exit 1
 }
@@ -42,12 +42,12 @@ cp "$sources" "$rootfs$sources"
 mkdir -p "$rootfs/opt/sandpool"
 cp -a "$node_home" "$rootfs/opt/sandpool/node"
 
-# The app: the tracked files at HEAD, the built dashboard, SDK and CLI, and production dependencies
-# (the server runs its TypeScript through tsx, a dependency of its own).
+# The app: the tracked files at HEAD, the built server, dashboard, SDK and CLI, and production
+# dependencies (the server runs compiled, as in a checkout).
 app=$rootfs/opt/sandpool/app
 mkdir -p "$app"
 git archive HEAD | tar -x -C "$app"
-for built in packages/web/dist packages/sdk/dist packages/cli/dist; do cp -a "$built" "$app/$built"; done
+for built in packages/server/dist packages/web/dist packages/sdk/dist packages/cli/dist; do cp -a "$built" "$app/$built"; done
 (cd "$app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
 ln -s /opt/sandpool/app/packages/cli/bin/sandpool.js "$rootfs/usr/local/bin/sandpool"
 

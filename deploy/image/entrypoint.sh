@@ -4,4 +4,4 @@
 set -eu
 cd /opt/sandpool/app
 images/python/build.sh
-exec node --import tsx packages/server/src/main.ts "$@"
+exec node packages/server/dist/src/main.js "$@"

@@ -1,7 +1,7 @@
 /**
  * Builds Sandpool's own image with deploy/image/build.sh (mmdebstrap and umoci; no registry pull),
  * checks its OCI configuration, then runs it with runc from an unpacked bundle: its Node, its CLI
- * and the server's settings listing (which loads the whole server through tsx) all start.
+ * and the server's settings listing (which loads the whole compiled server) all start.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -94,9 +94,7 @@ describe('the Sandpool image', { skip: skipReason }, () => {
     assert.match(await inImage(['/usr/local/bin/sandpool', '--help']), /sessionpool/);
     const settings = await inImage([
       '/opt/sandpool/node/bin/node',
-      '--import',
-      'tsx',
-      '/opt/sandpool/app/packages/server/src/main.ts',
+      '/opt/sandpool/app/packages/server/dist/src/main.js',
       '--help',
     ]);
     assert.match(settings, /--node-url/);

@@ -12,10 +12,9 @@ import type { Logger } from 'pino';
 import { Type } from 'typebox';
 
 import { clientRequestId, registerAudit } from './api/audit.js';
-import { validateResourceGroup, validateSubscription } from './arm-id.js';
 import { registerDashboard } from './api/dashboard.js';
-import { registerAuthentication } from './api/authentication.js';
-import { RateLimits, registerRateLimits } from './api/rate-limit.js';
+import { RateLimits } from './api/rate-limit.js';
+import { registerRequestPath } from './api/request-path.js';
 import { AppError, ErrorCode } from './errors.js';
 import { registerExecutionRoutes } from './api/data/execution-routes.js';
 import { registerFileRoutes } from './api/data/file-routes.js';
@@ -29,7 +28,6 @@ import { registerOpenApi, SHARED_SCHEMAS } from './api/openapi.js';
 import { registerOperationsRoutes } from './api/operations-routes.js';
 import { registerUsageRoutes } from './api/usage-routes.js';
 import { registerNodeRoutes } from './api/node-routes.js';
-import { registerNodeForwarding } from './api/node-forwarding.js';
 import { checkResponses } from './api/response-contract.js';
 import { route } from './api/schemas/common.js';
 import { registerSessionPoolRoutes } from './api/management/session-pools.js';
@@ -133,13 +131,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   }) as unknown as FastifyInstance;
 
-  // Some clients label bodiless requests (DELETE session) as JSON; an empty body is no body.
+  // Some clients label bodiless requests (DELETE session) as JSON; an empty body is no body. The
+  // bytes are kept, for a request forwarded to the node that holds its session once it was read.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = body.toString();
-    if (text === '') done(null, undefined);
-    else void parseJson(request, text, done);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    if (body.length === 0) {
+      done(null, undefined);
+      return;
+    }
+    request.rawBody = body as Buffer;
+    void parseJson(request, body.toString(), done);
   });
   // Schemas document the contract and do not validate requests (see api/schemas/common.ts); replies
   // are plain JSON.stringify, so a schema never drops a field the handler sent.
@@ -152,39 +154,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     limits: { fileSize: deps.config.uploadMaxBytes, files: 1, fields: 16, parts: 32, fieldSize: 64 * 1024 },
   });
   registerErrorHandling(app, { poolFullStatus: deps.config.poolFullStatus });
-  registerAuthentication(app, deps.authenticator);
-  // Every subscription and resource group a path names is one Azure would accept, before any route
-  // looks it up or creates under it.
-  app.addHook('preValidation', (request, _reply, done) => {
-    const params = request.params as Record<string, string | undefined>;
-    try {
-      if (params.subscription !== undefined) validateSubscription(params.subscription);
-      if (params.resourceGroup !== undefined) validateResourceGroup(params.resourceGroup);
-      done();
-    } catch (error) {
-      done(error as Error);
-    }
-  });
   const rateLimits = new RateLimits({
     perPrincipal: deps.config.rateLimitPerPrincipal,
     perIdentifier: deps.config.rateLimitPerIdentifier,
     burstSeconds: deps.config.rateLimitBurstSeconds,
     now: deps.now,
   });
-  registerRateLimits(app, rateLimits);
-  const forwarding = {
-    pools: deps.pools,
-    cluster: deps.cluster,
-    forwarded: deps.forwardedPrincipals,
-    poolFullStatus: deps.config.poolFullStatus,
-  };
-  registerNodeForwarding(app, forwarding);
-  registerSessionProxy(app, {
-    forwarding,
-    pools: deps.pools,
+  const sessions = registerRequestPath(app, {
     authenticator: deps.authenticator,
-    credentials: deps.credentials,
     rateLimits,
+    cluster: deps.cluster,
+    forwardedPrincipals: deps.forwardedPrincipals,
+    poolFullStatus: deps.config.poolFullStatus,
+  });
+  registerSessionProxy(app, {
+    pools: deps.pools,
+    sessions,
+    credentials: deps.credentials,
     log: deps.logger,
     poolFullStatus: deps.config.poolFullStatus,
     scheme: deps.https ? 'https' : 'http',
@@ -225,6 +211,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     '/healthz',
     route({
       operationId: 'Health_Get',
+      access: 'public',
       summary: 'The process is up (no credential needed)',
       tag: 'Health',
       response: { 200: Type.Object({ status: Type.Literal('ok') }) },
@@ -256,6 +243,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   registerExecutionRoutes(app, {
     pools: deps.pools,
+    sessions,
     executions: deps.executions,
     publicUrl: deps.publicUrl,
   });
@@ -268,10 +256,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     audit: () => deps.auditJournal.backlog(),
     authenticator: deps.authenticator,
   });
-  registerFileRoutes(app, { pools: deps.pools, uploadMaxBytes: deps.config.uploadMaxBytes });
-  registerProcessRoutes(app, { pools: deps.pools });
+  registerFileRoutes(app, { pools: deps.pools, sessions, uploadMaxBytes: deps.config.uploadMaxBytes });
+  registerProcessRoutes(app, { pools: deps.pools, sessions });
   registerMcpRoutes(app, {
     pools: deps.pools,
+    rateLimits,
     executions: deps.executions,
     credentials: deps.credentials,
     now: deps.now,
@@ -280,6 +269,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const mcpKeys = new McpServerKeys(deps.store);
   registerPlatformMcpRoutes(app, {
     pools: deps.pools,
+    rateLimits,
     executions: deps.executions,
     keys: mcpKeys,
     version: SANDPOOL_VERSION,
@@ -287,6 +277,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerMcpCredentialRoutes(app, { pools: deps.pools, keys: mcpKeys });
   registerSessionRoutes(app, {
     pools: deps.pools,
+    sessions,
     publicUrl: deps.publicUrl,
     imageMetadata: deps.imageMetadata,
     consoleLogs: deps.consoleLogs,

@@ -8,7 +8,7 @@
 
 import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import Type, { type Static } from 'typebox';
@@ -320,7 +320,15 @@ const GIB = 1024 ** 3;
 
 export class ConfigError extends Error {}
 
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/**
+ * The checkout (or the image's app directory) the server runs from: two levels above its package,
+ * whether it runs compiled (dist/src) or from source (src, in development).
+ */
+const REPO_ROOT = join(
+  dirname(fileURLToPath(import.meta.resolve('@sandpool/server/package.json'))),
+  '..',
+  '..',
+);
 type Key = keyof Settings;
 const KEYS = Object.keys(ConfigSchema.properties) as Key[];
 

@@ -188,15 +188,16 @@ describe('web dashboard in Chromium', { skip: why }, async () => {
     try {
       // Made without the store: answered at once, its audit entry waits for the lock.
       await client.tokens.create({ expiresInSeconds: 60 });
+      // The page polls every 5 s and is answered in the pauses between the journal's tries.
       await page
         .getByTestId('audit-backlog')
         .filter({ hasText: /^1 audit entry waits on this node/ })
-        .waitFor();
+        .waitFor({ timeout: 90_000 });
     } finally {
       lock.exec('ROLLBACK');
       lock.close();
     }
-    await page.getByTestId('audit-backlog').waitFor({ state: 'detached' });
+    await page.getByTestId('audit-backlog').waitFor({ state: 'detached', timeout: 60_000 });
     const audit = await fetch(`${server.url}/sandpool/audit?action=token.create`, {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });

@@ -18,8 +18,9 @@ function serverEntry(): string {
   try {
     return join(
       dirname(fileURLToPath(import.meta.resolve('@sandpool/server/package.json'))),
+      'dist',
       'src',
-      'main.ts',
+      'main.js',
     );
   } catch {
     throw new CliError(
@@ -37,12 +38,8 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
     .allowUnknownOption()
     .argument('[settings...]', 'server settings, e.g. --port 8443 --tls off')
     .action(async (settings) => {
-      // The server is TypeScript run through tsx, as scripts/start.sh runs it.
-      const child = spawn(
-        process.execPath,
-        ['--import', import.meta.resolve('tsx'), serverEntry(), ...settings],
-        { stdio: 'inherit' },
-      );
+      // The server runs compiled, as scripts/start.sh runs it.
+      const child = spawn(process.execPath, [serverEntry(), ...settings], { stdio: 'inherit' });
       const forward = (signal: NodeJS.Signals) => child.kill(signal);
       process.on('SIGINT', forward).on('SIGTERM', forward);
       const code = await new Promise<number>((resolve) =>

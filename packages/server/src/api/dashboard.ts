@@ -24,7 +24,7 @@ const SECURITY_HEADERS = {
 };
 
 export async function registerDashboard(app: FastifyInstance, dir: string): Promise<void> {
-  const hidden = { schema: { hide: true } };
+  const hidden = { schema: { hide: true }, config: { access: 'public' as const } };
   app.get('/', hidden, (_request, reply) => reply.redirect(DASHBOARD_PREFIX));
   // The router ignores trailing slashes, so `/dashboard/` reaches this route, never the wildcard.
   const page = '/dashboard';
@@ -39,6 +39,10 @@ export async function registerDashboard(app: FastifyInstance, dir: string): Prom
     app.get(`${DASHBOARD_PREFIX}*`, hidden, notBuilt);
     return;
   }
+  // The page and its assets are public: the page signs in itself and reads everything through the API.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith(DASHBOARD_PREFIX)) route.config = { ...route.config, access: 'public' };
+  });
   await app.register(fastifyStatic, {
     root: dir,
     prefix: DASHBOARD_PREFIX,

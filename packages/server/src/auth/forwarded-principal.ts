@@ -5,14 +5,22 @@
  * key (an HMAC-SHA256 key kept sealed in the shared store, so only nodes that hold the store and its
  * keyring can make one), bound to the request's method and URL, and good for 30 seconds. A client
  * that sends the header itself cannot sign it, and one copied from another request names another
- * URL.
+ * URL. When the forwarding node placed a new session on the receiving node just now, the placement
+ * travels with it, so the holder takes the sandbox up without placing it again.
  */
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 import { AppError, ErrorCode } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { SessionRow, Store } from '../store/store.js';
 import type { Principal } from './roles.js';
+
+/** What a forwarded request carries from the node that forwarded it. */
+export interface Forwarded {
+  principal: Principal;
+  /** The session the forwarding node placed on this node for the request, if it placed one. */
+  placed: SessionRow | undefined;
+}
 
 /** The header a forwarded request carries its principal in. */
 export const FORWARDED_PRINCIPAL_HEADER = 'x-sandpool-forwarded-principal';
@@ -32,27 +40,28 @@ export class ForwardedPrincipals {
     return new ForwardedPrincipals(Buffer.from(key, 'base64url'), now);
   }
 
-  sign(principal: Principal, request: { method: string; url: string }): string {
-    const claims = Buffer.from(JSON.stringify({ principal, expiresAt: this.now() + LIFETIME_MS })).toString(
-      'base64url',
-    );
+  sign(principal: Principal, request: { method: string; url: string }, placed?: SessionRow): string {
+    const claims = Buffer.from(
+      JSON.stringify({ principal, placed, expiresAt: this.now() + LIFETIME_MS }),
+    ).toString('base64url');
     return `${claims}.${this.mac(claims, request).toString('base64url')}`;
   }
 
-  /** The principal a cluster member signed for this very request; AuthenticationFailed otherwise. */
-  verify(token: string, request: { method: string; url: string }): Principal {
+  /** What a cluster member signed for this very request; AuthenticationFailed otherwise. */
+  verify(token: string, request: { method: string; url: string }): Forwarded {
     const [claims = '', signature = ''] = token.split('.');
     const expected = this.mac(claims, request);
     const given = Buffer.from(signature, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw refused('its signature is not the cluster’s, or it was made for another request');
     }
-    const { principal, expiresAt } = JSON.parse(Buffer.from(claims, 'base64url').toString()) as {
+    const { principal, placed, expiresAt } = JSON.parse(Buffer.from(claims, 'base64url').toString()) as {
       principal: Principal;
+      placed?: SessionRow;
       expiresAt: number;
     };
     if (expiresAt <= this.now()) throw refused('it has expired');
-    return principal;
+    return { principal, placed };
   }
 
   private mac(claims: string, request: { method: string; url: string }): Buffer {

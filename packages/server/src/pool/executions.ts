@@ -14,10 +14,9 @@ import type { Logger } from 'pino';
 import { AppError, ErrorCode } from '../errors.js';
 import type { AgentRequest, AgentResult, Language } from '../interpreter/agent-client.js';
 import type { ImageOutput } from '../interpreter/protocol.js';
-import type { ExecutionEnd } from '../observability/timeline.js';
 import type { ExecutionRow, JsonObject, Store } from '../store/store.js';
 import type { PoolManager } from './pool-manager.js';
-import type { Allocation, Session } from './sessions.js';
+import type { Claimed } from './sessions.js';
 
 /** The most characters a stream or value is cut to, whatever the request asks. */
 export const MAX_OUTPUT_CHARS = 1_000_000;
@@ -61,10 +60,9 @@ export interface ExecutionResult {
   truncated?: string[];
 }
 
-/** What a run returns: the record, and how its session was reached (absent for a replayed record). */
+/** What a run returns: the record, and how long its code ran. */
 export interface ExecutionRun {
   record: ExecutionResult;
-  reached: { session: Session; allocation: Allocation } | undefined;
   /** Milliseconds spent running the code (sync runs). */
   executionMs: number;
 }
@@ -145,13 +143,6 @@ function boundedImages(onImage: NonNullable<AgentRequest['onImage']>): NonNullab
   };
 }
 
-/** The bounded status an execution counts under in the metrics. */
-function metricStatus(record: ExecutionResult): ExecutionEnd {
-  if (record.error?.code === 'ExecutionTimeout') return 'timeout';
-  if (record.error?.code === ErrorCode.SessionLost) return 'lost';
-  return record.status === 'Succeeded' ? 'succeeded' : 'failed';
-}
-
 /** A record with no answer from the session in it: a run still under way, or one that never got one. */
 function withoutOutput(
   base: Pick<ExecutionResult, 'id' | 'identifier' | 'executionType' | 'outputStreamsMaxLength'>,
@@ -176,33 +167,27 @@ export class Executions {
   constructor(private readonly deps: { store: Store; log: Logger; now: () => number }) {}
 
   /**
-   * Runs an execution and stores it. Sync runs resolve with the final record; async runs acquire
-   * their session, resolve at once with a `Running` record, and store the final one when the run
-   * ends.
+   * Runs an execution in a session the request reached, and stores it. Sync runs resolve with the
+   * final record; async runs resolve at once with a `Running` record, and store the final one when
+   * the run ends. A retry that names the operation id of a stored run gets that run's record from
+   * {@link get} instead, before it reaches a session.
    */
   async run(
     manager: PoolManager,
     input: {
-      identifier: string;
+      reached: Claimed;
       operationId: string;
-      /** The client sent the id (operation-id), so a retry may repeat it. */
-      callerChoseId: boolean;
       principal: string;
       request: ExecutionRequest;
       /** A sync run's output as it is written (within outputStreamsMaxLength), ahead of its record. */
       onOutput?: AgentRequest['onOutput'];
       /** A sync run's images as its code shows them, ahead of its record (which has them first). */
       onImage?: AgentRequest['onImage'];
-      /** Told the session once it is reached, before the code runs. */
-      onReached?: (reached: { session: Session; allocation: Allocation }) => void;
     },
   ): Promise<ExecutionRun> {
-    const { identifier, operationId, request } = input;
-    if (input.callerChoseId) {
-      const existing = await this.get(manager, identifier, operationId);
-      // A retried request with the same operation-id gets the first run's record, not a second run.
-      if (existing) return { record: existing, reached: undefined, executionMs: 0 };
-    }
+    const { reached, operationId, request } = input;
+    const { session } = reached;
+    const identifier = session.identifier;
     const base = {
       id: operationId,
       identifier,
@@ -234,10 +219,6 @@ export class Executions {
       });
     };
 
-    // Allocation errors (pool full, bad identifier) belong to the request, so they surface here.
-    const reached = await manager.acquire(identifier);
-    input.onReached?.(reached);
-    const { session } = reached;
     const execute = async () => {
       const started = performance.now();
       let final: ExecutionResult;
@@ -261,14 +242,13 @@ export class Executions {
         );
       }
       const executionMs = performance.now() - started;
-      manager.executed(session, metricStatus(final), executionMs / 1000);
       await save(final, session.id);
       return { final, executionMs };
     };
 
     if (request.executionType === 'Synchronous') {
       const { final, executionMs } = await execute();
-      return { record: final, reached, executionMs };
+      return { record: final, executionMs };
     }
     const running = withoutOutput(base, 'Running', null);
     await save(running, session.id);
@@ -278,7 +258,7 @@ export class Executions {
       const code = error instanceof AppError ? error.code : 'InternalServerError';
       await save(withoutOutput(base, 'Failed', { code, message }), session.id).catch(() => undefined);
     });
-    return { record: running, reached, executionMs: 0 };
+    return { record: running, executionMs: 0 };
   }
 
   /** The stored record of an execution of the identifier in the pool, if there is one. */

@@ -8,7 +8,7 @@ import { poolId } from '../arm-id.js';
 import { EventFeed } from '../observability/event-feed.js';
 import { Metrics } from '../observability/metrics.js';
 import { SqliteStore } from '../store/sqlite-store.js';
-import type { Store } from '../store/store.js';
+import type { SessionRow, Store } from '../store/store.js';
 import { ClusterView, type Reservation } from './cluster-view.js';
 import { NodeRegistry } from './node-registry.js';
 import { pythonPoolSpec } from './pool-spec.js';
@@ -100,20 +100,31 @@ describe('NodeRegistry', () => {
     const held: (() => void)[] = [];
     a.launcher.gate = () => new Promise((resolve) => held.push(resolve));
     const routes = [];
+    let placement: SessionRow | undefined;
     for (const identifier of ['u1', 'u2', 'u3']) {
-      const node = await a.pools.manager(ID)!.route(identifier, { claim: true });
-      // Served here: the handler claims.
-      if (node === undefined) await a.pools.manager(ID)!.acquire(identifier);
-      routes.push(node);
+      const reach = await a.pools.manager(ID)!.reach(identifier, { create: true });
+      if ('node' in reach) placement = reach.placed;
+      routes.push('node' in reach ? reach.node : undefined);
     }
     assert.deepEqual(routes, [undefined, undefined, 'node-b']);
+    assert.equal(placement?.node, 'node-b');
     a.launcher.gate = () => Promise.resolve();
     for (const release of held) release();
-    // b finds the session the store placed on it and binds its ready sandbox.
-    const onB = await b.pools.manager(ID)!.acquire('u3');
-    assert.equal(onB.allocation.warm, true);
-    assert.equal(await a.pools.manager(ID)!.route('u3', { claim: false }), 'node-b');
-    assert.equal(await b.pools.manager(ID)!.route('u1', { claim: true }), 'node-a');
+    // b binds the ready sandbox a placed the session on, as a forwarded request tells it: without
+    // placing it again.
+    let placements = 0;
+    const place = store.placeSession.bind(store);
+    store.placeSession = (request) => {
+      placements++;
+      return place(request);
+    };
+    const onB = await b.pools.manager(ID)!.reach('u3', { create: true, placed: placement, stay: true });
+    assert.ok('here' in onB);
+    assert.equal(onB.here.allocation.warm, true);
+    assert.equal(placements, 0, 'the holder placed nothing');
+    assert.deepEqual(await a.pools.manager(ID)!.reach('u3', { create: false }), { node: 'node-b' });
+    const elsewhere = await b.pools.manager(ID)!.reach('u1', { create: true });
+    assert.equal('node' in elsewhere && elsewhere.node, 'node-a');
 
     // The max counts across nodes: 3 allocated, 2 more fit, the sixth is refused.
     await b.pools.manager(ID)!.acquire('u4');
@@ -132,8 +143,8 @@ describe('NodeRegistry', () => {
       ['node-a:false', 'node-b:true'],
     );
     // u1's next request lands on b, with a new session.
-    assert.equal(await b.pools.manager(ID)!.route('u1', { claim: true }), undefined);
-    assert.equal((await b.pools.manager(ID)!.acquire('u1')).allocation.created, true);
+    const again = await b.pools.manager(ID)!.reach('u1', { create: true });
+    assert.equal('here' in again && again.here.allocation.created, true);
 
     // a comes back: what the cluster ended is let go of, and not recorded a second time.
     const events = (await store.listEvents(ID, { limit: 1000, types: ['ended'] })).length;
@@ -171,9 +182,11 @@ describe('NodeRegistry', () => {
     const placed: (string | undefined)[] = [];
     for (let user = 1; user <= 6; user++) {
       const identifier = `u${user}`;
-      const holder = await a.pools.manager(ID)!.route(identifier, { claim: true });
-      await (holder === 'node-b' ? b : a).pools.manager(ID)!.acquire(identifier);
-      placed.push(holder ?? 'node-a');
+      const reach = await a.pools.manager(ID)!.reach(identifier, { create: true });
+      if ('node' in reach) {
+        await b.pools.manager(ID)!.reach(identifier, { create: true, placed: reach.placed, stay: true });
+      }
+      placed.push('node' in reach ? reach.node : 'node-a');
       await look();
     }
     assert.deepEqual(placed, ['node-a', 'node-a', 'node-a', 'node-a', 'node-b', 'node-b']);

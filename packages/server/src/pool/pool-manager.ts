@@ -31,7 +31,7 @@ import {
 import { Sessions, type Allocation, type Claimed, type Reach, type Session } from './sessions.js';
 import { WarmPool } from './warm-pool.js';
 
-export type { Allocation, Reach, Session, StartFailure };
+export type { Allocation, Claimed, Reach, Session, StartFailure };
 
 export interface PoolManagerDeps {
   store: Store;
@@ -88,6 +88,7 @@ export class PoolManager {
       newInstanceId,
       template: () => ({ spec: this.spec, poolId: this.pool.id, generation: this.pool.generation }),
       claimed: () => this.sessions.claimed + deps.cluster.allocatedElsewhere(this.pool.id),
+      claimsWaiting: () => this.sessions.claimsWaiting,
     });
     this.sessions = new Sessions({
       ...deps,
@@ -251,17 +252,23 @@ export class PoolManager {
     await this.recorder.ended(ended, { whileServerWasDown: true });
   }
 
-  /** The identifier's session, allocated on first use; concurrent first requests share one. */
+  /**
+   * The identifier's session on this node, allocated on first use; concurrent first requests share
+   * one. For callers that serve only here (MCP tools): a session elsewhere is `SessionElsewhere`.
+   */
   acquire(identifier: string): Promise<Claimed> {
     return this.sessions.acquire(identifier);
   }
 
   /**
-   * The node a request for the identifier goes to, or undefined to serve it here (see
-   * `Sessions.route`). With `claim` false, an identifier without a session stays here.
+   * Where a request for the identifier is served (see `Sessions.reach`): here with its session,
+   * here without one, or on the node that holds it (with the placement, for a new one).
    */
-  route(identifier: string, options: { claim: boolean }): Promise<string | undefined> {
-    return options.claim ? this.sessions.route(identifier) : this.sessions.locate(identifier);
+  reach(
+    identifier: string,
+    options: { create: boolean; placed?: SessionRow | undefined; stay?: boolean },
+  ): Promise<Reach> {
+    return this.sessions.reach(identifier, options);
   }
 
   /** Forgets which node holds the identifier's session: a request forwarded there failed. */
@@ -269,9 +276,12 @@ export class PoolManager {
     this.sessions.forgetElsewhere(identifier);
   }
 
-  /** Puts back a session claimed for a request its handler refused before using it. */
-  returnUnused(identifier: string): Promise<void> {
-    return this.sessions.returnUnused(identifier);
+  /**
+   * Runs `work` on a session this node holds and keeps it alive meanwhile. With `serialize`, work on
+   * one session runs one at a time (executions).
+   */
+  use<T>(session: Session, work: () => Promise<T>, options: { serialize: boolean }): Promise<T> {
+    return this.sessions.use(session, work, options);
   }
 
   /**
@@ -288,15 +298,26 @@ export class PoolManager {
     return { value, session, allocation };
   }
 
-  /** Runs code in a session already acquired, after the executions before it (one at a time). */
-  execute(session: Session, request: AgentRequest): Promise<AgentResult> {
-    return this.sessions.use(session, () => session.instance.execute(request), { serialize: true });
-  }
-
-  /** Counts an execution the session ran, for its usage record and the pool's metrics. */
-  executed(session: Session, end: ExecutionEnd, seconds: number): void {
-    session.executions++;
-    this.recorder.executed(this.interpreterType, end, seconds);
+  /**
+   * Runs code in a session already acquired, after the executions before it (one at a time), and
+   * counts it for the session's usage record and the pool's metrics.
+   */
+  async execute(session: Session, request: AgentRequest): Promise<AgentResult> {
+    const started = performance.now();
+    let end: ExecutionEnd = 'failed';
+    try {
+      const result = await this.sessions.use(session, () => session.instance.execute(request), {
+        serialize: true,
+      });
+      end = result.timedOut ? 'timeout' : result.status === 'succeeded' ? 'succeeded' : 'failed';
+      return result;
+    } catch (error) {
+      if (error instanceof AppError && error.code === ErrorCode.SessionLost) end = 'lost';
+      throw error;
+    } finally {
+      session.executions++;
+      this.recorder.executed(this.interpreterType, end, (performance.now() - started) / 1000);
+    }
   }
 
   /** Ends the identifier's session, if it has one (a caller's DELETE). */

@@ -297,9 +297,12 @@ export class PoolService {
     return this.managers.get(id) ?? this.manage(pool);
   }
 
-  /** The pool's manager, or ResourceNotFound in ARM's words. */
-  require(id: string, name: string): PoolManager {
-    const manager = this.managers.get(id);
+  /**
+   * The pool's manager (taken up from the store when another node created the pool just now), or
+   * ResourceNotFound in ARM's words.
+   */
+  async require(id: string, name: string): Promise<PoolManager> {
+    const manager = this.managers.get(id) ?? (await this.known(id));
     if (!manager) {
       throw new AppError(
         ErrorCode.ResourceNotFound,

@@ -1,15 +1,16 @@
 /**
  * @module pool/session-processes
- * A session's background processes, as the API works on them: reached through the identifier's
- * session (allocated on first use, its cooldown reset) of a code-interpreter pool, and run by the
- * agent inside its sandbox, so they share its limits and end with it. Requests wait for a command
- * the session is running, as executions do.
+ * A session's background processes, as the API works on them: in a session the request reached (its
+ * cooldown reset meanwhile) of a code-interpreter pool, run by the agent inside its sandbox, so they
+ * share its limits and end with it. Requests wait for a command the session is running, as
+ * executions do.
  */
 
 import { AppError, ErrorCode } from '../errors.js';
 import type { OutputSlice, ProcessInfo, ProcessRequest, ProcessSignal } from '../interpreter/protocol.js';
 import type { Instance } from './instance.js';
 import type { PoolManager } from './pool-manager.js';
+import type { Session } from './sessions.js';
 
 export type { OutputSlice, ProcessSignal } from '../interpreter/protocol.js';
 
@@ -79,20 +80,25 @@ export class SessionProcesses {
   }
 }
 
-/** Runs `work` on the identifier's background processes; returns its value with the session it reached. */
-export function withSessionProcesses<T>(
-  manager: PoolManager,
-  identifier: string,
-  work: (processes: SessionProcesses) => Promise<T>,
-) {
-  // Refused before a session is allocated: the Python agent (PythonLTS and Shell pools) runs them.
+/**
+ * Refuses a pool whose agent runs no background processes (only the Python agent of PythonLTS and
+ * Shell pools does), before a session is reached for the request.
+ */
+export function requireProcesses(manager: PoolManager): void {
   if (manager.containerType !== 'PythonLTS' && manager.containerType !== 'Shell') {
     throw new AppError(
       ErrorCode.InvalidParameter,
       `session pool ${manager.name} is a ${manager.containerType} pool; background processes run in PythonLTS and Shell pools`,
     );
   }
-  return manager.withSession(identifier, ({ instance }) => work(new SessionProcesses(instance)), {
-    serialize: false,
-  });
+}
+
+/** Runs `work` on the session's background processes, keeping the session alive meanwhile. */
+export function onSessionProcesses<T>(
+  manager: PoolManager,
+  session: Session,
+  work: (processes: SessionProcesses) => Promise<T>,
+): Promise<T> {
+  requireProcesses(manager);
+  return manager.use(session, () => work(new SessionProcesses(session.instance)), { serialize: false });
 }

@@ -57,8 +57,25 @@ export interface Claimed {
   allocation: Allocation;
 }
 
-/** Where an identifier's session is: here (claimed), or on another node (by name). */
-export type Reach = { here: Claimed } | { node: string };
+/**
+ * Where a request for an identifier is served: here, with its session (claimed now or before); on
+ * another node, with the placement when the store placed a new session there just now; or here
+ * without one (a request that creates none, for an identifier with none).
+ */
+export type Reach = { here: Claimed } | { node: string; placed?: SessionRow } | { absent: true };
+
+/** A claim's outcome: the session here, or the node the store placed it on. */
+type Claim = { here: Claimed } | { node: string; placed: SessionRow };
+
+/** How a request that found its session live reached it. */
+const EXISTING: Allocation = { created: false, warm: true, durationMs: 0, previous: undefined };
+
+function elsewhere(node: string): AppError {
+  return new AppError(
+    ErrorCode.SessionElsewhere,
+    `the session of this identifier is held by node ${node}; retry and the request is routed there`,
+  );
+}
 
 export interface SessionsDeps {
   store: Store;
@@ -86,12 +103,7 @@ const times = (session: Session): SessionTimes => ({
 
 export class Sessions {
   private readonly byIdentifier = new Map<string, Session>();
-  private readonly claiming = new Map<string, Promise<Reach>>();
-  /**
-   * Claims made ahead of their request's handler (while routing it): the handler's acquire reports
-   * them as created, with the allocation they had.
-   */
-  private readonly fresh = new Map<string, Claimed>();
+  private readonly claiming = new Map<string, Promise<Claim>>();
   /**
    * Identifiers whose live session another node holds, as last found: their requests go there
    * without asking the store (sessions never move; one that ended is claimed again by its old node,
@@ -110,6 +122,11 @@ export class Sessions {
 
   get size(): number {
     return this.byIdentifier.size;
+  }
+
+  /** Claims under way. */
+  get claimsWaiting(): number {
+    return this.claiming.size;
   }
 
   /** Sessions bound to identifiers, oldest first. */
@@ -136,54 +153,50 @@ export class Sessions {
   }
 
   /**
-   * The identifier's session, allocated on first use; concurrent first requests share one. A session
-   * another node holds is refused with `SessionElsewhere` (requests are routed before they get here,
-   * so this is a race with a move, and a retry lands right).
+   * The identifier's session here, allocated on first use; concurrent first requests share one. A
+   * session another node holds (or one the store places on another node's sandbox) is refused with
+   * `SessionElsewhere`: callers that cannot forward (MCP tools) serve only what this node holds.
    */
   async acquire(identifier: string): Promise<Claimed> {
-    const reach = await this.reach(identifier);
-    if ('here' in reach) return reach.here;
-    throw new AppError(
-      ErrorCode.SessionElsewhere,
-      `the session of this identifier is held by node ${reach.node}; retry and the request is routed there`,
-    );
+    const reach = await this.reach(identifier, { create: true, stay: true });
+    // With `create` and `stay`, a session is here or the reach threw; the type does not know.
+    if (!('here' in reach)) throw elsewhere('node' in reach ? reach.node : 'unknown');
+    return reach.here;
   }
 
   /**
-   * Where the identifier's session is, claiming one (placed by the store) when it has none. A claim
-   * is recorded (`allocated`) when it reaches its request's handler.
+   * Where a request for the identifier is served. With `create`, an identifier without a session
+   * gets one, placed by the store here or on another node's ready sandbox (`placed`, which that node
+   * takes up without placing it again). A request another node forwarded here (`stay`) is served
+   * here: a session found elsewhere meanwhile is `SessionElsewhere`, and the client's retry lands.
    */
-  async reach(identifier: string): Promise<Reach> {
-    const fresh = this.fresh.get(identifier);
-    if (fresh) {
-      this.fresh.delete(identifier);
-      return { here: this.reported(fresh) };
+  async reach(
+    identifier: string,
+    options: { create: boolean; placed?: SessionRow | undefined; stay?: boolean },
+  ): Promise<Reach> {
+    const existing = this.byIdentifier.get(identifier);
+    if (existing) return { here: { session: existing, allocation: EXISTING } };
+    const stay = options.stay ?? false;
+    if (!options.create) {
+      if (stay || this.claiming.has(identifier)) return { absent: true };
+      const node = await this.locate(identifier);
+      return node === undefined ? { absent: true } : { node };
     }
-    const reach = await this.claimOrJoin(identifier);
-    return 'here' in reach && reach.here.allocation.created ? { here: this.reported(reach.here) } : reach;
-  }
-
-  /**
-   * Where a request for the identifier goes, before its handler runs: the node holding its session,
-   * or undefined for here. A new session is claimed now, since the store may place it on another
-   * node's ready instance; a claim placed here waits for the handler's {@link acquire}, which reports
-   * it as the request's own, and goes back to the warm set if the handler refuses the request
-   * ({@link returnUnused}), so a bad request costs no session.
-   */
-  async route(identifier: string): Promise<string | undefined> {
-    if (this.byIdentifier.has(identifier)) return undefined;
-    const known = this.knownElsewhere(identifier);
-    if (known !== undefined) return known;
-    // This node may not have caught up with the pool yet (an image another node just pinned): a
-    // session another node holds is still reached.
-    if (this.deps.notRunnable() !== undefined) {
-      const elsewhere = await this.locate(identifier);
-      if (elsewhere !== undefined) return elsewhere;
+    if (!stay && options.placed === undefined) {
+      const known = this.knownElsewhere(identifier);
+      if (known !== undefined) return { node: known };
+      // This node may not have caught up with the pool yet (an image another node just pinned): a
+      // session another node holds is still reached.
+      if (this.deps.notRunnable() !== undefined) {
+        const holder = await this.locate(identifier);
+        if (holder !== undefined) return { node: holder };
+      }
     }
-    const reach = await this.claimOrJoin(identifier);
-    if ('node' in reach) return this.heldElsewhere(identifier, reach.node);
-    if (reach.here.allocation.created) this.fresh.set(identifier, reach.here);
-    return undefined;
+    const reach = await this.claimOrJoin(identifier, options.placed);
+    if ('here' in reach) return reach;
+    if (stay) throw elsewhere(reach.node);
+    this.heldElsewhere(identifier, reach.node);
+    return reach;
   }
 
   /** The node last found holding the identifier's session, while that node is live. */
@@ -207,60 +220,22 @@ export class Sessions {
     return node;
   }
 
-  /**
-   * Puts a claim no handler took (the request was refused before it reached the session) back in
-   * the warm set: its row is ready again and nothing of it was recorded as a session.
-   */
-  async returnUnused(identifier: string): Promise<void> {
-    const claimed = this.fresh.get(identifier);
-    if (!claimed) return;
-    this.fresh.delete(identifier);
-    const { session } = claimed;
-    if (session.busy > 0 || this.byIdentifier.get(identifier) !== session) return;
-    this.byIdentifier.delete(identifier);
-    // Its instance lives on as a ready one: the session's watcher records nothing more.
-    session.ending = Promise.resolve();
-    const row: SessionRow = {
-      ...session.row,
-      identifier: null,
-      state: 'ready',
-      allocatedAt: null,
-      lastAccessedAt: null,
-    };
-    await this.deps.store.putSession(row);
-    this.deps.warm.giveBack({ instance: session.instance, row });
-  }
-
   /** The identifier's session here, being claimed, or claimed now; or the node that holds it. */
-  private claimOrJoin(identifier: string): Promise<Reach> {
+  private claimOrJoin(identifier: string, placed: SessionRow | undefined): Promise<Claim> {
     const existing = this.byIdentifier.get(identifier);
-    if (existing) {
-      return Promise.resolve({
-        here: {
-          session: existing,
-          allocation: { created: false, warm: true, durationMs: 0, previous: undefined },
-        },
-      });
-    }
+    if (existing) return Promise.resolve({ here: { session: existing, allocation: EXISTING } });
     const inFlight = this.claiming.get(identifier);
     if (inFlight)
       return inFlight.then((reach) => ('here' in reach ? { here: this.joined(reach.here) } : reach));
     const refusal = this.refusal();
     if (refusal) return Promise.reject(refusal);
-    const claim = this.claim(identifier).finally(() => this.claiming.delete(identifier));
+    const claim = this.claim(identifier, placed).finally(() => {
+      this.claiming.delete(identifier);
+      // The last claim of a burst lets the refills it held back start.
+      if (this.claiming.size === 0) this.deps.warm.refill();
+    });
     this.claiming.set(identifier, claim);
     return claim;
-  }
-
-  /** Records a new session as its request takes it up. */
-  private reported(claimed: Claimed): Claimed {
-    const { session, allocation } = claimed;
-    this.deps.recorder.allocated(session.row, {
-      warm: allocation.warm,
-      durationMs: allocation.durationMs,
-      ...(allocation.warm && { readySince: session.row.createdAt }),
-    });
-    return claimed;
   }
 
   /** The node holding the identifier's live session, when another node does. */
@@ -299,10 +274,10 @@ export class Sessions {
     );
   }
 
-  private async claim(identifier: string): Promise<Reach> {
+  private async claim(identifier: string, placement: SessionRow | undefined): Promise<Claim> {
     const started = this.deps.now();
-    const row = this.placed(await this.place(identifier));
-    if (row.node !== this.deps.cluster.self && row.node !== null) return { node: row.node };
+    const row = placement ?? this.placed(await this.place(identifier));
+    if (row.node !== this.deps.cluster.self && row.node !== null) return { node: row.node, placed: row };
     // Read after the placement, which saw every end committed before it (a leader ending a lost
     // node's sessions just now among them), and beside the start.
     const previous = this.deps.store.lastEndedSession(this.deps.poolId(), identifier).catch(() => undefined);
@@ -328,6 +303,11 @@ export class Sessions {
     this.watch(session);
     this.deps.warm.refill();
     const durationMs = this.deps.now() - started;
+    this.deps.recorder.allocated(row, {
+      warm,
+      durationMs,
+      ...(warm && { readySince: row.createdAt }),
+    });
     const before = await previous;
     return {
       here: {
@@ -410,7 +390,6 @@ export class Sessions {
     if (session.ending) return session.ending;
     session.ended = reason;
     if (this.byIdentifier.get(session.identifier) === session) this.byIdentifier.delete(session.identifier);
-    if (this.fresh.get(session.identifier)?.session === session) this.fresh.delete(session.identifier);
     session.ending = (async () => {
       await retire(session, reason, details, this.deps, session);
       this.deps.warm.refill();
@@ -457,7 +436,6 @@ export class Sessions {
       session.ended = 'hostLost';
       session.ending = Promise.resolve();
       this.byIdentifier.delete(session.identifier);
-      this.fresh.delete(session.identifier);
     }
     return gone.map((session) => session.instance);
   }

@@ -33,6 +33,8 @@ export interface WarmPoolDeps {
   template: () => { spec: PoolSpec; poolId: string; generation: number };
   /** Sessions allocated or being allocated across the cluster: the warm target shrinks as they near the max. */
   claimed: () => number;
+  /** Claims under way on this node: refills wait for them, so a burst of claims is served first. */
+  claimsWaiting: () => number;
   cluster: ClusterView;
   /** The pool's instances being retired (see RetireDeps). */
   retiring: Set<string>;
@@ -184,6 +186,9 @@ export class WarmPool {
       for (const waiter of this.waiters.splice(0)) waiter.resolve();
       return;
     }
+    // A start costs the server and the host CPU that claims under way would wait for: it waits for
+    // them (the last to end calls again), while ready instances are left to hand out.
+    if (this.ready.length > 0 && this.deps.claimsWaiting() > 0) return;
     while (this.ready.length + this.starts.size < target && this.starts.size < this.deps.refillParallelism) {
       const id = this.deps.newInstanceId();
       const start: Promise<void> = this.startReady(id).finally(() => {

@@ -34,9 +34,16 @@ describe('metrics and readiness', async () => {
   const pool = 'pool="tests/metered"';
 
   it('counts allocations, executions, ends and rejections with bounded labels', async () => {
+    // The warm set's refill after the first claim is held, so the second identifier starts cold.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let refills = 0;
+    launcher.gate = () => (refills++ === 0 ? held : Promise.resolve());
     await execute(server, 'metered', 'secret-identifier-1', 'one');
     await execute(server, 'metered', 'secret-identifier-1', 'two');
     await execute(server, 'metered', 'secret-identifier-2', 'three');
+    release();
+    launcher.gate = () => Promise.resolve();
     const full = await execute(server, 'metered', 'secret-identifier-3', 'four');
     assert.equal(full.status, 429);
     await server.request('DELETE', `${poolPath('metered')}/session?${DATA}&identifier=secret-identifier-2`);

@@ -11,6 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { ExecutionResult, Executions } from '../../pool/executions.js';
 import type { PoolService } from '../../pool/pool-service.js';
+import type { SessionSteps } from '../request-path.js';
 import { field, isRecord, type JsonRecord } from '../wire.js';
 import { ExecutionEventStream } from './execution-stream.js';
 import { dataRoutes, legacyRoutes } from '../schemas/data.js';
@@ -28,33 +29,40 @@ export function registerExecutionRoutes(
   deps: {
     pools: PoolService;
     executions: Executions;
+    sessions: SessionSteps;
     publicUrl: () => string;
   },
 ): void {
   app.post(`${POOL_ENDPOINT}/executions`, dataRoutes.execute, async (request, reply) => {
     const receivedAt = performance.now();
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
+    const { manager, query } = await poolFor(deps.pools, request);
     const identifier = requireIdentifier(query.identifier);
     const executionRequest = parseExecutionRequest(request.body, manager.interpreterType);
+    const callerChoseId = request.headers['operation-id'] !== undefined;
     const operationId = operationIdFrom(request.headers['operation-id']);
+    const render = executionRendererFor(manager.interpreterType);
+    // A retry naming a stored run's operation-id gets that run's record, wherever it ran.
+    const stored = callerChoseId ? await deps.executions.get(manager, identifier, operationId) : undefined;
+    if (stored) return reply.status(stored.status === 'Running' ? 202 : 200).send(render(stored));
+    const claimed = await deps.sessions.claim(request, reply, { manager, identifier });
+    if (!claimed) return reply;
     const location = `${deps.publicUrl()}${request.url.split('?')[0] ?? ''}/${encodeURIComponent(operationId)}?api-version=${query['api-version'] ?? ''}&identifier=${encodeURIComponent(identifier)}`;
     void reply.header('operation-id', operationId).header('operation-location', location);
     const stream =
       executionRequest.executionType === 'Synchronous' && ExecutionEventStream.wanted(request.headers.accept)
         ? new ExecutionEventStream(reply)
         : undefined;
+    if (stream) {
+      sessionHeaders(reply, claimed, { receivedAt });
+      stream.open();
+    }
     const run = await deps.executions
       .run(manager, {
-        identifier,
+        reached: claimed,
         operationId,
-        callerChoseId: request.headers['operation-id'] !== undefined,
         principal: request.principal.id,
         request: executionRequest,
         ...(stream && {
-          onReached: (reached) => {
-            sessionHeaders(reply, reached, { receivedAt });
-            stream.open();
-          },
           onOutput: (name, text) => stream.output(name, text),
           onImage: (image) => stream.image(image),
         }),
@@ -65,9 +73,8 @@ export function registerExecutionRoutes(
         stream.fail(error);
         return undefined;
       });
-    if (!run) return;
-    if (run.reached && !stream)
-      sessionHeaders(reply, run.reached, { receivedAt, executionMs: run.executionMs });
+    if (!run) return reply;
+    if (!stream) sessionHeaders(reply, claimed, { receivedAt, executionMs: run.executionMs });
     request.log.info(
       {
         operation: 'code.execute',
@@ -77,10 +84,10 @@ export function registerExecutionRoutes(
       },
       'code.execute',
     );
-    const body = executionRendererFor(manager.interpreterType)(run.record);
+    const body = render(run.record);
     if (stream) {
       stream.finish(run.record.images, body);
-      return;
+      return reply;
     }
     return reply.status(run.record.status === 'Running' ? 202 : 200).send(body);
   });
@@ -93,7 +100,7 @@ export function registerExecutionRoutes(
     (codeField: 'code' | 'pythonCode', render: (record: ExecutionResult) => JsonRecord) =>
     async (request: FastifyRequest, reply: FastifyReply) => {
       const receivedAt = performance.now();
-      const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
+      const { manager, query } = await poolFor(deps.pools, request);
       if (manager.interpreterType !== 'PythonLTS') {
         throw new AppError(
           ErrorCode.InvalidParameter,
@@ -108,14 +115,15 @@ export function registerExecutionRoutes(
         ...parseExecutionRequest(request.body, 'PythonLTS', codeField),
         executionType: 'Synchronous' as const,
       };
+      const claimed = await deps.sessions.claim(request, reply, { manager, identifier });
+      if (!claimed) return reply;
       const run = await deps.executions.run(manager, {
-        identifier,
+        reached: claimed,
         operationId: randomUUID(),
-        callerChoseId: false,
         principal: request.principal.id,
         request: executionRequest,
       });
-      sessionHeaders(reply, run.reached!, { receivedAt, executionMs: run.executionMs });
+      sessionHeaders(reply, claimed, { receivedAt, executionMs: run.executionMs });
       return reply.status(200).send(render(run.record));
     };
   app.post(
@@ -129,10 +137,12 @@ export function registerExecutionRoutes(
     legacyExecute('pythonCode', preReleaseExecutionResource),
   );
 
-  app.get(`${POOL_ENDPOINT}/executions/:executionId`, dataRoutes.getExecution, async (request) => {
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
+  app.get(`${POOL_ENDPOINT}/executions/:executionId`, dataRoutes.getExecution, async (request, reply) => {
+    const { manager, query } = await poolFor(deps.pools, request);
     const identifier = requireIdentifier(query.identifier);
     const { executionId } = request.params as { executionId: string };
+    // Read where its session is: a run still under way is stored when it ends, there.
+    if (!(await deps.sessions.find(request, reply, { manager, identifier }))) return reply;
     const record = await deps.executions.get(manager, identifier, executionId);
     if (!record) {
       throw new AppError(

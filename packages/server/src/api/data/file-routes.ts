@@ -5,7 +5,8 @@
  * The current generation answers flat `SessionResourceFile`s; the legacy one (`files/upload`,
  * `files/content/{name}`, and `files` under a 2024 api-version) its `$id`/`properties` envelopes;
  * the pre-release one (`python/uploadFile`, `python/downloadFile`) the same. Each request reaches
- * (or allocates) the identifier's session, like Azure's do, and resets its cooldown.
+ * (or allocates) the identifier's session, like Azure's do, and resets its cooldown; a name that does
+ * not make a path is refused before.
  */
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -14,10 +15,11 @@ import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import {
   dataPathSegments,
-  withSessionFiles,
+  onSessionFiles,
   type DataDirectory,
   type DataFile,
 } from '../../pool/session-files.js';
+import type { SessionSteps } from '../request-path.js';
 import type { DataGeneration } from '../api-version.js';
 import { optionalBoolean, type JsonRecord } from '../wire.js';
 import { dataRoutes, legacyRoutes } from '../schemas/data.js';
@@ -63,24 +65,29 @@ interface FileContext {
 
 export function registerFileRoutes(
   app: FastifyInstance,
-  deps: { pools: PoolService; uploadMaxBytes: number },
+  deps: { pools: PoolService; sessions: SessionSteps; uploadMaxBytes: number },
 ): void {
   const { uploadMaxBytes } = deps;
 
-  /** Runs `work` on the identifier's `/mnt/data`, with the session headers set. */
+  /**
+   * Runs `work` on the identifier's `/mnt/data`, with the session headers set, once `check` has
+   * passed; undefined once the request went to the node that holds the session.
+   */
   async function withFiles<T>(
     request: FastifyRequest,
     reply: FastifyReply,
     work: (context: FileContext) => Promise<T>,
-  ): Promise<T> {
+    check: (query: Query) => void = () => undefined,
+  ): Promise<{ value: T } | undefined> {
     const receivedAt = performance.now();
-    const { manager, query, generation } = poolFor(deps.pools, request, 'sessions/execute');
+    const { manager, query, generation } = await poolFor(deps.pools, request);
     const identifier = requireIdentifier(query.identifier);
-    const { value, session, allocation } = await withSessionFiles(manager, identifier, (data) =>
-      work({ data, query, generation }),
-    );
-    sessionHeaders(reply, { session, allocation }, { receivedAt });
-    return value;
+    check(query);
+    const claimed = await deps.sessions.claim(request, reply, { manager, identifier });
+    if (!claimed) return undefined;
+    const value = await onSessionFiles(manager, claimed.session, (data) => work({ data, query, generation }));
+    sessionHeaders(reply, claimed, { receivedAt });
+    return { value };
   }
 
   /** Stores the request's multipart `file` part in `directory`; never leaves a partial file. */
@@ -153,9 +160,14 @@ export function registerFileRoutes(
     pathOf: (query: Query) => string,
   ): Promise<FastifyReply> {
     // A bad name is refused before a session is allocated for it.
-    const path = pathOf(request.query as Query);
-    dataPathSegments(path);
-    const { file, stream } = await withFiles(request, reply, ({ data }) => data.open(path));
+    const opened = await withFiles(
+      request,
+      reply,
+      ({ data, query }) => data.open(pathOf(query)),
+      (query) => dataPathSegments(pathOf(query)),
+    );
+    if (!opened) return reply;
+    const { file, stream } = opened.value;
     return (
       reply
         .header('content-type', file.contentType)
@@ -171,38 +183,63 @@ export function registerFileRoutes(
 
   const nameParam = (request: FastifyRequest) => (request.params as { name: string }).name;
 
-  app.get(`${POOL_ENDPOINT}/files`, dataRoutes.listFiles, (request, reply) =>
-    withFiles(request, reply, async ({ data, query, generation }) => {
-      const recursive = optionalBoolean(query.recursive, 'recursive') ?? false;
-      const files = await data.list(query.path ?? '', recursive);
-      return generation === 'v1' ? legacyFileList(files) : { value: files.map(fileResource) };
-    }),
-  );
+  app.get(`${POOL_ENDPOINT}/files`, dataRoutes.listFiles, async (request, reply) => {
+    let recursive = false;
+    const listed = await withFiles(
+      request,
+      reply,
+      async ({ data, query, generation }) => {
+        const files = await data.list(query.path ?? '', recursive);
+        return generation === 'v1' ? legacyFileList(files) : { value: files.map(fileResource) };
+      },
+      (query) => {
+        recursive = optionalBoolean(query.recursive, 'recursive') ?? false;
+        dataPathSegments(query.path ?? '');
+      },
+    );
+    return listed?.value ?? reply;
+  });
 
-  app.post(`${POOL_ENDPOINT}/files`, dataRoutes.upload, (request, reply) =>
-    withFiles(request, reply, async ({ data, query, generation }) => {
-      const file = await receiveUpload(request, data, query.path ?? '');
-      return generation === 'v1' ? legacyFileList([file]) : fileResource(file);
-    }),
-  );
+  app.post(`${POOL_ENDPOINT}/files`, dataRoutes.upload, async (request, reply) => {
+    const uploaded = await withFiles(
+      request,
+      reply,
+      async ({ data, query, generation }) => {
+        const file = await receiveUpload(request, data, query.path ?? '');
+        return generation === 'v1' ? legacyFileList([file]) : fileResource(file);
+      },
+      (query) => dataPathSegments(query.path ?? ''),
+    );
+    return uploaded?.value ?? reply;
+  });
 
   for (const [legacyUpload, doc] of [
     ['files/upload', legacyRoutes.upload],
     ['python/uploadFile', legacyRoutes.uploadFile],
   ] as const) {
-    app.post(`${POOL_ENDPOINT}/${legacyUpload}`, doc, (request, reply) =>
-      withFiles(request, reply, async ({ data, query }) =>
-        legacyFileList([await receiveUpload(request, data, query.path ?? '')]),
-      ),
-    );
+    app.post(`${POOL_ENDPOINT}/${legacyUpload}`, doc, async (request, reply) => {
+      const uploaded = await withFiles(
+        request,
+        reply,
+        async ({ data, query }) => legacyFileList([await receiveUpload(request, data, query.path ?? '')]),
+        (query) => dataPathSegments(query.path ?? ''),
+      );
+      return uploaded?.value ?? reply;
+    });
   }
 
-  app.get(`${POOL_ENDPOINT}/files/:name`, dataRoutes.getFile, (request, reply) =>
-    withFiles(request, reply, async ({ data, query, generation }) => {
-      const file = await data.stat(joinPath(query.path, nameParam(request)));
-      return generation === 'v1' ? legacyFileList([file]) : fileResource(file);
-    }),
-  );
+  app.get(`${POOL_ENDPOINT}/files/:name`, dataRoutes.getFile, async (request, reply) => {
+    const found = await withFiles(
+      request,
+      reply,
+      async ({ data, query, generation }) => {
+        const file = await data.stat(joinPath(query.path, nameParam(request)));
+        return generation === 'v1' ? legacyFileList([file]) : fileResource(file);
+      },
+      (query) => dataPathSegments(joinPath(query.path, nameParam(request))),
+    );
+    return found?.value ?? reply;
+  });
 
   for (const [contentPath, doc] of [
     ['files/:name/content', dataRoutes.fileContent],
@@ -229,11 +266,17 @@ export function registerFileRoutes(
   );
 
   app.delete(`${POOL_ENDPOINT}/files/:name`, dataRoutes.deleteFile, async (request, reply) => {
-    const generation = await withFiles(request, reply, async ({ data, query, generation }) => {
-      await data.remove(joinPath(query.path, nameParam(request)));
-      return generation;
-    });
-    return generation === 'v1'
+    const generation = await withFiles(
+      request,
+      reply,
+      async ({ data, query, generation }) => {
+        await data.remove(joinPath(query.path, nameParam(request)));
+        return generation;
+      },
+      (query) => dataPathSegments(joinPath(query.path, nameParam(request))),
+    );
+    if (!generation) return reply;
+    return generation.value === 'v1'
       ? reply.status(200).send({ message: 'file deleted successfully' })
       : reply.status(204).send();
   });

@@ -1,13 +1,12 @@
 /**
  * @module api/data/pool-endpoint
  * What every data-plane route shares: the pool endpoint's path, resolving the pool and checking the
- * api-version, the caller's role and the identifier, and the response headers that say how the
- * session was reached (Azure's per-stage timings, and whether an earlier session ended and why).
+ * api-version and the identifier, and the response headers that say how the session was reached
+ * (Azure's per-stage timings, and whether an earlier session ended and why).
  */
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
-import { authorize, type Action } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { Allocation, PoolManager, Session } from '../../pool/pool-manager.js';
 import { poolId } from '../../arm-id.js';
@@ -42,26 +41,25 @@ export function requireIdentifier(value: unknown): string {
 }
 
 /**
- * Resolves the pool of a data-plane request after checking its api-version and the caller's role,
- * then charges the identifier's rate limit. Azure's custom container paths (`.management/…`) may
- * leave the api-version out.
+ * The pool of a data-plane request (the caller was authorized on it as it arrived) and its query,
+ * once its api-version is one of the data plane's. Azure's custom container paths (`.management/…`)
+ * may leave the api-version out.
  */
-export function poolFor(
+export async function poolFor(
   pools: PoolService,
   request: FastifyRequest,
-  action: Action,
   options: { versionOptional?: boolean } = {},
-): { manager: PoolManager; query: Query; generation: DataGeneration } {
+): Promise<{ manager: PoolManager; query: Query; generation: DataGeneration }> {
   const params = request.params as { subscription: string; resourceGroup: string; pool: string };
   const query = request.query as Query;
   const generation =
     options.versionOptional && query['api-version'] === undefined
       ? 'v2'
       : dataGeneration(requireApiVersion(query['api-version'], DATA_VERSIONS));
-  const id = poolId(params.subscription, params.resourceGroup, params.pool);
-  authorize(request.principal, action, id);
-  const manager = pools.require(id, params.pool);
-  if (typeof query.identifier === 'string') request.server.rateLimits.checkIdentifier(id, query.identifier);
+  const manager = await pools.require(
+    poolId(params.subscription, params.resourceGroup, params.pool),
+    params.pool,
+  );
   return { manager, query, generation };
 }
 

@@ -10,7 +10,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { PoolService } from '../../pool/pool-service.js';
 import {
-  withSessionProcesses,
+  onSessionProcesses,
+  requireProcesses,
   type BackgroundProcess,
   type OutputSlice,
   type ProcessOutput,
@@ -34,6 +35,7 @@ import {
   MAX_STDIN_CHARS,
   processRoutes,
 } from '../schemas/processes.js';
+import type { SessionSteps } from '../request-path.js';
 import { POOL_ENDPOINT, poolFor, requireIdentifier, sessionHeaders, type Query } from './pool-endpoint.js';
 
 const SHELLS = ['bash', 'sh'] as const;
@@ -75,26 +77,30 @@ export function outputResource(output: ProcessOutput): JsonRecord {
   };
 }
 
-export function registerProcessRoutes(app: FastifyInstance, deps: { pools: PoolService }): void {
+export function registerProcessRoutes(
+  app: FastifyInstance,
+  deps: { pools: PoolService; sessions: SessionSteps },
+): void {
   /**
-   * The identifier's background processes, once the caller may execute in the pool: `parse` reads
-   * the request, then `work` runs on them with the session headers set.
+   * The identifier's background processes: `parse` reads the request, then `work` runs on them with
+   * the session headers set; undefined once the request went to the node that holds the session.
    */
   async function withProcesses<A, T>(
     request: FastifyRequest,
     reply: FastifyReply,
     parse: () => A,
     work: (processes: SessionProcesses, input: A) => Promise<T>,
-  ): Promise<T> {
+  ): Promise<{ value: T } | undefined> {
     const receivedAt = performance.now();
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/execute');
+    const { manager, query } = await poolFor(deps.pools, request);
     const identifier = requireIdentifier(query.identifier);
     const input = parse();
-    const { value, session, allocation } = await withSessionProcesses(manager, identifier, (processes) =>
-      work(processes, input),
-    );
-    sessionHeaders(reply, { session, allocation }, { receivedAt });
-    return value;
+    requireProcesses(manager);
+    const claimed = await deps.sessions.claim(request, reply, { manager, identifier });
+    if (!claimed) return undefined;
+    const value = await onSessionProcesses(manager, claimed.session, (processes) => work(processes, input));
+    sessionHeaders(reply, claimed, { receivedAt });
+    return { value };
   }
 
   app.post(`${POOL_ENDPOINT}/processes`, processRoutes.start, async (request, reply) => {
@@ -109,7 +115,7 @@ export function registerProcessRoutes(app: FastifyInstance, deps: { pools: PoolS
       },
       (processes, { command, shell }) => processes.start(command, shell),
     );
-    return reply.status(201).send(processResource(started));
+    return started ? reply.status(201).send(processResource(started.value)) : reply;
   });
 
   app.get(`${POOL_ENDPOINT}/processes`, processRoutes.list, async (request, reply) => {
@@ -119,7 +125,7 @@ export function registerProcessRoutes(app: FastifyInstance, deps: { pools: PoolS
       () => undefined,
       (all) => all.list(),
     );
-    return { value: processes.map(processResource) };
+    return processes ? { value: processes.value.map(processResource) } : reply;
   });
 
   app.get(`${POOL_ENDPOINT}/processes/:pid/output`, processRoutes.output, async (request, reply) => {
@@ -138,7 +144,7 @@ export function registerProcessRoutes(app: FastifyInstance, deps: { pools: PoolS
       },
       (processes, { pid, ...from }) => processes.output(pid, from),
     );
-    return outputResource(output);
+    return output ? outputResource(output.value) : reply;
   });
 
   app.post(`${POOL_ENDPOINT}/processes/:pid/stdin`, processRoutes.stdin, async (request, reply) => {
@@ -155,7 +161,7 @@ export function registerProcessRoutes(app: FastifyInstance, deps: { pools: PoolS
       },
       (processes, { pid, text, close }) => processes.write(pid, text, close),
     );
-    return processResource(written);
+    return written ? processResource(written.value) : reply;
   });
 
   app.post(`${POOL_ENDPOINT}/processes/:pid/kill`, processRoutes.kill, async (request, reply) => {
@@ -168,6 +174,6 @@ export function registerProcessRoutes(app: FastifyInstance, deps: { pools: PoolS
       }),
       (processes, { pid, signal }) => processes.kill(pid, signal),
     );
-    return processResource(killed);
+    return killed ? processResource(killed.value) : reply;
   });
 }

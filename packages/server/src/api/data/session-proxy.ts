@@ -1,11 +1,13 @@
 /**
  * @module api/data/session-proxy
  * The session proxy of custom container pools: every method and path under the pool endpoint,
- * except the pool's own (`.management/…`, `session`, `listSessions`, `metadata`), goes to the
- * target port of the identifier's session, allocated on first use. Bodies stream both ways
- * unbuffered, WebSocket (any) upgrades are tunnelled, and a client that leaves closes the
- * container's connection too. The caller's bearer token stays here: it is Sandpool's credential,
- * and the container is untrusted code.
+ * except the routes the pool answers itself (`.management/…`, `session`, `listSessions`,
+ * `metadata`), goes to the target port of the identifier's session, allocated on first use. Such a
+ * request takes the request path's steps (api/request-path) as the container's: Session Executor on
+ * the pool, its identifier charged, its session claimed here or the request forwarded to its node,
+ * before its body is read. Bodies stream both ways unbuffered, WebSocket (any) upgrades are
+ * tunnelled, and a client that leaves closes the container's connection too. The caller's bearer
+ * token stays here: it is Sandpool's credential, and the container is untrusted code.
  */
 
 import {
@@ -17,12 +19,10 @@ import {
 } from 'node:http';
 import type { Duplex } from 'node:stream';
 
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
-import type { Authenticator } from '../../auth/authenticator.js';
 import type { CredentialWatch } from '../../auth/credential-watch.js';
-import type { RateLimits } from '../rate-limit.js';
 import { authorize, type Principal } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { Upstream } from '../../pool/instance.js';
@@ -31,25 +31,40 @@ import { poolId } from '../../arm-id.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { renderError, writeSocketError } from '../errors.js';
 import { endToEnd, rawHead } from '../hop-by-hop.js';
-import { routeOf, tunnelToNode, type NodeForwardingDeps } from '../node-forwarding.js';
-import { previousSessionHeaders, requireIdentifier } from './pool-endpoint.js';
+import type { SessionSteps } from '../request-path.js';
+import type { Access } from '../schemas/common.js';
+import { POOL_ENDPOINT, previousSessionHeaders, requireIdentifier } from './pool-endpoint.js';
 
-/** `/subscriptions/<s>/resourceGroups/<rg>/sessionPools/<pool>` and the rest of the path. */
-const POOL_PATH =
-  /^\/subscriptions\/([^/?]+)\/resourceGroups\/([^/?]+)\/sessionPools\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
-/** Paths the pool answers itself, even for custom containers (Azure proxies all but the first). */
-const POOL_OWNED = /^\/(\.management\/|session$|listSessions$|metadata$)/;
+/** How many segments the pool endpoint's path has. */
+const POOL_ENDPOINT_SEGMENTS = POOL_ENDPOINT.split('/').length - 1;
+
+/**
+ * Routes the pool answers itself, custom container pools too (Azure proxies all but `.management`):
+ * its `.management` paths (any of them), `session`, `listSessions` and `metadata`.
+ */
+const POOL_OWNED = new Set(
+  [
+    '/.management/*',
+    '/.management/stopSession',
+    '/.management/logs',
+    '/.management/startFailures',
+    '/session',
+    '/listSessions',
+    '/metadata',
+  ].map((path) => `${POOL_ENDPOINT}${path}`),
+);
+
+/** What a request to a custom container's session takes, whatever route of an interpreter pool it matched. */
+const CONTAINER_ACCESS: Access = { action: 'sessions/execute', on: 'pool' };
+
 export interface SessionProxyDeps {
   pools: PoolService;
-  authenticator: Authenticator;
+  sessions: SessionSteps;
   credentials: CredentialWatch;
-  rateLimits: RateLimits;
   log: Logger;
   poolFullStatus: 429 | 404;
   /** `https` when the server listens with TLS. */
   scheme: 'http' | 'https';
-  /** Upgrades for sessions other nodes hold are tunnelled there. */
-  forwarding: NodeForwardingDeps;
 }
 
 interface ProxyTarget {
@@ -72,31 +87,36 @@ function agentFor(upstream: Upstream): Agent {
   return agent;
 }
 
-function decodeSegment(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
+type PoolParams = { subscription: string; resourceGroup: string; pool: string; '*'?: string };
 
-/** The custom container pool and identifier a URL is for; undefined when the pool serves it itself. */
-function targetOf(pools: PoolService, url: string): ProxyTarget | undefined {
-  const match = POOL_PATH.exec(url);
-  if (!match) return undefined;
-  const [, subscription = '', resourceGroup = '', name = '', rest = '/', query = ''] = match;
-  if (POOL_OWNED.test(rest)) return undefined;
-  const segments = [subscription, resourceGroup, name].map(decodeSegment);
-  // A segment that does not decode names no pool; the router answers the request (with a 4xx).
-  if (segments.some((s) => s === undefined)) return undefined;
-  const manager = pools.manager(poolId(...(segments as [string, string, string])));
+/**
+ * The custom container session a request is for, by the route it matched and that route's
+ * parameters; undefined for a route the pool answers itself or a pool that is no custom container.
+ */
+async function targetOf(
+  pools: PoolService,
+  route: string | undefined,
+  params: PoolParams,
+  url: string,
+): Promise<ProxyTarget | undefined> {
+  if (route === undefined || !route.startsWith(POOL_ENDPOINT) || POOL_OWNED.has(route)) return undefined;
+  // A pool another node created moments ago is taken up here too.
+  const manager = await pools.known(poolId(params.subscription, params.resourceGroup, params.pool));
   if (manager?.containerType !== 'CustomContainer') return undefined;
+  const queryAt = url.indexOf('?');
+  const query = queryAt === -1 ? '' : url.slice(queryAt);
   const identifier = requireIdentifier(new URLSearchParams(query).get('identifier') ?? undefined);
+  // The pool endpoint is the path's first six segments (`subscriptions/<s>/resourceGroups/<rg>/
+  // sessionPools/<pool>`), as the client spelt them; the container gets the rest.
+  const path = url.slice(0, queryAt === -1 ? url.length : queryAt);
+  const segments = path.split('/').filter((segment) => segment !== '');
+  const below = segments.slice(POOL_ENDPOINT_SEGMENTS).join('/');
+  const trailing = below !== '' && path.endsWith('/') ? '/' : '';
   return {
     manager,
     identifier,
-    path: `${rest}${query}`,
-    prefix: url.slice(0, url.length - rest.length - query.length),
+    path: `/${below}${trailing}${query}`,
+    prefix: `/${segments.slice(0, POOL_ENDPOINT_SEGMENTS).join('/')}`,
   };
 }
 
@@ -204,30 +224,52 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
       req.pipe(outbound);
     });
 
+  // After the request path's own hook: the caller is authenticated and holds the route's access.
   app.addHook('onRequest', async (request, reply) => {
-    const target = targetOf(deps.pools, request.raw.url ?? '');
+    const params = request.params as PoolParams;
+    const target = await targetOf(deps.pools, request.routeOptions.url, params, request.raw.url ?? '');
     if (!target) return;
     authorize(request.principal, 'sessions/execute', target.manager.id);
-    deps.rateLimits.checkIdentifier(target.manager.id, target.identifier);
+    const reached = await deps.sessions.reachAs(request, reply, target, 'creates');
+    if (!reached) return;
+    const { session, allocation } = reached.claimed!;
     reply.hijack();
-    const { raw: req } = request;
-    const res = reply.raw;
-    try {
-      await target.manager.withSession(
-        target.identifier,
-        (session, allocation) =>
-          forward(req, res, target, {
+    await target.manager
+      .use(
+        session,
+        () =>
+          forward(request.raw, reply.raw, target, {
             upstream: session.instance.upstream!,
             allocation,
             principal: request.principal,
           }),
         { serialize: false },
-      );
-    } catch (error) {
-      if (!(error instanceof AppError)) request.log.error({ err: error }, 'proxy failed');
-      sendError(res, error);
-    }
+      )
+      .catch((error: unknown) => {
+        if (!(error instanceof AppError)) request.log.error({ err: error }, 'proxy failed');
+        sendError(reply.raw, error);
+      });
   });
+
+  // The pool endpoint itself and the paths below it that no interpreter route takes: a container's
+  // only (its requests were taken above), and `.management` ones the pool would answer if it had them.
+  const notFound = (request: FastifyRequest) => {
+    throw new AppError(
+      ErrorCode.RouteNotFound,
+      `Route ${request.method}:${request.url.split('?')[0] ?? ''} not found.`,
+    );
+  };
+  const containerOnly = {
+    schema: { hide: true },
+    config: { access: CONTAINER_ACCESS, session: 'creates' as const },
+  };
+  app.all(POOL_ENDPOINT, containerOnly, notFound);
+  app.all(`${POOL_ENDPOINT}/*`, containerOnly, notFound);
+  app.all(
+    `${POOL_ENDPOINT}/.management/*`,
+    { schema: { hide: true }, config: { access: { action: 'sessions/read', on: 'pool' } as const } },
+    notFound,
+  );
 
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     void tunnel(req, socket, head).catch((error: unknown) => {
@@ -236,36 +278,42 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
     });
   });
 
-  /** Tunnels an upgrade to the container: once it switches protocols, bytes flow both ways untouched. */
+  /**
+   * Tunnels an upgrade to the container, after the request path's steps: once the container switches
+   * protocols, bytes flow both ways untouched.
+   */
   async function tunnel(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
-    const { principal, forwarded } = await deps.authenticator.authenticateRequest({
-      headers: req.headers,
-      method: req.method ?? 'GET',
-      url: req.url ?? '',
-    });
-    deps.rateLimits.checkCaller(principal);
-    if (!forwarded) {
-      const { node, forgetNode } = await routeOf(deps.forwarding, principal, {
-        method: req.method ?? 'GET',
-        url: req.url ?? '',
-      });
-      if (node !== undefined) {
-        return tunnelToNode(deps.forwarding, node, principal, req, socket, head).catch((error: unknown) => {
-          forgetNode?.();
-          throw error;
-        });
-      }
-    }
-    const target = targetOf(deps.pools, req.url ?? '');
-    if (!target)
-      throw new AppError(ErrorCode.RouteNotFound, `No route upgrades ${req.url?.split('?')[0] ?? ''}.`);
-    authorize(principal, 'sessions/execute', target.manager.id);
-    deps.rateLimits.checkIdentifier(target.manager.id, target.identifier);
+    const url = req.url ?? '/';
+    const path = url.split('?')[0] ?? '/';
+    // Fastify's types promise a route; find-my-way answers null for a path no route takes.
+    const found = app.findRoute({ method: req.method ?? 'GET', url: path }) as {
+      params: Partial<PoolParams>;
+    } | null;
+    const noRoute = () => new AppError(ErrorCode.RouteNotFound, `No route upgrades ${path}.`);
+    const { subscription, resourceGroup, pool } = found?.params ?? {};
+    if (subscription === undefined || resourceGroup === undefined || pool === undefined) throw noRoute();
+    const params = { subscription, resourceGroup, pool };
+    const targetHere = async () => {
+      const target = await targetOf(deps.pools, `${POOL_ENDPOINT}/*`, params, url);
+      if (!target) throw noRoute();
+      return target;
+    };
+    const reached = await deps.sessions.reachForUpgrade(
+      req,
+      socket,
+      head,
+      { access: CONTAINER_ACCESS, params },
+      targetHere,
+    );
+    if (!reached) return;
+    const { target } = reached;
     const { recorder } = target.manager;
-    await target.manager.withSession(
-      target.identifier,
-      (session, allocation) =>
+    const { session, allocation } = reached.claimed;
+    const { principal } = reached;
+    await target.manager.use(
+      session,
+      () =>
         new Promise<void>((resolve, reject) => {
           const upstream = session.instance.upstream!;
           const previous = Object.entries(previousSessionHeaders(allocation)).flat();

@@ -4,7 +4,7 @@
  * pool's runtime (`metadata`).
  */
 
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { AppError, ErrorCode } from '../../errors.js';
 import type { PoolManager, Session } from '../../pool/pool-manager.js';
@@ -13,7 +13,8 @@ import { readConsoleTail, type ConsoleLine, type ConsoleLogArchive } from '../..
 import type { PoolService } from '../../pool/pool-service.js';
 import { optionalInteger } from '../wire.js';
 import { dataRoutes } from '../schemas/data.js';
-import { POOL_ENDPOINT, poolFor, requireIdentifier } from './pool-endpoint.js';
+import type { SessionSteps } from '../request-path.js';
+import { POOL_ENDPOINT, poolFor, requireIdentifier, type Query } from './pool-endpoint.js';
 import type { InterpreterType } from '../../pool/pool-spec.js';
 
 const PAGE_SIZE = 100;
@@ -70,32 +71,47 @@ export function registerSessionRoutes(
   app: FastifyInstance,
   deps: {
     pools: PoolService;
+    sessions: SessionSteps;
     publicUrl: () => string;
     imageMetadata: (type: InterpreterType) => Promise<ImageMetadata>;
     consoleLogs: ConsoleLogArchive;
   },
 ): void {
-  app.get(`${POOL_ENDPOINT}/session`, dataRoutes.getSession, async (request) => {
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
+  /** The identifier's live session where the request is served; undefined once it was forwarded. */
+  async function liveSession(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    options: { versionOptional?: boolean } = {},
+  ) {
+    const { manager, query } = await poolFor(deps.pools, request, options);
     const identifier = requireIdentifier(query.identifier);
-    const session = manager.getSession(identifier);
-    if (!session)
-      throw new AppError(
-        ErrorCode.SessionNotFound,
-        `No live session has the identifier ${JSON.stringify(identifier)}.`,
-      );
-    return sessionResource(manager, session);
+    const found = await deps.sessions.find(request, reply, { manager, identifier });
+    return found && { manager, query, identifier, session: found.claimed?.session };
+  }
+
+  const notFound = (identifier: string) =>
+    new AppError(
+      ErrorCode.SessionNotFound,
+      `No live session has the identifier ${JSON.stringify(identifier)}.`,
+    );
+
+  app.get(`${POOL_ENDPOINT}/session`, dataRoutes.getSession, async (request, reply) => {
+    const live = await liveSession(request, reply);
+    if (!live) return reply;
+    if (!live.session) throw notFound(live.identifier);
+    return sessionResource(live.manager, live.session);
   });
 
   // Ending a session frees its slot at once; ending one that does not exist is not an error.
   app.delete(`${POOL_ENDPOINT}/session`, dataRoutes.deleteSession, async (request, reply) => {
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/stop');
-    await manager.stop(requireIdentifier(query.identifier));
+    const live = await liveSession(request, reply);
+    if (!live) return reply;
+    await live.manager.stop(live.identifier);
     return reply.status(204).send();
   });
 
   app.get(`${POOL_ENDPOINT}/listSessions`, dataRoutes.listSessions, async (request) => {
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/read');
+    const { manager, query } = await poolFor(deps.pools, request);
     const skip = optionalInteger(query.skip, 'skip', { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0;
     // Every node's sessions: this node's from memory, the others' from the store, oldest first.
     const all = [
@@ -119,24 +135,21 @@ export function registerSessionRoutes(
   });
 
   app.post(`${POOL_ENDPOINT}/.management/stopSession`, dataRoutes.stopSession, async (request, reply) => {
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/stop', { versionOptional: true });
-    const identifier = requireIdentifier(query.identifier);
-    if (!(await manager.stop(identifier))) {
-      throw new AppError(
-        ErrorCode.SessionNotFound,
-        `No live session has the identifier ${JSON.stringify(identifier)}.`,
-      );
-    }
+    const live = await liveSession(request, reply, { versionOptional: true });
+    if (!live) return reply;
+    const { manager, identifier } = live;
+    if (!(await manager.stop(identifier))) throw notFound(identifier);
     return reply
       .type('text/plain; charset=utf-8')
       .send(`Session ${identifier} in session pool ${manager.name} stopped.`);
   });
 
-  app.get(`${POOL_ENDPOINT}/.management/logs`, dataRoutes.sessionLogs, async (request) => {
-    // The console is the container's output: the same right as running code in it.
-    const { manager, query } = poolFor(deps.pools, request, 'sessions/execute', { versionOptional: true });
-    const identifier = requireIdentifier(query.identifier);
-    const tail = optionalInteger(query.tail, 'tail', { min: 1, max: 10_000 }) ?? 200;
+  // The console is the container's output: the same right as running code in it.
+  app.get(`${POOL_ENDPOINT}/.management/logs`, dataRoutes.sessionLogs, async (request, reply) => {
+    const tail = optionalInteger((request.query as Query).tail, 'tail', { min: 1, max: 10_000 }) ?? 200;
+    const live = await liveSession(request, reply, { versionOptional: true });
+    if (!live) return reply;
+    const { manager, identifier } = live;
     const redacted = (lines: ConsoleLine[]) =>
       lines.map((line) => ({ ...line, text: manager.redact(line.text) }));
     if (manager.containerType !== 'CustomContainer') {
@@ -145,13 +158,12 @@ export function registerSessionRoutes(
         `session pool ${manager.name} is a ${manager.containerType} pool: its output comes with each execution`,
       );
     }
-    const live = manager.getSession(identifier);
-    if (live) {
+    if (live.session) {
       return {
         identifier,
-        sessionId: live.id,
+        sessionId: live.session.id,
         live: true,
-        lines: redacted(await readConsoleTail(live.instance.consoleLogPath, tail)),
+        lines: redacted(await readConsoleTail(live.session.instance.consoleLogPath, tail)),
       };
     }
     const last = await deps.pools.lastEndedSession(manager.id, identifier);
@@ -170,7 +182,7 @@ export function registerSessionRoutes(
   });
 
   app.get(`${POOL_ENDPOINT}/.management/startFailures`, dataRoutes.startFailures, async (request) => {
-    const { manager } = poolFor(deps.pools, request, 'sessions/execute', { versionOptional: true });
+    const { manager } = await poolFor(deps.pools, request, { versionOptional: true });
     const value = await Promise.all(
       manager.recentStartFailures().map(async (failure) => {
         const lines = await readConsoleTail(deps.consoleLogs.pathOf(failure.sandboxId), START_FAILURE_LINES);
@@ -181,7 +193,7 @@ export function registerSessionRoutes(
   });
 
   app.get(`${POOL_ENDPOINT}/metadata`, dataRoutes.metadata, async (request) => {
-    const { manager } = poolFor(deps.pools, request, 'sessions/read');
+    const { manager } = await poolFor(deps.pools, request);
     const pool = await deps.pools.getPool(manager.id);
     const dates = { createdAt: pool?.createdAt, lastUpdatedAt: pool?.updatedAt };
     const container = manager.container;

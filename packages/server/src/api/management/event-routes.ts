@@ -9,7 +9,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import type { CredentialWatch } from '../../auth/credential-watch.js';
-import { authorize } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { EventFeed } from '../../observability/event-feed.js';
 import type { PoolService } from '../../pool/pool-service.js';
@@ -17,7 +16,7 @@ import type { EventQuery, EventRow, Store } from '../../store/store.js';
 import { MANAGEMENT_VERSIONS, requireApiVersion } from '../api-version.js';
 import { EVENT_TYPES, eventRoutes } from '../schemas/events.js';
 import { nextLinkAfter, optionalInteger, optionalTime } from '../wire.js';
-import { loadPool, poolIdOf, type PoolParams } from './session-pools.js';
+import { loadPool, type PoolParams } from './session-pools.js';
 
 const PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
@@ -150,7 +149,6 @@ export function registerEventRoutes(
       const query = request.query as Query;
       const apiVersion = requireApiVersion(query['api-version'], MANAGEMENT_VERSIONS);
       const params = request.params as PoolParams;
-      authorize(request.principal, 'pools/read', poolIdOf(params));
       const { id } = await loadPool(deps.pools, params);
       const filters = filtersFrom(query);
       const lastEventId = request.headers['last-event-id'];

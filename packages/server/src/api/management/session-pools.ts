@@ -124,7 +124,6 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   app.get(`${POOLS}/:name`, poolRoutes.get, async (request) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
-    authorize(request.principal, 'pools/read', poolIdOf(params));
     return render(await loadPool(pools, params), apiVersion);
   });
 
@@ -132,7 +131,6 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
     validatePoolName(params.name);
-    authorize(request.principal, 'pools/write', poolIdOf(params));
     const current = await pools.getPool(poolIdOf(params));
     const definition = parsePoolResource(
       toCurrentShape(request.body),
@@ -151,7 +149,6 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   app.patch(`${POOLS}/:name`, poolRoutes.update, async (request, reply) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
-    authorize(request.principal, 'pools/write', poolIdOf(params));
     const current = await loadPool(pools, params);
     const patch = request.body;
     if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
@@ -174,7 +171,6 @@ export function registerSessionPoolRoutes(app: FastifyInstance, deps: Management
   app.delete(`${POOLS}/:name`, poolRoutes.delete, async (request, reply) => {
     const apiVersion = requireApiVersion((request.query as Query)['api-version'], MANAGEMENT_VERSIONS);
     const params = request.params as PoolParams;
-    authorize(request.principal, 'pools/write', poolIdOf(params));
     const pool = await pools.getPool(poolIdOf(params));
     if (!pool) return reply.status(204).send();
     const operation = (await pools.delete(pool.id))!;

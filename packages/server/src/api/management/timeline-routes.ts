@@ -6,14 +6,13 @@
 
 import type { FastifyInstance } from 'fastify';
 
-import { authorize } from '../../auth/roles.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { metricLabelOf } from '../../pool/pool-recorder.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { MANAGEMENT_VERSIONS, requireApiVersion } from '../api-version.js';
 import { timelineRoutes } from '../schemas/events.js';
 import { optionalInteger } from '../wire.js';
-import { loadPool, poolIdOf, type PoolParams } from './session-pools.js';
+import { loadPool, type PoolParams } from './session-pools.js';
 
 export function registerTimelineRoutes(
   app: FastifyInstance,
@@ -26,7 +25,6 @@ export function registerTimelineRoutes(
       const query = request.query as Record<string, string | undefined>;
       requireApiVersion(query['api-version'], MANAGEMENT_VERSIONS);
       const params = request.params as PoolParams;
-      authorize(request.principal, 'pools/read', poolIdOf(params));
       const pool = await loadPool(deps.pools, params);
       const minutes = optionalInteger(query.minutes, 'minutes', { min: 1, max: 60 });
       const { timeline } = deps.metrics;

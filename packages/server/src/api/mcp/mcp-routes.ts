@@ -32,6 +32,7 @@ import type { Executions } from '../../pool/executions.js';
 import type { PoolService } from '../../pool/pool-service.js';
 import { privateIdentifier } from '../../pool/private-identifier.js';
 import { POOL_ENDPOINT, poolFor } from '../data/pool-endpoint.js';
+import type { RateLimits } from '../rate-limit.js';
 import { mcpRoutes } from '../schemas/mcp.js';
 import { callTool, toolsFor } from './sandpool-tools.js';
 
@@ -56,6 +57,7 @@ interface McpSession {
 
 export interface McpRoutesDeps {
   pools: PoolService;
+  rateLimits: RateLimits;
   executions: Executions;
   credentials: CredentialWatch;
   now: () => number;
@@ -145,13 +147,13 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
           'Runs code in isolated, stateful sandboxes of one Sandpool session pool. Calls without an identifier share this MCP session’s own sandbox; name an identifier to reach another session of the pool.',
       },
     );
-    server.setRequestHandler(ListToolsRequestSchema, (_request, extra) => ({
-      tools: toolsFor(deps.pools.require(poolId, poolName), principalOf(extra)),
+    server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => ({
+      tools: toolsFor(await deps.pools.require(poolId, poolName), principalOf(extra)),
     }));
-    server.setRequestHandler(CallToolRequestSchema, (request, extra) =>
+    server.setRequestHandler(CallToolRequestSchema, async (request, extra) =>
       callTool(
         {
-          manager: deps.pools.require(poolId, poolName),
+          manager: await deps.pools.require(poolId, poolName),
           principal: principalOf(extra),
           // A tool is called only in an initialized MCP session, which has its id.
           ownIdentifier: ownIdentifier(extra.sessionId ?? transport.sessionId!),
@@ -180,7 +182,7 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
   });
 
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const { manager } = poolFor(deps.pools, request, 'sessions/read', { versionOptional: true });
+    const { manager } = await poolFor(deps.pools, request, { versionOptional: true });
     const sessionId = request.headers['mcp-session-id'];
     let transport: StreamableHTTPServerTransport;
     if (typeof sessionId === 'string') {
@@ -192,9 +194,8 @@ export function registerMcpRoutes(app: FastifyInstance, deps: McpRoutesDeps): vo
       session.lastUsed = deps.now();
       transport = session.transport;
     } else if (request.method === 'POST' && isInitializeRequest(request.body)) {
-      const { rateLimits } = request.server;
       transport = open(manager.id, manager.name, request.principal, (identifier) =>
-        rateLimits.checkIdentifier(manager.id, identifier),
+        deps.rateLimits.checkIdentifier(manager.id, identifier),
       );
     } else {
       throw new AppError(

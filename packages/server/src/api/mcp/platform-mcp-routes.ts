@@ -26,6 +26,7 @@ import { POOL_ENDPOINT, requireIdentifier } from '../data/pool-endpoint.js';
 import { poolId } from '../../arm-id.js';
 import { field, isRecord, type JsonRecord } from '../wire.js';
 import { mcpRoutes, PLATFORM_MCP_PATH } from '../schemas/mcp.js';
+import type { RateLimits } from '../rate-limit.js';
 import { runForTool } from './tool-run.js';
 
 const PROTOCOL_VERSION = '2025-03-26';
@@ -89,7 +90,13 @@ const quoted = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
 
 export function registerPlatformMcpRoutes(
   app: FastifyInstance,
-  deps: { pools: PoolService; executions: Executions; keys: McpServerKeys; version: string },
+  deps: {
+    pools: PoolService;
+    rateLimits: RateLimits;
+    executions: Executions;
+    keys: McpServerKeys;
+    version: string;
+  },
 ): void {
   /** The pool's manager once the caller is admitted: the pool's MCP key, or a bearer credential that may execute. */
   async function admit(request: FastifyRequest): Promise<{ manager: PoolManager; principal: Principal }> {
@@ -115,7 +122,7 @@ export function registerPlatformMcpRoutes(
         root: `mcpkey:${id}`,
       };
       request.principal = principal;
-      request.server.rateLimits.checkCaller(principal);
+      deps.rateLimits.checkCaller(principal);
     } else {
       throw new AppError(
         ErrorCode.AuthenticationFailed,
@@ -125,7 +132,7 @@ export function registerPlatformMcpRoutes(
     if (!pool || !settings?.enabled) {
       throw new AppError(ErrorCode.ResourceNotFound, `session pool ${params.pool} has no MCP server`);
     }
-    return { manager: deps.pools.require(id, params.pool), principal };
+    return { manager: await deps.pools.require(id, params.pool), principal };
   }
 
   /** A tool's answer: its fields as `structuredContent`, and as JSON text for clients that read only text. */
@@ -258,8 +265,7 @@ export function registerPlatformMcpRoutes(
     // A notification (no id) is taken in and not answered.
     if (!('id' in message)) return reply.status(202).send();
     const params = field(message, 'params');
-    const checkIdentifier = (identifier: string) =>
-      request.server.rateLimits.checkIdentifier(manager.id, identifier);
+    const checkIdentifier = (identifier: string) => deps.rateLimits.checkIdentifier(manager.id, identifier);
     const answered = await dispatch(
       manager,
       principal,
@@ -278,11 +284,15 @@ export function registerPlatformMcpRoutes(
 
   app.post(`${POOL_ENDPOINT}${PLATFORM_MCP_PATH}`, mcpRoutes.platformMcp, handle);
   // Streamable HTTP clients ask for a server event stream; this server sends none, as 405 tells them.
-  app.get(`${POOL_ENDPOINT}${PLATFORM_MCP_PATH}`, { schema: { hide: true } }, (_request, reply) => {
-    void reply.header('allow', 'POST');
-    throw new AppError(
-      ErrorCode.MethodNotAllowed,
-      'the platform MCP server takes POST only; it sends no event stream',
-    );
-  });
+  app.get(
+    `${POOL_ENDPOINT}${PLATFORM_MCP_PATH}`,
+    { schema: { hide: true }, config: { access: 'poolKey' } },
+    (_request, reply) => {
+      void reply.header('allow', 'POST');
+      throw new AppError(
+        ErrorCode.MethodNotAllowed,
+        'the platform MCP server takes POST only; it sends no event stream',
+      );
+    },
+  );
 }

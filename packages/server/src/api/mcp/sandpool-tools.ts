@@ -22,9 +22,10 @@ import { AppError } from '../../errors.js';
 import type { ExecutionResult, Executions } from '../../pool/executions.js';
 import type { PoolManager } from '../../pool/pool-manager.js';
 import type { InterpreterType } from '../../pool/pool-spec.js';
-import { withSessionFiles, type DataDirectory } from '../../pool/session-files.js';
+import { onSessionFiles, type DataDirectory } from '../../pool/session-files.js';
 import {
-  withSessionProcesses,
+  onSessionProcesses,
+  requireProcesses,
   type BackgroundProcess,
   type SessionProcesses,
 } from '../../pool/session-processes.js';
@@ -70,7 +71,8 @@ async function inFiles<T>(
   identifier: string | undefined,
   work: (data: DataDirectory) => Promise<T>,
 ): Promise<T> {
-  return (await withSessionFiles(context.manager, identifierOf(context, identifier), work)).value;
+  const { session } = await context.manager.acquire(identifierOf(context, identifier));
+  return onSessionFiles(context.manager, session, work);
 }
 
 /** Runs `work` on the background processes of the session the call names (or the MCP session's own). */
@@ -79,7 +81,9 @@ async function inProcesses<T>(
   identifier: string | undefined,
   work: (processes: SessionProcesses) => Promise<T>,
 ): Promise<T> {
-  return (await withSessionProcesses(context.manager, identifierOf(context, identifier), work)).value;
+  requireProcesses(context.manager);
+  const { session } = await context.manager.acquire(identifierOf(context, identifier));
+  return onSessionProcesses(context.manager, session, work);
 }
 
 /** A process as a model reads it, with the HTTP API's shape as structured content. */

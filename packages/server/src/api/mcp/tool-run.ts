@@ -1,9 +1,9 @@
 /**
  * @module api/mcp/tool-run
- * How an MCP tool of either server runs code or a command line in a session: a synchronous execution
- * with an id of its own, through the same use case as `POST executions` (so its record, limits and
- * metrics are alike), each stream cut at 100,000 characters, and the HTTP API's default time limit
- * for the language unless the call names one.
+ * How an MCP tool of either server runs code or a command line in a session (one this node holds, or
+ * claims now): a synchronous execution with an id of its own, through the same use case as `POST
+ * executions` (so its record, limits and metrics are alike), each stream cut at 100,000 characters,
+ * and the HTTP API's default time limit for the language unless the call names one.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -30,9 +30,8 @@ export async function runForTool(
   },
 ): Promise<ExecutionResult> {
   const { record } = await executions.run(manager, {
-    identifier: input.identifier,
+    reached: await manager.acquire(input.identifier),
     operationId: randomUUID(),
-    callerChoseId: false,
     principal: input.principal,
     request: {
       code: input.code,

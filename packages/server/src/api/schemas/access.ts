@@ -35,6 +35,7 @@ const tag = 'Access' as const;
 export const accessRoutes = {
   whoami: route({
     operationId: 'Principal_Get',
+    access: 'caller',
     summary: 'Who the credential is and the roles it holds',
     description:
       'Lets a client (the dashboard, `sandpool profile`) show only what the caller may do; the server still checks every request.',
@@ -51,6 +52,7 @@ export const accessRoutes = {
   }),
   createKey: route({
     operationId: 'ApiKeys_Create',
+    access: 'caller',
     summary: 'Create an API key (its secret is shown once)',
     tag,
     audit: 'key.create',
@@ -64,12 +66,14 @@ export const accessRoutes = {
   }),
   listKeys: route({
     operationId: 'ApiKeys_List',
+    access: 'caller',
     summary: 'List API keys (never their secrets)',
     tag,
     response: { 200: Type.Object({ value: Type.Array(Type.Ref('ApiKey')) }) },
   }),
   revokeKey: route({
     operationId: 'ApiKeys_Revoke',
+    access: 'caller',
     summary: 'Revoke an API key',
     tag,
     audit: 'key.revoke',
@@ -78,6 +82,7 @@ export const accessRoutes = {
   }),
   createToken: route({
     operationId: 'Tokens_Create',
+    access: 'caller',
     summary: 'Mint a short-lived token with some or all of the caller’s roles',
     tag,
     audit: 'token.create',

@@ -35,6 +35,7 @@ export const AuditEntry = Type.Object(
 export const auditRoutes = {
   list: route({
     operationId: 'Audit_List',
+    access: { action: 'pools/read', on: 'everything' },
     summary: 'The audit trail, oldest first (needs Reader or Contributor on every pool)',
     tag: 'Operations',
     querystring: Type.Object({

@@ -4,11 +4,42 @@
  * types), and in tests every response is checked against them. They do not validate requests:
  * api/wire.ts reads bodies as Azure does (keys and enums in any case, unknown fields ignored) and
  * answers bad input with Azure's error codes, which JSON Schema validation cannot express.
+ *
+ * Each route also declares who may call it (`access`) and what it does to the session its request
+ * names (`session`); api/request-path applies both, the same way for every route.
  */
 
 import { Type, type TSchema } from 'typebox';
 
+import type { Action } from '../../auth/roles.js';
 import { DATA_VERSIONS, MANAGEMENT_VERSIONS } from '../api-version.js';
+
+/**
+ * Who may call a route, checked once the caller is authenticated and before its body is read:
+ * - `public`: anyone, without a credential (health, the API's description, the dashboard's page);
+ * - `{ action, on: 'pool' }`: a role that allows the action (each of them) on the pool the path names;
+ * - `{ action, on: 'everything' }`: a role that allows it on every pool of the server;
+ * - `caller`: any credential; the route answers only what is within the caller's scopes;
+ * - `poolKey`: the pool's MCP key in its own header (the route checks it), or a bearer credential.
+ */
+export type Access =
+  'public' | 'caller' | 'poolKey' | { action: Action | readonly Action[]; on: 'pool' | 'everything' };
+
+/**
+ * What a route does to the session its identifier names: `creates` makes one when none lives (the
+ * first request of an identifier), `reaches` finds a live one only. Either way the request is served
+ * on the node that holds the session.
+ */
+export type SessionEffect = 'creates' | 'reaches';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access;
+    session?: SessionEffect;
+    /** The action the audit trail records this route's calls under. */
+    audit?: string;
+  }
+}
 
 export const ErrorResponse = Type.Object(
   {
@@ -63,6 +94,8 @@ export type Tag =
 
 export interface RouteDoc {
   operationId: string;
+  access: Access;
+  session?: SessionEffect;
   summary: string;
   tag: Tag;
   description?: string;
@@ -89,7 +122,11 @@ export const NoContent = (description: string) => ({ description });
 /** The Fastify route schema for `doc`: the OpenAPI generator reads it, and tests check responses against it. */
 export function route(doc: RouteDoc) {
   return {
-    ...(doc.audit && { config: { audit: doc.audit } }),
+    config: {
+      access: doc.access,
+      ...(doc.session && { session: doc.session }),
+      ...(doc.audit && { audit: doc.audit }),
+    },
     schema: {
       operationId: doc.operationId,
       summary: doc.summary,
@@ -101,7 +138,7 @@ export function route(doc: RouteDoc) {
       ...(doc.headers && { headers: doc.headers }),
       ...(doc.body && { body: doc.body }),
       ...(doc.multipart && { consumes: ['multipart/form-data'], body: MultipartFile }),
-      security: [{ bearer: [] }],
+      ...(doc.access !== 'public' && { security: [{ bearer: [] }] }),
       response: {
         ...doc.response,
         '4xx': Type.Ref('ErrorResponse'),

@@ -193,6 +193,8 @@ const Content = {
 export const dataRoutes = {
   execute: route({
     operationId: 'Executions_Execute',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'Run code (or a Shell pool’s command line) in the identifier’s session',
     description:
       'Synchronous runs answer 200 with the result; asynchronous ones 202 with `Operation-Location`. An `operation-id` header makes retries idempotent.',
@@ -214,6 +216,8 @@ export const dataRoutes = {
   }),
   getExecution: route({
     operationId: 'Executions_Get',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'reaches',
     summary: 'Get an execution',
     tag: 'Executions',
     params: Type.Object({ ...PoolEndpointParams.properties, executionId: Type.String() }),
@@ -222,6 +226,8 @@ export const dataRoutes = {
   }),
   listFiles: route({
     operationId: 'Files_List',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'List the files in /mnt/data',
     tag: 'Files',
     params: PoolEndpointParams,
@@ -230,6 +236,8 @@ export const dataRoutes = {
   }),
   upload: route({
     operationId: 'Files_Upload',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'Upload a file (multipart part `file`; the filename may be `/mnt/data/<name>`)',
     tag: 'Files',
     audit: 'file.upload',
@@ -240,6 +248,8 @@ export const dataRoutes = {
   }),
   getFile: route({
     operationId: 'Files_Get',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'Get a file’s metadata',
     tag: 'Files',
     params: FileParams,
@@ -248,6 +258,8 @@ export const dataRoutes = {
   }),
   fileContent: route({
     operationId: 'Files_GetContent',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'Download a file',
     tag: 'Files',
     params: FileParams,
@@ -256,6 +268,8 @@ export const dataRoutes = {
   }),
   deleteFile: route({
     operationId: 'Files_Delete',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'Delete a file or an empty directory',
     tag: 'Files',
     audit: 'file.delete',
@@ -268,6 +282,8 @@ export const dataRoutes = {
   }),
   getSession: route({
     operationId: 'Sessions_Get',
+    access: { action: 'sessions/read', on: 'pool' },
+    session: 'reaches',
     summary: 'Get the identifier’s live session',
     tag: 'Sessions',
     params: PoolEndpointParams,
@@ -276,6 +292,8 @@ export const dataRoutes = {
   }),
   deleteSession: route({
     operationId: 'Sessions_Delete',
+    access: { action: 'sessions/stop', on: 'pool' },
+    session: 'reaches',
     summary: 'End the identifier’s session and free its slot (no error if there is none)',
     tag: 'Sessions',
     audit: 'session.stop',
@@ -285,6 +303,7 @@ export const dataRoutes = {
   }),
   listSessions: route({
     operationId: 'Sessions_List',
+    access: { action: 'sessions/read', on: 'pool' },
     summary: 'List the pool’s live sessions, oldest first',
     tag: 'Sessions',
     params: PoolEndpointParams,
@@ -298,6 +317,8 @@ export const dataRoutes = {
   }),
   stopSession: route({
     operationId: 'Sessions_Stop',
+    access: { action: 'sessions/stop', on: 'pool' },
+    session: 'reaches',
     summary: 'End the identifier’s session (Azure’s custom container form of DELETE session)',
     description: 'Answers 404 SessionNotFound when the identifier has no live session.',
     tag: 'Sessions',
@@ -316,6 +337,8 @@ export const dataRoutes = {
   }),
   sessionLogs: route({
     operationId: 'Sessions_Logs',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'reaches',
     summary: 'Console output of the identifier’s custom container session (its live one, else its last)',
     tag: 'Sessions',
     params: PoolEndpointParams,
@@ -343,6 +366,7 @@ export const dataRoutes = {
   }),
   startFailures: route({
     operationId: 'Pool_StartFailures',
+    access: { action: 'sessions/execute', on: 'pool' },
     summary:
       'The pool’s latest failed sandbox starts with the end of each container’s console (for a Session Executor; secrets masked)',
     tag: 'Sessions',
@@ -367,6 +391,7 @@ export const dataRoutes = {
   }),
   metadata: route({
     operationId: 'Pool_Metadata',
+    access: { action: 'sessions/read', on: 'pool' },
     summary: 'The pool’s runtime and pre-installed packages',
     tag: 'Sessions',
     params: PoolEndpointParams,
@@ -390,6 +415,8 @@ export const dataRoutes = {
 function legacyUpload(operationId: string, summary: string) {
   return route({
     operationId,
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary,
     tag: 'Legacy',
     audit: 'file.upload',
@@ -405,6 +432,8 @@ function legacyUpload(operationId: string, summary: string) {
 export const legacyRoutes = {
   codeExecute: route({
     operationId: 'Legacy_CodeExecute',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'v1 (2024-02-02-preview): run code; `properties` body and `$id`/`properties` answer',
     tag: 'Legacy',
     audit: 'code.execute',
@@ -420,6 +449,8 @@ export const legacyRoutes = {
   }),
   pythonExecute: route({
     operationId: 'Legacy_PythonExecute',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'v0: run `pythonCode`; the identifier may sit in the body',
     tag: 'Legacy',
     audit: 'code.execute',
@@ -436,6 +467,8 @@ export const legacyRoutes = {
   uploadFile: legacyUpload('Legacy_UploadFile', 'v0 upload (`python/uploadFile`)'),
   fileContent: route({
     operationId: 'Legacy_FileContent',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'v1 download (`files/content/{name}`)',
     tag: 'Legacy',
     deprecated: true,
@@ -445,6 +478,8 @@ export const legacyRoutes = {
   }),
   downloadFile: route({
     operationId: 'Legacy_DownloadFile',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'v0 download (`python/downloadFile?filename=`)',
     tag: 'Legacy',
     deprecated: true,

@@ -39,6 +39,7 @@ export const Event = Type.Object(
 export const eventRoutes = {
   list: route({
     operationId: 'SessionPoolEvents_List',
+    access: { action: 'pools/read', on: 'pool' },
     summary: 'A pool’s lifecycle events, oldest first; with Accept: text/event-stream, a live stream',
     description:
       'Narrow with `type` (comma-separated), `identifier` and `since`. As a stream, events the client missed (after `Last-Event-ID` or `$skipToken`) come first, then new ones as they happen, each as `id`, `event` (the type) and `data` (the event as JSON).',
@@ -91,6 +92,7 @@ export const TimelinePoint = Type.Object({
 export const timelineRoutes = {
   get: route({
     operationId: 'SessionPoolTimeline_Get',
+    access: { action: 'pools/read', on: 'pool' },
     summary: 'A pool’s last hour, minute by minute (kept in memory since the server started)',
     description:
       'Allocations with their p50 and p99 latency, executions by status, session ends by reason and pool-full refusals; minutes with nothing in them are included. For longer history, scrape `/metrics`.',

@@ -137,6 +137,7 @@ const JsonRpcAnswer = Type.Object(
 export const mcpRoutes = {
   post: route({
     operationId: 'Mcp_Post',
+    access: { action: 'sessions/read', on: 'pool' },
     summary: 'Sandpool’s MCP server for the pool: a JSON-RPC message (Streamable HTTP)',
     description:
       'Model Context Protocol over Streamable HTTP, served by the official TypeScript SDK with its session handling (`mcp-session-id`, given by the `initialize` answer). Authenticated like every route; an MCP session belongs to the credential that opened it. Tools run code and shell commands, move files and end sessions; each appears only to a caller whose role allows it (a Reader sees `list_sessions` alone). See docs/mcp.md.',
@@ -156,6 +157,7 @@ export const mcpRoutes = {
   }),
   stream: route({
     operationId: 'Mcp_Stream',
+    access: { action: 'sessions/read', on: 'pool' },
     summary: 'Sandpool’s MCP server: the MCP session’s event stream for messages from the server',
     tag,
     params: PoolEndpointParams,
@@ -168,6 +170,7 @@ export const mcpRoutes = {
   }),
   end: route({
     operationId: 'Mcp_EndSession',
+    access: { action: 'sessions/read', on: 'pool' },
     summary: 'Sandpool’s MCP server: ends the MCP session, and the sandbox of its own',
     tag,
     audit: 'mcp.endSession',
@@ -176,6 +179,7 @@ export const mcpRoutes = {
   }),
   platformMcp: route({
     operationId: 'PlatformMcp_Request',
+    access: 'poolKey',
     summary:
       'Azure’s platform MCP server for the pool: JSON-RPC over POST, the pool’s MCP key in `x-ms-apikey`',
     description:
@@ -190,6 +194,7 @@ export const mcpRoutes = {
   }),
   fetchCredentials: route({
     operationId: 'SessionPools_FetchMcpServerCredentials',
+    access: { action: ['pools/write', 'sessions/execute'], on: 'pool' },
     summary: 'The API key of the pool’s platform MCP server (made on first fetch); needs Contributor',
     tag,
     audit: 'mcp.fetchCredentials',
@@ -199,6 +204,7 @@ export const mcpRoutes = {
   }),
   rotateCredentials: route({
     operationId: 'SessionPools_RotateMcpServerCredentials',
+    access: { action: ['pools/write', 'sessions/execute'], on: 'pool' },
     summary:
       'Replaces the key of the pool’s platform MCP server: the old one is refused at once; needs Contributor',
     tag,

@@ -81,12 +81,14 @@ const tag = 'Operations' as const;
 export const nodeRoutes = {
   list: route({
     operationId: 'Nodes_List',
+    access: { action: 'pools/read', on: 'everything' },
     summary: 'The nodes sharing this store (needs Reader or Contributor on every pool)',
     tag,
     response: { 200: Type.Object({ value: Type.Array(Type.Ref('Node')) }) },
   }),
   drain: route({
     operationId: 'Nodes_Drain',
+    access: { action: 'pools/write', on: 'everything' },
     summary: 'Drains a node: no new sessions or ready sandboxes; its sessions run to their end',
     description:
       'Sent to the node itself (Kubernetes’ preStop). Poll the node list until it reports `drained`. A restart undrains it. Needs Contributor on every pool.',

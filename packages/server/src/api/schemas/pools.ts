@@ -243,6 +243,7 @@ const tag = 'Session pools' as const;
 export const poolRoutes = {
   listBySubscription: route({
     operationId: 'SessionPools_ListBySubscription',
+    access: 'caller',
     summary: 'List the session pools of a subscription',
     tag,
     params: Type.Object({ subscription: Type.String() }),
@@ -251,6 +252,7 @@ export const poolRoutes = {
   }),
   listByResourceGroup: route({
     operationId: 'SessionPools_ListByResourceGroup',
+    access: 'caller',
     summary: 'List the session pools of a resource group',
     tag,
     params: ResourceGroupParams,
@@ -259,6 +261,7 @@ export const poolRoutes = {
   }),
   get: route({
     operationId: 'SessionPools_Get',
+    access: { action: 'pools/read', on: 'pool' },
     summary: 'Get a session pool',
     tag,
     params: PoolParams,
@@ -267,6 +270,7 @@ export const poolRoutes = {
   }),
   createOrUpdate: route({
     operationId: 'SessionPools_CreateOrUpdate',
+    access: { action: 'pools/write', on: 'pool' },
     summary: 'Create or replace a session pool',
     description:
       'Long-running: poll the `Azure-AsyncOperation` URL. A changed template replaces the ready sandboxes; allocated sessions run on.',
@@ -279,6 +283,7 @@ export const poolRoutes = {
   }),
   update: route({
     operationId: 'SessionPools_Update',
+    access: { action: 'pools/write', on: 'pool' },
     summary: 'Update a session pool (JSON merge patch)',
     description: 'Long-running: poll the `Location` or `Azure-AsyncOperation` URL.',
     tag,
@@ -290,6 +295,7 @@ export const poolRoutes = {
   }),
   delete: route({
     operationId: 'SessionPools_Delete',
+    access: { action: 'pools/write', on: 'pool' },
     summary: 'Delete a session pool',
     description: 'Long-running: its sessions end with reason `poolDeleted`.',
     tag,
@@ -303,6 +309,7 @@ export const poolRoutes = {
   }),
   operationStatus: route({
     operationId: 'SessionPoolOperationStatuses_Get',
+    access: 'caller',
     summary: 'Status of a long-running pool operation (Azure-AsyncOperation)',
     tag,
     params: OperationParams,
@@ -311,6 +318,7 @@ export const poolRoutes = {
   }),
   operationResult: route({
     operationId: 'SessionPoolOperationResults_Get',
+    access: 'caller',
     summary: 'Result of a long-running pool operation (Location)',
     tag,
     params: OperationParams,

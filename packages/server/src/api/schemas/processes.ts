@@ -82,6 +82,8 @@ const offset = Type.Optional(Type.Integer({ minimum: 0, description: 'Default 0:
 export const processRoutes = {
   start: route({
     operationId: 'Processes_Start',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'Start a command in the background in the identifier’s session',
     description:
       'Answers at once with the process; it runs until it exits, is killed, or the session ends, within the session’s limits. At most 16 run at once in a session.',
@@ -94,6 +96,8 @@ export const processRoutes = {
   }),
   list: route({
     operationId: 'Processes_List',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'List the session’s background processes, running and exited (the newest 64)',
     tag,
     params: PoolEndpointParams,
@@ -102,6 +106,8 @@ export const processRoutes = {
   }),
   output: route({
     operationId: 'Processes_Output',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'Read a background process’s output from an offset, and its state',
     description:
       'Once the process has exited, the answer holds everything it wrote up to `length`. Ask again from each stream’s `nextOffset` to follow it.',
@@ -123,6 +129,8 @@ export const processRoutes = {
   }),
   stdin: route({
     operationId: 'Processes_WriteStdin',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'Write to a background process’s stdin, and close it with `close`',
     description:
       '`409 ProcessStdinUnavailable` when the process has not read what was written within a second (what was written so far stays written), or its stdin is closed.',
@@ -141,6 +149,8 @@ export const processRoutes = {
   }),
   kill: route({
     operationId: 'Processes_Kill',
+    access: { action: 'sessions/execute', on: 'pool' },
+    session: 'creates',
     summary: 'Send a signal to a background process and everything it started',
     tag,
     audit: 'process.kill',

@@ -29,6 +29,7 @@ export const UsageTotals = Type.Object(
 export const usageRoutes = {
   get: route({
     operationId: 'Usage_Get',
+    access: { action: 'pools/read', on: 'everything' },
     summary: 'Usage over a time window, by pool or by a pool tag (needs Reader or Contributor on every pool)',
     description:
       'A session counts in the window its use ended in; so does a prewarmed sandbox’s wait. Sessions still running count once they end.',
