@@ -28,7 +28,20 @@ import { forwardToNode, tunnelToNode, type NodeForwardingDeps } from './node-for
 import type { RateLimits } from './rate-limit.js';
 import type { Access, SessionEffect } from './schemas/common.js';
 
+/** A route as it declared itself: what the authorization matrix (SECURITY.md) is made of. */
+export interface DeclaredRoute {
+  /** Its methods (HEAD, which Fastify adds beside GET, left out). */
+  methods: string[];
+  url: string;
+  access: Access;
+  session: SessionEffect | undefined;
+}
+
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route with its declaration, once the app is ready. */
+    declaredRoutes: () => DeclaredRoute[];
+  }
   interface FastifyRequest {
     principal: Principal;
     /** What the node that forwarded the request signed with it; undefined for a client's own. */
@@ -102,6 +115,16 @@ export function registerRequestPath(app: FastifyInstance, deps: RequestPathDeps)
   app.addHook('onRoute', (route) => {
     routes.push(route);
   });
+  app.decorate('declaredRoutes', () =>
+    routes
+      .map((route) => ({
+        methods: [route.method].flat().filter((method) => method !== 'HEAD'),
+        url: route.url,
+        access: route.config!.access!,
+        session: route.config?.session,
+      }))
+      .filter((route) => route.methods.length > 0),
+  );
   app.addHook('onReady', (done) => {
     const undeclared = routes.filter((route) => route.config?.access === undefined);
     done(

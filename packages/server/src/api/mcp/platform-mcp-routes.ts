@@ -283,11 +283,13 @@ export function registerPlatformMcpRoutes(
   }
 
   app.post(`${POOL_ENDPOINT}${PLATFORM_MCP_PATH}`, mcpRoutes.platformMcp, handle);
-  // Streamable HTTP clients ask for a server event stream; this server sends none, as 405 tells them.
+  // Streamable HTTP clients ask for a server event stream; this server sends none, as 405 tells a
+  // caller the key admits.
   app.get(
     `${POOL_ENDPOINT}${PLATFORM_MCP_PATH}`,
     { schema: { hide: true }, config: { access: 'poolKey' } },
-    (_request, reply) => {
+    async (request, reply) => {
+      await admit(request);
       void reply.header('allow', 'POST');
       throw new AppError(
         ErrorCode.MethodNotAllowed,
