@@ -18,7 +18,9 @@ const layer = (files, forbidden, why) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'interpreter/**', 'images/**', '**/*.gen.ts'] },
+  {
+    ignores: ['**/dist/**', '**/node_modules/**', 'interpreter/**', 'images/**', '**/*.gen.ts', '**/*_pb.ts'],
+  },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

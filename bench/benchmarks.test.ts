@@ -29,6 +29,7 @@ const BENCHMARKS: { name: string; rows: number }[] = [
   { name: 'cluster', rows: 6 },
   { name: 'density', rows: 9 },
   { name: 'request-path', rows: 6 },
+  { name: 'e2b', rows: 3 },
 ];
 
 describe('benchmarks in quick mode', { skip: skipReason }, () => {

@@ -60,6 +60,10 @@ rootfs_harden() {
   echo sandbox > "$root/etc/hostname"
   printf '127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
   : > "$root/etc/resolv.conf"
+  # The sandbox user (uid 1000) has a name and a home, as programs written for E2B's sandboxes expect
+  # (`whoami`, files owned by `user`).
+  grep -q '^[^:]*:[^:]*:1000:' "$root/etc/passwd" || echo 'user:x:1000:1000:Sandbox user:/home/user:/bin/bash' >> "$root/etc/passwd"
+  grep -q '^[^:]*:[^:]*:1000:' "$root/etc/group" || echo 'user:x:1000:' >> "$root/etc/group"
   # Mount points must exist in a read-only rootfs.
   mkdir -p "$root/mnt/data" "$root/opt/sandpool/agent" "$root/run/sandpool" "$root/home/user" "$root/etc/sandpool"
 }

@@ -14,6 +14,7 @@ import codecs
 import importlib.abc
 import importlib.machinery
 import json
+import linecache
 import math
 import os
 import select
@@ -24,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from importlib.util import module_from_spec, spec_from_file_location
 
 
@@ -37,6 +39,9 @@ def _sibling(name):
 
 
 plain_text = _sibling("plain_text").plain_text
+rich_output = _sibling("rich_output")
+#: E2B's services, started on request (start_envd); loaded here, where the agent's own code is in reach.
+envd_program = _sibling("envd")
 
 
 class ShowFigures(importlib.abc.MetaPathFinder):
@@ -239,13 +244,104 @@ def is_matplotlib_object(value):
     return isinstance(value, list) and bool(value) and all((type(v).__module__ or "").startswith("matplotlib.") for v in value)
 
 
+def new_namespace():
+    return {"__name__": "__main__", "__builtins__": __builtins__}
+
+
+class Context:
+    """A namespace of its own with its own working directory and execution count, as a notebook
+    kernel is (E2B's contexts). Runs in a context answer rich results (rich_output)."""
+
+    def __init__(self, context_id, language, cwd, namespace):
+        self.id = context_id
+        self.language = language
+        self.cwd = cwd
+        self.namespace = namespace
+        self.executions = 0
+
+    def describe(self):
+        return {"id": self.id, "language": self.language, "cwd": self.cwd}
+
+
+class ContextError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+#: The context E2B's code runs in when it names none: the agent's one namespace, which Azure's
+#: executions run in too, so both APIs see the same state.
+DEFAULT_CONTEXT = "default"
+#: Contexts a session keeps at once (each holds a namespace).
+MAX_CONTEXTS = 32
+
+
 class Interpreter:
     def __init__(self):
         self.shown = []
-        self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.namespace = new_namespace()
         self.executions = 0
+        self.cells_compiled = 0
         self.running_user_code = False
         self.processes = Processes()
+        self.contexts = {}
+        # Where display() and shown figures go during a run in a context.
+        self.on_display = None
+
+    def home(self):
+        return os.environ.get("HOME", "/home/user")
+
+    def context(self, context_id):
+        """The context of that id; the default one is made when first named."""
+        if context_id == DEFAULT_CONTEXT and DEFAULT_CONTEXT not in self.contexts:
+            self.contexts[DEFAULT_CONTEXT] = Context(DEFAULT_CONTEXT, "python", self.home(), self.namespace)
+        found = self.contexts.get(context_id)
+        if found is None:
+            raise ContextError("ContextNotFound", f"no context {context_id}")
+        return found
+
+    def create_context(self, language, cwd):
+        if language != "python":
+            raise ContextError("UnsupportedLanguage", f"this sandbox runs python; a {language} context needs a template of that language")
+        if len(self.contexts) >= MAX_CONTEXTS:
+            raise ContextError("TooManyContexts", f"{MAX_CONTEXTS} contexts exist already; remove one first")
+        cwd = cwd or self.home()
+        if not os.path.isdir(cwd):
+            raise ContextError("BadRequest", f"{cwd} is no directory")
+        context = Context(uuid.uuid4().hex, language, cwd, new_namespace())
+        self.contexts[context.id] = context
+        return context.describe()
+
+    def list_contexts(self):
+        self.context(DEFAULT_CONTEXT)
+        return [context.describe() for context in self.contexts.values()]
+
+    def restart_context(self, context_id):
+        """Starts the context afresh: a new namespace (the default one's is emptied in place, since
+        Azure's executions share it) and a new count."""
+        context = self.context(context_id)
+        if context_id == DEFAULT_CONTEXT:
+            self.namespace.clear()
+            self.namespace.update(new_namespace())
+        else:
+            context.namespace = new_namespace()
+        context.executions = 0
+        return context.describe()
+
+    def remove_context(self, context_id):
+        self.context(context_id)
+        if context_id == DEFAULT_CONTEXT:
+            self.restart_context(context_id)
+        del self.contexts[context_id]
+
+    def display(self, *values, **_options):
+        """IPython's display(): in a context's run, each value becomes a result; elsewhere its text
+        is printed, as a console shows it."""
+        for value in values:
+            if self.on_display is not None:
+                self.on_display(rich_output.result(value, False, plain_text))
+            else:
+                print(plain_text(value))
 
     def on_interrupt(self, signum, frame):
         # An interrupt that lands between executions, or while a reply is sent, has nothing to stop.
@@ -255,16 +351,21 @@ class Interpreter:
     def compile(self, code):
         """Splits the code into a body and an optional trailing expression whose value is returned."""
         flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        tree = ast.parse(code, filename="<cell>", mode="exec")
+        # Each cell keeps its source under its own name, so a traceback through a function an
+        # earlier cell defined shows that cell's lines, as a notebook's does.
+        self.cells_compiled += 1
+        filename = f"<cell-{self.cells_compiled}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        tree = ast.parse(code, filename=filename, mode="exec")
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
-        body = compile(tree, "<cell>", "exec", flags=flags)
-        tail = compile(last, "<cell>", "eval", flags=flags) if last is not None else None
+        body = compile(tree, filename, "exec", flags=flags)
+        tail = compile(last, filename, "eval", flags=flags) if last is not None else None
         return body, tail
 
-    def run(self, code_object):
-        result = eval(code_object, self.namespace)
+    def run(self, code_object, namespace):
+        result = eval(code_object, namespace)
         if code_object.co_flags & 0x80:  # CO_COROUTINE: the code used top-level await
             import asyncio
 
@@ -278,10 +379,112 @@ class Interpreter:
             if on_image is not None:
                 on_image(image)
 
-    def execute(self, code, max_output_chars, on_output=None, on_image=None):
+    def execute(self, code, max_output_chars, on_output=None, on_image=None, context=None, env=None, on_result=None):
+        """Runs a cell. In a context (E2B's), it runs there, with `env` set for the run, and
+        answers rich results: what it displayed or showed (each also handed to `on_result` then),
+        the figures left open, then its value; else images and the value as `result`."""
+        if context is not None:
+            return self.execute_in_context(context, code, max_output_chars, on_output, env or {}, on_result)
         self.executions += 1
         self.shown = []
         pyplot_show.on_show = lambda: self.show_figures(on_image)
+        images = []
+
+        def render(value):
+            pyplot_show.on_show = None
+            images.extend(self.shown)
+            try:
+                images.extend(png_of_figures())
+                image_value = png_of_value(value)
+                if image_value is not None:
+                    # After the images already shown (and streamed), which keep their places.
+                    images.insert(len(self.shown), image_value)
+                    return None
+                if images and is_matplotlib_object(value):
+                    return None
+            except Exception as exc:
+                print(f"sandpool: could not render images: {exc!r}", file=sys.stderr)
+            return value
+
+        value, error, interrupted, outputs, duration_ms = self.run_cell(code, self.namespace, max_output_chars, on_output, render)
+        return {
+            "status": "failed" if error else "succeeded",
+            "interrupted": interrupted,
+            **outputs,
+            "result": json_value(value),
+            "images": images,
+            "error": error,
+            "durationMs": round(duration_ms, 3),
+        }
+
+    def execute_in_context(self, context, code, max_output_chars, on_output, env, on_result):
+        self.executions += 1
+        context.executions += 1
+        results = []
+
+        def displayed(found):
+            results.append(found)
+            if on_result is not None:
+                on_result(found)
+
+        self.on_display = displayed
+        pyplot_show.on_show = lambda: self.display_figures()
+        context.namespace.setdefault("display", self.display)
+        saved_env = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        previous_cwd = os.getcwd()
+        try:
+            try:
+                os.chdir(context.cwd)
+            except OSError:
+                # Its directory is gone: it runs at home, as a new context would.
+                os.chdir(self.home())
+
+            def render(value):
+                try:
+                    self.display_figures()
+                    # A cell's trailing semicolon hides its value, as in a notebook.
+                    if value is not None and not code.rstrip().endswith(";"):
+                        displayed(rich_output.result(value, True, plain_text))
+                except Exception as exc:
+                    print(f"sandpool: could not render a result: {exc!r}", file=sys.stderr)
+
+            error, interrupted, outputs, duration_ms = self.run_cell(code, context.namespace, max_output_chars, on_output, render)[1:]
+        finally:
+            self.on_display = None
+            pyplot_show.on_show = None
+            context.cwd = os.getcwd()
+            os.chdir(previous_cwd)
+            for name, before in saved_env.items():
+                if before is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = before
+        return {
+            "status": "failed" if error else "succeeded",
+            "interrupted": interrupted,
+            **outputs,
+            "result": None,
+            "images": [],
+            "results": results,
+            "executionCount": context.executions,
+            "error": error,
+            "durationMs": round(duration_ms, 3),
+        }
+
+    def display_figures(self):
+        """Every open matplotlib figure becomes a result of the run (and is closed)."""
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is None:
+            return
+        for number in plt.get_fignums():
+            self.on_display(rich_output.figure_result(plt.figure(number)))
+        plt.close("all")
+
+    def run_cell(self, code, namespace, max_output_chars, on_output, render):
+        """Runs `code` in `namespace` with its output captured, then `render(value)` (still
+        captured, so what it prints is the run's): the value it answers, the error, whether the run
+        was interrupted, its output fields, and how long it ran (ms)."""
         sys.stdout.flush()
         sys.stderr.flush()
         stdout, stderr = captures(max_output_chars, on_output)
@@ -297,9 +500,9 @@ class Interpreter:
             body, tail = self.compile(code)
             self.running_user_code = True
             try:
-                self.run(body)
+                self.run(body, namespace)
                 if tail is not None:
-                    value = self.run(tail)
+                    value = self.run(tail, namespace)
             finally:
                 self.running_user_code = False
         except KeyboardInterrupt:
@@ -312,34 +515,14 @@ class Interpreter:
                 "traceback": "".join(traceback.format_exception(type(exc), exc, user_frames(exc.__traceback__))),
             }
         duration_ms = (time.monotonic() - started) * 1000
-        pyplot_show.on_show = None
-        images = self.shown
-        try:
-            images = images + png_of_figures()
-            image_value = png_of_value(value)
-            if image_value is not None:
-                # After the images already shown (and streamed), which keep their places.
-                images.insert(len(self.shown), image_value)
-                value = None
-            elif images and is_matplotlib_object(value):
-                value = None
-        except Exception as exc:
-            print(f"sandpool: could not render images: {exc!r}", file=sys.stderr)
+        value = render(value)
         try:
             sys.stdout.flush()
             sys.stderr.flush()
             sys.stdout.reconfigure(line_buffering=line_buffered)
         except Exception:
             pass
-        return {
-            "status": "failed" if error else "succeeded",
-            "interrupted": interrupted,
-            **finish_captures(stdout, stderr),
-            "result": json_value(value),
-            "images": images,
-            "error": error,
-            "durationMs": round(duration_ms, 3),
-        }
+        return value, error, interrupted, finish_captures(stdout, stderr), duration_ms
 
     def shell(self, command, shell_name, max_output_chars, on_output=None):
         """Runs one command line in a fresh shell in /mnt/data; files persist between commands, shell state does not."""
@@ -558,7 +741,7 @@ class Processes:
 
 def user_frames(tb):
     """Drops the agent's own frames so a traceback starts at the user's code."""
-    while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell-"):
         tb = tb.tb_next
     return tb
 
@@ -597,6 +780,17 @@ class Connection:
 
         return send_output
 
+    def result_events(self, request_id):
+        """What streams a rich result (a display, a shown figure) as a `result` event, ahead of the reply."""
+
+        def send_result(found):
+            try:
+                self.send({"id": request_id, "event": "result", "result": found})
+            except OSError:
+                pass
+
+        return send_result
+
     def image_events(self, request_id):
         """What streams an image shown mid-run as an `image` event, ahead of the reply."""
 
@@ -619,6 +813,11 @@ def streamed_images(connection, request):
     return connection.image_events(request.get("id")) if request.get("stream") is True else None
 
 
+def streamed_results(connection, request):
+    """The rich-result callback of a request that asked to stream, else None."""
+    return connection.result_events(request.get("id")) if request.get("stream") is True else None
+
+
 def handle(interpreter, connection, request):
     op = request.get("op")
     reply = {"id": request.get("id")}
@@ -627,10 +826,32 @@ def handle(interpreter, connection, request):
     elif op == "execute":
         code = request.get("code")
         max_chars = request.get("maxOutputChars", 4096)
+        context_id = request.get("context")
+        env = request.get("env", {})
         if not isinstance(code, str) or not isinstance(max_chars, int) or max_chars < 0:
             reply.update(ok=False, error={"code": "BadRequest", "message": "execute needs code (string) and maxOutputChars (int >= 0)"})
+        elif not (context_id is None or isinstance(context_id, str)) or not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            reply.update(ok=False, error={"code": "BadRequest", "message": "context must be a string and env map names to strings"})
         else:
-            reply.update(ok=True, **interpreter.execute(code, max_chars, streamed(connection, request), streamed_images(connection, request)))
+            try:
+                context = None if context_id is None else interpreter.context(context_id)
+            except ContextError as exc:
+                reply.update(ok=False, error={"code": exc.code, "message": str(exc)})
+            else:
+                reply.update(
+                    ok=True,
+                    **interpreter.execute(
+                        code,
+                        max_chars,
+                        streamed(connection, request),
+                        streamed_images(connection, request),
+                        context=context,
+                        env=env,
+                        on_result=streamed_results(connection, request),
+                    ),
+                )
     elif op == "shell":
         command = request.get("command")
         shell_name = request.get("shell", "bash")
@@ -639,6 +860,18 @@ def handle(interpreter, connection, request):
             reply.update(ok=False, error={"code": "BadRequest", "message": "shell needs command (string), shell (bash or sh) and maxOutputChars (int >= 0)"})
         else:
             reply.update(ok=True, **interpreter.shell(command, shell_name, max_chars, streamed(connection, request)))
+    elif op == "envd.start":
+        try:
+            reply.update(ok=True, socket=start_envd())
+        except OSError as exc:
+            reply.update(ok=False, error={"code": "EnvdStartError", "message": str(exc)})
+    elif op in CONTEXT_OPS:
+        try:
+            reply.update(ok=True, **CONTEXT_OPS[op](interpreter, request))
+        except ContextError as exc:
+            reply.update(ok=False, error={"code": exc.code, "message": str(exc)})
+        except (KeyError, TypeError, ValueError) as exc:
+            reply.update(ok=False, error={"code": "BadRequest", "message": f"{op}: {exc}"})
     elif op in PROCESS_OPS:
         try:
             reply.update(ok=True, **PROCESS_OPS[op](interpreter.processes, request))
@@ -691,6 +924,21 @@ def _write_stdin(processes, request):
     return {"process": process.describe()}
 
 
+def _remove_context(interpreter, request):
+    interpreter.remove_context(_argument(request, "context", str))
+    return {"contexts": interpreter.list_contexts()}
+
+
+CONTEXT_OPS = {
+    "context.create": lambda interpreter, request: {
+        "context": interpreter.create_context(_argument(request, "language", str, "python"), _argument(request, "cwd", str, ""))
+    },
+    "context.list": lambda interpreter, request: {"contexts": interpreter.list_contexts()},
+    "context.restart": lambda interpreter, request: {"context": interpreter.restart_context(_argument(request, "context", str))},
+    "context.remove": _remove_context,
+}
+
+
 PROCESS_OPS = {
     "process.start": lambda processes, request: {"process": processes.start(_argument(request, "command", str), _shell_name(request))},
     "process.list": lambda processes, request: {"processes": processes.list()},
@@ -700,6 +948,57 @@ PROCESS_OPS = {
     "process.stdin": _write_stdin,
     "process.kill": _kill,
 }
+
+
+ENVD_SOCKET = "envd.sock"
+_envd_pid = None
+_socket_directory = None
+
+
+def _envd_running():
+    if _envd_pid is None:
+        return False
+    try:
+        return os.waitpid(_envd_pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return False
+
+
+def start_envd():
+    """Starts envd.py (E2B's services, for a session reached through E2B's API) beside this agent's
+    socket, once; answers the socket's name when it accepts connections. It is forked from this
+    process, whose interpreter is loaded already, so it starts in milliseconds rather than the
+    quarter second a new interpreter takes under a session's CPU quota."""
+    global _envd_pid
+    path = os.path.join(_socket_directory, ENVD_SOCKET)
+    if not _envd_running():
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setsid()
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)
+                # Nothing of the agent's (its host connection, its listener) stays open in envd.
+                os.closerange(3, 1 << 16)
+                envd_program.main(path)
+            finally:
+                os._exit(0)
+        _envd_pid = pid
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+            return ENVD_SOCKET
+        except OSError:
+            if not _envd_running():
+                raise OSError("envd exited as it started")
+            time.sleep(0.002)
+        finally:
+            probe.close()
+    raise OSError("envd did not listen within 10 s")
 
 
 def prepare_environment():
@@ -745,6 +1044,8 @@ def rehearse():
 
 def serve(socket_path, listening=None):
     """Serves the host on `socket_path`; `listening`, if given, is called once it accepts connections."""
+    global _socket_directory
+    _socket_directory = os.path.dirname(socket_path)
     prepare_environment()
     preload()
     interpreter = Interpreter()

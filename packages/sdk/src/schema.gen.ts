@@ -811,6 +811,590 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sandboxes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the running sandboxes of the pools the caller may read */
+        get: operations["E2b_ListSandboxes"];
+        put?: never;
+        /** Create a sandbox: a session of the template’s pool (Session Executor on it) */
+        post: operations["E2b_CreateSandbox"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sandboxes/{sandboxID}/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Connect to a running sandbox; a timeout given extends its life, never shortens it */
+        post: operations["E2b_Connect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/sandboxes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the running sandboxes of the pools the caller may read */
+        get: operations["E2b_ListSandboxesV2"];
+        put?: never;
+        /** Create a sandbox: a session of the template’s pool (Session Executor on it) */
+        post: operations["E2b_CreateSandboxV2"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/sandboxes/{sandboxID}/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Connect to a running sandbox; a timeout given extends its life, never shortens it */
+        post: operations["E2b_ConnectV2"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sandboxes/{sandboxID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A sandbox */
+        get: operations["E2b_GetSandbox"];
+        put?: never;
+        post?: never;
+        /** End a sandbox (reason stopped); its open streams are reset */
+        delete: operations["E2b_KillSandbox"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sandboxes/{sandboxID}/timeout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make the sandbox end this many seconds from now */
+        post: operations["E2b_SetTimeout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sandboxes/{sandboxID}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The sandbox’s CPU, memory and disk, sampled every 5 s, within start and end */
+        get: operations["E2b_Metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sandboxes/{sandboxID}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Not supported yet: answers 501 */
+        post: operations["E2b_Pause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sandboxes/{sandboxID}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Not supported yet: answers 501 */
+        post: operations["E2b_Resume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/process.Process/List": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's process.Process.List (Connect, JSON codec) */
+        post: operations["E2b_Envd_process.Process_List"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/process.Process/Connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's process.Process.Connect (Connect, JSON codec, server stream) */
+        post: operations["E2b_Envd_process.Process_Connect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/process.Process/Start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's process.Process.Start (Connect, JSON codec, server stream) */
+        post: operations["E2b_Envd_process.Process_Start"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/process.Process/Update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's process.Process.Update (Connect, JSON codec) */
+        post: operations["E2b_Envd_process.Process_Update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/process.Process/StreamInput": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's process.Process.StreamInput (Connect, JSON codec) */
+        post: operations["E2b_Envd_process.Process_StreamInput"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/process.Process/SendInput": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's process.Process.SendInput (Connect, JSON codec) */
+        post: operations["E2b_Envd_process.Process_SendInput"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/process.Process/SendSignal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's process.Process.SendSignal (Connect, JSON codec) */
+        post: operations["E2b_Envd_process.Process_SendSignal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/process.Process/CloseStdin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's process.Process.CloseStdin (Connect, JSON codec) */
+        post: operations["E2b_Envd_process.Process_CloseStdin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/filesystem.Filesystem/Stat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's filesystem.Filesystem.Stat (Connect, JSON codec) */
+        post: operations["E2b_Envd_filesystem.Filesystem_Stat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/filesystem.Filesystem/MakeDir": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's filesystem.Filesystem.MakeDir (Connect, JSON codec) */
+        post: operations["E2b_Envd_filesystem.Filesystem_MakeDir"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/filesystem.Filesystem/Move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's filesystem.Filesystem.Move (Connect, JSON codec) */
+        post: operations["E2b_Envd_filesystem.Filesystem_Move"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/filesystem.Filesystem/ListDir": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's filesystem.Filesystem.ListDir (Connect, JSON codec) */
+        post: operations["E2b_Envd_filesystem.Filesystem_ListDir"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/filesystem.Filesystem/Remove": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's filesystem.Filesystem.Remove (Connect, JSON codec) */
+        post: operations["E2b_Envd_filesystem.Filesystem_Remove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/filesystem.Filesystem/WatchDir": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's filesystem.Filesystem.WatchDir (Connect, JSON codec, server stream) */
+        post: operations["E2b_Envd_filesystem.Filesystem_WatchDir"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/filesystem.Filesystem/CreateWatcher": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's filesystem.Filesystem.CreateWatcher (Connect, JSON codec) */
+        post: operations["E2b_Envd_filesystem.Filesystem_CreateWatcher"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/filesystem.Filesystem/GetWatcherEvents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's filesystem.Filesystem.GetWatcherEvents (Connect, JSON codec) */
+        post: operations["E2b_Envd_filesystem.Filesystem_GetWatcherEvents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/filesystem.Filesystem/RemoveWatcher": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** envd's filesystem.Filesystem.RemoveWatcher (Connect, JSON codec) */
+        post: operations["E2b_Envd_filesystem.Filesystem_RemoveWatcher"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** envd answers (204); 502 for a sandbox that does not run */
+        get: operations["E2b_EnvdHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49983/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A file’s bytes (gzip when asked) */
+        get: operations["E2b_FilesGet"];
+        put?: never;
+        /** Write files: multipart (part `file`, its filename the path) or the body itself */
+        post: operations["E2b_FilesPost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A file’s bytes (gzip when asked) */
+        get: operations["E2b_SignedFilesGet"];
+        put?: never;
+        /** Write files: multipart (part `file`, its filename the path) or the body itself */
+        post: operations["E2b_SignedFilesPost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49999/execute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run code in a context (the default Python one unless named), streamed as NDJSON lines */
+        post: operations["E2b_Execute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49999/contexts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The sandbox’s contexts, the default one included */
+        get: operations["E2b_ListContexts"];
+        put?: never;
+        /** A new context: a namespace of its own, in `cwd` (home when not given) */
+        post: operations["E2b_CreateContext"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49999/contexts/{contextId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a context (the default one is emptied instead) */
+        delete: operations["E2b_RemoveContext"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49999/contexts/{contextId}/restart": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a context afresh: its names and its count are gone */
+        post: operations["E2b_RestartContext"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e2b/sandbox/49999/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The code interpreter answers */
+        get: operations["E2b_InterpreterHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -830,6 +1414,22 @@ export interface components {
                     };
                 }[];
             };
+        };
+        /** @description E2B's error body. */
+        E2bErrorResponse: {
+            /** @description The HTTP status, as E2B’s SDKs read it. */
+            code: number;
+            message: string;
+            /** @description The sandbox that does not run (502). */
+            sandboxId?: string;
+            /** @description Sandpool’s stable code; also in x-ms-error-code. */
+            error_code?: string;
+        };
+        /** @description Connect's error body, as E2B's envd clients read it. */
+        ConnectErrorResponse: {
+            /** @description A Connect code: `not_found`, `unauthenticated`, … */
+            code: string;
+            message: string;
         };
         SessionPool: {
             readonly id?: string;
@@ -2115,6 +2715,8 @@ export interface operations {
                         expiresAt: string | null;
                         /** @description The secret: `sp_<id>_<random>`. */
                         key: string;
+                        /** @description The same key in the shape E2B’s SDKs check (`e2b_` and hex), for E2B_API_KEY; either form works anywhere. */
+                        e2bKey: string;
                     };
                 };
             };
@@ -4054,6 +4656,1776 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_ListSandboxes: {
+        parameters: {
+            query?: {
+                /** @description URL-encoded `k=v&k2=v2`; every pair must match. */
+                metadata?: string;
+                /** @description Comma-separated: running, paused. */
+                state?: string;
+                /** @description Only sandboxes of this template. */
+                template?: string;
+                /** @description Only sandboxes started after this time (RFC 3339). */
+                startedAfter?: string;
+                /** @description By start time; asc when not given. */
+                order?: "asc" | "desc";
+                limit?: number;
+                nextToken?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sandboxID: string;
+                        templateID: string;
+                        clientID: string;
+                        startedAt: string;
+                        endAt: string;
+                        state: "running" | "paused";
+                        cpuCount: number;
+                        memoryMB: number;
+                        diskSizeMB: number;
+                        envdVersion: string;
+                        metadata: {
+                            [key: string]: string;
+                        };
+                    }[];
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_CreateSandbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A pool of the E2B resource group, by name. */
+                    templateID: string;
+                    /** @description Seconds the sandbox lives (default 300). */
+                    timeout?: number;
+                    metadata?: {
+                        [key: string]: string;
+                    };
+                    envVars?: {
+                        [key: string]: string;
+                    };
+                    allow_internet_access?: boolean;
+                    secure?: boolean;
+                    autoPause?: boolean;
+                } & {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sandboxID: string;
+                        templateID: string;
+                        clientID: string;
+                        envdVersion: string;
+                        envdAccessToken: string;
+                        trafficAccessToken: string;
+                        domain: string | null;
+                    };
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_Connect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The sandbox (a session identifier). */
+                sandboxID: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    timeout?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sandboxID: string;
+                        templateID: string;
+                        clientID: string;
+                        envdVersion: string;
+                        envdAccessToken: string;
+                        trafficAccessToken: string;
+                        domain: string | null;
+                    };
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_ListSandboxesV2: {
+        parameters: {
+            query?: {
+                /** @description URL-encoded `k=v&k2=v2`; every pair must match. */
+                metadata?: string;
+                /** @description Comma-separated: running, paused. */
+                state?: string;
+                /** @description Only sandboxes of this template. */
+                template?: string;
+                /** @description Only sandboxes started after this time (RFC 3339). */
+                startedAfter?: string;
+                /** @description By start time; asc when not given. */
+                order?: "asc" | "desc";
+                limit?: number;
+                nextToken?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sandboxID: string;
+                        templateID: string;
+                        clientID: string;
+                        startedAt: string;
+                        endAt: string;
+                        state: "running" | "paused";
+                        cpuCount: number;
+                        memoryMB: number;
+                        diskSizeMB: number;
+                        envdVersion: string;
+                        metadata: {
+                            [key: string]: string;
+                        };
+                    }[];
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_CreateSandboxV2: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A pool of the E2B resource group, by name. */
+                    templateID: string;
+                    /** @description Seconds the sandbox lives (default 300). */
+                    timeout?: number;
+                    metadata?: {
+                        [key: string]: string;
+                    };
+                    envVars?: {
+                        [key: string]: string;
+                    };
+                    allow_internet_access?: boolean;
+                    secure?: boolean;
+                    autoPause?: boolean;
+                } & {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sandboxID: string;
+                        templateID: string;
+                        clientID: string;
+                        envdVersion: string;
+                        envdAccessToken: string;
+                        trafficAccessToken: string;
+                        domain: string | null;
+                    };
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_ConnectV2: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The sandbox (a session identifier). */
+                sandboxID: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    timeout?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sandboxID: string;
+                        templateID: string;
+                        clientID: string;
+                        envdVersion: string;
+                        envdAccessToken: string;
+                        trafficAccessToken: string;
+                        domain: string | null;
+                    };
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_GetSandbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The sandbox (a session identifier). */
+                sandboxID: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sandboxID: string;
+                        templateID: string;
+                        clientID: string;
+                        startedAt: string;
+                        endAt: string;
+                        state: "running" | "paused";
+                        cpuCount: number;
+                        memoryMB: number;
+                        diskSizeMB: number;
+                        envdVersion: string;
+                        metadata: {
+                            [key: string]: string;
+                        };
+                        envdAccessToken: string;
+                        domain: string | null;
+                        allowInternetAccess: boolean;
+                    };
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_KillSandbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The sandbox (a session identifier). */
+                sandboxID: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_SetTimeout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The sandbox (a session identifier). */
+                sandboxID: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    timeout: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Its end moved. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_Metrics: {
+        parameters: {
+            query?: {
+                start?: number;
+                end?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The sandbox (a session identifier). */
+                sandboxID: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        timestamp: string;
+                        timestampUnix: number;
+                        cpuCount: number;
+                        cpuUsedPct: number;
+                        memUsed: number;
+                        memTotal: number;
+                        memCache: number;
+                        diskUsed: number;
+                        diskTotal: number;
+                    }[];
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_Pause: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The sandbox (a session identifier). */
+                sandboxID: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description E2B's error body. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_Resume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The sandbox (a session identifier). */
+                sandboxID: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description E2B's error body. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_process.Process_List": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_process.Process_Connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_process.Process_Start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_process.Process_Update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_process.Process_StreamInput": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_process.Process_SendInput": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_process.Process_SendSignal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_process.Process_CloseStdin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_filesystem.Filesystem_Stat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_filesystem.Filesystem_MakeDir": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_filesystem.Filesystem_Move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_filesystem.Filesystem_ListDir": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_filesystem.Filesystem_Remove": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_filesystem.Filesystem_WatchDir": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_filesystem.Filesystem_CreateWatcher": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_filesystem.Filesystem_GetWatcherEvents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    "E2b_Envd_filesystem.Filesystem_RemoveWatcher": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connect’s answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+            /** @description Connect's error body, as E2B's envd clients read it. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_EnvdHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description It runs. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_FilesGet: {
+        parameters: {
+            query: {
+                path: string;
+                username?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file’s bytes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_FilesPost: {
+        parameters: {
+            query?: {
+                path?: string;
+                username?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @enum {string} */
+                        type: "file";
+                        path: string;
+                    }[];
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_SignedFilesGet: {
+        parameters: {
+            query: {
+                path: string;
+                username?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file’s bytes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_SignedFilesPost: {
+        parameters: {
+            query?: {
+                path?: string;
+                username?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @enum {string} */
+                        type: "file";
+                        path: string;
+                    }[];
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_Execute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                    context_id?: string;
+                    language?: string;
+                    env_vars?: {
+                        [key: string]: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description One JSON object a line: stdout, stderr, result (MIME bundles), error, number_of_executions, end_of_execution. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_ListContexts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        language: string;
+                        cwd: string;
+                    }[];
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_CreateContext: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    language?: string;
+                    cwd?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        language: string;
+                        cwd: string;
+                    };
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_RemoveContext: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                contextId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_RestartContext: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                contextId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Restarted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+        };
+    };
+    E2b_InterpreterHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description "OK". */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description E2B's error body. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
+                };
+            };
+            /** @description E2B's error body. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bErrorResponse"];
                 };
             };
         };

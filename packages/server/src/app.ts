@@ -20,7 +20,7 @@ import { registerExecutionRoutes } from './api/data/execution-routes.js';
 import { registerFileRoutes } from './api/data/file-routes.js';
 import { registerSessionProxy } from './api/data/session-proxy.js';
 import { registerSessionRoutes, type ImageMetadata } from './api/data/session-routes.js';
-import { answerClientError, registerErrorHandling, renderError } from './api/errors.js';
+import { answerClientError, registerErrorHandling, renderError, wireOfPath } from './api/errors.js';
 import { registerAccessRoutes } from './api/management/access-routes.js';
 import { registerEventRoutes } from './api/management/event-routes.js';
 import { registerTimelineRoutes } from './api/management/timeline-routes.js';
@@ -53,6 +53,15 @@ import { registerPlatformMcpRoutes } from './api/mcp/platform-mcp-routes.js';
 import { registerMcpCredentialRoutes } from './api/management/mcp-credential-routes.js';
 import { McpServerKeys } from './pool/mcp-server-keys.js';
 import type { InterpreterType } from './pool/pool-spec.js';
+import { registerE2bControlRoutes } from './api/e2b/control-routes.js';
+import { registerEnvdRoutes } from './api/e2b/envd-routes.js';
+import { registerInterpreterRoutes } from './api/e2b/interpreter-routes.js';
+import { sandboxCredential } from './api/e2b/sandbox-credential.js';
+import { SandboxConnections } from './api/e2b/sandbox-connections.js';
+import { routedUrl } from './api/e2b/sandbox-routing.js';
+import type { SandboxTokens } from './auth/sandbox-tokens.js';
+import type { E2bSandboxes } from './pool/e2b-sandboxes.js';
+import type { SessionSamples } from './pool/session-samples.js';
 
 export interface AppDeps {
   config: Pick<
@@ -98,6 +107,14 @@ export interface AppDeps {
   now: () => number;
   /** The built web dashboard, served at /dashboard/. */
   dashboardDir: string;
+  /** E2B's front door: its sandboxes (sessions of the E2B templates' pools) and their tokens. */
+  e2b: {
+    sandboxes: E2bSandboxes;
+    tokens: SandboxTokens;
+    samples: SessionSamples;
+    /** The domain E2B's SDKs build sandbox host names from; null: none. */
+    domain: string | null;
+  };
   /** TLS key and certificate; plain HTTP without. */
   https?: { key: Buffer; cert: Buffer };
   /** When set, every JSON response is checked against its route's schema and each mismatch reported. */
@@ -119,13 +136,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Clients append a slash to the endpoint, or not.
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 1024 },
     clientErrorHandler: answerClientError,
+    // E2B's SDKs name a sandbox's port by header or host name: its routes are below /e2b/sandbox.
+    rewriteUrl: routedUrl,
     // The router's own refusals (a path that does not decode) leave in the same shape, through renderError.
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, request, reply) => {
       const rendered = renderError(
         error.code === 'FST_ERR_BAD_URL'
           ? new AppError(ErrorCode.InvalidUrl, 'The request path has a malformed percent-escape.')
           : error,
-        { poolFullStatus: deps.config.poolFullStatus },
+        { poolFullStatus: deps.config.poolFullStatus, form: wireOfPath(request.url) },
       );
       void (reply as FastifyReply).status(rendered.status).headers(rendered.headers).send(rendered.body);
     },
@@ -166,6 +185,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     cluster: deps.cluster,
     forwardedPrincipals: deps.forwardedPrincipals,
     poolFullStatus: deps.config.poolFullStatus,
+    sandboxCredential: sandboxCredential({
+      sandboxes: deps.e2b.sandboxes,
+      tokens: deps.e2b.tokens,
+      now: deps.now,
+    }),
   });
   registerSessionProxy(app, {
     pools: deps.pools,
@@ -282,5 +306,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     imageMetadata: deps.imageMetadata,
     consoleLogs: deps.consoleLogs,
   });
+  const connections = new SandboxConnections(deps.feed);
+  registerE2bControlRoutes(app, { ...deps.e2b, sessions, connections });
+  await registerEnvdRoutes(app, {
+    sandboxes: deps.e2b.sandboxes,
+    sessions,
+    connections,
+    uploadMaxBytes: deps.config.uploadMaxBytes,
+  });
+  registerInterpreterRoutes(app, { sandboxes: deps.e2b.sandboxes, sessions, connections, now: deps.now });
   return app;
 }

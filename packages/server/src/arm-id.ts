@@ -14,6 +14,12 @@ const SUBSCRIPTION = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 const RESOURCE_GROUP = /^[\p{L}\p{N}_\-.()]{0,89}[\p{L}\p{N}_\-()]$/u;
 /** Session pool names: 3–63 lower-case letters and digits, starting with a letter. */
 export const POOL_NAME = /^[a-z][a-z0-9]{2,62}$/;
+/**
+ * E2B template ids, which name the pools of the E2B resource group (`code-interpreter-v1`): 2–32
+ * lower-case letters, digits and inner hyphens. Sandpool creates these pools itself, so ids and
+ * grants name them, while Azure's PUT keeps Azure's rule.
+ */
+export const TEMPLATE_POOL_NAME = /^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$/;
 
 export function validateSubscription(subscription: string): void {
   if (!SUBSCRIPTION.test(subscription)) {
@@ -67,7 +73,7 @@ export function parseScope(text: string): string | undefined {
     namespace?.toLowerCase() === 'microsoft.app' &&
     type?.toLowerCase() === 'sessionpools' &&
     name !== undefined &&
-    POOL_NAME.test(name.toLowerCase()) &&
+    (POOL_NAME.test(name.toLowerCase()) || TEMPLATE_POOL_NAME.test(name.toLowerCase())) &&
     extra.length === 0;
   return isPool ? poolId(subscription, resourceGroup, name) : undefined;
 }

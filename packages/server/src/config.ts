@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 import Type, { type Static } from 'typebox';
 import Value from 'typebox/value';
 
+import { TEMPLATE_POOL_NAME } from './arm-id.js';
+
 const OidcIssuer = Type.Object({
   /** Must equal the token's `iss`. */
   issuer: Type.String({ minLength: 1 }),
@@ -263,6 +265,33 @@ export const ConfigSchema = Type.Object({
   defaultResourceGroup: Type.String({
     default: 'sandpool',
     description: 'Resource group of the default pool.',
+  }),
+  e2bResourceGroup: Type.String({
+    default: 'e2b',
+    description:
+      'Resource group (in the default subscription) whose pools are E2B templates, each by its name.',
+  }),
+  e2bTemplates: Type.Array(Type.String({ pattern: TEMPLATE_POOL_NAME.source }), {
+    default: ['base', 'code-interpreter-v1'],
+    description:
+      'PythonLTS pools created in the E2B resource group on first start, as templates E2B’s SDKs name (JSON; [] for none).',
+  }),
+  e2bDomain: Type.String({
+    default: '',
+    description:
+      'Domain E2B’s SDKs build sandbox host names from (`{port}-{id}.<domain>`, wildcard DNS to this server); "" answers no domain.',
+  }),
+  e2bDefaultTimeoutSeconds: Type.Integer({
+    default: 300,
+    minimum: 1,
+    maximum: 86_400,
+    description: 'Lifetime of an E2B sandbox whose create names none (E2B’s own default is 300 s).',
+  }),
+  e2bMaxTimeoutSeconds: Type.Integer({
+    default: 86_400,
+    minimum: 1,
+    maximum: 30 * 86_400,
+    description: 'Longest lifetime an E2B sandbox may be given, at create or by setTimeout.',
   }),
   bootstrapApiKey: Type.String({
     default: '',

@@ -55,6 +55,8 @@ export const ErrorCode = {
   McpSessionNotFound: 'McpSessionNotFound',
   /** No background process of that pid in the session. */
   ProcessNotFound: 'ProcessNotFound',
+  /** A code interpreter context (E2B's) the session does not have. */
+  ContextNotFound: 'ContextNotFound',
   // 405
   /** The route answers other methods (`Allow` names them). */
   MethodNotAllowed: 'MethodNotAllowed',
@@ -66,6 +68,8 @@ export const ErrorCode = {
   SessionPoolBusy: 'SessionPoolBusy',
   /** The session runs as many background processes as it may; one must end first. */
   TooManyProcesses: 'TooManyProcesses',
+  /** The session holds as many contexts as it may. */
+  TooManyContexts: 'TooManyContexts',
   /** The process did not read its stdin within a second, or its stdin is closed. */
   ProcessStdinUnavailable: 'ProcessStdinUnavailable',
   // 410
@@ -93,6 +97,8 @@ export const ErrorCode = {
   AgentProtocolError: 'AgentProtocolError',
   // 501
   RuntimeUnavailable: 'RuntimeUnavailable',
+  /** What E2B's API asks of a sandbox that Sandpool does not do yet (pause and resume, snapshots). */
+  NotSupported: 'NotSupported',
   // 502
   /** No answer from the registry: refused, unknown host, TLS failure or timeout. */
   RegistryUnreachable: 'RegistryUnreachable',
@@ -102,6 +108,8 @@ export const ErrorCode = {
   ContainerUnreachable: 'ContainerUnreachable',
   /** The node holding the identifier's session did not answer the forwarded request. */
   NodeUnreachable: 'NodeUnreachable',
+  /** The E2B sandbox a request to a sandbox names does not run (it ended, or never was). */
+  SandboxNotRunning: 'SandboxNotRunning',
   // 503
   /** A custom container pool whose image is not pulled (still pulling, or the pull failed). */
   SessionPoolNotReady: 'SessionPoolNotReady',
@@ -159,11 +167,13 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   ApiKeyNotFound: 404,
   McpSessionNotFound: 404,
   ProcessNotFound: 404,
+  ContextNotFound: 404,
   MethodNotAllowed: 405,
   NotARegularFile: 409,
   SandboxAlreadyExists: 409,
   SessionPoolBusy: 409,
   TooManyProcesses: 409,
+  TooManyContexts: 409,
   ProcessStdinUnavailable: 409,
   SessionLost: 410,
   RequestTimeout: 408,
@@ -177,10 +187,12 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   SandboxRuntimeError: 500,
   AgentProtocolError: 500,
   RuntimeUnavailable: 501,
+  NotSupported: 501,
   RegistryUnreachable: 502,
   ImagePullFailed: 502,
   ContainerUnreachable: 502,
   NodeUnreachable: 502,
+  SandboxNotRunning: 502,
   SessionPoolNotReady: 503,
   AgentUnavailable: 503,
   StoreBusy: 503,

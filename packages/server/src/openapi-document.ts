@@ -57,6 +57,12 @@ export async function renderOpenApiDocument(): Promise<string> {
     },
     now: Date.now,
     dashboardDir: '/nonexistent',
+    e2b: {
+      sandboxes: unused as AppDeps['e2b']['sandboxes'],
+      tokens: unused as AppDeps['e2b']['tokens'],
+      samples: unused as AppDeps['e2b']['samples'],
+      domain: null,
+    },
   };
   /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment */
   const app = await buildApp(deps);

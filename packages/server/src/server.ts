@@ -47,6 +47,9 @@ import type { Store } from './store/store.js';
 import { loadTls } from './tls.js';
 import { protectHome } from './home.js';
 import type { InterpreterType } from './pool/pool-spec.js';
+import { SandboxTokens } from './auth/sandbox-tokens.js';
+import { E2bSandboxes } from './pool/e2b-sandboxes.js';
+import { SessionSamples } from './pool/session-samples.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -198,6 +201,19 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     isKeyActive: (keyId) => apiKeys.isActive(keyId),
   });
   const forwardedPrincipals = await ForwardedPrincipals.fromStore(store, now);
+  const sandboxTokens = await SandboxTokens.fromStore(store, (keyId) => apiKeys.isActive(keyId));
+  const e2bSandboxes = new E2bSandboxes({
+    pools,
+    store,
+    now,
+    settings: {
+      subscription: config.defaultSubscription,
+      resourceGroup: config.e2bResourceGroup,
+      defaultTimeoutSeconds: config.e2bDefaultTimeoutSeconds,
+      maxTimeoutSeconds: config.e2bMaxTimeoutSeconds,
+    },
+  });
+  const sessionSamples = new SessionSamples(now);
   const bootstrapKey = await bootstrap({ config, store, apiKeys, pools, now });
 
   const tls =
@@ -259,6 +275,12 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     memory: () => memoryGuard.status(),
     now,
     dashboardDir: config.paths.dashboardDir,
+    e2b: {
+      sandboxes: e2bSandboxes,
+      tokens: sandboxTokens,
+      samples: sessionSamples,
+      domain: config.e2bDomain || null,
+    },
     ...(tls && { https: { key: tls.key, cert: tls.cert } }),
     ...(overrides.onContractViolation && { onContractViolation: overrides.onContractViolation }),
   });
@@ -301,6 +323,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     close() {
       closing ??= (async () => {
         stopPruning();
+        sessionSamples.stop();
         await nodes.stop();
         apiKeys.stop();
         await app.close();

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 
 import { AppError, ErrorCode } from '../src/errors.js';
 import type { AgentRequest, AgentResult } from '../src/interpreter/agent-client.js';
-import type { ProcessReply } from '../src/interpreter/protocol.js';
+import type { EnvdClient } from '../src/interpreter/envd-client.js';
+import type { ContextReply, ProcessReply } from '../src/interpreter/protocol.js';
 import type { ImageSource } from '../src/pool/container-image.js';
 import type { EndState, InstanceLauncher, Instance, Upstream } from '../src/pool/instance.js';
 import type { PoolSpec } from '../src/pool/pool-spec.js';
@@ -66,6 +67,18 @@ export class FakeInstance implements Instance {
   /** The fake runs no processes; the real agent's are tested end to end (processes.test.ts). */
   processes(): Promise<ProcessReply> {
     return Promise.reject(new AppError(ErrorCode.InvalidAgentRequest, 'the fake instance runs no processes'));
+  }
+
+  /** The fake has no contexts; E2B's code interpreter is tested against real sandboxes (e2b-sdk.test.ts). */
+  contexts(): Promise<ContextReply> {
+    return Promise.reject(new AppError(ErrorCode.InvalidAgentRequest, 'the fake instance has no contexts'));
+  }
+
+  /** The fake has no envd agent; E2B's services are tested against real sandboxes (e2b-sdk.test.ts). */
+  envd(): Promise<EnvdClient> {
+    return Promise.reject(
+      new AppError(ErrorCode.InvalidAgentRequest, 'the fake instance runs no envd agent'),
+    );
   }
 
   /** Fixed numbers, so tests can see them travel into ended events. */

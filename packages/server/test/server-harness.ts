@@ -111,6 +111,8 @@ export function testServerEnv(
     SANDPOOL_LOG_LEVEL: 'silent',
     SANDPOOL_BOOTSTRAP_API_KEY: ADMIN_KEY,
     SANDPOOL_REAPER_INTERVAL_MS: '200',
+    // No E2B templates unless the test asks for them, as with the default pool.
+    SANDPOOL_E2B_TEMPLATES: '[]',
     ...extra,
   };
 }

@@ -43,6 +43,8 @@ export const session = (
   endedAt: state === 'ended' ? at : null,
   endReason: state === 'ended' ? 'cooldown' : null,
   endDetails: null,
+  deadline: null,
+  attributes: null,
 });
 
 /** An execution's audit entry, told apart by its request id. */

@@ -1,7 +1,8 @@
 /**
  * @module api/errors
- * The one error handler: every failure leaves as Azure's error body, `{ error: { code, message,
- * target?, additionalInfo? } }`, with the `x-ms-error-code` header. Client errors are logged at info,
+ * The one error handler: every failure leaves with its registered code in the `x-ms-error-code`
+ * header and the body its front door's clients read: Azure's, `{ error: { code, message, target?,
+ * additionalInfo? } }`, unless the route names E2B's REST or Connect's (api/schemas/common's `wire`). Client errors are logged at info,
  * server errors at error with their stack; a 5xx never carries internal details to the client.
  */
 
@@ -11,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 
 import { AppError, ErrorCode, HTTP_STATUS, type ErrorCode as Code } from '../errors.js';
+import type { Wire } from './schemas/common.js';
 
 interface WireError {
   status: number;
@@ -52,10 +54,32 @@ function toWireError(error: unknown): WireError {
   };
 }
 
-/** The error as it leaves: status, headers and Azure's body (also for replies written outside Fastify). */
+/** Connect's codes by HTTP status, as E2B's envd clients read a refusal. */
+const CONNECT_CODES: Record<number, string> = {
+  400: 'invalid_argument',
+  401: 'unauthenticated',
+  403: 'permission_denied',
+  404: 'not_found',
+  405: 'unimplemented',
+  408: 'deadline_exceeded',
+  409: 'already_exists',
+  410: 'not_found',
+  413: 'resource_exhausted',
+  415: 'invalid_argument',
+  429: 'resource_exhausted',
+  501: 'unimplemented',
+  502: 'unavailable',
+  503: 'unavailable',
+  507: 'resource_exhausted',
+};
+
+/**
+ * The error as it leaves: status, headers and the body of the front door's clients (Azure's unless
+ * `form` names another), also for replies written outside Fastify.
+ */
 export function renderError(
   error: unknown,
-  options: { poolFullStatus: 429 | 404 },
+  options: { poolFullStatus: 429 | 404; form?: Wire },
 ): { status: number; code: Code; headers: Record<string, string>; body: Record<string, unknown> } {
   const wire = toWireError(error);
   const status = wire.code === ErrorCode.SessionPoolFull ? options.poolFullStatus : wire.status;
@@ -64,6 +88,29 @@ export function renderError(
   if (status === 429 || status === 503) {
     const seconds = wire.details?.retryAfterSeconds;
     headers['retry-after'] = String(typeof seconds === 'number' ? seconds : 1);
+  }
+  if (options.form === 'e2b') {
+    // E2B's body; its SDKs read `code` (the status) to tell a missing sandbox from a failure.
+    const sandboxId = wire.details?.sandboxId;
+    return {
+      status,
+      code: wire.code,
+      headers,
+      body: {
+        code: status,
+        message: wire.message,
+        ...(typeof sandboxId === 'string' && { sandboxId }),
+        error_code: wire.code,
+      },
+    };
+  }
+  if (options.form === 'connect') {
+    return {
+      status,
+      code: wire.code,
+      headers,
+      body: { code: CONNECT_CODES[status] ?? 'internal', message: wire.message },
+    };
   }
   return {
     status,
@@ -80,15 +127,22 @@ export function renderError(
   };
 }
 
+/**
+ * The front door a request no route took came to, by its path (after api/e2b/sandbox-routing's
+ * rewrite): E2B's control plane and a sandbox's own paths answer in E2B's body, the rest in Azure's.
+ */
+export function wireOfPath(url: string): Wire {
+  return /^\/(e2b\/sandbox|v2\/sandboxes|sandboxes|files)(\/|\?|$)/.test(url) ? 'e2b' : 'azure';
+}
+
 export function registerErrorHandling(app: FastifyInstance, options: { poolFullStatus: 429 | 404 }): void {
   app.setErrorHandler((error, request, reply) => {
-    const rendered = renderError(error, options);
+    const rendered = renderError(error, {
+      ...options,
+      form: request.routeOptions.config.wire ?? wireOfPath(request.url),
+    });
     if (rendered.status >= 500) request.log.error({ err: error, code: rendered.code }, 'request failed');
-    else
-      request.log.info(
-        { code: rendered.code, status: rendered.status },
-        (rendered.body.error as { message: string }).message,
-      );
+    else request.log.info({ code: rendered.code, status: rendered.status }, 'request refused');
     return reply.status(rendered.status).headers(rendered.headers).send(rendered.body);
   });
   app.setNotFoundHandler((request) => {

@@ -7,7 +7,7 @@
 
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
-/** Hop-by-hop headers, plus the credential that must not travel on. */
+/** Hop-by-hop headers, plus the credentials that must not travel on (Sandpool's, E2B's). */
 const NOT_RELAYED = new Set([
   'connection',
   'keep-alive',
@@ -18,6 +18,9 @@ const NOT_RELAYED = new Set([
   'trailer',
   'upgrade',
   'authorization',
+  'x-api-key',
+  'x-access-token',
+  'e2b-traffic-access-token',
 ]);
 
 /**

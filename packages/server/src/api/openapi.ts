@@ -12,7 +12,7 @@ import type { TSchema } from 'typebox';
 import { ApiKey } from './schemas/access.js';
 import { AuditEntry } from './schemas/audit.js';
 import { Node, NodeMemory } from './schemas/nodes.js';
-import { ErrorResponse } from './schemas/common.js';
+import { ConnectErrorResponse, E2bErrorResponse, ErrorResponse } from './schemas/common.js';
 import { Event } from './schemas/events.js';
 import { Execution, ExecutionRequest, File, Session, ShellExecution } from './schemas/data.js';
 import { SessionPool } from './schemas/pools.js';
@@ -22,6 +22,8 @@ import { UsageTotals } from './schemas/usage.js';
 /** Schemas that routes reference by `$id`; they become `components.schemas`. */
 export const SHARED_SCHEMAS: TSchema[] = [
   ErrorResponse,
+  E2bErrorResponse,
+  ConnectErrorResponse,
   SessionPool,
   ExecutionRequest,
   Execution,

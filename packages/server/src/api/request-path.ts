@@ -20,8 +20,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 
 import { poolId, validateResourceGroup, validateSubscription } from '../arm-id.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import type { Forwarded, ForwardedPrincipals } from '../auth/forwarded-principal.js';
+import {
+  FORWARDED_PRINCIPAL_HEADER,
+  type Forwarded,
+  type ForwardedPrincipals,
+} from '../auth/forwarded-principal.js';
 import { authorize, type Principal } from '../auth/roles.js';
+import { AppError, ErrorCode } from '../errors.js';
 import type { ClusterView } from '../pool/cluster-view.js';
 import type { Claimed, PoolManager } from '../pool/pool-manager.js';
 import { forwardToNode, tunnelToNode, type NodeForwardingDeps } from './node-forwarding.js';
@@ -57,6 +62,12 @@ export interface RequestPathDeps {
   cluster: ClusterView;
   forwardedPrincipals: ForwardedPrincipals;
   poolFullStatus: 429 | 404;
+  /** Who a sandbox's own token (routes of `sandbox` access) stands for (api/e2b/sandbox-credential). */
+  sandboxCredential: (request: {
+    headers: IncomingMessage['headers'];
+    method: string;
+    url: string;
+  }) => Promise<Principal>;
 }
 
 /** The session a request names: its pool and identifier. */
@@ -88,7 +99,10 @@ async function identify(
 ): Promise<{ principal: Principal; forwarded: Forwarded | undefined } | undefined> {
   if (access === 'public') return undefined;
   if (access === 'poolKey' && request.headers.authorization === undefined) return undefined;
-  const identified = await deps.authenticator.authenticateRequest(request);
+  const identified =
+    access === 'sandbox' && request.headers[FORWARDED_PRINCIPAL_HEADER] === undefined
+      ? { principal: await deps.sandboxCredential(request), forwarded: undefined }
+      : await deps.authenticator.authenticateRequest(request);
   // A request another node forwarded was charged there.
   if (!identified.forwarded) deps.rateLimits.checkCaller(identified.principal);
   return identified;
@@ -216,7 +230,7 @@ export class SessionSteps {
     target: SessionTarget,
     effect: SessionEffect,
   ): Promise<{ claimed: Claimed | undefined } | undefined> {
-    const reach = await this.locate(request.forwarded, target, effect);
+    const reach = await this.locate(request.principal, request.forwarded, target, effect);
     if ('node' in reach) {
       reply.hijack();
       forwardToNode(this.forwarding, request.raw, reply.raw, {
@@ -252,7 +266,7 @@ export class SessionSteps {
     const { principal, forwarded } = identified;
     permit(principal, route.access, route.params);
     const named = await target();
-    const reach = await this.locate(forwarded, named, 'creates');
+    const reach = await this.locate(principal, forwarded, named, 'creates');
     if ('here' in reach) return { claimed: reach.here, principal, target: named };
     if (!('node' in reach)) throw new Error('a claim found no session');
     await tunnelToNode(
@@ -269,10 +283,15 @@ export class SessionSteps {
   }
 
   private locate(
+    principal: Principal,
     forwarded: Forwarded | undefined,
     { manager, identifier }: SessionTarget,
     effect: SessionEffect,
   ) {
+    // A sandbox's own token reaches that sandbox alone.
+    if (principal.sandbox !== undefined && principal.sandbox !== identifier) {
+      throw new AppError(ErrorCode.AuthorizationFailed, 'This token belongs to another sandbox.');
+    }
     // A request another node forwarded was charged there, and is served here.
     if (!forwarded) this.deps.rateLimits.checkIdentifier(manager.id, identifier);
     return manager.reach(identifier, {

@@ -13,6 +13,10 @@ export const isRecord = (value: unknown): value is JsonRecord =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The value of `name` in `record`, whatever the case of its key. */
+/** A string an agent or client sent, or '' for anything else (an object never turns into "[object Object]"). */
+export const textOf = (value: unknown): string =>
+  typeof value === 'string' ? value : typeof value === 'number' ? String(value) : '';
+
 export function field(record: JsonRecord | undefined, name: string): unknown {
   if (!record) return undefined;
   if (name in record) return record[name];

@@ -22,7 +22,26 @@ const KEY_PATTERN = /^sp_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest();
 
-export const looksLikeApiKey = (token: string) => token.startsWith('sp_');
+/** E2B's SDKs accept only keys of this shape: a Sandpool key written out in hex (see e2bFormOf). */
+const E2B_KEY_PATTERN = /^e2b_([0-9a-f]{12})([0-9a-f]{64})$/;
+
+export const looksLikeApiKey = (token: string) => token.startsWith('sp_') || token.startsWith('e2b_');
+
+/**
+ * A key in the shape E2B's SDKs check before they send it (`e2b_` and hex): the same key, its id and
+ * its secret's bytes in hex; either form is accepted wherever a key is.
+ */
+export function e2bFormOf(secret: string): string {
+  const match = KEY_PATTERN.exec(secret);
+  if (!match) throw new AppError(ErrorCode.InvalidParameter, 'not a Sandpool API key');
+  return `e2b_${match[1]!}${Buffer.from(match[2]!, 'base64url').toString('hex')}`;
+}
+
+/** The Sandpool form of a key given in E2B's form; the key itself otherwise. */
+function sandpoolFormOf(token: string): string {
+  const match = E2B_KEY_PATTERN.exec(token);
+  return match ? `sp_${match[1]!}_${Buffer.from(match[2]!, 'hex').toString('base64url')}` : token;
+}
 
 /** How often keys are read again from the store: the longest a revocation takes to reach this process. */
 const KEY_REFRESH_MS = 5_000;
@@ -160,7 +179,7 @@ export class ApiKeys {
 
   /** The principal behind a key, or AuthenticationFailed. */
   async verify(token: string): Promise<Principal> {
-    const match = KEY_PATTERN.exec(token);
+    const match = KEY_PATTERN.exec(sandpoolFormOf(token));
     // Made only when thrown: an error's stack costs more than the rest of a valid key's check.
     const rejected = () =>
       new AppError(ErrorCode.AuthenticationFailed, 'The API key is not valid or has been revoked.');

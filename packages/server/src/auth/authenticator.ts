@@ -37,7 +37,11 @@ export class Authenticator {
       const forwarded = this.forwarded.verify(token, request);
       return { principal: forwarded.principal, forwarded };
     }
-    return { principal: await this.authenticate(request.headers.authorization), forwarded: undefined };
+    // E2B's SDKs send the key in X-API-KEY; a bearer credential wins when both come.
+    const apiKey = request.headers['x-api-key'];
+    const authorization =
+      request.headers.authorization ?? (typeof apiKey === 'string' ? `Bearer ${apiKey}` : undefined);
+    return { principal: await this.authenticate(authorization), forwarded: undefined };
   }
 
   async authenticate(authorization: string | undefined): Promise<Principal> {

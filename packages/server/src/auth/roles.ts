@@ -48,6 +48,8 @@ export interface Principal {
    * from), whose budget its requests spend; its own `id` when absent.
    */
   root?: string;
+  /** A sandbox's own token: its principal reaches that session (its identifier) and no other. */
+  sandbox?: string;
 }
 
 /** Whose rate limits and quotas a principal's requests count against: the start of its lineage. */

@@ -10,12 +10,14 @@ import { closeSync, constants as fsConstants, fstatSync, lstatSync, openSync } f
 import { connect, type Socket } from 'node:net';
 
 import { AppError, ErrorCode } from '../errors.js';
+import { LineReader } from './line-reader.js';
 import {
   MalformedMessageError,
   parseAgentMessage,
   parseHello,
   type OutputEvent,
   type ImageEvent,
+  type ResultEvent,
   type ImageOutput,
   type AgentHello,
   type AgentReply,
@@ -24,6 +26,9 @@ import {
   type FailureReply,
   type ProcessReply,
   type ProcessRequest,
+  type ContextReply,
+  type ContextRequest,
+  type RichResult,
 } from './protocol.js';
 
 /** Linux's O_PATH: opens a name without following or reading it (Node does not export the flag). */
@@ -55,6 +60,17 @@ export interface AgentRequest {
   onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
   /** Called with each image the code shows while it runs (`plt.show()`); the reply has them too. */
   onImage?: (image: ImageOutput) => void;
+  /**
+   * Runs the code in this context of the session (E2B's), which answers rich results; the default
+   * context (`default`) shares the namespace of runs without one.
+   */
+  context?: string;
+  /** Environment variables set for this run alone (runs in a context). */
+  env?: Record<string, string>;
+  /** Called with each rich result a run in a context displays or shows while it runs; the reply has them too. */
+  onResult?: (result: RichResult) => void;
+  /** Interrupts the run when it aborts (a client that left), as the time limit does. */
+  signal?: AbortSignal;
 }
 
 export interface AgentResult extends RunReply {
@@ -107,7 +123,7 @@ async function waitForSocket(path: string, deadline: number): Promise<void> {
  * between is refused, and so is one to a socket left by an agent that died, so refusals are retried
  * until the deadline.
  */
-async function connectWhenListening(path: string, deadline: number): Promise<Socket> {
+export async function connectWhenListening(path: string, deadline: number): Promise<Socket> {
   for (;;) {
     await waitForSocket(path, deadline);
     const socket = connectNoFollow(path);
@@ -130,6 +146,7 @@ interface Pending {
   reject: (error: Error) => void;
   onOutput?: AgentRequest['onOutput'];
   onImage?: AgentRequest['onImage'];
+  onResult?: AgentRequest['onResult'];
 }
 
 /** The agent's refusals of a process request that belong to the caller, with their codes. */
@@ -151,9 +168,35 @@ function processRefusal(reply: FailureReply): AppError {
   );
 }
 
+/** The agent's refusals of a context request that belong to the caller, with their codes. */
+const CONTEXT_REFUSALS = new Map<string, ErrorCode>([
+  ['ContextNotFound', ErrorCode.ContextNotFound],
+  ['UnsupportedLanguage', ErrorCode.NotSupported],
+  ['TooManyContexts', ErrorCode.TooManyContexts],
+  ['BadRequest', ErrorCode.InvalidParameter],
+  ['UnknownOperation', ErrorCode.NotSupported],
+]);
+
+function contextRefusal(reply: FailureReply): AppError {
+  const code = CONTEXT_REFUSALS.get(reply.error.code);
+  if (code === undefined) {
+    return new AppError(ErrorCode.InvalidAgentRequest, `${reply.error.code}: ${reply.error.message}`);
+  }
+  return new AppError(
+    code,
+    reply.error.code === 'UnknownOperation'
+      ? 'this sandbox’s interpreter has no contexts'
+      : reply.error.message,
+  );
+}
+
 export class AgentClient {
-  private buffer: Buffer[] = [];
-  private buffered = 0;
+  private readonly lines = new LineReader(
+    MAX_LINE_BYTES,
+    (line) => this.onLine(line),
+    () =>
+      this.fail(new AppError(ErrorCode.AgentProtocolError, `agent message exceeds ${MAX_LINE_BYTES} bytes`)),
+  );
   private nextId = 1;
   private pending: Pending | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -166,7 +209,7 @@ export class AgentClient {
     private readonly control: AgentControl,
     private readonly options: AgentClientOptions,
   ) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => this.lines.push(chunk));
     socket.on('error', (error) =>
       this.fail(new AppError(ErrorCode.AgentUnavailable, `agent connection failed: ${error.message}`)),
     );
@@ -261,29 +304,8 @@ export class AgentClient {
     for (const listener of this.closeListeners) listener(error);
   }
 
-  private onData(chunk: Buffer): void {
-    let start = 0;
-    for (let newline = chunk.indexOf(10); newline >= 0; newline = chunk.indexOf(10, start)) {
-      this.buffer.push(chunk.subarray(start, newline));
-      const line = Buffer.concat(this.buffer).toString();
-      this.buffer = [];
-      this.buffered = 0;
-      start = newline + 1;
-      this.onLine(line);
-    }
-    if (start < chunk.length) {
-      this.buffer.push(chunk.subarray(start));
-      this.buffered += chunk.length - start;
-      if (this.buffered > MAX_LINE_BYTES) {
-        this.fail(
-          new AppError(ErrorCode.AgentProtocolError, `agent message exceeds ${MAX_LINE_BYTES} bytes`),
-        );
-      }
-    }
-  }
-
   private onLine(line: string): void {
-    let reply: AgentReply | OutputEvent | ImageEvent;
+    let reply: AgentReply | OutputEvent | ImageEvent | ResultEvent;
     try {
       reply = parseAgentMessage(line);
     } catch (error) {
@@ -297,6 +319,7 @@ export class AgentClient {
       // writing) has no one to go to.
       if (pending?.id !== reply.id) return;
       if (reply.event === 'image') pending.onImage?.(reply.image);
+      else if (reply.event === 'result') pending.onResult?.(reply.result);
       else pending.onOutput?.(reply.stream, reply.text);
       return;
     }
@@ -322,7 +345,7 @@ export class AgentClient {
 
   private send(
     message: Record<string, unknown>,
-    listeners: Pick<AgentRequest, 'onOutput' | 'onImage'> = {},
+    listeners: Pick<AgentRequest, 'onOutput' | 'onImage' | 'onResult'> = {},
   ): { id: number; reply: Promise<AgentReply> } {
     if (this.closeError) throw this.closeError;
     const id = this.nextId++;
@@ -344,10 +367,16 @@ export class AgentClient {
   execute(options: AgentRequest): Promise<AgentResult> {
     return this.serialized(async () => {
       const language = options.language ?? 'python';
-      const stream = options.onOutput || options.onImage ? { stream: true } : {};
+      const stream = options.onOutput || options.onImage || options.onResult ? { stream: true } : {};
       const { reply } = this.send(
         language === 'python' || language === 'javascript'
-          ? { op: 'execute', code: options.code, maxOutputChars: options.maxOutputChars, ...stream }
+          ? {
+              op: 'execute',
+              code: options.code,
+              maxOutputChars: options.maxOutputChars,
+              ...(options.context !== undefined && { context: options.context, env: options.env ?? {} }),
+              ...stream,
+            }
           : {
               op: 'shell',
               command: options.code,
@@ -358,13 +387,17 @@ export class AgentClient {
         {
           ...(options.onOutput && { onOutput: options.onOutput }),
           ...(options.onImage && { onImage: options.onImage }),
+          ...(options.onResult && { onResult: options.onResult }),
         },
       );
       let timedOut = false;
       let timer: NodeJS.Timeout | undefined;
+      let stop: (() => void) | undefined;
       const overrun = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          timedOut = true;
+        // Past its time, or abandoned by its caller: the code is interrupted, and killed if it
+        // ignores that for the grace period.
+        stop = () => {
+          clearTimeout(timer);
           void this.control.interrupt().catch(() => undefined);
           timer = setTimeout(() => {
             void this.control
@@ -379,14 +412,23 @@ export class AgentClient {
                 ),
               );
           }, this.options.interruptGraceMs);
+        };
+        timer = setTimeout(() => {
+          timedOut = true;
+          stop!();
         }, options.timeoutMs);
       });
+      const onAbort = () => stop?.();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.signal?.aborted) onAbort();
       try {
         const answer = await Promise.race([reply, overrun]);
+        if (!answer.ok && CONTEXT_REFUSALS.has(answer.error.code)) throw contextRefusal(answer);
         if (!answer.ok || !('status' in answer)) throw this.unexpected(answer);
         return { ...answer, timedOut };
       } finally {
         clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
       }
     });
   }
@@ -405,6 +447,33 @@ export class AgentClient {
           : 'process' in reply && (request.op !== 'process.output' || 'stdout' in reply);
       if (!fits) throw this.unexpected(reply);
       return reply as ProcessReply;
+    });
+  }
+
+  /** A request about the session's contexts (E2B's); refused by an agent that has none (Node's). */
+  context(request: ContextRequest): Promise<ContextReply> {
+    return this.serialized(async () => {
+      const reply = await this.send(request).reply;
+      if (!reply.ok) throw contextRefusal(reply);
+      const fits =
+        request.op === 'context.list' || request.op === 'context.remove'
+          ? 'contexts' in reply
+          : 'context' in reply;
+      if (!fits) throw this.unexpected(reply);
+      return reply;
+    });
+  }
+
+  /**
+   * Starts the sandbox's envd agent (E2B's, beside this one) if it does not run yet; answers the name
+   * of its socket in the agent's directory once it listens.
+   */
+  startEnvd(): Promise<string> {
+    return this.serialized(async () => {
+      const reply = await this.send({ op: 'envd.start' }).reply;
+      if (!reply.ok || !('socket' in reply) || !/^[a-z.]{1,32}$/.test(reply.socket))
+        throw this.unexpected(reply);
+      return reply.socket;
     });
   }
 

@@ -20,10 +20,49 @@ export interface ImageOutput {
   base64_data: string;
 }
 
+/** The agent started (or had) E2B's envd agent beside it: its socket's name in the agent's directory. */
+export interface EnvdStartReply {
+  id: number;
+  ok: true;
+  socket: string;
+}
+
 export interface CodeError {
   name: string;
   message: string;
   traceback: string;
+}
+
+/**
+ * A value as a notebook displays it, in E2B's shape (interpreter/python/rich_output.py): `text`,
+ * the `_repr_*_` representations it offers (`html`, `png`, …), E2B's `data` and `chart`.
+ */
+export interface RichResult {
+  type: 'result';
+  /** The cell's last expression, rather than something it displayed. */
+  is_main_result: boolean;
+  [representation: string]: unknown;
+}
+
+/** One of a session's contexts (E2B's): a namespace with its own working directory. */
+export interface ContextInfo {
+  id: string;
+  language: string;
+  cwd: string;
+}
+
+export type ContextRequest =
+  | { op: 'context.create'; language: string; cwd?: string }
+  | { op: 'context.list' }
+  | { op: 'context.restart'; context: string }
+  | { op: 'context.remove'; context: string };
+
+/** The answer to a context request: the one it made or restarted, or all that are left. */
+export interface ContextReply {
+  id: number;
+  ok: true;
+  context?: ContextInfo;
+  contexts?: ContextInfo[];
 }
 
 export interface RunReply {
@@ -41,6 +80,10 @@ export interface RunReply {
   error: CodeError | null;
   /** A `shell` command's exit status (null when it was interrupted or did not start); absent for Python. */
   exitCode?: number | null;
+  /** A run in a context: what it displayed, showed and its value, in order (then `result` is null). */
+  results?: RichResult[];
+  /** A run in a context: how many runs the context has had, this one included. */
+  executionCount?: number;
   durationMs: number;
 }
 
@@ -97,7 +140,7 @@ export interface ProcessReply {
   stderr?: OutputSlice;
 }
 
-export type AgentReply = RunReply | PingReply | ProcessReply | FailureReply;
+export type AgentReply = RunReply | PingReply | ProcessReply | ContextReply | EnvdStartReply | FailureReply;
 
 /** Output of a streamed request (`"stream": true`), sent as it is written, ahead of the reply. */
 export interface OutputEvent {
@@ -105,6 +148,13 @@ export interface OutputEvent {
   event: 'output';
   stream: 'stdout' | 'stderr';
   text: string;
+}
+
+/** A rich result a streamed run in a context displayed or showed, sent then, ahead of the reply. */
+export interface ResultEvent {
+  id: number;
+  event: 'result';
+  result: RichResult;
 }
 
 /** An image a streamed request's code showed (`plt.show()`), sent then, ahead of the reply. */
@@ -140,6 +190,24 @@ function isCodeError(value: unknown): value is CodeError {
   );
 }
 
+function isRichResult(value: unknown): value is RichResult {
+  return isObject(value) && value.type === 'result' && typeof value.is_main_result === 'boolean';
+}
+
+function isContextInfo(value: unknown): value is ContextInfo {
+  return (
+    isObject(value) &&
+    typeof value.id === 'string' &&
+    typeof value.language === 'string' &&
+    typeof value.cwd === 'string'
+  );
+}
+
+function isContextReply(m: Json): boolean {
+  if ('contexts' in m) return Array.isArray(m.contexts) && m.contexts.every(isContextInfo);
+  return isContextInfo(m.context);
+}
+
 function isRunReply(m: Json): boolean {
   return (
     (m.status === 'succeeded' || m.status === 'failed') &&
@@ -153,6 +221,8 @@ function isRunReply(m: Json): boolean {
     m.images.every(isImage) &&
     (m.error === null || isCodeError(m.error)) &&
     (m.exitCode === undefined || m.exitCode === null || Number.isInteger(m.exitCode)) &&
+    (m.results === undefined || (Array.isArray(m.results) && m.results.every(isRichResult))) &&
+    (m.executionCount === undefined || Number.isInteger(m.executionCount)) &&
     typeof m.durationMs === 'number'
   );
 }
@@ -208,7 +278,7 @@ export function parseHello(line: string): AgentHello {
   return message as unknown as AgentHello;
 }
 
-export function parseAgentMessage(line: string): AgentReply | OutputEvent | ImageEvent {
+export function parseAgentMessage(line: string): AgentReply | OutputEvent | ImageEvent | ResultEvent {
   let message: unknown;
   try {
     message = JSON.parse(line);
@@ -221,6 +291,12 @@ export function parseAgentMessage(line: string): AgentReply | OutputEvent | Imag
         throw new MalformedMessageError('agent image event lacks its id or image');
       }
       return message as unknown as ImageEvent;
+    }
+    if (message.event === 'result') {
+      if (typeof message.id !== 'number' || !isRichResult(message.result)) {
+        throw new MalformedMessageError('agent result event lacks its id or result');
+      }
+      return message as unknown as ResultEvent;
     }
     if (
       message.event !== 'output' ||
@@ -247,7 +323,9 @@ export function parseAgentMessage(line: string): AgentReply | OutputEvent | Imag
     return message as unknown as FailureReply;
   }
   if (typeof message.executions === 'number') return message as unknown as PingReply;
+  if (typeof message.socket === 'string') return message as unknown as EnvdStartReply;
   if (isRunReply(message)) return message as unknown as RunReply;
+  if (isContextReply(message)) return message as unknown as ContextReply;
   if (isProcessReply(message)) return message as unknown as ProcessReply;
   throw new MalformedMessageError('agent reply has an unknown shape');
 }

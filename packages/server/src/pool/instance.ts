@@ -6,7 +6,8 @@
  */
 
 import type { AgentRequest, AgentResult } from '../interpreter/agent-client.js';
-import type { ProcessReply, ProcessRequest } from '../interpreter/protocol.js';
+import type { EnvdClient } from '../interpreter/envd-client.js';
+import type { ContextReply, ContextRequest, ProcessReply, ProcessRequest } from '../interpreter/protocol.js';
 import type { DeniedConnection, ResourceUsage, SandboxesMemory } from '../sandbox/driver.js';
 import type { SandboxEnd } from './interpreter-instance.js';
 import type { SessionRow } from '../store/store.js';
@@ -36,6 +37,10 @@ export interface Instance {
   execute(options: AgentRequest): Promise<AgentResult>;
   /** A request about the sandbox's background processes (code interpreters only). */
   processes(request: ProcessRequest): Promise<ProcessReply>;
+  /** A request about the sandbox's contexts (E2B's code interpreter; Python code interpreters only). */
+  contexts(request: ContextRequest): Promise<ContextReply>;
+  /** The sandbox's envd agent, E2B's services inside it (code interpreters with the Python agent only). */
+  envd(): Promise<EnvdClient>;
   /** CPU and memory used so far; undefined once the sandbox is gone. */
   usage(): Promise<ResourceUsage | undefined>;
   /** How the sandbox ended, once the host knows it has. */

@@ -7,7 +7,7 @@
  */
 
 import { access } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { AppError, ErrorCode } from '../errors.js';
 import { readConsoleTail } from './console-log.js';
@@ -18,7 +18,8 @@ import {
   type AgentRequest,
   type AgentResult,
 } from '../interpreter/agent-client.js';
-import type { ProcessReply, ProcessRequest } from '../interpreter/protocol.js';
+import { EnvdClient } from '../interpreter/envd-client.js';
+import type { ContextReply, ContextRequest, ProcessReply, ProcessRequest } from '../interpreter/protocol.js';
 import type {
   ResourceUsage,
   RuntimeName,
@@ -47,6 +48,8 @@ const END_POLL_MS = 10;
  * agent, so it gets a full core, and the pool's limit is set before the sandbox is handed out.
  */
 const BOOT_CPU = 1;
+/** How long the envd agent has to listen once the interpreter agent said it started. */
+const ENVD_CONNECT_MS = 10_000;
 
 export interface InterpreterImage {
   /** Host path of the rootfs (images/python/build.sh, images/node/build.sh). */
@@ -121,6 +124,8 @@ async function whyNoAgent(driver: SandboxDriver, sandbox: Sandbox): Promise<stri
 export class InterpreterInstance {
   private ended: SandboxEnd | undefined;
   private readonly endListeners: ((state: SandboxEnd) => void)[] = [];
+  /** The connection to the sandbox's envd agent, once a request through E2B's API needed it. */
+  private envdClient: Promise<EnvdClient> | undefined;
 
   private constructor(
     readonly sandbox: Sandbox,
@@ -243,6 +248,10 @@ export class InterpreterInstance {
     return this.withAgent(() => this.agent.process(request));
   }
 
+  contexts(request: ContextRequest): Promise<ContextReply> {
+    return this.withAgent(() => this.agent.context(request));
+  }
+
   /** Sends a request to the agent; a connection that drops because the sandbox ended reports it lost. */
   private async withAgent<T>(send: () => Promise<T>): Promise<T> {
     if (this.ended) throw this.lostError(this.ended);
@@ -291,14 +300,36 @@ export class InterpreterInstance {
     return this.agent.ping();
   }
 
+  /**
+   * The sandbox's envd agent (E2B's services), started through the interpreter agent the first time
+   * it is needed and connected once; a dropped connection is made again.
+   */
+  envd(): Promise<EnvdClient> {
+    if (this.ended) return Promise.reject(this.lostError(this.ended));
+    const connect = async () => {
+      const socket = await this.withAgent(() => this.agent.startEnvd());
+      return EnvdClient.connect(join(dirname(this.sandbox.agentSocketPath), socket), ENVD_CONNECT_MS);
+    };
+    this.envdClient = (this.envdClient ?? connect()).then((client) => (client.isClosed ? connect() : client));
+    this.envdClient.catch(() => (this.envdClient = undefined));
+    return this.envdClient;
+  }
+
+  private closeEnvd(): void {
+    void this.envdClient?.then((client) => client.close()).catch(() => undefined);
+    this.envdClient = undefined;
+  }
+
   /** Closes the host's connection and forgets the listeners; the sandbox runs on. */
   release(): void {
     this.endListeners.length = 0;
+    this.closeEnvd();
     this.agent.close();
   }
 
   async destroy(): Promise<void> {
     this.endListeners.length = 0;
+    this.closeEnvd();
     this.agent.close();
     await this.driver.destroy(this.id);
   }

@@ -198,7 +198,7 @@ export class HostLauncher implements InstanceLauncher {
 /** The pool's view of an instance of either kind; `parts` are what the two kinds do differently. */
 function asInstance(
   kind: InterpreterInstance | ContainerInstance,
-  parts: Pick<Instance, 'upstream' | 'execute' | 'processes'>,
+  parts: Pick<Instance, 'upstream' | 'execute' | 'processes' | 'contexts' | 'envd'>,
 ): Instance {
   return {
     id: kind.id,
@@ -221,6 +221,8 @@ function fromInterpreter(interpreter: InterpreterInstance): Instance {
     upstream: undefined,
     execute: (options) => interpreter.execute(options),
     processes: (request) => interpreter.processes(request),
+    contexts: (request) => interpreter.contexts(request),
+    envd: () => interpreter.envd(),
   });
 }
 
@@ -233,6 +235,8 @@ function fromContainer(container: ContainerInstance): Instance {
     },
     execute: noInterpreter,
     processes: noInterpreter,
+    contexts: noInterpreter,
+    envd: noInterpreter,
   });
 }
 

@@ -16,6 +16,8 @@ export interface SessionTimes {
   lastAccessedAt: number;
   /** A request is being served right now. */
   busy: boolean;
+  /** When the session ends whatever its pool's lifecycle says (E2B's timeout), if it was given one. */
+  deadline?: number | undefined;
 }
 
 /** When the session ends by itself, and why. */
@@ -23,6 +25,8 @@ export function sessionExpiry(
   lifecycle: Lifecycle,
   times: SessionTimes,
 ): { at: number; reason: Extract<EndReason, 'cooldown' | 'maxAlive'> } {
+  // A session given a lifetime of its own lives exactly that long, idle or not.
+  if (times.deadline !== undefined) return { at: times.deadline, reason: 'maxAlive' };
   switch (lifecycle.type) {
     case 'Timed':
       return { at: times.lastAccessedAt + lifecycle.cooldownSeconds * 1000, reason: 'cooldown' };
@@ -35,7 +39,8 @@ export function sessionExpiry(
 export function storedExpiry(spec: PoolSpec, row: SessionRow): number {
   const allocatedAt = Date.parse(row.allocatedAt ?? row.createdAt);
   const lastAccessedAt = Date.parse(row.lastAccessedAt ?? row.allocatedAt ?? row.createdAt);
-  return sessionExpiry(spec.lifecycle, { allocatedAt, lastAccessedAt, busy: false }).at;
+  const deadline = row.deadline === null ? undefined : Date.parse(row.deadline);
+  return sessionExpiry(spec.lifecycle, { allocatedAt, lastAccessedAt, busy: false, deadline }).at;
 }
 
 /**

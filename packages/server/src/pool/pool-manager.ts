@@ -21,6 +21,7 @@ import type { PressureCandidate } from './memory-guard.js';
 import { endDetails, reasonFor, storedExpiry, warmTarget } from './policy.js';
 import { PoolRecorder, type StartFailure } from './pool-recorder.js';
 import { isPrivateIdentifier } from './private-identifier.js';
+import type { SessionAttributes } from './session-attributes.js';
 import {
   runnable,
   type ContainerTemplate,
@@ -124,6 +125,11 @@ export class PoolManager {
   /** What each of the pool's sandboxes reserves on its node: the session size. */
   get sandboxSize(): SandboxSize {
     return { cpu: this.spec.cpu, memoryBytes: this.spec.memoryBytes };
+  }
+
+  /** Whether the pool's sandboxes reach the network beyond their own loopback. */
+  get egress(): boolean {
+    return this.spec.egress === 'EgressEnabled';
   }
 
   /** What a custom container pool runs; undefined for code interpreter pools. */
@@ -269,6 +275,11 @@ export class PoolManager {
     options: { create: boolean; placed?: SessionRow | undefined; stay?: boolean },
   ): Promise<Reach> {
     return this.sessions.reach(identifier, options);
+  }
+
+  /** Gives a session held here a lifetime of its own and what a front door keeps with it (stored). */
+  annotate(session: Session, changes: { deadline?: number; attributes?: SessionAttributes }): Promise<void> {
+    return this.sessions.annotate(session, changes);
   }
 
   /** Forgets which node holds the identifier's session: a request forwarded there failed. */

@@ -154,6 +154,8 @@ describe('PoolService and PoolManager', () => {
       endedAt: null,
       endReason: null,
       endDetails: null,
+      deadline: null,
+      attributes: null,
     });
     // The leader's end commits between the request's arrival and its placement.
     const place = store.placeSession.bind(store);

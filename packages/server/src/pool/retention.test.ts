@@ -33,6 +33,8 @@ describe('retention', () => {
         endedAt: iso(endedHoursAgo),
         endReason: 'stopped',
         endDetails: null,
+        deadline: null,
+        attributes: null,
       });
     await session('old', 3);
     await session('recent', 1);
@@ -94,6 +96,8 @@ describe('retention', () => {
       endedAt: null,
       endReason: null,
       endDetails: null,
+      deadline: null,
+      attributes: null,
     });
 
     const periods = { retentionHours: 2, auditRetentionDays: 30, usageRetentionDays: 31 };

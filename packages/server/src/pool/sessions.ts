@@ -15,6 +15,7 @@ import type { ClusterView } from './cluster-view.js';
 import type { HeldInstance, Instance } from './instance.js';
 import { endDetails, expiredReason, reasonFor, sessionExpiry, type SessionTimes } from './policy.js';
 import type { EndReason, PoolSpec } from './pool-spec.js';
+import type { SessionAttributes } from './session-attributes.js';
 import type { PoolRecorder } from './pool-recorder.js';
 import { retire } from './retire.js';
 import type { WarmPool } from './warm-pool.js';
@@ -99,6 +100,7 @@ const times = (session: Session): SessionTimes => ({
   allocatedAt: session.allocatedAt,
   lastAccessedAt: session.lastAccessedAt,
   busy: session.busy > 0,
+  deadline: session.row.deadline === null ? undefined : Date.parse(session.row.deadline),
 });
 
 export class Sessions {
@@ -395,6 +397,22 @@ export class Sessions {
       this.deps.warm.refill();
     })();
     return session.ending;
+  }
+
+  /**
+   * Gives a session its own lifetime (`deadline`, epoch ms) and what a front door keeps with it, and
+   * stores both: the reaper ends it then, and every node reads them from its row.
+   */
+  async annotate(
+    session: Session,
+    changes: { deadline?: number; attributes?: SessionAttributes },
+  ): Promise<void> {
+    session.row = {
+      ...session.row,
+      ...(changes.deadline !== undefined && { deadline: new Date(changes.deadline).toISOString() }),
+      ...(changes.attributes !== undefined && { attributes: changes.attributes as unknown as JsonObject }),
+    };
+    await this.deps.store.putSession(session.row);
   }
 
   /** Ends sessions whose time is up and stores when the others were last used. */

@@ -166,6 +166,8 @@ export class WarmPool {
       endedAt: null,
       endReason: null,
       endDetails: null,
+      deadline: null,
+      attributes: null,
     };
   }
 

@@ -221,4 +221,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_by_request').on('audit').column('request_id').unique().execute();
     },
   },
+  '0010-session-deadline-and-attributes': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('sessions').addColumn('deadline', 'text').execute();
+      await db.schema.alterTable('sessions').addColumn('attributes', 'text').execute();
+      await db.schema
+        .createIndex('sessions_by_identifier_across_pools')
+        .on('sessions')
+        .columns(['identifier', 'state'])
+        .execute();
+    },
+  },
 };

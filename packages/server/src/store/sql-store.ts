@@ -37,7 +37,10 @@ import type { Sealer } from './sealer.js';
 export interface Tables {
   pools: Omit<PoolRow, 'tags' | 'spec'> & { tags: string; spec: string };
   operations: Omit<OperationRow, 'error'> & { error: string | null };
-  sessions: Omit<SessionRow, 'endDetails'> & { endDetails: string | null };
+  sessions: Omit<SessionRow, 'endDetails' | 'attributes'> & {
+    endDetails: string | null;
+    attributes: string | null;
+  };
   executions: Omit<ExecutionRow, 'outcome'> & { outcome: string };
   events: Omit<EventRow, 'details' | 'seq'> & { details: string | null; seq: number | undefined };
   apiKeys: Omit<ApiKeyRow, 'roles'> & { roles: string };
@@ -88,6 +91,14 @@ export abstract class SqlStore implements Store {
     const secrets = (spec as { secrets?: { name: string; value: string }[] }).secrets;
     if (!secrets) return spec;
     return { ...spec, secrets: secrets.map((secret) => ({ ...secret, value: transform(secret.value) })) };
+  }
+
+  private toSession(row: Selectable<Tables['sessions']>): SessionRow {
+    return {
+      ...row,
+      endDetails: parseOrNull(row.endDetails) as JsonObject | null,
+      attributes: row.attributes === null ? null : (parse(this.sealer.open(row.attributes)) as JsonObject),
+    };
   }
 
   private toPool(row: Selectable<Tables['pools']>): PoolRow {
@@ -156,7 +167,11 @@ export abstract class SqlStore implements Store {
   }
 
   async putSession(session: SessionRow): Promise<void> {
-    const row = { ...session, endDetails: session.endDetails && json(session.endDetails) };
+    const row = {
+      ...session,
+      endDetails: session.endDetails && json(session.endDetails),
+      attributes: session.attributes && this.sealer.seal(json(session.attributes)),
+    };
     await this.db
       .insertInto('sessions')
       .values(row)
@@ -169,7 +184,7 @@ export abstract class SqlStore implements Store {
     if (states) query = query.where('state', 'in', states);
     if (node !== undefined)
       query = query.where((eb) => eb.or([eb('node', '=', node), eb('node', 'is', null)]));
-    return (await query.orderBy('createdAt').execute()).map(toSession);
+    return (await query.orderBy('createdAt').execute()).map((row) => this.toSession(row));
   }
 
   async liveSession(poolId: string, identifier: string): Promise<SessionRow | undefined> {
@@ -180,7 +195,7 @@ export abstract class SqlStore implements Store {
       .where('identifier', '=', identifier)
       .where('state', '=', 'allocated')
       .executeTakeFirst();
-    return row && toSession(row);
+    return row && this.toSession(row);
   }
 
   placeSession(request: PlacementRequest): Promise<Placement> {
@@ -191,7 +206,7 @@ export abstract class SqlStore implements Store {
         .where('poolId', '=', request.poolId)
         .where('state', '=', 'allocated');
       const existing = await live.selectAll().where('identifier', '=', request.identifier).executeTakeFirst();
-      if (existing) return { kind: 'existing', row: toSession(existing) };
+      if (existing) return { kind: 'existing', row: this.toSession(existing) };
       const { allocated } = await live
         .select((eb) => eb.fn.countAll<number | string>().as('allocated'))
         .executeTakeFirstOrThrow();
@@ -224,7 +239,7 @@ export abstract class SqlStore implements Store {
               .executeTakeFirst();
       if (ready) {
         await tx.updateTable('sessions').set(allocation).where('id', '=', ready.id).execute();
-        return { kind: 'warm', row: toSession({ ...ready, ...allocation }) };
+        return { kind: 'warm', row: this.toSession({ ...ready, ...allocation }) };
       }
       if (request.coldNode === undefined) return { kind: 'noNode' };
       const cold: SessionRow = {
@@ -236,14 +251,28 @@ export abstract class SqlStore implements Store {
         endedAt: null,
         endReason: null,
         endDetails: null,
+        deadline: null,
+        attributes: null,
         ...allocation,
       };
       await tx
         .insertInto('sessions')
-        .values({ ...cold, endDetails: null })
+        .values({ ...cold, endDetails: null, attributes: null })
         .execute();
       return { kind: 'cold', row: cold };
     });
+  }
+
+  async findLiveSession(identifier: string, poolIds: readonly string[]): Promise<SessionRow | undefined> {
+    if (poolIds.length === 0) return undefined;
+    const row = await this.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('identifier', '=', identifier)
+      .where('state', '=', 'allocated')
+      .where('poolId', 'in', poolIds)
+      .executeTakeFirst();
+    return row && this.toSession(row);
   }
 
   async countSessions(): Promise<SessionCount[]> {
@@ -279,7 +308,7 @@ export abstract class SqlStore implements Store {
           rows.map((row) => row.id),
         )
         .execute();
-      return rows.map((row) => toSession({ ...row, ...end }));
+      return rows.map((row) => this.toSession({ ...row, ...end }));
     });
   }
 
@@ -306,7 +335,7 @@ export abstract class SqlStore implements Store {
       .orderBy('endedAt', 'desc')
       .limit(1)
       .executeTakeFirst();
-    return row && toSession(row);
+    return row && this.toSession(row);
   }
 
   async putExecution(execution: ExecutionRow): Promise<void> {
@@ -531,8 +560,4 @@ export abstract class SqlStore implements Store {
   async close(): Promise<void> {
     await this.db.destroy();
   }
-}
-
-function toSession(row: Selectable<Tables['sessions']>): SessionRow {
-  return { ...row, endDetails: parseOrNull(row.endDetails) as JsonObject | null };
 }

@@ -70,6 +70,10 @@ export interface SessionRow {
   endReason: string | null;
   /** What the sandbox layer knew about the end (exit code, signal). */
   endDetails: JsonObject | null;
+  /** When the session ends by itself whatever its pool's lifecycle says (E2B's timeout); ISO time. */
+  deadline: string | null;
+  /** What a front door gave the session beyond its sandbox (pool/session-attributes); sealed at rest. */
+  attributes: JsonObject | null;
 }
 
 export type ExecutionStatus = 'Running' | 'Succeeded' | 'Failed' | 'Canceled';
@@ -272,6 +276,8 @@ export interface Store {
   deleteSession(id: string): Promise<void>;
   /** Forgets sessions that ended before `endedBefore` (ISO time); returns how many. */
   deleteSessionsEndedBefore(endedBefore: string): Promise<number>;
+  /** The live session of an identifier in any of `poolIds` (an identifier unique across them). */
+  findLiveSession(identifier: string, poolIds: readonly string[]): Promise<SessionRow | undefined>;
   /** The most recently ended session that had this identifier. */
   lastEndedSession(poolId: string, identifier: string): Promise<SessionRow | undefined>;
 

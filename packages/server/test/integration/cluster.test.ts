@@ -1,7 +1,8 @@
 /**
  * A cluster of three nodes on loopback, each `sandpool serve` as a child process with its own home,
  * runtime root and id range, sharing one real PostgreSQL server and keyring: any node answers any
- * identifier (a streamed run and a background process too), concurrent first requests make one
+ * identifier (a streamed run and a background process too) and any E2B sandbox through E2B's own
+ * SDK, concurrent first requests make one
  * session, the warm set is spread and the max holds across nodes, a drained node places nothing new,
  * a killed node's sessions end `hostLost` (and it keeps only what the store says is live when it
  * comes back), leadership moves when the leader dies, and a database restart loses and duplicates
@@ -11,6 +12,8 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+
+import { Sandbox as CodeSandbox } from '@e2b/code-interpreter';
 
 import {
   ADMIN_KEY,
@@ -105,6 +108,7 @@ describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? pos
           SANDPOOL_NODE_NAME: name,
           SANDPOOL_NODE_LEASE_SECONDS: String(LEASE_SECONDS),
           SANDPOOL_INSECURE_REGISTRIES: JSON.stringify([registry.host]),
+          SANDPOOL_DEFAULT_SUBSCRIPTION: SUBSCRIPTION,
         }),
       );
     }
@@ -222,6 +226,47 @@ describe('a cluster of three nodes on one PostgreSQL', { skip: skipReason ?? pos
       `${poolPath(POOL)}/processes/${pid}/kill?${DATA}&identifier=student&signal=KILL`,
     );
     assert.equal(killed.status, 200);
+  });
+
+  it('serves an E2B sandbox made through one node from every node, with E2B’s own SDK', async () => {
+    // A template is a pool of the E2B resource group; this one keeps no warm set, so the nodes' loads stay as they were.
+    const template = 'clustertemplate';
+    const made = await call(
+      node('node-a').child,
+      'PUT',
+      `${armPath(template, 'e2b')}?${MGMT}`,
+      interpreterPool({ max: 2, ready: 0 }),
+    );
+    assert.equal(made.status, 201, JSON.stringify(made.json));
+    const key = await call(node('node-a').child, 'POST', '/sandpool/apiKeys', {
+      name: 'e2b in a cluster',
+      roles: ['SessionExecutor', 'Reader'],
+    });
+    assert.equal(key.status, 201, JSON.stringify(key.json));
+    const through = (via: Node) => ({
+      apiKey: key.json.e2bKey as string,
+      apiUrl: via.child.url,
+      sandboxUrl: via.child.url,
+      domain: 'sandpool.test',
+    });
+    const sandbox = await CodeSandbox.create(template, through(node('node-a')));
+    await sandbox.runCode('seen = ["node-a"]');
+    for (const name of ['node-b', 'node-c']) {
+      const there = await CodeSandbox.connect(sandbox.sandboxId, through(node(name)));
+      const ran = await there.runCode(`seen.append(${JSON.stringify(name)})\nseen`);
+      assert.equal(ran.error, undefined, JSON.stringify(ran.error));
+      await there.files.write(`/tmp/${name}.txt`, name);
+      assert.equal((await there.commands.run(`cat /tmp/${name}.txt`)).stdout, name);
+    }
+    const final = await CodeSandbox.connect(sandbox.sandboxId, through(node('node-a')));
+    assert.equal((await final.runCode('seen')).text, "['node-a', 'node-b', 'node-c']");
+    const listed = await CodeSandbox.list({ ...through(node('node-c')), query: { template } }).nextItems();
+    assert.deepEqual(
+      listed.map((entry) => entry.sandboxId),
+      [sandbox.sandboxId],
+    );
+    assert.equal(await CodeSandbox.kill(sandbox.sandboxId, through(node('node-b'))), true);
+    assert.equal(await final.isRunning(), false);
   });
 
   it('tunnels a WebSocket to a custom container through a node that does not hold its session', async () => {

@@ -5,7 +5,8 @@
  * resource group, its subscription, every pool), another role, and the role on another pool and in
  * another resource group. A real server (real HTTP and SQLite; sandboxes faked). The expectations
  * come from the declarations alone, and SECURITY.md's matrix is this test's own table, so neither
- * the routes, the rules nor the document can drift from the others.
+ * the routes, the rules nor the document can drift from the others. An E2B sandbox's own routes take
+ * that sandbox's tokens, not keys: they have their own columns and table.
  */
 
 import assert from 'node:assert/strict';
@@ -35,6 +36,7 @@ const OTHER_POOL = 'matrixtwo';
 const OTHER_GROUP = 'other-team';
 const SECURITY_MD = fileURLToPath(new URL('../../../../SECURITY.md', import.meta.url));
 const MARKER = '<!-- authorization-matrix -->';
+const SANDBOX_MARKER = '<!-- sandbox-credential-matrix -->';
 
 /** Which roles allow an action (auth/roles' table, restated: the test checks the server against it). */
 const ROLES_FOR: Record<Action, Role[]> = {
@@ -65,6 +67,46 @@ const COLUMNS = [
   'role in another group',
 ] as const;
 type Column = (typeof COLUMNS)[number];
+const SANDBOX_COLUMNS = [
+  'no credential',
+  'key with every role',
+  'another sandbox’s token',
+  'its traffic token',
+  'its access token',
+  'a killed sandbox’s token',
+] as const;
+type SandboxColumn = (typeof SANDBOX_COLUMNS)[number];
+
+/** Where a sandbox route (E2B's) takes its traffic token (api/e2b/sandbox-credential). */
+const takesTrafficToken = (route: Route) =>
+  route.url.startsWith('/e2b/sandbox/49999/') && route.url !== '/e2b/sandbox/49999/execute';
+
+/** What a sandbox route gives each kind of caller; a killed sandbox answers E2B's 502. */
+function sandboxExpected(route: Route): Record<SandboxColumn, Outcome | '502'> {
+  return {
+    'no credential': '401',
+    'key with every role': '401',
+    'another sandbox’s token': '401',
+    'its traffic token': takesTrafficToken(route) ? 'allowed' : '401',
+    'its access token': 'allowed',
+    'a killed sandbox’s token': '502',
+  };
+}
+
+function sandboxTable(routes: Route[]): string {
+  const rows = routes.map((route) => {
+    const outcomes = sandboxExpected(route);
+    const who = takesTrafficToken(route)
+      ? 'the sandbox’s access or traffic token'
+      : 'the sandbox’s access token';
+    return `| ${route.method} ${route.url} | ${who} | ${SANDBOX_COLUMNS.map((column) => outcomes[column]).join(' | ')} |`;
+  });
+  return [
+    `| route | who may | ${SANDBOX_COLUMNS.join(' | ')} |`,
+    `|---|---|${SANDBOX_COLUMNS.map(() => '---').join('|')}|`,
+    ...rows,
+  ].join('\n');
+}
 
 const groupScope = (group = RESOURCE_GROUP) => `/subscriptions/${SUBSCRIPTION}/resourceGroups/${group}`;
 
@@ -162,7 +204,12 @@ describe('the authorization matrix: every route, every kind of credential', asyn
   const server: TestServer = await startTestServer('matrix', {
     launcher,
     now: () => clock,
-    env: { SANDPOOL_RATE_LIMIT_PER_PRINCIPAL: '0', SANDPOOL_RATE_LIMIT_PER_IDENTIFIER: '0' },
+    env: {
+      SANDPOOL_RATE_LIMIT_PER_PRINCIPAL: '0',
+      SANDPOOL_RATE_LIMIT_PER_IDENTIFIER: '0',
+      SANDPOOL_E2B_TEMPLATES: '["base"]',
+      SANDPOOL_DEFAULT_SUBSCRIPTION: SUBSCRIPTION,
+    },
   });
   const withMcp = () => {
     const body = interpreterPool({ max: 50, ready: 0 });
@@ -172,7 +219,7 @@ describe('the authorization matrix: every route, every kind of credential', asyn
   await createPool(server, OTHER_POOL, withMcp());
   await createPool(server, POOL, withMcp(), OTHER_GROUP);
   // A route for any method (the session proxy's) is tried with GET and POST, and shown as ANY.
-  const routes: Route[] = server.server.app
+  const declared: Route[] = server.server.app
     .declaredRoutes()
     .flatMap((route) =>
       route.methods.length > 7
@@ -180,6 +227,8 @@ describe('the authorization matrix: every route, every kind of credential', asyn
         : route.methods.map((method) => ({ ...route, method, tried: [method] })),
     )
     .sort((a, b) => a.url.localeCompare(b.url) || a.method.localeCompare(b.method));
+  const routes = declared.filter((route) => route.access !== 'sandbox');
+  const sandboxRoutes = declared.filter((route) => route.access === 'sandbox');
 
   const keys = new Map<string, Promise<string>>();
   const keyFor = (grants: string[]) => {
@@ -277,6 +326,68 @@ describe('the authorization matrix: every route, every kind of credential', asyn
       shown.trim().split('\n\n')[0],
       rendered,
       `SECURITY.md's matrix is stale; put this after ${MARKER}:\n\n${rendered}`,
+    );
+  });
+
+  it('answers each sandbox route to that sandbox’s tokens alone', async () => {
+    const sandboxOf = async () => {
+      const made = await server.request('POST', '/v2/sandboxes', {
+        key: everything.key,
+        body: { templateID: 'base' },
+      });
+      assert.equal(made.status, 201, made.text);
+      return made.json as { sandboxID: string; envdAccessToken: string; trafficAccessToken: string };
+    };
+    const [sandbox, other, killed] = await Promise.all([sandboxOf(), sandboxOf(), sandboxOf()]);
+    const gone = await server.request('DELETE', `/sandboxes/${killed.sandboxID}`, { key: everything.key });
+    assert.equal(gone.status, 204);
+    const headersFor = (column: SandboxColumn): Record<string, string> => {
+      switch (column) {
+        case 'no credential':
+        case 'key with every role':
+          return {};
+        case 'another sandbox’s token':
+          return { 'x-access-token': other.envdAccessToken };
+        case 'its traffic token':
+          return { 'e2b-traffic-access-token': sandbox.trafficAccessToken };
+        case 'its access token':
+          return { 'x-access-token': sandbox.envdAccessToken };
+        case 'a killed sandbox’s token':
+          return { 'x-access-token': killed.envdAccessToken };
+      }
+    };
+    const wrong: string[] = [];
+    for (const route of sandboxRoutes) {
+      const outcomes = sandboxExpected(route);
+      for (const column of SANDBOX_COLUMNS) {
+        const target = column === 'a killed sandbox’s token' ? killed : sandbox;
+        const path = route.url.replace(/:[A-Za-z]+/g, 'x1');
+        const answer = await server.request(route.method, `${path}?path=%2Ftmp%2Fx`, {
+          key: column === 'key with every role' ? everything.key : null,
+          headers: { 'e2b-sandbox-id': target.sandboxID, ...headersFor(column) },
+          ...(route.method === 'POST' && { body: {} }),
+          timeoutMs: 10_000,
+        });
+        const status = answer.status;
+        const got = status === 401 || status === 403 || status === 502 ? String(status) : 'allowed';
+        if (got !== outcomes[column]) {
+          wrong.push(
+            `${route.method} ${route.url} [${column}]: ${outcomes[column]}, got ${status} ${answer.text.slice(0, 160)}`,
+          );
+        }
+      }
+    }
+    assert.deepEqual(wrong, []);
+  });
+
+  it('is the sandbox matrix SECURITY.md shows', () => {
+    const [, shown] = readFileSync(SECURITY_MD, 'utf8').split(SANDBOX_MARKER);
+    const rendered = sandboxTable(sandboxRoutes);
+    assert.ok(shown !== undefined, `SECURITY.md has no ${SANDBOX_MARKER} section`);
+    assert.equal(
+      shown.trim().split('\n\n')[0],
+      rendered,
+      `SECURITY.md's sandbox matrix is stale; put this after ${SANDBOX_MARKER}:\n\n${rendered}`,
     );
   });
 

@@ -8,7 +8,7 @@
 
 import type { FastifyInstance } from 'fastify';
 
-import type { ApiKeys } from '../../auth/api-keys.js';
+import { e2bFormOf, type ApiKeys } from '../../auth/api-keys.js';
 import {
   allows,
   canDelegate,
@@ -78,7 +78,7 @@ export function registerAccessRoutes(
       optionalString(isRecord(request.body) ? field(request.body, 'name') : undefined, 'name', 128) ??
       'unnamed';
     const { key, secret } = await deps.apiKeys.create(name, grants, { maker: request.principal });
-    return reply.status(201).send({ ...keyResource(key), key: secret });
+    return reply.status(201).send({ ...keyResource(key), key: secret, e2bKey: e2bFormOf(secret) });
   });
 
   app.get('/sandpool/apiKeys', accessRoutes.listKeys, async (request) => {

@@ -61,6 +61,10 @@ export const accessRoutes = {
       201: Type.Object({
         ...ApiKey.properties,
         key: Type.String({ description: 'The secret: `sp_<id>_<random>`.' }),
+        e2bKey: Type.String({
+          description:
+            'The same key in the shape E2B’s SDKs check (`e2b_` and hex), for E2B_API_KEY; either form works anywhere.',
+        }),
       }),
     },
   }),

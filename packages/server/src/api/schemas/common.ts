@@ -20,10 +20,16 @@ import { DATA_VERSIONS, MANAGEMENT_VERSIONS } from '../api-version.js';
  * - `{ action, on: 'pool' }`: a role that allows the action (each of them) on the pool the path names;
  * - `{ action, on: 'everything' }`: a role that allows it on every pool of the server;
  * - `caller`: any credential; the route answers only what is within the caller's scopes;
- * - `poolKey`: the pool's MCP key in its own header (the route checks it), or a bearer credential.
+ * - `poolKey`: the pool's MCP key in its own header (the route checks it), or a bearer credential;
+ * - `sandbox`: an E2B sandbox's own token (`X-Access-Token`, or a port's traffic token) for the
+ *   sandbox the request names, which stands for who made the sandbox, narrowed to it.
  */
 export type Access =
-  'public' | 'caller' | 'poolKey' | { action: Action | readonly Action[]; on: 'pool' | 'everything' };
+  | 'public'
+  | 'caller'
+  | 'poolKey'
+  | 'sandbox'
+  | { action: Action | readonly Action[]; on: 'pool' | 'everything' };
 
 /**
  * What a route does to the session its identifier names: `creates` makes one when none lives (the
@@ -32,10 +38,19 @@ export type Access =
  */
 export type SessionEffect = 'creates' | 'reaches';
 
+/**
+ * The error body a front door's clients read: Azure's (`{ error: { code, message } }`), E2B's REST
+ * (`{ code: <status>, message }`) or Connect's, as E2B's envd clients read it (`{ code: "not_found",
+ * message }`).
+ */
+export type Wire = 'azure' | 'e2b' | 'connect';
+
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
     session?: SessionEffect;
+    /** Azure's when not named. */
+    wire?: Wire;
     /** The action the audit trail records this route's calls under. */
     audit?: string;
   }
@@ -54,6 +69,33 @@ export const ErrorResponse = Type.Object(
   },
   { $id: 'ErrorResponse', description: "Azure's error body." },
 );
+
+export const E2bErrorResponse = Type.Object(
+  {
+    code: Type.Integer({ description: 'The HTTP status, as E2B’s SDKs read it.' }),
+    message: Type.String(),
+    sandboxId: Type.Optional(Type.String({ description: 'The sandbox that does not run (502).' })),
+    error_code: Type.Optional(
+      Type.String({ description: 'Sandpool’s stable code; also in x-ms-error-code.' }),
+    ),
+  },
+  { $id: 'E2bErrorResponse', description: "E2B's error body." },
+);
+
+export const ConnectErrorResponse = Type.Object(
+  {
+    code: Type.String({ description: 'A Connect code: `not_found`, `unauthenticated`, …' }),
+    message: Type.String(),
+  },
+  { $id: 'ConnectErrorResponse', description: "Connect's error body, as E2B's envd clients read it." },
+);
+
+/** Which shared schema a route's error bodies follow, by its front door. */
+const errorBodies: Record<Wire, string> = {
+  azure: 'ErrorResponse',
+  e2b: 'E2bErrorResponse',
+  connect: 'ConnectErrorResponse',
+};
 
 const apiVersion = (versions: readonly string[], description: string) =>
   Type.String({ enum: [...versions], description });
@@ -90,12 +132,15 @@ export type Tag =
   | 'Access'
   | 'Health'
   | 'Operations'
-  | 'Legacy';
+  | 'Legacy'
+  | 'E2B';
 
 export interface RouteDoc {
   operationId: string;
   access: Access;
   session?: SessionEffect;
+  /** The error body its clients read (Azure's when not named). */
+  wire?: Wire;
   summary: string;
   tag: Tag;
   description?: string;
@@ -125,6 +170,7 @@ export function route(doc: RouteDoc) {
     config: {
       access: doc.access,
       ...(doc.session && { session: doc.session }),
+      ...(doc.wire && { wire: doc.wire }),
       ...(doc.audit && { audit: doc.audit }),
     },
     schema: {
@@ -141,8 +187,8 @@ export function route(doc: RouteDoc) {
       ...(doc.access !== 'public' && { security: [{ bearer: [] }] }),
       response: {
         ...doc.response,
-        '4xx': Type.Ref('ErrorResponse'),
-        '5xx': Type.Ref('ErrorResponse'),
+        '4xx': Type.Ref(errorBodies[doc.wire ?? 'azure']),
+        '5xx': Type.Ref(errorBodies[doc.wire ?? 'azure']),
       },
     },
   };
