@@ -216,8 +216,8 @@ describe('E2B SDKs against Sandpool', async () => {
         onData: (data) => void (screen += decoder.decode(data)),
       });
       await sandbox.pty.sendInput(terminal.pid, new TextEncoder().encode('stty size; tty\n'));
-      await until('the size is echoed', () => /24 80/.test(screen));
-      assert.match(screen, /\/dev\/pts\/\d+/);
+      // The terminal's size, then its device: a pseudo-terminal of the sandbox's own.
+      await until('the size and the terminal are echoed', () => /24 80\r\n\/dev\/pts\/\d+/.test(screen));
       await sandbox.pty.resize(terminal.pid, { cols: 100, rows: 40 });
       await sandbox.pty.sendInput(terminal.pid, new TextEncoder().encode('stty size\n'));
       await until('the new size is echoed', () => /40 100/.test(screen));
