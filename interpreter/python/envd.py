@@ -159,6 +159,7 @@ class Subscription:
 
 class Process:
     def __init__(self, request):
+        """Starts the process; its output is read once `stream_to` names who hears it."""
         config = request.get("process") or {}
         cmd = config.get("cmd")
         if not isinstance(cmd, str) or cmd == "":
@@ -210,6 +211,12 @@ class Process:
             raise Refused("invalid_argument", f"cannot start {cmd}: {os.strerror(error.errno)}") from error
         self.pid = self.popen.pid
         self.readers = []
+
+    def stream_to(self, subscription):
+        """`subscription` hears the start, then everything the process writes, then its end: it is
+        subscribed before the output is read, so a command that ends at once loses none."""
+        self.subscribers.append(subscription)
+        subscription.send(event="start", pid=self.pid)
         if self.pty_master is not None:
             self.readers.append(self.reader(self.pty_master, "pty"))
         else:
@@ -308,7 +315,7 @@ class Processes:
         self.lock = threading.Lock()
         self.by_pid = {}
 
-    def start(self, request):
+    def start(self, request, subscription):
         with self.lock:
             running = [p for p in self.by_pid.values() if p.ended is None]
             if len(running) >= MAX_PROCESSES:
@@ -316,8 +323,10 @@ class Processes:
             for pid in [pid for pid, p in self.by_pid.items() if p.ended is not None]:
                 del self.by_pid[pid]
         process = Process(request)
+        # Known by its pid before the client hears it: input may follow the start at once.
         with self.lock:
             self.by_pid[process.pid] = process
+        process.stream_to(subscription)
         return process
 
     def find(self, selector):
@@ -443,8 +452,9 @@ def serve_request(connection, processes, streams, request):
         if op == "process.start" or op == "process.connect":
             subscription = Subscription(connection, request_id)
             streams[request_id] = subscription
-            process = processes.start(request) if op == "process.start" else processes.find(request.get("process"))
-            if process.subscribe(subscription):
+            if op == "process.start":
+                processes.start(request, subscription)
+            elif processes.find(request.get("process")).subscribe(subscription):
                 connection.event(request_id, done=True)
             return
         if op == "fs.watch":

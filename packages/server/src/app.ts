@@ -56,6 +56,7 @@ import type { InterpreterType } from './pool/pool-spec.js';
 import { registerE2bControlRoutes } from './api/e2b/control-routes.js';
 import { registerEnvdRoutes } from './api/e2b/envd-routes.js';
 import { registerInterpreterRoutes } from './api/e2b/interpreter-routes.js';
+import { registerSandboxPortRoutes } from './api/e2b/port-routes.js';
 import { sandboxCredential } from './api/e2b/sandbox-credential.js';
 import { SandboxConnections } from './api/e2b/sandbox-connections.js';
 import { routedUrl } from './api/e2b/sandbox-routing.js';
@@ -315,5 +316,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     uploadMaxBytes: deps.config.uploadMaxBytes,
   });
   registerInterpreterRoutes(app, { sandboxes: deps.e2b.sandboxes, sessions, connections, now: deps.now });
+  registerSandboxPortRoutes(app, {
+    sandboxes: deps.e2b.sandboxes,
+    sessions,
+    connections,
+    scheme: deps.https ? 'https' : 'http',
+    poolFullStatus: deps.config.poolFullStatus,
+  });
   return app;
 }

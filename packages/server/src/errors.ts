@@ -110,6 +110,8 @@ export const ErrorCode = {
   NodeUnreachable: 'NodeUnreachable',
   /** The E2B sandbox a request to a sandbox names does not run (it ended, or never was). */
   SandboxNotRunning: 'SandboxNotRunning',
+  /** An E2B sandbox runs, but nothing in it listens on the port a request names. */
+  SandboxPortClosed: 'SandboxPortClosed',
   // 503
   /** A custom container pool whose image is not pulled (still pulling, or the pull failed). */
   SessionPoolNotReady: 'SessionPoolNotReady',
@@ -193,6 +195,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   ContainerUnreachable: 502,
   NodeUnreachable: 502,
   SandboxNotRunning: 502,
+  SandboxPortClosed: 502,
   SessionPoolNotReady: 503,
   AgentUnavailable: 503,
   StoreBusy: 503,

@@ -81,6 +81,11 @@ export class FakeInstance implements Instance {
     );
   }
 
+  /** The fake runs no programs to listen; E2B's sandbox ports are tested against real sandboxes. */
+  openPort(): Promise<string> {
+    return Promise.reject(new AppError(ErrorCode.InvalidAgentRequest, 'the fake instance has no ports'));
+  }
+
   /** Fixed numbers, so tests can see them travel into ended events. */
   usage(): Promise<ResourceUsage | undefined> {
     return Promise.resolve(this.destroyed ? undefined : FAKE_USAGE);

@@ -6,7 +6,7 @@
  * server errors at error with their stack; a 5xx never carries internal details to the client.
  */
 
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 import type { FastifyError, FastifyInstance } from 'fastify';
@@ -151,6 +151,25 @@ export function registerErrorHandling(app: FastifyInstance, options: { poolFullS
       `No route serves ${request.method} ${request.url.split('?')[0] ?? ''}.`,
     );
   });
+}
+
+/**
+ * Writes an error to a response Fastify no longer owns (a hijacked one, as the proxies' are): the
+ * rendered error while no head went, else the connection is cut, since a clean end would pass a
+ * partial answer for a whole one.
+ */
+export function writeResponseError(
+  res: ServerResponse,
+  error: unknown,
+  options: { poolFullStatus: 429 | 404; form?: Wire },
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const rendered = renderError(error, options);
+  res.writeHead(rendered.status, { ...rendered.headers, 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify(rendered.body));
 }
 
 /**

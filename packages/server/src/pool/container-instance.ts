@@ -151,6 +151,11 @@ export class ContainerInstance {
   }
 
   /** Checks at once whether the container still runs (after the proxy found its port closed). */
+  /** A host socket bridged to `port` on the sandbox's loopback (api/e2b's sandbox ports). */
+  openPort(port: number): Promise<string> {
+    return this.driver.openPort(this.sandbox.id, port);
+  }
+
   async confirmRunning(): Promise<boolean> {
     await this.checkExit();
     return this.ended === undefined;

@@ -209,6 +209,21 @@ export class E2bSandboxes {
     });
   }
 
+  /**
+   * Passes one request on to a program the sandbox runs, on `port` of its loopback, while the
+   * session is kept in use: `forward` gets the host socket bridged to that port.
+   */
+  reachPort<T>(
+    manager: PoolManager,
+    session: Session,
+    port: number,
+    forward: (socketPath: string) => Promise<T>,
+  ): Promise<T> {
+    return manager.use(session, async () => forward(await session.instance.openPort(port)), {
+      serialize: false,
+    });
+  }
+
   /** A request about the sandbox's contexts, while the session is kept in use. */
   contexts(manager: PoolManager, session: Session, request: ContextRequest): Promise<ContextReply> {
     return manager.use(session, () => session.instance.contexts(request), { serialize: false });

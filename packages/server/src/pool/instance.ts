@@ -41,6 +41,11 @@ export interface Instance {
   contexts(request: ContextRequest): Promise<ContextReply>;
   /** The sandbox's envd agent, E2B's services inside it (code interpreters with the Python agent only). */
   envd(): Promise<EnvdClient>;
+  /**
+   * A host unix socket bridged to a TCP port on the sandbox's loopback, for the programs it runs
+   * (E2B's sandbox ports); the bridge enters only the sandbox's network namespace, as its own user.
+   */
+  openPort(port: number): Promise<string>;
   /** CPU and memory used so far; undefined once the sandbox is gone. */
   usage(): Promise<ResourceUsage | undefined>;
   /** How the sandbox ended, once the host knows it has. */

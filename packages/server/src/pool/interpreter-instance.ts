@@ -296,6 +296,11 @@ export class InterpreterInstance {
     );
   }
 
+  /** A host socket bridged to `port` on the sandbox's loopback (api/e2b's sandbox ports). */
+  openPort(port: number): Promise<string> {
+    return this.driver.openPort(this.sandbox.id, port);
+  }
+
   ping(): Promise<{ executions: number }> {
     return this.agent.ping();
   }

@@ -210,6 +210,7 @@ function asInstance(
       return kind.endState;
     },
     usage: () => kind.usage(),
+    openPort: (port) => kind.openPort(port),
     onEnd: (listener) => kind.onEnd(listener),
     destroy: () => kind.destroy(),
     release: () => kind.release(),

@@ -154,6 +154,15 @@ describe('E2B SDKs against Sandpool', async () => {
       assert.equal(failed.stdout, 'out\n');
       assert.equal(failed.stderr, 'err\n');
 
+      // Commands that end at once, many at a time: none loses its output to the race with its start.
+      const quick = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => sandbox.commands.run(`echo ${i}`)),
+      );
+      assert.deepEqual(
+        quick.map((result) => result.stdout),
+        Array.from({ length: 12 }, (_, i) => `${i}\n`),
+      );
+
       const scoped = await sandbox.commands.run('echo "$ONLY_HERE"; pwd', {
         envs: { ONLY_HERE: 'yes' },
         cwd: '/tmp',
@@ -446,6 +455,93 @@ describe('E2B SDKs against Sandpool', async () => {
       assert.equal(await statusAt(`49983-${'b'.repeat(20)}.${DOMAIN}`, token), 502);
       await sandbox.kill();
       assert.equal(await statusAt(sandbox.getHost(49983), token), 502);
+    });
+  });
+
+  describe('sandbox ports', () => {
+    it('passes requests on to a server the sandbox runs, by the port header or host name, with its traffic token', async () => {
+      const sandbox = await Sandbox.create('base', options());
+      const { trafficAccessToken, envdAccessToken } = sandbox as unknown as {
+        trafficAccessToken: string;
+        envdAccessToken: string;
+      };
+      await sandbox.files.write('/tmp/site/hello.txt', 'served from the sandbox');
+      await sandbox.commands.run('python3 -m http.server 8000 --bind 127.0.0.1 --directory /tmp/site', {
+        background: true,
+      });
+      const at = (path: string, headers: Record<string, string>, init: RequestInit = {}) =>
+        fetch(`${server.url}${path}`, {
+          ...init,
+          headers: { 'e2b-sandbox-id': sandbox.sandboxId, 'e2b-sandbox-port': '8000', ...headers },
+        });
+      const served = await until('the server listens', async () => {
+        const answer = await at('/hello.txt', { 'e2b-traffic-access-token': trafficAccessToken });
+        return answer.status === 200 && answer;
+      });
+      assert.equal(await served.text(), 'served from the sandbox');
+      assert.equal((await at('/missing', { 'x-access-token': envdAccessToken })).status, 404);
+      assert.equal((await at('/hello.txt', {})).status, 401, 'a port takes the sandbox’s token');
+      const closed = await fetch(`${server.url}/`, {
+        headers: {
+          'e2b-sandbox-id': sandbox.sandboxId,
+          'e2b-sandbox-port': '8001',
+          'e2b-traffic-access-token': trafficAccessToken,
+        },
+      });
+      assert.equal(closed.status, 502);
+      assert.equal(((await closed.json()) as { error_code: string }).error_code, 'SandboxPortClosed');
+
+      // The program sees the request's own headers, never a credential the caller sent.
+      await sandbox.files.write(
+        '/tmp/echo.py',
+        [
+          'import http.server, json',
+          'class Echo(http.server.BaseHTTPRequestHandler):',
+          '    def do_GET(self):',
+          '        body = json.dumps(dict(self.headers)).encode()',
+          '        self.send_response(200)',
+          '        self.end_headers()',
+          '        self.wfile.write(body)',
+          'http.server.HTTPServer(("127.0.0.1", 8002), Echo).serve_forever()',
+        ].join('\n'),
+      );
+      await sandbox.commands.run('python3 /tmp/echo.py', { background: true });
+      const echoed = await until('the echo server listens', async () => {
+        const answer = await fetch(`${server.url}/`, {
+          headers: {
+            'e2b-sandbox-id': sandbox.sandboxId,
+            'e2b-sandbox-port': '8002',
+            'e2b-traffic-access-token': trafficAccessToken,
+            authorization: `Bearer ${user.e2bKey}`,
+            'x-api-key': user.e2bKey,
+            'x-custom': 'kept',
+          },
+        });
+        return answer.status === 200 && ((await answer.json()) as Record<string, string>);
+      });
+      assert.equal(echoed['x-custom'] ?? echoed['X-Custom'], 'kept');
+      assert.doesNotMatch(JSON.stringify(echoed), new RegExp(`${trafficAccessToken}|${user.e2bKey}`));
+
+      const { port } = new URL(server.url);
+      const byHost = await new Promise<string>((resolve, reject) => {
+        const sent = httpRequest(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/hello.txt',
+            headers: { host: sandbox.getHost(8000), 'e2b-traffic-access-token': trafficAccessToken },
+          },
+          (response) => {
+            let body = '';
+            response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            response.on('end', () => resolve(`${response.statusCode} ${body}`));
+          },
+        );
+        sent.on('error', reject);
+        sent.end();
+      });
+      assert.equal(byHost, '200 served from the sandbox');
+      await sandbox.kill();
     });
   });
 

@@ -77,9 +77,13 @@ const SANDBOX_COLUMNS = [
 ] as const;
 type SandboxColumn = (typeof SANDBOX_COLUMNS)[number];
 
-/** Where a sandbox route (E2B's) takes its traffic token (api/e2b/sandbox-credential). */
+/**
+ * Where a sandbox route (E2B's) takes its traffic token (api/e2b/sandbox-credential): the sandbox's
+ * programs' ports, and the code interpreter's routes but its code runs.
+ */
 const takesTrafficToken = (route: Route) =>
-  route.url.startsWith('/e2b/sandbox/49999/') && route.url !== '/e2b/sandbox/49999/execute';
+  route.url.startsWith('/e2b/sandbox/:port') ||
+  (route.url.startsWith('/e2b/sandbox/49999/') && route.url !== '/e2b/sandbox/49999/execute');
 
 /** What a sandbox route gives each kind of caller; a killed sandbox answers E2B's 502. */
 function sandboxExpected(route: Route): Record<SandboxColumn, Outcome | '502'> {
@@ -361,19 +365,21 @@ describe('the authorization matrix: every route, every kind of credential', asyn
       const outcomes = sandboxExpected(route);
       for (const column of SANDBOX_COLUMNS) {
         const target = column === 'a killed sandbox’s token' ? killed : sandbox;
-        const path = route.url.replace(/:[A-Za-z]+/g, 'x1');
-        const answer = await server.request(route.method, `${path}?path=%2Ftmp%2Fx`, {
-          key: column === 'key with every role' ? everything.key : null,
-          headers: { 'e2b-sandbox-id': target.sandboxID, ...headersFor(column) },
-          ...(route.method === 'POST' && { body: {} }),
-          timeoutMs: 10_000,
-        });
-        const status = answer.status;
-        const got = status === 401 || status === 403 || status === 502 ? String(status) : 'allowed';
-        if (got !== outcomes[column]) {
-          wrong.push(
-            `${route.method} ${route.url} [${column}]: ${outcomes[column]}, got ${status} ${answer.text.slice(0, 160)}`,
-          );
+        const path = route.url.replace(/:[A-Za-z]+/g, 'x1').replace('*', 'anything');
+        for (const method of route.tried) {
+          const answer = await server.request(method, `${path}?path=%2Ftmp%2Fx`, {
+            key: column === 'key with every role' ? everything.key : null,
+            headers: { 'e2b-sandbox-id': target.sandboxID, ...headersFor(column) },
+            ...(method === 'POST' && { body: {} }),
+            timeoutMs: 10_000,
+          });
+          const status = answer.status;
+          const got = status === 401 || status === 403 || status === 502 ? String(status) : 'allowed';
+          if (got !== outcomes[column]) {
+            wrong.push(
+              `${method} ${route.url} [${column}]: ${outcomes[column]}, got ${status} ${answer.text.slice(0, 160)}`,
+            );
+          }
         }
       }
     }

@@ -10,13 +10,7 @@
  * token stays here: it is Sandpool's credential, and the container is untrusted code.
  */
 
-import {
-  request as httpRequest,
-  Agent,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
+import { request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -29,8 +23,9 @@ import type { Upstream } from '../../pool/instance.js';
 import type { Allocation, PoolManager } from '../../pool/pool-manager.js';
 import { poolId } from '../../arm-id.js';
 import type { PoolService } from '../../pool/pool-service.js';
-import { renderError, writeSocketError } from '../errors.js';
-import { endToEnd, rawHead } from '../hop-by-hop.js';
+import { writeResponseError, writeSocketError } from '../errors.js';
+import { rawHead } from '../hop-by-hop.js';
+import { forwardUpstream, forwardedHeaders } from '../upstream-request.js';
 import type { SessionSteps } from '../request-path.js';
 import type { Access } from '../schemas/common.js';
 import { POOL_ENDPOINT, previousSessionHeaders, requireIdentifier } from './pool-endpoint.js';
@@ -120,32 +115,6 @@ async function targetOf(
   };
 }
 
-/** The request's headers as the container gets them: hop-by-hop ones dropped, X-Forwarded-* added. */
-function forwardedHeaders(
-  incoming: IncomingMessage,
-  scheme: string,
-  prefix: string,
-  upgrade: boolean,
-): IncomingHttpHeaders {
-  const headers = endToEnd(incoming);
-  const client = incoming.socket.remoteAddress ?? '';
-  const before = incoming.headers['x-forwarded-for'];
-  headers['x-forwarded-for'] = before ? `${String(before)}, ${client}` : client;
-  headers['x-forwarded-proto'] = scheme;
-  if (incoming.headers.host) headers['x-forwarded-host'] = incoming.headers.host;
-  headers['x-forwarded-prefix'] = prefix;
-  if (upgrade) {
-    headers.connection = 'Upgrade';
-    headers.upgrade = incoming.headers.upgrade ?? '';
-  }
-  return headers;
-}
-
-/** The container's response headers as the client gets them; Node frames the body itself. */
-const responseHeaders = (upstream: IncomingMessage) => endToEnd(upstream, ['transfer-encoding']);
-
-const statusClass = (status: number) => `${String(Math.floor(status / 100))}xx`;
-
 /** Why the container did not answer, as the error the client gets. */
 async function unreachable(upstream: Upstream, error: Error): Promise<AppError> {
   const running = await upstream.confirmRunning().catch(() => false);
@@ -158,71 +127,37 @@ async function unreachable(upstream: Upstream, error: Error): Promise<AppError> 
 }
 
 export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDeps): void {
-  const sendError = (res: ServerResponse, error: unknown) => {
-    const rendered = renderError(error, { poolFullStatus: deps.poolFullStatus });
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    res.writeHead(rendered.status, {
-      ...rendered.headers,
-      'content-type': 'application/json; charset=utf-8',
-    });
-    res.end(JSON.stringify(rendered.body));
-  };
+  const sendError = (res: ServerResponse, error: unknown) =>
+    writeResponseError(res, error, { poolFullStatus: deps.poolFullStatus });
 
   /**
    * Forwards one request and resolves once its response has ended, the client has gone, or the
    * credential that opened it was revoked or expired (a long stream does not outlive it).
    */
-  const forward = (
+  const forward = async (
     req: IncomingMessage,
     res: ServerResponse,
     target: ProxyTarget,
     reached: { upstream: Upstream; allocation: Allocation; principal: Principal },
-  ) =>
-    new Promise<void>((resolve) => {
-      const { upstream } = reached;
-      const started = performance.now();
-      let responseSeconds: number | undefined;
-      const outbound = httpRequest({
+  ) => {
+    const { upstream } = reached;
+    // A long stream does not outlive the credential that opened it.
+    const unwatch = deps.credentials.watch(reached.principal, () => res.destroy());
+    const { outcome, responseSeconds } = await forwardUpstream(
+      req,
+      res,
+      {
         socketPath: upstream.socketPath,
         agent: agentFor(upstream),
-        method: req.method,
         path: target.path,
-        headers: forwardedHeaders(req, deps.scheme, target.prefix, false),
-      });
-      let outcome = 'aborted';
-      outbound.on('response', (answer) => {
-        responseSeconds = (performance.now() - started) / 1000;
-        outcome = statusClass(answer.statusCode ?? 502);
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, {
-          ...responseHeaders(answer),
-          ...previousSessionHeaders(reached.allocation),
-        });
-        answer.pipe(res);
-        answer.on('error', () => res.destroy());
-      });
-      outbound.on('error', (error) => {
-        if (res.headersSent || res.destroyed) {
-          res.destroy();
-          return;
-        }
-        outcome = 'unreachable';
-        void unreachable(upstream, error).then((appError) => sendError(res, appError));
-      });
-      const unwatch = deps.credentials.watch(reached.principal, () => res.destroy());
-      res.on('close', () => {
-        unwatch();
-        // The client left before the answer was complete: the container's side closes too.
-        if (!res.writableFinished) outbound.destroy();
-        target.manager.recorder.proxied(outcome, responseSeconds);
-        resolve();
-      });
-      // The head goes now: a client that waits for the answer before sending its body must get one.
-      outbound.flushHeaders();
-      req.pipe(outbound);
-    });
+        headers: forwardedHeaders(req, deps.scheme, target.prefix),
+        extraResponseHeaders: previousSessionHeaders(reached.allocation),
+      },
+      (error) => void unreachable(upstream, error).then((appError) => sendError(res, appError)),
+    );
+    unwatch();
+    target.manager.recorder.proxied(outcome, responseSeconds);
+  };
 
   // After the request path's own hook: the caller is authenticated and holds the route's access.
   app.addHook('onRequest', async (request, reply) => {
@@ -321,7 +256,11 @@ export function registerSessionProxy(app: FastifyInstance, deps: SessionProxyDep
             socketPath: upstream.socketPath,
             method: req.method,
             path: target.path,
-            headers: forwardedHeaders(req, deps.scheme, target.prefix, true),
+            headers: {
+              ...forwardedHeaders(req, deps.scheme, target.prefix),
+              connection: 'Upgrade',
+              upgrade: req.headers.upgrade ?? '',
+            },
           });
           outbound.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
             recorder.upgraded('switched');

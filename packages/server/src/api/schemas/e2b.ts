@@ -230,6 +230,13 @@ export const sandboxRoutes = {
   /** The same, at `/files` with no sandbox named: a URL E2B's SDKs signed for one sandbox URL. */
   signedDownload: filesRoute('get', 'E2b_SignedFilesGet'),
   signedUpload: filesRoute('post', 'E2b_SignedFilesPost'),
+  /** Any other port: what the sandbox's programs serve there (api/e2b/port-routes). */
+  port: route({
+    ...own,
+    operationId: 'E2b_SandboxPort',
+    summary: 'A request to a program the sandbox runs, on its port (its traffic or access token)',
+    response: { 200: { description: 'The program’s answer, as it gave it.' } },
+  }),
 };
 
 const Context = Type.Object({ id: Type.String(), language: Type.String(), cwd: Type.String() });

@@ -162,12 +162,19 @@ export class Zygotes {
     };
   }
 
-  /** One zygote per image, agent and preload list as they are now: a rebuilt image gets a new one. */
+  /**
+   * One zygote per image, agent and preload list as they are now: a rebuilt image gets a new one, and
+   * so does a change to any module of the agent (the zygote imported them all: envd, rich output…).
+   */
   private async keyOf(rootfs: string, preload: string[]): Promise<string> {
     const image = await realpath(rootfs);
     const recipe = await readFile(join(image, 'etc', 'sandpool', 'image.json'), 'utf8').catch(() => '');
+    const modules = (await readdir(this.options.agentDir))
+      .filter((name) => name.endsWith('.py'))
+      .sort()
+      .map((name) => join(this.options.agentDir, name));
     const code = await Promise.all(
-      [join(this.options.agentDir, 'agent.py'), join(this.options.codeDir, 'zygote.py')].map((file) =>
+      [...modules, join(this.options.codeDir, 'zygote.py')].map((file) =>
         stat(file).then((s) => `${file}:${s.mtimeMs}:${s.size}`),
       ),
     );
