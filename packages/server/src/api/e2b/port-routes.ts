@@ -12,6 +12,7 @@ import { Agent } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { AppError, ErrorCode } from '../../errors.js';
+import type { Session } from '../../pool/pool-manager.js';
 import { writeResponseError } from '../errors.js';
 import { sandboxRoutes } from '../schemas/e2b.js';
 import { forwardUpstream, forwardedHeaders } from '../upstream-request.js';
@@ -31,19 +32,22 @@ function programPort(text: string): number | undefined {
 }
 
 export function registerSandboxPortRoutes(app: FastifyInstance, deps: PortRoutesDeps): void {
-  // Keep-alive connections through each bridge, so a request costs no new connection.
-  const agents = new Map<string, Agent>();
-  const agentFor = (socketPath: string) => {
-    let agent = agents.get(socketPath);
+  // Keep-alive connections through each bridge, so a request costs no new connection; they go with
+  // their session.
+  const agents = new WeakMap<Session, Map<number, Agent>>();
+  const agentFor = (session: Session, port: number) => {
+    let ports = agents.get(session);
+    if (!ports) {
+      ports = new Map();
+      agents.set(session, ports);
+    }
+    let agent = ports.get(port);
     if (!agent) {
       agent = new Agent({ keepAlive: true, maxSockets: 64 });
-      agents.set(socketPath, agent);
+      ports.set(port, agent);
     }
     return agent;
   };
-  app.addHook('onClose', () => {
-    for (const agent of agents.values()) agent.destroy();
-  });
 
   // Before the body is read (after the request path's own hook): it streams to the program.
   const pass = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -68,7 +72,7 @@ export function registerSandboxPortRoutes(app: FastifyInstance, deps: PortRoutes
           reply.raw,
           {
             socketPath,
-            agent: agentFor(socketPath),
+            agent: agentFor(session, port),
             path: path.startsWith('/') ? path : `/${path}`,
             headers: forwardedHeaders(request.raw, deps.scheme, undefined),
           },
