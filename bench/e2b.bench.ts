@@ -14,17 +14,13 @@
  * sample, outside the timing, and the warm set refilled before the next.
  */
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { Sandbox } from '@e2b/code-interpreter';
 
-import { config as hostConfig, testIdBase } from '../packages/server/test/isolated-driver.js';
-import { removeServerState, testConfig } from '../packages/server/test/server-harness.js';
-import { BENCH_SUBSCRIPTION, PoolClient } from './pool-client.js';
+import { BENCH_SUBSCRIPTION } from './pool-client.js';
 import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
+import { startServerProcess, stopServerProcess } from './server-process.js';
 
 const CONCURRENT = 16;
 const READY = 20;
@@ -36,45 +32,20 @@ const REPO = fileURLToPath(new URL('../', import.meta.url));
 
 const args = benchArgs({ rounds: { full: 10, quick: 1 }, sequential: { full: 60, quick: 3 } });
 
-const home = mkdtempSync('/var/tmp/sandpool-bench-e2b-');
-const runDir = `/run/sandpool-bench-e2b-${process.pid}`;
-const server = spawn(
-  process.execPath,
-  [`${REPO}packages/server/dist/src/main.js`, 'serve', '--default-pool', ''],
-  {
-    env: {
-      ...process.env,
-      SANDPOOL_HOME: home,
-      SANDPOOL_RUN_DIR: runDir,
-      SANDPOOL_CGROUP_PARENT: 'sandpool-test',
-      SANDPOOL_ID_BASE: String(testIdBase(MAX_SANDBOXES, 0)),
-      SANDPOOL_MAX_SANDBOXES: String(MAX_SANDBOXES),
-      SANDPOOL_PYTHON_ROOTFS: hostConfig.paths.pythonRootfs,
-      SANDPOOL_NODE_ROOTFS: hostConfig.paths.nodeRootfs,
-      SANDPOOL_NODE_CPU: '1000',
-      SANDPOOL_HOST: '127.0.0.1',
-      SANDPOOL_PORT: '0',
-      SANDPOOL_TLS: 'off',
-      SANDPOOL_LOG_LEVEL: 'warn',
-      SANDPOOL_BOOTSTRAP_API_KEY: KEY,
-      SANDPOOL_RATE_LIMIT_PER_PRINCIPAL: '0',
-      SANDPOOL_RATE_LIMIT_PER_IDENTIFIER: '0',
-      SANDPOOL_DEFAULT_SUBSCRIPTION: BENCH_SUBSCRIPTION,
-      SANDPOOL_E2B_TEMPLATES: '[]',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
+const server = await startServerProcess({
+  label: 'e2b',
+  command: [`${REPO}packages/server/dist/src/main.js`, 'serve'],
+  block: 0,
+  key: KEY,
+  maxSandboxes: MAX_SANDBOXES,
+  env: {
+    SANDPOOL_TLS: 'off',
+    SANDPOOL_DEFAULT_SUBSCRIPTION: BENCH_SUBSCRIPTION,
+    SANDPOOL_E2B_TEMPLATES: '[]',
   },
-);
-const url = await new Promise<string>((resolve, reject) => {
-  server.once('exit', (code) =>
-    reject(new Error(`the server exited with ${String(code)} before it listened`)),
-  );
-  createInterface({ input: server.stderr }).on('line', (line) => {
-    const listening = /^Sandpool is listening on (\S+)$/.exec(line);
-    if (listening) resolve(listening[1]!);
-  });
 });
-const client = new PoolClient(url, KEY);
+const { client } = server;
+const url = client.url;
 
 interface Samples {
   e2bConcurrent: number[];
@@ -93,7 +64,7 @@ const samples: Samples = {
 
 try {
   await client.createPool(AZURE_POOL, MAX_SANDBOXES / 2, READY);
-  const templateUrl = client.armUrl(TEMPLATE).replace('/resourceGroups/bench/', '/resourceGroups/e2b/');
+  const templateUrl = client.armUrl(TEMPLATE, 'e2b');
   const body = {
     location: 'local',
     properties: {
@@ -111,18 +82,11 @@ try {
   const e2bKey = (JSON.parse(key.text) as { e2bKey: string }).e2bKey;
   const e2b = { apiKey: e2bKey, apiUrl: url, sandboxUrl: url, domain: 'sandpool.bench' };
 
-  /** Waits until a pool holds its ready sandboxes and starts no more. */
-  const warm = async (poolUrl: string) => {
-    for (;;) {
-      const pool = JSON.parse((await client.call('GET', poolUrl)).text) as {
-        properties?: { sessionStatus?: { readySessionCount?: number; startingSessionCount?: number } };
-      };
-      const status = pool.properties?.sessionStatus;
-      if ((status?.readySessionCount ?? 0) >= READY && status?.startingSessionCount === 0) return;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  };
-  const warmBoth = () => Promise.all([warm(client.armUrl(AZURE_POOL)), warm(templateUrl)]);
+  const warmBoth = () =>
+    Promise.all([
+      client.waitForReady(client.armUrl(AZURE_POOL), READY),
+      client.waitForReady(templateUrl, READY),
+    ]);
 
   /** A new sandbox's first result through E2B's SDK; the sandbox, to kill outside the timing. */
   const e2bFirst = async (): Promise<{ total: number; create: number; sandbox: Sandbox }> => {
@@ -162,13 +126,7 @@ try {
     await client.endSession(AZURE_POOL, id);
   }
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((resolve) => server.once('exit', resolve));
-  await removeServerState(
-    testConfig({ SANDPOOL_HOME: home, SANDPOOL_RUN_DIR: runDir, SANDPOOL_CGROUP_PARENT: 'sandpool-test' }),
-  );
-  rmSync(home, { recursive: true, force: true });
-  client.close();
+  await stopServerProcess(server);
 }
 
 const ms = (values: number[]) => {

@@ -51,8 +51,20 @@ export class PoolClient {
     });
   }
 
-  armUrl(pool: string): string {
-    return `${this.url}/subscriptions/${BENCH_SUBSCRIPTION}/resourceGroups/bench/providers/Microsoft.App/sessionPools/${pool}?api-version=2025-07-01`;
+  armUrl(pool: string, resourceGroup = 'bench'): string {
+    return `${this.url}/subscriptions/${BENCH_SUBSCRIPTION}/resourceGroups/${resourceGroup}/providers/Microsoft.App/sessionPools/${pool}?api-version=2025-07-01`;
+  }
+
+  /** Waits until the pool at `armUrl` holds `ready` ready sandboxes and starts no more. */
+  async waitForReady(armUrl: string, ready: number): Promise<void> {
+    for (;;) {
+      const pool = JSON.parse((await this.call('GET', armUrl)).text) as {
+        properties?: { sessionStatus?: { readySessionCount?: number; startingSessionCount?: number } };
+      };
+      const status = pool.properties?.sessionStatus;
+      if ((status?.readySessionCount ?? 0) >= ready && status?.startingSessionCount === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   dataUrl(pool: string, path: string, identifier: string): string {

@@ -17,14 +17,11 @@
  * tsx); this checkout runs compiled (packages/server/dist, built by `npx tsc -b`).
  */
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-import { config as hostConfig, testIdBase } from '../packages/server/test/isolated-driver.js';
-import { removeServerState, testConfig } from '../packages/server/test/server-harness.js';
-import { PoolClient } from './pool-client.js';
+import { startServerProcess, stopServerProcess, type ServerProcess } from './server-process.js';
 import { benchArgs, fmt, machine, summary, writeReport } from './report.js';
 
 /** The last release before the request path was rebuilt. */
@@ -58,14 +55,6 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
 
-interface Server {
-  label: string;
-  process: ChildProcess;
-  client: PoolClient;
-  home: string;
-  runDir: string;
-}
-
 /** A worktree of the previous release, sharing this checkout's dependencies; undefined when the clone lacks it. */
 function previousRelease(): string | undefined {
   try {
@@ -87,54 +76,7 @@ function previousRelease(): string | undefined {
   return dir;
 }
 
-async function startServer(label: string, command: string[], block: number): Promise<Server> {
-  const home = mkdtempSync(`/var/tmp/sandpool-bench-path-${label}-`);
-  const runDir = `/run/sandpool-bench-path-${label}-${process.pid}`;
-  const env = {
-    ...process.env,
-    SANDPOOL_HOME: home,
-    SANDPOOL_RUN_DIR: runDir,
-    SANDPOOL_CGROUP_PARENT: 'sandpool-test',
-    SANDPOOL_ID_BASE: String(testIdBase(MAX_SANDBOXES, block)),
-    SANDPOOL_MAX_SANDBOXES: String(MAX_SANDBOXES),
-    SANDPOOL_PYTHON_ROOTFS: hostConfig.paths.pythonRootfs,
-    SANDPOOL_NODE_ROOTFS: hostConfig.paths.nodeRootfs,
-    SANDPOOL_NODE_CPU: '1000',
-    SANDPOOL_HOST: '127.0.0.1',
-    SANDPOOL_PORT: '0',
-    SANDPOOL_TLS: 'auto',
-    SANDPOOL_LOG_LEVEL: 'warn',
-    SANDPOOL_BOOTSTRAP_API_KEY: KEY,
-    SANDPOOL_RATE_LIMIT_PER_PRINCIPAL: '0',
-    SANDPOOL_RATE_LIMIT_PER_IDENTIFIER: '0',
-  };
-  const child = spawn(process.execPath, [...command, '--default-pool', ''], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) =>
-      reject(new Error(`${label} exited with ${String(code)} before it listened`)),
-    );
-    createInterface({ input: child.stderr }).on('line', (line) => {
-      const listening = /^Sandpool is listening on (\S+)$/.exec(line);
-      if (listening) resolve(listening[1]!);
-    });
-  });
-  return { label, process: child, client: new PoolClient(url, KEY), home, runDir };
-}
-
-/** Waits until the pool holds `ready` ready sandboxes and starts no more. */
-async function warm(server: Server, ready = READY): Promise<void> {
-  for (;;) {
-    const pool = JSON.parse((await server.client.call('GET', server.client.armUrl(POOL))).text) as {
-      properties?: { sessionStatus?: { readySessionCount?: number; startingSessionCount?: number } };
-    };
-    const status = pool.properties?.sessionStatus;
-    if ((status?.readySessionCount ?? 0) >= ready && status?.startingSessionCount === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const warm = (server: ServerProcess) => server.client.waitForReady(server.client.armUrl(POOL), READY);
 
 let counter = 0;
 const newIdentifier = () => `path-${process.pid}-${counter++}`;
@@ -147,7 +89,7 @@ interface RunResult {
   cpuPerExisting: number;
 }
 
-async function measure(server: Server): Promise<RunResult> {
+async function measure(server: ServerProcess): Promise<RunResult> {
   const { client } = server;
   const concurrent: number[] = [];
   for (let round = 0; round < args.rounds; round++) {
@@ -186,32 +128,25 @@ async function measure(server: Server): Promise<RunResult> {
   return { concurrent, sequential, existing, cpuPerCycle, cpuPerExisting };
 }
 
-async function stop(server: Server): Promise<void> {
-  server.process.kill('SIGTERM');
-  await new Promise((resolve) => server.process.once('exit', resolve));
-  // What a stopped server leaves running (its sandboxes) goes the way the tests remove theirs.
-  await removeServerState(
-    testConfig({
-      SANDPOOL_HOME: server.home,
-      SANDPOOL_RUN_DIR: server.runDir,
-      SANDPOOL_CGROUP_PARENT: 'sandpool-test',
-    }),
-  );
-  rmSync(server.home, { recursive: true, force: true });
-  server.client.close();
-}
-
 const releaseDir = previousRelease();
-const servers: Server[] = [
-  await startServer('this', [`${REPO}packages/server/dist/src/main.js`, 'serve'], 0),
+const servers: ServerProcess[] = [
+  await startServerProcess({
+    label: 'this',
+    command: [`${REPO}packages/server/dist/src/main.js`, 'serve'],
+    block: 0,
+    key: KEY,
+    maxSandboxes: MAX_SANDBOXES,
+  }),
 ];
 if (releaseDir) {
   servers.push(
-    await startServer(
-      'previous',
-      ['--import', 'tsx', `${releaseDir}/packages/server/src/main.ts`, 'serve'],
-      1,
-    ),
+    await startServerProcess({
+      label: 'previous',
+      command: ['--import', 'tsx', `${releaseDir}/packages/server/src/main.ts`, 'serve'],
+      block: 1,
+      key: KEY,
+      maxSandboxes: MAX_SANDBOXES,
+    }),
   );
 }
 for (const server of servers) {
@@ -224,7 +159,7 @@ try {
     for (const server of servers) results.get(server.label)!.push(await measure(server));
   }
 } finally {
-  for (const server of servers) await stop(server);
+  for (const server of servers) await stopServerProcess(server);
 }
 
 const ms = (samples: number[]) => {
