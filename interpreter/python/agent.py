@@ -9,7 +9,6 @@ Standard library only: it must start in milliseconds and cost little memory whil
 """
 
 import ast
-import base64
 import codecs
 import importlib.abc
 import importlib.machinery
@@ -213,28 +212,20 @@ def png_of_figures():
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
         return []
-    import io
-
-    images = []
-    for number in plt.get_fignums():
-        figure = plt.figure(number)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", bbox_inches="tight")
-        images.append({"type": "image", "format": "png", "base64_data": base64.b64encode(buffer.getvalue()).decode()})
+    images = [png_image(rich_output.png_of_figure(plt.figure(number))) for number in plt.get_fignums()]
     plt.close("all")
     return images
 
 
+def png_image(data):
+    """A base64 PNG as the image output Azure's API answers."""
+    return {"type": "image", "format": "png", "base64_data": data}
+
+
 def png_of_value(value):
     """A PIL image as the last expression is shown as a picture, as notebooks do."""
-    pil = sys.modules.get("PIL.Image")
-    if pil is None or not isinstance(value, pil.Image):
-        return None
-    import io
-
-    buffer = io.BytesIO()
-    value.save(buffer, format="PNG")
-    return {"type": "image", "format": "png", "base64_data": base64.b64encode(buffer.getvalue()).decode()}
+    data = rich_output.png_of_pil(value)
+    return None if data is None else png_image(data)
 
 
 def is_matplotlib_object(value):

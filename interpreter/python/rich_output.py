@@ -59,12 +59,20 @@ def jsonable(value, depth=0):
     return str(value)
 
 
-def _png_of_pil(value):
+def png_of_pil(value):
+    """A PIL image's PNG, base64; None for anything else (PIL is looked at only if the code loaded it)."""
     pil = sys.modules.get("PIL.Image")
     if pil is None or not isinstance(value, pil.Image):
         return None
     buffer = io.BytesIO()
     value.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def png_of_figure(figure):
+    """A matplotlib figure's PNG as it is shown (tight bounding box), base64."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -107,7 +115,7 @@ def result(value, main, plain_text):
             if field in BINARY_FIELDS and isinstance(data, (bytes, bytearray)):
                 data = base64.b64encode(data).decode()
             out[field] = jsonable(data)
-    png = _png_of_pil(value)
+    png = png_of_pil(value)
     if png is not None:
         out["png"] = png
     if _is_dataframe(value):
@@ -120,15 +128,14 @@ def result(value, main, plain_text):
 
 def figure_result(figure, main=False):
     """A matplotlib figure as shown: its PNG, its repr and its chart."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
+    png = png_of_figure(figure)
     width, height = figure.get_size_inches() * figure.dpi
     axes = len(figure.get_axes())
     out = {
         "type": "result",
         "is_main_result": main,
         "text": f"<Figure size {width:g}x{height:g} with {axes} Axes>",
-        "png": base64.b64encode(buffer.getvalue()).decode(),
+        "png": png,
     }
     try:
         chart = chart_of(figure)

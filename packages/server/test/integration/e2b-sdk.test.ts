@@ -357,6 +357,11 @@ describe('E2B SDKs against Sandpool', async () => {
       assert.equal(figure.chart.type, 'line');
       assert.equal(figure.chart.title, 'rising');
 
+      const picture = await sandbox.runCode('from PIL import Image\nImage.new("RGB", (3, 2), "red")');
+      const pixels = Buffer.from(picture.results[0]!.png!, 'base64');
+      assert.equal(pixels.subarray(1, 4).toString(), 'PNG');
+      assert.equal(pixels.readUInt32BE(16), 3, 'the image is 3 pixels wide');
+
       const frame = await sandbox.runCode(
         'import pandas as pd\npd.DataFrame({"a": [1, 2], "b": [3.5, None]})',
       );

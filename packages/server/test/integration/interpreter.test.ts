@@ -114,6 +114,19 @@ describe('Python interpreter in a runc sandbox', { skip: skipReason }, () => {
     assert.equal(next.images.length, 0, 'figures are closed once returned');
   });
 
+  it('shows a PIL image as the last expression as a PNG image', async () => {
+    const outcome = await session.execute({
+      code: 'from PIL import Image\nImage.new("RGB", (3, 2), "red")',
+      timeoutMs: 60_000,
+      maxOutputChars: 4096,
+    });
+    assert.equal(outcome.status, 'succeeded', outcome.error?.traceback);
+    assert.equal(outcome.images.length, 1);
+    const png = Buffer.from(outcome.images[0]!.base64_data, 'base64');
+    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    assert.equal(png.readUInt32BE(16), 3, 'the image is 3 pixels wide');
+  });
+
   it('has the data-analysis packages a user expects', async () => {
     const versions = await value(
       session,
