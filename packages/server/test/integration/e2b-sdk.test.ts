@@ -24,6 +24,32 @@ import { armPath, DATA, poolPath, startTestServer, SUBSCRIPTION, until } from '.
 const DOMAIN = 'sandpool.test';
 const GROUP = 'e2b';
 
+/** A sandbox's tokens, which the SDK keeps on the instance without a public getter. */
+const tokensOf = (sandbox: Sandbox) =>
+  sandbox as unknown as { envdAccessToken: string; trafficAccessToken: string };
+
+/**
+ * A GET to the server with this Host header, as an SDK before 2.7 or `getHost(port)` sends it (fetch
+ * will not set Host): its status and body.
+ */
+function getByHost(
+  serverUrl: string,
+  host: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  const { port } = new URL(serverUrl);
+  return new Promise((resolve, reject) => {
+    const sent = httpRequest({ host: '127.0.0.1', port, path, headers: { ...headers, host } }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    sent.on('error', reject);
+    sent.end();
+  });
+}
+
 describe('E2B SDKs against Sandpool', async () => {
   const server = await startTestServer('e2b', {
     env: {
@@ -286,7 +312,7 @@ describe('E2B SDKs against Sandpool', async () => {
             'content-encoding': 'gzip',
             'e2b-sandbox-id': sandbox.sandboxId,
             'e2b-sandbox-port': '49983',
-            'x-access-token': (sandbox as unknown as { envdAccessToken: string }).envdAccessToken,
+            'x-access-token': tokensOf(sandbox).envdAccessToken,
           },
           key: null,
         },
@@ -441,20 +467,9 @@ describe('E2B SDKs against Sandpool', async () => {
   describe('routing by host name', () => {
     it('reaches envd at {port}-{id}.{domain}, as SDKs before 2.7 and getHost() address it', async () => {
       const sandbox = await Sandbox.create('base', options());
-      const { port } = new URL(server.url);
-      const statusAt = (host: string, token: string) =>
-        new Promise<number>((resolve, reject) => {
-          const sent = httpRequest(
-            { host: '127.0.0.1', port, path: '/health', headers: { host, 'x-access-token': token } },
-            (response) => {
-              response.resume();
-              resolve(response.statusCode ?? 0);
-            },
-          );
-          sent.on('error', reject);
-          sent.end();
-        });
-      const token = (sandbox as unknown as { envdAccessToken: string }).envdAccessToken;
+      const statusAt = async (host: string, token: string) =>
+        (await getByHost(server.url, host, '/health', { 'x-access-token': token })).status;
+      const token = tokensOf(sandbox).envdAccessToken;
       assert.equal(sandbox.getHost(49983), `49983-${sandbox.sandboxId}.${DOMAIN}`);
       assert.equal(await statusAt(sandbox.getHost(49983), token), 204);
       assert.equal(await statusAt(`49983-${'b'.repeat(20)}.${DOMAIN}`, token), 502);
@@ -466,10 +481,7 @@ describe('E2B SDKs against Sandpool', async () => {
   describe('sandbox ports', () => {
     it('passes requests on to a server the sandbox runs, by the port header or host name, with its traffic token', async () => {
       const sandbox = await Sandbox.create('base', options());
-      const { trafficAccessToken, envdAccessToken } = sandbox as unknown as {
-        trafficAccessToken: string;
-        envdAccessToken: string;
-      };
+      const { trafficAccessToken, envdAccessToken } = tokensOf(sandbox);
       await sandbox.files.write('/tmp/site/hello.txt', 'served from the sandbox');
       await sandbox.commands.run('python3 -m http.server 8000 --bind 127.0.0.1 --directory /tmp/site', {
         background: true,
@@ -527,25 +539,12 @@ describe('E2B SDKs against Sandpool', async () => {
       assert.equal(echoed['x-custom'] ?? echoed['X-Custom'], 'kept');
       assert.doesNotMatch(JSON.stringify(echoed), new RegExp(`${trafficAccessToken}|${user.e2bKey}`));
 
-      const { port } = new URL(server.url);
-      const byHost = await new Promise<string>((resolve, reject) => {
-        const sent = httpRequest(
-          {
-            host: '127.0.0.1',
-            port,
-            path: '/hello.txt',
-            headers: { host: sandbox.getHost(8000), 'e2b-traffic-access-token': trafficAccessToken },
-          },
-          (response) => {
-            let body = '';
-            response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-            response.on('end', () => resolve(`${response.statusCode} ${body}`));
-          },
-        );
-        sent.on('error', reject);
-        sent.end();
-      });
-      assert.equal(byHost, '200 served from the sandbox');
+      assert.deepEqual(
+        await getByHost(server.url, sandbox.getHost(8000), '/hello.txt', {
+          'e2b-traffic-access-token': trafficAccessToken,
+        }),
+        { status: 200, body: 'served from the sandbox' },
+      );
       await sandbox.kill();
     });
   });
@@ -594,7 +593,7 @@ describe('E2B SDKs against Sandpool', async () => {
         headers: {
           'e2b-sandbox-id': mine.sandboxId,
           'e2b-sandbox-port': '49983',
-          'x-access-token': (theirs as unknown as { envdAccessToken: string }).envdAccessToken,
+          'x-access-token': tokensOf(theirs).envdAccessToken,
         },
         key: null,
       });
