@@ -62,12 +62,14 @@ export interface RequestPathDeps {
   cluster: ClusterView;
   forwardedPrincipals: ForwardedPrincipals;
   poolFullStatus: 429 | 404;
-  /** Who a sandbox's own token (routes of `sandbox` access) stands for (api/e2b/sandbox-credential). */
-  sandboxCredential: (request: {
-    headers: IncomingMessage['headers'];
-    method: string;
-    url: string;
-  }) => Promise<Principal>;
+  /**
+   * Who a sandbox's own token stands for (routes of `sandbox` or `sandboxTraffic` access;
+   * api/e2b/sandbox-credential), the traffic token taken where the route says.
+   */
+  sandboxCredential: (
+    request: { headers: IncomingMessage['headers']; method: string; url: string },
+    takesTraffic: boolean,
+  ) => Promise<Principal>;
 }
 
 /** The session a request names: its pool and identifier. */
@@ -100,8 +102,12 @@ async function identify(
   if (access === 'public') return undefined;
   if (access === 'poolKey' && request.headers.authorization === undefined) return undefined;
   const identified =
-    access === 'sandbox' && request.headers[FORWARDED_PRINCIPAL_HEADER] === undefined
-      ? { principal: await deps.sandboxCredential(request), forwarded: undefined }
+    (access === 'sandbox' || access === 'sandboxTraffic') &&
+    request.headers[FORWARDED_PRINCIPAL_HEADER] === undefined
+      ? {
+          principal: await deps.sandboxCredential(request, access === 'sandboxTraffic'),
+          forwarded: undefined,
+        }
       : await deps.authenticator.authenticateRequest(request);
   // A request another node forwarded was charged there.
   if (!identified.forwarded) deps.rateLimits.checkCaller(identified.principal);

@@ -77,13 +77,9 @@ const SANDBOX_COLUMNS = [
 ] as const;
 type SandboxColumn = (typeof SANDBOX_COLUMNS)[number];
 
-/**
- * Where a sandbox route (E2B's) takes its traffic token (api/e2b/sandbox-credential): the sandbox's
- * programs' ports, and the code interpreter's routes but its code runs.
- */
-const takesTrafficToken = (route: Route) =>
-  route.url.startsWith('/e2b/sandbox/:port') ||
-  (route.url.startsWith('/e2b/sandbox/49999/') && route.url !== '/e2b/sandbox/49999/execute');
+/** Whether a sandbox route (E2B's) takes the sandbox's traffic token too, as it declares. */
+const takesTrafficToken = (route: Route) => route.access === 'sandboxTraffic';
+const isSandboxRoute = (route: Route) => route.access === 'sandbox' || takesTrafficToken(route);
 
 /** What a sandbox route gives each kind of caller; a killed sandbox answers E2B's 502. */
 function sandboxExpected(route: Route): Record<SandboxColumn, Outcome | '502'> {
@@ -231,8 +227,8 @@ describe('the authorization matrix: every route, every kind of credential', asyn
         : route.methods.map((method) => ({ ...route, method, tried: [method] })),
     )
     .sort((a, b) => a.url.localeCompare(b.url) || a.method.localeCompare(b.method));
-  const routes = declared.filter((route) => route.access !== 'sandbox');
-  const sandboxRoutes = declared.filter((route) => route.access === 'sandbox');
+  const routes = declared.filter((route) => !isSandboxRoute(route));
+  const sandboxRoutes = declared.filter(isSandboxRoute);
 
   const keys = new Map<string, Promise<string>>();
   const keyFor = (grants: string[]) => {

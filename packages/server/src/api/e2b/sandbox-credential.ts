@@ -15,13 +15,7 @@ import type { SandboxTokens } from '../../auth/sandbox-tokens.js';
 import { AppError, ErrorCode } from '../../errors.js';
 import type { E2bSandbox, E2bSandboxes } from '../../pool/e2b-sandboxes.js';
 import { sandboxNotRunning } from './sandbox-reach.js';
-import {
-  ENVD_PORT,
-  INTERPRETER_PORT,
-  SANDBOX_ID_HEADER,
-  SANDBOX_PREFIX,
-  sandboxIdOf,
-} from './sandbox-routing.js';
+import { SANDBOX_ID_HEADER, sandboxIdOf } from './sandbox-routing.js';
 
 export interface SandboxCredentialDeps {
   sandboxes: E2bSandboxes;
@@ -60,20 +54,6 @@ function signatureFor(signed: SignedFile, accessToken: string): string {
   return `v1_${createHash('sha256').update(parts.join(':')).digest('base64').replace(/=+$/, '')}`;
 }
 
-/**
- * Whether a sandbox route takes the access token only: envd's (processes and files, as the sandbox's
- * user) and code runs. The traffic token, which a client may hand on to reach the sandbox's own ports,
- * does not run code.
- */
-function needsAccessToken(url: string): boolean {
-  const path = url.split('?', 1)[0] ?? '';
-  return (
-    path === '/files' ||
-    path.startsWith(`${SANDBOX_PREFIX}/${ENVD_PORT}/`) ||
-    path === `${SANDBOX_PREFIX}/${INTERPRETER_PORT}/execute`
-  );
-}
-
 const sameText = (a: string, b: string) => {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
@@ -100,11 +80,12 @@ export function sandboxCredential(deps: SandboxCredentialDeps) {
     return tokens.verify('access', accessToken, sandbox.claims);
   };
 
-  return async (request: {
-    headers: IncomingHttpHeaders;
-    method: string;
-    url: string;
-  }): Promise<Principal> => {
+  // `takesTraffic`: the route takes the traffic token too (its declared access, `sandboxTraffic`);
+  // envd and code runs do not: the traffic token, which a client may hand on, runs no code.
+  return async (
+    request: { headers: IncomingHttpHeaders; method: string; url: string },
+    takesTraffic: boolean,
+  ): Promise<Principal> => {
     const { headers } = request;
     const signed = signedFileOf(request.method, request.url);
     const sandboxId = sandboxIdOf(headers);
@@ -124,15 +105,15 @@ export function sandboxCredential(deps: SandboxCredentialDeps) {
     const access = headers['x-access-token'];
     if (typeof access === 'string') return tokens.verify('access', access, sandbox.claims);
     const traffic = headers['e2b-traffic-access-token'];
-    if (typeof traffic === 'string' && !needsAccessToken(request.url)) {
+    if (typeof traffic === 'string' && takesTraffic) {
       return tokens.verify('traffic', traffic, sandbox.claims);
     }
     if (signed) return verifySigned(signed, sandbox);
     throw new AppError(
       ErrorCode.AuthenticationFailed,
-      needsAccessToken(request.url)
-        ? 'envd and code runs take the sandbox’s access token (X-Access-Token).'
-        : 'The sandbox’s ports take its traffic token (E2B-Traffic-Access-Token) or its access token (X-Access-Token).',
+      takesTraffic
+        ? 'The sandbox’s ports and contexts take its traffic token (E2B-Traffic-Access-Token) or its access token (X-Access-Token).'
+        : 'envd and code runs take the sandbox’s access token (X-Access-Token).',
     );
   };
 }

@@ -21,14 +21,17 @@ import { DATA_VERSIONS, MANAGEMENT_VERSIONS } from '../api-version.js';
  * - `{ action, on: 'everything' }`: a role that allows it on every pool of the server;
  * - `caller`: any credential; the route answers only what is within the caller's scopes;
  * - `poolKey`: the pool's MCP key in its own header (the route checks it), or a bearer credential;
- * - `sandbox`: an E2B sandbox's own token (`X-Access-Token`, or a port's traffic token) for the
- *   sandbox the request names, which stands for who made the sandbox, narrowed to it.
+ * - `sandbox`: an E2B sandbox's own access token (`X-Access-Token`) for the sandbox the request
+ *   names, which stands for who made the sandbox, narrowed to it (envd, code runs);
+ * - `sandboxTraffic`: the same, or the sandbox's traffic token (`E2B-Traffic-Access-Token`), which
+ *   a client may hand on: where no code runs (the interpreter's contexts) and on the sandbox's ports.
  */
 export type Access =
   | 'public'
   | 'caller'
   | 'poolKey'
   | 'sandbox'
+  | 'sandboxTraffic'
   | { action: Action | readonly Action[]; on: 'pool' | 'everything' };
 
 /**

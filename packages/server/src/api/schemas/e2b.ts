@@ -180,6 +180,8 @@ export const e2bRoutes = {
 
 /** A sandbox's own routes: its token, its session reached where it is held. */
 const own = { tag, access: 'sandbox' as const, session: 'reaches' as const, wire: 'e2b' as const };
+/** A sandbox's own routes that also take its traffic token. */
+const ownTraffic = { ...own, access: 'sandboxTraffic' as const };
 
 /** `/files`: a file's bytes (gzip when asked), or files written from a multipart body or the body itself. */
 function filesRoute(method: 'get' | 'post', operationId: string) {
@@ -232,7 +234,7 @@ export const sandboxRoutes = {
   signedUpload: filesRoute('post', 'E2b_SignedFilesPost'),
   /** Any other port: what the sandbox's programs serve there (api/e2b/port-routes). */
   port: route({
-    ...own,
+    ...ownTraffic,
     operationId: 'E2b_SandboxPort',
     summary: 'A request to a program the sandbox runs, on its port (its traffic or access token)',
     response: { 200: { description: 'The program’s answer, as it gave it.' } },
@@ -263,7 +265,7 @@ export const interpreterRoutes = {
     },
   }),
   createContext: route({
-    ...own,
+    ...ownTraffic,
     operationId: 'E2b_CreateContext',
     summary: 'A new context: a namespace of its own, in `cwd` (home when not given)',
     audit: 'e2b.context.create',
@@ -271,13 +273,13 @@ export const interpreterRoutes = {
     response: { 200: Context },
   }),
   listContexts: route({
-    ...own,
+    ...ownTraffic,
     operationId: 'E2b_ListContexts',
     summary: 'The sandbox’s contexts, the default one included',
     response: { 200: Type.Array(Context) },
   }),
   removeContext: route({
-    ...own,
+    ...ownTraffic,
     operationId: 'E2b_RemoveContext',
     summary: 'Remove a context (the default one is emptied instead)',
     audit: 'e2b.context.remove',
@@ -285,7 +287,7 @@ export const interpreterRoutes = {
     response: { 200: NoContent('Removed.') },
   }),
   restartContext: route({
-    ...own,
+    ...ownTraffic,
     operationId: 'E2b_RestartContext',
     summary: 'Start a context afresh: its names and its count are gone',
     audit: 'e2b.context.restart',
@@ -293,7 +295,7 @@ export const interpreterRoutes = {
     response: { 200: NoContent('Restarted.') },
   }),
   health: route({
-    ...own,
+    ...ownTraffic,
     operationId: 'E2b_InterpreterHealth',
     summary: 'The code interpreter answers',
     response: { 200: { description: '"OK".' } },
